@@ -1,0 +1,79 @@
+/*
+ * sftp.h - sluice's own SFTP v3 engine (draft-ietf-secsh-filexfer-02 plus
+ * OpenSSH extensions), independent of SSH: bytes in, bytes out. The session
+ * feeds it what the channel delivers and sends what it produces, so the
+ * engine can be unit-tested and fuzzed without a network.
+ *
+ * Every client path is normalised with path_normalize() and opened beneath
+ * rootfd with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV).
+ *
+ * Files: a file being uploaded has mode 0600 ("incomplete"). At CLOSE of a
+ * write handle the engine fsyncs it, takes its size and SHA-256, sets mode
+ * 0440 ("accepted": its bytes never change again; opening it for write
+ * without TRUNC is refused, with TRUNC writes a new file under that name),
+ * fsyncs again, then calls hooks.file_complete; only if that returns 0 does
+ * the client get SSH_FX_OK.
+ *
+ * Ownership: sftp_new() copies params (rootfd is borrowed and never closed
+ * by the engine); sftp_free() closes every handle. Buffers returned by
+ * sftp_output() belong to the engine and stay valid until the next call.
+ */
+#ifndef SLUICE_SFTP_H
+#define SLUICE_SFTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SFTP_MAX_MSG_LENGTH	(256 * 1024)	/* as OpenSSH */
+
+struct sftp_file_info {
+	const char	*path;		/* normalised, relative to the root ("a/b.csv") */
+	int		 fd;		/* the file, open read-write; borrowed */
+	int64_t		 size;
+	const char	*sha256;	/* 64 lower-case hex chars */
+};
+
+struct sftp_hooks {
+	void	*arg;
+	/*
+	 * A write handle was closed and the file is durable. Return 0 to tell
+	 * the client SSH_FX_OK; -1 to answer SSH_FX_FAILURE, in which case the
+	 * engine sets the file back to mode 0600 (incomplete). May be NULL.
+	 */
+	int	(*file_complete)(void *arg, const struct sftp_file_info *fi);
+	/*
+	 * Every state-changing request and every refusal, for the audit trail:
+	 * op is e.g. "open", "remove", "rename", "mkdir", "rmdir", "setstat",
+	 * path2 is the rename target or NULL, status is the SSH_FX_* code sent.
+	 * Paths are normalised (or the raw client bytes, escaped, when they were
+	 * refused as invalid). May be NULL.
+	 */
+	void	(*event)(void *arg, const char *op, const char *path,
+		    const char *path2, uint32_t status);
+};
+
+struct sftp_params {
+	int		 rootfd;	/* O_DIRECTORY fd of the partner root; borrowed */
+	uint32_t	 max_handles;	/* 0: default 256 */
+	struct sftp_hooks hooks;
+};
+
+struct sftp;
+
+struct sftp *sftp_new(const struct sftp_params *);	/* NULL on ENOMEM */
+/*
+ * Feeds len bytes received from the client; whole packets are processed at
+ * once, a partial one is buffered. Returns 0, or -1 if the session must end
+ * (malformed or oversized packet, a second INIT, allocation failure); the
+ * reason is logged.
+ */
+int sftp_input(struct sftp *, const uint8_t *data, size_t len);
+/* Bytes to send to the client (*len may be 0). */
+const uint8_t *sftp_output(struct sftp *, size_t *len);
+/* The first n bytes of the output were sent. */
+void sftp_output_consume(struct sftp *, size_t n);
+/* Closes all handles (open write handles stay incomplete: never shipped). */
+void sftp_free(struct sftp *);
+
+#endif
