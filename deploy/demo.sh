@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The README's run command: installs what sluice needs, builds it, writes a
+# demo configuration (a generated host key, a demo partner with a generated
+# key, a local directory as the object store) and starts the gateway on
+# 127.0.0.1:2222 in the foreground. Ctrl-C stops it.
+#
+#   deploy/demo.sh            build and run
+#   DEMO_DIR=/path deploy/demo.sh   keep the demo state elsewhere (default ./demo)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+demo=${DEMO_DIR:-$top/demo}
+
+"$top/deploy/install-deps.sh"
+cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build" -j"$(nproc)" --target sluice
+
+mkdir -p "$demo/objects"
+chmod 700 "$demo"
+if [ ! -f "$demo/demo_key" ]; then
+  ssh-keygen -q -t ed25519 -N '' -C sluice-demo -f "$demo/demo_key"
+fi
+cat > "$demo/sluice.yaml" <<YAML
+# sluice demo configuration, written by deploy/demo.sh
+listen: 127.0.0.1:2222
+host_keys:
+  - $demo/ssh_host_ed25519_key      # generated (0600) on first start
+state_dir: $demo/state
+audit:
+  path: $demo/audit.jsonl
+store:
+  url: file://$demo/objects          # for S3: s3://bucket/prefix + AWS_* variables
+partners:
+  - name: demo
+    authorized_keys:
+      - $(cut -d' ' -f1,2 "$demo/demo_key.pub") sluice-demo
+    allow_from: [127.0.0.0/8, "::1/128"]
+    object_key: "{partner}/{path}"
+YAML
+
+"$top/build/sluice" check-config -c "$demo/sluice.yaml"
+cat <<MSG
+
+sluice demo is starting on 127.0.0.1:2222.
+
+  upload a file:   sftp -P 2222 -i $demo/demo_key -o StrictHostKeyChecking=accept-new demo@127.0.0.1
+                   sftp> put /etc/hostname
+  stored objects:  $demo/objects/demo/
+  audit trail:     $demo/audit.jsonl   (check it: build/sluice audit verify $demo/audit.jsonl)
+  state database:  $demo/state/sluice.db
+
+Ctrl-C stops the gateway.
+
+MSG
+exec "$top/build/sluice" serve -c "$demo/sluice.yaml"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages sluice needs to build, run and test.
+# Idempotent: does nothing when everything is already installed.
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config
+  libssh-dev libcurl4-openssl-dev libgpgme-dev libssl-dev libyaml-dev
+  libsqlite3-dev libjansson-dev libcrypt-dev libcmocka-dev
+  openssh-client openssh-server gnupg sqlite3 curl python3
+)
+if [ "${1:-}" = "--test" ]; then
+  # What the integration tests drive: real clients and an S3 API server.
+  pkgs+=(lftp python3-paramiko valgrind)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+echo "sluice: installing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "sluice: run as root or install sudo" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

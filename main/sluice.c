@@ -1,0 +1,349 @@
+/*
+ * sluice.c - the `sluice` command: subcommands and the supervisor.
+ *
+ * Roles (one process each; ARCHITECTURE.md "Process roles"):
+ *
+ *   role      entry          holds
+ *   server    server_run     the listening socket; forks one session per connection
+ *   intake    intake_run     the partners' public keys (later), no network
+ *   uploader  uploader_run   the S3 credentials
+ *
+ * `sluice serve` runs all of them and restarts a role that dies.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "policy/config.h"
+#include "server/server.h"
+#include "spool/intake.h"
+#include "spool/state.h"
+#include "uploader/uploader.h"
+
+#define DEFAULT_CONFIG	"/etc/sluice/sluice.yaml"
+
+struct role {
+	const char	*name;
+	int		(*run)(const struct config *);
+	pid_t		 pid;
+	int		 restarts;
+	int64_t		 started;
+	int64_t		 restart_at;
+};
+
+static struct role roles[] = {
+	{ "server",	server_run,	0, 0, 0, 0 },
+	{ "intake",	intake_run,	0, 0, 0, 0 },
+	{ "uploader",	uploader_run,	0, 0, 0, 0 },
+};
+#define NROLES	(sizeof(roles) / sizeof(roles[0]))
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: sluice [-v] COMMAND [-c FILE]\n"
+"\n"
+"An SFTP gateway that ships each partner's finished, verified files to S3.\n"
+"\n"
+"Commands:\n"
+"  serve -c FILE          run the whole gateway in the foreground (server,\n"
+"                         intake and uploader roles; a role that dies is restarted)\n"
+"  server -c FILE         run only the SFTP server role\n"
+"  intake -c FILE         run only the intake role (completion and verdicts)\n"
+"  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
+"  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
+"  audit verify FILE...   check the audit trail's hash chain\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE      configuration (default " DEFAULT_CONFIG ")\n"
+"  -v, --verbose          debug logging\n"
+"  -h, --help             this help\n"
+"  -V, --version          print the version\n"
+"\n"
+"S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
+"AWS_SESSION_TOKEN; only the uploader reads them. SIGTERM stops cleanly.\n"
+"See README.md and docs/ for the configuration reference.\n");
+}
+
+static struct config *
+load(const char *path)
+{
+	struct config *cfg = NULL;
+
+	if (config_load(path, &cfg, stderr) == -1) {
+		fprintf(stderr, "sluice: %s has errors; nothing was started "
+		    "(run 'sluice check-config -c %s' after fixing)\n", path, path);
+		return NULL;
+	}
+	return cfg;
+}
+
+static int
+cmd_check(const char *path)
+{
+	struct config *cfg;
+	size_t i;
+
+	if ((cfg = load(path)) == NULL)
+		return 1;
+	printf("%s: OK: listen %s:%d, %zu partner(s), store %s\n", path,
+	    cfg->listen_host, cfg->listen_port, cfg->npartners, cfg->store.url);
+	for (i = 0; i < cfg->npartners; i++)
+		printf("  partner %s: %zu key(s)%s, %s, objects at %s\n",
+		    cfg->partners[i].name, cfg->partners[i].nauthorized_keys,
+		    cfg->partners[i].password_hash ? ", password" : "",
+		    cfg->partners[i].nallow_from ? "allow_from set" :
+		    "from anywhere", cfg->partners[i].object_key);
+	config_free(cfg);
+	return 0;
+}
+
+static int
+cmd_audit(int argc, char **argv)
+{
+	int i, rc = 0, r;
+
+	if (argc < 2 || strcmp(argv[0], "verify") != 0) {
+		fprintf(stderr, "usage: sluice audit verify FILE...\n");
+		return 2;
+	}
+	for (i = 1; i < argc; i++) {
+		r = audit_verify(argv[i], stdout);
+		if (r > rc)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Everything a role needs on disk, made once before any role starts. */
+static int
+prepare(const struct config *cfg)
+{
+	struct state *st;
+
+	if (spool_init(cfg->state_dir) == -1)
+		return -1;
+	if ((st = state_open(cfg->state_dir)) == NULL)
+		return -1;
+	state_close(st);
+	return 0;
+}
+
+static volatile sig_atomic_t sup_quit;
+
+static void
+sup_signal(int sig)
+{
+	(void)sig;
+	sup_quit = 1;
+}
+
+static pid_t
+role_start(struct role *r, const struct config *cfg)
+{
+	pid_t pid;
+	struct sigaction sa;
+
+	if ((pid = fork()) == -1) {
+		log_warn("fork %s", r->name);
+		return -1;
+	}
+	if (pid == 0) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGCHLD, &sa, NULL);
+		/* Ctrl-C reaches the supervisor, which stops the roles in order. */
+		signal(SIGINT, SIG_IGN);
+		_exit(r->run(cfg));
+	}
+	r->pid = pid;
+	r->started = mono_ms();
+	return pid;
+}
+
+static int
+cmd_serve(const struct config *cfg)
+{
+	struct sigaction sa;
+	struct role *r;
+	size_t i;
+	pid_t pid;
+	int status, delay, alive;
+	int64_t deadline;
+
+	log_setrole("supervisor");
+	if (prepare(cfg) == -1 || hostkeys_ensure(cfg) == -1)
+		return 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sup_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (i = 0; i < NROLES; i++)
+		if (role_start(&roles[i], cfg) == -1)
+			goto stop;
+	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
+	    cfg->listen_host, cfg->listen_port, cfg->store.url);
+
+	while (!sup_quit) {
+		pid = waitpid(-1, &status, 0);
+		if (pid == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < NROLES; i++) {
+			r = &roles[i];
+			if (r->pid != pid)
+				continue;
+			r->pid = 0;
+			if (sup_quit)
+				break;
+			/* Back off when a role keeps dying right after start. */
+			if (mono_ms() - r->started > 60000)
+				r->restarts = 0;
+			delay = r->restarts < 6 ? 1 << r->restarts : 60;
+			r->restarts++;
+			if (WIFSIGNALED(status))
+				log_warnx("role %s died of signal %d; restarting "
+				    "in %d s", r->name, WTERMSIG(status), delay);
+			else
+				log_warnx("role %s exited with status %d; "
+				    "restarting in %d s", r->name,
+				    WEXITSTATUS(status), delay);
+			r->restart_at = mono_ms() + delay * 1000;
+		}
+		/* Restart what is due (sleeping through the backoff). */
+		for (i = 0; i < NROLES && !sup_quit; i++) {
+			r = &roles[i];
+			if (r->pid != 0)
+				continue;
+			while (!sup_quit && mono_ms() < r->restart_at)
+				usleep(100000);
+			if (!sup_quit)
+				role_start(r, cfg);
+		}
+	}
+stop:
+	log_info("stopping");
+	for (i = 0; i < NROLES; i++)
+		if (roles[i].pid > 0)
+			kill(roles[i].pid, SIGTERM);
+	deadline = mono_ms() + 15000;
+	for (;;) {
+		alive = 0;
+		for (i = 0; i < NROLES; i++) {
+			if (roles[i].pid <= 0)
+				continue;
+			if (waitpid(roles[i].pid, &status, WNOHANG) == roles[i].pid)
+				roles[i].pid = 0;
+			else
+				alive++;
+		}
+		if (alive == 0)
+			break;
+		if (mono_ms() > deadline) {
+			for (i = 0; i < NROLES; i++)
+				if (roles[i].pid > 0) {
+					log_warnx("role %s did not stop; killing it",
+					    roles[i].name);
+					kill(roles[i].pid, SIGKILL);
+					waitpid(roles[i].pid, &status, 0);
+				}
+			break;
+		}
+		usleep(50000);
+	}
+	log_info("stopped");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL,		0,			NULL, 0 },
+	};
+	const char *cfgpath = DEFAULT_CONFIG, *cmd;
+	struct config *cfg;
+	int ch, verbose = 0, rc;
+	size_t i;
+
+	/* Options may come before or after the command. */
+	while ((ch = getopt_long(argc, argv, "+c:vhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'v': verbose++; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (strcmp(cmd, "audit") == 0)
+		return cmd_audit(argc - 1, argv + 1);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'v': verbose++; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "sluice: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	log_init(cmd, verbose);
+	if (strcmp(cmd, "check-config") == 0)
+		return cmd_check(cfgpath);
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if ((cfg = load(cfgpath)) == NULL)
+		return 1;
+	if (strcmp(cmd, "serve") == 0)
+		rc = cmd_serve(cfg);
+	else {
+		rc = -1;
+		for (i = 0; i < NROLES; i++) {
+			if (strcmp(cmd, roles[i].name) != 0)
+				continue;
+			rc = prepare(cfg) == -1 ? 1 : roles[i].run(cfg);
+			break;
+		}
+		if (rc == -1) {
+			fprintf(stderr, "sluice: unknown command \"%s\" (see "
+			    "sluice --help)\n", cmd);
+			rc = 2;
+		}
+	}
+	config_free(cfg);
+	return rc;
+}

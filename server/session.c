@@ -1,0 +1,667 @@
+/*
+ * session.c - one partner connection, in its own process: SSH key exchange
+ * and authentication with libssh, then sluice's SFTP engine over the channel.
+ *
+ * Everything a client sends is hostile. Before authentication the process
+ * holds only the host keys (inside libssh) and the config; after it, one
+ * partner's landing directory fd, the state database and the audit trail.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include "audit/audit.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "policy/config.h"
+#include "policy/policy.h"
+#include "server/server.h"
+#include "server/sftp.h"
+#include "spool/state.h"
+
+#define LOGIN_GRACE_SECONDS	60
+#define MAX_AUTH_TRIES		6
+#define IDLE_TIMEOUT_MS		(30 * 60 * 1000)
+#define CHANNEL_READ_SIZE	(256 * 1024)
+
+struct session {
+	const struct config	*cfg;
+	ssh_session		 ssh;
+	ssh_channel		 channel;
+	struct ssh_server_callbacks_struct   server_cb;
+	struct ssh_channel_callbacks_struct  channel_cb;
+
+	struct sockaddr_storage	 peer;
+	char			 remote[64];	/* "addr port" for logs */
+	char			 remote_addr[INET6_ADDRSTRLEN];
+	char			 id[33];	/* session id in the audit trail */
+
+	const struct partner	*partner;	/* set once authenticated */
+	char			 auth_method[16];
+	char			 key_fp[128];
+	int			 auth_tries;
+	int			 sftp_requested;
+
+	struct audit		*audit;
+	struct state		*state;
+	int			 rootfd;	/* landing/<partner> */
+	int			 incomingfd;	/* spool/incoming */
+	int64_t			 files;
+	int64_t			 bytes;
+};
+
+static volatile sig_atomic_t session_quit;
+
+static void
+session_sigterm(int sig)
+{
+	(void)sig;
+	session_quit = 1;
+}
+
+/* An audit record with the session's common fields, then `fields`. */
+static void
+session_audit(struct session *s, const char *event, json_t *fields)
+{
+	json_t *rec = json_object();
+	const char *k;
+	json_t *v;
+
+	if (rec == NULL) {
+		json_decref(fields);
+		return;
+	}
+	json_object_set_new(rec, "session", json_string(s->id));
+	json_object_set_new(rec, "remote", json_string(s->remote_addr));
+	if (s->partner != NULL)
+		json_object_set_new(rec, "partner", json_string(s->partner->name));
+	if (fields != NULL) {
+		json_object_foreach(fields, k, v)
+			json_object_set(rec, k, v);
+		json_decref(fields);
+	}
+	if (audit_emit(s->audit, event, rec) == -1)
+		log_warnx("audit record %s for session %s was not written",
+		    event, s->id);
+}
+
+/* A user name from the wire, made safe for JSON and logs (no control chars). */
+static json_t *
+safe_user(const char *user)
+{
+	char buf[128];
+	size_t i;
+
+	xstrlcpy(buf, user ? user : "", sizeof(buf));
+	for (i = 0; buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f)
+			buf[i] = '?';
+	return json_string(buf);
+}
+
+static void
+auth_failed(struct session *s, const char *user, const char *method,
+    const char *reason)
+{
+	s->auth_tries++;
+	log_info("session %s: %s authentication for \"%s\" from %s refused: %s",
+	    s->id, method, user, s->remote, reason);
+	session_audit(s, "auth.failure", json_pack("{s:o,s:s,s:s,s:i}",
+	    "user", safe_user(user), "method", method, "reason", reason,
+	    "attempt", s->auth_tries));
+	if (s->auth_tries >= MAX_AUTH_TRIES) {
+		log_info("session %s: too many authentication failures from %s",
+		    s->id, s->remote);
+		ssh_disconnect(s->ssh);
+	}
+}
+
+/* The partner called user, if it may log in from this address. */
+static const struct partner *
+auth_partner(struct session *s, const char *user, const char *method,
+    const char **reason)
+{
+	const struct partner *p = config_partner(s->cfg, user);
+
+	if (p == NULL) {
+		*reason = "unknown user";
+		return NULL;
+	}
+	if (!policy_addr_allowed(p, (const struct sockaddr *)&s->peer)) {
+		*reason = "address not in allow_from";
+		return NULL;
+	}
+	(void)method;
+	return p;
+}
+
+static void
+auth_succeeded(struct session *s, const struct partner *p, const char *method)
+{
+	s->partner = p;
+	xstrlcpy(s->auth_method, method, sizeof(s->auth_method));
+}
+
+static int
+cb_auth_password(ssh_session ssh, const char *user, const char *password,
+    void *arg)
+{
+	struct session *s = arg;
+	const struct partner *p;
+	const char *reason = NULL;
+	int ok;
+
+	(void)ssh;
+	p = auth_partner(s, user, "password", &reason);
+	/* Always run crypt(3), so timing does not tell users apart. */
+	ok = policy_password_ok(p, password);
+	if (p != NULL && p->password_hash == NULL)
+		reason = "password login not configured for this partner";
+	else if (p != NULL && !ok)
+		reason = "wrong password";
+	if (p == NULL || !ok) {
+		auth_failed(s, user, "password", reason);
+		return SSH_AUTH_DENIED;
+	}
+	auth_succeeded(s, p, "password");
+	return SSH_AUTH_SUCCESS;
+}
+
+static int
+key_allowed(const struct partner *p, ssh_key key)
+{
+	char type[64];
+	const char *line, *sp;
+	ssh_key k;
+	size_t i;
+	int match;
+
+	for (i = 0; i < p->nauthorized_keys; i++) {
+		line = p->authorized_keys[i];
+		if ((sp = strchr(line, ' ')) == NULL ||
+		    (size_t)(sp - line) >= sizeof(type))
+			continue;
+		memcpy(type, line, (size_t)(sp - line));
+		type[sp - line] = '\0';
+		k = NULL;
+		if (ssh_pki_import_pubkey_base64(sp + 1,
+		    ssh_key_type_from_name(type), &k) != SSH_OK)
+			continue;
+		match = ssh_key_cmp(k, key, SSH_KEY_CMP_PUBLIC) == 0;
+		ssh_key_free(k);
+		if (match)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+key_fingerprint(ssh_key key, char *out, size_t len)
+{
+	unsigned char *hash = NULL;
+	size_t hlen = 0;
+	char *fp;
+
+	xstrlcpy(out, "", len);
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash,
+	    &hlen) != SSH_OK)
+		return;
+	if ((fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash,
+	    hlen)) != NULL) {
+		xstrlcpy(out, fp, len);
+		ssh_string_free_char(fp);
+	}
+	ssh_clean_pubkey_hash(&hash);
+}
+
+static int
+cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
+    char state, void *arg)
+{
+	struct session *s = arg;
+	const struct partner *p;
+	const char *reason = NULL;
+	char fp[128];
+
+	(void)ssh;
+	key_fingerprint(key, fp, sizeof(fp));
+	p = auth_partner(s, user, "publickey", &reason);
+	if (p != NULL && !key_allowed(p, key)) {
+		reason = "key not authorized for this partner";
+		p = NULL;
+	}
+	if (p == NULL) {
+		/* A probe for an unknown key is not an attempt worth a
+		 * record each: clients offer every key they have. */
+		if (state == SSH_PUBLICKEY_STATE_NONE) {
+			log_debug("session %s: key %s offered for \"%s\" not "
+			    "accepted", s->id, fp, user);
+			return SSH_AUTH_DENIED;
+		}
+		auth_failed(s, user, "publickey", reason);
+		return SSH_AUTH_DENIED;
+	}
+	/* A probe (no signature yet) only asks whether the key would do. */
+	if (state == SSH_PUBLICKEY_STATE_NONE)
+		return SSH_AUTH_SUCCESS;
+	if (state != SSH_PUBLICKEY_STATE_VALID) {
+		auth_failed(s, user, "publickey", "bad signature");
+		return SSH_AUTH_DENIED;
+	}
+	xstrlcpy(s->key_fp, fp, sizeof(s->key_fp));
+	auth_succeeded(s, p, "publickey");
+	return SSH_AUTH_SUCCESS;
+}
+
+static int
+cb_subsystem(ssh_session ssh, ssh_channel channel, const char *subsystem,
+    void *arg)
+{
+	struct session *s = arg;
+
+	(void)ssh;
+	if (s->partner != NULL && channel == s->channel &&
+	    strcmp(subsystem, "sftp") == 0) {
+		s->sftp_requested = 1;
+		return 0;
+	}
+	log_info("session %s: subsystem \"%.32s\" refused", s->id, subsystem);
+	return 1;
+}
+
+static int
+cb_refuse_pty(ssh_session ssh, ssh_channel ch, const char *term, int w, int h,
+    int pw, int ph, void *arg)
+{
+	struct session *s = arg;
+
+	log_info("session %s: pty request refused (SFTP only)", s->id);
+	return -1;
+}
+
+static int
+cb_refuse_shell(ssh_session ssh, ssh_channel ch, void *arg)
+{
+	struct session *s = arg;
+
+	log_info("session %s: shell request refused (SFTP only)", s->id);
+	return 1;
+}
+
+static int
+cb_refuse_exec(ssh_session ssh, ssh_channel ch, const char *cmd, void *arg)
+{
+	struct session *s = arg;
+
+	log_info("session %s: exec request refused (SFTP only)", s->id);
+	return 1;
+}
+
+static ssh_channel
+cb_channel_open(ssh_session ssh, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->partner == NULL || s->channel != NULL)
+		return NULL;	/* one channel per connection */
+	if ((s->channel = ssh_channel_new(ssh)) == NULL)
+		return NULL;
+	memset(&s->channel_cb, 0, sizeof(s->channel_cb));
+	s->channel_cb.userdata = s;
+	s->channel_cb.channel_subsystem_request_function = cb_subsystem;
+	s->channel_cb.channel_pty_request_function = cb_refuse_pty;
+	s->channel_cb.channel_shell_request_function = cb_refuse_shell;
+	s->channel_cb.channel_exec_request_function = cb_refuse_exec;
+	ssh_callbacks_init(&s->channel_cb);
+	ssh_set_channel_callbacks(s->channel, &s->channel_cb);
+	return s->channel;
+}
+
+/* --- the SFTP engine's hooks ------------------------------------------- */
+
+/*
+ * A file was closed and fsynced: link it into spool/incoming under a new
+ * fid, make both directories durable, record it as received, audit it.
+ * Only then may the partner be told SSH_FX_OK (invariant 1).
+ */
+static int
+hook_file_complete(void *arg, const struct sftp_file_info *fi)
+{
+	struct session *s = arg;
+	struct file_rec r;
+	char procpath[64], parent[PATH_MAX], *slash;
+	int linked = 0;
+
+	memset(&r, 0, sizeof(r));
+	if (random_id(r.fid, sizeof(r.fid)) == -1)
+		goto fail;
+	xsnprintf(procpath, sizeof(procpath), "/proc/self/fd/%d", fi->fd);
+	if (linkat(AT_FDCWD, procpath, s->incomingfd, r.fid,
+	    AT_SYMLINK_FOLLOW) == -1) {
+		log_warn("session %s: cannot link %s into the spool", s->id,
+		    fi->path);
+		goto fail;
+	}
+	linked = 1;
+	if (fsync(s->incomingfd) == -1) {
+		log_warn("session %s: fsync spool/incoming", s->id);
+		goto fail;
+	}
+	xstrlcpy(parent, fi->path, sizeof(parent));
+	slash = strrchr(parent, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	if (fsync_dirat(s->rootfd, slash ? parent : ".") == -1) {
+		log_warn("session %s: fsync of the directory of %s", s->id,
+		    fi->path);
+		goto fail;
+	}
+	xstrlcpy(r.partner, s->partner->name, sizeof(r.partner));
+	xstrlcpy(r.path, fi->path, sizeof(r.path));
+	xstrlcpy(r.remote, s->remote_addr, sizeof(r.remote));
+	xstrlcpy(r.session, s->id, sizeof(r.session));
+	xstrlcpy(r.sha256, fi->sha256, sizeof(r.sha256));
+	r.size = fi->size;
+	r.received_ms = now_ms();
+	if (state_insert(s->state, &r) == -1)
+		goto fail;
+	session_audit(s, "file.received", json_pack("{s:s,s:s,s:I,s:s,s:I}",
+	    "fid", r.fid, "path", r.path, "size", (json_int_t)r.size,
+	    "sha256", r.sha256, "id", (json_int_t)r.id));
+	log_info("session %s: received %s/%s (%lld bytes, sha256 %s) as %s",
+	    s->id, s->partner->name, r.path, (long long)r.size, r.sha256,
+	    r.fid);
+	s->files++;
+	s->bytes += r.size;
+	return 0;
+fail:
+	if (linked)
+		unlinkat(s->incomingfd, r.fid, 0);
+	session_audit(s, "file.failed", json_pack("{s:s,s:I,s:s}", "path",
+	    fi->path, "size", (json_int_t)fi->size, "reason",
+	    "could not record the file durably"));
+	return -1;
+}
+
+static const char *
+sftp_status_name(uint32_t st)
+{
+	static const char *names[] = { "ok", "eof", "no_such_file",
+	    "permission_denied", "failure", "bad_message", "no_connection",
+	    "connection_lost", "op_unsupported" };
+
+	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "unknown";
+}
+
+static void
+hook_event(void *arg, const char *op, const char *path, const char *path2,
+    uint32_t status)
+{
+	struct session *s = arg;
+	json_t *f;
+
+	f = json_pack("{s:s,s:s,s:s}", "op", op, "path", path ? path : "",
+	    "status", sftp_status_name(status));
+	if (f != NULL && path2 != NULL)
+		json_object_set_new(f, "path2", json_string(path2));
+	session_audit(s, status == 0 ? "sftp.op" : "sftp.denied", f);
+}
+
+/* --- the session ------------------------------------------------------- */
+
+static int
+open_partner_root(struct session *s)
+{
+	char landing[PATH_MAX], dir[PATH_MAX];
+	int lfd;
+
+	if (spool_path(s->cfg->state_dir, "landing", NULL, landing,
+	    sizeof(landing)) == -1 ||
+	    spool_path(s->cfg->state_dir, "landing", s->partner->name, dir,
+	    sizeof(dir)) == -1)
+		return -1;
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		log_warn("session %s: mkdir %s", s->id, dir);
+		return -1;
+	}
+	lfd = open(landing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lfd == -1) {
+		log_warn("session %s: open %s", s->id, landing);
+		return -1;
+	}
+	s->rootfd = openat(lfd, s->partner->name,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(lfd);
+	if (s->rootfd == -1) {
+		log_warn("session %s: open %s", s->id, dir);
+		return -1;
+	}
+	if (spool_path(s->cfg->state_dir, "spool/incoming", NULL, dir,
+	    sizeof(dir)) == -1)
+		return -1;
+	s->incomingfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->incomingfd == -1) {
+		log_warn("session %s: open %s", s->id, dir);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+peer_address(struct session *s)
+{
+	socklen_t len = sizeof(s->peer);
+	char port[16];
+
+	xstrlcpy(s->remote_addr, "unknown", sizeof(s->remote_addr));
+	xstrlcpy(s->remote, "unknown", sizeof(s->remote));
+	if (getpeername(ssh_get_fd(s->ssh), (struct sockaddr *)&s->peer,
+	    &len) == -1)
+		return;
+	if (getnameinfo((struct sockaddr *)&s->peer, len, s->remote_addr,
+	    sizeof(s->remote_addr), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return;
+	xsnprintf(s->remote, sizeof(s->remote), "%s port %s", s->remote_addr,
+	    port);
+}
+
+/* Authenticates and waits for the sftp subsystem. 0 or -1. */
+static int
+session_handshake(struct session *s)
+{
+	ssh_event ev;
+	int rc = -1;
+
+	memset(&s->server_cb, 0, sizeof(s->server_cb));
+	s->server_cb.userdata = s;
+	s->server_cb.auth_password_function = cb_auth_password;
+	s->server_cb.auth_pubkey_function = cb_auth_pubkey;
+	s->server_cb.channel_open_request_session_function = cb_channel_open;
+	ssh_callbacks_init(&s->server_cb);
+	ssh_set_server_callbacks(s->ssh, &s->server_cb);
+
+	if (ssh_handle_key_exchange(s->ssh) != SSH_OK) {
+		log_info("session %s: key exchange with %s failed: %s", s->id,
+		    s->remote, ssh_get_error(s->ssh));
+		return -1;
+	}
+	ssh_set_auth_methods(s->ssh, SSH_AUTH_METHOD_PUBLICKEY |
+	    SSH_AUTH_METHOD_PASSWORD);
+	if ((ev = ssh_event_new()) == NULL ||
+	    ssh_event_add_session(ev, s->ssh) != SSH_OK)
+		goto done;
+	while (!session_quit && !(s->partner != NULL && s->channel != NULL &&
+	    s->sftp_requested)) {
+		if (ssh_event_dopoll(ev, 1000) == SSH_ERROR) {
+			log_info("session %s: %s disconnected during login: %s",
+			    s->id, s->remote, ssh_get_error(s->ssh));
+			goto done;
+		}
+		if (!ssh_is_connected(s->ssh))
+			goto done;
+	}
+	if (session_quit)
+		goto done;
+	rc = 0;
+done:
+	if (ev != NULL) {
+		ssh_event_remove_session(ev, s->ssh);
+		ssh_event_free(ev);
+	}
+	return rc;
+}
+
+static int
+channel_send(struct session *s, const uint8_t *p, size_t n)
+{
+	int w;
+
+	while (n > 0) {
+		w = ssh_channel_write(s->channel, p, n > UINT32_MAX ? UINT32_MAX :
+		    (uint32_t)n);
+		if (w == SSH_ERROR || w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+session_sftp(struct session *s)
+{
+	struct sftp_params params;
+	struct sftp *eng;
+	uint8_t *buf;
+	const uint8_t *out;
+	size_t outlen;
+	int n;
+	int64_t last = mono_ms();
+	const char *why = "client closed the channel";
+
+	memset(&params, 0, sizeof(params));
+	params.rootfd = s->rootfd;
+	params.hooks.arg = s;
+	params.hooks.file_complete = hook_file_complete;
+	params.hooks.event = hook_event;
+	if ((eng = sftp_new(&params)) == NULL || (buf = malloc(CHANNEL_READ_SIZE)) == NULL) {
+		log_warnx("session %s: out of memory", s->id);
+		sftp_free(eng);
+		return;
+	}
+	for (;;) {
+		if (session_quit) {
+			why = "gateway shutting down";
+			break;
+		}
+		n = ssh_channel_read_timeout(s->channel, buf, CHANNEL_READ_SIZE,
+		    0, 1000);
+		if (n == SSH_ERROR) {
+			why = ssh_get_error(s->ssh);
+			break;
+		}
+		if (n > 0) {
+			last = mono_ms();
+			if (sftp_input(eng, buf, (size_t)n) == -1) {
+				why = "SFTP protocol error";
+				break;
+			}
+			out = sftp_output(eng, &outlen);
+			if (outlen > 0) {
+				if (channel_send(s, out, outlen) == -1) {
+					why = "write to client failed";
+					break;
+				}
+				sftp_output_consume(eng, outlen);
+			}
+			continue;
+		}
+		if (ssh_channel_is_eof(s->channel) ||
+		    !ssh_channel_is_open(s->channel))
+			break;
+		if (mono_ms() - last > IDLE_TIMEOUT_MS) {
+			why = "idle timeout";
+			break;
+		}
+	}
+	log_info("session %s: %s ends: %s (%lld files, %lld bytes)", s->id,
+	    s->remote, why, (long long)s->files, (long long)s->bytes);
+	sftp_free(eng);		/* open uploads stay incomplete */
+	free(buf);
+}
+
+void
+session_run(const struct config *cfg, void *ssh)
+{
+	struct session s;
+	struct sigaction sa;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.ssh = ssh;
+	s.rootfd = s.incomingfd = -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = session_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	log_setrole("session");
+	if (random_id(s.id, sizeof(s.id)) == -1)
+		_exit(1);
+	s.id[12] = '\0';	/* short enough to read, unique enough per day */
+	peer_address(&s);
+	/* Login grace time: a connection that has not authenticated and asked
+	 * for SFTP by then is cut (SIGALRM's default action ends the process). */
+	alarm(LOGIN_GRACE_SECONDS);
+	if ((s.audit = audit_open(cfg->audit_path)) == NULL)
+		_exit(1);
+	if (session_handshake(&s) == -1)
+		goto out;
+	alarm(0);
+	if ((s.state = state_open(cfg->state_dir)) == NULL ||
+	    open_partner_root(&s) == -1) {
+		log_warnx("session %s: cannot open the spool; refusing %s",
+		    s.id, s.partner->name);
+		goto out;
+	}
+	log_info("session %s: %s logged in from %s by %s%s%s (kex %s, cipher "
+	    "%s, mac %s)", s.id, s.partner->name, s.remote, s.auth_method,
+	    s.key_fp[0] ? " " : "", s.key_fp, ssh_get_kex_algo(s.ssh),
+	    ssh_get_cipher_in(s.ssh), ssh_get_hmac_in(s.ssh) ?
+	    ssh_get_hmac_in(s.ssh) : "aead");
+	session_audit(&s, "auth.success", json_pack("{s:s,s:s,s:s,s:s,s:s}",
+	    "method", s.auth_method, "key", s.key_fp, "kex",
+	    ssh_get_kex_algo(s.ssh) ? ssh_get_kex_algo(s.ssh) : "",
+	    "cipher", ssh_get_cipher_in(s.ssh) ? ssh_get_cipher_in(s.ssh) : "",
+	    "client", ssh_get_clientbanner(s.ssh) ?
+	    ssh_get_clientbanner(s.ssh) : ""));
+	session_sftp(&s);
+	session_audit(&s, "session.end", json_pack("{s:I,s:I}", "files",
+	    (json_int_t)s.files, "bytes", (json_int_t)s.bytes));
+out:
+	if (s.channel != NULL) {
+		ssh_channel_send_eof(s.channel);
+		ssh_channel_close(s.channel);
+	}
+	ssh_disconnect(s.ssh);
+	ssh_free(s.ssh);
+	state_close(s.state);
+	audit_close(s.audit);
+	_exit(0);
+}

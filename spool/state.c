@@ -1,0 +1,349 @@
+#include "spool/state.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+struct state {
+	sqlite3	*db;
+	char	 path[PATH_MAX];
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS files ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " fid TEXT NOT NULL UNIQUE,"
+    " partner TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " remote TEXT NOT NULL DEFAULT '',"
+    " session TEXT NOT NULL DEFAULT '',"
+    " size INTEGER NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " received_ms INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " object_key TEXT NOT NULL DEFAULT '',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " bucket TEXT NOT NULL DEFAULT '',"
+    " etag TEXT NOT NULL DEFAULT '',"
+    " version_id TEXT NOT NULL DEFAULT '',"
+    " stored_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS files_queue ON files(state, next_attempt_ms, id);";
+
+#define COLS "id, fid, partner, path, remote, session, size, sha256, " \
+    "received_ms, state, object_key, attempts, next_attempt_ms, last_error, " \
+    "bucket, etag, version_id, stored_ms"
+
+static void
+col_text(sqlite3_stmt *s, int i, char *dst, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	xstrlcpy(dst, t ? (const char *)t : "", len);
+}
+
+static void
+row_to_rec(sqlite3_stmt *s, struct file_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	col_text(s, 1, r->fid, sizeof(r->fid));
+	col_text(s, 2, r->partner, sizeof(r->partner));
+	col_text(s, 3, r->path, sizeof(r->path));
+	col_text(s, 4, r->remote, sizeof(r->remote));
+	col_text(s, 5, r->session, sizeof(r->session));
+	r->size = sqlite3_column_int64(s, 6);
+	col_text(s, 7, r->sha256, sizeof(r->sha256));
+	r->received_ms = sqlite3_column_int64(s, 8);
+	col_text(s, 9, r->state, sizeof(r->state));
+	col_text(s, 10, r->object_key, sizeof(r->object_key));
+	r->attempts = sqlite3_column_int(s, 11);
+	r->next_attempt_ms = sqlite3_column_int64(s, 12);
+	col_text(s, 13, r->last_error, sizeof(r->last_error));
+	col_text(s, 14, r->bucket, sizeof(r->bucket));
+	col_text(s, 15, r->etag, sizeof(r->etag));
+	col_text(s, 16, r->version_id, sizeof(r->version_id));
+	r->stored_ms = sqlite3_column_int64(s, 17);
+}
+
+static int
+exec(struct state *st, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_warnx("state: %s: %s", st->path, err ? err : "error");
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+struct state *
+state_open(const char *state_dir)
+{
+	struct state *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	if (spool_path(state_dir, "sluice.db", NULL, st->path,
+	    sizeof(st->path)) == -1)
+		goto fail;
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		log_warnx("state: cannot open %s: %s", st->path,
+		    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 30000);
+	if (exec(st, "PRAGMA journal_mode=WAL;") == -1 ||
+	    exec(st, "PRAGMA synchronous=FULL;") == -1 ||
+	    exec(st, "PRAGMA foreign_keys=ON;") == -1 ||
+	    exec(st, schema) == -1)
+		goto fail;
+	return st;
+fail:
+	state_close(st);
+	return NULL;
+}
+
+void
+state_close(struct state *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_close(st->db);
+	free(st);
+}
+
+static sqlite3_stmt *
+prep(struct state *st, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		log_warnx("state: %s", sqlite3_errmsg(st->db));
+		return NULL;
+	}
+	return s;
+}
+
+int
+state_insert(struct state *st, struct file_rec *r)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	s = prep(st, "INSERT INTO files (fid, partner, path, remote, session, "
+	    "size, sha256, received_ms, state, updated_ms) "
+	    "VALUES (?,?,?,?,?,?,?,?,?,?)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, r->fid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->partner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, r->path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, r->remote, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, r->session, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, r->size);
+	sqlite3_bind_text(s, 7, r->sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, r->received_ms);
+	sqlite3_bind_text(s, 9, FS_RECEIVED, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, now_ms());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		log_warnx("state: insert %s: %s", r->fid, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	r->id = sqlite3_last_insert_rowid(st->db);
+	xstrlcpy(r->state, FS_RECEIVED, sizeof(r->state));
+	rc = 0;
+fail:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_claim(struct state *st, const char *from, const char *to,
+    int64_t now, struct file_rec *r)
+{
+	sqlite3_stmt *s = NULL, *u = NULL;
+	int rc = -1, step;
+
+	if (exec(st, "BEGIN IMMEDIATE;") == -1)
+		return -1;
+	s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
+	    "next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT 1");
+	if (s == NULL)
+		goto fail;
+	sqlite3_bind_text(s, 1, from, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now);
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = 0;
+		goto fail;
+	}
+	if (step != SQLITE_ROW) {
+		log_warnx("state: claim: %s", sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	row_to_rec(s, r);
+	u = prep(st, "UPDATE files SET state = ?, updated_ms = ? WHERE id = ?");
+	if (u == NULL)
+		goto fail;
+	sqlite3_bind_text(u, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 2, now_ms());
+	sqlite3_bind_int64(u, 3, r->id);
+	if (sqlite3_step(u) != SQLITE_DONE) {
+		log_warnx("state: claim: %s", sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	xstrlcpy(r->state, to, sizeof(r->state));
+	rc = 1;
+fail:
+	sqlite3_finalize(s);
+	sqlite3_finalize(u);
+	if (rc == 1) {
+		if (exec(st, "COMMIT;") == -1) {
+			exec(st, "ROLLBACK;");
+			rc = -1;
+		}
+	} else
+		exec(st, "ROLLBACK;");
+	return rc;
+}
+
+int
+state_update(struct state *st, const struct file_rec *r, const char *from)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	s = prep(st, "UPDATE files SET state = ?, object_key = ?, attempts = ?, "
+	    "next_attempt_ms = ?, last_error = ?, bucket = ?, etag = ?, "
+	    "version_id = ?, stored_ms = ?, updated_ms = ? "
+	    "WHERE id = ? AND state = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, r->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->object_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, r->attempts);
+	sqlite3_bind_int64(s, 4, r->next_attempt_ms);
+	sqlite3_bind_text(s, 5, r->last_error, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, r->bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, r->etag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, r->version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 9, r->stored_ms);
+	sqlite3_bind_int64(s, 10, now_ms());
+	sqlite3_bind_int64(s, 11, r->id);
+	sqlite3_bind_text(s, 12, from, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		log_warnx("state: update %lld: %s", (long long)r->id,
+		    sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	if (sqlite3_changes(st->db) != 1) {
+		log_warnx("state: file %lld is no longer %s", (long long)r->id,
+		    from);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_reset(struct state *st, const char *from, const char *to)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE files SET state = ?, updated_ms = ? "
+	    "WHERE state = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms());
+	sqlite3_bind_text(s, 3, from, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = sqlite3_changes(st->db);
+	else
+		log_warnx("state: reset: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_get(struct state *st, int64_t id, struct file_rec *r)
+{
+	sqlite3_stmt *s;
+	int rc = -1, step;
+
+	if ((s = prep(st, "SELECT " COLS " FROM files WHERE id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		row_to_rec(s, r);
+		rc = 1;
+	} else if (step == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_fid_known(struct state *st, const char *fid)
+{
+	sqlite3_stmt *s;
+	int rc = -1, step;
+
+	if ((s = prep(st, "SELECT 1 FROM files WHERE fid = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, fid, -1, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		rc = 1;
+	else if (step == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+spool_path(const char *state_dir, const char *sub, const char *name,
+    char *out, size_t outlen)
+{
+	if (name != NULL)
+		return xsnprintf(out, outlen, "%s/%s/%s", state_dir, sub, name) < 0 ?
+		    -1 : 0;
+	return xsnprintf(out, outlen, "%s/%s", state_dir, sub) < 0 ? -1 : 0;
+}
+
+int
+spool_init(const char *state_dir)
+{
+	static const char *dirs[] = { "landing", "spool/incoming",
+	    "spool/ready", "quarantine" };
+	char p[PATH_MAX];
+	size_t i;
+
+	if (mkdir_p(state_dir, 0750) == -1) {
+		log_warn("cannot create state_dir %s", state_dir);
+		return -1;
+	}
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (spool_path(state_dir, dirs[i], NULL, p, sizeof(p)) == -1 ||
+		    mkdir_p(p, 0750) == -1) {
+			log_warn("cannot create %s/%s", state_dir, dirs[i]);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * state.h - the state database (SQLite, WAL) holding every file's state and
+ * the upload queue, and the spool layout beneath state_dir:
+ *
+ *   landing/<partner>/   what the partner sees over SFTP (its root "/")
+ *   spool/incoming/<fid> hard link made at CLOSE: received, not yet judged
+ *   spool/ready/<fid>    accepted by intake, waiting for the uploader
+ *   quarantine/<partner>/ rejected files with a .reason file
+ *   sluice.db            this database
+ *
+ * A file's life: received -> accepted -> uploading -> stored, or rejected, or
+ * held (needs an operator). Every transition is one transaction, guarded by
+ * the state it leaves, so two processes never move one file twice.
+ *
+ * Ownership: struct state is owned by the caller of state_open; struct
+ * file_rec is a plain value the caller owns.
+ */
+#ifndef SLUICE_STATE_H
+#define SLUICE_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FS_RECEIVED	"received"
+#define FS_ACCEPTED	"accepted"
+#define FS_UPLOADING	"uploading"
+#define FS_STORED	"stored"
+#define FS_HELD		"held"
+#define FS_REJECTED	"rejected"
+
+struct file_rec {
+	int64_t	 id;
+	char	 fid[33];		/* random id, the spool file name */
+	char	 partner[65];
+	char	 path[4096];		/* inside the partner root, no leading '/' */
+	char	 remote[64];		/* client address */
+	char	 session[33];
+	int64_t	 size;
+	char	 sha256[65];
+	int64_t	 received_ms;
+	char	 state[16];
+	char	 object_key[1100];
+	int	 attempts;
+	int64_t	 next_attempt_ms;
+	char	 last_error[512];
+	char	 bucket[256];
+	char	 etag[256];
+	char	 version_id[256];
+	int64_t	 stored_ms;
+};
+
+struct state;
+
+/* Opens (creating) state_dir/sluice.db in WAL mode. NULL on error (logged). */
+struct state *state_open(const char *state_dir);
+void state_close(struct state *);
+
+/* Inserts r (state "received"); sets r->id. 0 or -1. */
+int state_insert(struct state *, struct file_rec *r);
+/*
+ * Takes the oldest file in state `from` whose next attempt is due (<= now_ms),
+ * moves it to `to` and fills *r. Returns 1, 0 when there is none, -1 on error.
+ */
+int state_claim(struct state *, const char *from, const char *to,
+    int64_t now_ms, struct file_rec *r);
+/*
+ * Writes r's mutable fields (state, object_key, attempts, next_attempt_ms,
+ * last_error, bucket, etag, version_id, stored_ms) if the row is still in
+ * state `from`. 0, or -1 (also when it was not in `from`).
+ */
+int state_update(struct state *, const struct file_rec *r, const char *from);
+/* Moves every file in `from` to `to` (crash recovery). Returns the count or -1. */
+int state_reset(struct state *, const char *from, const char *to);
+/* Reads one file by id: 1 found, 0 not, -1 error. */
+int state_get(struct state *, int64_t id, struct file_rec *r);
+/* 1 if a file with this fid exists, 0 if not, -1 on error. */
+int state_fid_known(struct state *, const char *fid);
+
+/* Directory helpers: state_dir/<sub>[/<name>] into out. 0 or -1 on truncation. */
+int spool_path(const char *state_dir, const char *sub, const char *name,
+    char *out, size_t outlen);
+/* Creates landing/, spool/incoming, spool/ready, quarantine/ (0750). 0 or -1. */
+int spool_init(const char *state_dir);
+
+#endif
