@@ -104,7 +104,7 @@ judge(const struct config *cfg, struct state *st, struct audit *au,
 	}
 	if (reason != NULL) {
 		if (quarantine(cfg, r, reason) == -1) {
-			log_warn("intake: cannot quarantine %s", r->fid);
+			log_warn("cannot quarantine %s", r->fid);
 			return -1;
 		}
 		xstrlcpy(r->state, FS_REJECTED, sizeof(r->state));
@@ -115,7 +115,7 @@ judge(const struct config *cfg, struct state *st, struct audit *au,
 		    "{s:s,s:s,s:s,s:I,s:s,s:s}", "partner", r->partner, "fid",
 		    r->fid, "path", r->path, "size", (json_int_t)r->size,
 		    "sha256", r->sha256, "reason", reason));
-		log_warnx("intake: %s/%s rejected: %s (kept in quarantine/%s/%s)",
+		log_warnx("%s/%s rejected: %s (kept in quarantine/%s/%s)",
 		    r->partner, r->path, reason, r->partner, r->fid);
 		return 0;
 	}
@@ -130,7 +130,7 @@ judge(const struct config *cfg, struct state *st, struct audit *au,
 	if (rename(from, to) == -1) {
 		/* A crash after the rename and before the update: carry on. */
 		if (errno != ENOENT || stat(to, &sb) == -1) {
-			log_warn("intake: cannot move %s into spool/ready", r->fid);
+			log_warn("cannot move %s into spool/ready", r->fid);
 			return -1;
 		}
 	}
@@ -144,7 +144,7 @@ judge(const struct config *cfg, struct state *st, struct audit *au,
 	    "partner", r->partner, "fid", r->fid, "path", r->path,
 	    "size", (json_int_t)r->size, "sha256", r->sha256,
 	    "rule", "closed", "key", r->object_key));
-	log_info("intake: %s/%s accepted as %s", r->partner, r->path,
+	log_info("%s/%s accepted as %s", r->partner, r->path,
 	    r->object_key);
 	return 0;
 }

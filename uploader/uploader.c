@@ -90,7 +90,7 @@ upload_one(struct uploader *u, struct file_rec *r)
 		r->last_error[0] = '\0';
 		r->stored_ms = now_ms();
 		if (state_update(u->st, r, FS_UPLOADING) == -1) {
-			log_warnx("uploader: %s stored but not recorded; it "
+			log_warnx("%s stored but not recorded; it "
 			    "will be checked again", r->fid);
 			return;
 		}
@@ -98,13 +98,13 @@ upload_one(struct uploader *u, struct file_rec *r)
 		    "store", u->cfg->store.url, "bucket", r->bucket,
 		    "etag", r->etag, "version_id", r->version_id,
 		    "existed", res.existed, "attempts", r->attempts));
-		log_info("uploader: stored %s/%s as %s%s (%lld bytes, attempt %d)",
+		log_info("stored %s/%s as %s%s (%lld bytes, attempt %d)",
 		    r->partner, r->path, r->object_key,
 		    res.existed ? " (identical object already there)" : "",
 		    (long long)r->size, r->attempts);
 		/* Retention "delete": the store confirmed the bytes. */
 		if (unlinkat(u->readyfd, r->fid, 0) == -1 && errno != ENOENT)
-			log_warn("uploader: cannot remove spool/ready/%s", r->fid);
+			log_warn("cannot remove spool/ready/%s", r->fid);
 		else
 			fsync(u->readyfd);
 		return;
@@ -117,7 +117,7 @@ upload_one(struct uploader *u, struct file_rec *r)
 		audit_file(u, "upload.retry", r, json_pack("{s:s,s:i,s:I}",
 		    "error", res.error, "attempt", r->attempts, "retry_in_ms",
 		    (json_int_t)(r->next_attempt_ms - now_ms())));
-		log_warnx("uploader: %s/%s: %s; retrying (attempt %d)",
+		log_warnx("%s/%s: %s; retrying (attempt %d)",
 		    r->partner, r->path, res.error, r->attempts);
 		return;
 	case PUT_FATAL:
@@ -127,7 +127,7 @@ upload_one(struct uploader *u, struct file_rec *r)
 		state_update(u->st, r, FS_UPLOADING);
 		audit_file(u, "file.held", r, json_pack("{s:s,s:i}", "error",
 		    res.error, "attempt", r->attempts));
-		log_warnx("uploader: %s/%s is HELD: %s. The file is kept in "
+		log_warnx("%s/%s is HELD: %s. The file is kept in "
 		    "spool/ready/%s; fix the cause (bucket, credentials, policy) "
 		    "and release it", r->partner, r->path, res.error, r->fid);
 		return;
@@ -165,12 +165,12 @@ uploader_run(const struct config *cfg)
 	if (spool_path(cfg->state_dir, "spool/ready", NULL, u.ready,
 	    sizeof(u.ready)) == -1 ||
 	    (u.readyfd = open(u.ready, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		log_warn("uploader: cannot open %s", u.ready);
+		log_warn("cannot open %s", u.ready);
 		goto out;
 	}
 	/* A crash mid-upload: the conditional PUT makes a repeat safe. */
 	if ((n = state_reset(u.st, FS_UPLOADING, FS_ACCEPTED)) > 0)
-		log_info("uploader: resuming %d interrupted upload(s)", n);
+		log_info("resuming %d interrupted upload(s)", n);
 	log_info("uploader ready: storing to %s", cfg->store.url);
 	while (!role_quit) {
 		n = state_claim(u.st, FS_ACCEPTED, FS_UPLOADING, now_ms(), &r);
