@@ -414,6 +414,9 @@ hook_event(void *arg, const char *op, const char *path, const char *path2,
 	struct session *s = arg;
 	json_t *f;
 
+	/* A successful CLOSE of an upload is the file.received record. */
+	if (status == 0 && strcmp(op, "close") == 0)
+		return;
 	f = json_pack("{s:s,s:s,s:s}", "op", op, "path", path ? path : "",
 	    "status", sftp_status_name(status));
 	if (f != NULL && path2 != NULL)

@@ -80,4 +80,19 @@ int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);
  * milliseconds (attempt counts from 0). */
 int64_t retry_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 
+/*
+ * Internal to uploader/: store.c dispatches store_open/put/close to one
+ * backend by cfg->kind. Each backend borrows cfg; the S3 backend copies creds
+ * and wipes its copy on close. put functions fill every field of the result.
+ */
+struct s3_store;
+struct s3_store *s3_store_open(const struct store_config *, const struct aws_creds *);
+void s3_store_put(struct s3_store *, const struct put_request *, struct put_result *);
+void s3_store_close(struct s3_store *);
+
+struct file_store;
+struct file_store *file_store_open(const struct store_config *);
+void file_store_put(struct file_store *, const struct put_request *, struct put_result *);
+void file_store_close(struct file_store *);
+
 #endif

@@ -1,0 +1,353 @@
+/*
+ * store_file.c - the file:// backend: objects are files under cfg->dir at
+ * their key. Each put writes a temp file in the target directory, fsyncs it,
+ * renames it into place without replacing anything (renameat2
+ * RENAME_NOREPLACE, or link+unlink where that is unsupported) and fsyncs the
+ * directory. Directories are walked one component at a time with O_NOFOLLOW
+ * so a planted symlink cannot lead outside cfg->dir.
+ *
+ * Ownership: struct file_store borrows cfg and owns one fd on cfg->dir.
+ */
+#include "uploader/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+#define FILE_MAX_KEY	1024
+#define COPY_BUF	(256 * 1024)
+#define TMP_PREFIX	".sluice-tmp."
+
+struct file_store {
+	const struct store_config *cfg;
+	int			 rootfd;
+};
+
+struct file_store *
+file_store_open(const struct store_config *cfg)
+{
+	struct file_store *fs;
+
+	if (cfg->dir == NULL || cfg->dir[0] != '/') {
+		log_warnx("store: file store needs an absolute directory");
+		return NULL;
+	}
+	if ((fs = calloc(1, sizeof(*fs))) == NULL) {
+		log_warn("store: calloc");
+		return NULL;
+	}
+	fs->cfg = cfg;
+	fs->rootfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->rootfd == -1) {
+		log_warn("store: %s: create the directory or fix store.url",
+		    cfg->dir);
+		free(fs);
+		return NULL;
+	}
+	return fs;
+}
+
+void
+file_store_close(struct file_store *fs)
+{
+	if (fs == NULL)
+		return;
+	close(fs->rootfd);
+	free(fs);
+}
+
+/* A key is a relative path of non-empty segments, none "." or ".." or
+ * one of our temp names. */
+static int
+key_safe(const char *key)
+{
+	const char *seg = key, *slash;
+	size_t n;
+
+	if (key == NULL || key[0] == '\0' || key[0] == '/' ||
+	    strlen(key) > FILE_MAX_KEY)
+		return 0;
+	for (;;) {
+		slash = strchr(seg, '/');
+		n = slash ? (size_t)(slash - seg) : strlen(seg);
+		if (n == 0 || n > NAME_MAX ||
+		    (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.') ||
+		    (n >= sizeof(TMP_PREFIX) - 1 &&
+		    strncmp(seg, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0))
+			return 0;
+		if (slash == NULL)
+			return 1;
+		seg = slash + 1;
+	}
+}
+
+/* Errors an operator must fix; the rest (ENOSPC, EIO, EMFILE...) may pass. */
+static enum put_outcome
+errno_outcome(int e)
+{
+	switch (e) {
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case ENOTDIR:
+	case EISDIR:
+	case ELOOP:
+	case ENAMETOOLONG:
+	case EINVAL:
+		return PUT_FATAL;
+	default:
+		return PUT_RETRY;
+	}
+}
+
+static void
+set_errno(struct put_result *res, const char *what, const char *key, int e)
+{
+	res->outcome = errno_outcome(e);
+	snprintf(res->error, sizeof(res->error), "%s %s: %s", what, key,
+	    strerror(e));
+}
+
+/* The target exists: stored (existed=1) if its bytes hash to want. */
+static void
+compare_existing(int dfd, const char *name, const char *want,
+    const char *key, struct put_result *res)
+{
+	uint8_t d[SHA256_LEN];
+	char hex[SHA256_HEX];
+	struct stat st;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1 && errno != ELOOP) {
+		set_errno(res, "open existing", key, errno);
+		return;
+	}
+	if (fd != -1 && fstat(fd, &st) == -1) {
+		set_errno(res, "stat existing", key, errno);
+		close(fd);
+		return;
+	}
+	if (fd != -1 && S_ISREG(st.st_mode)) {
+		if (sha256_fd(fd, d) != 0) {
+			set_errno(res, "read existing", key, errno);
+			close(fd);
+			return;
+		}
+		hex_encode(d, sizeof(d), hex);
+		if (strcasecmp(hex, want) == 0) {
+			res->outcome = PUT_STORED;
+			res->existed = 1;
+			close(fd);
+			return;
+		}
+	}
+	if (fd != -1)
+		close(fd);
+	res->outcome = PUT_FATAL;
+	snprintf(res->error, sizeof(res->error), "a different object already "
+	    "exists at %s", key);
+}
+
+/* Copies size bytes of in (from 0) to out, checking they hash to want.
+ * 0, or -1 with res filled. */
+static int
+copy_checked(int in, int out, int64_t size, const char *want, const char *key,
+    struct put_result *res)
+{
+	struct sha256 *h = NULL;
+	uint8_t *buf = NULL, d[SHA256_LEN];
+	char hex[SHA256_HEX];
+	int64_t off = 0;
+	ssize_t n, w, done;
+	size_t chunk;
+	int rc = -1;
+
+	if ((buf = malloc(COPY_BUF)) == NULL || (h = sha256_new()) == NULL) {
+		set_errno(res, "copy", key, ENOMEM);
+		goto fail;
+	}
+	while (off < size) {
+		chunk = size - off < COPY_BUF ? (size_t)(size - off) : COPY_BUF;
+		if ((n = pread(in, buf, chunk, (off_t)off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			set_errno(res, "read spooled file for", key, errno);
+			goto fail;
+		}
+		if (n == 0) {
+			res->outcome = PUT_FATAL;
+			snprintf(res->error, sizeof(res->error), "spooled file for "
+			    "%s is shorter than %lld bytes", key, (long long)size);
+			goto fail;
+		}
+		for (done = 0; done < n; done += w) {
+			if ((w = write(out, buf + done, (size_t)(n - done))) < 0) {
+				if (errno == EINTR) {
+					w = 0;
+					continue;
+				}
+				set_errno(res, "write", key, errno);
+				goto fail;
+			}
+		}
+		if (sha256_update(h, buf, (size_t)n) != 0) {
+			set_errno(res, "hash", key, ENOMEM);
+			goto fail;
+		}
+		off += n;
+	}
+	if (sha256_final(h, d) != 0) {
+		set_errno(res, "hash", key, ENOMEM);
+		goto fail;
+	}
+	hex_encode(d, sizeof(d), hex);
+	if (strcasecmp(hex, want) != 0) {
+		res->outcome = PUT_RETRY;
+		snprintf(res->error, sizeof(res->error), "spooled file for %s does "
+		    "not match its SHA-256 %s; not stored", key, want);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	sha256_free(h);
+	free(buf);
+	return rc;
+}
+
+void
+file_store_put(struct file_store *fs, const struct put_request *req,
+    struct put_result *res)
+{
+	char path[FILE_MAX_KEY + 1], tmp[64], rid[33], pkey[300];
+	char *comp, *next;
+	int dfd = fs->rootfd, nfd, tfd = -1, tmp_made = 0;
+	size_t i;
+
+	memset(res, 0, sizeof(*res));
+	res->outcome = PUT_FATAL;
+	xstrlcpy(res->bucket, fs->cfg->dir, sizeof(res->bucket));
+	xstrlcpy(pkey, req->key ? req->key : "", sizeof(pkey));
+	for (i = 0; pkey[i] != '\0'; i++)
+		if ((unsigned char)pkey[i] < 0x20 || pkey[i] == 0x7f)
+			pkey[i] = '?';
+
+	if (!key_safe(req->key)) {
+		snprintf(res->error, sizeof(res->error), "object key \"%s\" is "
+		    "not a relative path of plain names (no \"..\", \".\", "
+		    "empty or temp segments)", pkey);
+		return;
+	}
+	if (req->sha256 == NULL || strlen(req->sha256) != 64 || req->fd < 0 ||
+	    req->size < 0) {
+		snprintf(res->error, sizeof(res->error), "bad request for %s: "
+		    "needs a file, a size and a hex SHA-256", pkey);
+		return;
+	}
+	xstrlcpy(path, req->key, sizeof(path));
+
+	/* Walk (and make) the directories, never following a symlink. */
+	for (comp = path; (next = strchr(comp, '/')) != NULL; comp = next + 1) {
+		int made = 0;
+
+		*next = '\0';
+		if (mkdirat(dfd, comp, 0750) == 0)
+			made = 1;
+		else if (errno != EEXIST) {
+			set_errno(res, "mkdir for", pkey, errno);
+			goto done;
+		}
+		nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (nfd == -1) {
+			set_errno(res, "open directory for", pkey, errno);
+			goto done;
+		}
+		if (made && fsync(dfd) == -1) {
+			set_errno(res, "fsync directory for", pkey, errno);
+			close(nfd);
+			goto done;
+		}
+		if (dfd != fs->rootfd)
+			close(dfd);
+		dfd = nfd;
+	}
+
+	/* Already there (a retry after a crash, or a second upload)? */
+	if (faccessat(dfd, comp, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		compare_existing(dfd, comp, req->sha256, pkey, res);
+		goto existed;
+	}
+
+	if (random_id(rid, sizeof(rid)) != 0 ||
+	    xsnprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", rid) < 0) {
+		set_errno(res, "temp name for", pkey, EAGAIN);
+		goto done;
+	}
+	tfd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0640);
+	if (tfd == -1) {
+		set_errno(res, "create temp file for", pkey, errno);
+		goto done;
+	}
+	tmp_made = 1;
+	if (copy_checked(req->fd, tfd, req->size, req->sha256, pkey, res) != 0)
+		goto done;
+	if (fsync(tfd) == -1) {
+		set_errno(res, "fsync", pkey, errno);
+		goto done;
+	}
+	if (close(tfd) == -1) {
+		tfd = -1;
+		set_errno(res, "close", pkey, errno);
+		goto done;
+	}
+	tfd = -1;
+	if (renameat2(dfd, tmp, dfd, comp, RENAME_NOREPLACE) == -1) {
+		if (errno == EINVAL || errno == ENOSYS) {
+			/* No RENAME_NOREPLACE here: link() never replaces. */
+			if (linkat(dfd, tmp, dfd, comp, 0) == 0) {
+				unlinkat(dfd, tmp, 0);
+				tmp_made = 0;
+			}
+		}
+		if (tmp_made && errno == EEXIST) {
+			compare_existing(dfd, comp, req->sha256, pkey, res);
+			goto existed;
+		}
+		if (tmp_made) {
+			set_errno(res, "rename into place", pkey, errno);
+			goto done;
+		}
+	}
+	tmp_made = 0;
+	if (fsync(dfd) == -1) {
+		set_errno(res, "fsync directory of", pkey, errno);
+		goto done;
+	}
+	res->outcome = PUT_STORED;
+	goto done;
+existed:
+	/* A crash may have come between an earlier rename and its fsync. */
+	if (res->outcome == PUT_STORED && fsync(dfd) == -1) {
+		set_errno(res, "fsync directory of", pkey, errno);
+		res->existed = 0;
+	}
+done:
+	if (tfd != -1)
+		close(tfd);
+	if (tmp_made)
+		unlinkat(dfd, tmp, 0);
+	if (dfd != fs->rootfd)
+		close(dfd);
+}
