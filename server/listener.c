@@ -269,11 +269,20 @@ server_run(const struct config *cfg)
 	for (i = 0; i < MAX_SESSIONS; i++)
 		if (sessions[i] > 0)
 			kill(sessions[i], SIGTERM);
-	deadline = mono_ms() + 10000;
+	deadline = mono_ms() + 5000;
 	while (nsessions > 0 && mono_ms() < deadline) {
 		reap();
 		if (nsessions > 0)
 			usleep(50000);
+	}
+	if (nsessions > 0) {
+		log_warnx("%d session(s) did not end in time; killing them",
+		    nsessions);
+		for (i = 0; i < MAX_SESSIONS; i++)
+			if (sessions[i] > 0)
+				kill(sessions[i], SIGKILL);
+		while (nsessions > 0 && waitpid(-1, NULL, 0) > 0)
+			nsessions--;
 	}
 	ssh_finalize();
 	return 0;

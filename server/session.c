@@ -618,11 +618,12 @@ session_run(const struct config *cfg, void *ssh)
 	s.cfg = cfg;
 	s.ssh = ssh;
 	s.rootfd = s.incomingfd = -1;
+	/* Before login there is nothing to save: SIGTERM ends the process at
+	 * once, even inside libssh's blocking key exchange. */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = session_sigterm;
+	sa.sa_handler = SIG_DFL;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
 	log_setrole("session");
 	if (random_id(s.id, sizeof(s.id)) == -1)
@@ -637,6 +638,10 @@ session_run(const struct config *cfg, void *ssh)
 	if (session_handshake(&s) == -1)
 		goto out;
 	alarm(0);
+	/* From here an upload may be in flight: stop between packets. */
+	sa.sa_handler = session_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	if ((s.state = state_open(cfg->state_dir)) == NULL ||
 	    open_partner_root(&s) == -1) {
 		log_warnx("session %s: cannot open the spool; refusing %s",
