@@ -75,4 +75,11 @@ const struct partner *config_partner(const struct config *, const char *name);
 /* Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix). 0 or -1. */
 int cidr_parse(const char *s, struct cidr *out);
 
+/* Like cidr_parse, but accepts host bits after the prefix ("10.1.2.3/8"),
+ * clears them, and sets *host_bits to 1 when it did (so the loader can
+ * suggest the network it meant). host_bits may be NULL. 0 or -1. */
+int cidr_parse_lenient(const char *s, struct cidr *out, int *host_bits);
+/* "10.0.0.0/8" into out; 0 or -1 on truncation. */
+int cidr_format(const struct cidr *c, char *out, size_t outlen);
+
 #endif
