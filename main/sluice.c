@@ -31,7 +31,7 @@
 
 #define DEFAULT_CONFIG	"/etc/sluice/sluice.yaml"
 
-struct role {
+struct proc {
 	const char	*name;
 	int		(*run)(const struct config *);
 	pid_t		 pid;
@@ -40,12 +40,12 @@ struct role {
 	int64_t		 restart_at;
 };
 
-static struct role roles[] = {
+static struct proc procs[] = {
 	{ "server",	server_run,	0, 0, 0, 0 },
 	{ "intake",	intake_run,	0, 0, 0, 0 },
 	{ "uploader",	uploader_run,	0, 0, 0, 0 },
 };
-#define NROLES	(sizeof(roles) / sizeof(roles[0]))
+#define NPROCS	(sizeof(procs) / sizeof(procs[0]))
 
 static void
 usage(FILE *f)
@@ -149,7 +149,7 @@ sup_signal(int sig)
 }
 
 static pid_t
-role_start(struct role *r, const struct config *cfg)
+role_start(struct proc *r, const struct config *cfg)
 {
 	pid_t pid;
 	struct sigaction sa;
@@ -177,7 +177,7 @@ static int
 cmd_serve(const struct config *cfg)
 {
 	struct sigaction sa;
-	struct role *r;
+	struct proc *r;
 	size_t i;
 	pid_t pid;
 	int status, delay, alive;
@@ -192,8 +192,8 @@ cmd_serve(const struct config *cfg)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	for (i = 0; i < NROLES; i++)
-		if (role_start(&roles[i], cfg) == -1)
+	for (i = 0; i < NPROCS; i++)
+		if (role_start(&procs[i], cfg) == -1)
 			goto stop;
 	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
@@ -205,8 +205,8 @@ cmd_serve(const struct config *cfg)
 				continue;
 			break;
 		}
-		for (i = 0; i < NROLES; i++) {
-			r = &roles[i];
+		for (i = 0; i < NPROCS; i++) {
+			r = &procs[i];
 			if (r->pid != pid)
 				continue;
 			r->pid = 0;
@@ -227,8 +227,8 @@ cmd_serve(const struct config *cfg)
 			r->restart_at = mono_ms() + delay * 1000;
 		}
 		/* Restart what is due (sleeping through the backoff). */
-		for (i = 0; i < NROLES && !sup_quit; i++) {
-			r = &roles[i];
+		for (i = 0; i < NPROCS && !sup_quit; i++) {
+			r = &procs[i];
 			if (r->pid != 0)
 				continue;
 			while (!sup_quit && mono_ms() < r->restart_at)
@@ -239,29 +239,29 @@ cmd_serve(const struct config *cfg)
 	}
 stop:
 	log_info("stopping");
-	for (i = 0; i < NROLES; i++)
-		if (roles[i].pid > 0)
-			kill(roles[i].pid, SIGTERM);
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].pid > 0)
+			kill(procs[i].pid, SIGTERM);
 	deadline = mono_ms() + 15000;
 	for (;;) {
 		alive = 0;
-		for (i = 0; i < NROLES; i++) {
-			if (roles[i].pid <= 0)
+		for (i = 0; i < NPROCS; i++) {
+			if (procs[i].pid <= 0)
 				continue;
-			if (waitpid(roles[i].pid, &status, WNOHANG) == roles[i].pid)
-				roles[i].pid = 0;
+			if (waitpid(procs[i].pid, &status, WNOHANG) == procs[i].pid)
+				procs[i].pid = 0;
 			else
 				alive++;
 		}
 		if (alive == 0)
 			break;
 		if (mono_ms() > deadline) {
-			for (i = 0; i < NROLES; i++)
-				if (roles[i].pid > 0) {
+			for (i = 0; i < NPROCS; i++)
+				if (procs[i].pid > 0) {
 					log_warnx("role %s did not stop; killing it",
-					    roles[i].name);
-					kill(roles[i].pid, SIGKILL);
-					waitpid(roles[i].pid, &status, 0);
+					    procs[i].name);
+					kill(procs[i].pid, SIGKILL);
+					waitpid(procs[i].pid, &status, 0);
 				}
 			break;
 		}
@@ -332,10 +332,10 @@ main(int argc, char **argv)
 		rc = cmd_serve(cfg);
 	else {
 		rc = -1;
-		for (i = 0; i < NROLES; i++) {
-			if (strcmp(cmd, roles[i].name) != 0)
+		for (i = 0; i < NPROCS; i++) {
+			if (strcmp(cmd, procs[i].name) != 0)
 				continue;
-			rc = prepare(cfg) == -1 ? 1 : roles[i].run(cfg);
+			rc = prepare(cfg) == -1 ? 1 : procs[i].run(cfg);
 			break;
 		}
 		if (rc == -1) {

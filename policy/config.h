@@ -24,6 +24,12 @@ enum store_kind {
 	STORE_FILE,
 };
 
+enum collision_policy {
+	COLLISION_SUFFIX = 0,	/* store as KEY.<n> ... next free */
+	COLLISION_VERSION,	/* PUT anyway (versioned bucket keeps both) */
+	COLLISION_REJECT,	/* hold the file */
+};
+
 struct store_config {
 	char		*url;		/* as written */
 	enum store_kind	 kind;
@@ -34,6 +40,72 @@ struct store_config {
 	char		*endpoint;	/* NULL: https://s3.<region>.amazonaws.com */
 	int		 path_style;	/* 1: endpoint/bucket/key; 0: bucket.endpoint/key */
 	int		 line;
+
+	/* S3 options (issue 5). NULL/0 when unset. */
+	char		*sse;		/* "AES256" | "aws:kms" */
+	char		*kms_key_id;	/* with sse aws:kms */
+	char		*storage_class;	/* STANDARD, STANDARD_IA, GLACIER_IR, ... */
+	char		*acl;		/* "bucket-owner-full-control" */
+	char		**tag_keys;	/* tags: {key: value} */
+	char		**tag_values;
+	size_t		 ntags;
+	char		*object_lock_mode;	/* "COMPLIANCE" | "GOVERNANCE" */
+	int		 object_lock_days;	/* > 0 with a mode */
+	char		*ca_file;	/* extra CA bundle (PEM) */
+	char		*pinned_pubkey;	/* curl syntax: file or "sha256//base64;..." */
+	enum collision_policy collision;	/* default COLLISION_SUFFIX */
+};
+
+/* Permissions a role grants inside the partner's root (issue 3). */
+#define PERM_UPLOAD	0x01	/* create new files and write them */
+#define PERM_LIST	0x02	/* stat, opendir/readdir, realpath */
+#define PERM_READ	0x04	/* read back its own files */
+#define PERM_OVERWRITE	0x08	/* replace an existing name (TRUNC over a file) */
+#define PERM_RENAME	0x10
+#define PERM_DELETE	0x20	/* remove files, rmdir */
+#define PERM_MKDIR	0x40
+#define PERM_ALL	0x7f
+
+struct role {
+	char		*name;
+	unsigned	 perms;		/* PERM_* */
+	int		 line;		/* 0 for built-ins */
+};
+
+/* Completion rules (issue 4); every field has a default set by the loader. */
+struct completion_config {
+	char		**temp_patterns;	/* fnmatch(3) globs; default *.part *.filepart *.tmp */
+	size_t		 ntemp_patterns;
+	char		*marker;		/* ".done": NAME ships when NAME.done arrives; NULL: off */
+	char		*checksum;		/* "sha256" | "md5" | NULL: NAME.<alg> must match */
+	char		*manifest;		/* glob, e.g. "*.manifest"; NULL: off */
+	int64_t		 manifest_timeout_s;	/* default 24h */
+	int64_t		 quiet_s;		/* 0: off */
+	int64_t		 incomplete_ttl_s;	/* default 24h */
+	int		 ship_sidecars;		/* 0 (default): markers/checksums/signatures not shipped */
+};
+
+enum signature_mode {
+	SIG_NONE = 0,
+	SIG_DETACHED,
+	SIG_INLINE,
+	SIG_ENCRYPTED,
+};
+
+struct signature_config {
+	enum signature_mode mode;
+	char		**signers;		/* 40-hex upper-case fingerprints (primary keys) */
+	size_t		 nsigners;
+	char		*keyring;		/* armored/binary public keys of the partner */
+	char		*decryption_key;	/* encrypted mode: the gateway's secret key */
+	int64_t		 wait_s;		/* default 10m: how long data waits for its signature */
+	int		 keep_plaintext;	/* encrypted mode: also store the plaintext (default 0) */
+};
+
+enum duplicate_policy {
+	DUP_ACCEPT_FLAG = 0,	/* ship it and flag it in the audit trail */
+	DUP_ACCEPT,
+	DUP_REJECT,
 };
 
 struct partner {
@@ -45,6 +117,57 @@ struct partner {
 	size_t		 nallow_from;
 	char		*object_key;		/* template, default "{partner}/{path}" */
 	int		 line;			/* line of the "- name:" entry */
+
+	/* Issue 3: what the partner may do, and for how long it sees uploads. */
+	const struct role *role;		/* default: the built-in "dropbox" */
+	int64_t		 visible_for_s;		/* default server.visible_for_s */
+	int		 max_sessions;		/* 0: server.max_sessions_per_partner */
+
+	/* Issue 4. */
+	struct completion_config completion;
+	struct signature_config signature;
+	int64_t		 duplicate_window_s;	/* 0: no duplicate detection */
+	enum duplicate_policy duplicate_policy;	/* default DUP_ACCEPT_FLAG */
+};
+
+/* The "server:" block (issue 3). Defaults in brackets. */
+struct server_config {
+	int		 max_sessions;			/* [256] all partners */
+	int		 max_sessions_per_partner;	/* [16] */
+	int		 max_sessions_per_address;	/* [32] */
+	int		 max_startups;			/* [64] connections not yet authenticated */
+	int		 max_startups_per_address;	/* [8] */
+	int64_t		 login_grace_s;			/* [60] */
+	int64_t		 idle_timeout_s;		/* [1800] */
+	int		 max_auth_tries;		/* [6] per connection */
+	int64_t		 max_file_size;			/* [0 = unlimited] bytes */
+	int		 max_open_handles;		/* [64] per session */
+	int64_t		 min_free_space;		/* [1 GiB] a write below it fails */
+	int64_t		 visible_for_s;			/* [86400] uploads stay listed this long */
+	char		*user;				/* [NULL] unprivileged user for sessions */
+	struct cidr	*allow_from;			/* global; NULL/0: anywhere */
+	size_t		 nallow_from;
+	struct cidr	*deny_from;			/* global, checked first */
+	size_t		 ndeny_from;
+	/* algorithms: comma-separated lists; NULL means the secure default */
+	char		*kex;
+	char		*ciphers;
+	char		*macs;
+	char		*host_key_algorithms;
+	char		*pubkey_algorithms;
+	/* brute-force defence */
+	int		 ban_failures;			/* [10] failures ... */
+	int64_t		 ban_window_s;			/* [600] ... within this window ... */
+	int64_t		 ban_duration_s;		/* [900] ... ban for this long, doubling */
+};
+
+/* The "uploader:" block (issue 5). */
+struct uploader_config {
+	int		 workers;			/* [4] */
+	int64_t		 multipart_threshold;		/* [16 MiB] */
+	int64_t		 part_size;			/* [8 MiB] (>= 5 MiB) */
+	int64_t		 max_backoff_s;			/* [20] */
+	int64_t		 retention_keep_s;		/* [0] = delete after stored; > 0 keep N seconds in archive/ */
 };
 
 struct config {
@@ -58,6 +181,11 @@ struct config {
 	struct store_config store;
 	struct partner	*partners;
 	size_t		 npartners;
+
+	struct server_config server;	/* issue 3 */
+	struct uploader_config uploader;	/* issue 5 */
+	struct role	*roles;		/* built-ins "dropbox" and "owner" first, then roles: */
+	size_t		 nroles;
 };
 
 /*
@@ -68,6 +196,14 @@ struct config {
  */
 int config_load(const char *path, struct config **cfgp, FILE *err);
 void config_free(struct config *);
+
+/* The role called name (built-in or configured), or NULL. */
+const struct role *config_role(const struct config *, const char *name);
+
+/* "90", "30s", "10m", "24h", "30d" -> seconds. 0 or -1. */
+int parse_duration(const char *s, int64_t *out);
+/* "1048576", "16MiB", "1GiB", "10GB", "512KiB" -> bytes. 0 or -1. */
+int parse_size(const char *s, int64_t *out);
 
 /* The partner called name, or NULL. */
 const struct partner *config_partner(const struct config *, const char *name);

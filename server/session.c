@@ -344,6 +344,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	struct session *s = arg;
 	struct file_rec r;
 	char procpath[64], parent[PATH_MAX], *slash;
+	struct stat sb;
 	int linked = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -377,6 +378,10 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	xstrlcpy(r.sha256, fi->sha256, sizeof(r.sha256));
 	r.size = fi->size;
 	r.received_ms = now_ms();
+	if (fstat(fi->fd, &sb) == 0) {
+		r.landing_dev = (int64_t)sb.st_dev;
+		r.landing_ino = (int64_t)sb.st_ino;
+	}
 	if (state_insert(s->state, &r) == -1)
 		goto fail;
 	session_audit(s, "file.received", json_pack("{s:s,s:s,s:I,s:s,s:I}",

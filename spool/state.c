@@ -35,12 +35,24 @@ static const char schema[] =
     " etag TEXT NOT NULL DEFAULT '',"
     " version_id TEXT NOT NULL DEFAULT '',"
     " stored_ms INTEGER NOT NULL DEFAULT 0,"
-    " updated_ms INTEGER NOT NULL);"
+    " updated_ms INTEGER NOT NULL,"
+    " meta TEXT NOT NULL DEFAULT '{}',"
+    " landing_dev INTEGER NOT NULL DEFAULT 0,"
+    " landing_ino INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS files_queue ON files(state, next_attempt_ms, id);";
+
+/*
+ * Schema changes after the first release: append one statement per
+ * version; state_open applies those above PRAGMA user_version in order,
+ * each in its own transaction. Never edit an entry once released.
+ */
+static const char *migrations[] = {
+	NULL,	/* version 1: the schema above */
+};
 
 #define COLS "id, fid, partner, path, remote, session, size, sha256, " \
     "received_ms, state, object_key, attempts, next_attempt_ms, last_error, " \
-    "bucket, etag, version_id, stored_ms"
+    "bucket, etag, version_id, stored_ms, meta, landing_dev, landing_ino"
 
 static void
 col_text(sqlite3_stmt *s, int i, char *dst, size_t len)
@@ -72,6 +84,9 @@ row_to_rec(sqlite3_stmt *s, struct file_rec *r)
 	col_text(s, 15, r->etag, sizeof(r->etag));
 	col_text(s, 16, r->version_id, sizeof(r->version_id));
 	r->stored_ms = sqlite3_column_int64(s, 17);
+	col_text(s, 18, r->meta, sizeof(r->meta));
+	r->landing_dev = sqlite3_column_int64(s, 19);
+	r->landing_ino = sqlite3_column_int64(s, 20);
 }
 
 static int
@@ -85,6 +100,36 @@ exec(struct state *st, const char *sql)
 		return -1;
 	}
 	return 0;
+}
+
+static int
+migrate(struct state *st)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[64];
+	int version = 0, i, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) !=
+	    SQLITE_OK || sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return -1;
+	}
+	version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version == 0)
+		version = 1;	/* a new database has the current schema */
+	for (i = version; i < n; i++) {
+		xsnprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", i + 1);
+		if (exec(st, "BEGIN IMMEDIATE;") == -1 ||
+		    exec(st, migrations[i]) == -1 || exec(st, sql) == -1) {
+			exec(st, "ROLLBACK;");
+			return -1;
+		}
+		if (exec(st, "COMMIT;") == -1)
+			return -1;
+	}
+	xsnprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", n);
+	return exec(st, sql);
 }
 
 struct state *
@@ -107,7 +152,7 @@ state_open(const char *state_dir)
 	if (exec(st, "PRAGMA journal_mode=WAL;") == -1 ||
 	    exec(st, "PRAGMA synchronous=FULL;") == -1 ||
 	    exec(st, "PRAGMA foreign_keys=ON;") == -1 ||
-	    exec(st, schema) == -1)
+	    exec(st, schema) == -1 || migrate(st) == -1)
 		goto fail;
 	return st;
 fail:
@@ -143,8 +188,8 @@ state_insert(struct state *st, struct file_rec *r)
 	int rc = -1;
 
 	s = prep(st, "INSERT INTO files (fid, partner, path, remote, session, "
-	    "size, sha256, received_ms, state, updated_ms) "
-	    "VALUES (?,?,?,?,?,?,?,?,?,?)");
+	    "size, sha256, received_ms, state, updated_ms, meta, landing_dev, "
+	    "landing_ino) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, r->fid, -1, SQLITE_STATIC);
@@ -157,6 +202,9 @@ state_insert(struct state *st, struct file_rec *r)
 	sqlite3_bind_int64(s, 8, r->received_ms);
 	sqlite3_bind_text(s, 9, FS_RECEIVED, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 10, now_ms());
+	sqlite3_bind_text(s, 11, r->meta[0] ? r->meta : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 12, r->landing_dev);
+	sqlite3_bind_int64(s, 13, r->landing_ino);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		log_warnx("state: insert %s: %s", r->fid, sqlite3_errmsg(st->db));
 		goto fail;
@@ -227,7 +275,7 @@ state_update(struct state *st, const struct file_rec *r, const char *from)
 
 	s = prep(st, "UPDATE files SET state = ?, object_key = ?, attempts = ?, "
 	    "next_attempt_ms = ?, last_error = ?, bucket = ?, etag = ?, "
-	    "version_id = ?, stored_ms = ?, updated_ms = ? "
+	    "version_id = ?, stored_ms = ?, updated_ms = ?, meta = ? "
 	    "WHERE id = ? AND state = ?");
 	if (s == NULL)
 		return -1;
@@ -241,8 +289,9 @@ state_update(struct state *st, const struct file_rec *r, const char *from)
 	sqlite3_bind_text(s, 8, r->version_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 9, r->stored_ms);
 	sqlite3_bind_int64(s, 10, now_ms());
-	sqlite3_bind_int64(s, 11, r->id);
-	sqlite3_bind_text(s, 12, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 11, r->meta[0] ? r->meta : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 12, r->id);
+	sqlite3_bind_text(s, 13, from, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		log_warnx("state: update %lld: %s", (long long)r->id,
 		    sqlite3_errmsg(st->db));

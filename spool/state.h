@@ -47,6 +47,14 @@ struct file_rec {
 	char	 etag[256];
 	char	 version_id[256];
 	int64_t	 stored_ms;
+	/* Object metadata as a JSON object of strings, e.g.
+	 * {"signer":"<fpr>","signed-at":"..."}: the uploader sends each as
+	 * x-amz-meta-<name> (names lower-case ASCII, values printable ASCII). */
+	char	 meta[2048];
+	/* The partner-visible file (landing/<partner>/<path>) at receipt, so
+	 * the visibility janitor only removes that very inode. */
+	int64_t	 landing_dev;
+	int64_t	 landing_ino;
 };
 
 struct state;
@@ -65,7 +73,7 @@ int state_claim(struct state *, const char *from, const char *to,
     int64_t now_ms, struct file_rec *r);
 /*
  * Writes r's mutable fields (state, object_key, attempts, next_attempt_ms,
- * last_error, bucket, etag, version_id, stored_ms) if the row is still in
+ * last_error, bucket, etag, version_id, stored_ms, meta) if the row is still in
  * state `from`. 0, or -1 (also when it was not in `from`).
  */
 int state_update(struct state *, const struct file_rec *r, const char *from);

@@ -50,8 +50,11 @@ upload_one(struct uploader *u, struct file_rec *r)
 	struct put_result res;
 	struct stat sb;
 	char received[40];
-	const char *names[4] = { "sha256", "partner", "received-at", "fid" };
-	const char *values[4];
+	const char *names[16] = { "sha256", "partner", "received-at", "fid" };
+	const char *values[16];
+	json_t *meta = NULL, *v;
+	const char *k;
+	size_t nmeta = 4;
 	int fd;
 
 	memset(&res, 0, sizeof(res));
@@ -67,6 +70,15 @@ upload_one(struct uploader *u, struct file_rec *r)
 		values[1] = r->partner;
 		values[2] = received;
 		values[3] = r->fid;
+		/* Metadata the intake added (signer, signed-at, ...). */
+		if ((meta = json_loads(r->meta, 0, NULL)) != NULL &&
+		    json_is_object(meta))
+			json_object_foreach(meta, k, v) {
+				if (nmeta < 16 && json_is_string(v)) {
+					names[nmeta] = k;
+					values[nmeta++] = json_string_value(v);
+				}
+			}
 		memset(&req, 0, sizeof(req));
 		req.key = r->object_key;
 		req.fd = fd;
@@ -74,9 +86,10 @@ upload_one(struct uploader *u, struct file_rec *r)
 		req.sha256 = r->sha256;
 		req.meta_names = names;
 		req.meta_values = values;
-		req.nmeta = 4;
+		req.nmeta = nmeta;
 		store_put(u->store, &req, &res);
 	}
+	json_decref(meta);
 	if (fd != -1)
 		close(fd);
 	r->attempts++;
