@@ -53,6 +53,7 @@ struct handle {
 			 created:1;
 	int64_t		 hashed_to;	/* sha covers [0, hashed_to) unless dirty */
 	int64_t		 end;		/* write handles: highest byte written */
+	int64_t		 sent;		/* bytes the file had + bytes written */
 	struct sha256	*sha;
 	char		*path;		/* normalised, owned */
 };
@@ -585,7 +586,7 @@ handle_new(struct sftp *s, enum hkind kind, const char *path, uint32_t *idx)
 	h->dir = NULL;
 	h->readable = h->writable = h->append = h->failed = h->dirty =
 	    h->created = 0;
-	h->hashed_to = h->end = 0;
+	h->hashed_to = h->end = h->sent = 0;
 	h->sha = NULL;
 	h->path = p;
 	s->nopen++;
@@ -751,7 +752,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	const char *text = NULL;
 	uint32_t pflags, st_code, idx;
 	int pfd = -1, fd = -1, ofd, try, trunc = 0, resume = 0, created = 0;
-	int wr;
+	int wr, err;
 
 	if (get_path(m, &cp) == -1 || get_u32(m, &pflags) == -1 ||
 	    get_attrs(m, &a) == -1)
@@ -760,6 +761,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	    SSH_FXF_TRUNC | SSH_FXF_EXCL)) != 0;
 	if ((st_code = path_check(&cp, 0, &text)) != SSH_FX_OK)
 		goto done;
+	if (s->nopen >= s->max_handles)
+		goto too_many;	/* before anything is created or truncated */
 
 	if (!wr) {
 		/* read-only: the whole path beneath the root */
@@ -835,9 +838,11 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				goto fail_errno;
 			/* a session still inside CLOSE holds the lock */
 			if (flock(ofd, LOCK_EX | LOCK_NB) == -1) {
+				err = errno;
 				close(ofd);
-				if (errno == EWOULDBLOCK)
+				if (err == EWOULDBLOCK)
 					goto busy;
+				errno = err;
 				goto fail_errno;
 			}
 			if (fstat(ofd, &st2) == -1 || st2.st_ino != st.st_ino ||
@@ -846,7 +851,9 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				continue;
 			}
 			if (unlinkat(pfd, cp.base, 0) == -1 && errno != ENOENT) {
+				err = errno;
 				close(ofd);
+				errno = err;
 				goto fail_errno;
 			}
 			close(ofd);
@@ -860,7 +867,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 			break;
 		}
 		/* incomplete: truncate or resume */
-		fd = open_beneath(pfd, cp.base, O_RDWR | O_NOFOLLOW, 0);
+		fd = open_beneath(pfd, cp.base, O_RDWR | O_NOFOLLOW |
+		    O_NONBLOCK, 0);	/* no FIFO swapped in may block us */
 		if (fd == -1 && errno == ENOENT)
 			continue;
 		if (fd == -1)
@@ -907,7 +915,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	h->append = (pflags & SSH_FXF_APPEND) != 0;
 	h->created = created;
 	h->dirty = resume;	/* resumed bytes are rehashed at CLOSE */
-	h->end = resume ? st2.st_size : 0;
+	h->end = h->sent = resume ? st2.st_size : 0;
 	if (created) {
 		h->dirfd = pfd;
 		pfd = -1;
@@ -939,6 +947,29 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	return 0;
 }
 
+/* 0 if h->path still names the file open in h (so the hook's path and fd
+ * agree), else -1: a client renamed or removed it while it was written. */
+static int
+still_named(struct sftp *s, const struct handle *h)
+{
+	struct cpath cp;
+	struct stat a, b;
+	const char *text;
+	int pfd, rc = -1;
+
+	cp.raw = (const uint8_t *)h->path;
+	cp.rawlen = strlen(h->path);
+	if (path_check(&cp, 0, &text) != SSH_FX_OK ||
+	    (pfd = open_parent(s, &cp, O_PATH)) == -1)
+		return -1;
+	if (fstatat(pfd, cp.base, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstat(h->fd, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino)
+		rc = 0;
+	close(pfd);
+	return rc;
+}
+
 /* CLOSE of a write handle: make the file durable and accepted. */
 static uint32_t
 complete_file(struct sftp *s, struct handle *h, const char **text)
@@ -948,16 +979,23 @@ complete_file(struct sftp *s, struct handle *h, const char **text)
 	uint8_t md[SHA256_LEN];
 	char hex[SHA256_HEX];
 	int64_t n;
+	int err;
 
 	if (h->failed) {
 		*text = "a write to this file failed; upload it again";
 		return SSH_FX_FAILURE;
 	}
+	if (still_named(s, h) == -1) {
+		*text = "the file was renamed or removed while it was written; "
+		    "upload it again";
+		return SSH_FX_FAILURE;
+	}
 	/* fsync once: after a failure the page cache cannot be trusted */
 	if (fsync(h->fd) == -1 || (h->dirfd != -1 && fsync(h->dirfd) == -1)) {
+		err = errno;
 		log_warn("sftp: fsync %s", h->path);
-		errno_status(errno, text);
-		if (errno != ENOSPC && errno != EDQUOT)
+		errno_status(err, text);
+		if (err != ENOSPC && err != EDQUOT)
 			*text = "could not write the file to disk; upload it "
 			    "again";
 		return SSH_FX_FAILURE;
@@ -1086,6 +1124,7 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	uint64_t off;
 	uint32_t st;
 	ssize_t n;
+	int err;
 
 	if (get_string(m, &hb, &hl) == -1 || get_u64(m, &off) == -1 ||
 	    get_string(m, &data, &len) == -1)
@@ -1107,6 +1146,20 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		event_handle(s, "write", h, SSH_FX_FAILURE);
 		return 0;
 	}
+	/*
+	 * Holes: out-of-order pipelined writes leave small ones (OpenSSH: 64
+	 * requests of at most 256 KiB), but a file must not grow much faster
+	 * than bytes arrive, or a few tiny WRITEs make a sparse terabyte that
+	 * CLOSE would then hash.
+	 */
+	if ((int64_t)(off + len) > h->sent &&
+	    (int64_t)(off + len) - h->sent > SFTP_MAX_HOLE) {
+		h->failed = 1;
+		send_status(s, id, SSH_FX_FAILURE, "write too far beyond the "
+		    "data sent so far; write the file in order");
+		event_handle(s, "write", h, SSH_FX_FAILURE);
+		return 0;
+	}
 	for (done = 0; done < len; done += (size_t)n) {
 		n = pwrite(h->fd, data + done, len - done,
 		    (off_t)(off + done));
@@ -1117,15 +1170,17 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		if (n <= 0) {
 			if (n == 0)
 				errno = EIO;
+			err = errno;
 			h->failed = 1;	/* never reported complete */
 			log_warn("sftp: write %s", h->path);
-			send_errno(s, id, errno, &st);
+			send_errno(s, id, err, &st);
 			event_handle(s, "write", h, st);
 			return 0;
 		}
 	}
 	if ((int64_t)(off + len) > h->end)
 		h->end = (int64_t)(off + len);
+	h->sent += (int64_t)len;
 	if (!h->dirty) {
 		if ((int64_t)off == h->hashed_to) {
 			if (sha256_update(h->sha, data, len) == -1)
@@ -1733,11 +1788,13 @@ x_fsync(struct sftp *s, uint32_t id, struct msg *m)
 		return 0;
 	}
 	if (fsync(h->fd) == -1) {
+		int err = errno;
+
 		/* never trusted again: this upload cannot complete */
 		if (h->writable)
 			h->failed = 1;
 		log_warn("sftp: fsync %s", h->path);
-		send_errno(s, id, errno, &code);
+		send_errno(s, id, err, &code);
 		event_handle(s, "fsync", h, code);
 		return 0;
 	}

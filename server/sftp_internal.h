@@ -11,6 +11,9 @@
 #define SFTP_DEFAULT_HANDLES	256
 #define SFTP_MAX_HANDLES	65535	/* a handle carries a 16-bit slot index */
 #define SFTP_READDIR_BATCH	100
+/* A WRITE may end at most this far beyond the bytes sent to its handle
+ * (plus what a resumed file had): bounds sparse files (see h_write). */
+#define SFTP_MAX_HOLE		(64LL * 1024 * 1024)
 
 /* Packet types */
 #define SSH_FXP_INIT		1
