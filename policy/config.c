@@ -14,6 +14,8 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include <libssh/libssh.h>
+#include <libssh/server.h>
 #include <yaml.h>
 
 #include "common/util.h"
@@ -34,6 +37,7 @@
 #define SHOW_MAX		80	/* bytes of a value quoted in a message */
 #define KP_MAX			160	/* a key path such as partners[12].allow_from[3] */
 #define RSA_MIN_BITS		2048
+#define WALK_KEYS_MAX		24	/* keys of one mapping */
 
 #define DEFAULT_LISTEN_HOST	"127.0.0.1"
 #define DEFAULT_LISTEN_PORT	2222
@@ -64,27 +68,33 @@ static void report_at(struct loader *, int, const char *, int, const char *, ...
     __attribute__((format(printf, 5, 6)));
 static void report(struct loader *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+static void warn(struct loader *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 vreport_at(struct loader *ld, int sort, const char *file, int line,
-    const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+    int warning, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
+/* An error (counted: the load fails) or a warning (printed, not counted). */
 static void
 vreport_at(struct loader *ld, int sort, const char *file, int line,
-    const char *fmt, va_list ap)
+    int warning, const char *fmt, va_list ap)
 {
 	char body[1024], text[1200];
+	const char *w = warning ? "warning: " : "";
 	struct msg *m;
 
-	ld->nerr++;
+	if (!warning)
+		ld->nerr++;
 	if (ld->err == NULL)
 		return;
 	(void)vsnprintf(body, sizeof(body), fmt, ap);
 	if (line > 0)
-		(void)xsnprintf(text, sizeof(text), "%s:%d: %s", file, line,
-		    body);
+		(void)xsnprintf(text, sizeof(text), "%s:%d: %s%s", file, line,
+		    w, body);
 	else
-		(void)xsnprintf(text, sizeof(text), "%s: %s", file, body);
+		(void)xsnprintf(text, sizeof(text), "%s: %s%s", file, w, body);
 	if (ld->nmsgs == ld->capmsgs) {
 		size_t ncap = ld->capmsgs ? ld->capmsgs * 2 : 16;
 
@@ -110,7 +120,7 @@ report_at(struct loader *ld, int sort, const char *file, int line,
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport_at(ld, sort, file, line, fmt, ap);
+	vreport_at(ld, sort, file, line, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -121,7 +131,18 @@ report(struct loader *ld, int line, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vreport_at(ld, line, ld->file, line, fmt, ap);
+	vreport_at(ld, line, ld->file, line, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* A weak but working choice at line: printed, the load still succeeds. */
+static void
+warn(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport_at(ld, line, ld->file, line, 1, fmt, ap);
 	va_end(ap);
 }
 
@@ -338,13 +359,13 @@ walk_map(struct loader *ld, const yaml_node_t *n, const char *kp,
 {
 	yaml_node_pair_t *pair;
 	yaml_node_t *k, *v;
-	char kpk[KP_MAX], known[256];
+	char kpk[KP_MAX], known[512];
 	struct qbuf qb;
 	const char *name, *best, *shown;
 	size_t i, d, bestd;
-	int keyline[16];
+	int keyline[WALK_KEYS_MAX];
 
-	if (nkeys > 16)
+	if (nkeys > WALK_KEYS_MAX)
 		return -1;
 	for (i = 0; i < nkeys; i++) {
 		vals[i] = NULL;
@@ -495,6 +516,404 @@ parse_port(const char *s)
 	if (parse_int64(s, 1, 65535, &v) != 0)
 		return -1;
 	return (int)v;
+}
+
+/* ---- typed values: numbers, durations, sizes, choices, files ------------- */
+
+#define KIB		((int64_t)1024)
+#define MIB		(KIB * 1024)
+#define GIB		(MIB * 1024)
+#define TIB		(GIB * 1024)
+#define DUR_DAY		((int64_t)86400)
+#define DUR_LONG	(36500 * DUR_DAY)	/* 100 years: "forever" */
+
+int
+parse_duration(const char *s, int64_t *out)
+{
+	int64_t v = 0, mul = 1;
+	size_t i;
+
+	if (s == NULL || out == NULL || s[0] < '0' || s[0] > '9')
+		return -1;
+	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (s[i] != '\0') {
+		switch (s[i]) {
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = DUR_DAY;
+			break;
+		default:
+			return -1;
+		}
+		if (s[i + 1] != '\0')
+			return -1;
+	}
+	if (v > INT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+int
+parse_size(const char *s, int64_t *out)
+{
+	static const struct {
+		const char	*unit;
+		int64_t		 mul;
+	} units[] = {
+		{ "", 1 }, { "B", 1 },
+		{ "KiB", KIB }, { "MiB", MIB }, { "GiB", GIB }, { "TiB", TIB },
+		{ "KB", 1000 }, { "kB", 1000 }, { "MB", 1000000 },
+		{ "GB", 1000000000 }, { "TB", (int64_t)1000000000000 },
+	};
+	int64_t v = 0;
+	size_t i, u;
+
+	if (s == NULL || out == NULL || s[0] < '0' || s[0] > '9')
+		return -1;
+	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+		if (strcmp(s + i, units[u].unit) == 0)
+			break;
+	if (u == sizeof(units) / sizeof(units[0]) || v > INT64_MAX / units[u].mul)
+		return -1;
+	*out = v * units[u].mul;
+	return 0;
+}
+
+/* v seconds in the largest unit that divides it: "24h", "90s". */
+static const char *
+fmt_dur(int64_t v, char *buf, size_t len)
+{
+	if (v != 0 && v % DUR_DAY == 0)
+		(void)xsnprintf(buf, len, "%lldd", (long long)(v / DUR_DAY));
+	else if (v != 0 && v % 3600 == 0)
+		(void)xsnprintf(buf, len, "%lldh", (long long)(v / 3600));
+	else if (v != 0 && v % 60 == 0)
+		(void)xsnprintf(buf, len, "%lldm", (long long)(v / 60));
+	else
+		(void)xsnprintf(buf, len, "%llds", (long long)v);
+	return buf;
+}
+
+/* v bytes in the largest binary unit that divides it: "16MiB". */
+static const char *
+fmt_size(int64_t v, char *buf, size_t len)
+{
+	static const char *const u[] = { "TiB", "GiB", "MiB", "KiB" };
+	const int64_t m[] = { TIB, GIB, MIB, KIB };
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if (v != 0 && v % m[i] == 0) {
+			(void)xsnprintf(buf, len, "%lld%s",
+			    (long long)(v / m[i]), u[i]);
+			return buf;
+		}
+	(void)xsnprintf(buf, len, "%lld", (long long)v);
+	return buf;
+}
+
+/* A whole number in [min, max] into *out; 0, or -1 after reporting. */
+static int
+get_int(struct loader *ld, const yaml_node_t *n, const char *kp, int64_t min,
+    int64_t max, int64_t *out)
+{
+	struct qbuf qb;
+	const char *s;
+	int64_t v;
+
+	if ((s = get_string(ld, n, kp, "a whole number")) == NULL)
+		return -1;
+	if (strspn(s, "0123456789") != strlen(s) || strlen(s) > 18 ||
+	    parse_int64(s, 0, INT64_MAX, &v) != 0) {
+		report(ld, line_of(n), "%s: %s is not a whole number; use %lld "
+		    "to %lld", kp, q(&qb, s), (long long)min, (long long)max);
+		return -1;
+	}
+	if (v < min || v > max) {
+		report(ld, line_of(n), "%s: %lld is out of range; use %lld to "
+		    "%lld", kp, (long long)v, (long long)min, (long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A duration in [min, max] seconds into *out; 0, or -1 after reporting. */
+static int
+get_duration(struct loader *ld, const yaml_node_t *n, const char *kp,
+    int64_t min, int64_t max, int64_t *out)
+{
+	char b1[32], b2[32];
+	struct qbuf qb;
+	const char *s;
+	int64_t v;
+
+	if ((s = get_string(ld, n, kp, "a duration (e.g. 30s, 10m, 24h or "
+	    "30d)")) == NULL)
+		return -1;
+	if (parse_duration(s, &v) != 0) {
+		report(ld, line_of(n), "%s: %s is not a duration; use whole "
+		    "seconds or a number with s, m, h or d (e.g. 90, 30s, 10m, "
+		    "24h, 30d)", kp, q(&qb, s));
+		return -1;
+	}
+	if (v < min) {
+		report(ld, line_of(n), "%s: %s is too short; use at least %s",
+		    kp, q(&qb, s), fmt_dur(min, b1, sizeof(b1)));
+		return -1;
+	}
+	if (v > max) {
+		report(ld, line_of(n), "%s: %s is too long; use at most %s",
+		    kp, q(&qb, s), fmt_dur(max, b2, sizeof(b2)));
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A size in [min, max] bytes into *out; 0, or -1 after reporting. */
+static int
+get_size(struct loader *ld, const yaml_node_t *n, const char *kp,
+    int64_t min, int64_t max, int64_t *out)
+{
+	char b[32];
+	struct qbuf qb;
+	const char *s;
+	int64_t v;
+
+	if ((s = get_string(ld, n, kp, "a size (e.g. 16MiB)")) == NULL)
+		return -1;
+	if (parse_size(s, &v) != 0) {
+		report(ld, line_of(n), "%s: %s is not a size; use bytes or a "
+		    "number with KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. "
+		    "16MiB", kp, q(&qb, s));
+		return -1;
+	}
+	if (v < min) {
+		report(ld, line_of(n), "%s: %s is too small; use at least %s",
+		    kp, q(&qb, s), fmt_size(min, b, sizeof(b)));
+		return -1;
+	}
+	if (v > max) {
+		report(ld, line_of(n), "%s: %s is too large; use at most %s",
+		    kp, q(&qb, s), fmt_size(max, b, sizeof(b)));
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* The value of key `key` under parent kp (v may be NULL: nothing to do). */
+static void
+set_int(struct loader *ld, const yaml_node_t *v, const char *kp,
+    const char *key, int64_t min, int64_t max, int *dst)
+{
+	char kpk[KP_MAX];
+	int64_t x;
+
+	if (v == NULL)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, key);
+	if (get_int(ld, v, kpk, min, max, &x) == 0)
+		*dst = (int)x;
+}
+
+static void
+set_duration(struct loader *ld, const yaml_node_t *v, const char *kp,
+    const char *key, int64_t min, int64_t max, int64_t *dst)
+{
+	char kpk[KP_MAX];
+
+	if (v == NULL)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, key);
+	(void)get_duration(ld, v, kpk, min, max, dst);
+}
+
+static void
+set_size(struct loader *ld, const yaml_node_t *v, const char *kp,
+    const char *key, int64_t min, int64_t max, int64_t *dst)
+{
+	char kpk[KP_MAX];
+
+	if (v == NULL)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, key);
+	(void)get_size(ld, v, kpk, min, max, dst);
+}
+
+/*
+ * The index of the word n holds in choices[] (exact match), or -1 after
+ * reporting with the nearest choice (a case slip or a typo) or the list.
+ */
+static int
+get_choice(struct loader *ld, const yaml_node_t *n, const char *kp,
+    const char *const *choices, size_t nchoices)
+{
+	char known[512];
+	struct qbuf qb;
+	const char *s, *best = NULL;
+	size_t i, d, bestd = 3;
+
+	known[0] = '\0';
+	for (i = 0; i < nchoices; i++) {
+		if (i > 0)
+			(void)xstrlcat(known, ", ", sizeof(known));
+		(void)xstrlcat(known, choices[i], sizeof(known));
+	}
+	if ((s = get_string(ld, n, kp, known)) == NULL)
+		return -1;
+	for (i = 0; i < nchoices; i++)
+		if (strcmp(s, choices[i]) == 0)
+			return (int)i;
+	for (i = 0; i < nchoices && best == NULL; i++)
+		if (strcasecmp(s, choices[i]) == 0)
+			best = choices[i];
+	for (i = 0; i < nchoices && best == NULL; i++)
+		if ((d = edit_distance(s, choices[i])) < bestd) {
+			bestd = d;
+			best = choices[i];
+		}
+	if (best != NULL)
+		report(ld, line_of(n), "%s: %s is not valid; did you mean "
+		    "\"%s\"? (one of: %s)", kp, q(&qb, s), best, known);
+	else
+		report(ld, line_of(n), "%s: %s is not valid; use one of: %s",
+		    kp, q(&qb, s), known);
+	return -1;
+}
+
+#define FILE_NOT_GW	0x01	/* refuse group/world-writable (trust anchors) */
+#define FILE_SECRET	0x02	/* refuse group/world-readable, foreign owner */
+
+/*
+ * ref (absolute, or relative to the config file's directory) as an absolute
+ * path into out, checked to be a readable regular file; 0, or -1 after
+ * reporting. Symlinks are not resolved, so a swapped link takes effect on
+ * the next load.
+ */
+static int
+get_file(struct loader *ld, const yaml_node_t *n, const char *kp,
+    const char *ref, int flags, char *out, size_t outlen)
+{
+	char cwd[4096];
+	struct qbuf qb;
+	struct stat st;
+	int fd = -1, rc = -1;
+
+	if (ref[0] == '/') {
+		if (xstrlcpy(out, ref, outlen) >= outlen)
+			goto toolong;
+	} else if (ld->dir[0] == '/') {
+		if (xsnprintf(out, outlen, "%s/%s", ld->dir, ref) < 0)
+			goto toolong;
+	} else {
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    xsnprintf(out, outlen, "%s/%s/%s", cwd, ld->dir, ref) < 0)
+			goto toolong;
+	}
+	if ((fd = open(out, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0 ||
+	    fstat(fd, &st) != 0) {
+		report(ld, line_of(n), "%s: cannot read %s: %s; check the path "
+		    "(relative paths start at the config file's directory)",
+		    kp, q(&qb, out), strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		report(ld, line_of(n), "%s: %s is not a regular file", kp,
+		    q(&qb, out));
+		goto out;
+	}
+	if ((flags & (FILE_NOT_GW | FILE_SECRET)) &&
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		report(ld, line_of(n), "%s: %s is writable by group or others, "
+		    "so anyone could replace it; run chmod go-w %s", kp,
+		    q(&qb, out), out);
+		goto out;
+	}
+	if ((flags & FILE_SECRET) && (st.st_mode & (S_IRGRP | S_IROTH))) {
+		report(ld, line_of(n), "%s: %s is a secret key readable by "
+		    "group or others; run chmod 600 %s", kp, q(&qb, out), out);
+		goto out;
+	}
+	if ((flags & FILE_SECRET) && st.st_uid != 0 && st.st_uid != geteuid()) {
+		report(ld, line_of(n), "%s: %s is a secret key owned by another "
+		    "user (uid %u); chown it to the user sluice runs as", kp,
+		    q(&qb, out), (unsigned)st.st_uid);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+toolong:
+	report(ld, line_of(n), "%s: %s: the path is too long", kp, q(&qb, ref));
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* A string list (or one string) at kp; each item checked by check(). */
+typedef const char *(*item_check_fn)(const char *);
+
+static void
+load_str_list(struct loader *ld, const yaml_node_t *n, const char *kp,
+    const char *what, item_check_fn check, char ***arrp, size_t *cntp)
+{
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+	char kpi[KP_MAX];
+	struct qbuf qb;
+	const char *s, *why;
+	size_t cnt, i;
+
+	cnt = n->type == YAML_SEQUENCE_NODE ?
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+	    : 1;
+	if (cnt == 0)
+		return;
+	if ((*arrp = calloc(cnt, sizeof(char *))) == NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	for (i = 0; i < cnt; i++) {
+		if (n->type == YAML_SEQUENCE_NODE) {
+			it = n->data.sequence.items.start + i;
+			if ((item = node(ld, *it)) == NULL)
+				continue;
+			(void)xsnprintf(kpi, sizeof(kpi), "%s[%zu]", kp, i);
+		} else {
+			item = (yaml_node_t *)n;
+			(void)xstrlcpy(kpi, kp, sizeof(kpi));
+		}
+		if ((s = get_string(ld, item, kpi, what)) == NULL)
+			continue;
+		if (check != NULL && (why = check(s)) != NULL) {
+			report(ld, line_of(item), "%s: %s %s", kpi, q(&qb, s),
+			    why);
+			continue;
+		}
+		if (((*arrp)[*cntp] = dup_or_report(ld, line_of(item), s)) !=
+		    NULL)
+			(*cntp)++;
+	}
 }
 
 /* ---- listen, paths, audit ------------------------------------------------ */
@@ -854,22 +1273,299 @@ badport:
 	return NULL;
 }
 
+static uint8_t *b64_decode(const char *, size_t, size_t *);
+
+/* ---- store: S3 options (issue 5) ----------------------------------------- */
+
+static const char *const sse_names[] = { "AES256", "aws:kms" };
+static const char *const storage_classes[] = {
+	"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+	"GLACIER_IR", "GLACIER", "DEEP_ARCHIVE", "REDUCED_REDUNDANCY",
+	"EXPRESS_ONEZONE", "OUTPOSTS", "SNOW"
+};
+static const char *const canned_acls[] = {
+	"private", "bucket-owner-full-control", "bucket-owner-read",
+	"public-read", "public-read-write", "authenticated-read",
+	"aws-exec-read"
+};
+static const char *const lock_modes[] = { "COMPLIANCE", "GOVERNANCE" };
+static const char *const collision_names[] = { "suffix", "version", "reject" };
+#define S3_TAGS_MAX	10
+
+static const char *
+tag_problem(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max)
+		return max == 128 ? "is longer than 128 characters" :
+		    "is longer than 256 characters";
+	if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789 _.:/=+-@") != n)
+		return "may only contain letters, digits, spaces and _ . : / = "
+		    "+ - @";
+	return NULL;
+}
+
+static void
+load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
+{
+	yaml_node_pair_t *pair;
+	yaml_node_t *k, *v;
+	char kp[KP_MAX];
+	struct qbuf qb;
+	const char *ks, *vs, *why;
+	size_t cnt, i;
+
+	if (n->type != YAML_MAPPING_NODE) {
+		report(ld, line_of(n), "store.tags: expected a mapping of tag "
+		    "names to values (e.g. {team: payments}), got %s",
+		    kind_of(n));
+		return;
+	}
+	cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	if (cnt == 0)
+		return;
+	if (cnt > S3_TAGS_MAX) {
+		report(ld, line_of(n), "store.tags: %zu tags; S3 allows at most "
+		    "%d per object", cnt, S3_TAGS_MAX);
+		return;
+	}
+	if ((st->tag_keys = calloc(cnt, sizeof(char *))) == NULL ||
+	    (st->tag_values = calloc(cnt, sizeof(char *))) == NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	for (pair = n->data.mapping.pairs.start;
+	    pair < n->data.mapping.pairs.top; pair++) {
+		if ((k = node(ld, pair->key)) == NULL ||
+		    (v = node(ld, pair->value)) == NULL)
+			continue;
+		if ((ks = get_string(ld, k, "store.tags", "a tag name (e.g. "
+		    "team)")) == NULL)
+			continue;
+		if ((why = tag_problem(ks, 128)) != NULL || ks[0] == '\0') {
+			report(ld, line_of(k), "store.tags: the tag name %s %s",
+			    q(&qb, ks), why != NULL ? why : "is empty");
+			continue;
+		}
+		(void)xsnprintf(kp, sizeof(kp), "store.tags.%s", ks);
+		if (strncmp(ks, "aws:", 4) == 0) {
+			report(ld, line_of(k), "%s: tag names starting with "
+			    "\"aws:\" are reserved by AWS; choose another name",
+			    kp);
+			continue;
+		}
+		for (i = 0; i < st->ntags; i++)
+			if (strcmp(st->tag_keys[i], ks) == 0)
+				break;
+		if (i < st->ntags) {
+			report(ld, line_of(k), "%s: duplicate tag; remove one",
+			    kp);
+			continue;
+		}
+		if (v->type == YAML_SCALAR_NODE && is_null(v) &&
+		    v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+			report(ld, line_of(v), "%s: no value; give one, or "
+			    "write \"\" for an empty tag value", kp);
+			continue;
+		}
+		if ((vs = get_string(ld, v, kp, "a tag value")) == NULL)
+			continue;
+		if ((why = tag_problem(vs, 256)) != NULL) {
+			report(ld, line_of(v), "%s: the value %s %s", kp,
+			    q(&qb, vs), why);
+			continue;
+		}
+		if ((st->tag_keys[st->ntags] = dup_or_report(ld, line_of(k),
+		    ks)) == NULL)
+			continue;
+		if ((st->tag_values[st->ntags] = dup_or_report(ld, line_of(v),
+		    vs)) == NULL) {
+			free(st->tag_keys[st->ntags]);
+			st->tag_keys[st->ntags] = NULL;
+			continue;
+		}
+		st->ntags++;
+	}
+}
+
+static void
+load_object_lock(struct loader *ld, const yaml_node_t *n,
+    struct store_config *st)
+{
+	static const char *const keys[] = { "mode", "days" };
+	const char *kp = "store.object_lock";
+	yaml_node_t *v[2];
+	int64_t days;
+	int i, nerr0;
+
+	nerr0 = ld->nerr;
+	if (walk_map(ld, n, kp, keys, 2, v, NULL) != 0)
+		return;
+	if (ld->nerr != nerr0)
+		return;
+	if (v[0] == NULL || v[1] == NULL) {
+		report(ld, line_of(n), "%s: needs both mode and days (e.g. "
+		    "{mode: COMPLIANCE, days: 2555})", kp);
+		return;
+	}
+	if ((i = get_choice(ld, v[0], "store.object_lock.mode", lock_modes,
+	    2)) < 0)
+		return;
+	if (get_int(ld, v[1], "store.object_lock.days", 1, 36500, &days) != 0)
+		return;
+	if ((st->object_lock_mode = dup_or_report(ld, line_of(v[0]),
+	    lock_modes[i])) != NULL)
+		st->object_lock_days = (int)days;
+}
+
+/* NULL if s is curl's pin syntax (sha256//BASE64, several joined by
+ * ';'), else why not. */
+static const char *
+pin_problem(const char *s)
+{
+	const char *p = s, *e;
+	uint8_t *raw;
+	size_t n, rawlen;
+
+	for (;;) {
+		if (strncmp(p, "sha256//", 8) != 0)
+			return "must be sha256//BASE64 (several joined with "
+			    "';') or an absolute path to a public key file";
+		p += 8;
+		e = p + strcspn(p, ";");
+		n = (size_t)(e - p);
+		if ((raw = b64_decode(p, n, &rawlen)) == NULL)
+			return "has a pin that is not base64; get it with: "
+			    "openssl x509 -pubkey -noout | openssl pkey "
+			    "-pubin -outform der | openssl dgst -sha256 "
+			    "-binary | base64";
+		free(raw);
+		if (rawlen != 32)
+			return "has a pin that is not a SHA-256 digest (32 "
+			    "bytes, 44 base64 characters)";
+		if (*e == '\0')
+			return NULL;
+		p = e + 1;
+	}
+}
+
+static void
+load_store_options(struct loader *ld, yaml_node_t *const *v,
+    const int *lines, struct store_config *st)
+{
+	enum { O_SSE, O_KMS, O_CLASS, O_ACL, O_TAGS, O_LOCK, O_CA, O_PIN,
+	    O_COLLISION, O_N };
+	static const char *const names[] = {
+		"sse", "kms_key_id", "storage_class", "acl", "tags",
+		"object_lock", "ca_file", "pinned_pubkey"
+	};
+	char path[4096];
+	struct qbuf qb;
+	const char *s;
+	int i;
+
+	if (v[O_SSE] != NULL && (i = get_choice(ld, v[O_SSE], "store.sse",
+	    sse_names, 2)) >= 0)
+		st->sse = dup_or_report(ld, line_of(v[O_SSE]), sse_names[i]);
+	if (v[O_KMS] != NULL && (s = get_string(ld, v[O_KMS],
+	    "store.kms_key_id", "a KMS key id, ARN or alias")) != NULL) {
+		if (st->sse == NULL || strcmp(st->sse, "aws:kms") != 0)
+			report(ld, line_of(v[O_KMS]), "store.kms_key_id: "
+			    "only used with sse: aws:kms; add sse: aws:kms or "
+			    "remove kms_key_id");
+		else if (s[0] == '\0' || strlen(s) > 2048 ||
+		    strpbrk(s, " \t") != NULL)
+			report(ld, line_of(v[O_KMS]), "store.kms_key_id: %s "
+			    "is not a KMS key id, ARN or alias/NAME", q(&qb, s));
+		else
+			st->kms_key_id = dup_or_report(ld,
+			    line_of(v[O_KMS]), s);
+	}
+	if (st->sse != NULL && strcmp(st->sse, "aws:kms") == 0 &&
+	    v[O_KMS] == NULL)
+		warn(ld, line_of(v[O_SSE]), "store.sse: aws:kms without "
+		    "kms_key_id uses the bucket's default KMS key (aws/s3); "
+		    "set kms_key_id to choose the key");
+	if (v[O_CLASS] != NULL && (i = get_choice(ld, v[O_CLASS],
+	    "store.storage_class", storage_classes,
+	    sizeof(storage_classes) / sizeof(storage_classes[0]))) >= 0)
+		st->storage_class = dup_or_report(ld, line_of(v[O_CLASS]),
+		    storage_classes[i]);
+	if (v[O_ACL] != NULL && (i = get_choice(ld, v[O_ACL], "store.acl",
+	    canned_acls, sizeof(canned_acls) / sizeof(canned_acls[0]))) >= 0) {
+		st->acl = dup_or_report(ld, line_of(v[O_ACL]), canned_acls[i]);
+		if (strncmp(canned_acls[i], "public-", 7) == 0 ||
+		    strcmp(canned_acls[i], "authenticated-read") == 0)
+			warn(ld, line_of(v[O_ACL]), "store.acl: %s lets "
+			    "others read every stored file; use "
+			    "bucket-owner-full-control or private",
+			    canned_acls[i]);
+	}
+	if (v[O_TAGS] != NULL)
+		load_tags(ld, v[O_TAGS], st);
+	if (v[O_LOCK] != NULL)
+		load_object_lock(ld, v[O_LOCK], st);
+	if (v[O_CA] != NULL && (s = get_string(ld, v[O_CA], "store.ca_file",
+	    "an absolute path to a PEM file")) != NULL) {
+		if (s[0] != '/')
+			report(ld, line_of(v[O_CA]), "store.ca_file: %s must be "
+			    "an absolute path (e.g. /etc/ssl/private-ca.pem)",
+			    q(&qb, s));
+		else if (get_file(ld, v[O_CA], "store.ca_file", s, FILE_NOT_GW,
+		    path, sizeof(path)) == 0)
+			st->ca_file = dup_or_report(ld, line_of(v[O_CA]), path);
+	}
+	if (v[O_PIN] != NULL && (s = get_string(ld, v[O_PIN],
+	    "store.pinned_pubkey", "sha256//BASE64 or an absolute path")) !=
+	    NULL) {
+		const char *why;
+
+		if (s[0] == '/') {
+			if (get_file(ld, v[O_PIN], "store.pinned_pubkey", s,
+			    FILE_NOT_GW, path, sizeof(path)) == 0)
+				st->pinned_pubkey = dup_or_report(ld,
+				    line_of(v[O_PIN]), path);
+		} else if ((why = pin_problem(s)) != NULL)
+			report(ld, line_of(v[O_PIN]), "store.pinned_pubkey: "
+			    "%s", why);
+		else
+			st->pinned_pubkey = dup_or_report(ld,
+			    line_of(v[O_PIN]), s);
+	}
+	if (v[O_COLLISION] != NULL && (i = get_choice(ld, v[O_COLLISION],
+	    "store.collision", collision_names, 3)) >= 0)
+		st->collision = i == 0 ? COLLISION_SUFFIX : i == 1 ?
+		    COLLISION_VERSION : COLLISION_REJECT;
+	if (st->kind == STORE_FILE)
+		for (i = 0; i < O_COLLISION; i++)
+			if (v[i] != NULL)
+				warn(ld, lines[i], "store.%s: ignored by a "
+				    "file:// store; remove it", names[i]);
+}
+
 static void
 load_store(struct loader *ld, const yaml_node_t *n, int keyline,
     struct config *cfg)
 {
 	static const char *const keys[] = {
-		"url", "region", "endpoint", "path_style"
+		"url", "region", "endpoint", "path_style",
+		/* issue 5, in load_store_options()'s order */
+		"sse", "kms_key_id", "storage_class", "acl", "tags",
+		"object_lock", "ca_file", "pinned_pubkey", "collision"
 	};
-	enum { K_URL, K_REGION, K_ENDPOINT, K_PATH_STYLE, K_N };
+	enum { K_URL, K_REGION, K_ENDPOINT, K_PATH_STYLE, K_OPTIONS,
+	    K_N = K_OPTIONS + 9 };
 	struct store_config *st = &cfg->store;
 	yaml_node_t *v[K_N];
+	int kl[K_N];
 	struct qbuf qb;
 	const char *s, *region = NULL, *endpoint = NULL;
 	int ps = -1;
 
 	st->line = keyline;
-	if (walk_map(ld, n, "store", keys, K_N, v, NULL) != 0)
+	if (walk_map(ld, n, "store", keys, K_N, v, kl) != 0)
 		return;
 	if (v[K_URL] == NULL) {
 		report(ld, keyline, "store: missing url; add url: "
@@ -886,6 +1582,7 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 		    "an http:// or https:// URL");
 	if (v[K_PATH_STYLE] != NULL)
 		ps = get_bool(ld, v[K_PATH_STYLE], "store.path_style");
+	load_store_options(ld, v + K_OPTIONS, kl + K_OPTIONS, st);
 	if (st->kind == STORE_FILE) {
 		/* file:// stores ignore region, endpoint and path_style. */
 		st->region = dup_or_report(ld, st->line, DEFAULT_REGION);
@@ -1369,8 +2066,8 @@ hash_problem(const char *h)
 }
 
 static void
-load_allow_entry(struct loader *ld, const yaml_node_t *n, const char *kp,
-    struct partner *p)
+load_cidr_entry(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct cidr *arr, size_t *cnt)
 {
 	struct qbuf qb;
 	struct cidr c;
@@ -1393,42 +2090,47 @@ load_allow_entry(struct loader *ld, const yaml_node_t *n, const char *kp,
 		    "prefix; did you mean %s?", kp, q(&qb, s), net);
 		return;
 	}
-	p->allow_from[p->nallow_from++] = c;
+	arr[(*cnt)++] = c;
 }
 
+/*
+ * A CIDR block or a list of them at kp into *arrp and *cntp. An empty list is
+ * an error unless empty_ok (an empty allow list would refuse everyone).
+ */
 static void
-load_allow_from(struct loader *ld, const yaml_node_t *n, const char *pkp,
-    struct partner *p)
+load_cidr_list(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct cidr **arrp, size_t *cntp, int empty_ok)
 {
 	yaml_node_item_t *it;
 	yaml_node_t *item;
-	char kp[KP_MAX];
+	char kpi[KP_MAX];
 	size_t cnt, i;
 
 	cnt = n->type == YAML_SEQUENCE_NODE ?
 	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
 	    : 1;
 	if (cnt == 0) {
-		report(ld, line_of(n), "%s.allow_from: the list is empty and "
-		    "would refuse every address; remove allow_from to allow "
-		    "any address", pkp);
+		if (!empty_ok)
+			report(ld, line_of(n), "%s: the list is empty and "
+			    "would refuse every address; remove %s to allow "
+			    "any address", kp, strrchr(kp, '.') != NULL ?
+			    strrchr(kp, '.') + 1 : kp);
 		return;
 	}
-	if ((p->allow_from = calloc(cnt, sizeof(*p->allow_from))) == NULL) {
+	if ((*arrp = calloc(cnt, sizeof(**arrp))) == NULL) {
 		report(ld, line_of(n), "out of memory");
 		return;
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
-		(void)xsnprintf(kp, sizeof(kp), "%s.allow_from", pkp);
-		load_allow_entry(ld, n, kp, p);
+		load_cidr_entry(ld, n, kp, *arrp, cntp);
 		return;
 	}
 	for (i = 0, it = n->data.sequence.items.start;
 	    it < n->data.sequence.items.top; it++, i++) {
 		if ((item = node(ld, *it)) == NULL)
 			continue;
-		(void)xsnprintf(kp, sizeof(kp), "%s.allow_from[%zu]", pkp, i);
-		load_allow_entry(ld, item, kp, p);
+		(void)xsnprintf(kpi, sizeof(kpi), "%s[%zu]", kp, i);
+		load_cidr_entry(ld, item, kpi, *arrp, cntp);
 	}
 }
 
@@ -1450,15 +2152,22 @@ name_problem(const char *s)
 	return NULL;
 }
 
+static void load_partner_issue34(struct loader *, yaml_node_t *const *,
+    const char *, const struct config *, struct partner *);
+
 static void
 load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
     struct config *cfg)
 {
 	static const char *const keys[] = {
 		"name", "authorized_keys", "password_hash", "allow_from",
-		"object_key"
+		"object_key",
+		/* issues 3 and 4, in load_partner_issue34()'s order */
+		"role", "visible_for", "max_sessions", "completion",
+		"signature", "duplicate_window", "duplicate_policy"
 	};
-	enum { K_NAME, K_KEYS, K_HASH, K_ALLOW, K_OBJKEY, K_N };
+	enum { K_NAME, K_KEYS, K_HASH, K_ALLOW, K_OBJKEY, K_MORE,
+	    K_N = K_MORE + 7 };
 	struct partner *p = &cfg->partners[idx];
 	yaml_node_t *v[K_N];
 	char kp[KP_MAX], kpk[KP_MAX];
@@ -1515,8 +2224,11 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 			p->password_hash = dup_or_report(ld,
 			    line_of(v[K_HASH]), s);
 	}
-	if (v[K_ALLOW] != NULL)
-		load_allow_from(ld, v[K_ALLOW], kp, p);
+	if (v[K_ALLOW] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "allow_from");
+		load_cidr_list(ld, v[K_ALLOW], kpk, &p->allow_from,
+		    &p->nallow_from, 0);
+	}
 
 	join_kp(kpk, sizeof(kpk), kp, "object_key");
 	s = DEFAULT_OBJECT_KEY;
@@ -1529,6 +2241,8 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 	}
 	if (s != NULL)
 		p->object_key = dup_or_report(ld, p->line, s);
+
+	load_partner_issue34(ld, v + K_MORE, kp, cfg, p);
 }
 
 static void
@@ -1561,16 +2275,1041 @@ load_partners(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 			load_partner(ld, item, i, cfg);
 }
 
+/* ---- server -------------------------------------------------------------- */
+
+/* Defaults (config.h documents them next to each field). */
+static void
+server_defaults(struct server_config *sv)
+{
+	sv->max_sessions = 256;
+	sv->max_sessions_per_partner = 16;
+	sv->max_sessions_per_address = 32;
+	sv->max_startups = 64;
+	sv->max_startups_per_address = 8;
+	sv->login_grace_s = 60;
+	sv->idle_timeout_s = 1800;
+	sv->max_auth_tries = 6;
+	sv->max_file_size = 0;
+	sv->max_open_handles = 64;
+	sv->min_free_space = GIB;
+	sv->visible_for_s = DUR_DAY;
+	sv->ban_failures = 10;
+	sv->ban_window_s = 600;
+	sv->ban_duration_s = 900;
+}
+
+/*
+ * The algorithm names sluice knows, per list; whether this libssh build
+ * supports one is asked of libssh itself (weak_reason() says which are
+ * weak). Used for "did you mean" and to tell weak-but-unsupported names
+ * from typos.
+ */
+static const char *const kex_names[] = {
+	"curve25519-sha256", "curve25519-sha256@libssh.org",
+	"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+	"diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+	"diffie-hellman-group14-sha256", "diffie-hellman-group-exchange-sha256",
+	"sntrup761x25519-sha512@openssh.com", "mlkem768x25519-sha256",
+	"diffie-hellman-group14-sha1", "diffie-hellman-group1-sha1",
+	"diffie-hellman-group-exchange-sha1", NULL
+};
+static const char *const cipher_names[] = {
+	"aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr",
+	"aes192-ctr", "aes128-ctr", "chacha20-poly1305@openssh.com",
+	"aes256-cbc", "aes192-cbc", "aes128-cbc", "3des-cbc", "blowfish-cbc",
+	"cast128-cbc", "arcfour", "arcfour128", "arcfour256", "none", NULL
+};
+static const char *const mac_names[] = {
+	"hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
+	"hmac-sha2-256", "hmac-sha2-512", "umac-128-etm@openssh.com",
+	"umac-64-etm@openssh.com", "umac-128@openssh.com", "umac-64@openssh.com",
+	"hmac-sha1", "hmac-sha1-etm@openssh.com", "hmac-sha1-96", "hmac-md5",
+	"hmac-md5-etm@openssh.com", "hmac-md5-96", "none", NULL
+};
+static const char *const hostkey_names[] = {
+	"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256",
+	"ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+	"sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+	"ssh-ed25519-cert-v01@openssh.com", "rsa-sha2-512-cert-v01@openssh.com",
+	"rsa-sha2-256-cert-v01@openssh.com",
+	"ecdsa-sha2-nistp256-cert-v01@openssh.com",
+	"ecdsa-sha2-nistp384-cert-v01@openssh.com",
+	"ecdsa-sha2-nistp521-cert-v01@openssh.com",
+	"ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "ssh-dss",
+	"ssh-dss-cert-v01@openssh.com", NULL
+};
+
+/* Why an algorithm name is weak, or NULL. */
+static const char *
+weak_reason(const char *a)
+{
+	if (strcmp(a, "none") == 0)
+		return "no protection at all";
+	if (strstr(a, "cbc") != NULL)
+		return "CBC mode";
+	if (strstr(a, "arcfour") != NULL)
+		return "RC4";
+	if (strstr(a, "3des") != NULL)
+		return "3DES";
+	if (strncmp(a, "hmac-md5", 8) == 0)
+		return "MD5";
+	if (strncmp(a, "hmac-sha1", 9) == 0)
+		return "SHA-1";
+	if (strcmp(a, "diffie-hellman-group1-sha1") == 0)
+		return "1024-bit group, SHA-1";
+	if (strcmp(a, "diffie-hellman-group14-sha1") == 0 ||
+	    strcmp(a, "diffie-hellman-group-exchange-sha1") == 0)
+		return "SHA-1";
+	if (strcmp(a, "ssh-rsa") == 0 ||
+	    strcmp(a, "ssh-rsa-cert-v01@openssh.com") == 0)
+		return "SHA-1";
+	if (strncmp(a, "ssh-dss", 7) == 0)
+		return "DSA";
+	return NULL;
+}
+
+/* Whether this libssh accepts name for the bind option opt. */
+static int
+libssh_supports(enum ssh_bind_options_e opt, const char *name)
+{
+	ssh_bind b;
+	int ok;
+
+	if ((b = ssh_bind_new()) == NULL)
+		return 1;	/* cannot ask: do not block the load */
+	ok = ssh_bind_options_set(b, opt, name) == SSH_OK;
+	ssh_bind_free(b);
+	return ok;
+}
+
+/* One algorithm name: 0 if usable (after a warning when weak), else -1. */
+static int
+check_algo(struct loader *ld, int line, const char *kp, const char *what,
+    enum ssh_bind_options_e opt, const char *const *names, const char *a)
+{
+	struct qbuf qb;
+	const char *why, *best = NULL;
+	size_t i, d, bestd = 4;
+
+	if (strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789-@.") != strlen(a)) {
+		report(ld, line, "%s: %s is not an algorithm name", kp,
+		    q(&qb, a));
+		return -1;
+	}
+	why = weak_reason(a);
+	if (libssh_supports(opt, a)) {
+		if (why != NULL)
+			warn(ld, line, "%s: %s is weak (%s); remove it", kp, a,
+			    why);
+		return 0;
+	}
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(a, names[i]) == 0)
+			break;
+	if (why != NULL && names[i] != NULL) {
+		report(ld, line, "%s: %s is weak (%s) and this server does not "
+		    "support it; remove it", kp, a, why);
+		return -1;
+	}
+	for (i = 0; names[i] != NULL; i++)
+		if ((d = edit_distance(a, names[i])) < bestd) {
+			bestd = d;
+			best = names[i];
+		}
+	if (best != NULL)
+		report(ld, line, "%s: %s is not a %s this server supports; did "
+		    "you mean \"%s\"?", kp, q(&qb, a), what, best);
+	else
+		report(ld, line, "%s: %s is not a %s this server supports "
+		    "(e.g. %s); remove it", kp, q(&qb, a), what, names[0]);
+	return -1;
+}
+
+/*
+ * An algorithm list (YAML list, or one "a,b,c" string) into a malloc'd
+ * comma-joined string in *dst. Order is kept: it is the preference order.
+ */
+static void
+load_algos(struct loader *ld, const yaml_node_t *n, const char *kp,
+    const char *what, enum ssh_bind_options_e opt, const char *const *names,
+    char **dst)
+{
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+	char kpi[KP_MAX], tok[128], *out = NULL;
+	const char *s, *p;
+	size_t cnt, i, tl, len = 0, cap = 0;
+	int bad = 0;
+
+	cnt = n->type == YAML_SEQUENCE_NODE ?
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+	    : 1;
+	if (cnt == 0 || is_null(n)) {
+		report(ld, line_of(n), "%s: the list is empty; name at least "
+		    "one algorithm, or remove the key for the secure default",
+		    kp);
+		return;
+	}
+	for (i = 0; i < cnt; i++) {
+		if (n->type == YAML_SEQUENCE_NODE) {
+			it = n->data.sequence.items.start + i;
+			if ((item = node(ld, *it)) == NULL)
+				continue;
+		} else
+			item = (yaml_node_t *)n;
+		(void)xstrlcpy(kpi, kp, sizeof(kpi));
+		if ((s = get_string(ld, item, kpi, "algorithm names (e.g. "
+		    "[aes256-gcm@openssh.com, aes256-ctr])")) == NULL) {
+			bad = 1;
+			continue;
+		}
+		for (p = s;; p += tl + 1) {
+			p += strspn(p, " \t");
+			tl = strcspn(p, ",");
+			while (tl > 0 && (p[tl - 1] == ' ' || p[tl - 1] == '\t'))
+				tl--;
+			if (tl == 0 || tl >= sizeof(tok)) {
+				report(ld, line_of(item), "%s: an empty or "
+				    "over-long name in the list; write one "
+				    "name per list item", kp);
+				bad = 1;
+			} else {
+				memcpy(tok, p, tl);
+				tok[tl] = '\0';
+				if (check_algo(ld, line_of(item), kp, what, opt,
+				    names, tok) != 0)
+					bad = 1;
+				else if (len + tl + 2 > cap) {
+					char *no;
+
+					cap = (len + tl + 2) * 2;
+					if ((no = realloc(out, cap)) == NULL) {
+						report(ld, line_of(item),
+						    "out of memory");
+						free(out);
+						return;
+					}
+					out = no;
+				}
+				if (!bad) {
+					if (len > 0)
+						out[len++] = ',';
+					memcpy(out + len, tok, tl);
+					len += tl;
+					out[len] = '\0';
+				}
+			}
+			p += strcspn(p, ",");
+			if (*p == '\0')
+				break;
+			tl = 0;
+		}
+	}
+	if (bad || out == NULL) {
+		free(out);
+		return;
+	}
+	free(*dst);
+	*dst = out;
+}
+
+static void
+load_algorithms(struct loader *ld, const yaml_node_t *n,
+    struct server_config *sv)
+{
+	static const char *const keys[] = {
+		"kex", "ciphers", "macs", "host_key_algorithms",
+		"pubkey_algorithms"
+	};
+	enum { K_KEX, K_CIPHERS, K_MACS, K_HOSTKEY, K_PUBKEY, K_N };
+	yaml_node_t *v[K_N];
+
+	if (walk_map(ld, n, "server.algorithms", keys, K_N, v, NULL) != 0)
+		return;
+	if (v[K_KEX] != NULL)
+		load_algos(ld, v[K_KEX], "server.algorithms.kex",
+		    "key exchange", SSH_BIND_OPTIONS_KEY_EXCHANGE, kex_names,
+		    &sv->kex);
+	if (v[K_CIPHERS] != NULL)
+		load_algos(ld, v[K_CIPHERS], "server.algorithms.ciphers",
+		    "cipher", SSH_BIND_OPTIONS_CIPHERS_S_C, cipher_names,
+		    &sv->ciphers);
+	if (v[K_MACS] != NULL)
+		load_algos(ld, v[K_MACS], "server.algorithms.macs", "MAC",
+		    SSH_BIND_OPTIONS_HMAC_S_C, mac_names, &sv->macs);
+	if (v[K_HOSTKEY] != NULL)
+		load_algos(ld, v[K_HOSTKEY],
+		    "server.algorithms.host_key_algorithms", "host key "
+		    "algorithm", SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS,
+		    hostkey_names, &sv->host_key_algorithms);
+	if (v[K_PUBKEY] != NULL)
+		load_algos(ld, v[K_PUBKEY],
+		    "server.algorithms.pubkey_algorithms", "public key "
+		    "algorithm", SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES,
+		    hostkey_names, &sv->pubkey_algorithms);
+}
+
+static void
+load_server_user(struct loader *ld, const yaml_node_t *n,
+    struct server_config *sv)
+{
+	const char *kp = "server.user", *s;
+	struct passwd *pw;
+	struct qbuf qb;
+
+	if ((s = get_string(ld, n, kp, "a user name (e.g. sluice)")) == NULL)
+		return;
+	if (s[0] == '\0' || strlen(s) > 32 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(s) ||
+	    s[0] == '-') {
+		report(ld, line_of(n), "%s: %s is not a user name (e.g. "
+		    "sluice)", kp, q(&qb, s));
+		return;
+	}
+	errno = 0;
+	if ((pw = getpwnam(s)) == NULL) {
+		report(ld, line_of(n), "%s: there is no user %s; create it "
+		    "(useradd --system --no-create-home %s) or remove "
+		    "server.user", kp, q(&qb, s), s);
+		return;
+	}
+	if (pw->pw_uid == 0) {
+		report(ld, line_of(n), "%s: %s is root; sessions must run as "
+		    "an unprivileged user (e.g. sluice)", kp, q(&qb, s));
+		return;
+	}
+	sv->user = dup_or_report(ld, line_of(n), s);
+}
+
+static void
+load_ban(struct loader *ld, const yaml_node_t *n, struct server_config *sv)
+{
+	static const char *const keys[] = { "failures", "window", "duration" };
+	enum { K_FAILURES, K_WINDOW, K_DURATION, K_N };
+	yaml_node_t *v[K_N];
+
+	if (walk_map(ld, n, "server.ban", keys, K_N, v, NULL) != 0)
+		return;
+	set_int(ld, v[K_FAILURES], "server.ban", "failures", 1, 10000,
+	    &sv->ban_failures);
+	set_duration(ld, v[K_WINDOW], "server.ban", "window", 1, 30 * DUR_DAY,
+	    &sv->ban_window_s);
+	set_duration(ld, v[K_DURATION], "server.ban", "duration", 1,
+	    30 * DUR_DAY, &sv->ban_duration_s);
+}
+
+static void
+load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = {
+		"max_sessions", "max_sessions_per_partner",
+		"max_sessions_per_address", "max_startups",
+		"max_startups_per_address", "login_grace_time", "idle_timeout",
+		"max_auth_tries", "max_file_size", "max_open_handles",
+		"min_free_space", "visible_for", "user", "allow_from",
+		"deny_from", "algorithms", "ban"
+	};
+	enum { K_MAXS, K_MAXS_P, K_MAXS_A, K_MAXST, K_MAXST_A, K_GRACE,
+	    K_IDLE, K_TRIES, K_FSIZE, K_HANDLES, K_FREE, K_VISIBLE, K_USER,
+	    K_ALLOW, K_DENY, K_ALGOS, K_BAN, K_N };
+	struct server_config *sv = &cfg->server;
+	const char *kp = "server";
+	yaml_node_t *v[K_N];
+
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	set_int(ld, v[K_MAXS], kp, "max_sessions", 1, 100000,
+	    &sv->max_sessions);
+	set_int(ld, v[K_MAXS_P], kp, "max_sessions_per_partner", 1, 100000,
+	    &sv->max_sessions_per_partner);
+	set_int(ld, v[K_MAXS_A], kp, "max_sessions_per_address", 1, 100000,
+	    &sv->max_sessions_per_address);
+	set_int(ld, v[K_MAXST], kp, "max_startups", 1, 100000,
+	    &sv->max_startups);
+	set_int(ld, v[K_MAXST_A], kp, "max_startups_per_address", 1, 100000,
+	    &sv->max_startups_per_address);
+	set_duration(ld, v[K_GRACE], kp, "login_grace_time", 1, 3600,
+	    &sv->login_grace_s);
+	set_duration(ld, v[K_IDLE], kp, "idle_timeout", 1, 30 * DUR_DAY,
+	    &sv->idle_timeout_s);
+	set_int(ld, v[K_TRIES], kp, "max_auth_tries", 1, 100,
+	    &sv->max_auth_tries);
+	set_size(ld, v[K_FSIZE], kp, "max_file_size", 0, 5 * TIB,
+	    &sv->max_file_size);
+	set_int(ld, v[K_HANDLES], kp, "max_open_handles", 1, 4096,
+	    &sv->max_open_handles);
+	set_size(ld, v[K_FREE], kp, "min_free_space", 0, INT64_MAX,
+	    &sv->min_free_space);
+	set_duration(ld, v[K_VISIBLE], kp, "visible_for", 0, DUR_LONG,
+	    &sv->visible_for_s);
+	if (v[K_USER] != NULL)
+		load_server_user(ld, v[K_USER], sv);
+	if (v[K_ALLOW] != NULL)
+		load_cidr_list(ld, v[K_ALLOW], "server.allow_from",
+		    &sv->allow_from, &sv->nallow_from, 0);
+	if (v[K_DENY] != NULL && !is_null(v[K_DENY]))
+		load_cidr_list(ld, v[K_DENY], "server.deny_from",
+		    &sv->deny_from, &sv->ndeny_from, 1);
+	if (v[K_ALGOS] != NULL)
+		load_algorithms(ld, v[K_ALGOS], sv);
+	if (v[K_BAN] != NULL)
+		load_ban(ld, v[K_BAN], sv);
+}
+
+/* ---- roles --------------------------------------------------------------- */
+
+static const char *const perm_names[] = {
+	"upload", "list", "read", "overwrite", "rename", "delete", "mkdir",
+	"all"
+};
+static const unsigned perm_bits[] = {
+	PERM_UPLOAD, PERM_LIST, PERM_READ, PERM_OVERWRITE, PERM_RENAME,
+	PERM_DELETE, PERM_MKDIR, PERM_ALL
+};
+#define NPERMS	(sizeof(perm_names) / sizeof(perm_names[0]))
+#define ROLES_MAX	1000
+
+static const char *name_problem(const char *);
+
+/* One permission name at kp into *perms; 0, or -1 after reporting. */
+static int
+load_perm(struct loader *ld, const yaml_node_t *n, const char *kp,
+    unsigned *perms)
+{
+	int i;
+
+	if ((i = get_choice(ld, n, kp, perm_names, NPERMS)) < 0)
+		return -1;
+	*perms |= perm_bits[i];
+	return 0;
+}
+
+static void
+load_roles(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	yaml_node_pair_t *pair;
+	yaml_node_item_t *it;
+	yaml_node_t *k, *v, *item;
+	struct role *r;
+	char kp[KP_MAX], kpi[KP_MAX];
+	struct qbuf qb;
+	const char *name, *why;
+	size_t cnt = 0, i, j;
+	unsigned perms;
+	int bad;
+
+	if (n != NULL && n->type != YAML_MAPPING_NODE && !is_null(n)) {
+		report(ld, line_of(n), "roles: expected a mapping of role "
+		    "names to permission lists (e.g. auditor: [list, read]), "
+		    "got %s", kind_of(n));
+		n = NULL;
+	}
+	if (n != NULL && n->type == YAML_MAPPING_NODE)
+		cnt = (size_t)(n->data.mapping.pairs.top -
+		    n->data.mapping.pairs.start);
+	if (cnt > ROLES_MAX) {
+		report(ld, line_of(n), "roles: more than %d roles", ROLES_MAX);
+		cnt = 0;
+	}
+	/* Allocated once and never grown: partners point into it. */
+	if ((cfg->roles = calloc(2 + cnt, sizeof(*cfg->roles))) == NULL) {
+		report(ld, 1, "out of memory");
+		return;
+	}
+	cfg->roles[0].name = dup_or_report(ld, 1, "dropbox");
+	cfg->roles[0].perms = PERM_UPLOAD | PERM_LIST | PERM_RENAME |
+	    PERM_MKDIR;
+	cfg->roles[1].name = dup_or_report(ld, 1, "owner");
+	cfg->roles[1].perms = PERM_ALL;
+	cfg->nroles = 2;
+	if (cnt == 0)
+		return;
+	for (pair = n->data.mapping.pairs.start;
+	    pair < n->data.mapping.pairs.top; pair++) {
+		if ((k = node(ld, pair->key)) == NULL ||
+		    (v = node(ld, pair->value)) == NULL)
+			continue;
+		if ((name = get_string(ld, k, "roles", "a role name (e.g. "
+		    "auditor)")) == NULL)
+			continue;
+		if ((why = name_problem(name)) != NULL) {
+			report(ld, line_of(k), "roles: the role name %s %s",
+			    q(&qb, name), why);
+			continue;
+		}
+		(void)xsnprintf(kp, sizeof(kp), "roles.%s", name);
+		for (j = 0; j < cfg->nroles; j++)
+			if (strcmp(cfg->roles[j].name != NULL ?
+			    cfg->roles[j].name : "", name) == 0)
+				break;
+		if (j < 2) {
+			report(ld, line_of(k), "%s: \"%s\" is a built-in role "
+			    "and cannot be redefined; choose another name",
+			    kp, name);
+			continue;
+		}
+		if (j < cfg->nroles) {
+			report(ld, line_of(k), "%s: duplicate role (first on "
+			    "line %d); remove one", kp, cfg->roles[j].line);
+			continue;
+		}
+		perms = 0;
+		bad = 0;
+		if (v->type == YAML_SEQUENCE_NODE) {
+			if (v->data.sequence.items.top ==
+			    v->data.sequence.items.start) {
+				report(ld, line_of(v), "%s: the role grants "
+				    "nothing; list permissions (upload, list, "
+				    "read, overwrite, rename, delete, mkdir or "
+				    "all) or remove the role", kp);
+				bad = 1;
+			}
+			for (i = 0, it = v->data.sequence.items.start;
+			    it < v->data.sequence.items.top; it++, i++) {
+				if ((item = node(ld, *it)) == NULL)
+					continue;
+				(void)xsnprintf(kpi, sizeof(kpi), "%s[%zu]",
+				    kp, i);
+				if (load_perm(ld, item, kpi, &perms) != 0)
+					bad = 1;
+			}
+		} else if (load_perm(ld, v, kp, &perms) != 0)
+			bad = 1;
+		/* Keep the name even when bad, so partners naming it do not
+		 * get a second, misleading error. */
+		r = &cfg->roles[cfg->nroles++];
+		r->name = dup_or_report(ld, line_of(k), name);
+		r->perms = bad ? 0 : perms;
+		r->line = line_of(k);
+	}
+}
+
+const struct role *
+config_role(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	if (cfg == NULL || name == NULL)
+		return NULL;
+	for (i = 0; i < cfg->nroles; i++)
+		if (cfg->roles[i].name != NULL &&
+		    strcmp(cfg->roles[i].name, name) == 0)
+			return &cfg->roles[i];
+	return NULL;
+}
+
+/* ---- uploader ------------------------------------------------------------ */
+
+#define S3_PART_MIN	(5 * MIB)
+#define S3_PART_MAX	(5 * GIB)
+
+static void
+uploader_defaults(struct uploader_config *up)
+{
+	up->workers = 4;
+	up->multipart_threshold = 16 * MIB;
+	up->part_size = 8 * MIB;
+	up->max_backoff_s = 20;
+	up->retention_keep_s = 0;
+}
+
+static void
+load_retention(struct loader *ld, const yaml_node_t *n,
+    struct uploader_config *up)
+{
+	static const char *const keys[] = { "keep" };
+	const char *kp = "uploader.retention";
+	yaml_node_t *v[1];
+	struct qbuf qb;
+	const char *s;
+	int nerr0;
+
+	if (n->type == YAML_SCALAR_NODE) {
+		if ((s = get_string(ld, n, kp, "delete or {keep: 30d}")) ==
+		    NULL)
+			return;
+		if (strcmp(s, "delete") == 0)
+			up->retention_keep_s = 0;
+		else
+			report(ld, line_of(n), "%s: %s is not valid; use "
+			    "delete, or {keep: 30d} to keep stored files in "
+			    "archive/ for a while", kp, q(&qb, s));
+		return;
+	}
+	nerr0 = ld->nerr;
+	if (walk_map(ld, n, kp, keys, 1, v, NULL) != 0)
+		return;
+	if (v[0] == NULL && ld->nerr == nerr0) {
+		report(ld, line_of(n), "%s: missing keep; use delete or "
+		    "{keep: 30d}", kp);
+		return;
+	}
+	set_duration(ld, v[0], kp, "keep", 1, DUR_LONG, &up->retention_keep_s);
+}
+
+static void
+load_uploader(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = {
+		"workers", "multipart_threshold", "part_size", "max_backoff",
+		"retention"
+	};
+	enum { K_WORKERS, K_THRESHOLD, K_PART, K_BACKOFF, K_RETENTION, K_N };
+	struct uploader_config *up = &cfg->uploader;
+	const char *kp = "uploader";
+	yaml_node_t *v[K_N];
+	char b1[32], b2[32];
+
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	set_int(ld, v[K_WORKERS], kp, "workers", 1, 64, &up->workers);
+	set_size(ld, v[K_THRESHOLD], kp, "multipart_threshold", S3_PART_MIN,
+	    S3_PART_MAX, &up->multipart_threshold);
+	set_size(ld, v[K_PART], kp, "part_size", S3_PART_MIN, S3_PART_MAX,
+	    &up->part_size);
+	set_duration(ld, v[K_BACKOFF], kp, "max_backoff", 1, 3600,
+	    &up->max_backoff_s);
+	if (v[K_RETENTION] != NULL)
+		load_retention(ld, v[K_RETENTION], up);
+	if (up->multipart_threshold >= up->part_size)
+		return;
+	if (v[K_THRESHOLD] != NULL)
+		report(ld, line_of(v[K_THRESHOLD]), "uploader."
+		    "multipart_threshold: %s is below part_size %s; make "
+		    "multipart_threshold at least part_size",
+		    fmt_size(up->multipart_threshold, b1, sizeof(b1)),
+		    fmt_size(up->part_size, b2, sizeof(b2)));
+	else
+		report(ld, line_of(v[K_PART]), "uploader.part_size: %s is "
+		    "above multipart_threshold %s (the default); raise "
+		    "multipart_threshold to at least part_size",
+		    fmt_size(up->part_size, b2, sizeof(b2)),
+		    fmt_size(up->multipart_threshold, b1, sizeof(b1)));
+}
+
+/* ---- partners: role, completion, signature, duplicates ------------------- */
+
+static const char *const default_temp_patterns[] = {
+	"*.part", "*.filepart", "*.tmp"
+};
+
+/* A glob for base names: NULL if fine, else why not. */
+static const char *
+glob_problem(const char *s)
+{
+	if (s[0] == '\0')
+		return "is empty";
+	if (strchr(s, '/') != NULL)
+		return "contains '/'; patterns match file names, not paths";
+	if (fnmatch(s, "x", 0) == 0 && fnmatch(s, "report.csv", 0) == 0)
+		return "matches every file name; use a narrower pattern "
+		    "(e.g. \"*.part\" or \"*.manifest\")";
+	return NULL;
+}
+
+static const char *
+suffix_problem(const char *s)
+{
+	if (s[0] == '\0' || strlen(s) > 64)
+		return "must be 1 to 64 characters (e.g. \".done\")";
+	if (strchr(s, '/') != NULL || strpbrk(s, "*?[") != NULL)
+		return "must be a plain suffix without '/' or wildcards "
+		    "(e.g. \".done\")";
+	return NULL;
+}
+
+static void
+completion_defaults(struct loader *ld, int line, struct completion_config *c)
+{
+	size_t i, n = sizeof(default_temp_patterns) /
+	    sizeof(default_temp_patterns[0]);
+
+	c->manifest_timeout_s = DUR_DAY;
+	c->incomplete_ttl_s = DUR_DAY;
+	if ((c->temp_patterns = calloc(n, sizeof(char *))) == NULL) {
+		report(ld, line, "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if ((c->temp_patterns[c->ntemp_patterns] = dup_or_report(ld,
+		    line, default_temp_patterns[i])) != NULL)
+			c->ntemp_patterns++;
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+load_completion(struct loader *ld, const yaml_node_t *n, const char *pkp,
+    struct partner *p)
+{
+	static const char *const keys[] = {
+		"temp_patterns", "marker", "checksum", "manifest",
+		"manifest_timeout", "quiet_seconds", "incomplete_ttl",
+		"ship_sidecars"
+	};
+	static const char *const sums[] = { "sha256", "md5" };
+	enum { K_TEMP, K_MARKER, K_SUM, K_MANIFEST, K_MTIMEOUT, K_QUIET,
+	    K_TTL, K_SIDECARS, K_N };
+	struct completion_config *c = &p->completion;
+	yaml_node_t *v[K_N];
+	char kp[KP_MAX], kpk[KP_MAX];
+	struct qbuf qb;
+	const char *s, *why;
+	int i;
+
+	join_kp(kp, sizeof(kp), pkp, "completion");
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	if (v[K_TEMP] != NULL) {
+		/* Replaces the default list; [] turns temp names off. */
+		free_strv(c->temp_patterns, c->ntemp_patterns);
+		c->temp_patterns = NULL;
+		c->ntemp_patterns = 0;
+		join_kp(kpk, sizeof(kpk), kp, "temp_patterns");
+		if (!is_null(v[K_TEMP]))
+			load_str_list(ld, v[K_TEMP], kpk, "a file name "
+			    "pattern (e.g. \"*.part\")", glob_problem,
+			    &c->temp_patterns, &c->ntemp_patterns);
+	}
+	if (v[K_MARKER] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "marker");
+		if ((s = get_string(ld, v[K_MARKER], kpk, "a suffix (e.g. "
+		    "\".done\")")) == NULL)
+			;
+		else if ((why = suffix_problem(s)) != NULL)
+			report(ld, line_of(v[K_MARKER]), "%s: %s %s", kpk,
+			    q(&qb, s), why);
+		else
+			c->marker = dup_or_report(ld, line_of(v[K_MARKER]), s);
+	}
+	if (v[K_SUM] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "checksum");
+		if ((i = get_choice(ld, v[K_SUM], kpk, sums, 2)) >= 0)
+			c->checksum = dup_or_report(ld, line_of(v[K_SUM]),
+			    sums[i]);
+	}
+	if (c->marker != NULL && c->checksum != NULL &&
+	    c->marker[0] == '.' && strcmp(c->marker + 1, c->checksum) == 0)
+		report(ld, line_of(v[K_MARKER]), "%s.marker: \"%s\" is also "
+		    "the checksum file's suffix; choose another marker (e.g. "
+		    "\".done\")", kp, c->marker);
+	if (v[K_MANIFEST] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "manifest");
+		if ((s = get_string(ld, v[K_MANIFEST], kpk, "a file name "
+		    "pattern (e.g. \"*.manifest\")")) == NULL)
+			;
+		else if ((why = glob_problem(s)) != NULL)
+			report(ld, line_of(v[K_MANIFEST]), "%s: %s %s", kpk,
+			    q(&qb, s), why);
+		else
+			c->manifest = dup_or_report(ld, line_of(v[K_MANIFEST]),
+			    s);
+	}
+	set_duration(ld, v[K_MTIMEOUT], kp, "manifest_timeout", 1, DUR_LONG,
+	    &c->manifest_timeout_s);
+	set_duration(ld, v[K_QUIET], kp, "quiet_seconds", 0, DUR_DAY,
+	    &c->quiet_s);
+	set_duration(ld, v[K_TTL], kp, "incomplete_ttl", 1, DUR_LONG,
+	    &c->incomplete_ttl_s);
+	if (v[K_SIDECARS] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "ship_sidecars");
+		if ((i = get_bool(ld, v[K_SIDECARS], kpk)) >= 0)
+			c->ship_sidecars = i;
+	}
+}
+
+/* Normalises a fingerprint into out[41] (no blanks, upper case). */
+static const char *
+fpr_normalise(const char *s, char out[41])
+{
+	size_t i, o = 0;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] == ' ')
+			continue;
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
+			return "is not a fingerprint: only hex digits and "
+			    "spaces are allowed (gpg --fingerprint KEY shows "
+			    "it)";
+		if (o == 40)
+			return "is longer than a 40-hex-digit fingerprint "
+			    "(gpg --fingerprint KEY shows it)";
+		out[o++] = (char)(s[i] >= 'a' ? s[i] - 'a' + 'A' : s[i]);
+	}
+	out[o] = '\0';
+	if (o == 8 || o == 16)
+		return "is a key ID, not a fingerprint; pin the full 40 hex "
+		    "digits (gpg --fingerprint KEY shows them)";
+	if (o != 40)
+		return "is not a 40-hex-digit fingerprint (gpg --fingerprint "
+		    "KEY shows it)";
+	return NULL;
+}
+
+static void
+load_signers(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct signature_config *sg)
+{
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+	char kpi[KP_MAX], fpr[41];
+	struct qbuf qb;
+	const char *s, *why;
+	size_t cnt, i, j;
+
+	cnt = n->type == YAML_SEQUENCE_NODE ?
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+	    : 1;
+	if (cnt == 0) {
+		report(ld, line_of(n), "%s: the list is empty; pin at least "
+		    "one signer fingerprint", kp);
+		return;
+	}
+	if ((sg->signers = calloc(cnt, sizeof(char *))) == NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	for (i = 0; i < cnt; i++) {
+		if (n->type == YAML_SEQUENCE_NODE) {
+			it = n->data.sequence.items.start + i;
+			if ((item = node(ld, *it)) == NULL)
+				continue;
+			(void)xsnprintf(kpi, sizeof(kpi), "%s[%zu]", kp, i);
+		} else {
+			item = (yaml_node_t *)n;
+			(void)xstrlcpy(kpi, kp, sizeof(kpi));
+		}
+		if ((s = get_string(ld, item, kpi, "a 40-hex-digit OpenPGP "
+		    "fingerprint")) == NULL)
+			continue;
+		if ((why = fpr_normalise(s, fpr)) != NULL) {
+			report(ld, line_of(item), "%s: %s %s", kpi, q(&qb, s),
+			    why);
+			continue;
+		}
+		for (j = 0; j < sg->nsigners; j++)
+			if (strcmp(sg->signers[j], fpr) == 0)
+				break;
+		if (j < sg->nsigners)
+			continue;	/* listed twice: harmless */
+		if ((sg->signers[sg->nsigners] = dup_or_report(ld,
+		    line_of(item), fpr)) != NULL)
+			sg->nsigners++;
+	}
+}
+
+static void
+load_signature(struct loader *ld, const yaml_node_t *n, const char *pkp,
+    struct partner *p)
+{
+	static const char *const keys[] = {
+		"mode", "signers", "keyring", "decryption_key", "wait",
+		"keep_plaintext"
+	};
+	static const char *const modes[] = {
+		"none", "detached", "inline", "encrypted"
+	};
+	static const enum signature_mode modev[] = {
+		SIG_NONE, SIG_DETACHED, SIG_INLINE, SIG_ENCRYPTED
+	};
+	enum { K_MODE, K_SIGNERS, K_KEYRING, K_DECKEY, K_WAIT, K_PLAIN, K_N };
+	struct signature_config *sg = &p->signature;
+	yaml_node_t *v[K_N];
+	char kp[KP_MAX], kpk[KP_MAX], path[4096];
+	const char *s;
+	int i, mode_ok = 1;
+
+	join_kp(kp, sizeof(kp), pkp, "signature");
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	if (v[K_MODE] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "mode");
+		if ((i = get_choice(ld, v[K_MODE], kpk, modes, 4)) >= 0)
+			sg->mode = modev[i];
+		else
+			mode_ok = 0;
+	}
+	set_duration(ld, v[K_WAIT], kp, "wait", 1, 30 * DUR_DAY, &sg->wait_s);
+	if (!mode_ok)
+		return;		/* the rest depends on the mode */
+
+	if (sg->mode == SIG_NONE) {
+		/* Keys without a mode would silently verify nothing. */
+		if (v[K_SIGNERS] != NULL || v[K_KEYRING] != NULL ||
+		    v[K_DECKEY] != NULL)
+			report(ld, line_of(v[K_MODE] != NULL ? v[K_MODE] : n),
+			    "%s: signers/keyring are set but mode is none%s, "
+			    "so no signature would be checked; add mode: "
+			    "detached, inline or encrypted", kp,
+			    v[K_MODE] != NULL ? "" : " (the default)");
+		if (v[K_PLAIN] != NULL)
+			report(ld, line_of(v[K_PLAIN]), "%s.keep_plaintext: "
+			    "only used with mode: encrypted; remove it", kp);
+		return;
+	}
+	if (v[K_SIGNERS] == NULL)
+		report(ld, line_of(n), "%s: missing signers; pin the "
+		    "partner's keys with signers: [\"<40-hex fingerprint>\"]",
+		    kp);
+	else {
+		join_kp(kpk, sizeof(kpk), kp, "signers");
+		load_signers(ld, v[K_SIGNERS], kpk, sg);
+	}
+	if (v[K_KEYRING] == NULL)
+		report(ld, line_of(n), "%s: missing keyring; add keyring: "
+		    "/etc/sluice/keys/%s.asc (the partner's public keys)", kp,
+		    p->name != NULL ? p->name : "PARTNER");
+	else {
+		join_kp(kpk, sizeof(kpk), kp, "keyring");
+		if ((s = get_string(ld, v[K_KEYRING], kpk, "a path to the "
+		    "partner's public keys")) != NULL &&
+		    get_file(ld, v[K_KEYRING], kpk, s, FILE_NOT_GW, path,
+		    sizeof(path)) == 0)
+			sg->keyring = dup_or_report(ld, line_of(v[K_KEYRING]),
+			    path);
+	}
+	join_kp(kpk, sizeof(kpk), kp, "decryption_key");
+	if (sg->mode == SIG_ENCRYPTED) {
+		if (v[K_DECKEY] == NULL)
+			report(ld, line_of(n), "%s: mode encrypted needs "
+			    "decryption_key: the gateway's secret key (e.g. "
+			    "/etc/sluice/keys/gateway.sec.asc, mode 0600)", kp);
+		else if ((s = get_string(ld, v[K_DECKEY], kpk, "a path to the "
+		    "gateway's secret key")) != NULL &&
+		    get_file(ld, v[K_DECKEY], kpk, s, FILE_SECRET, path,
+		    sizeof(path)) == 0)
+			sg->decryption_key = dup_or_report(ld,
+			    line_of(v[K_DECKEY]), path);
+	} else {
+		if (v[K_DECKEY] != NULL)
+			report(ld, line_of(v[K_DECKEY]), "%s: only used with "
+			    "mode: encrypted; remove it", kpk);
+		if (v[K_PLAIN] != NULL)
+			report(ld, line_of(v[K_PLAIN]), "%s.keep_plaintext: "
+			    "only used with mode: encrypted; remove it", kp);
+	}
+	if (sg->mode == SIG_ENCRYPTED && v[K_PLAIN] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "keep_plaintext");
+		if ((i = get_bool(ld, v[K_PLAIN], kpk)) >= 0)
+			sg->keep_plaintext = i;
+	}
+}
+
+/* role: visible_for, max_sessions, duplicates: the issue 3 and 4 keys. */
+static void
+load_partner_role(struct loader *ld, const yaml_node_t *n, const char *kp,
+    const struct config *cfg, struct partner *p)
+{
+	char known[512];
+	struct qbuf qb;
+	const char *s, *best = NULL;
+	const struct role *r;
+	size_t i, d, bestd = 3;
+
+	if ((s = get_string(ld, n, kp, "a role name (e.g. dropbox)")) == NULL)
+		return;
+	if ((r = config_role(cfg, s)) != NULL) {
+		p->role = r;
+		return;
+	}
+	known[0] = '\0';
+	for (i = 0; i < cfg->nroles; i++) {
+		if (cfg->roles[i].name == NULL)
+			continue;
+		if ((d = edit_distance(s, cfg->roles[i].name)) < bestd) {
+			bestd = d;
+			best = cfg->roles[i].name;
+		}
+		if (known[0] != '\0')
+			(void)xstrlcat(known, ", ", sizeof(known));
+		(void)xstrlcat(known, cfg->roles[i].name, sizeof(known));
+	}
+	if (best != NULL)
+		report(ld, line_of(n), "%s: no role %s; did you mean \"%s\"? "
+		    "(roles: %s)", kp, q(&qb, s), best, known);
+	else
+		report(ld, line_of(n), "%s: no role %s; use one of: %s, or "
+		    "define it under roles:", kp, q(&qb, s), known);
+}
+
+static void
+partner_defaults(struct loader *ld, const struct config *cfg,
+    struct partner *p)
+{
+	p->role = cfg->nroles > 0 ? &cfg->roles[0] : NULL;	/* dropbox */
+	p->visible_for_s = cfg->server.visible_for_s;
+	p->max_sessions = cfg->server.max_sessions_per_partner;
+	completion_defaults(ld, p->line, &p->completion);
+	p->signature.mode = SIG_NONE;
+	p->signature.wait_s = 600;
+	p->duplicate_window_s = 0;
+	p->duplicate_policy = DUP_ACCEPT_FLAG;
+}
+
+static void
+load_partner_issue34(struct loader *ld, yaml_node_t *const *v,
+    const char *kp, const struct config *cfg, struct partner *p)
+{
+	enum { K_ROLE, K_VISIBLE, K_MAXS, K_COMPLETION, K_SIGNATURE,
+	    K_DUPWIN, K_DUPPOL, K_N };
+	static const char *const policies[] = {
+		"accept-and-flag", "accept", "reject"
+	};
+	static const enum duplicate_policy policyv[] = {
+		DUP_ACCEPT_FLAG, DUP_ACCEPT, DUP_REJECT
+	};
+	char kpk[KP_MAX];
+	int i;
+
+	partner_defaults(ld, cfg, p);
+	if (v[K_ROLE] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "role");
+		load_partner_role(ld, v[K_ROLE], kpk, cfg, p);
+	}
+	set_duration(ld, v[K_VISIBLE], kp, "visible_for", 0, DUR_LONG,
+	    &p->visible_for_s);
+	set_int(ld, v[K_MAXS], kp, "max_sessions", 1, 100000,
+	    &p->max_sessions);
+	if (v[K_COMPLETION] != NULL)
+		load_completion(ld, v[K_COMPLETION], kp, p);
+	if (v[K_SIGNATURE] != NULL)
+		load_signature(ld, v[K_SIGNATURE], kp, p);
+	set_duration(ld, v[K_DUPWIN], kp, "duplicate_window", 0, DUR_LONG,
+	    &p->duplicate_window_s);
+	if (v[K_DUPPOL] != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "duplicate_policy");
+		if ((i = get_choice(ld, v[K_DUPPOL], kpk, policies, 3)) >= 0) {
+			p->duplicate_policy = policyv[i];
+			if (v[K_DUPWIN] == NULL)
+				report(ld, line_of(v[K_DUPPOL]), "%s: has no "
+				    "effect without duplicate_window; add "
+				    "duplicate_window: 24h (or remove "
+				    "duplicate_policy)", kpk);
+		}
+	}
+}
+
 /* ---- the document -------------------------------------------------------- */
 
 static void
 load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 {
 	static const char *const keys[] = {
-		"listen", "host_keys", "state_dir", "audit", "store", "partners"
+		"listen", "host_keys", "state_dir", "audit", "store", "partners",
+		"server", "roles", "uploader"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
-	    K_PARTNERS, K_N };
+	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -1610,6 +3349,15 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 		report(ld, line_of(root), "store: missing; add e.g. store: "
 		    "{url: s3://my-bucket} or store: {url: "
 		    "file:///srv/sluice/objects}");
+
+	/* server and roles first: partners take their defaults from them. */
+	server_defaults(&cfg->server);
+	if (v[K_SERVER] != NULL)
+		load_server(ld, v[K_SERVER], cfg);
+	load_roles(ld, v[K_ROLES], cfg);
+	uploader_defaults(&cfg->uploader);
+	if (v[K_UPLOADER] != NULL)
+		load_uploader(ld, v[K_UPLOADER], cfg);
 
 	if (v[K_PARTNERS] != NULL)
 		load_partners(ld, v[K_PARTNERS], cfg);
@@ -1745,8 +3493,36 @@ config_free(struct config *cfg)
 	free(cfg->store.dir);
 	free(cfg->store.region);
 	free(cfg->store.endpoint);
+	free(cfg->store.sse);
+	free(cfg->store.kms_key_id);
+	free(cfg->store.storage_class);
+	free(cfg->store.acl);
+	free_strv(cfg->store.tag_keys, cfg->store.ntags);
+	free_strv(cfg->store.tag_values, cfg->store.ntags);
+	free(cfg->store.object_lock_mode);
+	free(cfg->store.ca_file);
+	free(cfg->store.pinned_pubkey);
+	free(cfg->server.user);
+	free(cfg->server.allow_from);
+	free(cfg->server.deny_from);
+	free(cfg->server.kex);
+	free(cfg->server.ciphers);
+	free(cfg->server.macs);
+	free(cfg->server.host_key_algorithms);
+	free(cfg->server.pubkey_algorithms);
+	for (i = 0; i < cfg->nroles; i++)
+		free(cfg->roles[i].name);
+	free(cfg->roles);
 	for (i = 0; i < cfg->npartners; i++) {
 		p = &cfg->partners[i];
+		free_strv(p->completion.temp_patterns,
+		    p->completion.ntemp_patterns);
+		free(p->completion.marker);
+		free(p->completion.checksum);
+		free(p->completion.manifest);
+		free_strv(p->signature.signers, p->signature.nsigners);
+		free(p->signature.keyring);
+		free(p->signature.decryption_key);
 		free(p->name);
 		for (j = 0; j < p->nauthorized_keys; j++)
 			free(p->authorized_keys[j]);

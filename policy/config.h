@@ -121,7 +121,8 @@ struct partner {
 	/* Issue 3: what the partner may do, and for how long it sees uploads. */
 	const struct role *role;		/* default: the built-in "dropbox" */
 	int64_t		 visible_for_s;		/* default server.visible_for_s */
-	int		 max_sessions;		/* 0: server.max_sessions_per_partner */
+	int		 max_sessions;		/* 0: server.max_sessions_per_partner
+						 * (the loader always sets it) */
 
 	/* Issue 4. */
 	struct completion_config completion;
@@ -142,8 +143,8 @@ struct server_config {
 	int		 max_auth_tries;		/* [6] per connection */
 	int64_t		 max_file_size;			/* [0 = unlimited] bytes */
 	int		 max_open_handles;		/* [64] per session */
-	int64_t		 min_free_space;		/* [1 GiB] a write below it fails */
-	int64_t		 visible_for_s;			/* [86400] uploads stay listed this long */
+	int64_t		 min_free_space;		/* [1 GiB] a write below it fails; 0: no floor */
+	int64_t		 visible_for_s;			/* [86400] uploads stay listed this long; 0: hidden once stored */
 	char		*user;				/* [NULL] unprivileged user for sessions */
 	struct cidr	*allow_from;			/* global; NULL/0: anywhere */
 	size_t		 nallow_from;
@@ -200,9 +201,11 @@ void config_free(struct config *);
 /* The role called name (built-in or configured), or NULL. */
 const struct role *config_role(const struct config *, const char *name);
 
-/* "90", "30s", "10m", "24h", "30d" -> seconds. 0 or -1. */
+/* "90", "30s", "10m", "24h", "30d" -> seconds. 0 or -1 (junk, sign,
+ * blanks, another unit, overflow); *out is untouched on failure. */
 int parse_duration(const char *s, int64_t *out);
-/* "1048576", "16MiB", "1GiB", "10GB", "512KiB" -> bytes. 0 or -1. */
+/* "1048576", "16MiB", "1GiB", "10GB", "512KiB" -> bytes (B, KiB..TiB,
+ * KB/kB..TB; no ambiguous "16M"). 0 or -1; *out is untouched on failure. */
 int parse_size(const char *s, int64_t *out);
 
 /* The partner called name, or NULL. */

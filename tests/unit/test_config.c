@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <crypt.h>
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,6 +481,8 @@ struct bad {
 
 #define STORE	"store:\n  url: file:///srv/o\n"
 #define ACME	"partners:\n  - name: acme\n    authorized_keys: [\"@KEY@\"]\n"
+#define S3	"store:\n  url: s3://my-bucket\n"
+#define FPR	"0123456789ABCDEF0123456789ABCDEF01234567"
 
 static const struct bad bad[] = {
 	{ "unknown key", "lisen: 127.0.0.1:2222\n" STORE ACME,
@@ -608,6 +611,220 @@ static const struct bad bad[] = {
 	    1, "the configuration is empty", "" },
 	{ "second document", STORE ACME "---\nlisten: 1.2.3.4:22\n",
 	    6, "a second YAML document", "" },
+	/* ---- issue 3: server: ---- */
+	{ "server unknown key", "server:\n  max_session: 10\n" STORE ACME,
+	    2, "server.max_session: ", "did you mean \"max_sessions\"?" },
+	{ "server not a mapping", "server: yes\n" STORE ACME,
+	    1, "server: ", "expected a mapping" },
+	{ "max_sessions 0", "server:\n  max_sessions: 0\n" STORE ACME,
+	    2, "server.max_sessions: ", "0 is out of range; use 1 to 100000" },
+	{ "max_sessions junk", "server:\n  max_sessions: lots\n" STORE ACME,
+	    2, "server.max_sessions: ", "\"lots\" is not a whole number" },
+	{ "max_sessions negative", "server:\n  max_sessions_per_partner: -5\n" STORE ACME,
+	    2, "server.max_sessions_per_partner: ", "\"-5\" is not a whole number" },
+	{ "max_startups_per_address huge", "server:\n  max_startups_per_address: 99999999999999999999\n" STORE ACME,
+	    2, "server.max_startups_per_address: ", "not a whole number" },
+	{ "max_auth_tries", "server:\n  max_auth_tries: 101\n" STORE ACME,
+	    2, "server.max_auth_tries: ", "use 1 to 100" },
+	{ "max_open_handles", "server:\n  max_open_handles: 0\n" STORE ACME,
+	    2, "server.max_open_handles: ", "use 1 to 4096" },
+	{ "login_grace_time 0", "server:\n  login_grace_time: 0\n" STORE ACME,
+	    2, "server.login_grace_time: ", "\"0\" is too short; use at least 1s" },
+	{ "login_grace_time long", "server:\n  login_grace_time: 2h\n" STORE ACME,
+	    2, "server.login_grace_time: ", "\"2h\" is too long; use at most 1h" },
+	{ "idle_timeout junk", "server:\n  idle_timeout: 10x\n" STORE ACME,
+	    2, "server.idle_timeout: ", "\"10x\" is not a duration; use whole seconds or a number with s, m, h or d" },
+	{ "visible_for words", "server:\n  visible_for: 24 hours\n" STORE ACME,
+	    2, "server.visible_for: ", "not a duration" },
+	{ "max_file_size too large", "server:\n  max_file_size: 6TiB\n" STORE ACME,
+	    2, "server.max_file_size: ", "\"6TiB\" is too large; use at most 5TiB" },
+	{ "max_file_size ambiguous unit", "server:\n  max_file_size: 16M\n" STORE ACME,
+	    2, "server.max_file_size: ", "\"16M\" is not a size; use bytes or a number with KiB, MiB" },
+	{ "min_free_space negative", "server:\n  min_free_space: -1\n" STORE ACME,
+	    2, "server.min_free_space: ", "not a size" },
+	{ "user missing", "server:\n  user: no-such-sluice-user\n" STORE ACME,
+	    2, "server.user: ", "there is no user \"no-such-sluice-user\"; create it" },
+	{ "user root", "server:\n  user: root\n" STORE ACME,
+	    2, "server.user: ", "is root; sessions must run as an unprivileged user" },
+	{ "user bad name", "server:\n  user: \"Bad User\"\n" STORE ACME,
+	    2, "server.user: ", "not a user name" },
+	{ "global allow_from empty", "server:\n  allow_from: []\n" STORE ACME,
+	    2, "server.allow_from: ", "the list is empty and would refuse every address; remove allow_from" },
+	{ "global deny_from bad", "server:\n  deny_from: [10.0.0.0/8, 10.0.0.0/33]\n" STORE ACME,
+	    2, "server.deny_from[1]: ", "\"10.0.0.0/33\" is not a CIDR block" },
+	{ "global allow_from host bits", "server:\n  allow_from: 192.168.1.1/16\n" STORE ACME,
+	    2, "server.allow_from: ", "did you mean 192.168.0.0/16?" },
+	{ "algorithms unknown key", "server:\n  algorithms:\n    mac: [hmac-sha2-256-etm@openssh.com]\n" STORE ACME,
+	    3, "server.algorithms.mac: ", "did you mean \"macs\"?" },
+	{ "unknown kex", "server:\n  algorithms:\n    kex: [curve25519-sha256, bogus-kex]\n" STORE ACME,
+	    3, "server.algorithms.kex: ", "\"bogus-kex\" is not a key exchange this server supports" },
+	{ "mac typo", "server:\n  algorithms:\n    macs:\n      - hmac-sha2-256-etm@opensh.com\n" STORE ACME,
+	    4, "server.algorithms.macs: ", "did you mean \"hmac-sha2-256-etm@openssh.com\"?" },
+	{ "weak unsupported mac", "server:\n  algorithms:\n    macs: [hmac-md5]\n" STORE ACME,
+	    3, "server.algorithms.macs: ", "hmac-md5 is weak (MD5) and this server does not support it; remove it" },
+	{ "cipher in the mac list", "server:\n  algorithms:\n    macs: [aes256-ctr]\n" STORE ACME,
+	    3, "server.algorithms.macs: ", "is not a MAC this server supports" },
+	{ "empty cipher list", "server:\n  algorithms:\n    ciphers: []\n" STORE ACME,
+	    3, "server.algorithms.ciphers: ", "the list is empty" },
+	{ "empty name in a comma list", "server:\n  algorithms:\n    ciphers: \"aes256-ctr,,aes128-ctr\"\n" STORE ACME,
+	    3, "server.algorithms.ciphers: ", "an empty or over-long name" },
+	{ "dsa host key", "server:\n  algorithms:\n    host_key_algorithms: [ssh-ed25519, ssh-dss]\n" STORE ACME,
+	    3, "server.algorithms.host_key_algorithms: ", "ssh-dss is weak (DSA)" },
+	{ "ban failures 0", "server:\n  ban: {failures: 0, window: 10m, duration: 15m}\n" STORE ACME,
+	    2, "server.ban.failures: ", "out of range" },
+	{ "ban duration junk", "server:\n  ban:\n    duration: forever\n" STORE ACME,
+	    3, "server.ban.duration: ", "not a duration" },
+	{ "ban unknown key", "server:\n  ban:\n    attempts: 5\n" STORE ACME,
+	    3, "server.ban.attempts: ", "unknown key" },
+	/* ---- issue 3: roles ---- */
+	{ "redefine dropbox", "roles:\n  dropbox: [upload]\n" STORE ACME,
+	    2, "roles.dropbox: ", "\"dropbox\" is a built-in role and cannot be redefined; choose another name" },
+	{ "redefine owner", "roles:\n  owner: all\n" STORE ACME,
+	    2, "roles.owner: ", "built-in role" },
+	{ "permission typo", "roles:\n  auditor: [list, raed]\n" STORE ACME,
+	    2, "roles.auditor[1]: ", "\"raed\" is not valid; did you mean \"read\"?" },
+	{ "unknown permission", "roles:\n  auditor: [list, execute]\n" STORE ACME,
+	    2, "roles.auditor[1]: ", "use one of: upload, list, read, overwrite, rename, delete, mkdir, all" },
+	{ "empty role", "roles:\n  auditor: []\n" STORE ACME,
+	    2, "roles.auditor: ", "the role grants nothing" },
+	{ "bad role name", "roles:\n  Auditor: [list]\n" STORE ACME,
+	    2, "roles: ", "the role name \"Auditor\" may only contain" },
+	{ "roles not a mapping", "roles: [auditor]\n" STORE ACME,
+	    1, "roles: ", "expected a mapping of role names" },
+	{ "duplicate role", "roles:\n  auditor: [list]\n  auditor: [read]\n" STORE ACME,
+	    3, "roles.auditor: ", "duplicate role (first on line 2)" },
+	{ "partner role typo", "roles:\n  auditor: [list]\n" STORE ACME "    role: auditr\n",
+	    8, "partners[0].role: ", "no role \"auditr\"; did you mean \"auditor\"?" },
+	{ "partner role unknown", STORE ACME "    role: administrator\n",
+	    6, "partners[0].role: ", "no role \"administrator\"; use one of: dropbox, owner, or define it under roles:" },
+	{ "partner visible_for", STORE ACME "    visible_for: 1w\n",
+	    6, "partners[0].visible_for: ", "not a duration" },
+	{ "partner max_sessions", STORE ACME "    max_sessions: 0\n",
+	    6, "partners[0].max_sessions: ", "out of range" },
+	/* ---- issue 5: uploader: ---- */
+	{ "workers 0", "uploader:\n  workers: 0\n" STORE ACME,
+	    2, "uploader.workers: ", "0 is out of range; use 1 to 64" },
+	{ "part_size small", "uploader:\n  part_size: 1MiB\n" STORE ACME,
+	    2, "uploader.part_size: ", "\"1MiB\" is too small; use at least 5MiB" },
+	{ "part_size large", "uploader:\n  part_size: 6GiB\n" STORE ACME,
+	    2, "uploader.part_size: ", "too large; use at most 5GiB" },
+	{ "threshold below part", "uploader:\n  multipart_threshold: 6MiB\n" STORE ACME,
+	    2, "uploader.multipart_threshold: ", "6MiB is below part_size 8MiB; make multipart_threshold at least part_size" },
+	{ "part above default threshold", "uploader:\n  part_size: 32MiB\n" STORE ACME,
+	    2, "uploader.part_size: ", "32MiB is above multipart_threshold 16MiB (the default)" },
+	{ "threshold decimal junk", "uploader:\n  multipart_threshold: 1.5GiB\n" STORE ACME,
+	    2, "uploader.multipart_threshold: ", "not a size" },
+	{ "max_backoff 0", "uploader:\n  max_backoff: 0s\n" STORE ACME,
+	    2, "uploader.max_backoff: ", "too short; use at least 1s" },
+	{ "retention word", "uploader:\n  retention: keep\n" STORE ACME,
+	    2, "uploader.retention: ", "\"keep\" is not valid; use delete, or {keep: 30d}" },
+	{ "retention keep 0", "uploader:\n  retention: {keep: 0}\n" STORE ACME,
+	    2, "uploader.retention.keep: ", "too short" },
+	{ "retention typo", "uploader:\n  retention:\n    kept: 30d\n" STORE ACME,
+	    3, "uploader.retention.kept: ", "did you mean \"keep\"?" },
+	/* ---- issue 5: store options ---- */
+	{ "sse case", S3 "  sse: aes256\n" ACME,
+	    3, "store.sse: ", "\"aes256\" is not valid; did you mean \"AES256\"?" },
+	{ "kms without sse", S3 "  kms_key_id: alias/sluice\n" ACME,
+	    3, "store.kms_key_id: ", "only used with sse: aws:kms" },
+	{ "kms with AES256", S3 "  sse: AES256\n  kms_key_id: alias/sluice\n" ACME,
+	    4, "store.kms_key_id: ", "only used with sse: aws:kms" },
+	{ "storage class typo", S3 "  storage_class: STANDARD-IA\n" ACME,
+	    3, "store.storage_class: ", "did you mean \"STANDARD_IA\"?" },
+	{ "storage class unknown", S3 "  storage_class: COLD\n" ACME,
+	    3, "store.storage_class: ", "use one of: STANDARD, STANDARD_IA" },
+	{ "bucket-only acl", S3 "  acl: log-delivery-write\n" ACME,
+	    3, "store.acl: ", "bucket-owner-full-control" },
+	{ "reserved tag", S3 "  tags:\n    aws:team: payments\n" ACME,
+	    4, "store.tags.aws:team: ", "reserved by AWS" },
+	{ "tags list", S3 "  tags: [team, payments]\n" ACME,
+	    3, "store.tags: ", "expected a mapping of tag names" },
+	{ "tag value chars", S3 "  tags: {team: \"a|b\"}\n" ACME,
+	    3, "store.tags.team: ", "may only contain letters" },
+	{ "tag without value", S3 "  tags:\n    team:\n" ACME,
+	    4, "store.tags.team: ", "no value" },
+	{ "too many tags", S3 "  tags: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11}\n" ACME,
+	    3, "store.tags: ", "11 tags; S3 allows at most 10" },
+	{ "lock mode case", S3 "  object_lock: {mode: compliance, days: 2555}\n" ACME,
+	    3, "store.object_lock.mode: ", "did you mean \"COMPLIANCE\"?" },
+	{ "lock without days", S3 "  object_lock:\n    mode: COMPLIANCE\n" ACME,
+	    4, "store.object_lock: ", "needs both mode and days" },
+	{ "lock days 0", S3 "  object_lock: {mode: GOVERNANCE, days: 0}\n" ACME,
+	    3, "store.object_lock.days: ", "out of range; use 1 to 36500" },
+	{ "relative ca_file", S3 "  ca_file: private-ca.pem\n" ACME,
+	    3, "store.ca_file: ", "must be an absolute path" },
+	{ "missing ca_file", S3 "  ca_file: /nonexistent/ca.pem\n" ACME,
+	    3, "store.ca_file: ", "cannot read \"/nonexistent/ca.pem\": No such file" },
+	{ "pin not base64", S3 "  pinned_pubkey: \"sha256//not*base64\"\n" ACME,
+	    3, "store.pinned_pubkey: ", "not base64" },
+	{ "pin short", S3 "  pinned_pubkey: \"sha256//AAAA\"\n" ACME,
+	    3, "store.pinned_pubkey: ", "not a SHA-256 digest" },
+	{ "pin scheme", S3 "  pinned_pubkey: \"md5//AAAA\"\n" ACME,
+	    3, "store.pinned_pubkey: ", "must be sha256//BASE64" },
+	{ "collision", S3 "  collision: overwrite\n" ACME,
+	    3, "store.collision: ", "use one of: suffix, version, reject" },
+	{ "store unknown option", S3 "  storage-class: STANDARD\n" ACME,
+	    3, "store.storage-class: ", "did you mean \"storage_class\"?" },
+	/* ---- issue 4: completion ---- */
+	{ "temp pattern too broad", STORE ACME "    completion:\n      temp_patterns: [\"*.part\", \"*\"]\n",
+	    7, "partners[0].completion.temp_patterns[1]: ", "\"*\" matches every file name; use a narrower pattern" },
+	{ "temp pattern path", STORE ACME "    completion:\n      temp_patterns: \"tmp/*.part\"\n",
+	    7, "partners[0].completion.temp_patterns: ", "contains '/'" },
+	{ "empty marker", STORE ACME "    completion:\n      marker: \"\"\n",
+	    7, "partners[0].completion.marker: ", "must be 1 to 64 characters" },
+	{ "wildcard marker", STORE ACME "    completion:\n      marker: \"*.done\"\n",
+	    7, "partners[0].completion.marker: ", "plain suffix" },
+	{ "checksum sha1", STORE ACME "    completion:\n      checksum: sha1\n",
+	    7, "partners[0].completion.checksum: ", "sha256, md5" },
+	{ "marker is the checksum suffix", STORE ACME "    completion:\n      marker: .sha256\n      checksum: sha256\n",
+	    7, "partners[0].completion.marker: ", "also the checksum file's suffix" },
+	{ "manifest too broad", STORE ACME "    completion:\n      manifest: \"*\"\n",
+	    7, "partners[0].completion.manifest: ", "matches every file name" },
+	{ "manifest_timeout 0", STORE ACME "    completion:\n      manifest_timeout: 0\n",
+	    7, "partners[0].completion.manifest_timeout: ", "too short" },
+	{ "quiet too long", STORE ACME "    completion:\n      quiet_seconds: 2d\n",
+	    7, "partners[0].completion.quiet_seconds: ", "\"2d\" is too long; use at most 1d" },
+	{ "incomplete_ttl negative", STORE ACME "    completion:\n      incomplete_ttl: -1h\n",
+	    7, "partners[0].completion.incomplete_ttl: ", "not a duration" },
+	{ "ship_sidecars", STORE ACME "    completion:\n      ship_sidecars: maybe\n",
+	    7, "partners[0].completion.ship_sidecars: ", "true or false" },
+	{ "completion typo", STORE ACME "    completion:\n      temp_pattern: [\"*.part\"]\n",
+	    7, "partners[0].completion.temp_pattern: ", "did you mean \"temp_patterns\"?" },
+	/* ---- issue 4: signature ---- */
+	{ "signature mode typo", STORE ACME "    signature:\n      mode: detach\n",
+	    7, "partners[0].signature.mode: ", "did you mean \"detached\"?" },
+	{ "signers without mode", STORE ACME "    signature:\n      signers: [\"" FPR "\"]\n      keyring: k.asc\n",
+	    7, "partners[0].signature: ", "mode is none (the default), so no signature would be checked" },
+	{ "mode none with signers", STORE ACME "    signature:\n      mode: none\n      signers: [\"" FPR "\"]\n",
+	    7, "partners[0].signature: ", "mode is none, so no signature" },
+	{ "missing signers", STORE ACME "    signature:\n      mode: detached\n      keyring: k.asc\n",
+	    7, "partners[0].signature: ", "missing signers" },
+	{ "missing keyring", STORE ACME "    signature:\n      mode: inline\n      signers: [\"" FPR "\"]\n",
+	    7, "partners[0].signature: ", "missing keyring; add keyring: /etc/sluice/keys/acme.asc" },
+	{ "key id not fingerprint", STORE ACME "    signature:\n      mode: detached\n      keyring: k.asc\n      signers: [\"89ABCDEF01234567\"]\n",
+	    9, "partners[0].signature.signers[0]: ", "is a key ID, not a fingerprint" },
+	{ "fingerprint junk", STORE ACME "    signature:\n      mode: detached\n      keyring: k.asc\n      signers:\n        - \"0x" FPR "\"\n",
+	    10, "partners[0].signature.signers[0]: ", "only hex digits and spaces" },
+	{ "fingerprint short", STORE ACME "    signature:\n      mode: detached\n      keyring: k.asc\n      signers: \"0123456789ABCDEF0123456789ABCDEF0123456\"\n",
+	    9, "partners[0].signature.signers: ", "not a 40-hex-digit fingerprint" },
+	{ "empty signers", STORE ACME "    signature:\n      mode: detached\n      keyring: k.asc\n      signers: []\n",
+	    9, "partners[0].signature.signers: ", "the list is empty" },
+	{ "missing keyring file", STORE ACME "    signature:\n      mode: detached\n      signers: [\"" FPR "\"]\n      keyring: missing.asc\n",
+	    9, "partners[0].signature.keyring: ", "missing.asc\": No such file" },
+	{ "decryption key with detached", STORE ACME "    signature:\n      mode: detached\n      signers: [\"" FPR "\"]\n      keyring: k.asc\n      decryption_key: gw.sec\n",
+	    10, "partners[0].signature.decryption_key: ", "only used with mode: encrypted; remove it" },
+	{ "encrypted without key", STORE ACME "    signature:\n      mode: encrypted\n      signers: [\"" FPR "\"]\n      keyring: k.asc\n",
+	    7, "partners[0].signature: ", "mode encrypted needs decryption_key" },
+	{ "keep_plaintext with inline", STORE ACME "    signature:\n      mode: inline\n      signers: [\"" FPR "\"]\n      keyring: k.asc\n      keep_plaintext: true\n",
+	    10, "partners[0].signature.keep_plaintext: ", "only used with mode: encrypted" },
+	{ "wait 0", STORE ACME "    signature:\n      wait: 0\n",
+	    7, "partners[0].signature.wait: ", "too short" },
+	{ "duplicate_policy word", STORE ACME "    duplicate_window: 24h\n    duplicate_policy: flag\n",
+	    7, "partners[0].duplicate_policy: ", "use one of: accept-and-flag, accept, reject" },
+	{ "duplicate_policy without window", STORE ACME "    duplicate_policy: reject\n",
+	    6, "partners[0].duplicate_policy: ", "no effect without duplicate_window" },
+	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1y\n",
+	    6, "partners[0].duplicate_window: ", "not a duration" },
 };
 
 static void
@@ -619,6 +836,8 @@ test_bad_table(void **state)
 	int rc;
 
 	(void)state;
+	write_file("k.asc", "not parsed by the loader\n", 0644);
+	write_file("gw.sec", "not parsed by the loader\n", 0600);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = load(bad[i].yaml, &rc, &cfg);
 		if (getenv("SLUICE_TEST_VERBOSE") != NULL)
@@ -837,6 +1056,577 @@ test_unreadable(void **state)
 	config_free(NULL);
 }
 
+/* ---- issues 3, 4 and 5: defaults, every key, warnings -------------------- */
+
+static void
+test_new_defaults(void **state)
+{
+	const struct partner *p;
+	struct config *cfg;
+	char *err;
+	int rc;
+
+	(void)state;
+	err = load(minimal, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("minimal config rejected:\n%s", err);
+	assert_string_equal(err, "");	/* no warnings either */
+	free(err);
+
+	assert_int_equal(cfg->server.max_sessions, 256);
+	assert_int_equal(cfg->server.max_sessions_per_partner, 16);
+	assert_int_equal(cfg->server.max_sessions_per_address, 32);
+	assert_int_equal(cfg->server.max_startups, 64);
+	assert_int_equal(cfg->server.max_startups_per_address, 8);
+	assert_int_equal(cfg->server.login_grace_s, 60);
+	assert_int_equal(cfg->server.idle_timeout_s, 1800);
+	assert_int_equal(cfg->server.max_auth_tries, 6);
+	assert_int_equal(cfg->server.max_file_size, 0);
+	assert_int_equal(cfg->server.max_open_handles, 64);
+	assert_int_equal(cfg->server.min_free_space, 1073741824);
+	assert_int_equal(cfg->server.visible_for_s, 86400);
+	assert_null(cfg->server.user);
+	assert_int_equal(cfg->server.nallow_from, 0);
+	assert_int_equal(cfg->server.ndeny_from, 0);
+	assert_null(cfg->server.kex);
+	assert_null(cfg->server.ciphers);
+	assert_null(cfg->server.macs);
+	assert_null(cfg->server.host_key_algorithms);
+	assert_null(cfg->server.pubkey_algorithms);
+	assert_int_equal(cfg->server.ban_failures, 10);
+	assert_int_equal(cfg->server.ban_window_s, 600);
+	assert_int_equal(cfg->server.ban_duration_s, 900);
+
+	assert_int_equal(cfg->uploader.workers, 4);
+	assert_int_equal(cfg->uploader.multipart_threshold, 16 * 1048576);
+	assert_int_equal(cfg->uploader.part_size, 8 * 1048576);
+	assert_int_equal(cfg->uploader.max_backoff_s, 20);
+	assert_int_equal(cfg->uploader.retention_keep_s, 0);
+
+	assert_null(cfg->store.sse);
+	assert_null(cfg->store.kms_key_id);
+	assert_null(cfg->store.storage_class);
+	assert_null(cfg->store.acl);
+	assert_int_equal(cfg->store.ntags, 0);
+	assert_null(cfg->store.object_lock_mode);
+	assert_int_equal(cfg->store.object_lock_days, 0);
+	assert_null(cfg->store.ca_file);
+	assert_null(cfg->store.pinned_pubkey);
+	assert_int_equal(cfg->store.collision, COLLISION_SUFFIX);
+
+	assert_int_equal(cfg->nroles, 2);
+	assert_string_equal(cfg->roles[0].name, "dropbox");
+	assert_int_equal(cfg->roles[0].perms,
+	    PERM_UPLOAD | PERM_LIST | PERM_RENAME | PERM_MKDIR);
+	assert_int_equal(cfg->roles[0].line, 0);
+	assert_string_equal(cfg->roles[1].name, "owner");
+	assert_int_equal(cfg->roles[1].perms, PERM_ALL);
+	assert_ptr_equal(config_role(cfg, "dropbox"), &cfg->roles[0]);
+	assert_ptr_equal(config_role(cfg, "owner"), &cfg->roles[1]);
+	assert_null(config_role(cfg, "auditor"));
+	assert_null(config_role(cfg, NULL));
+	assert_null(config_role(NULL, "owner"));
+
+	p = &cfg->partners[0];
+	assert_ptr_equal(p->role, &cfg->roles[0]);
+	assert_int_equal(p->visible_for_s, 86400);
+	assert_int_equal(p->max_sessions, 16);
+	assert_int_equal(p->completion.ntemp_patterns, 3);
+	assert_string_equal(p->completion.temp_patterns[0], "*.part");
+	assert_string_equal(p->completion.temp_patterns[1], "*.filepart");
+	assert_string_equal(p->completion.temp_patterns[2], "*.tmp");
+	assert_null(p->completion.marker);
+	assert_null(p->completion.checksum);
+	assert_null(p->completion.manifest);
+	assert_int_equal(p->completion.manifest_timeout_s, 86400);
+	assert_int_equal(p->completion.quiet_s, 0);
+	assert_int_equal(p->completion.incomplete_ttl_s, 86400);
+	assert_int_equal(p->completion.ship_sidecars, 0);
+	assert_int_equal(p->signature.mode, SIG_NONE);
+	assert_int_equal(p->signature.nsigners, 0);
+	assert_null(p->signature.keyring);
+	assert_null(p->signature.decryption_key);
+	assert_int_equal(p->signature.wait_s, 600);
+	assert_int_equal(p->signature.keep_plaintext, 0);
+	assert_int_equal(p->duplicate_window_s, 0);
+	assert_int_equal(p->duplicate_policy, DUP_ACCEPT_FLAG);
+	config_free(cfg);
+}
+
+static const char full[] =
+"server:\n"
+"  max_sessions: 100\n"
+"  max_sessions_per_partner: 5\n"
+"  max_sessions_per_address: 7\n"
+"  max_startups: 20\n"
+"  max_startups_per_address: 3\n"
+"  login_grace_time: 30s\n"
+"  idle_timeout: 10m\n"
+"  max_auth_tries: 3\n"
+"  max_file_size: 10GB\n"				/* 10 */
+"  max_open_handles: 128\n"
+"  min_free_space: 512KiB\n"
+"  visible_for: 12h\n"
+"  user: nobody\n"
+"  allow_from: [10.0.0.0/8, \"2001:db8::/32\"]\n"
+"  deny_from: 10.66.0.0/16\n"
+"  algorithms:\n"
+"    kex: [curve25519-sha256, ecdh-sha2-nistp256]\n"
+"    ciphers: \"aes256-gcm@openssh.com, aes256-ctr\"\n"
+"    macs: [hmac-sha2-256-etm@openssh.com]\n"		/* 20 */
+"    host_key_algorithms: [ssh-ed25519, rsa-sha2-512]\n"
+"    pubkey_algorithms: [ssh-ed25519, rsa-sha2-256]\n"
+"  ban: {failures: 5, window: 5m, duration: 1h}\n"
+"roles:\n"
+"  auditor: [list, read]\n"
+"  cleaner: [list, delete]\n"
+"  super: all\n"
+"  writer: upload\n"
+"uploader:\n"
+"  workers: 8\n"						/* 30 */
+"  multipart_threshold: 64MiB\n"
+"  part_size: 16MiB\n"
+"  max_backoff: 1m\n"
+"  retention: {keep: 30d}\n"
+"store:\n"
+"  url: s3://my-bucket\n"
+"  sse: aws:kms\n"
+"  kms_key_id: alias/sluice\n"
+"  storage_class: STANDARD_IA\n"
+"  acl: bucket-owner-full-control\n"			/* 40 */
+"  tags: {team: payments, cost-center: \"4711\", empty: \"\"}\n"
+"  object_lock: {mode: COMPLIANCE, days: 2555}\n"
+"  ca_file: @DIR@/ca.pem\n"
+"  pinned_pubkey: \"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=;sha256//BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=\"\n"
+"  collision: reject\n"
+"partners:\n"
+"  - name: acme\n"
+"    authorized_keys: [\"@KEY@\"]\n"
+"    role: auditor\n"
+"    visible_for: 1h\n"					/* 50 */
+"    max_sessions: 4\n"
+"    completion:\n"
+"      temp_patterns: [\"*.partial\", \"~*\"]\n"
+"      marker: \".done\"\n"
+"      checksum: sha256\n"
+"      manifest: \"*.manifest\"\n"
+"      manifest_timeout: 2h\n"
+"      quiet_seconds: 30\n"
+"      incomplete_ttl: 3d\n"
+"      ship_sidecars: true\n"				/* 60 */
+"    signature:\n"
+"      mode: encrypted\n"
+"      signers:\n"
+"        - \"0123 4567 89ab cdef 0123  4567 89AB CDEF 0123 4567\"\n"
+"        - \"" FPR "\"\n"
+"      keyring: keys/acme.asc\n"
+"      decryption_key: @DIR@/gw.sec\n"
+"      wait: 1h\n"
+"      keep_plaintext: yes\n"
+"    duplicate_window: 7d\n"				/* 70 */
+"    duplicate_policy: reject\n"
+"  - name: beta\n"
+"    password_hash: \"@HASH@\"\n"
+"    role: owner\n"
+"    completion:\n"
+"      temp_patterns: []\n"
+"    signature:\n"
+"      mode: detached\n"
+"      signers: \"" FPR "\"\n"
+"      keyring: @DIR@/keys/acme.asc\n"			/* 80 */
+"    duplicate_window: 1d\n"
+"  - name: gamma\n"
+"    password_hash: \"@HASH@\"\n"
+"    role: writer\n";
+
+static int
+mkdir_in_tmp(const char *name)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static void
+test_full(void **state)
+{
+	const struct partner *a, *b, *c;
+	struct config *cfg;
+	char *err, want[700];
+	int rc;
+
+	(void)state;
+	assert_int_equal(mkdir_in_tmp("keys"), 0);
+	write_file("keys/acme.asc", "public keys\n", 0644);
+	write_file("gw.sec", "secret key\n", 0600);
+	write_file("ca.pem", "a CA\n", 0644);
+	err = load(full, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("full config rejected:\n%s", err);
+	assert_string_equal(err, "");
+	free(err);
+
+	assert_int_equal(cfg->server.max_sessions, 100);
+	assert_int_equal(cfg->server.max_sessions_per_partner, 5);
+	assert_int_equal(cfg->server.max_sessions_per_address, 7);
+	assert_int_equal(cfg->server.max_startups, 20);
+	assert_int_equal(cfg->server.max_startups_per_address, 3);
+	assert_int_equal(cfg->server.login_grace_s, 30);
+	assert_int_equal(cfg->server.idle_timeout_s, 600);
+	assert_int_equal(cfg->server.max_auth_tries, 3);
+	assert_int_equal(cfg->server.max_file_size, 10000000000LL);
+	assert_int_equal(cfg->server.max_open_handles, 128);
+	assert_int_equal(cfg->server.min_free_space, 524288);
+	assert_int_equal(cfg->server.visible_for_s, 43200);
+	assert_string_equal(cfg->server.user, "nobody");
+	assert_int_equal(cfg->server.nallow_from, 2);
+	assert_int_equal(cfg->server.allow_from[0].prefix, 8);
+	assert_int_equal(cfg->server.allow_from[1].family, AF_INET6);
+	assert_int_equal(cfg->server.ndeny_from, 1);
+	assert_int_equal(cfg->server.deny_from[0].prefix, 16);
+	assert_memory_equal(cfg->server.deny_from[0].addr, "\x0a\x42\x00\x00", 4);
+	assert_string_equal(cfg->server.kex,
+	    "curve25519-sha256,ecdh-sha2-nistp256");
+	assert_string_equal(cfg->server.ciphers,
+	    "aes256-gcm@openssh.com,aes256-ctr");
+	assert_string_equal(cfg->server.macs, "hmac-sha2-256-etm@openssh.com");
+	assert_string_equal(cfg->server.host_key_algorithms,
+	    "ssh-ed25519,rsa-sha2-512");
+	assert_string_equal(cfg->server.pubkey_algorithms,
+	    "ssh-ed25519,rsa-sha2-256");
+	assert_int_equal(cfg->server.ban_failures, 5);
+	assert_int_equal(cfg->server.ban_window_s, 300);
+	assert_int_equal(cfg->server.ban_duration_s, 3600);
+
+	assert_int_equal(cfg->nroles, 6);
+	assert_string_equal(cfg->roles[2].name, "auditor");
+	assert_int_equal(cfg->roles[2].perms, PERM_LIST | PERM_READ);
+	assert_int_equal(cfg->roles[2].line, 25);
+	assert_int_equal(config_role(cfg, "cleaner")->perms,
+	    PERM_LIST | PERM_DELETE);
+	assert_int_equal(config_role(cfg, "super")->perms, PERM_ALL);
+	assert_int_equal(config_role(cfg, "writer")->perms, PERM_UPLOAD);
+
+	assert_int_equal(cfg->uploader.workers, 8);
+	assert_int_equal(cfg->uploader.multipart_threshold, 64 * 1048576);
+	assert_int_equal(cfg->uploader.part_size, 16 * 1048576);
+	assert_int_equal(cfg->uploader.max_backoff_s, 60);
+	assert_int_equal(cfg->uploader.retention_keep_s, 30 * 86400);
+
+	assert_string_equal(cfg->store.sse, "aws:kms");
+	assert_string_equal(cfg->store.kms_key_id, "alias/sluice");
+	assert_string_equal(cfg->store.storage_class, "STANDARD_IA");
+	assert_string_equal(cfg->store.acl, "bucket-owner-full-control");
+	assert_int_equal(cfg->store.ntags, 3);
+	assert_string_equal(cfg->store.tag_keys[0], "team");
+	assert_string_equal(cfg->store.tag_values[0], "payments");
+	assert_string_equal(cfg->store.tag_keys[1], "cost-center");
+	assert_string_equal(cfg->store.tag_values[1], "4711");
+	assert_string_equal(cfg->store.tag_values[2], "");
+	assert_string_equal(cfg->store.object_lock_mode, "COMPLIANCE");
+	assert_int_equal(cfg->store.object_lock_days, 2555);
+	snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
+	assert_string_equal(cfg->store.ca_file, want);
+	assert_non_null(strstr(cfg->store.pinned_pubkey, ";sha256//BBBB"));
+	assert_int_equal(cfg->store.collision, COLLISION_REJECT);
+
+	a = config_partner(cfg, "acme");
+	b = config_partner(cfg, "beta");
+	c = config_partner(cfg, "gamma");
+	/* role pointers point into the final roles array */
+	assert_ptr_equal(a->role, &cfg->roles[2]);
+	assert_ptr_equal(b->role, &cfg->roles[1]);
+	assert_ptr_equal(c->role, config_role(cfg, "writer"));
+	assert_int_equal(a->visible_for_s, 3600);
+	assert_int_equal(b->visible_for_s, 43200);	/* server.visible_for */
+	assert_int_equal(a->max_sessions, 4);
+	assert_int_equal(b->max_sessions, 5);	/* server.max_sessions_per_partner */
+
+	assert_int_equal(a->completion.ntemp_patterns, 2);
+	assert_string_equal(a->completion.temp_patterns[0], "*.partial");
+	assert_string_equal(a->completion.temp_patterns[1], "~*");
+	assert_string_equal(a->completion.marker, ".done");
+	assert_string_equal(a->completion.checksum, "sha256");
+	assert_string_equal(a->completion.manifest, "*.manifest");
+	assert_int_equal(a->completion.manifest_timeout_s, 7200);
+	assert_int_equal(a->completion.quiet_s, 30);
+	assert_int_equal(a->completion.incomplete_ttl_s, 3 * 86400);
+	assert_int_equal(a->completion.ship_sidecars, 1);
+	assert_int_equal(b->completion.ntemp_patterns, 0);	/* [] turns it off */
+	assert_int_equal(c->completion.ntemp_patterns, 3);
+
+	assert_int_equal(a->signature.mode, SIG_ENCRYPTED);
+	assert_int_equal(a->signature.nsigners, 1);	/* the same key twice */
+	assert_string_equal(a->signature.signers[0], FPR);
+	snprintf(want, sizeof(want), "%s/keys/acme.asc", tmpdir);
+	assert_string_equal(a->signature.keyring, want);	/* relative to the config */
+	assert_string_equal(b->signature.keyring, want);
+	snprintf(want, sizeof(want), "%s/gw.sec", tmpdir);
+	assert_string_equal(a->signature.decryption_key, want);
+	assert_int_equal(a->signature.wait_s, 3600);
+	assert_int_equal(a->signature.keep_plaintext, 1);
+	assert_int_equal(a->duplicate_window_s, 7 * 86400);
+	assert_int_equal(a->duplicate_policy, DUP_REJECT);
+	assert_int_equal(b->signature.mode, SIG_DETACHED);
+	assert_int_equal(b->signature.nsigners, 1);
+	assert_null(b->signature.decryption_key);
+	assert_int_equal(b->signature.wait_s, 600);
+	assert_int_equal(b->duplicate_window_s, 86400);
+	assert_int_equal(b->duplicate_policy, DUP_ACCEPT_FLAG);
+	assert_int_equal(c->signature.mode, SIG_NONE);
+	config_free(cfg);
+}
+
+/* Weak choices are warnings: printed with FILE:LINE, the load succeeds. */
+static void
+test_warnings(void **state)
+{
+	struct config *cfg;
+	char *err, *l[16], *p, want[2048];
+	int rc, n = 0;
+
+	(void)state;
+	err = load(
+	    "server:\n"						/* 1 */
+	    "  algorithms:\n"
+	    "    kex: [curve25519-sha256, diffie-hellman-group14-sha1]\n"
+	    "    ciphers: [aes256-ctr, aes128-cbc]\n"
+	    "    macs: [hmac-sha2-256-etm@openssh.com, hmac-sha1]\n"	/* 5 */
+	    "    host_key_algorithms: [ssh-ed25519, ssh-rsa]\n"
+	    "    pubkey_algorithms: ssh-ed25519,diffie-hellman-group1-sha1\n"
+	    "store:\n"
+	    "  url: s3://my-bucket\n"
+	    "  sse: aws:kms\n"					/* 10 */
+	    "  acl: public-read\n"
+	    "partners:\n  - name: acme\n    authorized_keys: [\"@KEY@\"]\n", &rc, &cfg);
+	/* pubkey_algorithms: a KEX name there is an error, not a warning */
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":7: server.algorithms.pubkey_algorithms: "
+	    "\"diffie-hellman-group1-sha1\""));
+	free(err);
+
+	err = load(
+	    "server:\n"						/* 1 */
+	    "  algorithms:\n"
+	    "    kex: [curve25519-sha256, diffie-hellman-group14-sha1]\n"
+	    "    ciphers: [aes256-ctr, aes128-cbc]\n"
+	    "    macs: [hmac-sha2-256-etm@openssh.com, hmac-sha1]\n"	/* 5 */
+	    "    host_key_algorithms: [ssh-ed25519, ssh-rsa]\n"
+	    "    pubkey_algorithms: ssh-ed25519,ssh-rsa\n"
+	    "store:\n"
+	    "  url: s3://my-bucket\n"
+	    "  sse: aws:kms\n"					/* 10 */
+	    "  acl: public-read\n"
+	    "partners:\n  - name: acme\n    authorized_keys: [\"@KEY@\"]\n", &rc, &cfg);
+	if (rc != 0)
+		fail_msg("warnings failed the load:\n%s", err);
+	assert_non_null(cfg);
+	/* weak names stay configured: the operator decides */
+	assert_string_equal(cfg->server.macs,
+	    "hmac-sha2-256-etm@openssh.com,hmac-sha1");
+	assert_string_equal(cfg->store.acl, "public-read");
+	config_free(cfg);
+	for (p = strtok(err, "\n"); p != NULL && n < 16; p = strtok(NULL, "\n"))
+		l[n++] = p;
+	if (n != 7)
+		fail_msg("want 7 warnings, got %d", n);
+#define WANT(i, text) do {						\
+	snprintf(want, sizeof(want), "%s:%s", cfgpath, text);		\
+	if (strcmp(l[i], want) != 0)					\
+		fail_msg("line %d: want\n%s\ngot\n%s", i, want, l[i]);	\
+} while (0)
+	WANT(0, "3: warning: server.algorithms.kex: "
+	    "diffie-hellman-group14-sha1 is weak (SHA-1); remove it");
+	WANT(1, "4: warning: server.algorithms.ciphers: aes128-cbc is weak "
+	    "(CBC mode); remove it");
+	WANT(2, "5: warning: server.algorithms.macs: hmac-sha1 is weak "
+	    "(SHA-1); remove it");
+	WANT(3, "6: warning: server.algorithms.host_key_algorithms: ssh-rsa "
+	    "is weak (SHA-1); remove it");
+	WANT(4, "7: warning: server.algorithms.pubkey_algorithms: ssh-rsa "
+	    "is weak (SHA-1); remove it");
+	WANT(5, "10: warning: store.sse: aws:kms without kms_key_id uses the "
+	    "bucket's default KMS key (aws/s3); set kms_key_id to choose the "
+	    "key");
+	WANT(6, "11: warning: store.acl: public-read lets others read every "
+	    "stored file; use bucket-owner-full-control or private");
+	free(err);
+
+	/* S3 options on a file:// store are ignored, with a warning */
+	err = load("store:\n  url: file:///srv/o\n  storage_class: GLACIER\n"
+	    "  collision: version\n" ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	n = 0;
+	l[n++] = err;
+	WANT(0, "3: warning: store.storage_class: ignored by a file:// store; "
+	    "remove it\n");
+	assert_int_equal(cfg->store.collision, COLLISION_VERSION);
+	config_free(cfg);
+	free(err);
+
+	/* warnings come in line order with the errors of a failed load */
+	err = load("server:\n  max_sessions: 0\n  algorithms:\n"
+	    "    macs: [hmac-sha1-etm@openssh.com]\n" STORE ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "%s:2: server.max_sessions: 0 is out of "
+	    "range; use 1 to 100000\n%s:4: warning: server.algorithms.macs: "
+	    "hmac-sha1-etm@openssh.com is weak (SHA-1); remove it\n", cfgpath,
+	    cfgpath);
+	assert_string_equal(err, want);
+	free(err);
+#undef WANT
+}
+
+static void
+test_parse_duration(void **state)
+{
+	static const struct {
+		const char	*s;
+		int		 rc;
+		int64_t		 v;
+	} t[] = {
+		{ "0", 0, 0 }, { "90", 0, 90 }, { "30s", 0, 30 },
+		{ "10m", 0, 600 }, { "24h", 0, 86400 }, { "30d", 0, 2592000 },
+		{ "007", 0, 7 }, { "0d", 0, 0 },
+		{ "9223372036854775807", 0, INT64_MAX },
+		{ "9223372036854775807s", 0, INT64_MAX },
+		{ "9223372036854775808", -1, 0 },	/* overflow */
+		{ "99999999999999999999999", -1, 0 },
+		{ "153722867280912931m", -1, 0 },	/* overflow in the unit */
+		{ "106751991167301d", -1, 0 },
+		{ "106751991167300d", 0, 106751991167300LL * 86400 },
+		{ "-1", -1, 0 }, { "-5m", -1, 0 }, { "+5", -1, 0 },
+		{ "", -1, 0 }, { "s", -1, 0 }, { "m", -1, 0 },
+		{ "10 m", -1, 0 }, { " 10", -1, 0 }, { "10 ", -1, 0 },
+		{ "10ms", -1, 0 }, { "1h30m", -1, 0 }, { "10M", -1, 0 },
+		{ "10H", -1, 0 }, { "1w", -1, 0 }, { "1y", -1, 0 },
+		{ "1.5h", -1, 0 }, { "0x10", -1, 0 }, { "10sec", -1, 0 },
+		{ "abc", -1, 0 },
+	};
+	int64_t v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		v = -42;
+		if (parse_duration(t[i].s, &v) != t[i].rc)
+			fail_msg("parse_duration(\"%s\"): want rc %d", t[i].s,
+			    t[i].rc);
+		if (t[i].rc == 0 && v != t[i].v)
+			fail_msg("parse_duration(\"%s\") = %lld", t[i].s,
+			    (long long)v);
+		if (t[i].rc != 0 && v != -42)
+			fail_msg("parse_duration(\"%s\") wrote on failure",
+			    t[i].s);
+	}
+	assert_int_equal(parse_duration(NULL, &v), -1);
+	assert_int_equal(parse_duration("1", NULL), -1);
+}
+
+static void
+test_parse_size(void **state)
+{
+	static const struct {
+		const char	*s;
+		int		 rc;
+		int64_t		 v;
+	} t[] = {
+		{ "0", 0, 0 }, { "1048576", 0, 1048576 }, { "512KiB", 0, 524288 },
+		{ "16MiB", 0, 16777216 }, { "1GiB", 0, 1073741824 },
+		{ "2TiB", 0, 2199023255552LL }, { "10GB", 0, 10000000000LL },
+		{ "5MB", 0, 5000000 }, { "1KB", 0, 1000 }, { "1kB", 0, 1000 },
+		{ "3TB", 0, 3000000000000LL }, { "7B", 0, 7 },
+		{ "9223372036854775807", 0, INT64_MAX },
+		{ "9223372036854775808", -1, 0 },	/* overflow */
+		{ "8388608TiB", -1, 0 },		/* overflow in the unit */
+		{ "8388607TiB", 0, 8388607LL * 1099511627776LL },
+		{ "-1", -1, 0 }, { "-1MiB", -1, 0 }, { "+1", -1, 0 },
+		{ "", -1, 0 }, { "MiB", -1, 0 }, { "16 MiB", -1, 0 },
+		{ "16M", -1, 0 }, { "16m", -1, 0 }, { "16mib", -1, 0 },
+		{ "16Mb", -1, 0 }, { "1.5GiB", -1, 0 }, { "1GiBs", -1, 0 },
+		{ "0x100", -1, 0 }, { "lots", -1, 0 },
+	};
+	int64_t v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		v = -42;
+		if (parse_size(t[i].s, &v) != t[i].rc)
+			fail_msg("parse_size(\"%s\"): want rc %d", t[i].s,
+			    t[i].rc);
+		if (t[i].rc == 0 && v != t[i].v)
+			fail_msg("parse_size(\"%s\") = %lld", t[i].s,
+			    (long long)v);
+		if (t[i].rc != 0 && v != -42)
+			fail_msg("parse_size(\"%s\") wrote on failure", t[i].s);
+	}
+	assert_int_equal(parse_size(NULL, &v), -1);
+	assert_int_equal(parse_size("1", NULL), -1);
+}
+
+/* Key files: trust anchors must not be writable by others, the gateway's
+ * secret key not even readable by them. */
+static void
+test_signature_files(void **state)
+{
+	struct config *cfg;
+	char *err, want[2048];
+	int rc;
+
+	(void)state;
+	write_file("open.asc", "public keys\n", 0664);
+	err = load(STORE ACME "    signature:\n      mode: detached\n"
+	    "      signers: [\"" FPR "\"]\n      keyring: open.asc\n",
+	    &rc, &cfg);
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof(want), "%s:9: partners[0].signature.keyring: "
+	    "\"%s/open.asc\" is writable by group or others, so anyone could "
+	    "replace it; run chmod go-w %s/open.asc\n", cfgpath, tmpdir,
+	    tmpdir);
+	assert_string_equal(err, want);
+	free(err);
+
+	write_file("acme.asc", "public keys\n", 0644);
+	write_file("gw-open.sec", "secret\n", 0640);
+	err = load(STORE ACME "    signature:\n      mode: encrypted\n"
+	    "      signers: [\"" FPR "\"]\n      keyring: acme.asc\n"
+	    "      decryption_key: gw-open.sec\n", &rc, &cfg);
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof(want), "%s:10: partners[0].signature."
+	    "decryption_key: \"%s/gw-open.sec\" is a secret key readable by "
+	    "group or others; run chmod 600 %s/gw-open.sec\n", cfgpath, tmpdir,
+	    tmpdir);
+	assert_string_equal(err, want);
+	free(err);
+
+	/* the same file, fixed as the message says */
+	snprintf(want, sizeof(want), "%s/gw-open.sec", tmpdir);
+	assert_int_equal(chmod(want, 0600), 0);
+	err = load(STORE ACME "    signature:\n      mode: encrypted\n"
+	    "      signers: [\"" FPR "\"]\n      keyring: acme.asc\n"
+	    "      decryption_key: gw-open.sec\n", &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_string_equal(cfg->partners[0].signature.decryption_key, want);
+	config_free(cfg);
+	free(err);
+
+	/* a directory is not a key file */
+	err = load(STORE ACME "    signature:\n      mode: detached\n"
+	    "      signers: [\"" FPR "\"]\n      keyring: @DIR@\n",
+	    &rc, &cfg);
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof(want), "%s:9: partners[0].signature.keyring: ",
+	    cfgpath);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "is not a regular file"));
+	free(err);
+}
+
 int
 main(void)
 {
@@ -851,6 +1641,12 @@ main(void)
 		cmocka_unit_test(test_rsa),
 		cmocka_unit_test(test_hash_schemes),
 		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_new_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_signature_files),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
