@@ -72,7 +72,7 @@ usage(FILE *f)
 "\n"
 "S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
 "AWS_SESSION_TOKEN; only the uploader reads them. SIGTERM stops cleanly.\n"
-"See README.md and docs/ for the configuration reference.\n");
+"See docs/configuration.md for every configuration key.\n");
 }
 
 static struct config *
@@ -104,6 +104,7 @@ cmd_check(const char *path)
 		    cfg->partners[i].password_hash ? ", password" : "",
 		    cfg->partners[i].nallow_from ? "allow_from set" :
 		    "from anywhere", cfg->partners[i].object_key);
+	server_algo_warnings(cfg, stdout);
 	config_free(cfg);
 	return 0;
 }
@@ -136,6 +137,9 @@ prepare(const struct config *cfg)
 	if ((st = state_open(cfg->state_dir)) == NULL)
 		return -1;
 	state_close(st);
+	/* server.user: what the unprivileged sessions write (listener.c). */
+	if (server_prepare_user(cfg) == -1)
+		return -1;
 	return 0;
 }
 

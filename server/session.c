@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netdb.h>
 #include <signal.h>
@@ -16,6 +17,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,17 +32,19 @@
 #include "common/util.h"
 #include "policy/config.h"
 #include "policy/policy.h"
+#include "server/guard.h"
 #include "server/server.h"
 #include "server/sftp.h"
 #include "spool/state.h"
 
-#define LOGIN_GRACE_SECONDS	60
-#define MAX_AUTH_TRIES		6
-#define IDLE_TIMEOUT_MS		(30 * 60 * 1000)
 #define CHANNEL_READ_SIZE	(256 * 1024)
+#define GUARD_TIMEOUT_MS	10000	/* the listener's answer */
 
 struct session {
 	const struct config	*cfg;
+	struct guard_limits	 lim;
+	int			 guardfd;	/* socketpair to the listener */
+	int			 refused;	/* logged in over a limit: end */
 	ssh_session		 ssh;
 	ssh_channel		 channel;
 	struct ssh_server_callbacks_struct   server_cb;
@@ -117,13 +122,20 @@ static void
 auth_failed(struct session *s, const char *user, const char *method,
     const char *reason)
 {
+	struct guard_msg m;
+
 	s->auth_tries++;
 	log_info("session %s: %s authentication for \"%s\" from %s refused: %s",
 	    s->id, method, user, s->remote, reason);
 	session_audit(s, "auth.failure", json_pack("{s:o,s:s,s:s,s:i}",
 	    "user", safe_user(user), "method", method, "reason", reason,
 	    "attempt", s->auth_tries));
-	if (s->auth_tries >= MAX_AUTH_TRIES) {
+	/* The listener counts failures across every connection (bans). */
+	memset(&m, 0, sizeof(m));
+	m.type = GUARD_MSG_FAIL;
+	xstrlcpy(m.name, user ? user : "", sizeof(m.name));
+	(void)guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
+	if (s->auth_tries >= s->lim.max_auth_tries) {
 		log_info("session %s: too many authentication failures from %s",
 		    s->id, s->remote);
 		ssh_disconnect(s->ssh);
@@ -136,9 +148,18 @@ auth_partner(struct session *s, const char *user, const char *method,
     const char **reason)
 {
 	const struct partner *p = config_partner(s->cfg, user);
+	struct guard_msg m;
 
 	if (p == NULL) {
 		*reason = "unknown user";
+		return NULL;
+	}
+	/* A banned user gets the very answer a wrong password gets. */
+	memset(&m, 0, sizeof(m));
+	m.type = GUARD_MSG_CHECK_USER;
+	xstrlcpy(m.name, p->name, sizeof(m.name));
+	if (guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS) != GUARD_OK) {
+		*reason = "user temporarily banned after repeated failures";
 		return NULL;
 	}
 	if (!policy_addr_allowed(p, (const struct sockaddr *)&s->peer)) {
@@ -149,11 +170,40 @@ auth_partner(struct session *s, const char *user, const char *method,
 	return p;
 }
 
-static void
+/*
+ * The credentials are good: the listener counts the login against the
+ * session limits. 0, or -1 when over a limit (the session then ends; it is
+ * not an authentication failure and counts toward no ban).
+ */
+static int
 auth_succeeded(struct session *s, const struct partner *p, const char *method)
 {
+	struct guard_msg m;
+	enum guard_verdict v;
+
+	memset(&m, 0, sizeof(m));
+	m.type = GUARD_MSG_LOGIN;
+	xstrlcpy(m.name, p->name, sizeof(m.name));
+	m.partner_max = p->max_sessions;
+	v = guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
+	if (v == GUARD_USER_BANNED) {
+		auth_failed(s, p->name, method, guard_verdict_str(v));
+		return -1;
+	}
+	if (v != GUARD_OK) {
+		log_info("session %s: login of %s from %s refused: %s%s%s",
+		    s->id, p->name, s->remote, guard_verdict_str(v),
+		    guard_verdict_key(v) ? "; raise " : "",
+		    guard_verdict_key(v) ? guard_verdict_key(v) : "");
+		session_audit(s, "session.refused", json_pack("{s:s,s:s,s:s}",
+		    "user", p->name, "method", method, "reason",
+		    guard_verdict_str(v)));
+		s->refused = 1;
+		return -1;
+	}
 	s->partner = p;
 	xstrlcpy(s->auth_method, method, sizeof(s->auth_method));
+	return 0;
 }
 
 static int
@@ -177,7 +227,8 @@ cb_auth_password(ssh_session ssh, const char *user, const char *password,
 		auth_failed(s, user, "password", reason);
 		return SSH_AUTH_DENIED;
 	}
-	auth_succeeded(s, p, "password");
+	if (auth_succeeded(s, p, "password") == -1)
+		return SSH_AUTH_DENIED;
 	return SSH_AUTH_SUCCESS;
 }
 
@@ -243,7 +294,8 @@ cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
 	if (p != NULL && !key_allowed(p, key)) {
 		reason = "key not authorized for this partner";
 		p = NULL;
-	}
+	} else if (p == NULL && s->cfg->npartners > 0)
+		(void)key_allowed(&s->cfg->partners[0], key);	/* same work */
 	if (p == NULL) {
 		/* A probe for an unknown key is not an attempt worth a
 		 * record each: clients offer every key they have. */
@@ -263,7 +315,8 @@ cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
 		return SSH_AUTH_DENIED;
 	}
 	xstrlcpy(s->key_fp, fp, sizeof(s->key_fp));
-	auth_succeeded(s, p, "publickey");
+	if (auth_succeeded(s, p, "publickey") == -1)
+		return SSH_AUTH_DENIED;
 	return SSH_AUTH_SUCCESS;
 }
 
@@ -520,7 +573,7 @@ session_handshake(struct session *s)
 			    s->id, s->remote, ssh_get_error(s->ssh));
 			goto done;
 		}
-		if (!ssh_is_connected(s->ssh))
+		if (!ssh_is_connected(s->ssh) || s->refused)
 			goto done;
 	}
 	if (session_quit)
@@ -602,7 +655,7 @@ session_sftp(struct session *s)
 		if (ssh_channel_is_eof(s->channel) ||
 		    !ssh_channel_is_open(s->channel))
 			break;
-		if (mono_ms() - last > IDLE_TIMEOUT_MS) {
+		if (mono_ms() - last > s->lim.idle_timeout_s * 1000) {
 			why = "idle timeout";
 			break;
 		}
@@ -613,8 +666,55 @@ session_sftp(struct session *s)
 	free(buf);
 }
 
+/*
+ * Drops to the unprivileged user for good, before a byte from the client is
+ * read. The host keys are already inside libssh; the files stay root's.
+ * Returns 0, or -1 if anything did not take (the caller exits).
+ */
+static int
+drop_privileges(const struct session_user *u)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (setgroups((size_t)u->ngroups, u->groups) == -1 ||
+	    setresgid(u->gid, u->gid, u->gid) == -1 ||
+	    setresuid(u->uid, u->uid, u->uid) == -1) {
+		log_warn("cannot switch to user %s (server.user)", u->name);
+		return -1;
+	}
+	if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid ||
+	    getegid() != u->gid || setuid(0) != -1 || seteuid(0) != -1) {
+		log_warnx("user switch to %s (server.user) did not hold; "
+		    "refusing the connection", u->name);
+		return -1;
+	}
+	/* No core file with session memory (the host key is in there). */
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	return 0;
+}
+
+/* Processes the client's closing messages until it disconnects, at most ms. */
+static void
+session_linger(struct session *s, int ms)
+{
+	ssh_event ev;
+	int64_t end = mono_ms() + ms;
+
+	if ((ev = ssh_event_new()) == NULL)
+		return;
+	if (ssh_event_add_session(ev, s->ssh) == SSH_OK) {
+		while (ssh_is_connected(s->ssh) && mono_ms() < end)
+			if (ssh_event_dopoll(ev, 100) == SSH_ERROR)
+				break;
+		ssh_event_remove_session(ev, s->ssh);
+	}
+	ssh_event_free(ev);
+}
+
 void
-session_run(const struct config *cfg, void *ssh)
+session_run(const struct config *cfg, void *ssh, int guardfd,
+    const struct session_user *user)
 {
 	struct session s;
 	struct sigaction sa;
@@ -622,7 +722,9 @@ session_run(const struct config *cfg, void *ssh)
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.ssh = ssh;
+	s.guardfd = guardfd;
 	s.rootfd = s.incomingfd = -1;
+	guard_limits(&cfg->server, &s.lim);
 	/* Before login there is nothing to save: SIGTERM ends the process at
 	 * once, even inside libssh's blocking key exchange. */
 	memset(&sa, 0, sizeof(sa));
@@ -631,13 +733,15 @@ session_run(const struct config *cfg, void *ssh)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	log_setrole("session");
+	if (user != NULL && drop_privileges(user) == -1)
+		_exit(1);
 	if (random_id(s.id, sizeof(s.id)) == -1)
 		_exit(1);
 	s.id[12] = '\0';	/* short enough to read, unique enough per day */
 	peer_address(&s);
 	/* Login grace time: a connection that has not authenticated and asked
 	 * for SFTP by then is cut (SIGALRM's default action ends the process). */
-	alarm(LOGIN_GRACE_SECONDS);
+	alarm((unsigned)s.lim.login_grace_s);
 	if ((s.audit = audit_open(cfg->audit_path)) == NULL)
 		_exit(1);
 	if (session_handshake(&s) == -1)
@@ -669,8 +773,15 @@ session_run(const struct config *cfg, void *ssh)
 	    (json_int_t)s.files, "bytes", (json_int_t)s.bytes));
 out:
 	if (s.channel != NULL) {
-		ssh_channel_send_eof(s.channel);
-		ssh_channel_close(s.channel);
+		/* Close the way OpenSSH's sshd does (exit status, EOF, close)
+		 * and let the client hang up first, so a partner's client does
+		 * not report "closed by remote host" after every upload. */
+		if (ssh_channel_is_open(s.channel)) {
+			ssh_channel_request_send_exit_status(s.channel, 0);
+			ssh_channel_send_eof(s.channel);
+			ssh_channel_close(s.channel);
+		}
+		session_linger(&s, 2000);
 	}
 	ssh_disconnect(s.ssh);
 	ssh_free(s.ssh);

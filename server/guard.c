@@ -1,0 +1,462 @@
+/*
+ * guard.c - connection limits, the global allow/deny list and the
+ * brute-force ban table, kept by the listener (see guard.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "policy/policy.h"
+#include "server/guard.h"
+
+#define FORGET_REPEATS_S	86400
+
+struct conn {
+	pid_t	 pid;		/* 0: free slot */
+	char	 addr[INET6_ADDRSTRLEN];
+	char	 partner[65];
+	int	 authed;
+};
+
+struct tracker {
+	char	 key[128];	/* address or partner name; "" when free */
+	int64_t	 fails[GUARD_MAX_FAILURES];
+	int	 nfails;
+	int64_t	 ban_until;
+	int	 nbans;		/* bans so far: the next lasts 2^nbans times */
+	int64_t	 last;		/* last failure */
+};
+
+struct guard {
+	const struct config	*cfg;
+	struct guard_limits	 lim;
+	struct conn		*conns;
+	int			 nconns;	/* slots */
+	struct tracker		*addrs;		/* GUARD_MAX_TRACKED */
+	struct tracker		*users;		/* one per partner */
+	size_t			 nusers;
+};
+
+static int
+dflt(int v, int d)
+{
+	return v > 0 ? v : d;
+}
+
+static int64_t
+dflt64(int64_t v, int64_t d)
+{
+	return v > 0 ? v : d;
+}
+
+void
+guard_limits(const struct server_config *sc, struct guard_limits *l)
+{
+	l->max_sessions = dflt(sc->max_sessions, 256);
+	l->max_sessions_per_partner = dflt(sc->max_sessions_per_partner, 16);
+	l->max_sessions_per_address = dflt(sc->max_sessions_per_address, 32);
+	l->max_startups = dflt(sc->max_startups, 64);
+	l->max_startups_per_address = dflt(sc->max_startups_per_address, 8);
+	l->login_grace_s = dflt64(sc->login_grace_s, 60);
+	l->idle_timeout_s = dflt64(sc->idle_timeout_s, 1800);
+	l->max_auth_tries = dflt(sc->max_auth_tries, 6);
+	l->ban_failures = dflt(sc->ban_failures, 10);
+	if (l->ban_failures > GUARD_MAX_FAILURES)
+		l->ban_failures = GUARD_MAX_FAILURES;
+	l->ban_window_s = dflt64(sc->ban_window_s, 600);
+	l->ban_duration_s = dflt64(sc->ban_duration_s, 900);
+	if (l->ban_duration_s > GUARD_MAX_BAN_S)
+		l->ban_duration_s = GUARD_MAX_BAN_S;
+}
+
+const char *
+guard_verdict_str(enum guard_verdict v)
+{
+	switch (v) {
+	case GUARD_OK:			return "allowed";
+	case GUARD_BANNED:		return "address temporarily banned after "
+					    "repeated authentication failures";
+	case GUARD_DENY_FROM:		return "address in server.deny_from";
+	case GUARD_NOT_ALLOWED:		return "address not in server.allow_from";
+	case GUARD_MAX_STARTUPS:	return "too many unauthenticated "
+					    "connections";
+	case GUARD_MAX_STARTUPS_ADDR:	return "too many unauthenticated "
+					    "connections from this address";
+	case GUARD_MAX_CONNECTIONS:	return "too many connections";
+	case GUARD_USER_BANNED:		return "user temporarily banned after "
+					    "repeated authentication failures";
+	case GUARD_MAX_SESSIONS:	return "too many sessions";
+	case GUARD_MAX_SESSIONS_PARTNER: return "too many sessions for this "
+					    "partner";
+	case GUARD_MAX_SESSIONS_ADDR:	return "too many sessions from this "
+					    "address";
+	case GUARD_ERROR:		return "the listener did not answer";
+	}
+	return "unknown";
+}
+
+const char *
+guard_verdict_key(enum guard_verdict v)
+{
+	switch (v) {
+	case GUARD_BANNED:
+	case GUARD_USER_BANNED:		return "server.ban_failures";
+	case GUARD_DENY_FROM:		return "server.deny_from";
+	case GUARD_NOT_ALLOWED:		return "server.allow_from";
+	case GUARD_MAX_STARTUPS:	return "server.max_startups";
+	case GUARD_MAX_STARTUPS_ADDR:	return "server.max_startups_per_address";
+	case GUARD_MAX_CONNECTIONS:	return "server.max_sessions";
+	case GUARD_MAX_SESSIONS:	return "server.max_sessions";
+	case GUARD_MAX_SESSIONS_PARTNER: return "partners[].max_sessions";
+	case GUARD_MAX_SESSIONS_ADDR:	return "server.max_sessions_per_address";
+	default:			return NULL;
+	}
+}
+
+struct guard *
+guard_new(const struct config *cfg)
+{
+	struct guard *g;
+	size_t i;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	g->cfg = cfg;
+	guard_limits(&cfg->server, &g->lim);
+	g->nconns = g->lim.max_sessions + g->lim.max_startups;
+	g->nusers = cfg->npartners;
+	if ((g->conns = calloc((size_t)g->nconns, sizeof(*g->conns))) == NULL ||
+	    (g->addrs = calloc(GUARD_MAX_TRACKED, sizeof(*g->addrs))) == NULL ||
+	    (g->users = calloc(g->nusers + 1, sizeof(*g->users))) == NULL)
+		goto fail;
+	for (i = 0; i < g->nusers; i++)
+		xstrlcpy(g->users[i].key, cfg->partners[i].name,
+		    sizeof(g->users[i].key));
+	return g;
+fail:
+	guard_free(g);
+	return NULL;
+}
+
+void
+guard_free(struct guard *g)
+{
+	if (g == NULL)
+		return;
+	free(g->conns);
+	free(g->addrs);
+	free(g->users);
+	free(g);
+}
+
+const struct guard_limits *
+guard_get_limits(const struct guard *g)
+{
+	return &g->lim;
+}
+
+int
+guard_addr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	const struct sockaddr_in6 *s6;
+
+	if (sa->sa_family == AF_INET) {
+		if (inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, out, (socklen_t)outlen) == NULL)
+			return -1;
+		return 0;
+	}
+	if (sa->sa_family != AF_INET6)
+		return -1;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	if (memcmp(s6->sin6_addr.s6_addr, v4mapped, sizeof(v4mapped)) == 0)
+		return inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out,
+		    (socklen_t)outlen) == NULL ? -1 : 0;
+	return inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)outlen) ==
+	    NULL ? -1 : 0;
+}
+
+/* --- the ban table -------------------------------------------------------- */
+
+static struct tracker *
+tracker_find(struct tracker *t, size_t n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (t[i].key[0] != '\0' && strcmp(t[i].key, key) == 0)
+			return &t[i];
+	return NULL;
+}
+
+/* A slot for a new address: a free one, else the one with the oldest
+ * activity that is not banned, else the ban that ends first. */
+static struct tracker *
+tracker_new(struct guard *g, const char *key, int64_t now)
+{
+	struct tracker *t, *old = NULL, *soon = NULL;
+	size_t i;
+
+	for (i = 0; i < GUARD_MAX_TRACKED; i++) {
+		t = &g->addrs[i];
+		if (t->key[0] == '\0')
+			break;
+		if (t->ban_until <= now) {
+			if (old == NULL || t->last < old->last)
+				old = t;
+		} else if (soon == NULL || t->ban_until < soon->ban_until)
+			soon = t;
+	}
+	if (i == GUARD_MAX_TRACKED)
+		t = old != NULL ? old : soon;
+	memset(t, 0, sizeof(*t));
+	xstrlcpy(t->key, key, sizeof(t->key));
+	return t;
+}
+
+static int
+tracker_banned(const struct tracker *t, int64_t now)
+{
+	return t != NULL && t->ban_until > now;
+}
+
+/* Adds one failure; returns the new ban's duration, or 0. */
+static int64_t
+tracker_fail(struct tracker *t, const struct guard_limits *l, int64_t now)
+{
+	int i, j;
+	int64_t d;
+
+	if (tracker_banned(t, now))
+		return 0;	/* refused anyway; does not lengthen the ban */
+	if (t->last != 0 && now - t->last > FORGET_REPEATS_S)
+		t->nbans = 0;
+	t->last = now;
+	for (i = j = 0; i < t->nfails; i++)
+		if (now - t->fails[i] < l->ban_window_s)
+			t->fails[j++] = t->fails[i];
+	t->nfails = j;
+	if (t->nfails < GUARD_MAX_FAILURES)
+		t->fails[t->nfails++] = now;
+	if (t->nfails < l->ban_failures)
+		return 0;
+	d = l->ban_duration_s;
+	for (i = 0; i < t->nbans && d < GUARD_MAX_BAN_S; i++)
+		d *= 2;
+	if (d > GUARD_MAX_BAN_S)
+		d = GUARD_MAX_BAN_S;
+	t->nbans++;
+	t->nfails = 0;
+	t->ban_until = now + d;
+	return d;
+}
+
+int
+guard_addr_banned(struct guard *g, const char *addr, int64_t now)
+{
+	return tracker_banned(tracker_find(g->addrs, GUARD_MAX_TRACKED, addr),
+	    now);
+}
+
+int
+guard_user_banned(struct guard *g, const char *user, int64_t now)
+{
+	if (user == NULL)
+		return 0;
+	return tracker_banned(tracker_find(g->users, g->nusers, user), now);
+}
+
+void
+guard_failure(struct guard *g, const char *addr, const char *user,
+    int64_t now, struct guard_ban *ban)
+{
+	struct tracker *t;
+
+	memset(ban, 0, sizeof(*ban));
+	if ((t = tracker_find(g->addrs, GUARD_MAX_TRACKED, addr)) == NULL)
+		t = tracker_new(g, addr, now);
+	ban->addr_duration_s = tracker_fail(t, &g->lim, now);
+	ban->addr_banned = ban->addr_duration_s > 0;
+	ban->failures = ban->addr_banned ? g->lim.ban_failures : t->nfails;
+	if (user != NULL &&
+	    (t = tracker_find(g->users, g->nusers, user)) != NULL) {
+		ban->user_duration_s = tracker_fail(t, &g->lim, now);
+		ban->user_banned = ban->user_duration_s > 0;
+	}
+}
+
+/* --- connections ------------------------------------------------------- */
+
+int
+guard_count(const struct guard *g, const char *addr, int *startups,
+    int *sessions)
+{
+	int i, n = 0;
+
+	*startups = *sessions = 0;
+	for (i = 0; i < g->nconns; i++) {
+		if (g->conns[i].pid == 0)
+			continue;
+		n++;
+		if (addr != NULL && strcmp(g->conns[i].addr, addr) != 0)
+			continue;
+		if (g->conns[i].authed)
+			(*sessions)++;
+		else
+			(*startups)++;
+	}
+	return n;
+}
+
+enum guard_verdict
+guard_admit(struct guard *g, const struct sockaddr *sa, const char *addr,
+    int64_t now)
+{
+	const struct server_config *sc = &g->cfg->server;
+	int all, startups, sessions, astart, asess;
+	size_t i;
+
+	if (guard_addr_banned(g, addr, now))
+		return GUARD_BANNED;
+	for (i = 0; i < sc->ndeny_from; i++)
+		if (cidr_match(&sc->deny_from[i], sa))
+			return GUARD_DENY_FROM;
+	if (sc->nallow_from > 0) {
+		for (i = 0; i < sc->nallow_from; i++)
+			if (cidr_match(&sc->allow_from[i], sa))
+				break;
+		if (i == sc->nallow_from)
+			return GUARD_NOT_ALLOWED;
+	}
+	all = guard_count(g, NULL, &startups, &sessions);
+	if (all >= g->nconns)
+		return GUARD_MAX_CONNECTIONS;
+	(void)guard_count(g, addr, &astart, &asess);
+	if (astart >= g->lim.max_startups_per_address)
+		return GUARD_MAX_STARTUPS_ADDR;
+	/* Every process not yet counted as a session is a startup. */
+	if (all - sessions >= g->lim.max_startups)
+		return GUARD_MAX_STARTUPS;
+	return GUARD_OK;
+}
+
+int
+guard_conn_add(struct guard *g, pid_t pid, const char *addr)
+{
+	int i;
+
+	for (i = 0; i < g->nconns; i++)
+		if (g->conns[i].pid == 0) {
+			memset(&g->conns[i], 0, sizeof(g->conns[i]));
+			g->conns[i].pid = pid;
+			xstrlcpy(g->conns[i].addr, addr,
+			    sizeof(g->conns[i].addr));
+			return 0;
+		}
+	return -1;
+}
+
+static struct conn *
+conn_find(struct guard *g, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < g->nconns; i++)
+		if (g->conns[i].pid == pid)
+			return &g->conns[i];
+	return NULL;
+}
+
+void
+guard_conn_remove(struct guard *g, pid_t pid)
+{
+	struct conn *c;
+
+	if (pid > 0 && (c = conn_find(g, pid)) != NULL)
+		memset(c, 0, sizeof(*c));
+}
+
+enum guard_verdict
+guard_conn_login(struct guard *g, pid_t pid, const char *partner,
+    int partner_max, int64_t now)
+{
+	struct conn *c;
+	int i, total = 0, mine = 0, here = 0;
+
+	if ((c = conn_find(g, pid)) == NULL)
+		return GUARD_ERROR;
+	if (c->authed)
+		return GUARD_ERROR;	/* one login per connection */
+	if (guard_user_banned(g, partner, now))
+		return GUARD_USER_BANNED;
+	for (i = 0; i < g->nconns; i++) {
+		if (g->conns[i].pid == 0 || !g->conns[i].authed)
+			continue;
+		total++;
+		if (strcmp(g->conns[i].partner, partner) == 0)
+			mine++;
+		if (strcmp(g->conns[i].addr, c->addr) == 0)
+			here++;
+	}
+	if (total >= g->lim.max_sessions)
+		return GUARD_MAX_SESSIONS;
+	if (mine >= (partner_max > 0 ? partner_max :
+	    g->lim.max_sessions_per_partner))
+		return GUARD_MAX_SESSIONS_PARTNER;
+	if (here >= g->lim.max_sessions_per_address)
+		return GUARD_MAX_SESSIONS_ADDR;
+	c->authed = 1;
+	xstrlcpy(c->partner, partner, sizeof(c->partner));
+	return GUARD_OK;
+}
+
+/* --- the session side of the socketpair -------------------------------- */
+
+enum guard_verdict
+guard_ask(int fd, const struct guard_msg *m, int timeout_ms)
+{
+	struct pollfd pfd;
+	uint32_t reply;
+	ssize_t n;
+	int64_t deadline;
+	int left;
+
+	if (fd == -1)
+		return GUARD_OK;
+	do
+		n = send(fd, m, sizeof(*m), MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*m))
+		return GUARD_ERROR;
+	if (m->type == GUARD_MSG_FAIL)
+		return GUARD_OK;
+	deadline = mono_ms() + timeout_ms;
+	for (;;) {
+		left = (int)(deadline - mono_ms());
+		if (left <= 0)
+			return GUARD_ERROR;
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, left) == -1) {
+			if (errno == EINTR)
+				continue;
+			return GUARD_ERROR;
+		}
+		if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = recv(fd, &reply, sizeof(reply), 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(reply) || reply > GUARD_ERROR)
+			return GUARD_ERROR;
+		return (enum guard_verdict)reply;
+	}
+}

@@ -1,0 +1,134 @@
+/*
+ * guard.h - the listener's connection guard: connection and session limits,
+ * the global allow/deny list, and the brute-force ban table.
+ *
+ * The listener is the one process that sees every connection from accept to
+ * exit, so it keeps all of this state in memory (struct guard) and decides:
+ *   at accept (before key exchange): banned address, global deny/allow,
+ *     max_startups, max_startups_per_address, the process cap;
+ *   at login (asked by the session over its socketpair, see guard_ask):
+ *     banned user, max_sessions, per partner, per address.
+ * Sessions report each failed attempt (GUARD_MSG_FAIL); the listener counts
+ * failures per address and per configured partner name over ban_window_s
+ * and bans for ban_duration_s, doubling on each repeat ban (capped at 7 days;
+ * the repeat count is forgotten after a day without failures).
+ * Bans live in memory: a restart of the server role clears them.
+ *
+ * Ownership: struct guard is owned by its creator (guard_new/guard_free); it
+ * borrows nothing. Strings passed in are copied.
+ */
+#ifndef SLUICE_GUARD_H
+#define SLUICE_GUARD_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "policy/config.h"
+
+/* The server block's limits with every default applied. */
+struct guard_limits {
+	int	 max_sessions;			/* authenticated, all partners */
+	int	 max_sessions_per_partner;
+	int	 max_sessions_per_address;
+	int	 max_startups;			/* connections not yet authenticated */
+	int	 max_startups_per_address;
+	int64_t	 login_grace_s;
+	int64_t	 idle_timeout_s;
+	int	 max_auth_tries;
+	int	 ban_failures;			/* 1..GUARD_MAX_FAILURES */
+	int64_t	 ban_window_s;
+	int64_t	 ban_duration_s;
+};
+
+#define GUARD_MAX_FAILURES	64
+#define GUARD_MAX_TRACKED	4096	/* addresses with recent failures */
+#define GUARD_MAX_BAN_S		(7 * 86400)
+
+/* Fills l from the config's server block (0 means "the default"). */
+void guard_limits(const struct server_config *, struct guard_limits *l);
+
+enum guard_verdict {
+	GUARD_OK = 0,
+	GUARD_BANNED,		/* address banned */
+	GUARD_DENY_FROM,	/* address in server.deny_from */
+	GUARD_NOT_ALLOWED,	/* address not in server.allow_from */
+	GUARD_MAX_STARTUPS,
+	GUARD_MAX_STARTUPS_ADDR,
+	GUARD_MAX_CONNECTIONS,	/* max_sessions + max_startups processes */
+	GUARD_USER_BANNED,
+	GUARD_MAX_SESSIONS,
+	GUARD_MAX_SESSIONS_PARTNER,
+	GUARD_MAX_SESSIONS_ADDR,
+	GUARD_ERROR,		/* the listener did not answer: refuse */
+};
+
+/* A short operator-facing reason ("max_startups_per_address (8) reached"). */
+const char *guard_verdict_str(enum guard_verdict);
+/* The config key an operator would change, or NULL. */
+const char *guard_verdict_key(enum guard_verdict);
+
+struct guard;
+
+/* NULL on allocation failure. cfg is borrowed for the guard's lifetime. */
+struct guard *guard_new(const struct config *cfg);
+void guard_free(struct guard *);
+const struct guard_limits *guard_get_limits(const struct guard *);
+
+/* Normalised numeric address of sa ("192.0.2.1", "2001:db8::1"; an
+ * IPv4-mapped IPv6 address is written as IPv4) into out. 0 or -1. */
+int guard_addr(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* May a new connection from sa (numeric form addr) be admitted now? */
+enum guard_verdict guard_admit(struct guard *, const struct sockaddr *sa,
+    const char *addr, int64_t now_s);
+/* Records an admitted connection's process. 0, or -1 when the table is full. */
+int guard_conn_add(struct guard *, pid_t pid, const char *addr);
+void guard_conn_remove(struct guard *, pid_t pid);
+/* The session pid authenticated as partner: counts it against the session
+ * limits (partner_max: the partner's own max_sessions, 0 for the default)
+ * and, if within them, moves it from the startups to the sessions. */
+enum guard_verdict guard_conn_login(struct guard *, pid_t pid,
+    const char *partner, int partner_max, int64_t now_s);
+/* Connections of the address not yet authenticated / authenticated. */
+int guard_count(const struct guard *, const char *addr, int *startups,
+    int *sessions);
+
+int guard_addr_banned(struct guard *, const char *addr, int64_t now_s);
+int guard_user_banned(struct guard *, const char *user, int64_t now_s);
+
+/* What guard_failure did: a new ban of the address and/or the user. */
+struct guard_ban {
+	int	 addr_banned;		/* 1: addr is now banned */
+	int64_t	 addr_duration_s;
+	int	 user_banned;
+	int64_t	 user_duration_s;
+	int	 failures;		/* failures of addr in the window */
+};
+
+/* One failed authentication from addr for user (user may be NULL; only
+ * names of configured partners are tracked). Fills *ban. */
+void guard_failure(struct guard *, const char *addr, const char *user,
+    int64_t now_s, struct guard_ban *ban);
+
+/* --- the session <-> listener socketpair (SOCK_SEQPACKET) ------------------ */
+
+enum guard_msg_type {
+	GUARD_MSG_FAIL = 1,	/* no reply */
+	GUARD_MSG_CHECK_USER,	/* reply: GUARD_OK or GUARD_USER_BANNED */
+	GUARD_MSG_LOGIN,	/* reply: a guard_verdict */
+};
+
+struct guard_msg {
+	uint32_t type;
+	char	 name[128];	/* user (FAIL, CHECK_USER) or partner (LOGIN) */
+	int32_t	 partner_max;	/* LOGIN */
+};
+
+/* Session side: sends m, and for messages with a reply waits up to
+ * timeout_ms for it. Returns the verdict; GUARD_ERROR if the listener did
+ * not answer (the caller refuses). fd -1 (no listener, e.g. in tests)
+ * answers GUARD_OK. */
+enum guard_verdict guard_ask(int fd, const struct guard_msg *m, int timeout_ms);
+
+#endif

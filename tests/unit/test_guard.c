@@ -1,0 +1,371 @@
+/*
+ * test_guard.c - the listener's connection guard: defaults, startup and
+ * session limits, global allow/deny, failure counting and escalating bans,
+ * and the session <-> listener socketpair.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/guard.h"
+
+static struct sockaddr_storage
+sa_of(const char *addr)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
+	}
+	return ss;
+}
+
+static struct partner partners[2];
+static struct config cfg;
+
+static void
+setup_cfg(void)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	memset(partners, 0, sizeof(partners));
+	partners[0].name = "acme";
+	partners[1].name = "globex";
+	partners[1].max_sessions = 1;
+	cfg.partners = partners;
+	cfg.npartners = 2;
+}
+
+static enum guard_verdict
+admit(struct guard *g, const char *addr, int64_t now)
+{
+	struct sockaddr_storage ss = sa_of(addr);
+	char norm[64];
+
+	assert_int_equal(guard_addr((struct sockaddr *)&ss, norm,
+	    sizeof(norm)), 0);
+	return guard_admit(g, (struct sockaddr *)&ss, norm, now);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct server_config sc;
+	struct guard_limits l;
+
+	(void)state;
+	memset(&sc, 0, sizeof(sc));
+	guard_limits(&sc, &l);
+	assert_int_equal(l.max_sessions, 256);
+	assert_int_equal(l.max_sessions_per_partner, 16);
+	assert_int_equal(l.max_sessions_per_address, 32);
+	assert_int_equal(l.max_startups, 64);
+	assert_int_equal(l.max_startups_per_address, 8);
+	assert_int_equal(l.login_grace_s, 60);
+	assert_int_equal(l.idle_timeout_s, 1800);
+	assert_int_equal(l.max_auth_tries, 6);
+	assert_int_equal(l.ban_failures, 10);
+	assert_int_equal(l.ban_window_s, 600);
+	assert_int_equal(l.ban_duration_s, 900);
+	sc.max_startups_per_address = 3;
+	sc.login_grace_s = 5;
+	sc.ban_failures = 1000;
+	guard_limits(&sc, &l);
+	assert_int_equal(l.max_startups_per_address, 3);
+	assert_int_equal(l.login_grace_s, 5);
+	assert_int_equal(l.ban_failures, GUARD_MAX_FAILURES);
+}
+
+static void
+test_addr_norm(void **state)
+{
+	struct sockaddr_storage ss;
+	char out[64];
+
+	(void)state;
+	ss = sa_of("::ffff:192.0.2.7");
+	assert_int_equal(guard_addr((struct sockaddr *)&ss, out, sizeof(out)), 0);
+	assert_string_equal(out, "192.0.2.7");
+	ss = sa_of("2001:db8::1");
+	assert_int_equal(guard_addr((struct sockaddr *)&ss, out, sizeof(out)), 0);
+	assert_string_equal(out, "2001:db8::1");
+}
+
+static void
+test_startups(void **state)
+{
+	struct guard *g;
+	int i, st, se;
+
+	(void)state;
+	setup_cfg();
+	cfg.server.max_startups = 5;
+	cfg.server.max_startups_per_address = 2;
+	cfg.server.max_sessions = 3;
+	assert_non_null(g = guard_new(&cfg));
+	/* Two pre-auth connections from one address, the third refused. */
+	assert_int_equal(admit(g, "10.0.0.1", 0), GUARD_OK);
+	assert_int_equal(guard_conn_add(g, 101, "10.0.0.1"), 0);
+	assert_int_equal(admit(g, "10.0.0.1", 0), GUARD_OK);
+	assert_int_equal(guard_conn_add(g, 102, "10.0.0.1"), 0);
+	assert_int_equal(admit(g, "10.0.0.1", 0), GUARD_MAX_STARTUPS_ADDR);
+	/* Another address still gets in. */
+	assert_int_equal(admit(g, "10.0.0.2", 0), GUARD_OK);
+	/* A login frees the startup slot of its address. */
+	assert_int_equal(guard_conn_login(g, 101, "acme", 0, 0), GUARD_OK);
+	assert_int_equal(guard_count(g, "10.0.0.1", &st, &se), 2);
+	assert_int_equal(st, 1);
+	assert_int_equal(se, 1);
+	assert_int_equal(admit(g, "10.0.0.1", 0), GUARD_OK);
+	/* A second login on one connection is a protocol error. */
+	assert_int_equal(guard_conn_login(g, 101, "acme", 0, 0), GUARD_ERROR);
+	assert_int_equal(guard_conn_login(g, 999, "acme", 0, 0), GUARD_ERROR);
+	/* Fill the global startup cap from many addresses. */
+	for (i = 0; i < 4; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.1.0.%d", i);
+		assert_int_equal(admit(g, a, 0), GUARD_OK);
+		assert_int_equal(guard_conn_add(g, 200 + i, a), 0);
+	}
+	/* 1 session + 5 startups: the global cap (5) is reached. */
+	assert_int_equal(admit(g, "10.2.0.1", 0), GUARD_MAX_STARTUPS);
+	guard_conn_remove(g, 200);
+	assert_int_equal(admit(g, "10.2.0.1", 0), GUARD_OK);
+	guard_free(g);
+}
+
+static void
+test_session_limits(void **state)
+{
+	struct guard *g;
+
+	(void)state;
+	setup_cfg();
+	cfg.server.max_sessions = 3;
+	cfg.server.max_sessions_per_partner = 2;
+	cfg.server.max_sessions_per_address = 10;
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(guard_conn_add(g, 1, "10.0.0.1"), 0);
+	assert_int_equal(guard_conn_add(g, 2, "10.0.0.2"), 0);
+	assert_int_equal(guard_conn_add(g, 3, "10.0.0.3"), 0);
+	assert_int_equal(guard_conn_add(g, 4, "10.0.0.4"), 0);
+	assert_int_equal(guard_conn_add(g, 5, "10.0.0.5"), 0);
+	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 2, "acme", 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 3, "acme", 0, 0),
+	    GUARD_MAX_SESSIONS_PARTNER);
+	/* The partner's own max_sessions wins over the server default. */
+	assert_int_equal(guard_conn_login(g, 3, "globex", 1, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 4, "x", 0, 0), GUARD_MAX_SESSIONS);
+	guard_conn_remove(g, 1);
+	assert_int_equal(guard_conn_login(g, 4, "acme", 0, 0), GUARD_OK);
+	guard_free(g);
+
+	cfg.server.max_sessions_per_address = 1;
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(guard_conn_add(g, 1, "10.0.0.1"), 0);
+	assert_int_equal(guard_conn_add(g, 2, "10.0.0.1"), 0);
+	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 2, "globex", 0, 0),
+	    GUARD_MAX_SESSIONS_ADDR);
+	guard_free(g);
+}
+
+static void
+test_allow_deny(void **state)
+{
+	struct guard *g;
+	struct cidr allow[1], deny[1];
+
+	(void)state;
+	setup_cfg();
+	assert_int_equal(cidr_parse("10.0.0.0/8", &allow[0]), 0);
+	assert_int_equal(cidr_parse("10.9.0.0/16", &deny[0]), 0);
+	cfg.server.allow_from = allow;
+	cfg.server.nallow_from = 1;
+	cfg.server.deny_from = deny;
+	cfg.server.ndeny_from = 1;
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(admit(g, "10.1.2.3", 0), GUARD_OK);
+	assert_int_equal(admit(g, "::ffff:10.1.2.3", 0), GUARD_OK);
+	assert_int_equal(admit(g, "10.9.2.3", 0), GUARD_DENY_FROM);
+	assert_int_equal(admit(g, "192.0.2.1", 0), GUARD_NOT_ALLOWED);
+	assert_int_equal(admit(g, "2001:db8::1", 0), GUARD_NOT_ALLOWED);
+	guard_free(g);
+}
+
+static void
+test_bans(void **state)
+{
+	struct guard *g;
+	struct guard_ban b;
+	int i;
+	int64_t t = 1000000;
+
+	(void)state;
+	setup_cfg();
+	assert_non_null(g = guard_new(&cfg));
+	/* 9 failures in the window: no ban; the 10th bans 15 minutes. */
+	for (i = 0; i < 9; i++) {
+		guard_failure(g, "10.0.0.1", "acme", t + i, &b);
+		assert_false(b.addr_banned);
+		assert_false(b.user_banned);
+	}
+	assert_int_equal(b.failures, 9);
+	assert_int_equal(admit(g, "10.0.0.1", t + 9), GUARD_OK);
+	guard_failure(g, "10.0.0.1", "acme", t + 9, &b);
+	assert_true(b.addr_banned);
+	assert_int_equal(b.addr_duration_s, 900);
+	assert_true(b.user_banned);
+	assert_int_equal(b.user_duration_s, 900);
+	assert_int_equal(admit(g, "10.0.0.1", t + 10), GUARD_BANNED);
+	assert_int_equal(admit(g, "10.0.0.2", t + 10), GUARD_OK);
+	assert_true(guard_user_banned(g, "acme", t + 10));
+	assert_false(guard_user_banned(g, "globex", t + 10));
+	/* A banned user cannot log in even with good credentials. */
+	assert_int_equal(guard_conn_add(g, 7, "10.0.0.2"), 0);
+	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 10),
+	    GUARD_USER_BANNED);
+	/* Failures during the ban do not lengthen it. */
+	guard_failure(g, "10.0.0.1", "acme", t + 20, &b);
+	assert_false(b.addr_banned);
+	/* The ban ends... */
+	assert_int_equal(admit(g, "10.0.0.1", t + 9 + 900), GUARD_OK);
+	assert_false(guard_user_banned(g, "acme", t + 9 + 900));
+	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 9 + 900),
+	    GUARD_OK);
+	/* ... and the next one lasts twice as long. */
+	t += 2000;
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "10.0.0.1", NULL, t + i, &b);
+	assert_true(b.addr_banned);
+	assert_false(b.user_banned);
+	assert_int_equal(b.addr_duration_s, 1800);
+	t += 4000;
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "10.0.0.1", NULL, t + i, &b);
+	assert_int_equal(b.addr_duration_s, 3600);
+	/* After a quiet day the count starts over. */
+	t += 2 * 86400;
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "10.0.0.1", NULL, t + i, &b);
+	assert_int_equal(b.addr_duration_s, 900);
+	/* Failures spread wider than the window never ban. */
+	t += 100000;
+	for (i = 0; i < 30; i++) {
+		guard_failure(g, "10.0.0.3", "globex", t + i * 100, &b);
+		assert_false(b.addr_banned);
+		assert_false(b.user_banned);
+	}
+	/* Unknown user names are not tracked (the table stays bounded). */
+	for (i = 0; i < 20; i++)
+		guard_failure(g, "10.0.0.4", "nosuchuser", t + i, &b);
+	assert_false(guard_user_banned(g, "nosuchuser", t + 20));
+	guard_free(g);
+}
+
+static void
+test_ban_table_bounded(void **state)
+{
+	struct guard *g;
+	struct guard_ban b;
+	char a[64];
+	int i, j;
+
+	(void)state;
+	setup_cfg();
+	cfg.server.ban_failures = 2;
+	assert_non_null(g = guard_new(&cfg));
+	/* Ban one address, then flood the table with others. */
+	guard_failure(g, "192.0.2.1", NULL, 10, &b);
+	guard_failure(g, "192.0.2.1", NULL, 11, &b);
+	assert_true(b.addr_banned);
+	for (i = 0; i < GUARD_MAX_TRACKED + 100; i++) {
+		snprintf(a, sizeof(a), "2001:db8::%x", i);
+		guard_failure(g, a, NULL, 12, &b);
+	}
+	/* The ban survived the flood (unbanned entries went first). */
+	assert_true(guard_addr_banned(g, "192.0.2.1", 13));
+	/* Many bans: the table never grows, oldest bans make room. */
+	for (j = 0; j < 2; j++)
+		for (i = 0; i < GUARD_MAX_TRACKED + 10; i++) {
+			snprintf(a, sizeof(a), "2001:db8:1::%x", i);
+			guard_failure(g, a, NULL, 20 + j, &b);
+		}
+	/* Even a table full of bans makes room for a new one. */
+	guard_failure(g, "198.51.100.1", NULL, 30, &b);
+	guard_failure(g, "198.51.100.1", NULL, 31, &b);
+	assert_true(b.addr_banned);
+	assert_true(guard_addr_banned(g, "198.51.100.1", 32));
+	guard_free(g);
+}
+
+static void
+test_ask(void **state)
+{
+	struct guard_msg m, got;
+	uint32_t reply = GUARD_USER_BANNED;
+	int sp[2];
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.type = GUARD_MSG_CHECK_USER;
+	/* No listener (tests, tools): everything is allowed. */
+	assert_int_equal(guard_ask(-1, &m, 100), GUARD_OK);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+	/* A listener that answers. */
+	assert_int_equal(send(sp[1], &reply, sizeof(reply), 0), sizeof(reply));
+	assert_int_equal(guard_ask(sp[0], &m, 1000), GUARD_USER_BANNED);
+	assert_int_equal(recv(sp[1], &got, sizeof(got), 0), sizeof(got));
+	assert_int_equal(got.type, GUARD_MSG_CHECK_USER);
+	/* One that does not: refuse (fail closed). */
+	assert_int_equal(guard_ask(sp[0], &m, 200), GUARD_ERROR);
+	/* A garbage reply is refused too. */
+	reply = 12345;
+	assert_int_equal(send(sp[1], &reply, sizeof(reply), 0), sizeof(reply));
+	assert_int_equal(guard_ask(sp[0], &m, 1000), GUARD_ERROR);
+	/* FAIL needs no answer. */
+	m.type = GUARD_MSG_FAIL;
+	assert_int_equal(guard_ask(sp[0], &m, 1000), GUARD_OK);
+	/* A dead listener: refuse. */
+	close(sp[1]);
+	m.type = GUARD_MSG_LOGIN;
+	assert_int_equal(guard_ask(sp[0], &m, 1000), GUARD_ERROR);
+	close(sp[0]);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_addr_norm),
+		cmocka_unit_test(test_startups),
+		cmocka_unit_test(test_session_limits),
+		cmocka_unit_test(test_allow_deny),
+		cmocka_unit_test(test_bans),
+		cmocka_unit_test(test_ban_table_bounded),
+		cmocka_unit_test(test_ask),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
