@@ -11,7 +11,10 @@ pkgs=(
 )
 if [ "${1:-}" = "--test" ]; then
   # What the integration tests drive: real clients and an S3 API server.
-  pkgs+=(lftp python3-paramiko valgrind)
+  # lftp, curl (sftp:// via libssh2), python3-paramiko (for /usr/bin/python3) and
+  # rclone are the partner clients of test_clients.py / test_hostile.py;
+  # openssh-server is also what bench/sftp_bench.sh compares against.
+  pkgs+=(lftp python3-paramiko rclone curl openssh-server valgrind)
 fi
 
 missing=()

@@ -6,13 +6,12 @@
  * pieces whose sizes come from the input itself so that packet reassembly is
  * exercised too. Replies are drained as a session would.
  *
- * Build by hand (the lead wires it into CMake):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *     fuzz/fuzz_sftp.c server/sftp.c policy/path.c common/util.c \
- *     common/log.c -lcrypto -o fuzz_sftp
- *   ./fuzz_sftp -close_fd_mask=2 fuzz/corpus/sftp   (the engine logs to stderr)
+ * libFuzzer build and run (clang): fuzz/build.sh, then
+ *   build-fuzz/fuzz_sftp -close_fd_mask=2 fuzz/corpus/sftp   (logs to stderr)
  * With -DSLUICE_FUZZ_REPLAY (no -fsanitize=fuzzer) it is a plain program
- * that replays the files named on its command line: the regression test.
+ * that replays the files and directories named on its command line: the
+ * ctest fuzz.sftp_replay over fuzz/corpus/sftp/ (see fuzz/replay.h and
+ * fuzz/build.sh).
  *
  * Seeds in fuzz/corpus/sftp/ are request streams without INIT (one file per
  * scenario: upload, listing, rename, traversal, bad handles...), made with
@@ -30,7 +29,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "policy/config.h"
 #include "server/sftp.h"
+#include "fuzz/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -109,6 +110,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&p, 0, sizeof(p));
 	p.rootfd = rootfd;
 	p.max_handles = 8;
+	/* data[0] also picks the role and limits: all, dropbox, or list+read
+	 * (so refusals are reached), and a small max_file_size */
+	switch (seed % 3) {
+	case 0:	p.perms = PERM_ALL; break;
+	case 1: p.perms = 0; break;
+	default: p.perms = PERM_LIST | PERM_READ; break;
+	}
+	p.max_file_size = (seed & 0x40) ? 64 : 0;
+	p.min_free_space = (seed & 0x20) ? 1 : 0;
 	p.hooks.file_complete = hook_complete;
 	p.hooks.event = hook_event;
 	if ((s = sftp_new(&p)) == NULL)
@@ -133,35 +143,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef SLUICE_FUZZ_REPLAY
-int
-main(int argc, char **argv)
+static void
+replay_done(void)
 {
-	int i, fd;
-	uint8_t *buf;
-	struct stat st;
-	ssize_t n;
-
-	for (i = 1; i < argc; i++) {
-		if ((fd = open(argv[i], O_RDONLY)) == -1 || fstat(fd, &st) == -1)
-			return 1;
-		if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-			return 1;
-		n = read(fd, buf, (size_t)st.st_size);
-		close(fd);
-		if (n != st.st_size)
-			return 1;
-		LLVMFuzzerTestOneInput(buf, (size_t)n);
-		free(buf);
-	}
 	if (rootfd != -1) {
 		close(rootfd);
 		rmdir(top);
 	}
-	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	int rc = fuzz_replay_main(argc, argv, LLVMFuzzerTestOneInput);
+
+	replay_done();
+	return rc;
 }
 #endif
 
 /*
+ * The first byte of an input also chooses the role (see above), so seeds
+ * keep the 'upload' scenario and friends meaningful under every role.
+ *
  * Seed generator (run from the repository root):
  *
  * python3 - <<'EOF'

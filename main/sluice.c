@@ -63,6 +63,12 @@ usage(FILE *f)
 "  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
 "  audit verify FILE...   check the audit trail's hash chain\n"
+"  queue list [--all] -c FILE   files waiting, uploading or held (id, state,\n"
+"                         age, attempts, last error)\n"
+"  queue retry -c FILE ID|--all  release held file(s) to the uploader\n"
+"  queue hold -c FILE ID  hold a waiting file until released\n"
+"  reconcile -c FILE      prove every stored file against the store (HEAD +\n"
+"                         checksum); exit 1 listing any that cannot be proven\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE      configuration (default " DEFAULT_CONFIG ")\n"
@@ -71,7 +77,10 @@ usage(FILE *f)
 "  -V, --version          print the version\n"
 "\n"
 "S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-"AWS_SESSION_TOKEN; only the uploader reads them. SIGTERM stops cleanly.\n"
+"AWS_SESSION_TOKEN, else the shared files (~/.aws/credentials, ~/.aws/config,\n"
+"AWS_PROFILE), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN),\n"
+"else EC2 instance metadata (IMDSv2); only the uploader and\n"
+"reconcile read them. SIGTERM stops cleanly.\n"
 "See docs/configuration.md for every configuration key.\n");
 }
 
@@ -309,6 +318,12 @@ main(int argc, char **argv)
 	argv += optind;
 	if (strcmp(cmd, "audit") == 0)
 		return cmd_audit(argc - 1, argv + 1);
+	if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "reconcile") == 0) {
+		log_init(cmd, verbose);
+		return strcmp(cmd, "queue") == 0 ?
+		    queue_main(argc - 1, argv + 1, cfgpath) :
+		    reconcile_main(argc, argv, cfgpath);
+	}
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
 		switch (ch) {

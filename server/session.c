@@ -617,6 +617,11 @@ session_sftp(struct session *s)
 
 	memset(&params, 0, sizeof(params));
 	params.rootfd = s->rootfd;
+	params.perms = s->partner->role != NULL ? s->partner->role->perms : 0;
+	params.max_handles = s->cfg->server.max_open_handles > 0 ?
+	    (uint32_t)s->cfg->server.max_open_handles : 0;
+	params.max_file_size = s->cfg->server.max_file_size;
+	params.min_free_space = s->cfg->server.min_free_space;
 	params.hooks.arg = s;
 	params.hooks.file_complete = hook_file_complete;
 	params.hooks.event = hook_event;

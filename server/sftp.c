@@ -43,6 +43,9 @@
 
 enum hkind { H_FREE = 0, H_FILE, H_DIR };
 
+/* Why a write handle can no longer complete (its CLOSE says so). */
+enum { POISON_NONE = 0, POISON_SIZE, POISON_SPACE };
+
 struct handle {
 	uint8_t		 kind;
 	uint16_t	 gen;
@@ -51,6 +54,7 @@ struct handle {
 	DIR		*dir;		/* H_DIR */
 	unsigned	 readable:1, writable:1, append:1, failed:1, dirty:1,
 			 created:1;
+	uint8_t		 poison;	/* POISON_*: writes and CLOSE fail */
 	int64_t		 hashed_to;	/* sha covers [0, hashed_to) unless dirty */
 	int64_t		 end;		/* write handles: highest byte written */
 	int64_t		 sent;		/* bytes the file had + bytes written */
@@ -61,6 +65,10 @@ struct handle {
 struct sftp {
 	int		 rootfd;
 	uint32_t	 max_handles;
+	unsigned	 perms;		/* PERM_* */
+	int64_t		 max_file_size;	/* 0: unlimited */
+	int64_t		 min_free_space;	/* 0: no floor */
+	int64_t		 space_due;	/* bytes until the floor is checked */
 	struct sftp_hooks hooks;
 	int		 initialized;
 	int		 dead;		/* sftp_input failed: it always will */
@@ -408,6 +416,87 @@ event_handle(struct sftp *s, const char *op, const struct handle *h,
 		s->hooks.event(s->hooks.arg, op, h->path, NULL, st);
 }
 
+/* -------------------------------------------------------- permissions -- */
+
+static uint32_t path_check(struct cpath *, int, const char **);
+static struct handle *handle_get(struct sftp *, const uint8_t *, size_t);
+
+/* What a request names first, for the audit record of a refusal. */
+enum { ARG_NONE = 0, ARG_PATH, ARG_PATH2, ARG_HANDLE };
+
+/* 1 if the role grants any of need (0: nothing is needed). */
+static int
+allowed(const struct sftp *s, unsigned need)
+{
+	return need == 0 || (s->perms & need) != 0;
+}
+
+static const char *
+denied_text(unsigned need)
+{
+	switch (need) {
+	case PERM_UPLOAD:
+		return "permission denied: this account may not upload files";
+	case PERM_LIST:
+		return "permission denied: this account may not list files";
+	case PERM_READ:
+		return "permission denied: this account may not download files";
+	case PERM_OVERWRITE:
+		return "permission denied: this account may not replace a "
+		    "file that was already uploaded";
+	case PERM_RENAME:
+		return "permission denied: this account may not rename files";
+	case PERM_DELETE:
+		return "permission denied: this account may not remove files "
+		    "or directories";
+	case PERM_MKDIR:
+		return "permission denied: this account may not create "
+		    "directories";
+	default:
+		return "permission denied: this account's role does not "
+		    "allow this request";
+	}
+}
+
+/*
+ * Refuses a request the role does not allow, before anything else of it is
+ * looked at (so a malformed tail of a refused request does not end the
+ * session), and reports its first argument(s) as the event.
+ */
+static void
+deny(struct sftp *s, uint32_t id, const char *op, int args, struct msg *m,
+    unsigned need)
+{
+	struct cpath a, b;
+	struct handle *h;
+	const uint8_t *hb;
+	const char *text;
+	size_t hl;
+	int na = 0;
+
+	send_status(s, id, SSH_FX_PERMISSION_DENIED, denied_text(need));
+	if (s->hooks.event == NULL)
+		return;
+	if (args == ARG_HANDLE) {
+		h = NULL;
+		if (get_string(m, &hb, &hl) == 0)
+			h = handle_get(s, hb, hl);
+		s->hooks.event(s->hooks.arg, op, h != NULL ? h->path : NULL,
+		    NULL, SSH_FX_PERMISSION_DENIED);
+		return;
+	}
+	if (args >= ARG_PATH && get_path(m, &a) == 0) {
+		(void)path_check(&a, 0, &text);
+		na = 1;
+		if (args == ARG_PATH2 && get_path(m, &b) == 0) {
+			(void)path_check(&b, 0, &text);
+			na = 2;
+		}
+	}
+	event(s, op, na >= 1 ? &a : NULL, na == 2 ? &b : NULL,
+	    SSH_FX_PERMISSION_DENIED, 1);
+}
+
 /* ------------------------------------------------------------- paths -- */
 
 /*
@@ -586,6 +675,7 @@ handle_new(struct sftp *s, enum hkind kind, const char *path, uint32_t *idx)
 	h->dir = NULL;
 	h->readable = h->writable = h->append = h->failed = h->dirty =
 	    h->created = 0;
+	h->poison = POISON_NONE;
 	h->hashed_to = h->end = h->sent = 0;
 	h->sha = NULL;
 	h->path = p;
@@ -753,6 +843,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	uint32_t pflags, st_code, idx;
 	int pfd = -1, fd = -1, ofd, try, trunc = 0, resume = 0, created = 0;
 	int wr, err;
+	unsigned need = 0;
 
 	if (get_path(m, &cp) == -1 || get_u32(m, &pflags) == -1 ||
 	    get_attrs(m, &a) == -1)
@@ -766,6 +857,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 
 	if (!wr) {
 		/* read-only: the whole path beneath the root */
+		if (!allowed(s, need = PERM_READ))
+			goto denied;
 		if ((fd = open_beneath(s->rootfd, cp.norm,
 		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0)) == -1 ||
 		    fstat(fd, &st) == -1)
@@ -797,6 +890,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				errno = ENOENT;
 				goto fail_errno;
 			}
+			if (!allowed(s, need = PERM_UPLOAD))
+				goto denied;
 			fd = open_beneath(pfd, cp.base, O_RDWR | O_CREAT |
 			    O_EXCL | O_NOFOLLOW, 0600);
 			if (fd == -1 && errno == EEXIST)
@@ -830,6 +925,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				    "to replace";
 				goto done;
 			}
+			if (!allowed(s, need = PERM_OVERWRITE))
+				goto denied;
 			ofd = open_beneath(pfd, cp.base, O_RDONLY | O_NOFOLLOW |
 			    O_NONBLOCK, 0);
 			if (ofd == -1 && errno == ENOENT)
@@ -866,7 +963,9 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 			created = 1;
 			break;
 		}
-		/* incomplete: truncate or resume */
+		/* incomplete: truncate or resume (one's own upload) */
+		if (!allowed(s, need = PERM_UPLOAD))
+			goto denied;
 		fd = open_beneath(pfd, cp.base, O_RDWR | O_NOFOLLOW |
 		    O_NONBLOCK, 0);	/* no FIFO swapped in may block us */
 		if (fd == -1 && errno == ENOENT)
@@ -910,7 +1009,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	}
 	h->fd = fd;
 	fd = -1;
-	h->readable = (pflags & SSH_FXF_READ) != 0;
+	/* without "read", READ on this handle is refused */
+	h->readable = (pflags & SSH_FXF_READ) != 0 && allowed(s, PERM_READ);
 	h->writable = 1;
 	h->append = (pflags & SSH_FXF_APPEND) != 0;
 	h->created = created;
@@ -931,6 +1031,10 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	st_code = SSH_FX_FAILURE;
 	text = "too many open files";
 	goto done;
+ denied:
+	st_code = SSH_FX_PERMISSION_DENIED;
+	text = denied_text(need);
+	goto done;
  busy:
 	st_code = SSH_FX_FAILURE;
 	text = "file is being written by another session";
@@ -944,6 +1048,58 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 		close(pfd);
 	send_status(s, id, st_code, text);
 	event(s, "open", &cp, NULL, st_code, wr);
+	return 0;
+}
+
+/* The reason a poisoned handle gives, into buf. Returns buf. */
+static const char *
+poison_text(const struct sftp *s, const struct handle *h, char *buf,
+    size_t len)
+{
+	if (h->poison == POISON_SIZE)
+		(void)xsnprintf(buf, len, "file too large (limit %lld bytes)",
+		    (long long)s->max_file_size);
+	else
+		(void)xstrlcpy(buf, "not enough space on the gateway; try "
+		    "later", len);
+	return buf;
+}
+
+/*
+ * 1 if writing n more bytes would take the root's file system below
+ * min_free_space. statvfs is asked again only after a share of the margin
+ * left has been written by this session (at most SFTP_SPACE_CHECK_MAX),
+ * so a session far from the floor rarely asks and one near it always does.
+ */
+static int
+space_low(struct sftp *s, int64_t n)
+{
+	struct statvfs v;
+	int64_t avail;
+
+	if (s->min_free_space <= 0)
+		return 0;
+	if (s->space_due > n) {
+		s->space_due -= n;
+		return 0;
+	}
+	if (fstatvfs(s->rootfd, &v) == -1) {
+		log_warn("sftp: statvfs of the partner root");
+		s->space_due = 0;
+		return 0;	/* ENOSPC still fails the write itself */
+	}
+	if (v.f_frsize > 0 && v.f_bavail > (fsblkcnt_t)(INT64_MAX / v.f_frsize))
+		avail = INT64_MAX;
+	else
+		avail = (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+	if (avail - n < s->min_free_space) {
+		s->space_due = 0;
+		return 1;
+	}
+	/* other sessions write too: re-check after 1/64 of the margin */
+	s->space_due = (avail - n - s->min_free_space) / 64;
+	if (s->space_due > SFTP_SPACE_CHECK_MAX)
+		s->space_due = SFTP_SPACE_CHECK_MAX;
 	return 0;
 }
 
@@ -972,7 +1128,8 @@ still_named(struct sftp *s, const struct handle *h)
 
 /* CLOSE of a write handle: make the file durable and accepted. */
 static uint32_t
-complete_file(struct sftp *s, struct handle *h, const char **text)
+complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
+    size_t whylen)
 {
 	struct sftp_file_info fi;
 	struct stat st;
@@ -981,6 +1138,10 @@ complete_file(struct sftp *s, struct handle *h, const char **text)
 	int64_t n;
 	int err;
 
+	if (h->poison != POISON_NONE) {
+		*text = poison_text(s, h, why, whylen);
+		return SSH_FX_FAILURE;
+	}
 	if (h->failed) {
 		*text = "a write to this file failed; upload it again";
 		return SSH_FX_FAILURE;
@@ -1048,6 +1209,7 @@ h_close(struct sftp *s, uint32_t id, struct msg *m)
 	struct handle *h;
 	const char *text = NULL;
 	uint32_t st = SSH_FX_OK;
+	char why[128];
 
 	if (get_string(m, &hb, &hl) == -1)
 		return -1;
@@ -1056,7 +1218,7 @@ h_close(struct sftp *s, uint32_t id, struct msg *m)
 		return 0;
 	}
 	if (h->kind == H_FILE && h->writable) {
-		st = complete_file(s, h, &text);
+		st = complete_file(s, h, &text, why, sizeof(why));
 		event_handle(s, "close", h, st);
 	}
 	handle_release(s, h);	/* releases the flock */
@@ -1084,6 +1246,7 @@ h_read(struct sftp *s, uint32_t id, struct msg *m)
 	if (!h->readable) {
 		send_status(s, id, SSH_FX_PERMISSION_DENIED,
 		    "handle not open for reading");
+		event_handle(s, "read", h, SSH_FX_PERMISSION_DENIED);
 		return 0;
 	}
 	if (off > INT64_MAX) {
@@ -1126,6 +1289,8 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	ssize_t n;
 	int err;
 
+	char why[128];
+
 	if (get_string(m, &hb, &hl) == -1 || get_u64(m, &off) == -1 ||
 	    get_string(m, &data, &len) == -1)
 		return -1;
@@ -1136,6 +1301,13 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	if (!h->writable) {
 		send_status(s, id, SSH_FX_PERMISSION_DENIED,
 		    "handle not open for writing");
+		event_handle(s, "write", h, SSH_FX_PERMISSION_DENIED);
+		return 0;
+	}
+	if (h->poison != POISON_NONE) {
+		/* keep refusing: its bytes would never be kept anyway */
+		send_status(s, id, SSH_FX_FAILURE, poison_text(s, h, why,
+		    sizeof(why)));
 		return 0;
 	}
 	if (h->append)
@@ -1157,6 +1329,17 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		h->failed = 1;
 		send_status(s, id, SSH_FX_FAILURE, "write too far beyond the "
 		    "data sent so far; write the file in order");
+		event_handle(s, "write", h, SSH_FX_FAILURE);
+		return 0;
+	}
+	if (s->max_file_size > 0 && (int64_t)(off + len) > s->max_file_size)
+		h->poison = POISON_SIZE;
+	else if ((int64_t)(off + len) > h->end && space_low(s, (int64_t)len))
+		h->poison = POISON_SPACE;
+	if (h->poison != POISON_NONE) {
+		log_info("sftp: %s: %s", h->path, poison_text(s, h, why,
+		    sizeof(why)));
+		send_status(s, id, SSH_FX_FAILURE, why);
 		event_handle(s, "write", h, SSH_FX_FAILURE);
 		return 0;
 	}
@@ -1568,6 +1751,11 @@ realpath_reply(struct sftp *s, uint32_t id, struct cpath *cp, const char *op)
 		cp->rawlen = 1;
 	}
 	if ((code = path_check(cp, PATH_CLAMP, &text)) == SSH_FX_OK &&
+	    !is_root(cp) && !allowed(s, PERM_LIST)) {
+		/* the top directory always: every client starts there */
+		code = SSH_FX_PERMISSION_DENIED;
+		text = denied_text(PERM_LIST);
+	} else if (code == SSH_FX_OK &&
 	    path_to_client(cp->norm, out, sizeof(out)) == -1) {
 		code = SSH_FX_FAILURE;
 		text = "file name too long";
@@ -1599,7 +1787,7 @@ rename_common(struct sftp *s, uint32_t id, struct msg *m, unsigned int flags,
 	struct stat st;
 	const char *text = NULL;
 	uint32_t code;
-	int ofd = -1, nfd = -1;
+	int ofd = -1, nfd = -1, noreplace;
 
 	if (get_path(m, &from) == -1 || get_path(m, &to) == -1)
 		return -1;
@@ -1617,11 +1805,20 @@ rename_common(struct sftp *s, uint32_t id, struct msg *m, unsigned int flags,
 		code = errno_status(errno, &text);
 		goto done;
 	}
+	/* replacing an existing name needs "overwrite" */
+	noreplace = !(flags & RENAME_NOREPLACE) && !allowed(s, PERM_OVERWRITE);
+	if (noreplace)
+		flags |= RENAME_NOREPLACE;
 	if (S_ISLNK(st.st_mode)) {
 		code = SSH_FX_PERMISSION_DENIED;
 		text = "symbolic links are not followed";
-	} else if (renameat2(ofd, from.base, nfd, to.base, flags) == -1)
-		code = errno_status(errno, &text);
+	} else if (renameat2(ofd, from.base, nfd, to.base, flags) == -1) {
+		if (errno == EEXIST && noreplace) {
+			code = SSH_FX_PERMISSION_DENIED;
+			text = denied_text(PERM_OVERWRITE);
+		} else
+			code = errno_status(errno, &text);
+	}
  done:
 	if (ofd != -1)
 		close(ofd);
@@ -1847,21 +2044,40 @@ x_expand_path(struct sftp *s, uint32_t id, struct msg *m)
 struct handler {
 	const char	*name;
 	int		(*fn)(struct sftp *, uint32_t, struct msg *);
+	unsigned	 perm;		/* as for extensions[] */
+	int		 args;
 };
 
+/*
+ * perm: the role must grant one of these bits (0: none needed; handle
+ * requests need the permission the handle was opened with, realpath and
+ * expand-path "list" except for the top directory, and the rest is checked
+ * in the handler). args: what a refusal reports.
+ */
 static const struct {
 	const char	*name;
 	const char	*version;	/* advertised in VERSION */
 	int		(*fn)(struct sftp *, uint32_t, struct msg *);
+	const char	*op;		/* in events */
+	unsigned	 perm;
+	int		 args;
 } extensions[] = {
-	{ "posix-rename@openssh.com",	"1", x_posix_rename },
-	{ "statvfs@openssh.com",	"2", x_statvfs },
-	{ "fstatvfs@openssh.com",	"2", x_fstatvfs },
-	{ "hardlink@openssh.com",	"1", x_hardlink },
-	{ "fsync@openssh.com",		"1", x_fsync },
-	{ "lsetstat@openssh.com",	"1", x_lsetstat },
-	{ "limits@openssh.com",		"1", x_limits },
-	{ "expand-path@openssh.com",	"1", x_expand_path },
+	{ "posix-rename@openssh.com",	"1", x_posix_rename, "posix-rename",
+	    PERM_RENAME, ARG_PATH2 },
+	{ "statvfs@openssh.com",	"2", x_statvfs, "statvfs",
+	    PERM_LIST, ARG_PATH },
+	{ "fstatvfs@openssh.com",	"2", x_fstatvfs, "fstatvfs",
+	    PERM_LIST, ARG_HANDLE },
+	{ "hardlink@openssh.com",	"1", x_hardlink, "hardlink",
+	    0, ARG_PATH2 },
+	{ "fsync@openssh.com",		"1", x_fsync, "fsync",
+	    0, ARG_HANDLE },
+	{ "lsetstat@openssh.com",	"1", x_lsetstat, "lsetstat",
+	    PERM_UPLOAD | PERM_OVERWRITE, ARG_PATH },
+	{ "limits@openssh.com",		"1", x_limits, "limits",
+	    0, ARG_NONE },
+	{ "expand-path@openssh.com",	"1", x_expand_path, "expand-path",
+	    0, ARG_PATH },
 };
 
 static int
@@ -1872,34 +2088,46 @@ h_extended(struct sftp *s, uint32_t id, struct msg *m)
 
 	if (get_string(m, &name, &len) == -1)
 		return -1;
-	for (i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++)
-		if (strlen(extensions[i].name) == len &&
-		    memcmp(extensions[i].name, name, len) == 0)
-			return extensions[i].fn(s, id, m);
+	for (i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
+		if (strlen(extensions[i].name) != len ||
+		    memcmp(extensions[i].name, name, len) != 0)
+			continue;
+		if (!allowed(s, extensions[i].perm)) {
+			deny(s, id, extensions[i].op, extensions[i].args, m,
+			    extensions[i].perm);
+			return 0;
+		}
+		return extensions[i].fn(s, id, m);
+	}
 	send_status(s, id, SSH_FX_OP_UNSUPPORTED, "unknown extended request");
 	return 0;
 }
 
+#define P_OPEN	(PERM_UPLOAD | PERM_OVERWRITE | PERM_READ)
+#define P_TIMES	(PERM_UPLOAD | PERM_OVERWRITE)
+
+/* Which request may be made under which permission (see sftp.h): OPEN is
+ * refined in h_open (read, upload or overwrite by what the name is). */
 static const struct handler handlers[] = {
-	[SSH_FXP_OPEN]		= { "open",	h_open },
-	[SSH_FXP_CLOSE]		= { "close",	h_close },
-	[SSH_FXP_READ]		= { "read",	h_read },
-	[SSH_FXP_WRITE]		= { "write",	h_write },
-	[SSH_FXP_LSTAT]		= { "lstat",	h_lstat },
-	[SSH_FXP_FSTAT]		= { "fstat",	h_fstat },
-	[SSH_FXP_SETSTAT]	= { "setstat",	h_setstat },
-	[SSH_FXP_FSETSTAT]	= { "fsetstat",	h_fsetstat },
-	[SSH_FXP_OPENDIR]	= { "opendir",	h_opendir },
-	[SSH_FXP_READDIR]	= { "readdir",	h_readdir },
-	[SSH_FXP_REMOVE]	= { "remove",	h_remove },
-	[SSH_FXP_MKDIR]		= { "mkdir",	h_mkdir },
-	[SSH_FXP_RMDIR]		= { "rmdir",	h_rmdir },
-	[SSH_FXP_REALPATH]	= { "realpath",	h_realpath },
-	[SSH_FXP_STAT]		= { "stat",	h_stat },
-	[SSH_FXP_RENAME]	= { "rename",	h_rename },
-	[SSH_FXP_READLINK]	= { "readlink",	h_readlink },
-	[SSH_FXP_SYMLINK]	= { "symlink",	h_symlink },
-	[SSH_FXP_EXTENDED]	= { "extended",	h_extended },
+	[SSH_FXP_OPEN]	   = { "open",	   h_open,     P_OPEN,	    ARG_PATH },
+	[SSH_FXP_CLOSE]	   = { "close",	   h_close,    0,	    ARG_HANDLE },
+	[SSH_FXP_READ]	   = { "read",	   h_read,     0,	    ARG_HANDLE },
+	[SSH_FXP_WRITE]	   = { "write",	   h_write,    0,	    ARG_HANDLE },
+	[SSH_FXP_LSTAT]	   = { "lstat",	   h_lstat,    PERM_LIST,   ARG_PATH },
+	[SSH_FXP_FSTAT]	   = { "fstat",	   h_fstat,    PERM_LIST,   ARG_HANDLE },
+	[SSH_FXP_SETSTAT]  = { "setstat",  h_setstat,  P_TIMES,	    ARG_PATH },
+	[SSH_FXP_FSETSTAT] = { "fsetstat", h_fsetstat, P_TIMES,	    ARG_HANDLE },
+	[SSH_FXP_OPENDIR]  = { "opendir",  h_opendir,  PERM_LIST,   ARG_PATH },
+	[SSH_FXP_READDIR]  = { "readdir",  h_readdir,  PERM_LIST,   ARG_HANDLE },
+	[SSH_FXP_REMOVE]   = { "remove",   h_remove,   PERM_DELETE, ARG_PATH },
+	[SSH_FXP_MKDIR]	   = { "mkdir",	   h_mkdir,    PERM_MKDIR,  ARG_PATH },
+	[SSH_FXP_RMDIR]	   = { "rmdir",	   h_rmdir,    PERM_DELETE, ARG_PATH },
+	[SSH_FXP_REALPATH] = { "realpath", h_realpath, 0,	    ARG_PATH },
+	[SSH_FXP_STAT]	   = { "stat",	   h_stat,     PERM_LIST,   ARG_PATH },
+	[SSH_FXP_RENAME]   = { "rename",   h_rename,   PERM_RENAME, ARG_PATH2 },
+	[SSH_FXP_READLINK] = { "readlink", h_readlink, PERM_LIST,   ARG_PATH },
+	[SSH_FXP_SYMLINK]  = { "symlink",  h_symlink,  0,	    ARG_PATH2 },
+	[SSH_FXP_EXTENDED] = { "extended", h_extended, 0,	    ARG_NONE },
 };
 
 /* ------------------------------------------------------------ engine -- */
@@ -1955,6 +2183,11 @@ process(struct sftp *s, const uint8_t *pkt, size_t len)
 	    handlers[type].fn == NULL) {
 		send_status(s, id, SSH_FX_OP_UNSUPPORTED,
 		    "unknown request type");
+		return s->oom ? -1 : 0;
+	}
+	if (!allowed(s, handlers[type].perm)) {
+		deny(s, id, handlers[type].name, handlers[type].args, &m,
+		    handlers[type].perm);
 		return s->oom ? -1 : 0;
 	}
 	if (handlers[type].fn(s, id, &m) == -1) {
@@ -2073,6 +2306,9 @@ sftp_new(const struct sftp_params *p)
 		return NULL;
 	s->rootfd = p->rootfd;
 	s->hooks = p->hooks;
+	s->perms = p->perms != 0 ? p->perms & PERM_ALL : SFTP_DEFAULT_PERMS;
+	s->max_file_size = p->max_file_size > 0 ? p->max_file_size : 0;
+	s->min_free_space = p->min_free_space > 0 ? p->min_free_space : 0;
 	s->max_handles = p->max_handles ? p->max_handles : SFTP_DEFAULT_HANDLES;
 	if (s->max_handles > SFTP_MAX_HANDLES)
 		s->max_handles = SFTP_MAX_HANDLES;

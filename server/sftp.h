@@ -15,6 +15,29 @@
  * fsyncs again, then calls hooks.file_complete; only if that returns 0 does
  * the client get SSH_FX_OK.
  *
+ * Permissions (params.perms, PERM_* from policy/config.h) are checked before
+ * a request touches anything, as OpenSSH's sftp-server does: handlers[] in
+ * sftp.c names each request's permission. upload: OPEN creating a new file,
+ * resuming or restarting (TRUNC) one's own incomplete file, set times;
+ * overwrite: TRUNC over an accepted file, posix-rename onto an existing
+ * name; list: STAT/LSTAT/FSTAT, OPENDIR/READDIR, REALPATH (of the top
+ * directory always allowed, so clients can start), statvfs, READLINK;
+ * read: OPEN for reading (a write handle opened with READ is readable only
+ * with it); rename: RENAME, posix-rename; delete: REMOVE, RMDIR; mkdir.
+ * Every refusal is SSH_FX_PERMISSION_DENIED and a hooks.event.
+ *
+ * Limits: a WRITE ending past max_file_size, or made while the root's file
+ * system has less than min_free_space available, fails and poisons its
+ * handle (CLOSE then fails too, so nothing half-written is ever accepted;
+ * the incomplete file stays 0600). A packet over SFTP_MAX_MSG_LENGTH ends
+ * the session.
+ *
+ * One write handle per file: a second OPEN for write of a file that a
+ * handle (of any session) is writing fails ("file is being written by
+ * another session"). Clients that upload one file over several handles at
+ * once must not: rclone needs --sftp-disable-multithread-upload (its
+ * multi-thread upload writes one file through several connections).
+ *
  * Ownership: sftp_new() copies params (rootfd is borrowed and never closed
  * by the engine); sftp_free() closes every handle. Buffers returned by
  * sftp_output() belong to the engine and stay valid until the next call.
@@ -55,7 +78,10 @@ struct sftp_hooks {
 
 struct sftp_params {
 	int		 rootfd;	/* O_DIRECTORY fd of the partner root; borrowed */
-	uint32_t	 max_handles;	/* 0: default 256 */
+	uint32_t	 max_handles;	/* 0: default 64 */
+	unsigned	 perms;		/* PERM_*; 0: the built-in dropbox role */
+	int64_t		 max_file_size;	/* bytes; 0: unlimited */
+	int64_t		 min_free_space; /* bytes the root's fs keeps; 0: none */
 	struct sftp_hooks hooks;
 };
 

@@ -6,9 +6,17 @@
 #ifndef SLUICE_SFTP_INTERNAL_H
 #define SLUICE_SFTP_INTERNAL_H
 
+#include "policy/config.h"	/* PERM_* */
+
 #define SFTP_VERSION		3
 #define SFTP_MAX_READ_LENGTH	(SFTP_MAX_MSG_LENGTH - 1024)
-#define SFTP_DEFAULT_HANDLES	256
+#define SFTP_DEFAULT_HANDLES	64	/* as server.max_open_handles */
+/* The built-in "dropbox" role, for params.perms == 0 */
+#define SFTP_DEFAULT_PERMS	(PERM_UPLOAD | PERM_LIST | PERM_RENAME | \
+				 PERM_MKDIR)
+/* The free-space floor is checked again after at most this many bytes
+ * written by the session (less when it is near) */
+#define SFTP_SPACE_CHECK_MAX	(8LL * 1024 * 1024)
 #define SFTP_MAX_HANDLES	65535	/* a handle carries a 16-bit slot index */
 #define SFTP_READDIR_BATCH	100
 /* A WRITE may end at most this far beyond the bytes sent to its handle

@@ -1,22 +1,79 @@
+/*
+ * intake.c - the intake role: decides when a received file is complete and
+ * authentic (issue 4), then moves it into spool/ready (accepted) or
+ * quarantine/<partner>/ (rejected, with a .reason file, never deleted).
+ *
+ * Design.
+ *  - Every file the session recorded as "received" is moved to "waiting"
+ *    and judged in passes, one partner at a time, over all of that
+ *    partner's waiting files, so a data file and its sidecars pair up in
+ *    whatever order they arrive. A pass decides what it can and leaves the
+ *    rest waiting; the reason a file waits is kept in last_error and
+ *    audited (file.waiting) whenever it changes.
+ *  - Temp names (completion.temp_patterns). The session links a file at
+ *    CLOSE under the name it was written as, recording the landing inode
+ *    (landing_dev/ino). A temp-named file waits; each pass looks the inode
+ *    up under landing/<partner>/ (one walk of the tree per pass, only while
+ *    temp files wait). Found under a final name: the file takes that name
+ *    (state_set_path) and is judged like any other. Found under no name:
+ *    the partner removed it, quarantine. Still temp after incomplete_ttl:
+ *    quarantine. No rename bookkeeping in the session is needed, and a
+ *    rename done while intake is down is still seen.
+ *  - Sidecars (completion.h) pair with their data file by path. A data file
+ *    ships when every configured rule holds: marker present, checksum file
+ *    present and matching, quiet_seconds passed with the landing name still
+ *    holding this file, listed in a manifest whose whole batch has arrived,
+ *    and the signature good. Then the sidecars are shipped too
+ *    (ship_sidecars) or kept in state_dir/sidecars/<partner>/<fid> (state
+ *    "consumed"). A newer upload of the same name supersedes an older one
+ *    that is still waiting (the older one goes to quarantine).
+ *  - Timeouts: signature.wait for a missing signature, manifest_timeout for
+ *    a batch (or a file no manifest lists), incomplete_ttl for everything
+ *    else (missing marker/checksum, sidecar without data, temp name never
+ *    renamed). The janitor moves landing files left incomplete (mode 0600,
+ *    not locked by a session, untouched for incomplete_ttl) to quarantine
+ *    (file.incomplete_expired).
+ *  - Verdicts: file.accepted (rule, signer), file.rejected (reason),
+ *    file.waiting (for), file.duplicate (same partner and SHA-256 within
+ *    duplicate_window).
+ */
 #include "spool/intake.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "audit/audit.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "policy/completion.h"
 #include "policy/policy.h"
 #include "spool/state.h"
+#include "spool/janitor.h"
+#include "spool/verify.h"
+
+#define DEFAULT_INCOMPLETE_TTL	(24 * 3600)
+#define DEFAULT_MANIFEST_TIMEOUT (24 * 3600)
+#define DEFAULT_SIG_WAIT	600
+#define MAX_WAITING		2048		/* rows judged per partner per pass */
+#define HOME_RETRY_MS		30000		/* after a key import failed */
+#define SIDECAR_MAX		(1 << 20)	/* a checksum file */
+#define MANIFEST_MAX		(16 << 20)
+#define WALK_MAX_DEPTH		32
+#define WALK_MAX_ENTRIES	200000
 
 volatile int role_quit;
 
@@ -48,6 +105,60 @@ role_sleep(int ms)
 		nanosleep(&ts, NULL);	/* EINTR on a signal: fine */
 }
 
+struct intake {
+	const struct config *cfg;
+	struct state	*st;
+	struct audit	*au;
+	int		*agent;		/* per partner: decrypted since the last stop */
+	int64_t		*home_retry;	/* per partner: no key import before this */
+	int64_t		 janitor_ms;
+};
+
+struct item {
+	struct file_rec	 r;
+	enum sidecar_kind kind;
+	char		 data[4096];	/* sidecar: its data file's path */
+	int		 temp;
+	int		 was_temp;
+	int		 done;		/* judged in this pass */
+	int		 ready;		/* data: every rule but the batch holds */
+	int		 manifest;	/* data: listed in a manifest (-1 none) */
+	int		 batch_ok;	/* manifest: its batch has arrived */
+	struct item	*side[4];	/* data: marker, checksum, .sig, .asc */
+	char		*found;		/* temp: where the inode is now */
+	struct verify_result vr;	/* data: its signature verdict */
+	char		 rule[128];
+	char		 wait[512];
+};
+
+struct pass {
+	struct intake	*in;
+	const struct partner *p;
+	size_t		 pi;		/* index of p in cfg->partners */
+	struct item	*it;
+	size_t		 n;
+	struct item	**byname;	/* not temp, not done; sorted by path */
+	size_t		 nbyname;
+	char		 home[PATH_MAX];
+	int		 home_state;	/* 0 not yet, 1 ready, -1 failed */
+	int64_t		 now;
+	int		 landingfd;
+};
+
+static int64_t
+secs_or(int64_t v, int64_t dflt)
+{
+	return v > 0 ? v : dflt;
+}
+
+static int64_t
+ttl_s(const struct partner *p)
+{
+	return secs_or(p->completion.incomplete_ttl_s, DEFAULT_INCOMPLETE_TTL);
+}
+
+/* --- moving files ---------------------------------------------------- */
+
 /*
  * Moves spool/incoming/<fid> to quarantine/<partner>/<fid> with a reason
  * file beside it. The file is never deleted (invariant 3).
@@ -57,7 +168,7 @@ quarantine(const struct config *cfg, const struct file_rec *r,
     const char *reason)
 {
 	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX], why[PATH_MAX];
-	char text[8192];
+	char text[8192], when[40];
 
 	if (spool_path(cfg->state_dir, "spool/incoming", r->fid, from,
 	    sizeof(from)) == -1 ||
@@ -68,9 +179,10 @@ quarantine(const struct config *cfg, const struct file_rec *r,
 		return -1;
 	if (mkdir_p(dir, 0750) == -1)
 		return -1;
+	iso8601_ms(r->received_ms, when, sizeof(when));
 	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
-	    "sha256: %s\nreason: %s\n", r->path, r->partner,
-	    (long long)r->size, r->sha256, reason);
+	    "sha256: %s\nreceived: %s\nfrom: %s\nreason: %s\n", r->path,
+	    r->partner, (long long)r->size, r->sha256, when, r->remote, reason);
 	if (write_file_atomic(why, text, strlen(text), 0640) == -1)
 		return -1;
 	if (rename(from, to) == -1 && errno != ENOENT)
@@ -79,52 +191,60 @@ quarantine(const struct config *cfg, const struct file_rec *r,
 }
 
 static int
-judge(const struct config *cfg, struct state *st, struct audit *au,
-    struct file_rec *r)
+reject(struct pass *ps, struct item *x, const char *reason)
 {
-	const struct partner *p = config_partner(cfg, r->partner);
-	struct objkey_vars v;
+	struct intake *in = ps->in;
+	struct file_rec *r = &x->r;
+
+	if (x->done)
+		return 0;
+	if (quarantine(in->cfg, r, reason) == -1) {
+		log_warn("cannot quarantine %s/%s (%s)", r->partner, r->path,
+		    r->fid);
+		return -1;
+	}
+	xstrlcpy(r->state, FS_REJECTED, sizeof(r->state));
+	xstrlcpy(r->last_error, reason, sizeof(r->last_error));
+	if (state_update(in->st, r, FS_WAITING) == -1)
+		return -1;
+	x->done = 1;
+	audit_emit(in->au, "file.rejected", json_pack(
+	    "{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "partner", r->partner, "fid",
+	    r->fid, "path", r->path, "size", (json_int_t)r->size, "sha256",
+	    r->sha256, "kind", sidecar_kind_name(x->kind), "reason", reason));
+	log_warnx("%s/%s rejected: %s (kept in quarantine/%s/%s)",
+	    r->partner, r->path, reason, r->partner, r->fid);
+	return 0;
+}
+
+/* Rejects data file x and every sidecar attached to it. */
+static void
+reject_all(struct pass *ps, struct item *x, const char *reason)
+{
+	char why[600];
+	size_t i;
+
+	reject(ps, x, reason);
+	for (i = 0; i < 4; i++)
+		if (x->side[i] != NULL && !x->side[i]->done) {
+			xsnprintf(why, sizeof(why), "%s of %s, which was "
+			    "rejected: %s", sidecar_kind_name(x->side[i]->kind),
+			    x->r.path, reason);
+			reject(ps, x->side[i], why);
+		}
+}
+
+static int
+to_ready(struct intake *in, struct file_rec *r)
+{
 	char from[PATH_MAX], to[PATH_MAX], ready[PATH_MAX];
-	const char *reason = NULL;
 	struct stat sb;
 
-	if (p == NULL)
-		reason = "partner no longer configured";
-	else {
-		memset(&v, 0, sizeof(v));
-		v.partner = r->partner;
-		v.path = r->path;
-		v.sha256 = r->sha256;
-		v.received_ms = r->received_ms;
-		if (objkey_expand(cfg->store.kind == STORE_S3 ?
-		    cfg->store.prefix : "", p->object_key, &v, r->object_key,
-		    sizeof(r->object_key)) == -1)
-			reason = "object_key template gives no valid key for "
-			    "this file name";
-	}
-	if (reason != NULL) {
-		if (quarantine(cfg, r, reason) == -1) {
-			log_warn("cannot quarantine %s", r->fid);
-			return -1;
-		}
-		xstrlcpy(r->state, FS_REJECTED, sizeof(r->state));
-		xstrlcpy(r->last_error, reason, sizeof(r->last_error));
-		if (state_update(st, r, FS_RECEIVED) == -1)
-			return -1;
-		audit_emit(au, "file.rejected", json_pack(
-		    "{s:s,s:s,s:s,s:I,s:s,s:s}", "partner", r->partner, "fid",
-		    r->fid, "path", r->path, "size", (json_int_t)r->size,
-		    "sha256", r->sha256, "reason", reason));
-		log_warnx("%s/%s rejected: %s (kept in quarantine/%s/%s)",
-		    r->partner, r->path, reason, r->partner, r->fid);
-		return 0;
-	}
-
-	if (spool_path(cfg->state_dir, "spool/incoming", r->fid, from,
+	if (spool_path(in->cfg->state_dir, "spool/incoming", r->fid, from,
 	    sizeof(from)) == -1 ||
-	    spool_path(cfg->state_dir, "spool/ready", r->fid, to,
+	    spool_path(in->cfg->state_dir, "spool/ready", r->fid, to,
 	    sizeof(to)) == -1 ||
-	    spool_path(cfg->state_dir, "spool/ready", NULL, ready,
+	    spool_path(in->cfg->state_dir, "spool/ready", NULL, ready,
 	    sizeof(ready)) == -1)
 		return -1;
 	if (rename(from, to) == -1) {
@@ -134,53 +254,1225 @@ judge(const struct config *cfg, struct state *st, struct audit *au,
 			return -1;
 		}
 	}
-	if (fsync_dir(ready) == -1)
+	return fsync_dir(ready);
+}
+
+/* Accepts x for upload. meta (may be NULL) is stolen. */
+static int
+accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
+    const char *signer, const char *signed_at, const char *sidecar_of)
+{
+	struct intake *in = ps->in;
+	struct file_rec *r = &x->r;
+	struct objkey_vars v;
+	char *js = NULL;
+	json_t *f;
+
+	memset(&v, 0, sizeof(v));
+	v.partner = r->partner;
+	v.path = r->path;
+	v.sha256 = r->sha256;
+	v.received_ms = r->received_ms;
+	if (objkey_expand(in->cfg->store.kind == STORE_S3 ?
+	    in->cfg->store.prefix : "", ps->p->object_key, &v, r->object_key,
+	    sizeof(r->object_key)) == -1) {
+		json_decref(meta);
+		return reject(ps, x, "object_key template gives no valid key "
+		    "for this file name");
+	}
+	if (meta != NULL) {
+		js = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(meta);
+		if (js == NULL || strlen(js) >= sizeof(r->meta)) {
+			free(js);
+			return reject(ps, x, "object metadata too long");
+		}
+		xstrlcpy(r->meta, js, sizeof(r->meta));
+		free(js);
+	}
+	if (to_ready(in, r) == -1)
 		return -1;
 	xstrlcpy(r->state, FS_ACCEPTED, sizeof(r->state));
 	r->next_attempt_ms = 0;
-	if (state_update(st, r, FS_RECEIVED) == -1)
+	r->last_error[0] = '\0';
+	if (state_update(in->st, r, FS_WAITING) == -1)
 		return -1;
-	audit_emit(au, "file.accepted", json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}",
-	    "partner", r->partner, "fid", r->fid, "path", r->path,
-	    "size", (json_int_t)r->size, "sha256", r->sha256,
-	    "rule", "closed", "key", r->object_key));
-	log_info("%s/%s accepted as %s", r->partner, r->path,
+	x->done = 1;
+	f = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "partner", r->partner,
+	    "fid", r->fid, "path", r->path, "size", (json_int_t)r->size,
+	    "sha256", r->sha256, "rule", rule, "key", r->object_key);
+	if (f != NULL && signer != NULL && signer[0] != '\0') {
+		json_object_set_new(f, "signer", json_string(signer));
+		json_object_set_new(f, "signed_at", json_string(signed_at));
+	}
+	if (f != NULL && sidecar_of != NULL)
+		json_object_set_new(f, "sidecar_of", json_string(sidecar_of));
+	audit_emit(in->au, "file.accepted", f);
+	log_info("%s/%s accepted (%s%s%s) as %s", r->partner, r->path, rule,
+	    signer && signer[0] ? ", signed by " : "", signer ? signer : "",
 	    r->object_key);
 	return 0;
+}
+
+/* A sidecar whose data file was accepted: shipped, or kept locally. */
+static int
+consume(struct pass *ps, struct item *s, const struct item *of)
+{
+	struct intake *in = ps->in;
+	struct file_rec *r = &s->r;
+	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
+
+	if (s->done)
+		return 0;
+	if (ps->p->completion.ship_sidecars)
+		return accept_file(ps, s, NULL, "sidecar", NULL, NULL,
+		    of ? of->r.path : NULL);
+	if (spool_path(in->cfg->state_dir, "spool/incoming", r->fid, from,
+	    sizeof(from)) == -1 ||
+	    spool_path(in->cfg->state_dir, "sidecars", r->partner, dir,
+	    sizeof(dir)) == -1 ||
+	    xsnprintf(to, sizeof(to), "%s/%s", dir, r->fid) < 0 ||
+	    mkdir_p(dir, 0750) == -1)
+		return -1;
+	if (rename(from, to) == -1 && errno != ENOENT) {
+		log_warn("cannot move %s into %s", r->fid, dir);
+		return -1;
+	}
+	if (fsync_dir(dir) == -1)
+		return -1;
+	xstrlcpy(r->state, FS_CONSUMED, sizeof(r->state));
+	r->last_error[0] = '\0';
+	if (state_update(in->st, r, FS_WAITING) == -1)
+		return -1;
+	s->done = 1;
+	audit_emit(in->au, "file.accepted", json_pack(
+	    "{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:b,s:s}", "partner", r->partner,
+	    "fid", r->fid, "path", r->path, "size", (json_int_t)r->size,
+	    "sha256", r->sha256, "rule", "sidecar", "sidecar_of",
+	    of ? of->r.path : "", "shipped", 0, "kept", to));
+	log_info("%s/%s (%s%s%s) used, not shipped", r->partner, r->path,
+	    sidecar_kind_name(s->kind), of ? " of " : "", of ? of->r.path : "");
+	return 0;
+}
+
+static void
+set_waiting(struct pass *ps, struct item *x)
+{
+	struct intake *in = ps->in;
+	struct file_rec *r = &x->r;
+
+	if (x->done || strcmp(x->wait, r->last_error) == 0)
+		return;
+	xstrlcpy(r->last_error, x->wait, sizeof(r->last_error));
+	xstrlcpy(r->state, FS_WAITING, sizeof(r->state));
+	if (state_update(in->st, r, FS_WAITING) == -1)
+		return;
+	audit_emit(in->au, "file.waiting", json_pack(
+	    "{s:s,s:s,s:s,s:I,s:s,s:s}", "partner", r->partner, "fid", r->fid,
+	    "path", r->path, "size", (json_int_t)r->size, "sha256", r->sha256,
+	    "for", x->wait));
+	log_info("%s/%s waits for %s", r->partner, r->path, x->wait);
+}
+
+/* --- reading spool files --------------------------------------------- */
+
+/* The spool file of r: spool/incoming/<fid>, or where a move that a crash
+ * interrupted before its state update left it. -1 with errno. */
+static int
+open_spool(struct intake *in, const struct file_rec *r)
+{
+	char p[PATH_MAX], sub[PATH_MAX];
+	int fd;
+
+	if (spool_path(in->cfg->state_dir, "spool/incoming", r->fid, p,
+	    sizeof(p)) == -1)
+		return -1;
+	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1 ||
+	    errno != ENOENT)
+		return fd;
+	if (spool_path(in->cfg->state_dir, "spool/ready", r->fid, p,
+	    sizeof(p)) == 0 &&
+	    (fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1)
+		return fd;
+	if (xsnprintf(sub, sizeof(sub), "sidecars/%s", r->partner) < 0 ||
+	    spool_path(in->cfg->state_dir, sub, r->fid, p, sizeof(p)) == -1)
+		return -1;
+	return open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* The whole spool file (at most cap bytes) into *buf (malloc'd). 0, -1
+ * (errno), or 1 when it is larger than cap. */
+static int
+read_spool(struct intake *in, const struct file_rec *r, size_t cap,
+    char **buf, size_t *len)
+{
+	char *b;
+	ssize_t n;
+	size_t got = 0;
+	int fd;
+
+	*buf = NULL;
+	*len = 0;
+	if ((size_t)r->size > cap)
+		return 1;
+	if ((fd = open_spool(in, r)) == -1)
+		return -1;
+	if ((b = malloc((size_t)r->size + 1)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while (got < (size_t)r->size &&
+	    (n = read(fd, b + got, (size_t)r->size - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	b[got] = '\0';
+	*buf = b;
+	*len = got;
+	return 0;
+}
+
+static int
+md5_spool(struct intake *in, const struct file_rec *r, char hex[33])
+{
+	EVP_MD_CTX *c = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE], buf[65536];
+	unsigned int mdlen = 0;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = open_spool(in, r)) == -1)
+		return -1;
+	if ((c = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1)
+		goto fail;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (EVP_DigestUpdate(c, buf, (size_t)n) != 1)
+			goto fail;
+	if (n == 0 && EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen == 16) {
+		hex_encode(md, 16, hex);
+		rc = 0;
+	}
+fail:
+	EVP_MD_CTX_free(c);
+	close(fd);
+	return rc;
+}
+
+/* --- walking the landing tree ---------------------------------------- */
+
+typedef void (*walk_fn)(struct pass *, int dfd, const char *name,
+    const char *rel, const struct stat *);
+
+static void
+walk(struct pass *ps, int dfd, const char *rel, int depth, size_t *count,
+    walk_fn fn)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat sb;
+	char sub[4096];
+	int fd;
+
+	if (depth > WALK_MAX_DEPTH || (fd = dup(dfd)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL && (*count)++ < WALK_MAX_ENTRIES) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (xsnprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" :
+		    "", de->d_name) < 0)
+			continue;
+		if (S_ISREG(sb.st_mode))
+			fn(ps, dfd, de->d_name, sub, &sb);
+		else if (S_ISDIR(sb.st_mode)) {
+			fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+			if (fd != -1) {
+				walk(ps, fd, sub, depth + 1, count, fn);
+				close(fd);
+			}
+		}
+	}
+	closedir(d);
+}
+
+static void
+walk_find_temp(struct pass *ps, int dfd, const char *name, const char *rel,
+    const struct stat *sb)
+{
+	size_t i;
+
+	(void)dfd;
+	(void)name;
+	for (i = 0; i < ps->n; i++) {
+		struct item *x = &ps->it[i];
+
+		if (!x->temp || x->done || x->r.landing_ino == 0 ||
+		    (int64_t)sb->st_ino != x->r.landing_ino ||
+		    (int64_t)sb->st_dev != x->r.landing_dev)
+			continue;
+		/* prefer a final name if the inode has several */
+		if (x->found == NULL ||
+		    completion_is_temp(&ps->p->completion, x->found)) {
+			free(x->found);
+			x->found = strdup(rel);
+		}
+	}
+}
+
+/* A landing file left incomplete past incomplete_ttl goes to quarantine. */
+static void
+walk_incomplete(struct pass *ps, int dfd, const char *name, const char *rel,
+    const struct stat *sb)
+{
+	struct intake *in = ps->in;
+	char dir[PATH_MAX], id[33], qname[64], why[PATH_MAX], text[8192];
+	char ttl[24];
+	struct stat cur;
+	int fd, qfd = -1;
+
+	if (!(sb->st_mode & S_IWUSR) ||
+	    sb->st_mtime > ps->now / 1000 - ttl_s(ps->p))
+		return;
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return;
+	/* a session writing it holds the lock: leave it */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || fstat(fd, &cur) == -1 ||
+	    cur.st_ino != sb->st_ino || cur.st_dev != sb->st_dev ||
+	    !(cur.st_mode & S_IWUSR))
+		goto done;
+	if (spool_path(in->cfg->state_dir, "quarantine", ps->p->name, dir,
+	    sizeof(dir)) == -1 || mkdir_p(dir, 0750) == -1 ||
+	    random_id(id, sizeof(id)) == -1 ||
+	    xsnprintf(qname, sizeof(qname), "incomplete-%s", id) < 0 ||
+	    xsnprintf(why, sizeof(why), "%s/%s.reason", dir, qname) < 0)
+		goto done;
+	duration_text(ttl_s(ps->p), ttl, sizeof(ttl));
+	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
+	    "reason: incomplete upload (connection dropped before CLOSE), "
+	    "untouched for %s\n", rel, ps->p->name, (long long)cur.st_size, ttl);
+	if (write_file_atomic(why, text, strlen(text), 0640) == -1 ||
+	    (qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    renameat(dfd, name, qfd, qname) == -1) {
+		log_warn("cannot quarantine the incomplete %s/%s", ps->p->name,
+		    rel);
+		goto done;
+	}
+	fsync(qfd);
+	fsync(dfd);
+	audit_emit(in->au, "file.incomplete_expired", json_pack(
+	    "{s:s,s:s,s:I,s:s,s:s}", "partner", ps->p->name, "path", rel,
+	    "size", (json_int_t)cur.st_size, "quarantined_as", qname,
+	    "reason", "incomplete upload untouched past incomplete_ttl"));
+	log_warnx("%s/%s: incomplete for over %s, moved to quarantine/%s/%s",
+	    ps->p->name, rel, ttl, ps->p->name, qname);
+done:
+	if (qfd != -1)
+		close(qfd);
+	close(fd);
+}
+
+/* --- the rules ------------------------------------------------------- */
+
+static int
+cmp_item(const void *a, const void *b)
+{
+	const struct item *x = *(struct item *const *)a;
+	const struct item *y = *(struct item *const *)b;
+	int c = strcmp(x->r.path, y->r.path);
+
+	if (c != 0)
+		return c;
+	return x->r.id < y->r.id ? -1 : x->r.id > y->r.id;
+}
+
+static struct item *
+lookup(struct pass *ps, const char *path)
+{
+	size_t lo = 0, hi = ps->nbyname, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(ps->byname[mid]->r.path, path);
+		if (c == 0)
+			return ps->byname[mid]->done ? NULL : ps->byname[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static struct item *
+lookup_suffix(struct pass *ps, const char *path, const char *suffix,
+    enum sidecar_kind kind)
+{
+	char name[4200];
+	struct item *s;
+
+	if (xsnprintf(name, sizeof(name), "%s%s", path, suffix) < 0)
+		return NULL;
+	s = lookup(ps, name);
+	return s != NULL && s->kind == kind ? s : NULL;
+}
+
+static int
+expired(const struct pass *ps, const struct item *x, int64_t limit_s)
+{
+	return ps->now - x->r.received_ms >= limit_s * 1000;
+}
+
+static void
+add_rule(struct item *x, const char *rule)
+{
+	xstrlcat(x->rule, "+", sizeof(x->rule));
+	xstrlcat(x->rule, rule, sizeof(x->rule));
+}
+
+/* Resolves temp names: 0, or -1 to skip the pass (state error). */
+static int
+resolve_temps(struct pass *ps)
+{
+	size_t i, count = 0, ntemp = 0;
+	char why[600], ttl[24];
+	int rc;
+
+	for (i = 0; i < ps->n; i++)
+		ntemp += ps->it[i].temp;
+	if (ntemp == 0)
+		return 0;
+	if (ps->landingfd != -1)
+		walk(ps, ps->landingfd, "", 0, &count, walk_find_temp);
+	for (i = 0; i < ps->n; i++) {
+		struct item *x = &ps->it[i];
+
+		if (!x->temp || x->done)
+			continue;
+		if (x->found != NULL &&
+		    !completion_is_temp(&ps->p->completion, x->found)) {
+			rc = state_set_path(ps->in->st, x->r.id, FS_WAITING,
+			    x->found);
+			if (rc != 1)
+				return -1;
+			log_info("%s/%s renamed to %s", x->r.partner,
+			    x->r.path, x->found);
+			xstrlcpy(x->r.path, x->found, sizeof(x->r.path));
+			x->temp = 0;
+			x->was_temp = 1;
+			continue;
+		}
+		duration_text(ttl_s(ps->p), ttl, sizeof(ttl));
+		if (x->found == NULL && ps->landingfd != -1 &&
+		    x->r.landing_ino != 0 && count < WALK_MAX_ENTRIES) {
+			reject(ps, x, "the partner removed it before renaming "
+			    "it to a final name");
+			continue;
+		}
+		if (expired(ps, x, ttl_s(ps->p))) {
+			xsnprintf(why, sizeof(why), "not renamed from its temp "
+			    "name to a final name within %s", ttl);
+			reject(ps, x, why);
+			continue;
+		}
+		xstrlcpy(x->wait, "a rename to its final name",
+		    sizeof(x->wait));
+	}
+	return 0;
+}
+
+/* Prepares the partner's GNUPGHOME once per pass. */
+static int
+need_home(struct pass *ps)
+{
+	int64_t *retry = &ps->in->home_retry[ps->pi];
+
+	if (ps->home_state == 0) {
+		/* a failed import (logged) is retried now and then, not on
+		 * every pass */
+		if (ps->now < *retry)
+			ps->home_state = -1;
+		else if (verify_home(ps->in->cfg->state_dir, ps->p, ps->home,
+		    sizeof(ps->home)) == 0)
+			ps->home_state = 1;
+		else {
+			ps->home_state = -1;
+			*retry = ps->now + HOME_RETRY_MS;
+		}
+	}
+	return ps->home_state == 1 ? 0 : -1;
+}
+
+/*
+ * Checks x's signature(s) per signature.mode. 0 with res filled (res->ok),
+ * -1 when the check could not run (try again later).
+ */
+static int
+check_signature(struct pass *ps, struct item *x, struct verify_result *res)
+{
+	const struct signature_config *sc = &ps->p->signature;
+	struct intake *in = ps->in;
+	char plain[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
+	int fd = -1, sfd = -1, pfd = -1, rc = -1, k;
+
+	memset(res, 0, sizeof(*res));
+	if (sc->mode == SIG_NONE) {
+		res->ok = 1;
+		return 0;
+	}
+	if (need_home(ps) == -1)
+		return -1;
+	if ((fd = open_spool(in, &x->r)) == -1) {
+		log_warn("cannot open spool file %s", x->r.fid);
+		return -1;
+	}
+	switch (sc->mode) {
+	case SIG_DETACHED:
+		for (k = 2; k < 4; k++) {
+			if (x->side[k] == NULL)
+				continue;
+			if ((sfd = open_spool(in, &x->side[k]->r)) == -1) {
+				log_warn("cannot open spool file %s",
+				    x->side[k]->r.fid);
+				goto fail;
+			}
+			rc = verify_detached(ps->home, sc, fd, sfd, res);
+			close(sfd);
+			sfd = -1;
+			if (rc == -1 || !res->ok)
+				break;
+		}
+		break;
+	case SIG_INLINE:
+		rc = verify_inline(ps->home, sc, fd, -1, res);
+		break;
+	case SIG_ENCRYPTED:
+		plain[0] = '\0';
+		if (sc->keep_plaintext) {
+			if (spool_path(in->cfg->state_dir, "plaintext",
+			    x->r.partner, dir, sizeof(dir)) == -1 ||
+			    mkdir_p(dir, 0700) == -1 ||
+			    xsnprintf(plain, sizeof(plain), "%s/%s.tmp", dir,
+			    x->r.fid) < 0 ||
+			    xsnprintf(final, sizeof(final), "%s/%s", dir,
+			    x->r.fid) < 0 ||
+			    (pfd = open(plain, O_WRONLY | O_CREAT | O_TRUNC |
+			    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+				log_warn("cannot create the plaintext file for "
+				    "%s", x->r.fid);
+				goto fail;
+			}
+		}
+		in->agent[ps->pi] = 1;
+		rc = verify_encrypted(ps->home, sc, fd, pfd, res);
+		if (pfd != -1) {
+			if (rc == 0 && res->ok && fsync(pfd) == 0 &&
+			    rename(plain, final) == 0)
+				fsync_dir(dir);
+			else
+				unlink(plain);
+		}
+		break;
+	default:
+		break;
+	}
+fail:
+	if (pfd != -1)
+		close(pfd);
+	if (sfd != -1)
+		close(sfd);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Checks every rule but the manifest batch for data file x. Sets x->ready,
+ * or x->wait, or rejects it.
+ */
+static void
+judge_rules(struct pass *ps, struct item *x)
+{
+	const struct completion_config *c = &ps->p->completion;
+	const struct signature_config *sc = &ps->p->signature;
+	char why[1024], d[24], hex[65], suffix[32], *buf = NULL;
+	struct item *m, *ck;
+	struct stat sb;
+	size_t len, hexlen;
+	int rc;
+
+	xstrlcpy(x->rule, "closed", sizeof(x->rule));
+	if (x->was_temp)
+		add_rule(x, "rename");
+	x->wait[0] = '\0';
+	if (c->marker != NULL && c->marker[0] != '\0') {
+		m = lookup_suffix(ps, x->r.path, c->marker, SIDECAR_MARKER);
+		x->side[0] = m;
+		if (m == NULL) {
+			if (expired(ps, x, ttl_s(ps->p))) {
+				duration_text(ttl_s(ps->p), d, sizeof(d));
+				xsnprintf(why, sizeof(why), "%s%s did not "
+				    "arrive within %s", x->r.path, c->marker, d);
+				reject_all(ps, x, why);
+				return;
+			}
+			xsnprintf(x->wait, sizeof(x->wait), "%s%s", x->r.path,
+			    c->marker);
+			return;
+		}
+		add_rule(x, "marker");
+	}
+	if ((hexlen = checksum_hexlen(c->checksum)) > 0) {
+		xsnprintf(suffix, sizeof(suffix), ".%s", c->checksum);
+		ck = lookup_suffix(ps, x->r.path, suffix, SIDECAR_CHECKSUM);
+		x->side[1] = ck;
+		if (ck == NULL) {
+			if (expired(ps, x, ttl_s(ps->p))) {
+				duration_text(ttl_s(ps->p), d, sizeof(d));
+				xsnprintf(why, sizeof(why), "%s%s did not "
+				    "arrive within %s", x->r.path, suffix, d);
+				reject_all(ps, x, why);
+				return;
+			}
+			xsnprintf(x->wait, sizeof(x->wait), "%s%s", x->r.path,
+			    suffix);
+			return;
+		}
+		rc = read_spool(ps->in, &ck->r, SIDECAR_MAX, &buf, &len);
+		if (rc == -1) {
+			log_warn("cannot read spool file %s", ck->r.fid);
+			xstrlcpy(x->wait, "the checksum file to be readable",
+			    sizeof(x->wait));
+			return;
+		}
+		if (rc == 1) {
+			xsnprintf(why, sizeof(why), "%s is larger than 1 MiB, "
+			    "not a checksum file", ck->r.path);
+			reject_all(ps, x, why);
+			return;
+		}
+		rc = checksum_find(buf, len, x->r.path, hexlen, hex,
+		    sizeof(hex), why, sizeof(why));
+		free(buf);
+		if (rc != 1) {
+			char w2[1200];
+
+			xsnprintf(w2, sizeof(w2), "%s: %s", ck->r.path, why);
+			reject_all(ps, x, w2);
+			return;
+		}
+		if (hexlen == 32) {
+			char md5[33];
+
+			if (md5_spool(ps->in, &x->r, md5) == -1) {
+				xstrlcpy(x->wait, "the file to be readable",
+				    sizeof(x->wait));
+				return;
+			}
+			rc = strcmp(md5, hex) == 0;
+			if (!rc)
+				xsnprintf(why, sizeof(why), "checksum mismatch: "
+				    "%s says md5 %s, the file received has %s",
+				    ck->r.path, hex, md5);
+		} else {
+			rc = strcasecmp(x->r.sha256, hex) == 0;
+			if (!rc)
+				xsnprintf(why, sizeof(why), "checksum mismatch: "
+				    "%s says sha256 %s, the file received has "
+				    "%s", ck->r.path, hex, x->r.sha256);
+		}
+		if (!rc) {
+			reject_all(ps, x, why);
+			return;
+		}
+		add_rule(x, "checksum");
+	}
+	if (c->quiet_s > 0) {
+		if (!expired(ps, x, c->quiet_s)) {
+			xsnprintf(x->wait, sizeof(x->wait), "%" PRId64 " quiet "
+			    "seconds after close", c->quiet_s);
+			return;
+		}
+		if (ps->landingfd != -1 && fstatat(ps->landingfd, x->r.path,
+		    &sb, AT_SYMLINK_NOFOLLOW) == 0 && x->r.landing_ino != 0 &&
+		    ((int64_t)sb.st_ino != x->r.landing_ino ||
+		    (int64_t)sb.st_dev != x->r.landing_dev)) {
+			/* the name is being written again */
+			if (expired(ps, x, ttl_s(ps->p))) {
+				reject_all(ps, x, "replaced by another upload "
+				    "of the same name that never completed");
+				return;
+			}
+			xstrlcpy(x->wait, "the upload replacing it to finish",
+			    sizeof(x->wait));
+			return;
+		}
+		add_rule(x, "quiet");
+	}
+	if (sc->mode == SIG_DETACHED) {
+		x->side[2] = lookup_suffix(ps, x->r.path, ".sig",
+		    SIDECAR_SIGNATURE);
+		x->side[3] = lookup_suffix(ps, x->r.path, ".asc",
+		    SIDECAR_SIGNATURE);
+		if (x->side[2] == NULL && x->side[3] == NULL) {
+			if (expired(ps, x, secs_or(sc->wait_s,
+			    DEFAULT_SIG_WAIT))) {
+				duration_text(secs_or(sc->wait_s,
+				    DEFAULT_SIG_WAIT), d, sizeof(d));
+				xsnprintf(why, sizeof(why), "no signature within "
+				    "%s (expected %s.sig or %s.asc)", d,
+				    x->r.path, x->r.path);
+				reject_all(ps, x, why);
+				return;
+			}
+			xsnprintf(x->wait, sizeof(x->wait), "its signature "
+			    "%s.sig or %s.asc", x->r.path, x->r.path);
+			return;
+		}
+	}
+	x->ready = 1;
+}
+
+/* Duplicate check. 0 go on (*dup set when flagged), 1 rejected, -1 error. */
+static int
+duplicate(struct pass *ps, struct item *x, struct file_rec *orig)
+{
+	char why[1200], when[40];
+	int rc;
+
+	if (ps->p->duplicate_window_s <= 0 ||
+	    ps->p->duplicate_policy == DUP_ACCEPT)
+		return 0;
+	rc = state_find_dup(ps->in->st, x->r.partner, x->r.sha256,
+	    x->r.received_ms - ps->p->duplicate_window_s * 1000, x->r.id, orig);
+	if (rc <= 0)
+		return rc;
+	iso8601_ms(orig->received_ms, when, sizeof(when));
+	audit_emit(ps->in->au, "file.duplicate", json_pack(
+	    "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "partner", x->r.partner,
+	    "fid", x->r.fid, "path", x->r.path, "sha256", x->r.sha256,
+	    "duplicate_of", orig->fid, "duplicate_of_path", orig->path,
+	    "duplicate_of_received", when, "policy",
+	    ps->p->duplicate_policy == DUP_REJECT ? "reject" : "accept-and-flag"));
+	if (ps->p->duplicate_policy == DUP_REJECT) {
+		xsnprintf(why, sizeof(why), "duplicate: the same bytes (sha256 "
+		    "%s) arrived as %s at %s", x->r.sha256, orig->path, when);
+		reject_all(ps, x, why);
+		return 1;
+	}
+	return 2;
+}
+
+/* Ships data file x (signature checked by the caller) and its sidecars. */
+static void
+ship(struct pass *ps, struct item *x, const struct verify_result *vr,
+    const struct file_rec *dup)
+{
+	char at[32] = "";
+	json_t *meta;
+	size_t k;
+
+	meta = json_object();
+	if (meta != NULL && vr->signer[0] != '\0') {
+		verify_time_text(vr->signed_at, at, sizeof(at));
+		json_object_set_new(meta, "signer", json_string(vr->signer));
+		json_object_set_new(meta, "signed-at", json_string(at));
+	}
+	if (meta != NULL && dup != NULL)
+		json_object_set_new(meta, "duplicate-of", json_string(dup->fid));
+	if (meta != NULL && json_object_size(meta) == 0) {
+		json_decref(meta);
+		meta = NULL;
+	}
+	if (accept_file(ps, x, meta, x->rule, vr->signer, at, NULL) == -1 ||
+	    !x->done)
+		return;
+	for (k = 0; k < 4; k++)
+		if (x->side[k] != NULL)
+			consume(ps, x->side[k], x);
+}
+
+/* Checks x's signature into x->vr. 0 good, 1 rejected (with its sidecars
+ * when reject_it), -1 try again later. */
+static int
+verify_item(struct pass *ps, struct item *x, int reject_it)
+{
+	char why[700];
+
+	if (check_signature(ps, x, &x->vr) == -1) {
+		xstrlcpy(x->wait, "signature verification to be possible "
+		    "(see the log)", sizeof(x->wait));
+		return -1;
+	}
+	if (!x->vr.ok) {
+		if (reject_it) {
+			xsnprintf(why, sizeof(why), "signature: %s",
+			    x->vr.reason);
+			reject_all(ps, x, why);
+		}
+		return 1;
+	}
+	if (ps->p->signature.mode != SIG_NONE)
+		add_rule(x, "signature");
+	return 0;
+}
+
+/* Duplicate check, then ship x (verified) and its sidecars. */
+static void
+ship_item(struct pass *ps, struct item *x)
+{
+	struct file_rec orig;
+	int d;
+
+	if ((d = duplicate(ps, x, &orig)) == -1 || d == 1)
+		return;
+	ship(ps, x, &x->vr, d == 2 ? &orig : NULL);
+}
+
+static void
+judge_manifests(struct pass *ps)
+{
+	const struct completion_config *c = &ps->p->completion;
+	struct batch_file *bf = NULL;
+	struct item **bi = NULL;
+	struct manifest m;
+	char why[1200], w2[1400], d[24];
+	size_t i, j, nb = 0, *match = NULL;
+	char *buf;
+	size_t len;
+	int rc, all;
+
+	if (c->manifest == NULL)
+		return;
+	if ((bf = calloc(ps->n ? ps->n : 1, sizeof(*bf))) == NULL ||
+	    (bi = calloc(ps->n ? ps->n : 1, sizeof(*bi))) == NULL)
+		goto out;
+	for (i = 0; i < ps->n; i++) {
+		if (ps->it[i].done || ps->it[i].temp)
+			continue;
+		bf[nb].path = ps->it[i].r.path;
+		bf[nb].size = ps->it[i].r.size;
+		bf[nb].sha256 = ps->it[i].r.sha256;
+		bi[nb++] = &ps->it[i];
+	}
+	duration_text(secs_or(c->manifest_timeout_s, DEFAULT_MANIFEST_TIMEOUT),
+	    d, sizeof(d));
+	for (i = 0; i < ps->n; i++) {
+		struct item *mf = &ps->it[i];
+
+		if (mf->done || mf->temp || mf->kind != SIDECAR_MANIFEST)
+			continue;
+		rc = read_spool(ps->in, &mf->r, MANIFEST_MAX, &buf, &len);
+		if (rc == -1) {
+			xstrlcpy(mf->wait, "the manifest to be readable",
+			    sizeof(mf->wait));
+			continue;
+		}
+		if (rc == 1 || manifest_parse(buf, len, &m, why,
+		    sizeof(why)) == -1) {
+			free(buf);
+			if (rc == 1)
+				xstrlcpy(why, "larger than 16 MiB", sizeof(why));
+			xsnprintf(w2, sizeof(w2), "not a manifest: %s", why);
+			reject(ps, mf, w2);
+			continue;
+		}
+		free(buf);
+		free(match);
+		if ((match = calloc(m.n, sizeof(*match))) == NULL) {
+			manifest_free(&m);
+			continue;
+		}
+		rc = manifest_batch_complete(&m, mf->r.path, bf, nb, match,
+		    why, sizeof(why));
+		if (rc == 1) {
+			/* every member must be ready (their other rules) */
+			all = 1;
+			for (j = 0; j < m.n; j++) {
+				struct item *x = bi[match[j]];
+
+				if (x->done) {
+					all = 0;
+					xsnprintf(why, sizeof(why), "%s was "
+					    "rejected", x->r.path);
+				} else if (x->kind == SIDECAR_NONE && !x->ready) {
+					all = 0;
+					xsnprintf(why, sizeof(why), "%s: %s",
+					    x->r.path, x->wait);
+				}
+			}
+			if (all) {
+				for (j = 0; j < m.n && all; j++) {
+					struct item *x = bi[match[j]];
+
+					if (x->kind != SIDECAR_NONE)
+						continue;
+					add_rule(x, "manifest");
+					/* the batch ships together: each
+					 * signature first, then ship all */
+					x->manifest = (int)i;
+				}
+				mf->batch_ok = 1;
+				/* signatures + duplicates of all members */
+				for (j = 0; j < m.n; j++) {
+					struct item *x = bi[match[j]];
+					struct file_rec orig;
+
+					if (x->kind != SIDECAR_NONE)
+						continue;
+					rc = verify_item(ps, x, 0);
+					if (rc == -1) {
+						mf->batch_ok = 0;
+						xstrlcpy(why, "signature "
+						    "verification to be possible",
+						    sizeof(why));
+						break;
+					}
+					if (rc == 1) {
+						xsnprintf(w2, sizeof(w2),
+						    "batch %s: %s: signature: %s",
+						    mf->r.path, x->r.path,
+						    x->vr.reason);
+						goto reject_batch;
+					}
+					if (ps->p->duplicate_window_s > 0 &&
+					    ps->p->duplicate_policy ==
+					    DUP_REJECT && state_find_dup(
+					    ps->in->st, x->r.partner,
+					    x->r.sha256, x->r.received_ms -
+					    ps->p->duplicate_window_s * 1000,
+					    x->r.id, &orig) == 1) {
+						xsnprintf(w2, sizeof(w2),
+						    "batch %s: %s duplicates %s",
+						    mf->r.path, x->r.path,
+						    orig.path);
+						goto reject_batch;
+					}
+				}
+				if (mf->batch_ok) {
+					for (j = 0; j < m.n; j++) {
+						struct item *x = bi[match[j]];
+
+						if (x->kind == SIDECAR_NONE)
+							ship_item(ps, x);
+						else
+							consume(ps, x, mf);
+					}
+					consume(ps, mf, NULL);
+					manifest_free(&m);
+					continue;
+				}
+			}
+		}
+		if (rc == -1)
+			xstrlcpy(why, "a name in it is too long", sizeof(why));
+		if (expired(ps, mf, secs_or(c->manifest_timeout_s,
+		    DEFAULT_MANIFEST_TIMEOUT))) {
+			xsnprintf(w2, sizeof(w2), "batch %s incomplete after "
+			    "%s: %s", mf->r.path, d, why);
+			goto reject_batch;
+		}
+		xsnprintf(mf->wait, sizeof(mf->wait), "its batch: %s", why);
+		for (j = 0; j < m.n; j++) {
+			/* members wait for the batch, not a manifest */
+			char want[8192];
+			struct item *x;
+			const char *slash = strrchr(mf->r.path, '/');
+
+			if (xsnprintf(want, sizeof(want), "%.*s%s%s",
+			    slash ? (int)(slash - mf->r.path) : 0, mf->r.path,
+			    slash ? "/" : "", m.e[j].name) < 0)
+				continue;
+			if ((x = lookup(ps, want)) != NULL &&
+			    x->kind == SIDECAR_NONE && x->manifest < 0) {
+				x->manifest = (int)i;
+				if (x->ready)
+					xsnprintf(x->wait, sizeof(x->wait),
+					    "its batch %s: %s", mf->r.path, why);
+			}
+		}
+		manifest_free(&m);
+		continue;
+reject_batch:
+		for (j = 0; j < m.n; j++) {
+			char want[8192];
+			struct item *x;
+			const char *slash = strrchr(mf->r.path, '/');
+
+			if (xsnprintf(want, sizeof(want), "%.*s%s%s",
+			    slash ? (int)(slash - mf->r.path) : 0, mf->r.path,
+			    slash ? "/" : "", m.e[j].name) < 0)
+				continue;
+			if ((x = lookup(ps, want)) != NULL)
+				reject_all(ps, x, w2);
+		}
+		reject(ps, mf, w2);
+		manifest_free(&m);
+	}
+out:
+	free(match);
+	free(bf);
+	free(bi);
+}
+
+/* One pass over every waiting file of partner cfg->partners[pi]. */
+static void
+judge_partner(struct intake *in, size_t pi)
+{
+	const struct partner *p = &in->cfg->partners[pi];
+	const struct completion_config *c = &p->completion;
+	struct file_rec *rows = NULL;
+	struct pass ps;
+	char landing[PATH_MAX], why[1200], d[24], when[40];
+	size_t n = 0, i, k;
+
+	if (state_list(in->st, FS_WAITING, p->name, MAX_WAITING, &rows,
+	    &n) == -1 || n == 0) {
+		free(rows);
+		return;
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.in = in;
+	ps.p = p;
+	ps.pi = pi;
+	ps.now = now_ms();
+	ps.landingfd = -1;
+	if ((ps.it = calloc(n, sizeof(*ps.it))) == NULL ||
+	    (ps.byname = calloc(n, sizeof(*ps.byname))) == NULL)
+		goto out;
+	ps.n = n;
+	for (i = 0; i < n; i++) {
+		ps.it[i].r = rows[i];
+		ps.it[i].temp = completion_is_temp(c, rows[i].path);
+		ps.it[i].manifest = -1;
+	}
+	free(rows);
+	rows = NULL;
+	if (spool_path(in->cfg->state_dir, "landing", p->name, landing,
+	    sizeof(landing)) == 0)
+		ps.landingfd = open(landing, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC);
+
+	if (resolve_temps(&ps) == -1)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (!ps.it[i].temp && !ps.it[i].done)
+			ps.it[i].kind = completion_sidecar(c, &p->signature,
+			    ps.it[i].r.path, ps.it[i].data,
+			    sizeof(ps.it[i].data));
+
+	/* a newer upload of a name supersedes an older one still waiting */
+	for (i = 0; i < n; i++)
+		if (!ps.it[i].temp && !ps.it[i].done)
+			ps.byname[ps.nbyname++] = &ps.it[i];
+	qsort(ps.byname, ps.nbyname, sizeof(*ps.byname), cmp_item);
+	for (i = 0; i + 1 < ps.nbyname; i++)
+		if (strcmp(ps.byname[i]->r.path, ps.byname[i + 1]->r.path) == 0) {
+			iso8601_ms(ps.byname[i + 1]->r.received_ms, when,
+			    sizeof(when));
+			xsnprintf(why, sizeof(why), "replaced by a newer upload "
+			    "of the same name (received %s) before it was "
+			    "complete", when);
+			reject(&ps, ps.byname[i], why);
+		}
+	for (i = k = 0; i < ps.nbyname; i++)
+		if (!ps.byname[i]->done)
+			ps.byname[k++] = ps.byname[i];
+	ps.nbyname = k;
+
+	for (i = 0; i < n; i++)
+		if (!ps.it[i].temp && !ps.it[i].done &&
+		    ps.it[i].kind == SIDECAR_NONE)
+			judge_rules(&ps, &ps.it[i]);
+	judge_manifests(&ps);
+
+	duration_text(secs_or(c->manifest_timeout_s, DEFAULT_MANIFEST_TIMEOUT),
+	    d, sizeof(d));
+	for (i = 0; i < n && !role_quit; i++) {
+		struct item *x = &ps.it[i];
+
+		if (x->done || x->temp || x->kind != SIDECAR_NONE || !x->ready)
+			continue;
+		if (c->manifest != NULL) {
+			if (x->manifest >= 0)
+				continue;	/* its batch decides */
+			if (expired(&ps, x, secs_or(c->manifest_timeout_s,
+			    DEFAULT_MANIFEST_TIMEOUT))) {
+				xsnprintf(why, sizeof(why), "no manifest listed "
+				    "it within %s", d);
+				reject_all(&ps, x, why);
+			} else
+				xstrlcpy(x->wait, "a manifest listing it",
+				    sizeof(x->wait));
+			continue;
+		}
+		if (verify_item(&ps, x, 1) == 0)
+			ship_item(&ps, x);
+	}
+
+	/* sidecars still here: their data file waits, or never came */
+	duration_text(ttl_s(p), d, sizeof(d));
+	for (i = 0; i < n; i++) {
+		struct item *s = &ps.it[i], *x;
+
+		if (s->done || s->temp || s->kind == SIDECAR_NONE ||
+		    s->kind == SIDECAR_MANIFEST)
+			continue;
+		if ((x = lookup(&ps, s->data)) != NULL &&
+		    x->kind == SIDECAR_NONE) {
+			xsnprintf(s->wait, sizeof(s->wait), "%s to be complete",
+			    s->data);
+			continue;
+		}
+		if (expired(&ps, s, ttl_s(p))) {
+			xsnprintf(why, sizeof(why), "no data file %s arrived "
+			    "for this %s within %s", s->data,
+			    sidecar_kind_name(s->kind), d);
+			reject(&ps, s, why);
+		} else
+			xsnprintf(s->wait, sizeof(s->wait), "its data file %s",
+			    s->data);
+	}
+	for (i = 0; i < n; i++)
+		if (!ps.it[i].done && ps.it[i].wait[0] != '\0')
+			set_waiting(&ps, &ps.it[i]);
+out:
+	if (ps.it != NULL)
+		for (i = 0; i < ps.n; i++)
+			free(ps.it[i].found);
+	free(ps.it);
+	free(ps.byname);
+	free(rows);
+	if (ps.landingfd != -1)
+		close(ps.landingfd);
+}
+
+/* Moves incomplete landing files past incomplete_ttl to quarantine. */
+static void
+incomplete_janitor(struct intake *in)
+{
+	struct pass ps;
+	char landing[PATH_MAX];
+	size_t i, count;
+
+	for (i = 0; i < in->cfg->npartners && !role_quit; i++) {
+		memset(&ps, 0, sizeof(ps));
+		ps.in = in;
+		ps.p = &in->cfg->partners[i];
+		ps.pi = i;
+		ps.now = now_ms();
+		if (spool_path(in->cfg->state_dir, "landing", ps.p->name,
+		    landing, sizeof(landing)) == -1)
+			continue;
+		ps.landingfd = open(landing, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC);
+		if (ps.landingfd == -1)
+			continue;
+		count = 0;
+		walk(&ps, ps.landingfd, "", 0, &count, walk_incomplete);
+		close(ps.landingfd);
+	}
+}
+
+/* Files of partners no longer configured cannot be judged: quarantine. */
+static void
+orphans(struct intake *in)
+{
+	struct file_rec *rows = NULL;
+	struct item x;
+	struct pass ps;
+	size_t n = 0, i;
+
+	if (state_list(in->st, FS_WAITING, NULL, SIZE_MAX, &rows, &n) == -1)
+		return;
+	memset(&ps, 0, sizeof(ps));
+	ps.in = in;
+	for (i = 0; i < n; i++) {
+		if (config_partner(in->cfg, rows[i].partner) != NULL)
+			continue;
+		memset(&x, 0, sizeof(x));
+		x.r = rows[i];
+		reject(&ps, &x, "partner no longer configured");
+	}
+	free(rows);
 }
 
 int
 intake_run(const struct config *cfg)
 {
-	struct state *st;
-	struct audit *au;
+	struct intake in;
 	struct file_rec r;
-	int n;
+	int64_t last = 0, janitor_every = 60000, t;
+	size_t i;
+	int n, moved, sig = 0;
 
 	log_setrole("intake");
 	role_signals();
-	if ((st = state_open(cfg->state_dir)) == NULL ||
-	    (au = audit_open(cfg->audit_path)) == NULL)
+	memset(&in, 0, sizeof(in));
+	in.cfg = cfg;
+	if ((in.st = state_open(cfg->state_dir)) == NULL ||
+	    (in.au = audit_open(cfg->audit_path)) == NULL ||
+	    (in.agent = calloc(cfg->npartners + 1, sizeof(int))) == NULL ||
+	    (in.home_retry = calloc(cfg->npartners + 1,
+	    sizeof(int64_t))) == NULL)
 		return 1;
+	for (i = 0; i < cfg->npartners; i++) {
+		if (cfg->partners[i].signature.mode != SIG_NONE)
+			sig = 1;
+		t = ttl_s(&cfg->partners[i]) * 1000 / 4;
+		if (t < janitor_every)
+			janitor_every = t < 1000 ? 1000 : t;
+	}
+	if (sig && verify_init() == -1)
+		log_warnx("signed files wait until gpg works");
+	orphans(&in);
 	log_info("intake ready");
 	while (!role_quit) {
-		n = state_claim(st, FS_RECEIVED, FS_RECEIVED, now_ms(), &r);
-		if (n == 0) {
-			role_sleep(100);
-			continue;
-		}
-		if (n == -1 || judge(cfg, st, au, &r) == -1) {
-			/* Leave it received and look again later. */
-			if (n == 1) {
-				xstrlcpy(r.state, FS_RECEIVED, sizeof(r.state));
-				r.attempts++;
-				r.next_attempt_ms = now_ms() + 5000;
-				state_update(st, &r, FS_RECEIVED);
+		moved = 0;
+		while (!role_quit && (n = state_claim(in.st, FS_RECEIVED,
+		    FS_WAITING, now_ms(), &r)) == 1)
+			moved++;
+		t = now_ms();
+		if (moved > 0 || t - last >= 1000) {
+			last = t;
+			for (i = 0; i < cfg->npartners && !role_quit; i++)
+				judge_partner(&in, i);
+			for (i = 0; i < cfg->npartners; i++) {
+				char home[PATH_MAX];
+
+				if (!in.agent[i] || spool_path(cfg->state_dir,
+				    "gnupg", cfg->partners[i].name, home,
+				    sizeof(home)) == -1)
+					continue;
+				verify_stop_agent(home);
+				in.agent[i] = 0;
 			}
-			role_sleep(1000);
 		}
+		if (t - in.janitor_ms >= janitor_every) {
+			in.janitor_ms = t;
+			incomplete_janitor(&in);
+		}
+		janitor_tick(cfg, in.st, in.au);	/* visibility */
+		role_sleep(moved > 0 ? 50 : 200);
 	}
-	audit_close(au);
-	state_close(st);
+	for (i = 0; i < cfg->npartners; i++) {
+		char home[PATH_MAX];
+
+		if (cfg->partners[i].signature.mode != SIG_NONE &&
+		    spool_path(cfg->state_dir, "gnupg", cfg->partners[i].name,
+		    home, sizeof(home)) == 0)
+			verify_stop_agent(home);
+	}
+	free(in.agent);
+	free(in.home_retry);
+	audit_close(in.au);
+	state_close(in.st);
 	return 0;
 }

@@ -39,7 +39,26 @@ static const char schema[] =
     " meta TEXT NOT NULL DEFAULT '{}',"
     " landing_dev INTEGER NOT NULL DEFAULT 0,"
     " landing_ino INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS files_queue ON files(state, next_attempt_ms, id);";
+    "CREATE INDEX IF NOT EXISTS files_queue ON files(state, next_attempt_ms, id);"
+    "CREATE INDEX IF NOT EXISTS files_dup ON files(partner, sha256);"	/* intake */
+    "CREATE INDEX IF NOT EXISTS files_view ON files(partner, stored_ms) "
+    " WHERE landing_ino != 0 AND stored_ms > 0;"	/* spool/janitor.c */
+    /* The uploader's (uploader/mpstate.c): the object each file became (or
+     * its multipart upload in progress) and the parts S3 has confirmed. */
+    "CREATE TABLE IF NOT EXISTS uploads ("
+    " file_id INTEGER PRIMARY KEY,"
+    " object_key TEXT NOT NULL,"
+    " upload_id TEXT NOT NULL DEFAULT '',"
+    " part_size INTEGER NOT NULL DEFAULT 0,"
+    " nparts INTEGER NOT NULL DEFAULT 0,"
+    " checksum TEXT NOT NULL DEFAULT '',"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS parts ("
+    " file_id INTEGER NOT NULL,"
+    " part INTEGER NOT NULL,"
+    " etag TEXT NOT NULL,"
+    " checksum TEXT NOT NULL,"
+    " PRIMARY KEY (file_id, part));";
 
 /*
  * Schema changes after the first release: append one statement per
@@ -361,6 +380,183 @@ state_fid_known(struct state *st, const char *fid)
 		rc = 1;
 	else if (step == SQLITE_DONE)
 		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+struct sqlite3 *
+state_db(struct state *st)
+{
+	return st->db;
+}
+
+int
+state_move(struct state *st, int64_t id, const char *from, const char *to,
+    const char *last_error)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE files SET state = ?, next_attempt_ms = 0, "
+	    "last_error = coalesce(?, last_error), updated_ms = ? "
+	    "WHERE id = ? AND state = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+	if (last_error != NULL)
+		sqlite3_bind_text(s, 2, last_error, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int64(s, 3, now_ms());
+	sqlite3_bind_int64(s, 4, id);
+	sqlite3_bind_text(s, 5, from, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = sqlite3_changes(st->db) == 1;
+	else
+		log_warnx("state: move %lld: %s", (long long)id,
+		    sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_list(struct state *st, const char *state, const char *partner,
+    size_t max, struct file_rec **out, size_t *n)
+{
+	sqlite3_stmt *s;
+	struct file_rec *v = NULL, *nv;
+	size_t cap = 0;
+	int step, rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
+	    "(? IS NULL OR partner = ?) ORDER BY id")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, partner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, partner, -1, SQLITE_STATIC);
+	while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
+				goto fail;
+			v = nv;
+		}
+		row_to_rec(s, &v[(*n)++]);
+	}
+	rc = 0;
+fail:
+	sqlite3_finalize(s);
+	if (rc == -1) {
+		free(v);
+		*n = 0;
+	} else
+		*out = v;
+	return rc;
+}
+
+int
+state_set_path(struct state *st, int64_t id, const char *from,
+    const char *path)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE files SET path = ?, updated_ms = ? "
+	    "WHERE id = ? AND state = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now_ms());
+	sqlite3_bind_int64(s, 3, id);
+	sqlite3_bind_text(s, 4, from, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = sqlite3_changes(st->db) == 1;
+	else
+		log_warnx("state: set path %lld: %s", (long long)id,
+		    sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_find_dup(struct state *st, const char *partner, const char *sha256,
+    int64_t since_ms, int64_t not_id, struct file_rec *r)
+{
+	sqlite3_stmt *s;
+	int rc = -1, step;
+
+	if ((s = prep(st, "SELECT " COLS " FROM files WHERE partner = ? AND "
+	    "sha256 = ? AND received_ms >= ? AND id != ? AND state IN "
+	    "('accepted','uploading','stored','held','removed','archived') "
+	    "ORDER BY id DESC LIMIT 1")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, partner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, since_ms);
+	sqlite3_bind_int64(s, 4, not_id);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		row_to_rec(s, r);
+		rc = 1;
+	} else if (step == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_list_visible(struct state *st, const char *partner,
+    int64_t stored_before_ms, size_t max, struct file_rec **out, size_t *n)
+{
+	sqlite3_stmt *s;
+	struct file_rec *v = NULL, *nv;
+	size_t cap = 0;
+	int step, rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = prep(st, "SELECT " COLS " FROM files WHERE partner = ? AND "
+	    "landing_ino != 0 AND stored_ms > 0 AND stored_ms <= ? "
+	    "ORDER BY stored_ms, id")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, partner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, stored_before_ms);
+	while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
+				goto fail;
+			v = nv;
+		}
+		row_to_rec(s, &v[(*n)++]);
+	}
+	rc = 0;
+fail:
+	sqlite3_finalize(s);
+	if (rc == -1) {
+		free(v);
+		*n = 0;
+	} else
+		*out = v;
+	return rc;
+}
+
+int
+state_clear_landing(struct state *st, int64_t id)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE files SET landing_dev = 0, landing_ino = 0, "
+	    "updated_ms = ? WHERE id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_ms());
+	sqlite3_bind_int64(s, 2, id);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: clear landing of %lld: %s", (long long)id,
+		    sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 	return rc;
 }

@@ -8,8 +8,9 @@
  *   quarantine/<partner>/ rejected files with a .reason file
  *   sluice.db            this database
  *
- * A file's life: received -> accepted -> uploading -> stored, or rejected, or
- * held (needs an operator). Every transition is one transaction, guarded by
+ * A file's life: received -> [waiting ->] accepted -> uploading -> stored, or
+ * rejected, or held (needs an operator); a sidecar the intake used without
+ * shipping it ends "consumed". Every transition is one transaction, guarded by
  * the state it leaves, so two processes never move one file twice.
  *
  * Ownership: struct state is owned by the caller of state_open; struct
@@ -27,6 +28,10 @@
 #define FS_STORED	"stored"
 #define FS_HELD		"held"
 #define FS_REJECTED	"rejected"
+#define FS_REMOVED	"removed"	/* stored; spool copy deleted (retention delete) */
+#define FS_ARCHIVED	"archived"	/* stored; spool copy kept in state_dir/archive/<fid> */
+#define FS_WAITING	"waiting"	/* intake: complete-but-not-yet (rename, marker, signature...) */
+#define FS_CONSUMED	"consumed"	/* intake: a sidecar used and not shipped (state_dir/sidecars/) */
 
 struct file_rec {
 	int64_t	 id;
@@ -83,6 +88,45 @@ int state_reset(struct state *, const char *from, const char *to);
 int state_get(struct state *, int64_t id, struct file_rec *r);
 /* 1 if a file with this fid exists, 0 if not, -1 on error. */
 int state_fid_known(struct state *, const char *fid);
+
+/* The open SQLite handle (borrowed), for modules keeping their own tables
+ * (uploader/mpstate.c: uploads, parts). */
+struct sqlite3;
+struct sqlite3 *state_db(struct state *);
+/*
+ * Moves file id from `from` to `to` (next attempt due now; last_error set when
+ * not NULL). 1 moved, 0 when it is not in `from`, -1 on error.
+ */
+int state_move(struct state *, int64_t id, const char *from, const char *to,
+    const char *last_error);
+
+/*
+ * Intake (issue 4). state_list: every file in `state` (of `partner`, or all
+ * when NULL), oldest first, into a malloc'd array the caller frees; at most
+ * max rows. 0 or -1. state_set_path: the partner path of file id while it is
+ * in `from` (a temp name renamed to its final name); 1, 0 not in `from`, -1.
+ * state_find_dup: the newest other file of partner with sha256 received at or
+ * after since_ms that was accepted (accepted, uploading, stored, held,
+ * removed, archived); 1 found (into *r), 0 none, -1 error.
+ */
+int state_list(struct state *, const char *state, const char *partner,
+    size_t max, struct file_rec **out, size_t *n);
+int state_set_path(struct state *, int64_t id, const char *from,
+    const char *path);
+int state_find_dup(struct state *, const char *partner, const char *sha256,
+    int64_t since_ms, int64_t not_id, struct file_rec *r);
+
+/*
+ * Visibility (issue 3, spool/janitor.c). state_list_visible: files of
+ * partner stored (stored_ms > 0) at or before stored_before_ms whose landing
+ * name is still recorded (landing_ino != 0), oldest stored first, at most
+ * max, into a malloc'd array the caller frees; 0 or -1. state_clear_landing:
+ * forgets file id's landing inode once its name left the partner's view
+ * (landing_dev = landing_ino = 0); 0 or -1.
+ */
+int state_list_visible(struct state *, const char *partner,
+    int64_t stored_before_ms, size_t max, struct file_rec **out, size_t *n);
+int state_clear_landing(struct state *, int64_t id);
 
 /* Directory helpers: state_dir/<sub>[/<name>] into out. 0 or -1 on truncation. */
 int spool_path(const char *state_dir, const char *sub, const char *name,

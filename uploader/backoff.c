@@ -1,8 +1,11 @@
 /*
  * backoff.c - full-jitter exponential backoff (AWS architecture blog):
- * sleep = random(0, min(cap, base * 2^attempt)), random from getrandom(2).
+ * sleep = random(0, min(cap, base * 2^attempt)), random from getrandom(2);
+ * and the retry budget, a token bucket shared by the threads of a process.
  */
 #include "uploader/store.h"
+
+#include <pthread.h>
 
 #include "common/util.h"
 
@@ -40,4 +43,49 @@ retry_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
 	if ((r = random_upto((uint64_t)ceil_ms)) < 0)
 		return ceil_ms / 2;	/* no entropy: still back off */
 	return r;
+}
+
+/* ---- the retry budget ---------------------------------------------------- */
+
+static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
+static int budget = RETRY_BUDGET;
+
+int
+retry_budget_take(int cost)
+{
+	int ok;
+
+	pthread_mutex_lock(&budget_mu);
+	if ((ok = budget >= cost))
+		budget -= cost;
+	pthread_mutex_unlock(&budget_mu);
+	return ok;
+}
+
+void
+retry_budget_success(void)
+{
+	pthread_mutex_lock(&budget_mu);
+	if (budget < RETRY_BUDGET)
+		budget++;
+	pthread_mutex_unlock(&budget_mu);
+}
+
+int
+retry_budget_left(void)
+{
+	int n;
+
+	pthread_mutex_lock(&budget_mu);
+	n = budget;
+	pthread_mutex_unlock(&budget_mu);
+	return n;
+}
+
+void
+retry_budget_reset(void)
+{
+	pthread_mutex_lock(&budget_mu);
+	budget = RETRY_BUDGET;
+	pthread_mutex_unlock(&budget_mu);
 }

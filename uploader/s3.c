@@ -1,17 +1,31 @@
 /*
- * s3.c - the S3 backend: one signed PUT per store_put, streamed from the
- * spooled fd with pread, then a HEAD with x-amz-checksum-mode: ENABLED to
- * confirm what S3 holds. We sign with SigV4 ourselves (OpenSSL through
- * common/util.h) and send our own Authorization; CURLOPT_AWS_SIGV4 is not
- * used. One CURL easy handle per store keeps the connection alive.
+ * s3.c - the S3 backend. A file up to the multipart threshold is one signed
+ * PUT streamed from the spooled fd with pread; a larger one is a multipart
+ * upload whose parts go up several at a time (one thread and one CURL
+ * handle each), whose upload id and finished parts are persisted through
+ * put_request.mp so that a restart resumes (confirmed with ListParts). Every
+ * PUT and part carries x-amz-content-sha256 (hex) and x-amz-checksum-sha256
+ * (base64), so S3 proves the bytes; afterwards a HEAD with
+ * x-amz-checksum-mode: ENABLED compares what S3 holds with the SHA-256 taken
+ * at receipt (multipart: the SHA-256 of the part digests, "-N"). The ETag is
+ * never taken as a checksum. Writes are conditional (If-None-Match: *, or a
+ * HEAD before a multipart upload) and a different object at the key follows
+ * the collision policy (suffix, version, reject).
  *
- * Ownership: struct s3_store borrows cfg and owns a copy of the credentials,
+ * We sign with SigV4 ourselves (OpenSSL through common/util.h) and send our
+ * own Authorization, re-signed on every request; CURLOPT_AWS_SIGV4 is not used.
+ * Credentials come from the chain (creds_get) unless the store was opened
+ * with fixed ones; an ExpiredToken answer refreshes them once.
+ *
+ * Ownership: struct s3_store borrows cfg and owns a copy of fixed credentials,
  * wiped in s3_store_close(). Nothing here logs a credential or the
- * Authorization header, and CURLOPT_VERBOSE is never set.
+ * Authorization header, and CURLOPT_VERBOSE is never set. Proxies: libcurl
+ * honours https_proxy/HTTPS_PROXY/no_proxy (nothing here turns that off).
  */
 #include "uploader/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +42,26 @@
 #define S3_MAX_URI	(3 * S3_MAX_KEY + 600)
 #define S3_MAX_HEADERS	64		/* signed headers per request */
 #define S3_MAX_META	40
-#define S3_BODY_MAX	(16 * 1024)	/* kept of an error body; the rest is dropped */
+#define S3_BODY_MAX	(64 * 1024)	/* kept of a body; the rest is dropped */
 #define SIGV4_BUF_MAX	(64 * 1024)	/* cap on a canonical request */
 #define EMPTY_SHA256	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define MiB		(1024 * 1024)
+#define MP_MIN_PART	(5 * MiB)
+#define MP_MAX_PARTS	10000
+#define MP_PART_TRIES	4		/* in place, before the file waits its turn */
+#define MAX_SUFFIX	1000		/* collision: suffix tries KEY.1 .. KEY.1000 */
+#define STALE_AGE_S	86400
 
 struct s3_store {
 	const struct store_config *cfg;
-	struct aws_creds	 creds;
-	CURL			*curl;
+	struct aws_creds	 creds;		/* fixed ones, when static_creds */
+	int			 static_creds;
+	CURL			*curl;		/* single PUTs and HEADs */
 	char			 origin[600];	/* scheme://host[:port] of every URL */
 	char			 host[400];	/* Host header: host[:port] unless default */
 	char			 uri_prefix[300];	/* "/bucket" (path style) or "" */
-	time_t			 skew;		/* S3's clock minus ours (RequestTimeTooSkewed) */
+	volatile time_t		 skew;		/* S3's clock minus ours (RequestTimeTooSkewed) */
+	volatile int		*cancel;	/* non-zero: stop transfers */
 };
 
 /* What we keep of one response. */
@@ -61,14 +83,16 @@ enum upload_err {
 	UP_DIGEST,	/* the bytes read do not hash to the request's SHA-256 */
 };
 
-/* The body of a PUT: exactly size bytes of fd from offset 0. */
+/* The body of a request: size bytes of fd from start, or of mem. */
 struct s3_upload {
 	int		 fd;
+	const char	*mem;		/* a body in memory instead of fd */
+	int64_t		 start;
 	int64_t		 size;
 	int64_t		 off;
 	struct sha256	*h;		/* hash of [0, off) while hashing */
 	int		 hashing;
-	const uint8_t	*want;		/* SHA256_LEN bytes */
+	const uint8_t	*want;		/* SHA256_LEN bytes, or NULL: not checked */
 	enum upload_err	 err;
 	int		 saved_errno;
 };
@@ -379,8 +403,13 @@ s3_read_cb(char *buf, size_t size, size_t nitems, void *arg)
 		return 0;
 	if ((int64_t)want > up->size - up->off)
 		want = (size_t)(up->size - up->off);
+	if (up->mem != NULL) {
+		memcpy(buf, up->mem + up->off, want);
+		up->off += (int64_t)want;
+		return want;
+	}
 	do {
-		got = pread(up->fd, buf, want, (off_t)up->off);
+		got = pread(up->fd, buf, want, (off_t)(up->start + up->off));
 	} while (got < 0 && errno == EINTR);
 	if (got < 0) {
 		up->err = UP_IO;
@@ -415,9 +444,30 @@ s3_seek_cb(void *arg, curl_off_t offset, int origin)
 	if (origin != SEEK_SET || offset < 0 || offset > up->size)
 		return CURL_SEEKFUNC_CANTSEEK;
 	up->off = offset;
-	up->hashing = offset == 0 && sha256_reset(up->h) == 0;
+	up->hashing = offset == 0 && up->want != NULL && up->h != NULL &&
+	    sha256_reset(up->h) == 0;
 	return CURL_SEEKFUNC_OK;
 }
+
+/* Rewinds a body before a (re)send. */
+static void
+up_rewind(struct s3_upload *up)
+{
+	up->off = 0;
+	up->err = UP_OK;
+	up->hashing = up->want != NULL && up->h != NULL && sha256_reset(up->h) == 0;
+}
+
+static int
+s3_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	volatile int *cancel = arg;
+
+	return cancel != NULL && *cancel != 0;
+}
+
+/* ---- one request ------------------------------------------------------- */
 
 /* ---- one request ------------------------------------------------------- */
 
@@ -459,21 +509,25 @@ slist_add_header(struct curl_slist **sl, const char *nv)
 	return 0;
 }
 
+
 /*
- * Sends one signed request: method on uri (canonical, already encoded) with
- * host, x-amz-date, x-amz-content-sha256 (payload), the session token and
- * extra ("name:value", lower-case names). up is the body of a PUT or NULL.
- * Returns curl's code; r->status is 0 when no response arrived.
+ * Sends one signed request: method on uri (canonical, already encoded) and
+ * query (canonical: sorted, encoded, "k=" when empty; "" for none) with host,
+ * x-amz-date, x-amz-content-sha256 (payload), the session token and extra
+ * ("name:value", lower-case names). up is the body or NULL. curl is the
+ * handle to use (one per thread). Returns curl's code; r->status is 0 when
+ * no response arrived. CURLE_AUTH_ERROR: no credentials to sign with.
  */
 static CURLcode
-s3_perform(struct s3_store *s, const char *method, const char *uri,
-    const char **extra, size_t nextra, const char *payload,
+s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
+    const char *query, const char **extra, size_t nextra, const char *payload,
     struct s3_upload *up, struct s3_resp *r)
 {
 	const char *hdrs[S3_MAX_HEADERS];
 	char hhost[sizeof(s->host) + 8], hdate[32], hsha[96], amzdate[20];
-	char htoken[sizeof(s->creds.session_token) + 32], url[S3_MAX_URI + 700];
+	char htoken[sizeof(s->creds.session_token) + 32], url[S3_MAX_URI + 1800];
 	char auth[10240], hauth[10240 + 32], errbuf[CURL_ERROR_SIZE];
+	struct aws_creds creds;
 	struct curl_slist *sl = NULL;
 	CURLcode rc = CURLE_OK;
 	time_t now;
@@ -482,27 +536,41 @@ s3_perform(struct s3_store *s, const char *method, const char *uri,
 
 	memset(r, 0, sizeof(*r));
 	errbuf[0] = '\0';
+	htoken[0] = '\0';
+	if (s->static_creds)
+		memcpy(&creds, &s->creds, sizeof(creds));
+	else if (creds_get(&creds) != 0) {
+		explicit_bzero(&creds, sizeof(creds));
+		return CURLE_AUTH_ERROR;
+	}
 	now = time(NULL) + s->skew;
 	gmtime_r(&now, &tm);
 	strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
+	if (query == NULL)
+		query = "";
 	if (nextra + 4 > S3_MAX_HEADERS ||
-	    xsnprintf(url, sizeof(url), "%s%s", s->origin, uri) < 0 ||
+	    xsnprintf(url, sizeof(url), "%s%s%s%s", s->origin, uri,
+	    query[0] ? "?" : "", query) < 0 ||
 	    xsnprintf(hhost, sizeof(hhost), "host:%s", s->host) < 0 ||
 	    xsnprintf(hdate, sizeof(hdate), "x-amz-date:%s", amzdate) < 0 ||
-	    xsnprintf(hsha, sizeof(hsha), "x-amz-content-sha256:%s", payload) < 0)
-		return CURLE_URL_MALFORMAT;
+	    xsnprintf(hsha, sizeof(hsha), "x-amz-content-sha256:%s", payload) < 0) {
+		rc = CURLE_URL_MALFORMAT;
+		goto done;
+	}
 	hdrs[n++] = hhost;
 	hdrs[n++] = hdate;
 	hdrs[n++] = hsha;
-	if (s->creds.session_token[0] != '\0') {
+	if (creds.session_token[0] != '\0') {
 		if (xsnprintf(htoken, sizeof(htoken), "x-amz-security-token:%s",
-		    s->creds.session_token) < 0)
-			return CURLE_BAD_FUNCTION_ARGUMENT;
+		    creds.session_token) < 0) {
+			rc = CURLE_BAD_FUNCTION_ARGUMENT;
+			goto done;
+		}
 		hdrs[n++] = htoken;
 	}
 	for (i = 0; i < nextra; i++)
 		hdrs[n++] = extra[i];
-	if (sigv4_sign(&s->creds, s->cfg->region, method, uri, "", hdrs, n,
+	if (sigv4_sign(&creds, s->cfg->region, method, uri, query, hdrs, n,
 	    payload, amzdate, auth, sizeof(auth)) != 0 ||
 	    xsnprintf(hauth, sizeof(hauth), "Authorization: %s", auth) < 0) {
 		log_warnx("s3: cannot sign %s %s: headers too large", method, uri);
@@ -519,10 +587,10 @@ s3_perform(struct s3_store *s, const char *method, const char *uri,
 		goto done;
 	}
 
-	curl_easy_reset(s->curl);	/* keeps the live connection */
+	curl_easy_reset(curl);	/* keeps the live connection */
 #define SETOPT(o, v) do {						\
 	if (rc == CURLE_OK)						\
-		rc = curl_easy_setopt(s->curl, o, v);			\
+		rc = curl_easy_setopt(curl, o, v);			\
 } while (0)
 	SETOPT(CURLOPT_URL, url);
 	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -533,6 +601,10 @@ s3_perform(struct s3_store *s, const char *method, const char *uri,
 	SETOPT(CURLOPT_LOW_SPEED_TIME, 60L);
 	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (s->cfg->ca_file != NULL && s->cfg->ca_file[0] != '\0')
+		SETOPT(CURLOPT_CAINFO, s->cfg->ca_file);
+	if (s->cfg->pinned_pubkey != NULL && s->cfg->pinned_pubkey[0] != '\0')
+		SETOPT(CURLOPT_PINNEDPUBLICKEY, s->cfg->pinned_pubkey);
 	SETOPT(CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
 	SETOPT(CURLOPT_HTTPHEADER, sl);
 	SETOPT(CURLOPT_HEADERFUNCTION, s3_header_cb);
@@ -540,6 +612,11 @@ s3_perform(struct s3_store *s, const char *method, const char *uri,
 	SETOPT(CURLOPT_WRITEFUNCTION, s3_write_cb);
 	SETOPT(CURLOPT_WRITEDATA, r);
 	SETOPT(CURLOPT_ERRORBUFFER, errbuf);
+	if (s->cancel != NULL) {
+		SETOPT(CURLOPT_NOPROGRESS, 0L);
+		SETOPT(CURLOPT_XFERINFOFUNCTION, s3_progress_cb);
+		SETOPT(CURLOPT_XFERINFODATA, s->cancel);
+	}
 	if (up != NULL) {
 		SETOPT(CURLOPT_UPLOAD, 1L);
 		SETOPT(CURLOPT_READFUNCTION, s3_read_cb);
@@ -547,27 +624,31 @@ s3_perform(struct s3_store *s, const char *method, const char *uri,
 		SETOPT(CURLOPT_SEEKFUNCTION, s3_seek_cb);
 		SETOPT(CURLOPT_SEEKDATA, up);
 		SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)up->size);
+		if (strcmp(method, "PUT") != 0)
+			SETOPT(CURLOPT_CUSTOMREQUEST, method);
 	} else if (strcmp(method, "HEAD") == 0) {
 		SETOPT(CURLOPT_NOBODY, 1L);
 		SETOPT(CURLOPT_TIMEOUT, 120L);
 	} else {
-		SETOPT(CURLOPT_CUSTOMREQUEST, method);
+		if (strcmp(method, "GET") != 0)
+			SETOPT(CURLOPT_CUSTOMREQUEST, method);
 		SETOPT(CURLOPT_TIMEOUT, 120L);
 	}
 #undef SETOPT
 	if (rc == CURLE_OK)
-		rc = curl_easy_perform(s->curl);
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &r->status);
+		rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (rc != CURLE_OK && errbuf[0] != '\0')
 		log_debug("s3: %s %s: %s", method, uri, errbuf);
 	else
-		log_debug("s3: %s %s: HTTP %ld request-id %s", method, uri,
-		    r->status, r->request_id);
+		log_debug("s3: %s %s%s%s: HTTP %ld request-id %s", method, uri,
+		    query[0] ? "?" : "", query, r->status, r->request_id);
 	/* Do not leave pointers to this frame in the handle. */
-	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
 done:
 	slist_wipe_free(sl);
+	explicit_bzero(&creds, sizeof(creds));
 	explicit_bzero(htoken, sizeof(htoken));
 	explicit_bzero(hauth, sizeof(hauth));
 	explicit_bzero(auth, sizeof(auth));
@@ -575,6 +656,7 @@ done:
 }
 
 /* ---- outcome mapping ---------------------------------------------------- */
+
 
 /* Copies the text of the first <tag>...</tag> in body, printable only. */
 static void
@@ -620,6 +702,8 @@ curl_retryable(CURLcode c)
 	case CURLE_HTTP3:
 	case CURLE_QUIC_CONNECT_ERROR:
 	case CURLE_PROXY:
+	case CURLE_AUTH_ERROR:		/* no credentials yet (IMDS down...) */
+	case CURLE_ABORTED_BY_CALLBACK:	/* stopping: the next run resumes */
 		return 1;
 	default:
 		return 0;	/* 60, 65, 90, bad URL...: an operator must look */
@@ -658,8 +742,13 @@ static void
 set_curl_error(struct put_result *res, const char *what, CURLcode c)
 {
 	res->outcome = curl_retryable(c) ? PUT_RETRY : PUT_FATAL;
-	snprintf(res->error, sizeof(res->error), "%scurl: %s (%d)", what,
-	    curl_easy_strerror(c), (int)c);
+	res->timeout = c == CURLE_OPERATION_TIMEDOUT;
+	if (c == CURLE_AUTH_ERROR)
+		snprintf(res->error, sizeof(res->error), "%sno S3 credentials "
+		    "available (see the uploader's log)", what);
+	else
+		snprintf(res->error, sizeof(res->error), "%scurl: %s (%d)", what,
+		    curl_easy_strerror(c), (int)c);
 }
 
 /* An error response: "HTTP 403 AccessDenied: Access Denied". */
@@ -745,30 +834,968 @@ parse_hex_digest(const char *hex, uint8_t out[SHA256_LEN], char lower[SHA256_HEX
 	return 0;
 }
 
+
+/* The error code in a response body ("" if none). */
+static void
+resp_code(const struct s3_resp *r, char *code, size_t len)
+{
+	xml_text(r->body, "Code", code, len);
+}
+
+/*
+ * s3_perform, and when S3 says the token expired, refresh the credentials
+ * once and send again (bodies are rewound).
+ */
+static CURLcode
+s3_request(struct s3_store *s, CURL *curl, const char *method, const char *uri,
+    const char *query, const char **extra, size_t nextra, const char *payload,
+    struct s3_upload *up, struct s3_resp *r)
+{
+	char code[64];
+	CURLcode c;
+	int tries;
+
+	for (tries = 0;; tries++) {
+		if (up != NULL)
+			up_rewind(up);
+		c = s3_perform(s, curl, method, uri, query, extra, nextra,
+		    payload, up, r);
+		if (c != CURLE_OK || tries > 0 || s->static_creds ||
+		    (r->status != 400 && r->status != 403))
+			return c;
+		resp_code(r, code, sizeof(code));
+		if (strcmp(code, "ExpiredToken") != 0 &&
+		    strcmp(code, "TokenRefreshRequired") != 0 &&
+		    strcmp(code, "ExpiredTokenException") != 0)
+			return c;
+		log_info("s3: the credentials expired (%s); refreshing them "
+		    "once", code);
+		if (creds_refresh() != 0)
+			return c;
+	}
+}
+
+/* Strips quotes (and &quot;) around an ETag, into out. */
+static void
+etag_norm(const char *in, char *out, size_t outlen)
+{
+	char tmp[256];
+	size_t n;
+
+	if (strncmp(in, "&quot;", 6) == 0)
+		in += 6;
+	else if (*in == '"')
+		in++;
+	xstrlcpy(tmp, in, sizeof(tmp));		/* in and out may overlap */
+	xstrlcpy(out, tmp, outlen);
+	n = strlen(out);
+	if (n >= 6 && strcmp(out + n - 6, "&quot;") == 0)
+		out[n - 6] = '\0';
+	else if (n >= 1 && out[n - 1] == '"')
+		out[n - 1] = '\0';
+}
+
+/* Decodes the five XML entities in place. */
+static void
+xml_unescape(char *s)
+{
+	static const char *const ent[] = { "&amp;", "&lt;", "&gt;", "&quot;",
+	    "&apos;" };
+	static const char rep[] = "&<>\"'";
+	char *w = s;
+	size_t i;
+
+	while (*s != '\0') {
+		if (*s == '&') {
+			for (i = 0; i < 5; i++)
+				if (strncmp(s, ent[i], strlen(ent[i])) == 0)
+					break;
+			if (i < 5) {
+				*w++ = rep[i];
+				s += strlen(ent[i]);
+				continue;
+			}
+		}
+		*w++ = *s++;
+	}
+	*w = '\0';
+}
+
+/* The canonical URI of key. 0 or -1. */
+static int
+key_uri(struct s3_store *s, const char *key, char *uri, size_t len)
+{
+	char enc[3 * S3_MAX_KEY + 1];
+
+	if (s3_uri_encode(key, enc, sizeof(enc), 1) != 0 ||
+	    xsnprintf(uri, len, "%s/%s", s->uri_prefix, enc) < 0)
+		return -1;
+	return 0;
+}
+
+/* Headers for the store options (sse, storage class, acl, tags, lock). */
+struct s3_opts {
+	char		 sse[80];
+	char		 kms[400];
+	char		 sc[80];
+	char		 acl[100];
+	char		 tagging[4200];
+	char		 lockmode[80];
+	char		 lockdate[80];
+	const char	*h[8];
+	size_t		 n;
+};
+
+static int
+s3_opts_build(struct s3_store *s, struct s3_opts *o, char *err, size_t errlen)
+{
+	const struct store_config *c = s->cfg;
+	struct sbuf tb = { 0 };
+	char ek[700], ev[1800];
+	time_t until;
+	struct tm tm;
+	size_t i;
+
+	memset(o, 0, sizeof(*o));
+	if (c->sse != NULL && c->sse[0] != '\0') {
+		xsnprintf(o->sse, sizeof(o->sse), "x-amz-server-side-encryption:%s",
+		    c->sse);
+		o->h[o->n++] = o->sse;
+		if (c->kms_key_id != NULL && c->kms_key_id[0] != '\0') {
+			if (xsnprintf(o->kms, sizeof(o->kms), "x-amz-server-side-"
+			    "encryption-aws-kms-key-id:%s", c->kms_key_id) < 0)
+				goto toolong;
+			o->h[o->n++] = o->kms;
+		}
+	}
+	if (c->storage_class != NULL && c->storage_class[0] != '\0') {
+		xsnprintf(o->sc, sizeof(o->sc), "x-amz-storage-class:%s",
+		    c->storage_class);
+		o->h[o->n++] = o->sc;
+	}
+	if (c->acl != NULL && c->acl[0] != '\0') {
+		xsnprintf(o->acl, sizeof(o->acl), "x-amz-acl:%s", c->acl);
+		o->h[o->n++] = o->acl;
+	}
+	if (c->ntags > 0) {
+		tb.p = o->tagging;
+		tb.cap = sizeof(o->tagging);
+		sb_add(&tb, "x-amz-tagging:");
+		for (i = 0; i < c->ntags; i++) {
+			if (s3_uri_encode(c->tag_keys[i], ek, sizeof(ek), 0) != 0 ||
+			    s3_uri_encode(c->tag_values[i], ev, sizeof(ev), 0) != 0)
+				goto toolong;
+			if (i > 0)
+				sb_add(&tb, "&");
+			sb_add(&tb, ek);
+			sb_add(&tb, "=");
+			sb_add(&tb, ev);
+		}
+		if (tb.err)
+			goto toolong;
+		o->h[o->n++] = o->tagging;
+	}
+	if (c->object_lock_mode != NULL && c->object_lock_mode[0] != '\0' &&
+	    c->object_lock_days > 0) {
+		xsnprintf(o->lockmode, sizeof(o->lockmode),
+		    "x-amz-object-lock-mode:%s", c->object_lock_mode);
+		until = time(NULL) + s->skew + (time_t)c->object_lock_days * 86400;
+		gmtime_r(&until, &tm);
+		strftime(o->lockdate, sizeof(o->lockdate),
+		    "x-amz-object-lock-retain-until-date:%Y-%m-%dT%H:%M:%SZ", &tm);
+		o->h[o->n++] = o->lockmode;
+		o->h[o->n++] = o->lockdate;
+	}
+	return 0;
+toolong:
+	xsnprintf(err, errlen, "store options (kms_key_id or tags) are too long");
+	return -1;
+}
+
+/*
+ * HEAD uri with checksum mode. 1: exists (h filled); 0: 404; -1: failed
+ * (res filled, prefixed with what).
+ */
+static int
+s3_head_uri(struct s3_store *s, CURL *curl, const char *uri, struct s3_resp *h,
+    struct put_result *res, const char *what)
+{
+	const char *hx[1] = { "x-amz-checksum-mode:ENABLED" };
+	CURLcode c;
+
+	c = s3_request(s, curl, "HEAD", uri, "", hx, 1, EMPTY_SHA256, NULL, h);
+	if (c != CURLE_OK) {
+		set_curl_error(res, what, c);
+		return -1;
+	}
+	if (h->status == 200)
+		return 1;
+	if (h->status == 404)
+		return 0;
+	set_http_error(s, res, what, h);
+	return -1;
+}
+
+/* What identifies one object we are writing. */
+struct s3_obj {
+	const struct put_request *req;
+	const char	*key;
+	char		 uri[S3_MAX_URI];
+	const char	*b64;		/* whole-file SHA-256, base64 */
+	const char	*hexd;		/* ... hex */
+	const uint8_t	*digest;
+	const char	**base;		/* option and metadata headers */
+	size_t		 nbase;
+};
+
+/* After a write: HEAD and compare. Fills res (STORED or an error). */
+static void
+s3_verify(struct s3_store *s, CURL *curl, struct s3_obj *o,
+    const char *composite, struct s3_resp *h, struct put_result *res)
+{
+	int e;
+
+	e = s3_head_uri(s, curl, o->uri, h, res, "stored, but the HEAD to "
+	    "verify it answered ");
+	if (e != 1) {
+		if (e == 0) {
+			res->outcome = PUT_RETRY;
+			xsnprintf(res->error, sizeof(res->error), "stored %s, but "
+			    "a HEAD does not find it yet", o->key);
+		} else
+			res->outcome = PUT_RETRY;	/* the next try finds it */
+		return;
+	}
+	if (h->checksum[0] == '\0') {
+		log_info("s3: %s: the store returns no x-amz-checksum-sha256;"
+		    " relying on the signed payload", o->key);
+	} else if (!store_checksum_matches(h->checksum,
+	    composite ? NULL : o->b64, composite)) {
+		res->outcome = PUT_FATAL;
+		xsnprintf(res->error, sizeof(res->error), "stored object checksum "
+		    "differs at %s: S3 has %s, we sent %s", o->key, h->checksum,
+		    composite ? composite : o->b64);
+		return;
+	}
+	if (res->etag[0] == '\0')
+		xstrlcpy(res->etag, h->etag, sizeof(res->etag));
+	if (res->version_id[0] == '\0')
+		set_version(res, h->version_id);
+	res->outcome = PUT_STORED;
+}
+
+/* ---- single PUT ------------------------------------------------------------ */
+
+/* 0: res filled; 1: a different object is at the key. */
+static int
+s3_put_single(struct s3_store *s, struct s3_obj *o, int conditional,
+    struct s3_resp *r, struct s3_resp *h, struct put_result *res)
+{
+	const char *extra[S3_MAX_META + 16];
+	char hcksum[SHA256_B64 + 32];
+	struct s3_upload up;
+	size_t n = 0, i;
+	CURLcode c;
+
+	memset(&up, 0, sizeof(up));
+	xsnprintf(hcksum, sizeof(hcksum), "x-amz-checksum-sha256:%s", o->b64);
+	if (conditional)
+		extra[n++] = "if-none-match:*";
+	extra[n++] = hcksum;
+	/* What the AWS SDKs send with a flexible checksum; S3 does not need
+	 * it, but some S3-compatibles (moto) keep the checksum only with it. */
+	extra[n++] = "x-amz-sdk-checksum-algorithm:SHA256";
+	for (i = 0; i < o->nbase; i++)
+		extra[n++] = o->base[i];
+	if ((up.h = sha256_new()) == NULL) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "out of memory");
+		return 0;
+	}
+	up.fd = o->req->fd;
+	up.size = o->req->size;
+	up.want = o->digest;
+	c = s3_request(s, s->curl, "PUT", o->uri, "", extra, n, o->hexd, &up, r);
+	sha256_free(up.h);
+	if (up.err != UP_OK) {
+		/* Our read callback stopped the upload: S3 did not get the object. */
+		res->outcome = up.err == UP_SHORT ? PUT_FATAL : PUT_RETRY;
+		if (up.err == UP_SHORT)
+			xsnprintf(res->error, sizeof(res->error), "spooled file "
+			    "for %s is shorter than %lld bytes", o->key,
+			    (long long)o->req->size);
+		else if (up.err == UP_IO)
+			xsnprintf(res->error, sizeof(res->error), "reading the "
+			    "spooled file for %s: %s", o->key,
+			    strerror(up.saved_errno));
+		else
+			xsnprintf(res->error, sizeof(res->error), "spooled file "
+			    "for %s does not match its SHA-256 %s; not sent",
+			    o->key, o->hexd);
+		return 0;
+	}
+	if (c != CURLE_OK) {
+		set_curl_error(res, "", c);
+		return 0;
+	}
+	res->http_status = r->status;
+	if (r->status == 200) {
+		xstrlcpy(res->etag, r->etag, sizeof(res->etag));
+		set_version(res, r->version_id);
+		s3_verify(s, s->curl, o, NULL, h, res);
+		return 0;
+	}
+	if (r->status == 412) {
+		/* If-None-Match: * — something is there already. Ours? */
+		switch (s3_head_uri(s, s->curl, o->uri, h, res, "object exists; "
+		    "the HEAD to compare it answered ")) {
+		case 1:
+			if (store_checksum_matches(h->checksum, o->b64, NULL)) {
+				res->outcome = PUT_STORED;
+				res->existed = 1;
+				xstrlcpy(res->etag, h->etag, sizeof(res->etag));
+				set_version(res, h->version_id);
+				return 0;
+			}
+			return 1;
+		case 0:
+			res->outcome = PUT_RETRY;	/* deleted meanwhile */
+			xsnprintf(res->error, sizeof(res->error), "PUT %s: 412, "
+			    "but the object is gone", o->key);
+			return 0;
+		default:
+			res->outcome = PUT_RETRY;
+			return 0;
+		}
+	}
+	set_http_error(s, res, "", r);
+	return 0;
+}
+
+/* ---- multipart ----------------------------------------------------------- */
+
+struct mp_job {
+	struct s3_store	*s;
+	struct s3_obj	*o;
+	const struct mp_hooks *hooks;
+	char		 upload_id[1024];
+	char		 eid[3100];		/* upload id, query-encoded */
+	int64_t		 part_size;
+	int		 nparts;
+	uint8_t		(*digests)[SHA256_LEN];
+	char		(*etags)[128];
+	unsigned char	*done;
+	pthread_mutex_t	 mu;
+	int		 next;
+	int		 failed;
+	int		 gone;			/* NoSuchUpload */
+	struct put_result fail;
+	int64_t		 max_backoff_ms;
+};
+
+static void
+mp_fail(struct mp_job *j, const struct put_result *pr, int gone)
+{
+	pthread_mutex_lock(&j->mu);
+	if (!j->failed) {
+		j->failed = 1;
+		memcpy(&j->fail, pr, sizeof(j->fail));
+	}
+	if (gone)
+		j->gone = 1;
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* One part, retried in place a few times. 0 or -1 (j->fail set). */
+static int
+mp_put_part(struct mp_job *j, CURL *curl, struct s3_upload *up,
+    struct s3_resp *r, int i)
+{
+	struct put_result pr;
+	struct mp_part p;
+	const char *extra[2];
+	char hck[SHA256_B64 + 40], hex[SHA256_HEX], b64[SHA256_B64];
+	char query[3200], code[64];
+	int attempt, gone;
+	CURLcode c;
+
+	hex_encode(j->digests[i], SHA256_LEN, hex);
+	base64_encode(j->digests[i], SHA256_LEN, b64);
+	xsnprintf(hck, sizeof(hck), "x-amz-checksum-sha256:%s", b64);
+	extra[0] = hck;
+	extra[1] = "x-amz-sdk-checksum-algorithm:SHA256";
+	if (xsnprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", i + 1,
+	    j->eid) < 0)
+		return -1;
+	up->fd = j->o->req->fd;
+	up->start = (int64_t)i * j->part_size;
+	up->size = j->o->req->size - up->start < j->part_size ?
+	    j->o->req->size - up->start : j->part_size;
+	up->want = j->digests[i];
+	for (attempt = 0;; attempt++) {
+		memset(&pr, 0, sizeof(pr));
+		gone = 0;
+		c = s3_request(j->s, curl, "PUT", j->o->uri, query, extra, 2, hex,
+		    up, r);
+		if (up->err != UP_OK) {
+			pr.outcome = up->err == UP_SHORT ? PUT_FATAL : PUT_RETRY;
+			xsnprintf(pr.error, sizeof(pr.error), "part %d of %s: "
+			    "the spooled file %s", i + 1, j->o->key,
+			    up->err == UP_SHORT ? "is shorter than recorded" :
+			    up->err == UP_IO ? "cannot be read" :
+			    "does not match the part's SHA-256");
+		} else if (c != CURLE_OK) {
+			set_curl_error(&pr, "", c);
+		} else if (r->status == 200 && r->etag[0] != '\0') {
+			memset(&p, 0, sizeof(p));
+			p.number = i + 1;
+			xstrlcpy(p.etag, r->etag, sizeof(p.etag));
+			xstrlcpy(p.checksum, b64, sizeof(p.checksum));
+			pthread_mutex_lock(&j->mu);
+			xstrlcpy(j->etags[i], r->etag, sizeof(j->etags[i]));
+			j->done[i] = 1;
+			if (j->hooks != NULL && j->hooks->part != NULL &&
+			    j->hooks->part(j->hooks->arg, &p) != 0)
+				log_warnx("s3: %s part %d stored but not "
+				    "recorded; a restart sends it again",
+				    j->o->key, i + 1);
+			pthread_mutex_unlock(&j->mu);
+			retry_budget_success();
+			return 0;
+		} else {
+			set_http_error(j->s, &pr, "", r);
+			resp_code(r, code, sizeof(code));
+			if (strcmp(code, "NoSuchUpload") == 0) {
+				pr.outcome = PUT_RETRY;
+				gone = 1;
+			}
+		}
+		if (pr.outcome != PUT_RETRY || gone || attempt + 1 >= MP_PART_TRIES ||
+		    (j->s->cancel != NULL && *j->s->cancel) || j->failed ||
+		    !retry_budget_take(pr.timeout ? RETRY_TIMEOUT_COST : RETRY_COST)) {
+			mp_fail(j, &pr, gone);
+			return -1;
+		}
+		log_info("s3: %s part %d: %s; retrying", j->o->key, i + 1,
+		    pr.error);
+		usleep((useconds_t)(retry_backoff_ms(attempt, 200,
+		    j->max_backoff_ms) * 1000));
+	}
+}
+
+static void *
+mp_worker(void *arg)
+{
+	struct mp_job *j = arg;
+	struct s3_upload up;
+	struct s3_resp *r;
+	CURL *curl;
+	struct put_result pr;
+	int i;
+
+	memset(&up, 0, sizeof(up));
+	memset(&pr, 0, sizeof(pr));
+	curl = curl_easy_init();
+	r = malloc(sizeof(*r));
+	up.h = sha256_new();
+	if (curl == NULL || r == NULL || up.h == NULL) {
+		pr.outcome = PUT_RETRY;
+		xsnprintf(pr.error, sizeof(pr.error), "out of memory");
+		mp_fail(j, &pr, 0);
+		goto out;
+	}
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		while (j->next < j->nparts && j->done[j->next])
+			j->next++;
+		i = j->failed || (j->s->cancel && *j->s->cancel) ? j->nparts :
+		    j->next++;
+		pthread_mutex_unlock(&j->mu);
+		if (i >= j->nparts)
+			break;
+		if (mp_put_part(j, curl, &up, r, i) != 0)
+			break;
+	}
+out:
+	sha256_free(up.h);
+	free(r);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* Hashes the file: each part's SHA-256 and the whole. 0, or -1 (res set). */
+static int
+mp_hash(struct mp_job *j, struct put_result *res)
+{
+	const struct put_request *req = j->o->req;
+	struct sha256 *whole = NULL, *part = NULL;
+	uint8_t d[SHA256_LEN];
+	char *buf = NULL;
+	int64_t off = 0, pend, n;
+	ssize_t got;
+	int i = 0, rc = -1;
+
+	if ((buf = malloc(MiB)) == NULL || (whole = sha256_new()) == NULL ||
+	    (part = sha256_new()) == NULL) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < j->nparts; i++) {
+		pend = (int64_t)(i + 1) * j->part_size;
+		if (pend > req->size)
+			pend = req->size;
+		sha256_reset(part);
+		while (off < pend) {
+			n = pend - off < MiB ? pend - off : MiB;
+			got = pread(req->fd, buf, (size_t)n, (off_t)off);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				res->outcome = got == 0 ? PUT_FATAL : PUT_RETRY;
+				xsnprintf(res->error, sizeof(res->error), "reading "
+				    "the spooled file for %s: %s", j->o->key,
+				    got == 0 ? "shorter than recorded" :
+				    strerror(errno));
+				goto fail;
+			}
+			if (sha256_update(part, buf, (size_t)got) != 0 ||
+			    sha256_update(whole, buf, (size_t)got) != 0)
+				goto hashfail;
+			off += got;
+		}
+		if (sha256_final(part, j->digests[i]) != 0)
+			goto hashfail;
+	}
+	if (sha256_final(whole, d) != 0)
+		goto hashfail;
+	if (memcmp(d, j->o->digest, SHA256_LEN) != 0) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "spooled file for %s "
+		    "does not match its SHA-256 %s; not sent", j->o->key,
+		    j->o->hexd);
+		goto fail;
+	}
+	rc = 0;
+	goto fail;
+hashfail:
+	res->outcome = PUT_RETRY;
+	xsnprintf(res->error, sizeof(res->error), "SHA-256 failed");
+fail:
+	sha256_free(whole);
+	sha256_free(part);
+	free(buf);
+	return rc;
+}
+
+/* DELETE ?uploadId= (best effort). 0 or -1. */
+static int
+s3_abort_upload(struct s3_store *s, CURL *curl, const char *uri,
+    const char *upload_id, struct s3_resp *r)
+{
+	char eid[3100], query[3200];
+
+	if (s3_uri_encode(upload_id, eid, sizeof(eid), 0) != 0 ||
+	    xsnprintf(query, sizeof(query), "uploadId=%s", eid) < 0)
+		return -1;
+	if (s3_request(s, curl, "DELETE", uri, query, NULL, 0, EMPTY_SHA256,
+	    NULL, r) != CURLE_OK)
+		return -1;
+	return r->status == 204 || r->status == 200 || r->status == 404 ? 0 : -1;
+}
+
+/*
+ * ListParts: marks done[] for the saved parts S3 still has with the same
+ * ETag. 0; 1 when the upload is gone (NoSuchUpload); -1 (res set).
+ */
+static int
+mp_list_parts(struct mp_job *j, struct s3_resp *r, struct put_result *res)
+{
+	const struct mp_hooks *hk = j->hooks;
+	char query[3300], num[32], etag[256], want[256], trunc[16];
+	const char *p, *e;
+	size_t k;
+	int64_t pn, marker = 0;
+	CURLcode c;
+
+	for (;;) {
+		if (marker > 0)
+			xsnprintf(query, sizeof(query), "part-number-marker=%lld&"
+			    "uploadId=%s", (long long)marker, j->eid);
+		else
+			xsnprintf(query, sizeof(query), "uploadId=%s", j->eid);
+		c = s3_request(j->s, j->s->curl, "GET", j->o->uri, query, NULL, 0,
+		    EMPTY_SHA256, NULL, r);
+		if (c != CURLE_OK) {
+			set_curl_error(res, "ListParts: ", c);
+			return -1;
+		}
+		if (r->status == 404)
+			return 1;
+		if (r->status != 200) {
+			set_http_error(j->s, res, "ListParts: ", r);
+			return -1;
+		}
+		for (p = r->body; (p = strstr(p, "<Part>")) != NULL; p = e) {
+			if ((e = strstr(p, "</Part>")) == NULL)
+				break;
+			/* xml_text reads from p: bounded by the next </Part>. */
+			xml_text(p, "PartNumber", num, sizeof(num));
+			xml_text(p, "ETag", etag, sizeof(etag));
+			etag_norm(etag, etag, sizeof(etag));
+			if (parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 ||
+			    pn > j->nparts)
+				continue;
+			for (k = 0; k < hk->nparts; k++) {
+				if (hk->parts[k].number != (int)pn)
+					continue;
+				etag_norm(hk->parts[k].etag, want, sizeof(want));
+				if (strcmp(want, etag) == 0) {
+					char b64[SHA256_B64];
+
+					base64_encode(j->digests[pn - 1],
+					    SHA256_LEN, b64);
+					/* Same bytes as when it was sent? */
+					if (strcmp(b64, hk->parts[k].checksum) != 0)
+						break;
+					j->done[pn - 1] = 1;
+					xstrlcpy(j->etags[pn - 1],
+					    hk->parts[k].etag,
+					    sizeof(j->etags[pn - 1]));
+				}
+				break;
+			}
+		}
+		xml_text(r->body, "IsTruncated", trunc, sizeof(trunc));
+		xml_text(r->body, "NextPartNumberMarker", num, sizeof(num));
+		if (strcmp(trunc, "true") != 0 ||
+		    parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 || pn <= marker)
+			return 0;
+		marker = pn;
+	}
+}
+
+/* 0: res filled; 1: a different object is at the key. */
+static int
+s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
+    struct s3_resp *r, struct s3_resp *h, struct put_result *res)
+{
+	const struct put_request *req = o->req;
+	const struct mp_hooks *hk = req->mp;
+	struct mp_job j;
+	pthread_t tids[16];
+	const char *extra[S3_MAX_META + 16];
+	char composite[80], b64[SHA256_B64], query[3200], *xml = NULL;
+	char cbody[SHA256_HEX], code[64];
+	uint8_t cd[SHA256_LEN];
+	struct s3_upload up;
+	struct sha256 *ch = NULL;
+	struct sbuf xb = { 0 };
+	int64_t ps;
+	size_t n = 0, k;
+	int i, e, nthreads, started = 0, resumed = 0, todo;
+	CURLcode c;
+
+	memset(&j, 0, sizeof(j));
+	memset(&up, 0, sizeof(up));
+	pthread_mutex_init(&j.mu, NULL);
+	j.s = s;
+	j.o = o;
+	j.hooks = hk;
+	j.max_backoff_ms = req->max_backoff_ms > 0 ? req->max_backoff_ms : 20000;
+	ps = req->part_size > 0 ? req->part_size : 8 * MiB;
+	if (ps < MP_MIN_PART)
+		ps = MP_MIN_PART;
+	if (hk != NULL && hk->upload_id != NULL && hk->key != NULL &&
+	    strcmp(hk->key, o->key) == 0 && hk->part_size >= MP_MIN_PART)
+		ps = hk->part_size;	/* resume with the size it began with */
+	while ((req->size + ps - 1) / ps > MP_MAX_PARTS)
+		ps += MiB;
+	j.part_size = ps;
+	j.nparts = (int)((req->size + ps - 1) / ps);
+	j.digests = calloc((size_t)j.nparts, sizeof(*j.digests));
+	j.etags = calloc((size_t)j.nparts, sizeof(*j.etags));
+	j.done = calloc((size_t)j.nparts, 1);
+	if (j.digests == NULL || j.etags == NULL || j.done == NULL ||
+	    (ch = sha256_new()) == NULL) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "out of memory");
+		goto done;
+	}
+	if (mp_hash(&j, res) != 0)
+		goto done;
+	for (i = 0; i < j.nparts; i++)
+		sha256_update(ch, j.digests[i], SHA256_LEN);
+	sha256_final(ch, cd);
+	base64_encode(cd, sizeof(cd), b64);
+	xsnprintf(composite, sizeof(composite), "%s-%d", b64, j.nparts);
+	res->nparts = j.nparts;
+
+	/* Already there (a crash after Complete), or someone else's? */
+	if (!force) {
+		e = s3_head_uri(s, s->curl, o->uri, h, res, "HEAD before upload: ");
+		if (e == -1)
+			goto done;
+		if (e == 1) {
+			if (!store_checksum_matches(h->checksum, o->b64, composite)) {
+				free(j.digests);
+				j.digests = NULL;
+				e = 1;
+				goto collided;
+			}
+			res->outcome = PUT_STORED;
+			res->existed = 1;
+			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
+			set_version(res, h->version_id);
+			xstrlcpy(res->checksum, composite, sizeof(res->checksum));
+			if (hk != NULL && hk->upload_id != NULL) {
+				s3_abort_upload(s, s->curl, o->uri, hk->upload_id, r);
+				if (hk->forget != NULL)
+					hk->forget(hk->arg);
+			}
+			goto done;
+		}
+	}
+
+	/* Resume the saved upload if it is this object's. */
+	if (hk != NULL && hk->upload_id != NULL && hk->upload_id[0] != '\0') {
+		if (hk->key == NULL || strcmp(hk->key, o->key) != 0 ||
+		    hk->part_size != ps) {
+			char ouri[S3_MAX_URI];
+
+			if (hk->key != NULL && key_uri(s, hk->key, ouri,
+			    sizeof(ouri)) == 0)
+				s3_abort_upload(s, s->curl, ouri, hk->upload_id, r);
+			if (hk->forget != NULL)
+				hk->forget(hk->arg);
+		} else {
+			xstrlcpy(j.upload_id, hk->upload_id, sizeof(j.upload_id));
+			if (s3_uri_encode(j.upload_id, j.eid, sizeof(j.eid), 0) != 0)
+				j.upload_id[0] = '\0';
+			else if ((e = mp_list_parts(&j, r, res)) == -1)
+				goto done;
+			else if (e == 1) {
+				log_info("s3: %s: upload %s is gone; starting "
+				    "over", o->key, j.upload_id);
+				memset(j.done, 0, (size_t)j.nparts);
+				j.upload_id[0] = '\0';
+				if (hk->forget != NULL)
+					hk->forget(hk->arg);
+			} else
+				resumed = 1;
+		}
+	}
+
+	if (j.upload_id[0] == '\0') {
+		extra[n++] = "x-amz-checksum-algorithm:SHA256";
+		for (k = 0; k < o->nbase; k++)
+			extra[n++] = o->base[k];
+		up.mem = "";
+		up.size = 0;
+		c = s3_request(s, s->curl, "POST", o->uri, "uploads=", extra, n,
+		    EMPTY_SHA256, &up, r);
+		if (c != CURLE_OK) {
+			set_curl_error(res, "CreateMultipartUpload: ", c);
+			goto done;
+		}
+		xml_text(r->body, "UploadId", j.upload_id, sizeof(j.upload_id));
+		if (r->status != 200 || j.upload_id[0] == '\0') {
+			set_http_error(s, res, "CreateMultipartUpload: ", r);
+			if (r->status == 200)
+				res->outcome = PUT_RETRY;
+			goto done;
+		}
+		if (s3_uri_encode(j.upload_id, j.eid, sizeof(j.eid), 0) != 0 ||
+		    (hk != NULL && hk->begin != NULL && hk->begin(hk->arg, o->key,
+		    j.upload_id, ps, j.nparts) != 0)) {
+			s3_abort_upload(s, s->curl, o->uri, j.upload_id, r);
+			res->outcome = PUT_RETRY;
+			xsnprintf(res->error, sizeof(res->error), "cannot record "
+			    "the multipart upload of %s", o->key);
+			goto done;
+		}
+	}
+	for (i = 0, todo = 0; i < j.nparts; i++)
+		todo += !j.done[i];
+	if (resumed)
+		log_info("s3: %s: resuming upload: %d of %d parts already "
+		    "stored", o->key, j.nparts - todo, j.nparts);
+
+	/* The parts, several at a time. */
+	nthreads = req->parallel > 0 ? req->parallel : 4;
+	if (nthreads > (int)(sizeof(tids) / sizeof(tids[0])))
+		nthreads = (int)(sizeof(tids) / sizeof(tids[0]));
+	if (nthreads > todo)
+		nthreads = todo;
+	for (i = 0; i < nthreads; i++) {
+		if (pthread_create(&tids[i], NULL, mp_worker, &j) != 0)
+			break;
+		started++;
+	}
+	if (started == 0 && todo > 0)
+		mp_worker(&j);
+	for (i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	if (j.failed || (s->cancel != NULL && *s->cancel)) {
+		if (j.failed)
+			memcpy(res, &j.fail, sizeof(*res));
+		else {
+			res->outcome = PUT_RETRY;
+			xsnprintf(res->error, sizeof(res->error), "stopping");
+		}
+		if (j.gone && hk != NULL && hk->forget != NULL)
+			hk->forget(hk->arg);
+		goto done;
+	}
+	for (i = 0; i < j.nparts; i++)
+		if (!j.done[i]) {
+			res->outcome = PUT_RETRY;
+			xsnprintf(res->error, sizeof(res->error), "part %d of %s "
+			    "was not sent", i + 1, o->key);
+			goto done;
+		}
+
+	/* Complete, with the part checksums. */
+	xb.cap = (size_t)j.nparts * 400 + 128;
+	if ((xml = malloc(xb.cap)) == NULL) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "out of memory");
+		goto done;
+	}
+	xb.p = xml;
+	xml[0] = '\0';
+	sb_add(&xb, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/"
+	    "doc/2006-03-01/\">");
+	for (i = 0; i < j.nparts; i++) {
+		char line[400], etag[200];
+
+		etag_norm(j.etags[i], etag, sizeof(etag));
+		base64_encode(j.digests[i], SHA256_LEN, b64);
+		xsnprintf(line, sizeof(line), "<Part><PartNumber>%d</PartNumber>"
+		    "<ETag>&quot;%s&quot;</ETag><ChecksumSHA256>%s</ChecksumSHA256>"
+		    "</Part>", i + 1, etag, b64);
+		sb_add(&xb, line);
+	}
+	sb_add(&xb, "</CompleteMultipartUpload>");
+	if (xb.err || sha256_buf(xml, xb.len, cd) != 0) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "cannot build the "
+		    "completion of %s", o->key);
+		goto done;
+	}
+	hex_encode(cd, sizeof(cd), cbody);
+	memset(&up, 0, sizeof(up));
+	up.mem = xml;
+	up.size = (int64_t)xb.len;
+	xsnprintf(query, sizeof(query), "uploadId=%s", j.eid);
+	n = 0;
+	extra[n++] = "content-type:application/xml";
+	/* A Complete of an earlier run may still be under way in the store
+	 * (killed while waiting for its answer): never write the key twice. */
+	if (!force)
+		extra[n++] = "if-none-match:*";
+	c = s3_request(s, s->curl, "POST", o->uri, query, extra, n, cbody, &up, r);
+	if (c != CURLE_OK) {
+		set_curl_error(res, "CompleteMultipartUpload: ", c);
+		goto done;
+	}
+	if (r->status == 200 && strstr(r->body, "<Error>") != NULL)
+		r->status = 500;	/* S3 can fail a completion with 200 */
+	if (r->status == 412) {
+		/* Someone (an earlier run of ours) completed it: compare. */
+		e = s3_head_uri(s, s->curl, o->uri, h, res, "object exists; the "
+		    "HEAD to compare it answered ");
+		if (e == 1 && store_checksum_matches(h->checksum, o->b64,
+		    composite)) {
+			res->outcome = PUT_STORED;
+			res->existed = 1;
+			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
+			set_version(res, h->version_id);
+			xstrlcpy(res->checksum, composite, sizeof(res->checksum));
+			s3_abort_upload(s, s->curl, o->uri, j.upload_id, r);
+			if (hk != NULL && hk->forget != NULL)
+				hk->forget(hk->arg);
+			goto done;
+		}
+		if (e == 1)
+			goto collided_after;
+		res->outcome = PUT_RETRY;
+		if (e == 0)
+			xsnprintf(res->error, sizeof(res->error), "Complete of "
+			    "%s: 412, but the object is gone", o->key);
+		goto done;
+	}
+	if (r->status != 200) {
+		set_http_error(s, res, "CompleteMultipartUpload: ", r);
+		resp_code(r, code, sizeof(code));
+		if (strcmp(code, "NoSuchUpload") == 0) {
+			/* Completed by an earlier try, or aborted: start over;
+			 * the HEAD first finds it if it was completed. */
+			res->outcome = PUT_RETRY;
+			if (hk != NULL && hk->forget != NULL)
+				hk->forget(hk->arg);
+		}
+		goto done;
+	}
+	set_version(res, r->version_id);
+	xml_text(r->body, "ETag", res->etag, sizeof(res->etag));
+	xml_unescape(res->etag);
+	if (hk != NULL && hk->forget != NULL)
+		hk->forget(hk->arg);
+	s3_verify(s, s->curl, o, composite, h, res);
+	xstrlcpy(res->checksum, composite, sizeof(res->checksum));
+	e = 0;
+	goto done;
+collided_after:
+	/* Keep the upload and its parts: a new key starts its own. */
+	free(xml);
+	free(j.digests);
+	j.digests = NULL;
+collided:
+	pthread_mutex_destroy(&j.mu);
+	free(j.etags);
+	free(j.done);
+	sha256_free(ch);
+	return 1;
+done:
+	pthread_mutex_destroy(&j.mu);
+	free(xml);
+	free(j.digests);
+	free(j.etags);
+	free(j.done);
+	sha256_free(ch);
+	return 0;
+}
+
+/* ---- store_put ------------------------------------------------------------- */
+
 void
 s3_store_put(struct s3_store *s, const struct put_request *req,
     struct put_result *res)
 {
-	const char *extra[S3_MAX_META + 8], *hext[1];
+	const char *base[S3_MAX_META + 10];
 	char *meta[S3_MAX_META];
-	char hexd[SHA256_HEX], b64[SHA256_B64], hcksum[SHA256_B64 + 32];
-	char enc[3 * S3_MAX_KEY + 1], uri[S3_MAX_URI], pkey[300];
+	char hexd[SHA256_HEX], b64[SHA256_B64], key[S3_MAX_KEY + 16];
+	char pkey[300];
 	uint8_t digest[SHA256_LEN];
-	struct s3_upload up;
 	struct s3_resp *r = NULL, *h = NULL;
-	size_t i, nextra = 0, nmeta = 0;
-	CURLcode c;
+	struct s3_opts opts;
+	struct s3_obj o;
+	size_t i, nbase = 0, nmeta = 0;
+	int64_t threshold;
+	int sfx, force = 0, coll;
 
-	memset(&up, 0, sizeof(up));
 	memset(res, 0, sizeof(*res));
+	memset(&o, 0, sizeof(o));
 	res->outcome = PUT_FATAL;
 	xstrlcpy(res->bucket, s->cfg->bucket, sizeof(res->bucket));
 	printable(req->key ? req->key : "", pkey, sizeof(pkey));
 
 	if (req->key == NULL || req->key[0] == '\0' ||
-	    strlen(req->key) > S3_MAX_KEY) {
+	    strlen(req->key) > S3_MAX_KEY - 6) {
 		snprintf(res->error, sizeof(res->error), "object key \"%s\" is "
-		    "empty or longer than %d bytes", pkey, S3_MAX_KEY);
+		    "empty or longer than %d bytes", pkey, S3_MAX_KEY - 6);
 		return;
 	}
 	if (parse_hex_digest(req->sha256, digest, hexd) != 0 || req->fd < 0 ||
@@ -783,19 +1810,10 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 		return;
 	}
 	base64_encode(digest, sizeof(digest), b64);
-	if (s3_uri_encode(req->key, enc, sizeof(enc), 1) != 0 ||
-	    xsnprintf(uri, sizeof(uri), "%s/%s", s->uri_prefix, enc) < 0) {
-		snprintf(res->error, sizeof(res->error), "object key %s is too "
-		    "long", pkey);
+	if (s3_opts_build(s, &opts, res->error, sizeof(res->error)) != 0)
 		return;
-	}
-
-	xsnprintf(hcksum, sizeof(hcksum), "x-amz-checksum-sha256:%s", b64);
-	extra[nextra++] = "if-none-match:*";
-	extra[nextra++] = hcksum;
-	/* What the AWS SDKs send with a flexible checksum; S3 does not need
-	 * it, but some S3-compatibles (moto) keep the checksum only with it. */
-	extra[nextra++] = "x-amz-sdk-checksum-algorithm:SHA256";
+	for (i = 0; i < opts.n; i++)
+		base[nbase++] = opts.h[i];
 	for (i = 0; i < req->nmeta; i++) {
 		size_t len;
 
@@ -813,124 +1831,168 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 		}
 		snprintf(meta[nmeta], len, "x-amz-meta-%s:%s",
 		    req->meta_names[i], req->meta_values[i]);
-		extra[nextra++] = meta[nmeta++];
+		base[nbase++] = meta[nmeta++];
 	}
-
-	if ((r = malloc(sizeof(*r))) == NULL || (h = malloc(sizeof(*h))) == NULL ||
-	    (up.h = sha256_new()) == NULL) {
+	if ((r = malloc(sizeof(*r))) == NULL || (h = malloc(sizeof(*h))) == NULL) {
 		res->outcome = PUT_RETRY;
 		snprintf(res->error, sizeof(res->error), "out of memory");
 		goto done;
 	}
-	up.fd = req->fd;
-	up.size = req->size;
-	up.want = digest;
-	up.hashing = 1;
-	if (req->size == 0 && strcmp(hexd, EMPTY_SHA256) != 0)
-		up.err = UP_DIGEST;
-
-	if (up.err == UP_OK)
-		c = s3_perform(s, "PUT", uri, extra, nextra, hexd, &up, r);
-	else
-		c = CURLE_ABORTED_BY_CALLBACK;
-	if (up.err != UP_OK) {
-		/* Our read callback stopped the upload: S3 did not get the object. */
-		res->outcome = up.err == UP_SHORT ? PUT_FATAL : PUT_RETRY;
-		if (up.err == UP_SHORT)
-			snprintf(res->error, sizeof(res->error), "spooled file for "
-			    "%s is shorter than %lld bytes", pkey,
-			    (long long)req->size);
-		else if (up.err == UP_IO)
-			snprintf(res->error, sizeof(res->error), "reading the "
-			    "spooled file for %s: %s", pkey,
-			    strerror(up.saved_errno));
+	if (req->size == 0 && strcmp(hexd, EMPTY_SHA256) != 0) {
+		res->outcome = PUT_RETRY;
+		snprintf(res->error, sizeof(res->error), "spooled file for %s "
+		    "does not match its SHA-256 %s; not sent", pkey, hexd);
+		goto done;
+	}
+	o.req = req;
+	o.b64 = b64;
+	o.hexd = hexd;
+	o.digest = digest;
+	o.base = base;
+	o.nbase = nbase;
+	threshold = req->multipart_threshold > 0 ? req->multipart_threshold :
+	    16 * MiB;
+	for (sfx = 0; sfx <= MAX_SUFFIX; sfx++) {
+		if (sfx == 0)
+			xstrlcpy(key, req->key, sizeof(key));
 		else
-			snprintf(res->error, sizeof(res->error), "spooled file for "
-			    "%s does not match its SHA-256 %s; not sent", pkey, hexd);
-		goto done;
-	}
-	if (c != CURLE_OK) {
-		set_curl_error(res, "", c);
-		goto done;
-	}
-	res->http_status = r->status;
-
-	if (r->status == 200) {
-		xstrlcpy(res->etag, r->etag, sizeof(res->etag));
-		set_version(res, r->version_id);
-		hext[0] = "x-amz-checksum-mode:ENABLED";
-		c = s3_perform(s, "HEAD", uri, hext, 1, EMPTY_SHA256, NULL, h);
-		if (c != CURLE_OK) {
-			set_curl_error(res, "stored, but the HEAD to verify it "
-			    "failed: ", c);
-			res->outcome = PUT_RETRY;	/* the next PUT gets 412 + HEAD */
+			xsnprintf(key, sizeof(key), "%s.%d", req->key, sfx);
+		o.key = key;
+		if (key_uri(s, key, o.uri, sizeof(o.uri)) != 0) {
+			snprintf(res->error, sizeof(res->error), "object key %s "
+			    "is too long", pkey);
 			goto done;
 		}
-		if (h->status != 200) {
-			set_http_error(s, res, "stored, but the HEAD to verify it "
-			    "answered ", h);
-			res->http_status = r->status;
-			if (h->status == 404)
-				res->outcome = PUT_RETRY;
-			goto done;
-		}
-		if (h->checksum[0] == '\0') {
-			log_info("s3: %s: the store returns no x-amz-checksum-sha256;"
-			    " relying on the signed payload of the PUT", pkey);
-		} else if (strcmp(h->checksum, b64) != 0) {
+		memset(res, 0, sizeof(*res));
+		xstrlcpy(res->bucket, s->cfg->bucket, sizeof(res->bucket));
+		if (req->size > threshold)
+			coll = s3_put_multipart(s, &o, force, r, h, res);
+		else
+			coll = s3_put_single(s, &o, !force, r, h, res);
+		if (coll == 0)
+			break;
+		if (s->cfg->collision == COLLISION_REJECT) {
 			res->outcome = PUT_FATAL;
-			snprintf(res->error, sizeof(res->error), "stored object "
-			    "checksum differs at %s: S3 has %s, we sent %s", pkey,
-			    h->checksum, b64);
-			goto done;
+			xsnprintf(res->error, sizeof(res->error), "a different "
+			    "object already exists at %s (collision: reject)", key);
+			break;
 		}
-		if (res->etag[0] == '\0')
-			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
-		if (res->version_id[0] == '\0')
-			set_version(res, h->version_id);
-		res->outcome = PUT_STORED;
-		goto done;
+		if (s->cfg->collision == COLLISION_VERSION) {
+			log_info("s3: a different object exists at %s; writing "
+			    "a new version (collision: version)", key);
+			force = 1;
+			sfx--;		/* same key again, unconditionally */
+			continue;
+		}
+		log_info("s3: a different object exists at %s; trying the next "
+		    "suffix (collision: suffix)", key);
 	}
-
-	if (r->status == 412) {
-		/* If-None-Match: * — something is there already. Ours? */
-		hext[0] = "x-amz-checksum-mode:ENABLED";
-		c = s3_perform(s, "HEAD", uri, hext, 1, EMPTY_SHA256, NULL, h);
-		if (c != CURLE_OK) {
-			set_curl_error(res, "object exists; the HEAD to compare it "
-			    "failed: ", c);
-			res->outcome = PUT_RETRY;
-			goto done;
-		}
-		if (h->status == 200 && h->checksum[0] != '\0' &&
-		    strcmp(h->checksum, b64) == 0) {
-			res->outcome = PUT_STORED;
-			res->existed = 1;
-			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
-			set_version(res, h->version_id);
-			goto done;
-		}
-		if (h->status == 200) {
-			res->outcome = PUT_FATAL;
-			snprintf(res->error, sizeof(res->error), "a different "
-			    "object already exists at %s", pkey);
-			goto done;
-		}
-		set_http_error(s, res, "object exists; the HEAD to compare it "
-		    "answered ", h);
-		res->http_status = r->status;
-		if (h->status == 404)
-			res->outcome = PUT_RETRY;	/* deleted meanwhile */
-		goto done;
+	if (sfx > MAX_SUFFIX) {
+		res->outcome = PUT_FATAL;
+		snprintf(res->error, sizeof(res->error), "a different object "
+		    "exists at %s and at every suffix up to .%d", pkey, MAX_SUFFIX);
 	}
-
-	set_http_error(s, res, "", r);
+	xstrlcpy(res->key, key, sizeof(res->key));
+	if (res->checksum[0] == '\0')
+		xstrlcpy(res->checksum, b64, sizeof(res->checksum));
+	if (res->outcome == PUT_STORED)
+		retry_budget_success();
 done:
 	for (i = 0; i < nmeta; i++)
 		free(meta[i]);
-	sha256_free(up.h);
 	free(r);
 	free(h);
+}
+
+int
+s3_store_head(struct s3_store *s, const char *key, char *cs, size_t cslen,
+    char *err, size_t errlen)
+{
+	struct put_result res;
+	struct s3_resp *h;
+	char uri[S3_MAX_URI];
+	int e;
+
+	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
+		xsnprintf(err, errlen, "key too long");
+		return -1;
+	}
+	if ((h = malloc(sizeof(*h))) == NULL) {
+		xsnprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(&res, 0, sizeof(res));
+	e = s3_head_uri(s, s->curl, uri, h, &res, "HEAD: ");
+	if (e == 1)
+		xstrlcpy(cs, h->checksum, cslen);
+	else if (e == -1)
+		xstrlcpy(err, res.error, errlen);
+	free(h);
+	return e;
+}
+
+int
+s3_store_abort_stale(struct s3_store *s, int64_t older_s,
+    int (*keep)(void *, const char *, const char *), void *arg)
+{
+	struct s3_resp *r, *a;
+	char uri[400], key[S3_MAX_KEY * 2], id[1024], when[64], kuri[S3_MAX_URI];
+	const char *p, *e, *prefix = s->cfg->prefix ? s->cfg->prefix : "";
+	struct tm tm;
+	time_t t;
+	int n = 0;
+	CURLcode c;
+
+	if ((r = malloc(sizeof(*r))) == NULL || (a = malloc(sizeof(*a))) == NULL) {
+		free(r);
+		return -1;
+	}
+	/* Without prefix= (moto mis-signs queries holding '/'): filter here. */
+	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
+	c = s3_request(s, s->curl, "GET", uri, "uploads=", NULL, 0, EMPTY_SHA256,
+	    NULL, r);
+	if (c != CURLE_OK || r->status != 200) {
+		log_warnx("s3: cannot list multipart uploads: %s (HTTP %ld)",
+		    c != CURLE_OK ? curl_easy_strerror(c) : "error", r->status);
+		n = -1;
+		goto out;
+	}
+	for (p = r->body; (p = strstr(p, "<Upload>")) != NULL; p = e) {
+		if ((e = strstr(p, "</Upload>")) == NULL)
+			break;
+		xml_text(p, "Key", key, sizeof(key));
+		xml_unescape(key);
+		xml_text(p, "UploadId", id, sizeof(id));
+		xml_text(p, "Initiated", when, sizeof(when));
+		memset(&tm, 0, sizeof(tm));
+		if (key[0] == '\0' || id[0] == '\0' ||
+		    strncmp(key, prefix, strlen(prefix)) != 0 ||
+		    strptime(when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+			continue;
+		t = timegm(&tm);
+		if (time(NULL) + s->skew - t < older_s)
+			continue;
+		if (keep != NULL && keep(arg, key, id))
+			continue;
+		if (key_uri(s, key, kuri, sizeof(kuri)) != 0)
+			continue;
+		if (s3_abort_upload(s, s->curl, kuri, id, a) == 0) {
+			log_info("s3: aborted the stale multipart upload of %s "
+			    "(started %s)", key, when);
+			n++;
+		}
+	}
+out:
+	free(r);
+	free(a);
+	return n;
+}
+
+void
+s3_store_set_cancel(struct s3_store *s, volatile int *flag)
+{
+	if (s != NULL)
+		s->cancel = flag;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -938,6 +2000,7 @@ done:
 static int
 s3_endpoint(struct s3_store *s)
 {
+	static int warned_http;
 	const struct store_config *cfg = s->cfg;
 	char defep[300], ebucket[200], pep[300];
 	const char *ep = cfg->endpoint;
@@ -981,7 +2044,7 @@ s3_endpoint(struct s3_store *s)
 		goto fail;
 	}
 	https = strcmp(scheme, "https") == 0;
-	if (!https)
+	if (!https && !warned_http++)
 		log_warnx("store: endpoint %s is plain http: signatures and "
 		    "data travel unencrypted", pep);
 	if (port != NULL && parse_int64(port, 1, 65535, &portnum) != 0)
@@ -1035,7 +2098,8 @@ s3_store_open(const struct store_config *cfg, const struct aws_creds *creds)
 	static int curl_ready;
 	struct s3_store *s;
 
-	if (creds->access_key[0] == '\0' || creds->secret_key[0] == '\0') {
+	if (creds != NULL && (creds->access_key[0] == '\0' ||
+	    creds->secret_key[0] == '\0')) {
 		log_warnx("store: S3 credentials are empty");
 		return NULL;
 	}
@@ -1059,7 +2123,10 @@ s3_store_open(const struct store_config *cfg, const struct aws_creds *creds)
 		return NULL;
 	}
 	s->cfg = cfg;
-	memcpy(&s->creds, creds, sizeof(s->creds));
+	if (creds != NULL) {
+		memcpy(&s->creds, creds, sizeof(s->creds));
+		s->static_creds = 1;
+	}
 	if (s3_endpoint(s) != 0)
 		goto fail;
 	if ((s->curl = curl_easy_init()) == NULL) {

@@ -4,14 +4,19 @@
  */
 #include "uploader/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 struct store {
 	enum store_kind		 kind;
+	const struct store_config *cfg;
 	struct s3_store		*s3;
 	struct file_store	*file;
 };
@@ -30,12 +35,9 @@ store_open(const struct store_config *cfg, const struct aws_creds *creds)
 		return NULL;
 	}
 	st->kind = cfg->kind;
+	st->cfg = cfg;
 	switch (cfg->kind) {
 	case STORE_S3:
-		if (creds == NULL) {
-			log_warnx("store: S3 store needs credentials");
-			goto fail;
-		}
 		if ((st->s3 = s3_store_open(cfg, creds)) == NULL)
 			goto fail;
 		break;
@@ -60,8 +62,20 @@ store_put(struct store *st, const struct put_request *req, struct put_result *re
 	res->outcome = PUT_FATAL;
 	if (st != NULL && req != NULL && st->kind == STORE_S3)
 		s3_store_put(st->s3, req, res);
-	else if (st != NULL && req != NULL && st->kind == STORE_FILE)
+	else if (st != NULL && req != NULL && st->kind == STORE_FILE) {
+		uint8_t d[SHA256_LEN];
+		size_t i;
+
 		file_store_put(st->file, req, res);
+		xstrlcpy(res->key, req->key ? req->key : "", sizeof(res->key));
+		/* The checksum S3 would report, for the record. */
+		for (i = 0; req->sha256 != NULL && i < SHA256_LEN &&
+		    strlen(req->sha256) == 64; i++)
+			if (sscanf(req->sha256 + 2 * i, "%2hhx", &d[i]) != 1)
+				break;
+		if (i == SHA256_LEN)
+			base64_encode(d, sizeof(d), res->checksum);
+	}
 	else
 		snprintf(res->error, sizeof(res->error), "store not open");
 }
@@ -74,4 +88,89 @@ store_close(struct store *st)
 	s3_store_close(st->s3);
 	file_store_close(st->file);
 	free(st);
+}
+
+void
+store_set_cancel(struct store *st, volatile int *flag)
+{
+	if (st != NULL && st->kind == STORE_S3)
+		s3_store_set_cancel(st->s3, flag);
+}
+
+int
+store_checksum_matches(const char *reported, const char *sha256_b64,
+    const char *composite)
+{
+	size_t n;
+
+	if (reported == NULL || reported[0] == '\0')
+		return 0;
+	if (sha256_b64 != NULL && sha256_b64[0] != '\0' &&
+	    strcmp(reported, sha256_b64) == 0)
+		return 1;
+	if (composite == NULL || composite[0] == '\0')
+		return 0;
+	if (strcmp(reported, composite) == 0)
+		return 1;
+	/* "X-N" against "X" (moto leaves out the part count) and back. */
+	n = strcspn(composite, "-");
+	if (strlen(reported) == n && strncmp(reported, composite, n) == 0)
+		return 1;
+	n = strcspn(reported, "-");
+	return strlen(composite) == n && strncmp(reported, composite, n) == 0;
+}
+
+/* The file store: hash the file at dir/key (no symlinks in its last part). */
+static int
+file_head(const struct store_config *cfg, const char *key, char *cs,
+    size_t cslen, char *err, size_t errlen)
+{
+	char path[4096], b64[SHA256_B64];
+	uint8_t d[SHA256_LEN];
+	int fd, rc;
+
+	if (xsnprintf(path, sizeof(path), "%s/%s", cfg->dir, key) < 0 ||
+	    strstr(key, "..") != NULL) {
+		xsnprintf(err, errlen, "key %s is not usable here", key);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		xsnprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = sha256_fd(fd, d);
+	close(fd);
+	if (rc != 0) {
+		xsnprintf(err, errlen, "%s: cannot read", path);
+		return -1;
+	}
+	base64_encode(d, sizeof(d), b64);
+	xstrlcpy(cs, b64, cslen);
+	return 1;
+}
+
+int
+store_head(struct store *st, const char *key, char *cs, size_t cslen,
+    char *err, size_t errlen)
+{
+	if (cslen > 0)
+		cs[0] = '\0';
+	if (errlen > 0)
+		err[0] = '\0';
+	if (st == NULL)
+		return -1;
+	if (st->kind == STORE_S3)
+		return s3_store_head(st->s3, key, cs, cslen, err, errlen);
+	return file_head(st->cfg, key, cs, cslen, err, errlen);
+}
+
+int
+store_abort_stale(struct store *st, int64_t older_s,
+    int (*keep)(void *, const char *, const char *), void *arg)
+{
+	if (st == NULL || st->kind != STORE_S3)
+		return 0;
+	return s3_store_abort_stale(st->s3, older_s, keep, arg);
 }

@@ -17,12 +17,72 @@ struct aws_creds {
 	char	access_key[128];
 	char	secret_key[128];
 	char	session_token[2048];	/* "" when none */
+	int64_t	expires_ms;		/* wall clock; 0: does not expire */
 };
 
 /* Reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
  * 0, or -1 if the key id or secret is missing. Never logs values. */
 int creds_from_env(struct aws_creds *);
 void creds_wipe(struct aws_creds *);
+
+/*
+ * The credential chain (creds.c), process-wide and thread-safe: the
+ * environment; the shared files (AWS_SHARED_CREDENTIALS_FILE or
+ * ~/.aws/credentials, AWS_CONFIG_FILE or ~/.aws/config, profile AWS_PROFILE or
+ * "default"); web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, STS
+ * AssumeRoleWithWebIdentity at AWS_ENDPOINT_URL_STS or sts.<region>); EC2
+ * instance metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, off with
+ * AWS_EC2_METADATA_DISABLED=true).
+ * creds_init: 0, or -1 (logged, naming every source tried).
+ * creds_get: a copy of the current credentials, refreshed first when they
+ * expire within 5 minutes; 0 or -1. creds_refresh: refresh now (ExpiredToken);
+ * 0 or -1. Values are never logged.
+ */
+int creds_init(void);
+int creds_get(struct aws_creds *out);
+int creds_refresh(void);
+const char *creds_source(void);	/* "environment", "shared file", "web identity", "imds", "none" */
+
+/*
+ * A minimal INI reader for the AWS shared files: the value of key in
+ * [section] ("default", "profile x", ...) of text (len bytes, need not be
+ * NUL-terminated). Names compare case-sensitively after trimming blanks;
+ * '#' and ';' start comment lines. 1 found, 0 not found, -1 when a value
+ * does not fit out or a line is longer than 4 KiB.
+ */
+int ini_get(const char *text, size_t len, const char *section, const char *key,
+    char *out, size_t outlen);
+/* The IMDS credentials document (JSON) into c; 0 or -1. */
+int creds_parse_imds(const char *json, struct aws_creds *c);
+
+/* One finished part of a multipart upload. */
+struct mp_part {
+	int	 number;		/* 1.. */
+	char	 etag[128];
+	char	 checksum[64];		/* base64 SHA-256 of the part */
+};
+
+/*
+ * Persistence of a multipart upload (the uploader keeps it in the state
+ * database), so a restart resumes instead of starting over. The saved
+ * fields describe what a previous attempt left (upload_id NULL: nothing);
+ * the functions are called from several threads, one at a time.
+ */
+struct mp_hooks {
+	void		*arg;
+	const char	*upload_id;	/* saved: NULL or the upload in progress */
+	const char	*key;		/* saved: its key */
+	int64_t		 part_size;	/* saved: its part size */
+	const struct mp_part *parts;	/* saved: parts S3 confirmed */
+	size_t		 nparts;
+	/* A new upload exists; 0 or -1 (then it is aborted). */
+	int		(*begin)(void *arg, const char *key, const char *upload_id,
+			    int64_t part_size, int nparts);
+	/* A part is stored; 0 or -1. */
+	int		(*part)(void *arg, const struct mp_part *);
+	/* The saved upload is gone (completed, aborted or unknown to S3). */
+	void		(*forget)(void *arg);
+};
 
 struct put_request {
 	const char	*key;		/* full object key (prefix included) */
@@ -33,6 +93,13 @@ struct put_request {
 	const char	**meta_names;
 	const char	**meta_values;
 	size_t		 nmeta;
+	/* S3 multipart: above threshold (0: 16 MiB), parts of part_size
+	 * (0: 8 MiB), parallel parts in flight (0: 4); mp may be NULL. */
+	int64_t		 multipart_threshold;
+	int64_t		 part_size;
+	int		 parallel;
+	int64_t		 max_backoff_ms;	/* in-place part retries (0: 20 s) */
+	const struct mp_hooks *mp;
 };
 
 enum put_outcome {
@@ -46,13 +113,20 @@ struct put_result {
 	long		 http_status;	/* 0 if none */
 	char		 error[512];	/* "503 SlowDown: ..." / curl's message; no secrets */
 	char		 bucket[256];
+	char		 key[1100];	/* the key stored at (collision suffix applied) */
 	char		 etag[256];
 	char		 version_id[256];	/* "" when unversioned ("null" counts as none) */
+	char		 checksum[80];	/* what the store reports: base64 SHA-256, or
+					 * for multipart base64(SHA-256 of the part
+					 * digests) + "-N" */
+	int		 nparts;	/* 0: single PUT */
 	int		 existed;	/* 1 if an identical object was already stored */
+	int		 timeout;	/* the failure was a timeout (retry costs more) */
 };
 
 struct store;
-/* Borrows cfg (must outlive the store) and copies creds. NULL on error (logged). */
+/* Borrows cfg (must outlive the store) and copies creds (S3 with NULL creds:
+ * the credential chain, creds_init() first). NULL on error (logged). */
 struct store *store_open(const struct store_config *cfg, const struct aws_creds *creds);
 /*
  * Stores one object. For S3: PUT with x-amz-content-sha256 (hex), x-amz-checksum-sha256
@@ -63,6 +137,25 @@ struct store *store_open(const struct store_config *cfg, const struct aws_creds 
  */
 void store_put(struct store *, const struct put_request *, struct put_result *);
 void store_close(struct store *);
+/* Transfers stop (PUT_RETRY) once *flag becomes non-zero (role_quit). */
+void store_set_cancel(struct store *, volatile int *flag);
+/*
+ * Checks the object at key: 1 when it exists (checksum filled as the store
+ * reports it, "" if it reports none), 0 when it does not, -1 on error (err).
+ */
+int store_head(struct store *, const char *key, char *checksum, size_t cslen,
+    char *err, size_t errlen);
+/* 1 if a checksum the store reports proves the file: equal to sha256_b64, or
+ * to composite (with or without its "-N"). */
+int store_checksum_matches(const char *reported, const char *sha256_b64,
+    const char *composite);
+/*
+ * Aborts multipart uploads under the store's prefix started more than
+ * older_s seconds ago, except those keep() says are ours and live. Returns
+ * how many were aborted, or -1 (logged). The file store has none: 0.
+ */
+int store_abort_stale(struct store *, int64_t older_s,
+    int (*keep)(void *arg, const char *key, const char *upload_id), void *arg);
 
 /* SigV4 (exposed for unit tests). Signs a request for service "s3":
  * fills `authorization` with the Authorization header value.
@@ -76,6 +169,21 @@ int sigv4_sign(const struct aws_creds *creds, const char *region,
  * except A-Za-z0-9-._~ and '/' as %XX (upper case). 0 or -1 on truncation. */
 int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);
 
+/*
+ * The retry budget (AWS SDK "standard" mode): a process-wide token bucket of
+ * RETRY_BUDGET tokens; a retry takes RETRY_COST (RETRY_TIMEOUT_COST after a
+ * timeout), a success gives one back. retry_budget_take: 1 granted, 0 when
+ * the budget is spent (then wait max_backoff instead of retrying early).
+ * Thread-safe.
+ */
+#define RETRY_BUDGET		500
+#define RETRY_COST		5
+#define RETRY_TIMEOUT_COST	10
+int retry_budget_take(int cost);
+void retry_budget_success(void);
+int retry_budget_left(void);
+void retry_budget_reset(void);
+
 /* Full-jitter exponential backoff: random in [0, min(cap, base * 2^attempt)]
  * milliseconds (attempt counts from 0). */
 int64_t retry_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
@@ -86,9 +194,15 @@ int64_t retry_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
  * and wipes its copy on close. put functions fill every field of the result.
  */
 struct s3_store;
+/* creds NULL: the credential chain (creds_get) signs every request. */
 struct s3_store *s3_store_open(const struct store_config *, const struct aws_creds *);
 void s3_store_put(struct s3_store *, const struct put_request *, struct put_result *);
 void s3_store_close(struct s3_store *);
+void s3_store_set_cancel(struct s3_store *, volatile int *);
+int s3_store_head(struct s3_store *, const char *key, char *cs, size_t cslen,
+    char *err, size_t errlen);
+int s3_store_abort_stale(struct s3_store *, int64_t older_s,
+    int (*keep)(void *, const char *, const char *), void *arg);
 
 struct file_store;
 struct file_store *file_store_open(const struct store_config *);

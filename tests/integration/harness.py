@@ -320,7 +320,7 @@ class Moto:
         raise RuntimeError("moto did not answer on %s within %ss:\n%s" % (self.endpoint, timeout, tail(self.log)))
 
     def _make_user(self):
-        iam = self.client("iam", "AKIAIOSFODNN7EXAMPLE", "bootstrap")
+        iam = self.client("iam", "bootstrap-id", "bootstrap")
         iam.create_user(UserName="sluice")
         key = iam.create_access_key(UserName="sluice")["AccessKey"]
         iam.put_user_policy(UserName="sluice", PolicyName="allow-all", PolicyDocument=json.dumps({
@@ -775,7 +775,7 @@ def _selfcheck():
             except botocore.exceptions.ClientError as e:
                 code = e.response["Error"]["Code"]
                 assert code == "SignatureDoesNotMatch", code
-            unknown = m.client("s3", "AKIANOTAKEY000000000", "x")
+            unknown = m.client("s3", "NOTAKEYID000000000", "x")
             try:
                 unknown.list_objects_v2(Bucket=m.bucket)
                 raise AssertionError("moto accepted an unknown key id: auth is off")

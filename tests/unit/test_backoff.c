@@ -1,6 +1,7 @@
 /*
  * test_backoff.c - retry_backoff_ms: full jitter within
- * [0, min(cap, base * 2^attempt)], no overflow, not constant.
+ * [0, min(cap, base * 2^attempt)], no overflow, not constant; the retry
+ * budget (token bucket) runs dry and refills on successes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +72,28 @@ test_jitter(void **state)
 	assert_true(sum / n > 8000 && sum / n < 12000);
 }
 
+static void
+test_budget(void **state)
+{
+	int i, granted = 0;
+
+	retry_budget_reset();
+	assert_int_equal(retry_budget_left(), RETRY_BUDGET);
+	for (i = 0; i < 1000; i++)
+		granted += retry_budget_take(RETRY_COST);
+	assert_int_equal(granted, RETRY_BUDGET / RETRY_COST);	/* a storm is cut off */
+	assert_int_equal(retry_budget_take(RETRY_COST), 0);
+	for (i = 0; i < RETRY_COST - 1; i++)
+		retry_budget_success();
+	assert_int_equal(retry_budget_take(RETRY_COST), 0);
+	retry_budget_success();
+	assert_int_equal(retry_budget_take(RETRY_COST), 1);
+	assert_int_equal(retry_budget_take(RETRY_TIMEOUT_COST), 0);
+	for (i = 0; i < 2 * RETRY_BUDGET; i++)
+		retry_budget_success();
+	assert_int_equal(retry_budget_left(), RETRY_BUDGET);	/* capped */
+}
+
 int
 main(void)
 {
@@ -79,6 +102,7 @@ main(void)
 		cmocka_unit_test(test_huge_attempt),
 		cmocka_unit_test(test_degenerate),
 		cmocka_unit_test(test_jitter),
+		cmocka_unit_test(test_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,12 @@ struct env {
 	char		 ev_path[PATH_MAX];
 	char		 ev_path2[PATH_MAX];
 	uint32_t	 ev_status;
+	int		 denials;		/* events with PERMISSION_DENIED */
+	int		 denials_seen;		/* ... checked by expect_denied */
+	/* engine params; perms 0 here means PERM_ALL */
+	unsigned	 perms;
+	int64_t		 max_file_size;
+	int64_t		 min_free_space;
 };
 
 static int
@@ -79,6 +85,8 @@ hook_event(void *arg, const char *op, const char *path, const char *path2,
 	snprintf(e->ev_path, sizeof(e->ev_path), "%s", path ? path : "(null)");
 	snprintf(e->ev_path2, sizeof(e->ev_path2), "%s", path2 ? path2 : "(null)");
 	e->ev_status = status;
+	if (status == SSH_FX_PERMISSION_DENIED)
+		e->denials++;
 }
 
 static struct sftp *
@@ -89,6 +97,9 @@ engine(struct env *e, uint32_t max_handles)
 	memset(&p, 0, sizeof(p));
 	p.rootfd = e->rootfd;
 	p.max_handles = max_handles;
+	p.perms = e->perms != 0 ? e->perms : PERM_ALL;
+	p.max_file_size = e->max_file_size;
+	p.min_free_space = e->min_free_space;
 	p.hooks.arg = e;
 	p.hooks.file_complete = hook_complete;
 	p.hooks.event = hook_event;
@@ -665,7 +676,7 @@ test_init_version(void **state)
 	assert_int_equal(r_u64(&r), 256 * 1024);
 	assert_int_equal(r_u64(&r), 256 * 1024 - 1024);
 	assert_int_equal(r_u64(&r), 256 * 1024 - 1024);
-	assert_int_equal(r_u64(&r), 256);
+	assert_int_equal(r_u64(&r), SFTP_DEFAULT_HANDLES);
 	r_free(&r);
 
 	/* a second INIT ends the session, and it stays ended */
@@ -1075,7 +1086,8 @@ test_symlinks(void **state)
 	assert_int_equal(symlink(e->outside, q), 0);
 	snprintf(q, sizeof(q), "%s/rel", e->root);
 	assert_int_equal(symlink("../outside", q), 0);
-	assert_int_equal(mkdir(strcat(strcpy(q, e->root), "/sub"), 0700), 0);
+	snprintf(q, sizeof(q), "%s/sub", e->root);
+	assert_int_equal(mkdir(q, 0700), 0);
 
 	open_fails(e, "/flink", SSH_FXF_READ, SSH_FX_PERMISSION_DENIED, NULL);
 	open_fails(e, "/flink", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC,
@@ -1768,6 +1780,354 @@ test_many_small_packets_one_call(void **state)
 	pk_free(&p);
 }
 
+/* ------------------------------------------------------ roles, limits -- */
+
+/* A new engine with e's perms and limits, initialised. */
+static void
+reengine(struct env *e)
+{
+	sftp_free(e->s);
+	e->s = engine(e, 0);
+	assert_non_null(e->s);
+	do_init(e);
+}
+
+/* Expects a refusal, and that it was reported as an event. */
+static void
+expect_denied(struct env *e, uint32_t id, const char *op, const char *path)
+{
+	expect_status(e, id, SSH_FX_PERMISSION_DENIED);
+	/* exactly one event, and it is the refusal */
+	assert_int_equal(e->denials, e->denials_seen + 1);
+	assert_int_equal(e->ev_status, SSH_FX_PERMISSION_DENIED);
+	assert_string_equal(e->ev_op, op);
+	if (path != NULL)
+		assert_string_equal(e->ev_path, path);
+	e->denials_seen = e->denials;
+}
+
+static uint32_t
+req_rename(struct env *e, const char *ext, const char *a, const char *b)
+{
+	struct pkt p = { 0 };
+	uint32_t id;
+
+	if (ext != NULL)
+		return req_ext(e, ext, a, b);
+	id = e->nextid++;
+	pk_begin(&p, SSH_FXP_RENAME, id);
+	pk_str(&p, a);
+	pk_str(&p, b);
+	pk_end(&p);
+	assert_int_equal(feed(e, &p), 0);
+	pk_free(&p);
+	return id;
+}
+
+static uint32_t
+req_setstat_times(struct env *e, const char *path)
+{
+	struct pkt p = { 0 };
+	uint32_t id = e->nextid++;
+
+	pk_setstat_times(&p, id, path, 1000000000, 1000000001);
+	assert_int_equal(feed(e, &p), 0);
+	pk_free(&p);
+	return id;
+}
+
+static uint32_t
+req_read(struct env *e, const struct hnd *h, uint64_t off, uint32_t len)
+{
+	struct pkt p = { 0 };
+	uint32_t id = e->nextid++;
+
+	pk_begin(&p, SSH_FXP_READ, id);
+	pk_data(&p, h->b, h->len);
+	pk_u64(&p, off);
+	pk_u32(&p, len);
+	pk_end(&p);
+	assert_int_equal(feed(e, &p), 0);
+	pk_free(&p);
+	return id;
+}
+
+static void
+test_role_dropbox(void **state)
+{
+	struct env *e = *state;
+	struct reply r;
+	struct hnd h;
+	char path[PATH_MAX];
+	uint8_t buf[64];
+	ino_t ino;
+	uint32_t id;
+
+	e->perms = SFTP_DEFAULT_PERMS;
+	assert_int_equal(SFTP_DEFAULT_PERMS, PERM_UPLOAD | PERM_LIST |
+	    PERM_RENAME | PERM_MKDIR);
+	reengine(e);
+	upload(e, "/f.csv", (const uint8_t *)"accepted\n", 9, SSH_FX_OK);
+	assert_int_equal(mode_of(e, "f.csv"), 0440);
+	ino = ino_of(e, "f.csv");
+
+	/* list: realpath, stat, a directory listing */
+	id = req_path(e, SSH_FXP_REALPATH, ".");
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_NAME);
+	r_free(&r);
+	id = req_path(e, SSH_FXP_STAT, "/f.csv");
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_ATTRS);
+	r_free(&r);
+	(void)id;
+
+	/* no read-back, no remove, no overwrite of the accepted file */
+	expect_denied(e, req_open(e, "/f.csv", SSH_FXF_READ), "open", "f.csv");
+	expect_denied(e, req_path(e, SSH_FXP_REMOVE, "/f.csv"), "remove",
+	    "f.csv");
+	expect_denied(e, req_open(e, "/f.csv", SSH_FXF_WRITE | SSH_FXF_CREAT |
+	    SSH_FXF_TRUNC), "open", "f.csv");
+	upload(e, "/g", (const uint8_t *)"other\n", 6, SSH_FX_OK);
+	expect_denied(e, req_rename(e, "posix-rename@openssh.com", "/g",
+	    "/f.csv"), "posix-rename", "g");
+	assert_int_equal(ino_of(e, "f.csv"), ino);
+	assert_int_equal(mode_of(e, "g"), 0440);
+	snprintf(path, sizeof(path), "%s/f.csv", e->root);
+	assert_int_equal(read_all(path, buf, sizeof(buf)), 9);
+	assert_memory_equal(buf, "accepted\n", 9);
+	assert_int_equal(mode_of(e, "f.csv"), 0440);
+
+	/* rmdir needs delete; mkdir and rename are granted */
+	path_expect(e, SSH_FXP_MKDIR, "/d", SSH_FX_OK);
+	expect_denied(e, req_path(e, SSH_FXP_RMDIR, "/d"), "rmdir", "d");
+	expect_status(e, req_rename(e, NULL, "/g", "/d/g"), SSH_FX_OK);
+	expect_status(e, req_rename(e, "posix-rename@openssh.com", "/d/g",
+	    "/h"), SSH_FX_OK);
+
+	/* set times on an uploaded file succeed */
+	expect_status(e, req_setstat_times(e, "/f.csv"), SSH_FX_OK);
+	snprintf(path, sizeof(path), "%s/f.csv", e->root);
+	{
+		struct stat st;
+
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mtime, 1000000001);
+	}
+
+	/* its own incomplete file: restart (TRUNC) and resume are upload */
+	snprintf(path, sizeof(path), "%s/part", e->root);
+	write_file(path, "0123", 0600);
+	open_ok(e, "/part", SSH_FXF_WRITE | SSH_FXF_APPEND, &h);
+	write_ok(e, &h, 0, "4567", 4);
+	close_expect(e, &h, SSH_FX_OK);
+	assert_int_equal(read_all(path, buf, sizeof(buf)), 8);
+	assert_memory_equal(buf, "01234567", 8);
+	write_file(path, "stale", 0600);
+	chmod(path, 0600);
+	assert_int_equal(unlink(path), 0);
+	write_file(path, "stale", 0600);
+	open_ok(e, "/part", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC, &h);
+	write_ok(e, &h, 0, "new", 3);
+	close_expect(e, &h, SSH_FX_OK);
+
+	/* a write handle opened with READ is not readable without "read" */
+	open_ok(e, "/rw", SSH_FXF_READ | SSH_FXF_WRITE | SSH_FXF_CREAT, &h);
+	write_ok(e, &h, 0, "abc", 3);
+	expect_denied(e, req_read(e, &h, 0, 3), "read", "rw");
+	close_expect(e, &h, SSH_FX_OK);
+
+	/* a refused request with a malformed tail does not end the session */
+	{
+		struct pkt p = { 0 };
+
+		pk_begin(&p, SSH_FXP_REMOVE, 7);
+		pk_u32(&p, 1000);	/* string length past the end */
+		pk_end(&p);
+		assert_int_equal(feed(e, &p), 0);
+		expect_status(e, 7, SSH_FX_PERMISSION_DENIED);
+		pk_free(&p);
+	}
+	id = req_path(e, SSH_FXP_STAT, "/f.csv");
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_ATTRS);
+	assert_int_equal(r.id, id);
+	r_free(&r);
+}
+
+static void
+test_role_owner(void **state)
+{
+	struct env *e = *state;
+	struct hnd h;
+	char path[PATH_MAX];
+	uint8_t buf[64];
+	ino_t ino;
+	uint32_t id;
+	struct reply r;
+	char *d;
+	size_t n;
+
+	e->perms = PERM_ALL;
+	e->hook_link = 1;	/* the spool keeps the accepted inode */
+	reengine(e);
+	upload(e, "/f", (const uint8_t *)"one", 3, SSH_FX_OK);
+	ino = ino_of(e, "f");
+	/* read back */
+	open_ok(e, "/f", SSH_FXF_READ, &h);
+	id = req_read(e, &h, 0, 100);
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_DATA);
+	assert_int_equal(r.id, id);
+	d = r_str(&r, &n);
+	assert_int_equal(n, 3);
+	assert_memory_equal(d, "one", 3);
+	free(d);
+	r_free(&r);
+	close_expect(e, &h, SSH_FX_OK);
+	/* overwrite an accepted file: a new file under the name */
+	upload(e, "/f", (const uint8_t *)"two!", 4, SSH_FX_OK);
+	assert_true(ino_of(e, "f") != ino);
+	snprintf(path, sizeof(path), "%s/f", e->root);
+	assert_int_equal(read_all(path, buf, sizeof(buf)), 4);
+	/* posix-rename onto an existing name */
+	upload(e, "/g", (const uint8_t *)"gg", 2, SSH_FX_OK);
+	expect_status(e, req_rename(e, "posix-rename@openssh.com", "/g", "/f"),
+	    SSH_FX_OK);
+	assert_int_equal(read_all(path, buf, sizeof(buf)), 2);
+	/* remove an accepted file, rmdir */
+	path_expect(e, SSH_FXP_REMOVE, "/f", SSH_FX_OK);
+	path_expect(e, SSH_FXP_MKDIR, "/d", SSH_FX_OK);
+	path_expect(e, SSH_FXP_RMDIR, "/d", SSH_FX_OK);
+	assert_int_equal(e->denials, 0);
+}
+
+static void
+test_role_auditor_and_upload_only(void **state)
+{
+	struct env *e = *state;
+	struct hnd h;
+	struct reply r;
+	char path[PATH_MAX];
+	uint32_t id;
+
+	snprintf(path, sizeof(path), "%s/report.csv", e->root);
+	write_file(path, "x,y\n", 0440);
+
+	/* list + read: lists and downloads, changes nothing */
+	e->perms = PERM_LIST | PERM_READ;
+	reengine(e);
+	id = req_path(e, SSH_FXP_REALPATH, "/sub/..");
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_NAME);
+	r_free(&r);
+	open_ok(e, "/report.csv", SSH_FXF_READ, &h);
+	close_expect(e, &h, SSH_FX_OK);
+	expect_denied(e, req_open(e, "/new", SSH_FXF_WRITE | SSH_FXF_CREAT |
+	    SSH_FXF_TRUNC), "open", "new");
+	assert_int_equal(faccessat(e->rootfd, "new", F_OK, AT_SYMLINK_NOFOLLOW),
+	    -1);
+	expect_denied(e, req_setstat_times(e, "/report.csv"), "setstat",
+	    "report.csv");
+	expect_denied(e, req_path(e, SSH_FXP_MKDIR, "/d"), "mkdir", "d");
+	expect_denied(e, req_rename(e, NULL, "/report.csv", "/r2"), "rename",
+	    "report.csv");
+	assert_string_equal(e->ev_path2, "r2");
+	expect_denied(e, req_ext(e, "lsetstat@openssh.com", "/report.csv",
+	    NULL), "lsetstat", NULL);
+
+	/* upload only: may start (realpath of the top) and upload, not look */
+	e->perms = PERM_UPLOAD;
+	reengine(e);
+	id = req_path(e, SSH_FXP_REALPATH, ".");
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_NAME);
+	assert_int_equal(r.id, id);
+	r_free(&r);
+	id = req_ext(e, "expand-path@openssh.com", "~", NULL);
+	take(e, &r);
+	assert_int_equal(r.type, SSH_FXP_NAME);
+	r_free(&r);
+	expect_denied(e, req_path(e, SSH_FXP_REALPATH, "/sub"), "realpath",
+	    "sub");
+	expect_denied(e, req_path(e, SSH_FXP_STAT, "/report.csv"), "stat",
+	    "report.csv");
+	expect_denied(e, req_path(e, SSH_FXP_OPENDIR, "/"), "opendir", ".");
+	expect_denied(e, req_ext(e, "statvfs@openssh.com", "/", NULL),
+	    "statvfs", ".");
+	open_ok(e, "/up", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC, &h);
+	expect_denied(e, req_handle_only(e, SSH_FXP_FSTAT, &h), "fstat", "up");
+	write_ok(e, &h, 0, "data", 4);
+	close_expect(e, &h, SSH_FX_OK);
+	assert_int_equal(mode_of(e, "up"), 0440);
+}
+
+static void
+test_max_file_size(void **state)
+{
+	struct env *e = *state;
+	struct pkt p = { 0 };
+	struct hnd h;
+	uint32_t id;
+
+	e->max_file_size = 10;
+	reengine(e);
+	upload(e, "/ten", (const uint8_t *)"0123456789", 10, SSH_FX_OK);
+	assert_int_equal(e->hook_calls, 1);
+
+	open_ok(e, "/big", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC, &h);
+	write_ok(e, &h, 0, "01234567", 8);
+	id = e->nextid++;
+	pk_write(&p, id, &h, 8, "89ab", 4);
+	assert_int_equal(feed(e, &p), 0);
+	expect_status_msg(e, id, SSH_FX_FAILURE,
+	    "file too large (limit 10 bytes)");
+	/* poisoned: later writes (even small ones) and CLOSE fail */
+	id = e->nextid++;
+	pk_write(&p, id, &h, 0, "x", 1);
+	assert_int_equal(feed(e, &p), 0);
+	expect_status_msg(e, id, SSH_FX_FAILURE, "file too large");
+	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
+	expect_status_msg(e, id, SSH_FX_FAILURE, "limit 10 bytes");
+	assert_int_equal(e->hook_calls, 1);		/* never recorded */
+	assert_int_equal(mode_of(e, "big"), 0600);	/* incomplete */
+	/* the handle is gone */
+	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
+	expect_status(e, id, SSH_FX_FAILURE);
+	pk_free(&p);
+}
+
+static void
+test_min_free_space(void **state)
+{
+	struct env *e = *state;
+	struct pkt p = { 0 };
+	struct hnd h;
+	uint32_t id;
+
+	/* a floor no disk meets */
+	e->min_free_space = INT64_MAX / 2;
+	reengine(e);
+	open_ok(e, "/f", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC, &h);
+	id = e->nextid++;
+	pk_write(&p, id, &h, 0, "abc", 3);
+	assert_int_equal(feed(e, &p), 0);
+	expect_status_msg(e, id, SSH_FX_FAILURE,
+	    "not enough space on the gateway; try later");
+	assert_string_equal(e->ev_op, "write");
+	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
+	expect_status_msg(e, id, SSH_FX_FAILURE, "not enough space");
+	assert_int_equal(e->hook_calls, 0);
+	assert_int_equal(mode_of(e, "f"), 0600);
+
+	/* a floor this disk meets: uploads go through */
+	e->min_free_space = 1;
+	reengine(e);
+	upload(e, "/g", (const uint8_t *)"abc", 3, SSH_FX_OK);
+	assert_int_equal(e->hook_calls, 1);
+	pk_free(&p);
+}
+
 int
 main(void)
 {
@@ -1791,6 +2151,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renamed_while_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_small_packets_one_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_role_dropbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_role_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_role_auditor_and_upload_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_file_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_min_free_space, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,8 +26,9 @@ static int
 setup(void **state)
 {
 	memset(&creds, 0, sizeof(creds));
-	strcpy(creds.access_key, "AKIDEXAMPLE");
-	strcpy(creds.secret_key, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+	snprintf(creds.access_key, sizeof(creds.access_key), "%s", "AKIDEXAMPLE");
+	snprintf(creds.secret_key, sizeof(creds.secret_key), "%s",
+	    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
 	return 0;
 }
 

@@ -45,7 +45,7 @@ setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 
 	umask(022);
-	strcpy(f->root, "/tmp/test_store_file.XXXXXX");
+	snprintf(f->root, sizeof(f->root), "%s", "/tmp/test_store_file.XXXXXX");
 	if (mkdtemp(f->root) == NULL)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "%s/store", f->root);

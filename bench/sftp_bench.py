@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""
+sftp_bench.py - sluice's SFTP server role against OpenSSH's internal-sftp,
+with the same OpenSSH `sftp` client and cipher, on loopback. NOT a test
+(never in ctest); see bench/README.md.
+
+    sudo bench/sftp_bench.py [--sluice build/sluice] [--big-mib 1024] [--small 2000]
+                             [--conc 8 --conc-mib 128] [--idle 200] [--reps 3]
+
+Starts /usr/sbin/sshd (own config, host key, port, authorized key; root
+login by key only, ForceCommand internal-sftp) and `sluice serve` with a
+file:// store (so an S3 uploader does not dominate), then alternates runs
+and prints a table with ratios. Needs root (sshd). Standard library only.
+"""
+import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+
+CIPHER = "aes128-gcm@openssh.com"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            sys.exit("%s exited with %s" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("%s did not listen on %d" % (what, port))
+
+
+def descendants(root):
+    kids = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open("/proc/%s/stat" % e) as f:
+                    st = f.read()
+                ppid = int(st[st.rfind(")") + 2:].split()[1])
+                kids.setdefault(ppid, []).append(int(e))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Sampler:
+    """Peak of (sum of RSS of the server's new descendants) during a phase."""
+    def __init__(self, root):
+        self.root = root
+        self.base = set(descendants(root))
+        self.peak = 0
+        self.peak_n = 0
+
+    def sample(self):
+        new = [p for p in descendants(self.root) if p not in self.base]
+        total = sum(rss_kib(p) for p in new)
+        if total > self.peak:
+            self.peak, self.peak_n = total, len(new)
+
+
+def sftp_cmd(srv, batch):
+    return ["sftp", "-q", "-b", batch, "-P", str(srv.port), "-i", srv.key, "-c", CIPHER,
+            "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+            "%s@127.0.0.1" % srv.user]
+
+
+def run_batch(srv, lines, tmp):
+    b = os.path.join(tmp, "batch-%d.txt" % os.getpid())
+    with open(b, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    t = time.monotonic()
+    r = subprocess.run(sftp_cmd(srv, b), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    dt = time.monotonic() - t
+    if r.returncode != 0:
+        sys.exit("%s: sftp failed rc=%s\n%s%s" % (srv.name, r.returncode, r.stdout[-2000:], r.stderr[-2000:]))
+    return dt
+
+
+class OpenSSH:
+    name = "openssh"
+
+    def __init__(self, tmp, key):
+        self.dir = os.path.join(tmp, "openssh")
+        self.up = os.path.join(self.dir, "upload")
+        os.makedirs(self.up)
+        self.port, self.key, self.user = free_port(), key, "root"
+        hk = os.path.join(self.dir, "host_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hk], check=True)
+        ak = os.path.join(self.dir, "authorized_keys")
+        shutil.copy(key + ".pub", ak)
+        cfg = os.path.join(self.dir, "sshd_config")
+        with open(cfg, "w") as f:
+            f.write("""Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile %s/sshd.pid
+AuthorizedKeysFile %s
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+MaxStartups 400
+MaxSessions 10
+Subsystem sftp internal-sftp
+ForceCommand internal-sftp -d %s
+""" % (self.port, hk, self.dir, ak, self.up))
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", cfg], stdin=subprocess.DEVNULL,
+                                     stdout=open(os.path.join(self.dir, "sshd.log"), "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_port(self.port, self.proc, "sshd")
+        self.root = self.proc.pid
+
+    def clean(self):
+        for n in os.listdir(self.up):
+            p = os.path.join(self.up, n)
+            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(10)
+
+
+class Sluice:
+    name = "sluice"
+
+    def __init__(self, tmp, key, binary, extra):
+        self.dir = os.path.join(tmp, "sluice")
+        self.objects = os.path.join(self.dir, "objects")
+        os.makedirs(self.objects)
+        self.port, self.key, self.user = free_port(), key, "bench"
+        with open(key + ".pub") as f:
+            pub = f.read().strip()
+        cfg = os.path.join(self.dir, "cfg.yaml")
+        with open(cfg, "w") as f:
+            f.write("""listen: 127.0.0.1:%d
+host_keys: ["%s/hostkey"]
+state_dir: "%s/state"
+audit:
+  path: "%s/audit.jsonl"
+store:
+  url: "file://%s"
+partners:
+  - name: bench
+    authorized_keys: ["%s"]
+%s""" % (self.port, self.dir, self.dir, self.dir, self.objects, pub, extra))
+        self.log = os.path.join(self.dir, "sluice.log")
+        self.proc = subprocess.Popen([binary, "serve", "-c", cfg], stdin=subprocess.DEVNULL,
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+                                     cwd=self.dir, start_new_session=True)
+        wait_port(self.port, self.proc, "sluice")
+        self.root = self.proc.pid
+        self.up = os.path.join(self.dir, "state", "landing", "bench")
+
+    def settle(self, timeout=600):
+        """Waits until the intake/uploader have shipped everything (not timed)."""
+        spool = os.path.join(self.dir, "state", "spool")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            n = sum(len(fs) for _, _, fs in os.walk(spool))
+            if n == 0:
+                return
+            time.sleep(0.5)
+
+    def clean(self):
+        self.settle()
+        for root in (self.up, self.objects):
+            for n in os.listdir(root) if os.path.isdir(root) else []:
+                p = os.path.join(root, n)
+                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def big(srv, tmp, path, rep):
+    srv.clean()
+    return run_batch(srv, ["put %s big-%d.bin" % (path, rep)], tmp)
+
+
+def small(srv, tmp, files, rep):
+    srv.clean()
+    lines = ["mkdir s%d" % rep] + ["put %s s%d/f%05d" % (p, rep, i) for i, p in enumerate(files)]
+    return len(files) / run_batch(srv, lines, tmp)
+
+
+def concurrent(srv, tmp, path, n, rep):
+    srv.clean()
+    s = Sampler(srv.root)
+    procs = []
+    t = time.monotonic()
+    for i in range(n):
+        b = os.path.join(tmp, "cb-%d.txt" % i)
+        with open(b, "w") as f:
+            f.write("put %s c%d-%d.bin\n" % (path, rep, i))
+        procs.append(subprocess.Popen(sftp_cmd(srv, b), stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    while any(p.poll() is None for p in procs):
+        s.sample()
+        time.sleep(0.1)
+    dt = time.monotonic() - t
+    for p in procs:
+        if p.returncode != 0:
+            sys.exit("%s: concurrent sftp failed: %s" % (srv.name, p.stderr.read()[-1000:]))
+    return dt, s.peak / max(n, 1)
+
+
+def logged_in(p, timeout=20):
+    """True once sftp answered the "pwd" it was sent (stdout is line-buffered)."""
+    import select
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r, _, _ = select.select([p.stdout], [], [], end - time.monotonic())
+        if not r:
+            break
+        line = p.stdout.readline()
+        if not line:
+            break
+        if line.startswith(b"Remote working directory"):
+            return True
+    return False
+
+
+def idle(srv, n):
+    s = Sampler(srv.root)
+    procs = []
+    ok = 0
+    cmd = None
+    for i in range(n):
+        cmd = sftp_cmd(srv, "-")
+        # unbuffered: select() must see what readline() has not consumed
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, bufsize=0)
+        p.stdin.write(b"pwd\n")
+        p.stdin.flush()
+        procs.append(p)
+        if len(procs) % 8 == 0:  # stay under pre-auth per-address caps
+            ok += sum(logged_in(q) for q in procs[-8:])
+    ok += sum(logged_in(q) for q in procs[len(procs) - len(procs) % 8:])
+    time.sleep(1)
+    for _ in range(5):
+        s.sample()
+        time.sleep(0.2)
+    for p in procs:
+        p.stdin.close()
+    for p in procs:
+        p.wait(30)
+    return ok, s.peak / max(ok, 1), s.peak_n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--sluice", default=os.path.join(here, "..", "build", "sluice"))
+    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--small", type=int, default=2000)
+    ap.add_argument("--conc", type=int, default=8)
+    ap.add_argument("--conc-mib", type=int, default=128)
+    ap.add_argument("--idle", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sluice-extra", default="", help="YAML appended to sluice's config (e.g. a server: block)")
+    ap.add_argument("--only", default="big,small,conc,idle")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (sshd needs it)")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    key = os.path.join(tmp, "id_bench")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    data = os.path.join(tmp, "data")
+    os.makedirs(data)
+    big_f = os.path.join(data, "big.bin")
+    with open(big_f, "wb") as f:
+        for _ in range(a.big_mib):
+            f.write(os.urandom(1 << 20))
+    conc_f = os.path.join(data, "conc.bin")
+    with open(conc_f, "wb") as f:
+        for _ in range(a.conc_mib):
+            f.write(os.urandom(1 << 20))
+    smalls = []
+    for i in range(a.small):
+        p = os.path.join(data, "s%05d" % i)
+        with open(p, "wb") as f:
+            f.write(os.urandom(16384))
+        smalls.append(p)
+    servers = [OpenSSH(tmp, key), Sluice(tmp, key, os.path.abspath(a.sluice), a.sluice_extra)]
+    res = {s.name: {} for s in servers}
+    only = a.only.split(",")
+    try:
+        for rep in range(a.reps):
+            order = servers if rep % 2 == 0 else servers[::-1]  # alternate who goes first
+            for srv in order:
+                r = res[srv.name]
+                if "big" in only:
+                    r.setdefault("big", []).append(big(srv, tmp, big_f, rep))
+                if "small" in only:
+                    r.setdefault("small", []).append(small(srv, tmp, smalls, rep))
+                if "conc" in only:
+                    dt, rss = concurrent(srv, tmp, conc_f, a.conc, rep)
+                    r.setdefault("conc", []).append(dt)
+                    r.setdefault("conc_rss", []).append(rss)
+                print("rep %d %s: %s" % (rep, srv.name, {k: round(v[-1], 2) for k, v in r.items()}),
+                      flush=True)
+        if "idle" in only:
+            for srv in servers:
+                srv.clean()
+                ok, rss, nproc = idle(srv, a.idle)
+                res[srv.name]["idle_ok"] = [ok]
+                res[srv.name]["idle_rss"] = [rss]
+                res[srv.name]["idle_nproc"] = [nproc]
+    finally:
+        for s in servers:
+            s.stop()
+
+    def med(name, k):
+        v = sorted(res[name].get(k, []))
+        return v[len(v) // 2] if v else float("nan")
+    rows = [("1 file of %d MiB: seconds (median of %d)" % (a.big_mib, a.reps), "big", "lower"),
+            ("%d x 16 KiB: files/s" % a.small, "small", "higher"),
+            ("%d sessions x %d MiB: seconds" % (a.conc, a.conc_mib), "conc", "lower"),
+            ("  peak RSS per session, KiB", "conc_rss", "lower"),
+            ("%d idle sessions: logged in" % a.idle, "idle_ok", ""),
+            ("  peak RSS per session, KiB", "idle_rss", "lower"),
+            ("  session processes (all)", "idle_nproc", "")]
+    print()
+    print("%-44s %12s %12s %16s" % ("", "openssh", "sluice", "sluice/openssh"))
+    for label, k, better in rows:
+        o, s = med("openssh", k), med("sluice", k)
+        ratio = s / o if o == o and o else float("nan")
+        print("%-44s %12.2f %12.2f %12.2f %s" % (label, o, s, ratio, "(%s is better)" % better if better else ""))
+    if "big" in only:
+        print("\nthroughput 1 file: openssh %.0f MiB/s, sluice %.0f MiB/s"
+              % (a.big_mib / med("openssh", "big"), a.big_mib / med("sluice", "big")))
+    print("work dir (logs):", tmp)
+
+
+if __name__ == "__main__":
+    main()

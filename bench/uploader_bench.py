@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""
+uploader_bench.py - sluice's uploader against `aws s3 cp` and
+`curl --aws-sigv4` to the same moto S3 server (IAM auth on) in one run.
+NOT a test (never in ctest).
+
+    bench/uploader_bench.py [--sluice build/sluice] [--big-mib 256] [--small 2000]
+                            [--small-kib 16] [--latency 50] [--workers N]
+
+  1. one big file (default 256 MiB: moto keeps objects in memory and grows
+     to several GiB with a 1 GiB object; --big-mib 1024 for the full size)
+  2. N small files (default 2,000 x 16 KiB)
+  3. CLOSE->stored latency of 64 KiB files at idle: `sluice serve`, the
+     OpenSSH sftp client puts one file at a time; latency is the audit
+     trail's file.stored ts minus file.received ts (p50, p99)
+and peak RSS of each uploader. sluice's runs feed files straight into the
+spool as the intake leaves them ("accepted") and time until all are
+stored. curl gets x-amz-content-sha256 precomputed (curl 7.88 does not add
+it); its small files go 4 at a time (sluice's default workers), the AWS
+CLI uses its default of 10 concurrent requests.
+"""
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import harness as H  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def run_rss(argv, env=None):
+    """Runs argv to completion: (seconds, peak RSS KiB). GNU time measures the
+    RSS (a fork of this Python process would count its own RSS)."""
+    fd, out = tempfile.mkstemp()
+    os.close(fd)
+    t = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=env)
+    elapsed = time.monotonic() - t
+    if p.returncode != 0:
+        sys.exit("%s failed: %s" % (argv[0], p.stderr.decode(errors="replace")[-2000:]))
+    with open(out) as f:
+        rss = int(f.read().split()[-1])
+    os.unlink(out)
+    return elapsed, rss
+
+
+def peak_rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class SluiceUploader:
+    workers = 0
+
+    def __init__(self, sluice, moto, work, name):
+        self.sluice, self.moto, self.dir = sluice, moto, os.path.join(work, name)
+        self.state = os.path.join(self.dir, "state")
+        for d in ("spool/ready", "spool/incoming", "landing", "quarantine"):
+            os.makedirs(os.path.join(self.state, d), exist_ok=True)
+        self.cfg = os.path.join(self.dir, "cfg.yaml")
+        with open(self.cfg, "w") as f:
+            f.write(H.render_config(H.free_port(), [os.path.join(self.dir, "hk")], self.state,
+                                    os.path.join(self.dir, "audit.jsonl"),
+                                    {"url": "s3://%s/" % moto.bucket, "region": "us-east-1",
+                                     "endpoint": moto.endpoint, "path_style": True},
+                                    [{"name": "acme", "password_hash": H.password_hash("x")}],
+                                    extra="uploader:\n  workers: %d" % self.workers
+                                    if self.workers else ""))
+        subprocess.run([sluice, "queue", "list", "-c", self.cfg], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.db = os.path.join(self.state, "sluice.db")
+
+    def add(self, src, key):
+        fid = secrets.token_hex(16)
+        dst = os.path.join(self.state, "spool", "ready", fid)
+        os.link(src, dst)
+        with open(src, "rb") as f:
+            sha = hashlib.file_digest(f, "sha256").hexdigest()
+        return (fid, "acme", key, os.path.getsize(src), sha, "accepted", key)
+
+    def run(self, rows):
+        db = sqlite3.connect(self.db, timeout=30)
+        now = int(time.time() * 1000)
+        db.executemany("INSERT INTO files (fid, partner, path, size, sha256, state, object_key, "
+                       "received_ms, updated_ms) VALUES (?,?,?,?,?,?,?,%d,%d)" % (now, now), rows)
+        db.commit()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(self.moto.env())
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
+        t = time.monotonic()
+        p = subprocess.Popen([self.sluice, "uploader", "-c", self.cfg], stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(self.dir, "log"), "w"), env=env)
+        rss = 0
+        while True:
+            rss = max(rss, peak_rss_kib(p.pid))
+            n = db.execute("SELECT count(*) FROM files WHERE state != 'removed'").fetchone()[0]
+            if n == 0:
+                break
+            if p.poll() is not None:
+                sys.exit("sluice uploader exited; see %s/log" % self.dir)
+            time.sleep(0.02)
+        elapsed = time.monotonic() - t
+        rss = max(rss, peak_rss_kib(p.pid))
+        p.terminate()
+        p.wait(30)
+        db.close()
+        return elapsed, rss
+
+
+def curl_put(moto, path, key, sha):
+    return ["curl", "-sS", "-f", "-o", "/dev/null", "-T", path,
+            "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "%s:%s" % (moto.access_key, moto.secret_key),
+            "-H", "x-amz-content-sha256: " + sha,
+            "%s/%s/%s" % (moto.endpoint, moto.bucket, key)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sluice", default=os.path.join(HERE, "..", "build", "sluice"))
+    ap.add_argument("--big-mib", type=int, default=256)
+    ap.add_argument("--small", type=int, default=2000)
+    ap.add_argument("--small-kib", type=int, default=16)
+    ap.add_argument("--latency", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=0, help="uploader.workers (default: 4)")
+    a = ap.parse_args()
+    SluiceUploader.workers = a.workers
+    sluice = os.path.abspath(a.sluice)
+    H.SLUICE_BIN = sluice
+    work = tempfile.mkdtemp(prefix="sluice-upbench-")
+    moto = H.Moto(work).start()
+    res = {}
+    try:
+        big = os.path.join(work, "big.bin")
+        H.write_random_file(big, a.big_mib * MiB)
+        small_dir = os.path.join(work, "small")
+        os.makedirs(small_dir)
+        smalls = []
+        for i in range(a.small):
+            pth = os.path.join(small_dir, "s%05d.bin" % i)
+            H.write_random_file(pth, a.small_kib * 1024)
+            smalls.append(pth)
+        awsenv = dict(os.environ, AWS_ACCESS_KEY_ID=moto.access_key,
+                      AWS_SECRET_ACCESS_KEY=moto.secret_key, AWS_DEFAULT_REGION="us-east-1",
+                      AWS_EC2_METADATA_DISABLED="true")
+        for k in list(awsenv):
+            if k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                del awsenv[k]
+
+        # 1. the big file
+        s = SluiceUploader(sluice, moto, work, "big")
+        res["big sluice"] = s.run([s.add(big, "sluice/big.bin")])
+        res["big aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--endpoint-url",
+                                  moto.endpoint, big, "s3://%s/aws/big.bin" % moto.bucket], awsenv)
+        sha = H.sha256_file(big)
+        res["big curl"] = run_rss(curl_put(moto, big, "curl/big.bin", sha))
+        moto.s3.delete_object(Bucket=moto.bucket, Key="sluice/big.bin")
+        moto.s3.delete_object(Bucket=moto.bucket, Key="aws/big.bin")
+        moto.s3.delete_object(Bucket=moto.bucket, Key="curl/big.bin")
+
+        # 2. small files
+        s = SluiceUploader(sluice, moto, work, "small")
+        res["small sluice"] = s.run([s.add(p, "sluice/small/" + os.path.basename(p)) for p in smalls])
+        res["small aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--recursive",
+                                    "--endpoint-url", moto.endpoint, small_dir,
+                                    "s3://%s/aws/small/" % moto.bucket], awsenv)
+        shas = {p: H.sha256_file(p) for p in smalls}
+        t = time.monotonic()
+        rss = 0
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            for r in ex.map(lambda p: run_rss(curl_put(moto, p, "curl/small/" + os.path.basename(p),
+                                                       shas[p])), smalls):
+                rss = max(rss, r[1])
+        res["small curl"] = (time.monotonic() - t, rss)
+
+        # 3. CLOSE -> stored latency through sluice serve and sftp
+        lat = latency(sluice, moto, work, a.latency)
+    finally:
+        moto.stop()
+
+    print("\nsluice uploader vs aws s3 cp vs curl --aws-sigv4, moto on loopback")
+    print("%-28s %10s %12s %14s" % ("run", "seconds", "MB/s|files/s", "peak RSS MiB"))
+    for what, unit, amount in (("big", "MB/s", a.big_mib * MiB / 1e6), ("small", "files/s", a.small)):
+        for who in ("sluice", "aws", "curl"):
+            sec, rss = res["%s %s" % (what, who)]
+            print("%-28s %10.2f %12.1f %14.1f" % ("%s (%s) %s" % (what, unit, who), sec,
+                                                  amount / sec, rss / 1024))
+        sl = res[what + " sluice"][0]
+        print("  ratio vs aws s3 cp: %.2fx   vs curl: %.2fx (throughput, >1 is sluice faster)"
+              % (res[what + " aws"][0] / sl, res[what + " curl"][0] / sl))
+    if lat:
+        lat.sort()
+        p50 = lat[len(lat) // 2]
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print("CLOSE->stored, %d x 64 KiB at idle: p50 %.0f ms, p99 %.0f ms" % (len(lat), p50, p99))
+
+
+def ts_ms(s):
+    import datetime
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp() * 1000
+
+
+def latency(sluice, moto, work, n):
+    d = os.path.join(work, "serve")
+    keys = H.Keys(os.path.join(d, "keys"))
+    gw = H.Sluice(d, {"url": "s3://%s/lat/" % moto.bucket, "region": "us-east-1",
+                      "endpoint": moto.endpoint, "path_style": True},
+                  [{"name": "acme", "authorized_keys": [keys.pub("acme")]}], env=moto.env())
+    gw.start()
+    try:
+        src = os.path.join(d, "f.bin")
+        for i in range(n):
+            H.write_random_file(src, 64 * 1024)
+            r = H.sftp(gw.port, "acme", keys.get("acme"), ["put %s l%03d.bin" % (src, i)])
+            if r.rc != 0:
+                sys.exit("sftp failed: %r" % (r,))
+            time.sleep(0.3)
+        H.poll(lambda: sum(1 for r in gw.audit_records() if r.get("event") == "file.stored") >= n, 60)
+        recs = gw.audit_records()
+        got = {r["fid"]: ts_ms(r["ts"]) for r in recs if r.get("event") == "file.received" and "fid" in r}
+        out = [ts_ms(r["ts"]) - got[r["fid"]] for r in recs
+               if r.get("event") == "file.stored" and r.get("fid") in got]
+        return out
+    finally:
+        gw.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,587 @@
+#include "spool/verify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gpgme.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "spool/state.h"
+
+extern char **environ;
+
+static int verify_ready;
+
+int
+verify_init(void)
+{
+	gpgme_error_t err;
+
+	if (verify_ready)
+		return 0;
+	if (gpgme_check_version("1.18.0") == NULL) {
+		log_warnx("gpgme is older than 1.18.0; install libgpgme11 "
+		    "from Debian 12");
+		return -1;
+	}
+	if ((err = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP)) != 0) {
+		log_warnx("OpenPGP verification needs gpg: %s; install the "
+		    "gnupg package", gpgme_strerror(err));
+		return -1;
+	}
+	verify_ready = 1;
+	return 0;
+}
+
+void
+verify_time_text(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		xstrlcpy(buf, "", len);
+}
+
+/* A context bound to home, offline, armor detection on. NULL on error. */
+static gpgme_ctx_t
+ctx_new(const char *home)
+{
+	gpgme_ctx_t ctx = NULL;
+	gpgme_error_t err;
+
+	if (verify_init() == -1)
+		return NULL;
+	if ((err = gpgme_new(&ctx)) != 0 ||
+	    (err = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP)) != 0 ||
+	    (err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
+	    home)) != 0 ||
+	    (err = gpgme_set_pinentry_mode(ctx,
+	    GPGME_PINENTRY_MODE_LOOPBACK)) != 0) {
+		log_warnx("gpgme: cannot set up a context for %s: %s", home,
+		    gpgme_strerror(err));
+		gpgme_release(ctx);
+		return NULL;
+	}
+	gpgme_set_offline(ctx, 1);
+	return ctx;
+}
+
+/* Errors of the machinery (retry later), not of the data. */
+static int
+system_error(gpgme_error_t err)
+{
+	switch (gpgme_err_code(err)) {
+	case GPG_ERR_ENOMEM:
+	case GPG_ERR_EIO:
+	case GPG_ERR_ENOSPC:
+	case GPG_ERR_EMFILE:
+	case GPG_ERR_ENFILE:
+	case GPG_ERR_EAGAIN:
+	case GPG_ERR_EINTR:
+	case GPG_ERR_INV_ENGINE:
+	case GPG_ERR_NO_AGENT:
+	case GPG_ERR_AGENT:
+	case GPG_ERR_SYSTEM_ERROR:
+	case GPG_ERR_NOT_IMPLEMENTED:
+	case GPG_ERR_CANCELED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* --- the partner's home ---------------------------------------------- */
+
+static int
+import_file(gpgme_ctx_t ctx, const char *path, int secret, const char *what,
+    const char *partner)
+{
+	gpgme_data_t d = NULL;
+	gpgme_import_result_t ir;
+	gpgme_error_t err;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("partner %s: cannot read signature.%s %s", partner,
+		    what, path);
+		return -1;
+	}
+	if ((err = gpgme_data_new_from_fd(&d, fd)) != 0 ||
+	    (err = gpgme_op_import(ctx, d)) != 0) {
+		log_warnx("partner %s: cannot import signature.%s %s: %s; "
+		    "export it with gpg --export%s --armor", partner, what,
+		    path, gpgme_strerror(err), secret ? "-secret-keys" : "");
+		goto fail;
+	}
+	ir = gpgme_op_import_result(ctx);
+	if (ir == NULL || ir->considered == 0 || ir->not_imported > 0 ||
+	    (secret && ir->secret_read == 0)) {
+		log_warnx("partner %s: signature.%s %s holds no usable "
+		    "OpenPGP %s key%s", partner, what, path,
+		    secret ? "secret" : "public",
+		    secret ? " (it must have no passphrase)" : "");
+		goto fail;
+	}
+	rc = 0;
+fail:
+	gpgme_data_release(d);
+	close(fd);
+	return rc;
+}
+
+static void
+file_stamp(const char *path, char *buf, size_t len)
+{
+	struct stat sb;
+
+	if (path == NULL || stat(path, &sb) == -1)
+		xsnprintf(buf, len, "%s -\n", path ? path : "-");
+	else
+		xsnprintf(buf, len, "%s %lld %lld.%09ld %llu\n", path,
+		    (long long)sb.st_size, (long long)sb.st_mtim.tv_sec,
+		    sb.st_mtim.tv_nsec, (unsigned long long)sb.st_ino);
+}
+
+int
+verify_home(const char *state_dir, const struct partner *p, char *home,
+    size_t homelen)
+{
+	const struct signature_config *sc = &p->signature;
+	gpgme_ctx_t ctx = NULL;
+	gpgme_key_t key = NULL;
+	char dir[PATH_MAX], stamp[PATH_MAX], want[2 * PATH_MAX + 128];
+	char have[sizeof(want)], a[PATH_MAX + 64], b[PATH_MAX + 64];
+	static const char conf[] = "# written by sluice: never fetch keys\n"
+	    "no-auto-key-retrieve\nauto-key-locate local\n"
+	    "no-auto-key-import\n";
+	struct stat sb;
+	ssize_t n;
+	size_t i;
+	int fd, rc = -1;
+
+	if (spool_path(state_dir, "gnupg", NULL, dir, sizeof(dir)) == -1 ||
+	    xsnprintf(home, homelen, "%s/%s", dir, p->name) < 0 ||
+	    xsnprintf(stamp, sizeof(stamp), "%s/sluice-keys.stamp", home) < 0)
+		return -1;
+	if (mkdir_p(dir, 0700) == -1 ||
+	    (mkdir(home, 0700) == -1 && errno != EEXIST)) {
+		log_warn("partner %s: cannot create %s", p->name, home);
+		return -1;
+	}
+	if (lstat(home, &sb) == -1 || !S_ISDIR(sb.st_mode) ||
+	    sb.st_uid != geteuid()) {
+		log_warnx("partner %s: %s must be a directory owned by uid %u; "
+		    "remove it and restart", p->name, home,
+		    (unsigned)geteuid());
+		return -1;
+	}
+	if ((sb.st_mode & 077) != 0 && chmod(home, 0700) == -1) {
+		log_warn("partner %s: chmod 0700 %s", p->name, home);
+		return -1;
+	}
+	if (sc->keyring == NULL) {
+		log_warnx("partner %s: signature.mode needs signature.keyring "
+		    "(the partner's public keys)", p->name);
+		return -1;
+	}
+	file_stamp(sc->keyring, a, sizeof(a));
+	file_stamp(sc->mode == SIG_ENCRYPTED ? sc->decryption_key : NULL, b,
+	    sizeof(b));
+	xsnprintf(want, sizeof(want), "%s%s", a, b);
+	have[0] = '\0';
+	if ((fd = open(stamp, O_RDONLY | O_CLOEXEC)) != -1) {
+		n = read(fd, have, sizeof(have) - 1);
+		have[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	if (strcmp(want, have) == 0)
+		return 0;
+
+	{
+		char confpath[PATH_MAX];
+
+		if (xsnprintf(confpath, sizeof(confpath), "%s/gpg.conf",
+		    home) < 0 || write_file_atomic(confpath, conf,
+		    sizeof(conf) - 1, 0600) == -1) {
+			log_warn("partner %s: cannot write %s/gpg.conf",
+			    p->name, home);
+			return -1;
+		}
+	}
+	if ((ctx = ctx_new(home)) == NULL)
+		return -1;
+	if (import_file(ctx, sc->keyring, 0, "keyring", p->name) == -1)
+		goto fail;
+	if (sc->mode == SIG_ENCRYPTED) {
+		if (sc->decryption_key == NULL) {
+			log_warnx("partner %s: signature.mode encrypted needs "
+			    "signature.decryption_key (the gateway's secret "
+			    "key)", p->name);
+			goto fail;
+		}
+		if (import_file(ctx, sc->decryption_key, 1, "decryption_key",
+		    p->name) == -1)
+			goto fail;
+	}
+	for (i = 0; i < sc->nsigners; i++) {
+		if (gpgme_get_key(ctx, sc->signers[i], &key, 0) != 0 ||
+		    key == NULL)
+			log_warnx("partner %s: signature.signers[%zu] %s is not "
+			    "in %s; files it signs will be rejected until the "
+			    "keyring holds it", p->name, i, sc->signers[i],
+			    sc->keyring);
+		else if (key->subkeys == NULL || strcasecmp(key->subkeys->fpr,
+		    sc->signers[i]) != 0)
+			log_warnx("partner %s: signature.signers[%zu] %s is a "
+			    "subkey; pin the primary key's fingerprint %s",
+			    p->name, i, sc->signers[i],
+			    key->subkeys ? key->subkeys->fpr : "?");
+		gpgme_key_unref(key);
+		key = NULL;
+	}
+	if (write_file_atomic(stamp, want, strlen(want), 0600) == -1) {
+		log_warn("partner %s: cannot write %s", p->name, stamp);
+		goto fail;
+	}
+	log_info("partner %s: OpenPGP keys imported into %s", p->name, home);
+	rc = 0;
+fail:
+	gpgme_release(ctx);
+	/* importing starts an agent (it asks about secret keys): stop it */
+	verify_stop_agent(home);
+	return rc;
+}
+
+void
+verify_stop_agent(const char *home)
+{
+	char *argv[] = { "gpgconf", "--homedir", (char *)home, "--kill", "all",
+	    NULL };
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int status;
+
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return;
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&pid, "gpgconf", &fa, NULL, argv, environ) == 0) {
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+}
+
+/* --- the verdict ----------------------------------------------------- */
+
+static const char *
+digest_ok(gpgme_hash_algo_t h)
+{
+	switch (h) {
+	case GPGME_MD_SHA224:
+	case GPGME_MD_SHA256:
+	case GPGME_MD_SHA384:
+	case GPGME_MD_SHA512:
+		return NULL;
+	default:
+		return gpgme_hash_algo_name(h) ? gpgme_hash_algo_name(h) :
+		    "unknown";
+	}
+}
+
+static int
+pinned(const struct signature_config *sc, const char *fpr)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nsigners; i++)
+		if (strcasecmp(sc->signers[i], fpr) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+upper(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'a' && *s <= 'f')
+			*s = (char)(*s - 'a' + 'A');
+}
+
+/*
+ * Judges every signature of vr. Fills res; res->ok only if all pass.
+ * Returns 0, or -1 for a machinery failure.
+ */
+static int
+judge_sigs(gpgme_ctx_t ctx, const struct signature_config *sc,
+    gpgme_verify_result_t vr, struct verify_result *res)
+{
+	gpgme_signature_t s;
+	gpgme_key_t key;
+	gpgme_subkey_t sk;
+	const char *weak, *fpr;
+	char prim[41];
+	unsigned bad;
+	int nsig = 0;
+
+	res->ok = 0;
+	if (vr == NULL || vr->signatures == NULL) {
+		xstrlcpy(res->reason, sc->mode == SIG_ENCRYPTED ?
+		    "encrypted but not signed" : "no OpenPGP signature found",
+		    sizeof(res->reason));
+		return 0;
+	}
+	for (s = vr->signatures; s != NULL; s = s->next, nsig++) {
+		fpr = s->fpr ? s->fpr : "(unknown)";
+		if (gpgme_err_code(s->status) == GPG_ERR_BAD_SIGNATURE ||
+		    (s->summary & GPGME_SIGSUM_RED)) {
+			xsnprintf(res->reason, sizeof(res->reason), "bad "
+			    "signature by %s: the data or the signature was "
+			    "changed, or it signs other data", fpr);
+			return 0;
+		}
+		if (gpgme_err_code(s->status) == GPG_ERR_NO_PUBKEY ||
+		    (s->summary & GPGME_SIGSUM_KEY_MISSING)) {
+			xsnprintf(res->reason, sizeof(res->reason), "signed by "
+			    "unknown key %s (not in the partner's keyring)",
+			    fpr);
+			return 0;
+		}
+		if (gpgme_err_code(s->status) == GPG_ERR_CERT_REVOKED ||
+		    (s->summary & GPGME_SIGSUM_KEY_REVOKED)) {
+			xsnprintf(res->reason, sizeof(res->reason), "signed by "
+			    "revoked key %s", fpr);
+			return 0;
+		}
+		if (gpgme_err_code(s->status) == GPG_ERR_KEY_EXPIRED ||
+		    (s->summary & GPGME_SIGSUM_KEY_EXPIRED)) {
+			xsnprintf(res->reason, sizeof(res->reason), "signed by "
+			    "expired key %s", fpr);
+			return 0;
+		}
+		if (gpgme_err_code(s->status) == GPG_ERR_SIG_EXPIRED ||
+		    (s->summary & GPGME_SIGSUM_SIG_EXPIRED)) {
+			xsnprintf(res->reason, sizeof(res->reason), "the "
+			    "signature by %s has expired", fpr);
+			return 0;
+		}
+		bad = s->summary & (GPGME_SIGSUM_BAD_POLICY |
+		    GPGME_SIGSUM_SYS_ERROR);
+		if (s->status != 0 || bad) {
+			xsnprintf(res->reason, sizeof(res->reason), "signature "
+			    "by %s not valid: %s%s", fpr,
+			    s->status ? gpgme_strerror(s->status) : "",
+			    bad ? (bad & GPGME_SIGSUM_BAD_POLICY ?
+			    " (policy not met)" : " (system error)") : "");
+			return 0;
+		}
+		if (s->wrong_key_usage) {
+			xsnprintf(res->reason, sizeof(res->reason), "key %s is "
+			    "not a signing key", fpr);
+			return 0;
+		}
+		if ((weak = digest_ok(s->hash_algo)) != NULL) {
+			xsnprintf(res->reason, sizeof(res->reason), "signature "
+			    "by %s uses the weak digest %s; sign with SHA-256 "
+			    "or better", fpr, weak);
+			return 0;
+		}
+		if (s->fpr == NULL) {
+			xstrlcpy(res->reason, "signature without an issuer "
+			    "fingerprint", sizeof(res->reason));
+			return 0;
+		}
+		/* the signing (sub)key -> its primary */
+		key = NULL;
+		if (gpgme_get_key(ctx, s->fpr, &key, 0) != 0 || key == NULL ||
+		    key->subkeys == NULL) {
+			gpgme_key_unref(key);
+			xsnprintf(res->reason, sizeof(res->reason), "signed by "
+			    "unknown key %s (not in the partner's keyring)",
+			    fpr);
+			return 0;
+		}
+		for (sk = key->subkeys; sk != NULL; sk = sk->next)
+			if (sk->fpr != NULL && strcasecmp(sk->fpr, s->fpr) == 0)
+				break;
+		xstrlcpy(prim, key->subkeys->fpr, sizeof(prim));
+		upper(prim);
+		if (sk == NULL || key->revoked || key->disabled ||
+		    key->invalid || sk->revoked || sk->invalid ||
+		    !sk->can_sign) {
+			xsnprintf(res->reason, sizeof(res->reason), "key %s "
+			    "(primary %s) is %s", fpr, prim, sk == NULL ?
+			    "not the key that made the signature" :
+			    key->revoked || sk->revoked ? "revoked" :
+			    !sk->can_sign ? "not a signing key" : "unusable");
+			gpgme_key_unref(key);
+			return 0;
+		}
+		gpgme_key_unref(key);
+		xstrlcpy(res->signer, prim, sizeof(res->signer));
+		res->signed_at = (int64_t)s->timestamp;
+		if (!pinned(sc, prim)) {
+			xsnprintf(res->reason, sizeof(res->reason), "signed by "
+			    "%s, which is not in signature.signers", prim);
+			return 0;
+		}
+	}
+	res->ok = nsig > 0;
+	return 0;
+}
+
+/* A gpgme sink that throws the bytes away (constant memory). */
+static ssize_t
+sink_write(void *h, const void *buf, size_t n)
+{
+	(void)h;
+	(void)buf;
+	return (ssize_t)n;
+}
+
+static ssize_t
+sink_read(void *h, void *buf, size_t n)
+{
+	(void)h;
+	(void)buf;
+	(void)n;
+	errno = EBADF;
+	return -1;
+}
+
+static struct gpgme_data_cbs sink_cbs = { sink_read, sink_write, NULL, NULL };
+
+static int
+data_fd(gpgme_data_t *d, int fd)
+{
+	if (lseek(fd, 0, SEEK_SET) == -1)
+		return -1;
+	return gpgme_data_new_from_fd(d, fd) == 0 ? 0 : -1;
+}
+
+static int
+data_out(gpgme_data_t *d, int fd)
+{
+	if (fd == -1)
+		return gpgme_data_new_from_cbs(d, &sink_cbs, NULL) == 0 ? 0 : -1;
+	return gpgme_data_new_from_fd(d, fd) == 0 ? 0 : -1;
+}
+
+enum op { OP_DETACHED, OP_INLINE, OP_ENCRYPTED };
+
+static int
+run(const char *home, const struct signature_config *sc, enum op op, int fd,
+    int sig_fd, int plain_fd, struct verify_result *res)
+{
+	gpgme_ctx_t ctx = NULL;
+	gpgme_data_t in = NULL, sig = NULL, out = NULL;
+	gpgme_decrypt_result_t dr;
+	gpgme_error_t err;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if ((ctx = ctx_new(home)) == NULL)
+		return -1;
+	if (data_fd(&in, fd) == -1 ||
+	    (op == OP_DETACHED && data_fd(&sig, sig_fd) == -1) ||
+	    (op != OP_DETACHED && data_out(&out, plain_fd) == -1)) {
+		log_warn("gpgme: cannot set up the data streams");
+		goto fail;
+	}
+	switch (op) {
+	case OP_DETACHED:
+		err = gpgme_op_verify(ctx, sig, in, NULL);
+		break;
+	case OP_INLINE:
+		err = gpgme_op_verify(ctx, in, NULL, out);
+		break;
+	default:
+		err = gpgme_op_decrypt_verify(ctx, in, out);
+		break;
+	}
+	if (err != 0 && system_error(err)) {
+		log_warnx("gpgme: cannot run gpg for %s: %s", home,
+		    gpgme_strerror(err));
+		goto fail;
+	}
+	if (op == OP_ENCRYPTED) {
+		dr = gpgme_op_decrypt_result(ctx);
+		if (err != 0) {
+			xsnprintf(res->reason, sizeof(res->reason), "cannot "
+			    "decrypt: %s%s", gpgme_strerror(err),
+			    gpgme_err_code(err) == GPG_ERR_NO_SECKEY ?
+			    " (not encrypted to the gateway's key)" :
+			    gpgme_err_code(err) == GPG_ERR_NO_DATA ?
+			    " (not an OpenPGP message, or damaged)" :
+			    gpgme_err_code(err) == GPG_ERR_BAD_DATA ||
+			    gpgme_err_code(err) == GPG_ERR_DECRYPT_FAILED ?
+			    " (damaged: the integrity check failed)" : "");
+			rc = 0;
+			goto fail;
+		}
+		if (dr == NULL || dr->recipients == NULL) {
+			xstrlcpy(res->reason, "not encrypted (signature.mode "
+			    "encrypted wants sign-then-encrypt to the gateway's "
+			    "key)", sizeof(res->reason));
+			rc = 0;
+			goto fail;
+		}
+		if (dr->wrong_key_usage || dr->unsupported_algorithm) {
+			xstrlcpy(res->reason, "encrypted with an unusable key "
+			    "or algorithm", sizeof(res->reason));
+			rc = 0;
+			goto fail;
+		}
+	} else if (err != 0) {
+		xsnprintf(res->reason, sizeof(res->reason), "not a valid "
+		    "OpenPGP %s: %s", op == OP_DETACHED ? "signature" :
+		    "signed message", gpgme_strerror(err));
+		rc = 0;
+		goto fail;
+	}
+	rc = judge_sigs(ctx, sc, gpgme_op_verify_result(ctx), res);
+fail:
+	gpgme_data_release(in);
+	gpgme_data_release(sig);
+	gpgme_data_release(out);
+	gpgme_release(ctx);
+	if (rc == 0 && !res->ok && res->reason[0] == '\0')
+		xstrlcpy(res->reason, "no acceptable signature",
+		    sizeof(res->reason));
+	return rc;
+}
+
+int
+verify_detached(const char *home, const struct signature_config *sc,
+    int fd, int sig_fd, struct verify_result *res)
+{
+	return run(home, sc, OP_DETACHED, fd, sig_fd, -1, res);
+}
+
+int
+verify_inline(const char *home, const struct signature_config *sc, int fd,
+    int plain_fd, struct verify_result *res)
+{
+	return run(home, sc, OP_INLINE, fd, -1, plain_fd, res);
+}
+
+int
+verify_encrypted(const char *home, const struct signature_config *sc,
+    int fd, int plain_fd, struct verify_result *res)
+{
+	return run(home, sc, OP_ENCRYPTED, fd, -1, plain_fd, res);
+}

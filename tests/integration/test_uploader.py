@@ -1,0 +1,526 @@
+"""
+The uploader role against moto (IAM auth on): durability under SIGKILL
+(single PUTs and multipart uploads), the fault proxy (503/500/reset/delay/
+flipped byte, checksums checked as S3 does), a missing bucket (held, then
+`queue retry`), `reconcile`, and credentials from a local IMDSv2 server.
+
+Files are put straight into the spool and the state database as the intake
+would leave them ("accepted"), and `sluice uploader -c CFG` runs alone, so
+it can be killed and restarted quickly.
+
+    cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_uploader
+"""
+
+import os
+import random
+import re
+import secrets
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness as H
+from faultproxy import FaultProxy
+from imds import Imds
+
+MiB = 1024 * 1024
+
+
+class UploaderCase(unittest.TestCase):
+    moto = None
+
+    @classmethod
+    def setUpClass(cls):
+        H.require_binary()
+        cls._tmp = tempfile.TemporaryDirectory(prefix="sluice-up-")
+        cls.addClassCleanup(cls._tmp.cleanup)
+        cls.moto = H.Moto(os.path.join(cls._tmp.name)).start()
+        cls.addClassCleanup(cls.moto.stop)
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="case-", dir=self._tmp.name)
+        self.state = os.path.join(self.dir, "state")
+        self.audit = os.path.join(self.dir, "audit.jsonl")
+        for d in ("spool/ready", "spool/incoming", "landing", "quarantine"):
+            os.makedirs(os.path.join(self.state, d), exist_ok=True)
+        self.procs = []
+        self.addCleanup(self._stop_all)
+
+    def _stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+    def config(self, endpoint=None, bucket=None, prefix="", store_extra=(), uploader=None):
+        """store_extra: YAML lines under store:; uploader: YAML lines of an uploader: block."""
+        url = "s3://%s/%s" % (bucket or self.moto.bucket, prefix)
+        text = H.render_config(H.free_port(), [os.path.join(self.dir, "hostkey")],
+                               self.state, self.audit,
+                               {"url": url, "region": "us-east-1",
+                                "endpoint": endpoint or self.moto.endpoint, "path_style": True},
+                               [{"name": "acme", "password_hash": H.password_hash("x")}],
+                               extra="\n".join(["uploader:"] + ["  " + l for l in uploader])
+                               if uploader else "")
+        if store_extra:
+            text = text.replace("  path_style: true\n", "  path_style: true\n" +
+                                "".join("  %s\n" % l for l in store_extra), 1)
+        self.cfg = os.path.join(self.dir, "cfg.yaml")
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        # creates the database with its schema
+        rc, out, err = H.run_sluice(["queue", "list", "-c", self.cfg])
+        self.assertEqual(rc, 0, out + err)
+        return self.cfg
+
+    def add_file(self, key, size):
+        """A spooled, accepted file; returns (id, sha256, path)."""
+        fid = secrets.token_hex(16)
+        path = os.path.join(self.state, "spool", "ready", fid)
+        H.write_random_file(path, size)
+        sha = H.sha256_file(path)
+        db = sqlite3.connect(os.path.join(self.state, "sluice.db"), timeout=30)
+        now = int(time.time() * 1000)
+        cur = db.execute(
+            "INSERT INTO files (fid, partner, path, size, sha256, received_ms, state, "
+            "object_key, updated_ms) VALUES (?,?,?,?,?,?,?,?,?)",
+            (fid, "acme", key, size, sha, now, "accepted", key, now))
+        db.commit()
+        rid = cur.lastrowid
+        db.close()
+        return rid, sha, path
+
+    def rows(self):
+        db = sqlite3.connect(os.path.join(self.state, "sluice.db"), timeout=30)
+        try:
+            return db.execute("SELECT id, state, object_key, sha256, last_error, attempts "
+                              "FROM files ORDER BY id").fetchall()
+        finally:
+            db.close()
+
+    def start_uploader(self, env=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        e["AWS_EC2_METADATA_DISABLED"] = "true"
+        e.update(self.moto.env())
+        e.update(env or {})
+        log = open(os.path.join(self.dir, "uploader.log"), "ab")
+        p = subprocess.Popen([H.SLUICE_BIN, "-v", "uploader", "-c", self.cfg], stdin=subprocess.DEVNULL,
+                             stdout=log, stderr=subprocess.STDOUT, env=e, start_new_session=True)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+            self.fail("uploader did not stop on SIGTERM\n" + self.log())
+
+    def log(self):
+        return H.tail(os.path.join(self.dir, "uploader.log"), 60)
+
+    def wait_states(self, want, timeout=120):
+        ok = H.poll(lambda: all(r[1] in want for r in self.rows()), timeout, 0.3)
+        if not ok:
+            self.fail("files not %s within %ss: %r\n%s" % (want, timeout, self.rows(), self.log()))
+
+    def assert_objects(self, files, bucket=None):
+        for key, sha in files:
+            data = self.moto.get_bytes(key, bucket=bucket)
+            self.assertEqual(H.sha256_bytes(data), sha, "object %s differs" % key)
+
+
+class TestDurability(UploaderCase):
+
+    def test_sigkill_loop_single_and_multipart(self):
+        """SIGKILL the uploader 24 times mid-upload; every file ends stored once, byte-identical."""
+        self.config()
+        files = []
+        for i in range(8):
+            _, sha, _ = self.add_file("kill/small-%d.bin" % i, random.choice([1, 4096, 65536, 900 * 1024]))
+            files.append(("kill/small-%d.bin" % i, sha))
+        for i, size in enumerate([40 * MiB + 123, 24 * MiB]):
+            _, sha, _ = self.add_file("kill/big-%d.bin" % i, size)
+            files.append(("kill/big-%d.bin" % i, sha))
+        rng = random.Random(5)
+        kills = 0
+        while kills < 24:
+            p = self.start_uploader()
+            time.sleep(rng.uniform(0.05, 0.9))
+            if p.poll() is not None:
+                self.fail("uploader exited early (%s)\n%s" % (p.returncode, self.log()))
+            p.kill()
+            p.wait(10)
+            kills += 1
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 240)
+        self.stop(p)
+        self.assert_objects(files)
+        keys = sorted(k for k in self.moto.keys() if k.startswith("kill/"))
+        self.assertEqual(keys, sorted(k for k, _ in files), "extra or missing objects (suffixes?)")
+        for r in self.rows():
+            self.assertFalse(os.path.exists(os.path.join(self.state, "spool", "ready", r[0].__str__())))
+        rc, out, err = H.run_sluice(["reconcile", "-c", self.cfg], env=self.moto.env(), timeout=120)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("%d proven, 0 unproven" % len(files), out)
+
+    def parts_done(self, rid):
+        db = sqlite3.connect(os.path.join(self.state, "sluice.db"), timeout=30)
+        try:
+            return db.execute("SELECT count(*) FROM parts WHERE file_id = ?", (rid,)).fetchone()[0]
+        finally:
+            db.close()
+
+    def test_multipart_resumes_after_kill(self):
+        """Killed after some parts: the restart confirms them (ListParts) and sends only the rest."""
+        self.config(uploader=["workers: 1", "part_size: 5MiB", "multipart_threshold: 6MiB"])
+        rid, sha, _ = self.add_file("resume/big.bin", 120 * MiB + 7)
+        p = self.start_uploader()
+        ok = H.poll(lambda: self.parts_done(rid) >= 3, 60, 0.02)
+        p.kill()
+        p.wait(10)
+        self.assertTrue(ok, "no parts recorded\n" + self.log())
+        before = self.parts_done(rid)
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 120)
+        self.stop(p)
+        self.assert_objects([("resume/big.bin", sha)])
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            log = f.read()
+        m = re.search(r"resuming upload: (\d+) of 25 parts already stored", log)
+        self.assertTrue(m, log[-3000:])
+        self.assertGreaterEqual(int(m.group(1)), before)
+        # the parts sent after the restart: only the missing ones
+        after = log[m.end():]
+        self.assertEqual(after.count("s3: PUT /%s/resume/big.bin?partNumber=" % self.moto.bucket),
+                         25 - int(m.group(1)), after[-3000:])
+        stored = [r for r in H.read_audit(self.audit) if r.get("event") == "file.stored"]
+        self.assertEqual(len(stored), 1)
+        self.assertTrue(stored[0]["checksum"].endswith("-25"), stored[0])
+
+    def test_collision_suffix(self):
+        """A different object at the key: stored at KEY.1 (collision: suffix, the default)."""
+        self.config()
+        self.moto.s3.put_object(Bucket=self.moto.bucket, Key="coll/a.txt", Body=b"someone else's")
+        _, sha, _ = self.add_file("coll/a.txt", 1000)
+        _, sha2, _ = self.add_file("coll/big.bin", 20 * MiB)
+        self.moto.s3.put_object(Bucket=self.moto.bucket, Key="coll/big.bin", Body=b"other")
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 120)
+        self.stop(p)
+        self.assert_objects([("coll/a.txt.1", sha), ("coll/big.bin.1", sha2)])
+        self.assertEqual(self.moto.get_bytes("coll/a.txt"), b"someone else's")
+        keys = {r[2] for r in self.rows()}
+        self.assertEqual(keys, {"coll/a.txt.1", "coll/big.bin.1"})
+        # reconcile notices an object that changed behind our back
+        self.moto.s3.put_object(Bucket=self.moto.bucket, Key="coll/a.txt.1", Body=b"tampered")
+        rc, out, err = H.run_sluice(["reconcile", "-c", self.cfg], env=self.moto.env(), timeout=60)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("UNPROVEN", out)
+        self.assertIn("coll/a.txt.1", out)
+
+
+def uploader_pids(pgid):
+    """The uploader role's process(es) in a sluice serve group (comm sluice-uploader)."""
+    out = []
+    for pid in H.group_members(pgid):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "sluice-uploader":
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+class TestServe(UploaderCase):
+
+    def test_serve_restarts_killed_uploader(self):
+        """Under sluice serve, SIGKILL the uploader role mid-upload 3 times: it is restarted and finishes."""
+        gw = H.Sluice(os.path.join(self.dir, "gw"),
+                      {"url": "s3://%s/" % self.moto.bucket, "region": "us-east-1",
+                       "endpoint": self.moto.endpoint, "path_style": True},
+                      [{"name": "acme", "password_hash": H.password_hash("x")}],
+                      env=self.moto.env(),
+                      extra_config="uploader:\n  multipart_threshold: 6MiB\n  part_size: 5MiB")
+        self.state = gw.state_dir
+        gw.start()
+        self.addCleanup(gw.kill)
+        files = []
+        for i, size in enumerate([30 * MiB, 12 * MiB, 5000, 70000]):
+            _, sha, _ = self.add_file("serve/f-%d.bin" % i, size)
+            files.append(("serve/f-%d.bin" % i, sha))
+        for k in range(3):
+            pids = []
+            ok = H.poll(lambda: uploader_pids(gw.proc.pid), 20, 0.05)
+            self.assertTrue(ok, "no uploader role running\n" + gw.log_tail())
+            pids = uploader_pids(gw.proc.pid)
+            time.sleep(0.2)
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+
+            def reaped(n=k + 1):
+                with open(gw.log, errors="replace") as f:
+                    return f.read().count("role uploader died of signal 9") >= n
+            self.assertTrue(H.poll(reaped, 10, 0.05), "kill %d not seen by the supervisor\n%s"
+                            % (k + 1, gw.log_tail()))
+        ok = H.poll(lambda: all(r[1] == "removed" for r in self.rows()), 120, 0.3)
+        self.assertTrue(ok, "%r\n%s" % (self.rows(), gw.log_tail()))
+        self.assertEqual(gw.stop(), 0)
+        self.assert_objects(files)
+        with open(gw.log, errors="replace") as f:
+            log = f.read()
+        self.assertGreaterEqual(log.count("role uploader died of signal 9"), 3,
+                                "\n".join(l for l in log.splitlines() if "supervisor" in l or "ready" in l or "signal" in l))
+
+
+class TestFaults(UploaderCase):
+
+    def test_fault_proxy(self):
+        """503, 500, resets mid-body, delays and flipped bytes: everything still stored byte-identical."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0.35, seed=7).start()
+        self.addCleanup(proxy.stop)
+        self.config(endpoint=proxy.endpoint)
+        files = []
+        for i in range(12):
+            _, sha, _ = self.add_file("fault/f-%d.bin" % i, 16 * 1024 + i)
+            files.append(("fault/f-%d.bin" % i, sha))
+        _, sha, _ = self.add_file("fault/big.bin", 26 * MiB)
+        files.append(("fault/big.bin", sha))
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 300)
+        self.stop(p)
+        self.assert_objects(files)
+        for k in ("503", "500", "reset", "flip"):
+            self.assertGreater(proxy.stats[k], 0, "fault %s never injected: %r" % (k, proxy.stats))
+        self.assertGreater(proxy.stats["checked"], 0)
+        retries = [r for r in H.read_audit(self.audit) if r.get("event") == "upload.retry"]
+        self.assertTrue(retries, "no upload.retry in the audit trail")
+        self.assertFalse([r for r in H.read_audit(self.audit) if r.get("event") == "file.held"])
+
+    def test_missing_bucket_held_then_retry(self):
+        """NoSuchBucket: held (audited); `queue retry` after the bucket exists: stored."""
+        self.config(bucket="made-later")
+        rid, sha, _ = self.add_file("late/x.bin", 5000)
+        p = self.start_uploader()
+        self.wait_states({"held"}, 60)
+        rc, out, err = H.run_sluice(["queue", "list", "-c", self.cfg])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("held", out)
+        self.assertIn("NoSuchBucket", out)
+        self.assertTrue([r for r in H.read_audit(self.audit) if r.get("event") == "file.held"])
+        self.moto.s3.create_bucket(Bucket="made-later")
+        rc, out, err = H.run_sluice(["queue", "retry", "-c", self.cfg, str(rid)])
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("late/x.bin", sha)], bucket="made-later")
+        self.assertTrue([r for r in H.read_audit(self.audit) if r.get("event") == "queue.retry"])
+        # retry of a file that is not held is refused
+        rc, out, err = H.run_sluice(["queue", "retry", "-c", self.cfg, str(rid)])
+        self.assertNotEqual(rc, 0)
+
+
+class TestPolicies(UploaderCase):
+
+    def test_collision_reject_and_version(self):
+        """collision: reject holds the file; collision: version writes a new version at the same key."""
+        self.config(store_extra=["collision: reject"])
+        self.moto.s3.put_object(Bucket=self.moto.bucket, Key="rej/a.txt", Body=b"theirs")
+        self.add_file("rej/a.txt", 100)
+        p = self.start_uploader()
+        self.wait_states({"held"}, 60)
+        self.stop(p)
+        self.assertIn("collision: reject", self.rows()[0][4])
+        self.assertEqual(self.moto.get_bytes("rej/a.txt"), b"theirs")
+
+        self.moto.s3.create_bucket(Bucket="versioned")
+        self.moto.s3.put_bucket_versioning(Bucket="versioned",
+                                           VersioningConfiguration={"Status": "Enabled"})
+        self.moto.s3.put_object(Bucket="versioned", Key="ver/a.txt", Body=b"old")
+        self.setUp()
+        self.config(bucket="versioned", store_extra=["collision: version"])
+        _, sha, _ = self.add_file("ver/a.txt", 100)
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("ver/a.txt", sha)], bucket="versioned")
+        # (no Prefix=: moto refuses signatures of queries holding '/')
+        vers = [v for v in self.moto.s3.list_object_versions(Bucket="versioned")["Versions"]
+                if v["Key"] == "ver/a.txt"]
+        self.assertEqual(len(vers), 2)
+
+    def test_retention_keep(self):
+        """retention {keep: 30d}: stored files move to state_dir/archive/ (state archived)."""
+        self.config(uploader=["retention: {keep: 30d}"])
+        rid, sha, path = self.add_file("keep/a.bin", 2048)
+        p = self.start_uploader()
+        self.wait_states({"archived"}, 60)
+        self.stop(p)
+        self.assertFalse(os.path.exists(path))
+        arch = os.path.join(self.state, "archive", os.path.basename(path))
+        self.assertEqual(H.sha256_file(arch), sha)
+        self.assert_objects([("keep/a.bin", sha)])
+        self.assertTrue([r for r in H.read_audit(self.audit) if r.get("event") == "file.archived"])
+
+    def test_store_options(self):
+        """sse, storage class, acl, tags (URL-encoded) and Object Lock reach S3."""
+        self.moto.s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()  # to see the headers
+        self.addCleanup(proxy.stop)
+        self.config(bucket="locked", endpoint=proxy.endpoint, store_extra=[
+            "sse: AES256", "storage_class: STANDARD_IA", "acl: bucket-owner-full-control",
+            "tags: {dept: \"fin ance\", \"k:1\": \"v=1/2 +x@\"}",
+            "object_lock: {mode: GOVERNANCE, days: 2}"],
+            uploader=["multipart_threshold: 6MiB", "part_size: 5MiB"])
+        _, sha, _ = self.add_file("opt/a.bin", 3000)
+        _, sha2, _ = self.add_file("opt/big.bin", 11 * MiB)
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 90)
+        self.stop(p)
+        self.assert_objects([("opt/a.bin", sha), ("opt/big.bin", sha2)], bucket="locked")
+        for key in ("opt/a.bin", "opt/big.bin"):
+            h = self.moto.s3.head_object(Bucket="locked", Key=key)
+            self.assertEqual(h.get("ServerSideEncryption"), "AES256", key)
+            self.assertEqual(h.get("StorageClass"), "STANDARD_IA", key)
+            if key == "opt/a.bin":  # moto keeps no lock from CreateMultipartUpload
+                self.assertEqual(h.get("ObjectLockMode"), "GOVERNANCE", key)
+                self.assertIn("ObjectLockRetainUntilDate", h)
+            tags = {t["Key"]: t["Value"] for t in
+                    self.moto.s3.get_object_tagging(Bucket="locked", Key=key)["TagSet"]}
+            self.assertEqual(tags, {"dept": "fin ance", "k:1": "v=1/2 +x@"}, key)
+        stored = [r for r in H.read_audit(self.audit) if r.get("event") == "file.stored"]
+        self.assertEqual(sorted(r["parts"] for r in stored), [0, 3])
+        writes = [(m, path, h) for m, path, h in proxy.requests
+                  if (m == "PUT" and "partNumber=" not in path) or (m == "POST" and path.endswith("?uploads="))]
+        self.assertEqual(len(writes), 2, [w[:2] for w in writes])
+        for m, path, h in writes:
+            self.assertEqual(h.get("x-amz-object-lock-mode"), "GOVERNANCE", path)
+            self.assertRegex(h.get("x-amz-object-lock-retain-until-date", ""),
+                             r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+            self.assertEqual(h.get("x-amz-acl"), "bucket-owner-full-control")
+            self.assertEqual(h.get("x-amz-tagging"), "dept=fin%20ance&k%3A1=v%3D1%2F2%20%2Bx%40")
+        parts = [h for m, path, h in proxy.requests if "partNumber=" in path]
+        self.assertEqual(len(parts), 3)
+        for h in parts:
+            self.assertTrue(h.get("x-amz-checksum-sha256"))
+            self.assertEqual(len(h.get("x-amz-content-sha256", "")), 64)
+
+    def test_stale_multipart_aborted(self):
+        """Multipart uploads under our prefix that are not ours and over a day old are aborted."""
+        mu = self.moto.s3.create_multipart_upload(Bucket=self.moto.bucket, Key="pre/stale.bin")
+        other = self.moto.s3.create_multipart_upload(Bucket=self.moto.bucket, Key="elsewhere/x.bin")
+        self.config(prefix="pre/")
+        p = self.start_uploader()
+
+        def ids():
+            r = self.moto.s3.list_multipart_uploads(Bucket=self.moto.bucket)
+            return {u["UploadId"] for u in r.get("Uploads", [])}
+        ok = H.poll(lambda: mu["UploadId"] not in ids(), 30)
+        self.stop(p)
+        self.assertTrue(ok, "stale upload not aborted\n" + self.log())
+        self.assertIn(other["UploadId"], ids(), "an upload outside the prefix was aborted")
+        self.moto.s3.abort_multipart_upload(Bucket=self.moto.bucket, Key="elsewhere/x.bin",
+                                            UploadId=other["UploadId"])
+
+
+class TestCredentials(UploaderCase):
+
+    def test_expired_token_refreshed_once(self):
+        """400 ExpiredToken: the credentials are fetched again and the request repeated."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()
+        self.addCleanup(proxy.stop)
+        self.config(endpoint=proxy.endpoint)
+        p = self.start_uploader()
+        time.sleep(1)
+        proxy.expire_next = 1
+        _, sha, _ = self.add_file("exp/a.bin", 1234)
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("exp/a.bin", sha)])
+        self.assertEqual(proxy.stats["expired"], 1)
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            self.assertIn("credentials expired (ExpiredToken); refreshing", f.read())
+        self.assertEqual(self.rows()[0][5], 1, "needed more than one attempt")
+
+    def test_imds_credentials_refresh(self):
+        """No env keys: IMDSv2 provides them; near expiry they are fetched again."""
+        imds = Imds(self.moto.access_key, self.moto.secret_key, lifetime=240).start()
+        self.addCleanup(imds.stop)
+        self.config()
+        _, sha, _ = self.add_file("imds/a.bin", 3000)
+        env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+               "AWS_EC2_METADATA_DISABLED": "false",
+               "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint,
+               "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.dir, "none"),
+               "AWS_CONFIG_FILE": os.path.join(self.dir, "none")}
+        p = self.start_uploader(env)
+        self.wait_states({"removed"}, 60)
+        time.sleep(1.5)  # refreshes are at most once a second
+        _, sha2, _ = self.add_file("imds/b.bin", 3000)
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("imds/a.bin", sha), ("imds/b.bin", sha2)])
+        self.assertGreaterEqual(imds.calls, 2, "credentials expiring in 4 min were not refreshed")
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            log = f.read()
+        self.assertNotIn(self.moto.secret_key, log)
+
+    def test_shared_credentials_file(self):
+        """AWS_PROFILE picks a profile of the shared credentials file."""
+        creds = os.path.join(self.dir, "credentials")
+        with open(creds, "w") as f:
+            f.write("[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n"
+                    "# ours\n[gw]\naws_access_key_id = %s\naws_secret_access_key=%s\n"
+                    % (self.moto.access_key, self.moto.secret_key))
+        self.config()
+        _, sha, _ = self.add_file("ini/a.bin", 777)
+        p = self.start_uploader({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+                                 "AWS_SHARED_CREDENTIALS_FILE": creds, "AWS_PROFILE": "gw",
+                                 "AWS_CONFIG_FILE": os.path.join(self.dir, "none")})
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("ini/a.bin", sha)])
+
+
+class TestWebIdentity(UploaderCase):
+    """moto without IAM auth here: the credentials STS makes up are not IAM users."""
+
+    @classmethod
+    def setUpClass(cls):
+        H.require_binary()
+        cls._tmp = tempfile.TemporaryDirectory(prefix="sluice-up-")
+        cls.addClassCleanup(cls._tmp.cleanup)
+        cls.moto = H.Moto(os.path.join(cls._tmp.name), auth=False).start()
+        cls.addClassCleanup(cls.moto.stop)
+
+    def test_web_identity(self):
+        """AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: STS AssumeRoleWithWebIdentity gives the credentials."""
+        tok = os.path.join(self.dir, "token")
+        with open(tok, "w") as f:
+            f.write("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzbHVpY2UifQ.c2ln\n")
+        self.config()
+        _, sha, _ = self.add_file("webid/a.bin", 4321)
+        p = self.start_uploader({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+                                 "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.dir, "none"),
+                                 "AWS_CONFIG_FILE": os.path.join(self.dir, "none"),
+                                 "AWS_WEB_IDENTITY_TOKEN_FILE": tok,
+                                 "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/sluice",
+                                 "AWS_ENDPOINT_URL_STS": self.moto.endpoint})
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("webid/a.bin", sha)])
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            log = f.read()
+        self.assertIn("S3 credentials from web identity (STS)", log)
+        self.assertNotIn("eyJhbGciOiJSUzI1NiJ9", log)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,392 @@
+/*
+ * queue.c - the operator's commands on the upload queue:
+ *
+ *   sluice queue list [--all] -c FILE   files waiting, uploading or held
+ *                                       (--all: every file)
+ *   sluice queue retry -c FILE ID|--all held -> accepted (audited)
+ *   sluice queue hold -c FILE ID        accepted -> held (audited)
+ *   sluice reconcile -c FILE            HEAD + checksum every file the state
+ *                                       database or the audit trail says was
+ *                                       stored; exit 1 listing the unproven
+ */
+#include "uploader/uploader.h"
+
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "audit/audit.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static const char *
+operator_name(void)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	return pw != NULL ? pw->pw_name : "unknown";
+}
+
+static void
+age(int64_t ms, char *out, size_t len)
+{
+	int64_t s = (now_ms() - ms) / 1000;
+
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		xsnprintf(out, len, "%llds", (long long)s);
+	else if (s < 7200)
+		xsnprintf(out, len, "%lldm", (long long)(s / 60));
+	else if (s < 172800)
+		xsnprintf(out, len, "%lldh", (long long)(s / 3600));
+	else
+		xsnprintf(out, len, "%lldd", (long long)(s / 86400));
+}
+
+static int
+q_list(struct state *st, int all)
+{
+	sqlite3_stmt *s = NULL;
+	char a[32];
+	int n = 0;
+
+	if (sqlite3_prepare_v2(state_db(st), all ?
+	    "SELECT id, state, received_ms, attempts, last_error, partner, path "
+	    "FROM files ORDER BY id" :
+	    "SELECT id, state, received_ms, attempts, last_error, partner, path "
+	    "FROM files WHERE state IN ('received','accepted','uploading',"
+	    "'held','stored') ORDER BY id", -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "sluice: %s\n", sqlite3_errmsg(state_db(st)));
+		return 1;
+	}
+	printf("%-8s %-10s %-6s %-8s %-40s %s\n", "ID", "STATE", "AGE",
+	    "ATTEMPTS", "PARTNER/PATH", "LAST ERROR");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char pp[4200];
+
+		age(sqlite3_column_int64(s, 2), a, sizeof(a));
+		xsnprintf(pp, sizeof(pp), "%s/%s", sqlite3_column_text(s, 5),
+		    sqlite3_column_text(s, 6));
+		printf("%-8lld %-10s %-6s %-8d %-40s %s\n",
+		    (long long)sqlite3_column_int64(s, 0),
+		    sqlite3_column_text(s, 1), a, sqlite3_column_int(s, 3), pp,
+		    sqlite3_column_text(s, 4));
+		n++;
+	}
+	sqlite3_finalize(s);
+	printf("%d file(s)\n", n);
+	return 0;
+}
+
+static int
+q_move(struct state *st, struct audit *au, int64_t id, const char *from,
+    const char *to, const char *event)
+{
+	struct file_rec r;
+	int m;
+
+	if (state_get(st, id, &r) != 1) {
+		fprintf(stderr, "sluice: no file with id %lld (see 'sluice "
+		    "queue list --all')\n", (long long)id);
+		return 1;
+	}
+	if ((m = state_move(st, id, from, to, NULL)) != 1) {
+		fprintf(stderr, "sluice: file %lld (%s/%s) is %s, not %s; "
+		    "nothing changed\n", (long long)id, r.partner, r.path,
+		    r.state, from);
+		return 1;
+	}
+	audit_emit(au, event, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "fid",
+	    r.fid, "partner", r.partner, "path", r.path, "from", from, "to", to,
+	    "operator", operator_name()));
+	printf("%lld %s/%s: %s -> %s\n", (long long)id, r.partner, r.path,
+	    from, to);
+	return 0;
+}
+
+static int
+load_cfg(const char *path, struct config **cfg)
+{
+	if (config_load(path, cfg, stderr) == -1) {
+		fprintf(stderr, "sluice: %s has errors (run 'sluice check-config "
+		    "-c %s')\n", path, path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_main(int argc, char **argv, const char *cfgpath)
+{
+	static const struct option lo[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "all",	no_argument,		NULL, 'a' },
+		{ NULL,		0,			NULL, 0 },
+	};
+	struct config *cfg = NULL;
+	struct state *st = NULL;
+	struct audit *au = NULL;
+	sqlite3_stmt *s = NULL;
+	const char *sub;
+	int64_t id = 0;
+	int ch, all = 0, rc = 2, n = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "usage: sluice queue list [--all] -c FILE\n"
+		    "       sluice queue retry -c FILE ID|--all\n"
+		    "       sluice queue hold -c FILE ID\n");
+		return 2;
+	}
+	sub = argv[0];
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'a': all = 1; break;
+		default: return 2;
+		}
+	}
+	if (strcmp(sub, "list") != 0 && strcmp(sub, "retry") != 0 &&
+	    strcmp(sub, "hold") != 0) {
+		fprintf(stderr, "sluice: unknown queue command \"%s\" (list, "
+		    "retry or hold)\n", sub);
+		return 2;
+	}
+	if (strcmp(sub, "list") != 0 && !(strcmp(sub, "retry") == 0 && all)) {
+		if (optind + 1 != argc || parse_int64(argv[optind], 1, INT64_MAX,
+		    &id) != 0) {
+			fprintf(stderr, "sluice: queue %s needs one file id (the "
+			    "ID column of 'sluice queue list')%s\n", sub,
+			    strcmp(sub, "retry") == 0 ? " or --all" : "");
+			return 2;
+		}
+	} else if (optind != argc) {
+		fprintf(stderr, "sluice: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		return 2;
+	}
+	if (load_cfg(cfgpath, &cfg) != 0)
+		return 1;
+	rc = 1;
+	if ((st = state_open(cfg->state_dir)) == NULL)
+		goto out;
+	if (strcmp(sub, "list") == 0) {
+		rc = q_list(st, all);
+		goto out;
+	}
+	if ((au = audit_open(cfg->audit_path)) == NULL)
+		goto out;
+	if (strcmp(sub, "hold") == 0)
+		rc = q_move(st, au, id, FS_ACCEPTED, FS_HELD, "queue.hold");
+	else if (!all)
+		rc = q_move(st, au, id, FS_HELD, FS_ACCEPTED, "queue.retry");
+	else {
+		int64_t ids[1024];
+		int i, k;
+
+		rc = 0;
+		do {
+			k = 0;
+			if (sqlite3_prepare_v2(state_db(st), "SELECT id FROM files "
+			    "WHERE state = 'held' ORDER BY id LIMIT 1024", -1, &s,
+			    NULL) != SQLITE_OK)
+				goto out;
+			while (k < 1024 && sqlite3_step(s) == SQLITE_ROW)
+				ids[k++] = sqlite3_column_int64(s, 0);
+			sqlite3_finalize(s);
+			s = NULL;
+			for (i = 0; i < k; i++)
+				if (q_move(st, au, ids[i], FS_HELD, FS_ACCEPTED,
+				    "queue.retry") == 0)
+					n++;
+		} while (k == 1024);
+		printf("%d held file(s) released\n", n);
+	}
+out:
+	audit_close(au);
+	state_close(st);
+	config_free(cfg);
+	return rc;
+}
+
+/* ---- reconcile ---------------------------------------------------------- */
+
+struct claim {
+	char	 fid[33];
+	char	 key[1100];
+	char	 sha256[65];
+	char	 checksum[80];
+	int	 checked;
+};
+
+static int
+b64_of_hex(const char *hex, char out[SHA256_B64])
+{
+	uint8_t d[SHA256_LEN];
+	size_t i;
+
+	if (hex == NULL || strlen(hex) != 64)
+		return -1;
+	for (i = 0; i < SHA256_LEN; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &d[i]) != 1)
+			return -1;
+	base64_encode(d, sizeof(d), out);
+	return 0;
+}
+
+/* Checks one claim; prints a line when unproven. 0 proven, 1 not. */
+static int
+check(struct store *store, const char *who, const char *key,
+    const char *sha256, const char *recorded)
+{
+	char cs[128], err[512], b64[SHA256_B64];
+	int e;
+
+	b64[0] = '\0';
+	b64_of_hex(sha256, b64);
+	e = store_head(store, key, cs, sizeof(cs), err, sizeof(err));
+	if (e == 1 && store_checksum_matches(cs, b64, recorded))
+		return 0;
+	if (e == 1 && cs[0] == '\0')
+		printf("UNPROVEN %s %s: the store reports no checksum\n", who, key);
+	else if (e == 1)
+		printf("UNPROVEN %s %s: checksum %s, expected %s\n", who, key, cs,
+		    recorded && recorded[0] ? recorded : b64);
+	else if (e == 0)
+		printf("UNPROVEN %s %s: not in the store\n", who, key);
+	else
+		printf("UNPROVEN %s %s: %s\n", who, key, err);
+	return 1;
+}
+
+int
+reconcile_main(int argc, char **argv, const char *cfgpath)
+{
+	static const struct option lo[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ NULL,		0,			NULL, 0 },
+	};
+	struct config *cfg = NULL;
+	struct state *st = NULL;
+	struct store *store = NULL;
+	struct claim *claims = NULL, *np;
+	size_t nclaims = 0, i;
+	sqlite3_stmt *s = NULL;
+	FILE *f = NULL;
+	char *line = NULL, rec[80], who[64];
+	size_t cap = 0;
+	int ch, rc = 1, bad = 0, ok = 0;
+	json_t *j;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
+		if (ch != 'c')
+			return 2;
+		cfgpath = optarg;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: sluice reconcile -c FILE\n");
+		return 2;
+	}
+	if (load_cfg(cfgpath, &cfg) != 0)
+		return 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (cfg->store.kind == STORE_S3 && creds_init() != 0)
+		goto out;
+	if ((st = state_open(cfg->state_dir)) == NULL ||
+	    (store = store_open(&cfg->store, NULL)) == NULL)
+		goto out;
+
+	/* What the audit trail says was stored. */
+	if ((f = fopen(cfg->audit_path, "r")) != NULL) {
+		while (getline(&line, &cap, f) > 0) {
+			const char *ev, *fid, *key, *sha, *cs;
+
+			if ((j = json_loads(line, 0, NULL)) == NULL)
+				continue;
+			ev = json_string_value(json_object_get(j, "event"));
+			fid = json_string_value(json_object_get(j, "fid"));
+			key = json_string_value(json_object_get(j, "key"));
+			sha = json_string_value(json_object_get(j, "sha256"));
+			cs = json_string_value(json_object_get(j, "checksum"));
+			if (ev != NULL && strcmp(ev, "file.stored") == 0 &&
+			    fid != NULL && key != NULL && sha != NULL &&
+			    (np = reallocarray(claims, nclaims + 1,
+			    sizeof(*claims))) != NULL) {
+				claims = np;
+				memset(&claims[nclaims], 0, sizeof(*claims));
+				xstrlcpy(claims[nclaims].fid, fid, sizeof(np->fid));
+				xstrlcpy(claims[nclaims].key, key, sizeof(np->key));
+				xstrlcpy(claims[nclaims].sha256, sha,
+				    sizeof(np->sha256));
+				xstrlcpy(claims[nclaims].checksum, cs ? cs : "",
+				    sizeof(np->checksum));
+				nclaims++;
+			}
+			json_decref(j);
+		}
+		fclose(f);
+	}
+
+	/* What the database says was stored. */
+	if (sqlite3_prepare_v2(state_db(st), "SELECT id, fid, object_key, "
+	    "sha256 FROM files WHERE state IN ('stored','removed','archived') "
+	    "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+		goto out;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *fid = (const char *)sqlite3_column_text(s, 1);
+		const char *key = (const char *)sqlite3_column_text(s, 2);
+		const char *sha = (const char *)sqlite3_column_text(s, 3);
+
+		if (mp_expected(st, sqlite3_column_int64(s, 0), rec,
+		    sizeof(rec)) != 1)
+			rec[0] = '\0';
+		xsnprintf(who, sizeof(who), "file %lld",
+		    (long long)sqlite3_column_int64(s, 0));
+		if (check(store, who, key, sha, rec) == 0)
+			ok++;
+		else
+			bad++;
+		for (i = 0; i < nclaims; i++)
+			if (strcmp(claims[i].fid, fid) == 0 &&
+			    strcmp(claims[i].key, key) == 0)
+				claims[i].checked = 1;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	/* Audit claims the database does not back (or at another key). */
+	for (i = 0; i < nclaims; i++) {
+		size_t k;
+
+		if (claims[i].checked)
+			continue;
+		for (k = i + 1; k < nclaims; k++)
+			if (strcmp(claims[k].fid, claims[i].fid) == 0 &&
+			    strcmp(claims[k].key, claims[i].key) == 0)
+				claims[k].checked = 1;
+		xsnprintf(who, sizeof(who), "audit fid %s", claims[i].fid);
+		if (check(store, who, claims[i].key, claims[i].sha256,
+		    claims[i].checksum) == 0)
+			ok++;
+		else
+			bad++;
+	}
+	printf("reconcile: %d proven, %d unproven\n", ok, bad);
+	rc = bad > 0 ? 1 : 0;
+out:
+	sqlite3_finalize(s);
+	free(line);
+	free(claims);
+	store_close(store);
+	state_close(st);
+	config_free(cfg);
+	return rc;
+}
