@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -560,6 +561,13 @@ listener_accept(struct listener *l, ssh_bind b)
 		if (errno == EMFILE || errno == ENFILE)
 			usleep(100000);
 		return;
+	}
+	/* SFTP pipelines small requests (WINDOW_ADJUST, status replies): do
+	 * not let Nagle hold them back waiting for the peer's delayed ACK. */
+	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	if (guard_addr((struct sockaddr *)&ss, addr, sizeof(addr)) == -1)
 		xstrlcpy(addr, "unknown", sizeof(addr));

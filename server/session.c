@@ -396,7 +396,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 {
 	struct session *s = arg;
 	struct file_rec r;
-	char procpath[64], parent[PATH_MAX], *slash;
+	char procpath[64];
 	struct stat sb;
 	int linked = 0;
 
@@ -415,15 +415,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 		log_warn("session %s: fsync spool/incoming", s->id);
 		goto fail;
 	}
-	xstrlcpy(parent, fi->path, sizeof(parent));
-	slash = strrchr(parent, '/');
-	if (slash != NULL)
-		*slash = '\0';
-	if (fsync_dirat(s->rootfd, slash ? parent : ".") == -1) {
-		log_warn("session %s: fsync of the directory of %s", s->id,
-		    fi->path);
-		goto fail;
-	}
+	/* The engine fsynced the landing directory of a new file already. */
 	xstrlcpy(r.partner, s->partner->name, sizeof(r.partner));
 	xstrlcpy(r.path, fi->path, sizeof(r.path));
 	xstrlcpy(r.remote, s->remote_addr, sizeof(r.remote));
@@ -472,9 +464,15 @@ hook_event(void *arg, const char *op, const char *path, const char *path2,
 	struct session *s = arg;
 	json_t *f;
 
-	/* A successful CLOSE of an upload is the file.received record. */
-	if (status == 0 && strcmp(op, "close") == 0)
+	/*
+	 * A successful OPEN starts an upload and a successful CLOSE is the
+	 * file.received record: neither needs a record (and its fdatasync)
+	 * of its own. Refusals and every other change are recorded.
+	 */
+	if (status == 0 && (strcmp(op, "close") == 0 || strcmp(op, "open") == 0)) {
+		log_debug("session %s: %s %s", s->id, op, path ? path : "");
 		return;
+	}
 	f = json_pack("{s:s,s:s,s:s}", "op", op, "path", path ? path : "",
 	    "status", sftp_status_name(status));
 	if (f != NULL && path2 != NULL)

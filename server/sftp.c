@@ -1151,22 +1151,30 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 		    "upload it again";
 		return SSH_FX_FAILURE;
 	}
+	/*
+	 * Mode 0440 first, so that one fsync makes the bytes and the mode
+	 * durable together. A crash before the hook's record leaves a 0440
+	 * file that was never received (the client got no OK): it is never
+	 * shipped, and an upload to the same name replaces it.
+	 */
+	if (fchmod(h->fd, 0440) == -1) {
+		log_warn("sftp: fchmod %s", h->path);
+		*text = "could not mark the file complete; upload it again";
+		return SSH_FX_FAILURE;
+	}
 	/* fsync once: after a failure the page cache cannot be trusted */
 	if (fsync(h->fd) == -1 || (h->dirfd != -1 && fsync(h->dirfd) == -1)) {
 		err = errno;
 		log_warn("sftp: fsync %s", h->path);
+		if (fchmod(h->fd, 0600) == -1)
+			log_warn("sftp: fchmod %s back to 0600", h->path);
 		errno_status(err, text);
 		if (err != ENOSPC && err != EDQUOT)
 			*text = "could not write the file to disk; upload it "
 			    "again";
 		return SSH_FX_FAILURE;
 	}
-	if (fchmod(h->fd, 0440) == -1) {
-		log_warn("sftp: fchmod %s", h->path);
-		*text = "could not mark the file complete; upload it again";
-		return SSH_FX_FAILURE;
-	}
-	if (fsync(h->fd) == -1 || fstat(h->fd, &st) == -1)
+	if (fstat(h->fd, &st) == -1)
 		goto fail;
 	if (h->dirty || h->hashed_to > st.st_size) {
 		if (sha256_reset(h->sha) == -1 ||

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -121,6 +122,27 @@ exec(struct state *st, const char *sql)
 	return 0;
 }
 
+/*
+ * Waiting for another process's write transaction. SQLite's own
+ * busy_timeout sleeps 1, 2, 5, 10 ... 100 ms, far longer than our
+ * transactions last (well under a millisecond): a session answering a
+ * partner's CLOSE would wait on the intake's or uploader's sleep, not on
+ * its work. Poll every 100 us at first, then every millisecond, for 30 s.
+ */
+#define STATE_BUSY_MS	30000
+
+static int
+state_busy(void *arg, int count)
+{
+	struct timespec ts = { 0, count < 50 ? 100000L : 1000000L };
+
+	(void)arg;
+	if (count >= 50 + STATE_BUSY_MS - 5)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 static int
 migrate(struct state *st)
 {
@@ -167,7 +189,7 @@ state_open(const char *state_dir)
 		    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(st->db, 30000);
+	sqlite3_busy_handler(st->db, state_busy, st);
 	if (exec(st, "PRAGMA journal_mode=WAL;") == -1 ||
 	    exec(st, "PRAGMA synchronous=FULL;") == -1 ||
 	    exec(st, "PRAGMA foreign_keys=ON;") == -1 ||
