@@ -386,7 +386,7 @@ guard_conn_remove(struct guard *g, pid_t pid)
 
 enum guard_verdict
 guard_conn_login(struct guard *g, pid_t pid, const char *partner,
-    int partner_max, int64_t now)
+    int partner_max, int64_t now, int by_key)
 {
 	struct conn *c;
 	int i, total = 0, mine = 0, here = 0;
@@ -395,7 +395,7 @@ guard_conn_login(struct guard *g, pid_t pid, const char *partner,
 		return GUARD_ERROR;
 	if (c->authed)
 		return GUARD_ERROR;	/* one login per connection */
-	if (guard_user_banned(g, partner, now))
+	if (!by_key && guard_user_banned(g, partner, now))
 		return GUARD_USER_BANNED;
 	for (i = 0; i < g->nconns; i++) {
 		if (g->conns[i].pid == 0 || !g->conns[i].authed)

@@ -88,8 +88,9 @@ void guard_conn_remove(struct guard *, pid_t pid);
 /* The session pid authenticated as partner: counts it against the session
  * limits (partner_max: the partner's own max_sessions, 0 for the default)
  * and, if within them, moves it from the startups to the sessions. */
+/* by_key: a public-key login, which a user ban does not block. */
 enum guard_verdict guard_conn_login(struct guard *, pid_t pid,
-    const char *partner, int partner_max, int64_t now_s);
+    const char *partner, int partner_max, int64_t now_s, int by_key);
 /* Connections of the address not yet authenticated / authenticated. */
 int guard_count(const struct guard *, const char *addr, int *startups,
     int *sessions);
@@ -123,6 +124,9 @@ struct guard_msg {
 	uint32_t type;
 	char	 name[128];	/* user (FAIL, CHECK_USER) or partner (LOGIN) */
 	int32_t	 partner_max;	/* LOGIN */
+	int32_t	 by_key;	/* LOGIN: public-key login, which a user ban does
+				 * not block (keys cannot be guessed; a ban on a
+				 * name must not lock a key-only partner out) */
 };
 
 /* Session side: sends m, and for messages with a reply waits up to

@@ -493,7 +493,7 @@ child_message(struct listener *l, struct child *c)
 		break;
 	case GUARD_MSG_LOGIN:
 		reply = guard_conn_login(l->guard, c->pid, name,
-		    m.partner_max, now);
+		    m.partner_max, now, m.by_key != 0);
 		if (reply != GUARD_OK && reply != GUARD_USER_BANNED)
 			refused(l, c->addr, name, (enum guard_verdict)reply);
 		break;

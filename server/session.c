@@ -130,10 +130,19 @@ auth_failed(struct session *s, const char *user, const char *method,
 	session_audit(s, "auth.failure", json_pack("{s:o,s:s,s:s,s:i}",
 	    "user", safe_user(user), "method", method, "reason", reason,
 	    "attempt", s->auth_tries));
-	/* The listener counts failures across every connection (bans). */
+	/*
+	 * The listener counts failures across every connection (bans): every
+	 * failure against the address; against the user only a wrong password
+	 * for a partner that has one (a user ban blocks password logins only).
+	 */
 	memset(&m, 0, sizeof(m));
 	m.type = GUARD_MSG_FAIL;
-	xstrlcpy(m.name, user ? user : "", sizeof(m.name));
+	if (user != NULL && strcmp(method, "password") == 0) {
+		const struct partner *pp = config_partner(s->cfg, user);
+
+		if (pp != NULL && pp->password_hash != NULL)
+			xstrlcpy(m.name, user, sizeof(m.name));
+	}
 	(void)guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
 	if (s->auth_tries >= s->lim.max_auth_tries) {
 		log_info("session %s: too many authentication failures from %s",
@@ -154,19 +163,26 @@ auth_partner(struct session *s, const char *user, const char *method,
 		*reason = "unknown user";
 		return NULL;
 	}
-	/* A banned user gets the very answer a wrong password gets. */
-	memset(&m, 0, sizeof(m));
-	m.type = GUARD_MSG_CHECK_USER;
-	xstrlcpy(m.name, p->name, sizeof(m.name));
-	if (guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS) != GUARD_OK) {
-		*reason = "user temporarily banned after repeated failures";
-		return NULL;
+	/*
+	 * A user banned after repeated wrong passwords gets the very answer a
+	 * wrong password gets. The ban guards password logins only: a key
+	 * cannot be guessed, and a ban on a partner's name (which anyone can
+	 * provoke) must never lock out its key.
+	 */
+	if (strcmp(method, "password") == 0) {
+		memset(&m, 0, sizeof(m));
+		m.type = GUARD_MSG_CHECK_USER;
+		xstrlcpy(m.name, p->name, sizeof(m.name));
+		if (guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS) != GUARD_OK) {
+			*reason = "user temporarily banned after repeated "
+			    "failures";
+			return NULL;
+		}
 	}
 	if (!policy_addr_allowed(p, (const struct sockaddr *)&s->peer)) {
 		*reason = "address not in allow_from";
 		return NULL;
 	}
-	(void)method;
 	return p;
 }
 
@@ -185,6 +201,7 @@ auth_succeeded(struct session *s, const struct partner *p, const char *method)
 	m.type = GUARD_MSG_LOGIN;
 	xstrlcpy(m.name, p->name, sizeof(m.name));
 	m.partner_max = p->max_sessions;
+	m.by_key = strcmp(method, "publickey") == 0;
 	v = guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
 	if (v == GUARD_USER_BANNED) {
 		auth_failed(s, p->name, method, guard_verdict_str(v));

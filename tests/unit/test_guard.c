@@ -130,14 +130,14 @@ test_startups(void **state)
 	/* Another address still gets in. */
 	assert_int_equal(admit(g, "10.0.0.2", 0), GUARD_OK);
 	/* A login frees the startup slot of its address. */
-	assert_int_equal(guard_conn_login(g, 101, "acme", 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 101, "acme", 0, 0, 0), GUARD_OK);
 	assert_int_equal(guard_count(g, "10.0.0.1", &st, &se), 2);
 	assert_int_equal(st, 1);
 	assert_int_equal(se, 1);
 	assert_int_equal(admit(g, "10.0.0.1", 0), GUARD_OK);
 	/* A second login on one connection is a protocol error. */
-	assert_int_equal(guard_conn_login(g, 101, "acme", 0, 0), GUARD_ERROR);
-	assert_int_equal(guard_conn_login(g, 999, "acme", 0, 0), GUARD_ERROR);
+	assert_int_equal(guard_conn_login(g, 101, "acme", 0, 0, 0), GUARD_ERROR);
+	assert_int_equal(guard_conn_login(g, 999, "acme", 0, 0, 0), GUARD_ERROR);
 	/* Fill the global startup cap from many addresses. */
 	for (i = 0; i < 4; i++) {
 		char a[32];
@@ -169,23 +169,23 @@ test_session_limits(void **state)
 	assert_int_equal(guard_conn_add(g, 3, "10.0.0.3"), 0);
 	assert_int_equal(guard_conn_add(g, 4, "10.0.0.4"), 0);
 	assert_int_equal(guard_conn_add(g, 5, "10.0.0.5"), 0);
-	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0), GUARD_OK);
-	assert_int_equal(guard_conn_login(g, 2, "acme", 0, 0), GUARD_OK);
-	assert_int_equal(guard_conn_login(g, 3, "acme", 0, 0),
+	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 2, "acme", 0, 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 3, "acme", 0, 0, 0),
 	    GUARD_MAX_SESSIONS_PARTNER);
 	/* The partner's own max_sessions wins over the server default. */
-	assert_int_equal(guard_conn_login(g, 3, "globex", 1, 0), GUARD_OK);
-	assert_int_equal(guard_conn_login(g, 4, "x", 0, 0), GUARD_MAX_SESSIONS);
+	assert_int_equal(guard_conn_login(g, 3, "globex", 1, 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 4, "x", 0, 0, 0), GUARD_MAX_SESSIONS);
 	guard_conn_remove(g, 1);
-	assert_int_equal(guard_conn_login(g, 4, "acme", 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 4, "acme", 0, 0, 0), GUARD_OK);
 	guard_free(g);
 
 	cfg.server.max_sessions_per_address = 1;
 	assert_non_null(g = guard_new(&cfg));
 	assert_int_equal(guard_conn_add(g, 1, "10.0.0.1"), 0);
 	assert_int_equal(guard_conn_add(g, 2, "10.0.0.1"), 0);
-	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0), GUARD_OK);
-	assert_int_equal(guard_conn_login(g, 2, "globex", 0, 0),
+	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0, 0), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 2, "globex", 0, 0, 0),
 	    GUARD_MAX_SESSIONS_ADDR);
 	guard_free(g);
 }
@@ -241,17 +241,23 @@ test_bans(void **state)
 	assert_int_equal(admit(g, "10.0.0.2", t + 10), GUARD_OK);
 	assert_true(guard_user_banned(g, "acme", t + 10));
 	assert_false(guard_user_banned(g, "globex", t + 10));
-	/* A banned user cannot log in even with good credentials. */
+	/* A banned user cannot log in with a good password ... */
 	assert_int_equal(guard_conn_add(g, 7, "10.0.0.2"), 0);
-	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 10),
+	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 10, 0),
 	    GUARD_USER_BANNED);
+	/* ... but its key still works: a ban anyone can provoke by naming
+	 * the partner must not lock a key-only partner out. */
+	assert_int_equal(guard_conn_add(g, 8, "10.0.0.3"), 0);
+	assert_int_equal(guard_conn_login(g, 8, "acme", 0, t + 10, 1),
+	    GUARD_OK);
+	guard_conn_remove(g, 8);
 	/* Failures during the ban do not lengthen it. */
 	guard_failure(g, "10.0.0.1", "acme", t + 20, &b);
 	assert_false(b.addr_banned);
 	/* The ban ends... */
 	assert_int_equal(admit(g, "10.0.0.1", t + 9 + 900), GUARD_OK);
 	assert_false(guard_user_banned(g, "acme", t + 9 + 900));
-	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 9 + 900),
+	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 9 + 900, 0),
 	    GUARD_OK);
 	/* ... and the next one lasts twice as long. */
 	t += 2000;
