@@ -1545,6 +1545,51 @@ load_store_options(struct loader *ld, yaml_node_t *const *v,
 				    "file:// store; remove it", names[i]);
 }
 
+/* store.quarantine_prefix (issue 4): where rejected files are copied. */
+static void
+load_quarantine_prefix(struct loader *ld, const yaml_node_t *n,
+    struct store_config *st)
+{
+	const char *kp = "store.quarantine_prefix", *s, *why;
+	struct qbuf qb;
+	size_t len, i;
+
+	if ((s = get_string(ld, n, kp, "a key prefix such as quarantine/")) ==
+	    NULL)
+		return;
+	len = strlen(s);
+	if (len == 0) {
+		report(ld, line_of(n), "%s: must not be empty; remove the key "
+		    "to keep rejected files only in state_dir/quarantine/",
+		    kp);
+		return;
+	}
+	why = strpbrk(s, " \t") != NULL ? "blanks are not allowed" :
+	    prefix_problem(s);
+	for (i = 0; why == NULL && i < len; i++)
+		if ((unsigned char)s[i] >= 0x7f)
+			why = "only printable ASCII is allowed";
+	if (why != NULL) {
+		report(ld, line_of(n), "%s: %s: %s (e.g. quarantine/)", kp,
+		    q(&qb, s), why);
+		return;
+	}
+	if ((st->quarantine_prefix = malloc(len + 2)) == NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	memcpy(st->quarantine_prefix, s, len + 1);
+	if (s[len - 1] != '/') {
+		st->quarantine_prefix[len] = '/';
+		st->quarantine_prefix[len + 1] = '\0';
+	}
+	if (st->prefix != NULL && strcmp(st->prefix,
+	    st->quarantine_prefix) == 0)
+		report(ld, line_of(n), "%s: %s is the store URL's prefix, so "
+		    "rejected files would mix with accepted ones; use another "
+		    "prefix (e.g. quarantine/)", kp, q(&qb, s));
+}
+
 static void
 load_store(struct loader *ld, const yaml_node_t *n, int keyline,
     struct config *cfg)
@@ -1553,10 +1598,11 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 		"url", "region", "endpoint", "path_style",
 		/* issue 5, in load_store_options()'s order */
 		"sse", "kms_key_id", "storage_class", "acl", "tags",
-		"object_lock", "ca_file", "pinned_pubkey", "collision"
+		"object_lock", "ca_file", "pinned_pubkey", "collision",
+		"quarantine_prefix"	/* issue 4 */
 	};
 	enum { K_URL, K_REGION, K_ENDPOINT, K_PATH_STYLE, K_OPTIONS,
-	    K_N = K_OPTIONS + 9 };
+	    K_QPREFIX = K_OPTIONS + 9, K_N };
 	struct store_config *st = &cfg->store;
 	yaml_node_t *v[K_N];
 	int kl[K_N];
@@ -1583,6 +1629,8 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 	if (v[K_PATH_STYLE] != NULL)
 		ps = get_bool(ld, v[K_PATH_STYLE], "store.path_style");
 	load_store_options(ld, v + K_OPTIONS, kl + K_OPTIONS, st);
+	if (v[K_QPREFIX] != NULL)
+		load_quarantine_prefix(ld, v[K_QPREFIX], st);
 	if (st->kind == STORE_FILE) {
 		/* file:// stores ignore region, endpoint and path_style. */
 		st->region = dup_or_report(ld, st->line, DEFAULT_REGION);
@@ -3502,6 +3550,7 @@ config_free(struct config *cfg)
 	free(cfg->store.object_lock_mode);
 	free(cfg->store.ca_file);
 	free(cfg->store.pinned_pubkey);
+	free(cfg->store.quarantine_prefix);
 	free(cfg->server.user);
 	free(cfg->server.allow_from);
 	free(cfg->server.deny_from);

@@ -54,6 +54,11 @@ struct store_config {
 	char		*ca_file;	/* extra CA bundle (PEM) */
 	char		*pinned_pubkey;	/* curl syntax: file or "sha256//base64;..." */
 	enum collision_policy collision;	/* default COLLISION_SUFFIX */
+
+	/* Issue 4: rejected files are also copied to
+	 * <quarantine_prefix><partner>/<fid>-<name> (a key prefix ending in
+	 * '/', not under the URL's prefix); NULL: off. */
+	char		*quarantine_prefix;
 };
 
 /* Permissions a role grants inside the partner's root (issue 3). */

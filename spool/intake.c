@@ -33,6 +33,9 @@
  *    renamed). The janitor moves landing files left incomplete (mode 0600,
  *    not locked by a session, untouched for incomplete_ttl) to quarantine
  *    (file.incomplete_expired).
+ *  - A rejected file stays in quarantine/<partner>/<fid>; with
+ *    store.quarantine_prefix set its row is also marked for a copy to the
+ *    store, which the uploader makes (uploader.c, file.quarantine_copied).
  *  - Verdicts: file.accepted (rule, signer), file.rejected (reason),
  *    file.waiting (for), file.duplicate (same partner and SHA-256 within
  *    duplicate_window).
@@ -205,7 +208,9 @@ reject(struct pass *ps, struct item *x, const char *reason)
 	}
 	xstrlcpy(r->state, FS_REJECTED, sizeof(r->state));
 	xstrlcpy(r->last_error, reason, sizeof(r->last_error));
-	if (state_update(in->st, r, FS_WAITING) == -1)
+	/* store.quarantine_prefix: the uploader also copies it to the store */
+	if (state_reject(in->st, r, FS_WAITING,
+	    in->cfg->store.quarantine_prefix != NULL) == -1)
 		return -1;
 	x->done = 1;
 	audit_emit(in->au, "file.rejected", json_pack(
@@ -1381,6 +1386,72 @@ incomplete_janitor(struct intake *in)
 	}
 }
 
+/*
+ * A session that died between linking a closed upload into spool/incoming
+ * and recording it leaves a spool file no row knows (its partner was never
+ * told OK, so it sends the file again). Such a file is moved, never
+ * deleted, to quarantine/_unrecorded/ with a reason, and audited. Only
+ * links older than UNRECORDED_AGE_S are looked at, so a CLOSE in progress
+ * (link, then record, within milliseconds) is never taken for one.
+ */
+#define UNRECORDED_AGE_S	600
+
+static void
+unrecorded_sweep(struct intake *in)
+{
+	static int64_t age_s = -1;
+	const char *env;
+	char inc[PATH_MAX], dir[PATH_MAX], why[PATH_MAX], text[512];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int dfd, qfd = -1, known;
+
+	/* SLUICE_TEST_UNRECORDED_AGE_S: for the tests only (a link's ctime
+	 * cannot be set into the past). */
+	if (age_s < 0 && ((env = getenv("SLUICE_TEST_UNRECORDED_AGE_S")) == NULL ||
+	    parse_int64(env, 0, INT64_MAX / 2000, &age_s) == -1))
+		age_s = UNRECORDED_AGE_S;
+	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
+		return;
+	dfd = dirfd(d);
+	while (!role_quit && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    sb.st_ctime > now_ms() / 1000 - age_s)
+			continue;
+		if ((known = state_fid_known(in->st, de->d_name)) != 0)
+			continue;	/* recorded (or the database is busy) */
+		if (qfd == -1 && (spool_path(in->cfg->state_dir,
+		    "quarantine/_unrecorded", NULL, dir, sizeof(dir)) == -1 ||
+		    mkdir_p(dir, 0750) == -1 ||
+		    (qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1))
+			break;
+		xsnprintf(why, sizeof(why), "%s/%s.reason", dir, de->d_name);
+		xsnprintf(text, sizeof(text), "size: %lld\nreason: linked into "
+		    "the spool at CLOSE but never recorded (the session ended "
+		    "before its receipt was durable; the partner was not told "
+		    "OK)\n", (long long)sb.st_size);
+		if (write_file_atomic(why, text, strlen(text), 0640) == -1 ||
+		    renameat(dfd, de->d_name, qfd, de->d_name) == -1) {
+			log_warn("cannot quarantine unrecorded spool file %s",
+			    de->d_name);
+			continue;
+		}
+		fsync(qfd);
+		fsync(dfd);
+		audit_emit(in->au, "file.unrecorded", json_pack("{s:s,s:I,s:s}",
+		    "fid", de->d_name, "size", (json_int_t)sb.st_size,
+		    "quarantined_as", "_unrecorded"));
+		log_warnx("spool/incoming/%s was never recorded; moved to "
+		    "quarantine/_unrecorded/", de->d_name);
+	}
+	if (qfd != -1)
+		close(qfd);
+	closedir(d);
+}
+
 /* Files of partners no longer configured cannot be judged: quarantine. */
 static void
 orphans(struct intake *in)
@@ -1432,6 +1503,13 @@ intake_run(const struct config *cfg)
 	}
 	if (sig && verify_init() == -1)
 		log_warnx("signed files wait until gpg works");
+	{
+		struct verify_limits vl;
+
+		memset(&vl, 0, sizeof(vl));
+		vl.max_file_size = cfg->server.max_file_size;
+		verify_set_limits(&vl);
+	}
 	orphans(&in);
 	log_info("intake ready");
 	while (!role_quit) {
@@ -1458,6 +1536,7 @@ intake_run(const struct config *cfg)
 		if (t - in.janitor_ms >= janitor_every) {
 			in.janitor_ms = t;
 			incomplete_janitor(&in);
+			unrecorded_sweep(&in);
 		}
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
 		role_sleep(moved > 0 ? 50 : 200);

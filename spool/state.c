@@ -68,6 +68,11 @@ static const char schema[] =
  */
 static const char *migrations[] = {
 	NULL,	/* version 1: the schema above */
+	/* version 2 (issue 4): copies of rejected files to
+	 * store.quarantine_prefix; see state_reject() */
+	"ALTER TABLE files ADD COLUMN qcopy INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX IF NOT EXISTS files_qcopy ON files(next_attempt_ms, id)"
+	" WHERE qcopy = 1;",
 };
 
 #define COLS "id, fid, partner, path, remote, session, size, sha256, " \
@@ -581,6 +586,115 @@ state_clear_landing(struct state *st, int64_t id)
 		    sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 	return rc;
+}
+
+int
+state_reject(struct state *st, const struct file_rec *r, const char *from,
+    int copy)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+
+	if (exec(st, "BEGIN IMMEDIATE;") == -1)
+		return -1;
+	if (state_update(st, r, from) == -1)
+		goto fail;
+	if (copy) {
+		if ((s = prep(st, "UPDATE files SET qcopy = 1, attempts = 0, "
+		    "next_attempt_ms = 0 WHERE id = ?")) == NULL)
+			goto fail;
+		sqlite3_bind_int64(s, 1, r->id);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			log_warnx("state: reject %s: %s", r->fid,
+			    sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	rc = 0;
+fail:
+	sqlite3_finalize(s);
+	if (rc == 0 && exec(st, "COMMIT;") == -1)
+		rc = -1;
+	if (rc == -1)
+		exec(st, "ROLLBACK;");
+	return rc;
+}
+
+int
+state_qcopy_claim(struct state *st, int64_t now, struct file_rec *r)
+{
+	sqlite3_stmt *s = NULL, *u = NULL;
+	int rc = -1, step;
+
+	if (exec(st, "BEGIN IMMEDIATE;") == -1)
+		return -1;
+	if ((s = prep(st, "SELECT " COLS " FROM files WHERE qcopy = 1 AND "
+	    "next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT 1")) ==
+	    NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, now);
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = 0;
+		goto fail;
+	}
+	if (step != SQLITE_ROW) {
+		log_warnx("state: claim a quarantine copy: %s",
+		    sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	row_to_rec(s, r);
+	if ((u = prep(st, "UPDATE files SET qcopy = 2, updated_ms = ? WHERE "
+	    "id = ? AND qcopy = 1")) == NULL)
+		goto fail;
+	sqlite3_bind_int64(u, 1, now_ms());
+	sqlite3_bind_int64(u, 2, r->id);
+	if (sqlite3_step(u) != SQLITE_DONE) {
+		log_warnx("state: claim a quarantine copy: %s",
+		    sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	rc = 1;
+fail:
+	sqlite3_finalize(s);
+	sqlite3_finalize(u);
+	if (rc == 1 && exec(st, "COMMIT;") == -1)
+		rc = -1;
+	if (rc != 1)
+		exec(st, "ROLLBACK;");
+	return rc;
+}
+
+int
+state_qcopy_finish(struct state *st, const struct file_rec *r, int done)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE files SET qcopy = ?, attempts = ?, "
+	    "next_attempt_ms = ?, updated_ms = ? WHERE id = ? AND "
+	    "qcopy = 2")) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, done ? 3 : 1);
+	sqlite3_bind_int(s, 2, r->attempts);
+	sqlite3_bind_int64(s, 3, r->next_attempt_ms);
+	sqlite3_bind_int64(s, 4, now_ms());
+	sqlite3_bind_int64(s, 5, r->id);
+	if (sqlite3_step(s) == SQLITE_DONE && sqlite3_changes(st->db) == 1)
+		rc = 0;
+	else
+		log_warnx("state: quarantine copy of %s: %s", r->fid,
+		    sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_qcopy_reset(struct state *st)
+{
+	if (exec(st, "UPDATE files SET qcopy = 1 WHERE qcopy = 2;") == -1)
+		return -1;
+	return sqlite3_changes(st->db);
 }
 
 int

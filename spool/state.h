@@ -128,6 +128,25 @@ int state_list_visible(struct state *, const char *partner,
     int64_t stored_before_ms, size_t max, struct file_rec **out, size_t *n);
 int state_clear_landing(struct state *, int64_t id);
 
+/*
+ * Quarantine copies (issue 4, store.quarantine_prefix): column qcopy, 0 none,
+ * 1 pending, 2 copying, 3 done; the copy's retries use attempts and
+ * next_attempt_ms (a rejected file has no other use for them) and
+ * last_error keeps the rejection reason.
+ * state_reject: state_update(r, from) (r->state "rejected") and, when copy,
+ * the copy marked pending, in one transaction; 0 or -1.
+ * state_qcopy_claim: takes the pending copy due first (next_attempt_ms <=
+ * now_ms), marks it copying, fills *r; 1, 0 none, -1 error.
+ * state_qcopy_finish: copying -> done (done != 0), or back to pending with
+ * r's attempts and next_attempt_ms; 0 or -1.
+ * state_qcopy_reset: copying -> pending (crash recovery); count or -1.
+ */
+int state_reject(struct state *, const struct file_rec *r, const char *from,
+    int copy);
+int state_qcopy_claim(struct state *, int64_t now_ms, struct file_rec *r);
+int state_qcopy_finish(struct state *, const struct file_rec *r, int done);
+int state_qcopy_reset(struct state *);
+
 /* Directory helpers: state_dir/<sub>[/<name>] into out. 0 or -1 on truncation. */
 int spool_path(const char *state_dir, const char *sub, const char *name,
     char *out, size_t outlen);

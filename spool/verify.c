@@ -22,6 +22,18 @@
 extern char **environ;
 
 static int verify_ready;
+static struct verify_limits limits;
+
+#define PLAIN_RATIO	64		/* plaintext per message byte */
+#define PLAIN_FLOOR	(1 << 20)
+#define TIME_FLOOR_MS	(600 * 1000)
+#define TIME_BYTES_PER_S (4 << 20)
+
+void
+verify_set_limits(const struct verify_limits *l)
+{
+	limits = *l;
+}
 
 int
 verify_init(void)
@@ -379,6 +391,13 @@ judge_sigs(gpgme_ctx_t ctx, const struct signature_config *sc,
 			    "signature by %s has expired", fpr);
 			return 0;
 		}
+		if (s->wrong_key_usage ||
+		    gpgme_err_code(s->status) == GPG_ERR_WRONG_KEY_USAGE) {
+			xsnprintf(res->reason, sizeof(res->reason), "key %s is "
+			    "not a signing key (its usage flags exclude "
+			    "signing)", fpr);
+			return 0;
+		}
 		bad = s->summary & (GPGME_SIGSUM_BAD_POLICY |
 		    GPGME_SIGSUM_SYS_ERROR);
 		if (s->status != 0 || bad) {
@@ -387,11 +406,6 @@ judge_sigs(gpgme_ctx_t ctx, const struct signature_config *sc,
 			    s->status ? gpgme_strerror(s->status) : "",
 			    bad ? (bad & GPGME_SIGSUM_BAD_POLICY ?
 			    " (policy not met)" : " (system error)") : "");
-			return 0;
-		}
-		if (s->wrong_key_usage) {
-			xsnprintf(res->reason, sizeof(res->reason), "key %s is "
-			    "not a signing key", fpr);
 			return 0;
 		}
 		if ((weak = digest_ok(s->hash_algo)) != NULL) {
@@ -444,13 +458,73 @@ judge_sigs(gpgme_ctx_t ctx, const struct signature_config *sc,
 	return 0;
 }
 
-/* A gpgme sink that throws the bytes away (constant memory). */
+/*
+ * The plaintext sink: counts what gpg writes, stops it past the bounds
+ * (verify_set_limits), and writes to fd or throws the bytes away (constant
+ * memory).
+ */
+struct sink {
+	int	 fd;		/* -1: discard */
+	int64_t	 n;
+	int64_t	 cap;		/* bytes */
+	int64_t	 deadline;	/* mono_ms() */
+	int64_t	 max_ms;
+	int	 over;		/* stopped: over cap */
+	int	 late;		/* stopped: past deadline */
+};
+
 static ssize_t
 sink_write(void *h, const void *buf, size_t n)
 {
-	(void)h;
-	(void)buf;
+	struct sink *k = h;
+	const char *p = buf;
+	size_t done = 0;
+	ssize_t w;
+
+	if ((int64_t)n > k->cap - k->n) {
+		k->over = 1;
+		errno = EFBIG;
+		return -1;
+	}
+	if (mono_ms() > k->deadline) {
+		k->late = 1;
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	while (k->fd != -1 && done < n) {
+		if ((w = write(k->fd, p + done, n - done)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	k->n += (int64_t)n;
 	return (ssize_t)n;
+}
+
+/* Sets k's bounds for a message of size bytes. */
+static void
+sink_init(struct sink *k, int fd, int64_t size)
+{
+	memset(k, 0, sizeof(*k));
+	k->fd = fd;
+	if (size < 0)
+		size = 0;
+	k->cap = size > INT64_MAX / PLAIN_RATIO ? INT64_MAX :
+	    size * PLAIN_RATIO;
+	if (k->cap < PLAIN_FLOOR)
+		k->cap = PLAIN_FLOOR;
+	if (limits.max_file_size > 0 && k->cap > limits.max_file_size)
+		k->cap = limits.max_file_size;
+	if (limits.max_plain > 0)
+		k->cap = limits.max_plain;
+	k->max_ms = size / TIME_BYTES_PER_S * 1000;
+	if (k->max_ms < TIME_FLOOR_MS)
+		k->max_ms = TIME_FLOOR_MS;
+	if (limits.max_ms > 0)
+		k->max_ms = limits.max_ms;
+	k->deadline = mono_ms() + k->max_ms;
 }
 
 static ssize_t
@@ -474,14 +548,125 @@ data_fd(gpgme_data_t *d, int fd)
 }
 
 static int
-data_out(gpgme_data_t *d, int fd)
+data_out(gpgme_data_t *d, struct sink *k)
 {
-	if (fd == -1)
-		return gpgme_data_new_from_cbs(d, &sink_cbs, NULL) == 0 ? 0 : -1;
-	return gpgme_data_new_from_fd(d, fd) == 0 ? 0 : -1;
+	return gpgme_data_new_from_cbs(d, &sink_cbs, k) == 0 ? 0 : -1;
 }
 
 enum op { OP_DETACHED, OP_INLINE, OP_ENCRYPTED };
+
+/*
+ * gpg verifies the one signed message it finds and ignores text around an
+ * armored block: "amount: 999999" above a clearsigned "amount: 100" would
+ * verify as good and be shipped as signed. So an armored (text) file must
+ * be exactly one armored message: the first line is its BEGIN line (a
+ * clearsigned message for inline mode, or a PGP MESSAGE), no other armor
+ * line but the ones that belong to it (gpg dash-escapes them inside signed
+ * text), and after its END line only blank lines. A binary message is not
+ * checked here: OpenPGP tools read only its packets, which the signature
+ * covers. Returns 0 (ok), 1 (rejected, reason set) or -1 (read error).
+ */
+#define FRAME_PREFIX	40
+
+enum frame_state { F_START, F_CLEAR, F_SIG, F_MSG, F_END };
+
+/* One line (its first FRAME_PREFIX bytes in line, NUL-terminated, trailing
+ * blanks removed; blank: the whole line was blank). NULL, or why not. */
+static const char *
+frame_line(enum frame_state *st, enum op op, const char *line, int blank)
+{
+#define IS(x)	(strcmp(line, (x)) == 0)
+	if (strncmp(line, "-----BEGIN PGP ", 15) == 0 ||
+	    strncmp(line, "-----END PGP ", 13) == 0) {
+		if (*st == F_START && op == OP_INLINE &&
+		    IS("-----BEGIN PGP SIGNED MESSAGE-----"))
+			*st = F_CLEAR;
+		else if (*st == F_START && IS("-----BEGIN PGP MESSAGE-----"))
+			*st = F_MSG;
+		else if (*st == F_CLEAR && IS("-----BEGIN PGP SIGNATURE-----"))
+			*st = F_SIG;
+		else if ((*st == F_SIG && IS("-----END PGP SIGNATURE-----")) ||
+		    (*st == F_MSG && IS("-----END PGP MESSAGE-----")))
+			*st = F_END;
+		else
+			return "a second or unexpected armor line";
+		return NULL;
+	}
+#undef IS
+	if (*st == F_START && !blank)
+		return "text before the signed message";
+	if (*st == F_END && !blank)
+		return "data after the signed message";
+	return NULL;
+}
+
+static int
+framing_check(int fd, enum op op, char *reason, size_t len)
+{
+	enum frame_state st = F_START;
+	char buf[65536], line[FRAME_PREFIX + 1];
+	size_t ll = 0, i;
+	int blank = 1, pending = 0;
+	int64_t lineno = 1;
+	off_t off = 0;
+	ssize_t n;
+	const char *why = NULL;
+
+	for (;;) {
+		n = pread(fd, buf, sizeof(buf), off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (off == 0 && n > 0 && ((unsigned char)buf[0] & 0x80))
+			return 0;	/* binary OpenPGP packets */
+		if (n == 0)
+			break;
+		for (i = 0; i < (size_t)n; i++) {
+			char c = buf[i];
+
+			if (c != '\n') {
+				pending = 1;
+				if (ll < FRAME_PREFIX)
+					line[ll++] = c;
+				if (c != ' ' && c != '\t' && c != '\r')
+					blank = 0;
+				continue;
+			}
+			while (ll > 0 && (line[ll - 1] == '\r' ||
+			    line[ll - 1] == ' ' || line[ll - 1] == '\t'))
+				ll--;
+			line[ll] = '\0';
+			if ((why = frame_line(&st, op, line, blank)) != NULL)
+				goto reject;
+			lineno++;
+			ll = 0;
+			blank = 1;
+			pending = 0;
+		}
+		off += n;
+	}
+	if (pending) {		/* a last line without its newline */
+		while (ll > 0 && (line[ll - 1] == '\r' ||
+		    line[ll - 1] == ' ' || line[ll - 1] == '\t'))
+			ll--;
+		line[ll] = '\0';
+		if ((why = frame_line(&st, op, line, blank)) != NULL)
+			goto reject;
+	}
+	if (st != F_END) {
+		xsnprintf(reason, len, "not one complete armored OpenPGP "
+		    "message (it ends before its END line)");
+		return 1;
+	}
+	return 0;
+reject:
+	xsnprintf(reason, len, "unsigned data around the signed message: %s "
+	    "(line %lld); the file must be exactly one OpenPGP message",
+	    why, (long long)lineno);
+	return 1;
+}
 
 static int
 run(const char *home, const struct signature_config *sc, enum op op, int fd,
@@ -491,14 +676,28 @@ run(const char *home, const struct signature_config *sc, enum op op, int fd,
 	gpgme_data_t in = NULL, sig = NULL, out = NULL;
 	gpgme_decrypt_result_t dr;
 	gpgme_error_t err;
+	struct sink k;
+	struct stat sb;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
+	if (op != OP_DETACHED) {
+		switch (framing_check(fd, op, res->reason, sizeof(res->reason))) {
+		case 0:
+			break;
+		case 1:
+			return 0;	/* rejected: res->ok stays 0 */
+		default:
+			log_warn("cannot read the file to verify");
+			return -1;
+		}
+	}
+	sink_init(&k, plain_fd, fstat(fd, &sb) == 0 ? (int64_t)sb.st_size : 0);
 	if ((ctx = ctx_new(home)) == NULL)
 		return -1;
 	if (data_fd(&in, fd) == -1 ||
 	    (op == OP_DETACHED && data_fd(&sig, sig_fd) == -1) ||
-	    (op != OP_DETACHED && data_out(&out, plain_fd) == -1)) {
+	    (op != OP_DETACHED && data_out(&out, &k) == -1)) {
 		log_warn("gpgme: cannot set up the data streams");
 		goto fail;
 	}
@@ -512,6 +711,20 @@ run(const char *home, const struct signature_config *sc, enum op op, int fd,
 	default:
 		err = gpgme_op_decrypt_verify(ctx, in, out);
 		break;
+	}
+	if (k.over || k.late) {
+		/* gpg was stopped: whatever it said is beside the point */
+		if (k.over)
+			xsnprintf(res->reason, sizeof(res->reason),
+			    "decompressed data over %lld bytes: possible "
+			    "compression bomb", (long long)k.cap);
+		else
+			xsnprintf(res->reason, sizeof(res->reason),
+			    "verification took over %lld s: possible "
+			    "compression bomb or endless stream",
+			    (long long)((k.max_ms + 999) / 1000));
+		rc = 0;
+		goto fail;
 	}
 	if (err != 0 && system_error(err)) {
 		log_warnx("gpgme: cannot run gpg for %s: %s", home,

@@ -43,6 +43,26 @@ struct verify_result {
 	char	 reason[512];	/* why not ok */
 };
 
+/*
+ * Bounds on one inline or encrypted verification, against a compression
+ * bomb or a message that decompresses for ever. The plaintext gpg produces
+ * (written to plain_fd or discarded) may reach max(64 x the message's size,
+ * 1 MiB), and never more than max_file_size when that is > 0; one
+ * verification may last max(10 min, 1 s per 4 MiB of message). Beyond
+ * either, gpg is stopped and the file rejected ("decompressed data over N
+ * bytes: possible compression bomb"; "verification took over N s"). Both are
+ * checked as gpg writes plaintext. max_plain and max_ms, when > 0, replace
+ * the computed bounds (tests). A detached signature produces no plaintext:
+ * its work is bounded by the data file's size. Per process; the intake sets
+ * max_file_size from server.max_file_size.
+ */
+struct verify_limits {
+	int64_t	 max_file_size;	/* bytes; 0: no such bound */
+	int64_t	 max_plain;	/* > 0: the plaintext bound, bytes */
+	int64_t	 max_ms;	/* > 0: the time bound, milliseconds */
+};
+void verify_set_limits(const struct verify_limits *);
+
 /* Once per process, before any fork of gpg: checks gpgme and gpg. 0 or -1 (logged). */
 int verify_init(void);
 

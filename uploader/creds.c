@@ -649,14 +649,30 @@ creds_get(struct aws_creds *out)
 	return rc;
 }
 
+/*
+ * Looks through the chain again: 0 with new credentials, 1 when the chain
+ * gave the very same ones from the same source (nothing fresher to be had,
+ * e.g. fixed ones in the environment), -1 when it gave none (the old ones
+ * are kept).
+ */
 int
 creds_refresh(void)
 {
+	struct aws_creds old;
+	enum creds_src src;
 	int rc;
 
 	pthread_mutex_lock(&creds_mu);
+	memcpy(&old, &creds_cur, sizeof(old));
+	src = creds_src_cur;
 	rc = resolve(0);
+	if (rc == 0 && src != SRC_NONE && src == creds_src_cur &&
+	    strcmp(old.access_key, creds_cur.access_key) == 0 &&
+	    strcmp(old.secret_key, creds_cur.secret_key) == 0 &&
+	    strcmp(old.session_token, creds_cur.session_token) == 0)
+		rc = 1;
 	pthread_mutex_unlock(&creds_mu);
+	creds_wipe(&old);
 	return rc;
 }
 

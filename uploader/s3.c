@@ -51,6 +51,8 @@
 #define MP_PART_TRIES	4		/* in place, before the file waits its turn */
 #define MAX_SUFFIX	1000		/* collision: suffix tries KEY.1 .. KEY.1000 */
 #define STALE_AGE_S	86400
+#define STALE_PAGE	100		/* max-uploads per list page: fits S3_BODY_MAX */
+#define STALE_PAGES	100		/* list pages per sweep; the next one goes on */
 
 struct s3_store {
 	const struct store_config *cfg;
@@ -62,6 +64,9 @@ struct s3_store {
 	char			 uri_prefix[300];	/* "/bucket" (path style) or "" */
 	volatile time_t		 skew;		/* S3's clock minus ours (RequestTimeTooSkewed) */
 	volatile int		*cancel;	/* non-zero: stop transfers */
+	/* Where the stale upload sweep goes on ("": from the start). */
+	char			 sweep_key[S3_MAX_KEY + 1];
+	char			 sweep_id[1024];
 };
 
 /* What we keep of one response. */
@@ -74,7 +79,11 @@ struct s3_resp {
 	char	 date[64];
 	char	 body[S3_BODY_MAX + 1];
 	size_t	 bodylen;
+	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
 };
+
+#define CREDS_DEAD_ENV	1	/* in the environment */
+#define CREDS_DEAD_FILE	2	/* in the shared files */
 
 enum upload_err {
 	UP_OK = 0,
@@ -772,6 +781,20 @@ set_http_error(struct s3_store *s, struct put_result *res, const char *what,
 	else
 		snprintf(res->error, sizeof(res->error), "%sHTTP %ld %s: %s",
 		    what, r->status, code, msg);
+	if (r->creds_dead != 0) {
+		/* Retrying cannot help: only a person can give new ones. */
+		res->outcome = PUT_FATAL;
+		snprintf(res->error, sizeof(res->error), "%sHTTP %ld %s: %sthe "
+		    "credentials in %s have expired: %s, then release the held "
+		    "files with 'sluice queue retry -c CONFIG --all'", what,
+		    r->status, code[0] != '\0' ? code : "(no error code)",
+		    code[0] != '\0' ? "" : "most likely ",
+		    r->creds_dead == CREDS_DEAD_ENV ?
+		    "the environment" : "the shared credentials file",
+		    r->creds_dead == CREDS_DEAD_ENV ? "restart the uploader with "
+		    "fresh ones or use instance credentials" : "put fresh ones "
+		    "there or use instance credentials");
+	}
 	if (strcmp(code, "RequestTimeTooSkewed") == 0 && r->date[0] != '\0' &&
 	    (server = curl_getdate(r->date, NULL)) != -1) {
 		s->skew = server - time(NULL);
@@ -844,33 +867,50 @@ resp_code(const struct s3_resp *r, char *code, size_t len)
 
 /*
  * s3_perform, and when S3 says the token expired, refresh the credentials
- * once and send again (bodies are rewound).
+ * once and send again (bodies are rewound). Expired again after a refresh
+ * that found only the same credentials in the environment or the shared
+ * files: r->creds_dead says so (the file is held; retrying cannot help).
+ * The same ones from IMDS or STS stay retryable: those rotate by themselves.
  */
 static CURLcode
 s3_request(struct s3_store *s, CURL *curl, const char *method, const char *uri,
     const char *query, const char **extra, size_t nextra, const char *payload,
     struct s3_upload *up, struct s3_resp *r)
 {
+	const char *src;
 	char code[64];
 	CURLcode c;
-	int tries;
+	int tries, same = 0;
 
 	for (tries = 0;; tries++) {
 		if (up != NULL)
 			up_rewind(up);
 		c = s3_perform(s, curl, method, uri, query, extra, nextra,
 		    payload, up, r);
-		if (c != CURLE_OK || tries > 0 || s->static_creds ||
+		if (c != CURLE_OK || s->static_creds ||
 		    (r->status != 400 && r->status != 403))
 			return c;
 		resp_code(r, code, sizeof(code));
-		if (strcmp(code, "ExpiredToken") != 0 &&
+		/* A HEAD answer has no body: a bare 400 may be ExpiredToken. */
+		if (strcmp(method, "HEAD") == 0 && r->status == 400 &&
+		    code[0] == '\0')
+			xstrlcpy(code, "HTTP 400 to a HEAD, perhaps ExpiredToken",
+			    sizeof(code));
+		else if (strcmp(code, "ExpiredToken") != 0 &&
 		    strcmp(code, "TokenRefreshRequired") != 0 &&
 		    strcmp(code, "ExpiredTokenException") != 0)
 			return c;
+		if (tries > 0) {
+			src = creds_source();
+			if (same == 1 && strcmp(src, "environment") == 0)
+				r->creds_dead = CREDS_DEAD_ENV;
+			else if (same == 1 && strcmp(src, "shared file") == 0)
+				r->creds_dead = CREDS_DEAD_FILE;
+			return c;
+		}
 		log_info("s3: the credentials expired (%s); refreshing them "
 		    "once", code);
-		if (creds_refresh() != 0)
+		if ((same = creds_refresh()) == -1)
 			return c;
 	}
 }
@@ -1931,57 +1971,142 @@ s3_store_head(struct s3_store *s, const char *key, char *cs, size_t cslen,
 	return e;
 }
 
+/* The ListMultipartUploads query from the sweep's markers; 0 or -1. */
+static int
+list_uploads_query(const struct s3_store *s, char *query, size_t len)
+{
+	char ekey[3 * S3_MAX_KEY + 1], eid[3 * 1024 + 1];
+
+	if (s->sweep_key[0] == '\0')
+		return xsnprintf(query, len, "max-uploads=%d&uploads=",
+		    STALE_PAGE) < 0 ? -1 : 0;
+	if (s3_uri_encode(s->sweep_key, ekey, sizeof(ekey), 0) != 0 ||
+	    s3_uri_encode(s->sweep_id, eid, sizeof(eid), 0) != 0)
+		return -1;
+	/* Canonical order: key-marker, max-uploads, upload-id-marker, uploads. */
+	if (s->sweep_id[0] == '\0')
+		return xsnprintf(query, len, "key-marker=%s&max-uploads=%d&"
+		    "uploads=", ekey, STALE_PAGE) < 0 ? -1 : 0;
+	return xsnprintf(query, len, "key-marker=%s&max-uploads=%d&"
+	    "upload-id-marker=%s&uploads=", ekey, STALE_PAGE, eid) < 0 ? -1 : 0;
+}
+
+/*
+ * Moves the sweep's markers past one page: to NextKeyMarker and
+ * NextUploadIdMarker, or after the last upload seen (last_key, last_id) when
+ * the server gave none or the body was cut at S3_BODY_MAX. 1 when there is a
+ * next page, 0 when the listing is done (markers reset).
+ */
+static int
+list_uploads_next(struct s3_store *s, const struct s3_resp *r,
+    const char *last_key, const char *last_id)
+{
+	char trunc[16], nkey[S3_MAX_KEY * 2], nid[1024];
+	int complete;
+
+	complete = strstr(r->body, "</ListMultipartUploadsResult>") != NULL;
+	xml_text(r->body, "IsTruncated", trunc, sizeof(trunc));
+	xml_text(r->body, "NextKeyMarker", nkey, sizeof(nkey));
+	xml_unescape(nkey);
+	xml_text(r->body, "NextUploadIdMarker", nid, sizeof(nid));
+	xml_unescape(nid);
+	if (complete && strcmp(trunc, "true") != 0)
+		goto done;
+	if (!complete || nkey[0] == '\0') {
+		/* Cut short, or no markers: go on after the last upload. */
+		xstrlcpy(nkey, last_key, sizeof(nkey));
+		xstrlcpy(nid, last_id, sizeof(nid));
+	}
+	if (nkey[0] == '\0' || strlen(nkey) > S3_MAX_KEY ||
+	    (strcmp(nkey, s->sweep_key) == 0 && strcmp(nid, s->sweep_id) == 0)) {
+		log_warnx("s3: the list of multipart uploads is truncated but "
+		    "gives no usable next marker; the sweep starts over next "
+		    "time");
+		goto done;
+	}
+	xstrlcpy(s->sweep_key, nkey, sizeof(s->sweep_key));
+	xstrlcpy(s->sweep_id, nid, sizeof(s->sweep_id));
+	return 1;
+done:
+	s->sweep_key[0] = s->sweep_id[0] = '\0';
+	return 0;
+}
+
 int
 s3_store_abort_stale(struct s3_store *s, int64_t older_s,
     int (*keep)(void *, const char *, const char *), void *arg)
 {
 	struct s3_resp *r, *a;
 	char uri[400], key[S3_MAX_KEY * 2], id[1024], when[64], kuri[S3_MAX_URI];
+	char query[8 * 1024], last_key[S3_MAX_KEY * 2], last_id[1024];
 	const char *p, *e, *prefix = s->cfg->prefix ? s->cfg->prefix : "";
 	struct tm tm;
 	time_t t;
-	int n = 0;
+	int n = 0, page, more = 1;
 	CURLcode c;
 
 	if ((r = malloc(sizeof(*r))) == NULL || (a = malloc(sizeof(*a))) == NULL) {
 		free(r);
 		return -1;
 	}
-	/* Without prefix= (moto mis-signs queries holding '/'): filter here. */
+	/* Without prefix= (moto mis-signs queries holding '/'): filter here.
+	 * Pages of STALE_PAGE uploads, at most STALE_PAGES of them a sweep;
+	 * the next sweep goes on from the markers where this one stopped. */
 	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
-	c = s3_request(s, s->curl, "GET", uri, "uploads=", NULL, 0, EMPTY_SHA256,
-	    NULL, r);
-	if (c != CURLE_OK || r->status != 200) {
-		log_warnx("s3: cannot list multipart uploads: %s (HTTP %ld)",
-		    c != CURLE_OK ? curl_easy_strerror(c) : "error", r->status);
-		n = -1;
-		goto out;
-	}
-	for (p = r->body; (p = strstr(p, "<Upload>")) != NULL; p = e) {
-		if ((e = strstr(p, "</Upload>")) == NULL)
-			break;
-		xml_text(p, "Key", key, sizeof(key));
-		xml_unescape(key);
-		xml_text(p, "UploadId", id, sizeof(id));
-		xml_text(p, "Initiated", when, sizeof(when));
-		memset(&tm, 0, sizeof(tm));
-		if (key[0] == '\0' || id[0] == '\0' ||
-		    strncmp(key, prefix, strlen(prefix)) != 0 ||
-		    strptime(when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-			continue;
-		t = timegm(&tm);
-		if (time(NULL) + s->skew - t < older_s)
-			continue;
-		if (keep != NULL && keep(arg, key, id))
-			continue;
-		if (key_uri(s, key, kuri, sizeof(kuri)) != 0)
-			continue;
-		if (s3_abort_upload(s, s->curl, kuri, id, a) == 0) {
-			log_info("s3: aborted the stale multipart upload of %s "
-			    "(started %s)", key, when);
-			n++;
+	for (page = 0; more && page < STALE_PAGES; page++) {
+		if (list_uploads_query(s, query, sizeof(query)) != 0) {
+			s->sweep_key[0] = s->sweep_id[0] = '\0';
+			log_warnx("s3: a multipart upload marker is too long; the "
+			    "sweep starts over next time");
+			n = -1;
+			goto out;
 		}
+		c = s3_request(s, s->curl, "GET", uri, query, NULL, 0,
+		    EMPTY_SHA256, NULL, r);
+		if (c != CURLE_OK || r->status != 200) {
+			log_warnx("s3: cannot list multipart uploads: %s (HTTP %ld)",
+			    c != CURLE_OK ? curl_easy_strerror(c) : "error",
+			    r->status);
+			s->sweep_key[0] = s->sweep_id[0] = '\0';
+			n = -1;
+			goto out;
+		}
+		last_key[0] = last_id[0] = '\0';
+		for (p = r->body; (p = strstr(p, "<Upload>")) != NULL; p = e) {
+			if ((e = strstr(p, "</Upload>")) == NULL)
+				break;
+			xml_text(p, "Key", key, sizeof(key));
+			xml_unescape(key);
+			xml_text(p, "UploadId", id, sizeof(id));
+			xml_unescape(id);
+			xml_text(p, "Initiated", when, sizeof(when));
+			if (key[0] != '\0' && id[0] != '\0') {
+				xstrlcpy(last_key, key, sizeof(last_key));
+				xstrlcpy(last_id, id, sizeof(last_id));
+			}
+			memset(&tm, 0, sizeof(tm));
+			if (key[0] == '\0' || id[0] == '\0' ||
+			    strncmp(key, prefix, strlen(prefix)) != 0 ||
+			    strptime(when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+				continue;
+			t = timegm(&tm);
+			if (time(NULL) + s->skew - t < older_s)
+				continue;
+			if (keep != NULL && keep(arg, key, id))
+				continue;
+			if (key_uri(s, key, kuri, sizeof(kuri)) != 0)
+				continue;
+			if (s3_abort_upload(s, s->curl, kuri, id, a) == 0) {
+				log_info("s3: aborted the stale multipart upload "
+				    "of %s (started %s)", key, when);
+				n++;
+			}
+		}
+		more = list_uploads_next(s, r, last_key, last_id);
 	}
+	if (more)
+		log_info("s3: looked through %d pages of multipart uploads; the "
+		    "next sweep goes on from there", STALE_PAGES);
 out:
 	free(r);
 	free(a);

@@ -67,7 +67,9 @@ store_put(struct store *st, const struct put_request *req, struct put_result *re
 		size_t i;
 
 		file_store_put(st->file, req, res);
-		xstrlcpy(res->key, req->key ? req->key : "", sizeof(res->key));
+		if (res->key[0] == '\0')	/* else the suffixed key */
+			xstrlcpy(res->key, req->key ? req->key : "",
+			    sizeof(res->key));
 		/* The checksum S3 would report, for the record. */
 		for (i = 0; req->sha256 != NULL && i < SHA256_LEN &&
 		    strlen(req->sha256) == 64; i++)

@@ -36,7 +36,8 @@ void creds_wipe(struct aws_creds *);
  * creds_init: 0, or -1 (logged, naming every source tried).
  * creds_get: a copy of the current credentials, refreshed first when they
  * expire within 5 minutes; 0 or -1. creds_refresh: refresh now (ExpiredToken);
- * 0 or -1. Values are never logged.
+ * 0 new ones, 1 the very same ones again (nothing fresher), or -1. Values are
+ * never logged.
  */
 int creds_init(void);
 int creds_get(struct aws_creds *out);

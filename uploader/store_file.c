@@ -6,6 +6,11 @@
  * directory. Directories are walked one component at a time with O_NOFOLLOW
  * so a planted symlink cannot lead outside cfg->dir.
  *
+ * An identical file already at the key counts as stored. A different one
+ * follows store.collision: suffix (the first KEY.N, N = 1..1000, that is free
+ * or holds identical bytes), reject (PUT_FATAL: the file is held), version
+ * (a directory keeps no versions: handled as suffix, logged once per process).
+ *
  * Ownership: struct file_store borrows cfg and owns one fd on cfg->dir.
  */
 #include "uploader/store.h"
@@ -26,11 +31,14 @@
 #define FILE_MAX_KEY	1024
 #define COPY_BUF	(256 * 1024)
 #define TMP_PREFIX	".sluice-tmp."
+#define MAX_SUFFIX	1000		/* collision: suffix tries KEY.1 .. KEY.1000 */
 
 struct file_store {
 	const struct store_config *cfg;
 	int			 rootfd;
 };
+
+static int version_noted;	/* the "version means suffix" line is logged */
 
 struct file_store *
 file_store_open(const struct store_config *cfg)
@@ -46,6 +54,12 @@ file_store_open(const struct store_config *cfg)
 		return NULL;
 	}
 	fs->cfg = cfg;
+	if (cfg->collision == COLLISION_VERSION &&
+	    __atomic_exchange_n(&version_noted, 1, __ATOMIC_RELAXED) == 0)
+		log_info("store: collision: version on a file:// store: a "
+		    "directory keeps no versions, so a different file at a key "
+		    "stays and the new one is stored as KEY.1, KEY.2, ... "
+		    "(as with collision: suffix)");
 	fs->rootfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fs->rootfd == -1) {
 		log_warn("store: %s: create the directory or fix store.url",
@@ -118,45 +132,41 @@ set_errno(struct put_result *res, const char *what, const char *key, int e)
 	    strerror(e));
 }
 
-/* The target exists: stored (existed=1) if its bytes hash to want. */
-static void
-compare_existing(int dfd, const char *name, const char *want,
+/*
+ * The target name exists: 1 if it is a regular file of size bytes that hash
+ * to want, 0 if it is something else (different bytes, a directory, a
+ * symlink...), -1 on error (res filled).
+ */
+static int
+same_existing(int dfd, const char *name, int64_t size, const char *want,
     const char *key, struct put_result *res)
 {
 	uint8_t d[SHA256_LEN];
 	char hex[SHA256_HEX];
 	struct stat st;
-	int fd;
+	int fd, rc = 0;
 
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1 && errno != ELOOP) {
+	if (fd == -1) {
+		if (errno == ELOOP)
+			return 0;
 		set_errno(res, "open existing", key, errno);
-		return;
+		return -1;
 	}
-	if (fd != -1 && fstat(fd, &st) == -1) {
+	if (fstat(fd, &st) == -1) {
 		set_errno(res, "stat existing", key, errno);
-		close(fd);
-		return;
-	}
-	if (fd != -1 && S_ISREG(st.st_mode)) {
+		rc = -1;
+	} else if (S_ISREG(st.st_mode) && st.st_size == size) {
 		if (sha256_fd(fd, d) != 0) {
 			set_errno(res, "read existing", key, errno);
-			close(fd);
-			return;
-		}
-		hex_encode(d, sizeof(d), hex);
-		if (strcasecmp(hex, want) == 0) {
-			res->outcome = PUT_STORED;
-			res->existed = 1;
-			close(fd);
-			return;
+			rc = -1;
+		} else {
+			hex_encode(d, sizeof(d), hex);
+			rc = strcasecmp(hex, want) == 0;
 		}
 	}
-	if (fd != -1)
-		close(fd);
-	res->outcome = PUT_FATAL;
-	snprintf(res->error, sizeof(res->error), "a different object already "
-	    "exists at %s", key);
+	close(fd);
+	return rc;
 }
 
 /* Copies size bytes of in (from 0) to out, checking they hash to want.
@@ -225,13 +235,72 @@ fail:
 	return rc;
 }
 
+/*
+ * Writes req's bytes (checked against req->sha256) to a new temp file in dfd,
+ * fsynced and closed; its name into tmp. 0, or -1 with res filled (and no
+ * temp file left).
+ */
+static int
+write_temp(int dfd, const struct put_request *req, const char *pkey,
+    char *tmp, size_t tmplen, struct put_result *res)
+{
+	char rid[33];
+	int tfd;
+
+	if (random_id(rid, sizeof(rid)) != 0 ||
+	    xsnprintf(tmp, tmplen, TMP_PREFIX "%s", rid) < 0) {
+		set_errno(res, "temp name for", pkey, EAGAIN);
+		return -1;
+	}
+	tfd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0640);
+	if (tfd == -1) {
+		set_errno(res, "create temp file for", pkey, errno);
+		return -1;
+	}
+	if (copy_checked(req->fd, tfd, req->size, req->sha256, pkey, res) != 0)
+		goto fail;
+	if (fsync(tfd) == -1) {
+		set_errno(res, "fsync", pkey, errno);
+		goto fail;
+	}
+	if (close(tfd) == -1) {
+		tfd = -1;
+		set_errno(res, "close", pkey, errno);
+		goto fail;
+	}
+	return 0;
+fail:
+	if (tfd != -1)
+		close(tfd);
+	unlinkat(dfd, tmp, 0);
+	return -1;
+}
+
+/* Renames tmp to name in dfd, never replacing: 0, or -1 (errno EEXIST when
+ * name exists). */
+static int
+place(int dfd, const char *tmp, const char *name)
+{
+	if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* No RENAME_NOREPLACE here: link() never replaces. */
+	if (linkat(dfd, tmp, dfd, name, 0) == -1)
+		return -1;
+	unlinkat(dfd, tmp, 0);
+	return 0;
+}
+
 void
 file_store_put(struct file_store *fs, const struct put_request *req,
     struct put_result *res)
 {
-	char path[FILE_MAX_KEY + 1], tmp[64], rid[33], pkey[300];
+	char path[FILE_MAX_KEY + 1], tmp[64], pkey[300], ckey[320];
+	char name[NAME_MAX + 2];
 	char *comp, *next;
-	int dfd = fs->rootfd, nfd, tfd = -1, tmp_made = 0;
+	int dfd = fs->rootfd, nfd, tmp_made = 0, sfx, same;
 	size_t i;
 
 	memset(res, 0, sizeof(*res));
@@ -283,69 +352,84 @@ file_store_put(struct file_store *fs, const struct put_request *req,
 		dfd = nfd;
 	}
 
-	/* Already there (a retry after a crash, or a second upload)? */
-	if (faccessat(dfd, comp, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-		compare_existing(dfd, comp, req->sha256, pkey, res);
-		goto existed;
-	}
+	/* comp is the object's name; KEY.1, KEY.2 ... as the policy says. */
+	for (sfx = 0; sfx <= MAX_SUFFIX; sfx++) {
+		if (sfx == 0) {
+			xstrlcpy(name, comp, sizeof(name));
+			xstrlcpy(res->key, req->key, sizeof(res->key));
+			xstrlcpy(ckey, pkey, sizeof(ckey));
+		} else if (xsnprintf(name, sizeof(name), "%s.%d", comp, sfx) < 0 ||
+		    strlen(name) > NAME_MAX ||
+		    xsnprintf(res->key, sizeof(res->key), "%s.%d", req->key,
+		    sfx) < 0) {
+			res->outcome = PUT_FATAL;
+			snprintf(res->error, sizeof(res->error), "a different "
+			    "object exists at %s; the suffix .%d would make its "
+			    "name longer than %d bytes (collision: suffix)", pkey,
+			    sfx, NAME_MAX);
+			goto done;
+		} else
+			xsnprintf(ckey, sizeof(ckey), "%s.%d", pkey, sfx);
 
-	if (random_id(rid, sizeof(rid)) != 0 ||
-	    xsnprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", rid) < 0) {
-		set_errno(res, "temp name for", pkey, EAGAIN);
-		goto done;
-	}
-	tfd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0640);
-	if (tfd == -1) {
-		set_errno(res, "create temp file for", pkey, errno);
-		goto done;
-	}
-	tmp_made = 1;
-	if (copy_checked(req->fd, tfd, req->size, req->sha256, pkey, res) != 0)
-		goto done;
-	if (fsync(tfd) == -1) {
-		set_errno(res, "fsync", pkey, errno);
-		goto done;
-	}
-	if (close(tfd) == -1) {
-		tfd = -1;
-		set_errno(res, "close", pkey, errno);
-		goto done;
-	}
-	tfd = -1;
-	if (renameat2(dfd, tmp, dfd, comp, RENAME_NOREPLACE) == -1) {
-		if (errno == EINVAL || errno == ENOSYS) {
-			/* No RENAME_NOREPLACE here: link() never replaces. */
-			if (linkat(dfd, tmp, dfd, comp, 0) == 0) {
-				unlinkat(dfd, tmp, 0);
-				tmp_made = 0;
+		/* Already there (a retry after a crash, a second upload)? */
+		if (faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			same = same_existing(dfd, name, req->size, req->sha256,
+			    ckey, res);
+		else if (errno != ENOENT) {
+			set_errno(res, "look up", ckey, errno);
+			goto done;
+		} else {
+			if (!tmp_made) {
+				if (write_temp(dfd, req, pkey, tmp, sizeof(tmp),
+				    res) != 0)
+					goto done;
+				tmp_made = 1;
 			}
+			if (place(dfd, tmp, name) == 0) {
+				tmp_made = 0;
+				if (fsync(dfd) == -1) {
+					set_errno(res, "fsync directory of", ckey,
+					    errno);
+					goto done;
+				}
+				res->outcome = PUT_STORED;
+				goto done;
+			}
+			if (errno != EEXIST) {
+				set_errno(res, "rename into place", ckey, errno);
+				goto done;
+			}
+			/* Someone got there first. */
+			same = same_existing(dfd, name, req->size, req->sha256,
+			    ckey, res);
 		}
-		if (tmp_made && errno == EEXIST) {
-			compare_existing(dfd, comp, req->sha256, pkey, res);
-			goto existed;
-		}
-		if (tmp_made) {
-			set_errno(res, "rename into place", pkey, errno);
+		if (same == -1)
+			goto done;
+		if (same == 1) {
+			/* A crash may have come between an earlier rename and
+			 * its fsync. */
+			if (fsync(dfd) == -1) {
+				set_errno(res, "fsync directory of", ckey, errno);
+				goto done;
+			}
+			res->outcome = PUT_STORED;
+			res->existed = 1;
 			goto done;
 		}
+		if (fs->cfg->collision == COLLISION_REJECT) {
+			res->outcome = PUT_FATAL;
+			snprintf(res->error, sizeof(res->error), "a different "
+			    "object already exists at %s (collision: reject)", ckey);
+			goto done;
+		}
+		log_info("store: a different file exists at %s; trying the next "
+		    "suffix (collision: %s)", ckey, fs->cfg->collision ==
+		    COLLISION_VERSION ? "version, as suffix" : "suffix");
 	}
-	tmp_made = 0;
-	if (fsync(dfd) == -1) {
-		set_errno(res, "fsync directory of", pkey, errno);
-		goto done;
-	}
-	res->outcome = PUT_STORED;
-	goto done;
-existed:
-	/* A crash may have come between an earlier rename and its fsync. */
-	if (res->outcome == PUT_STORED && fsync(dfd) == -1) {
-		set_errno(res, "fsync directory of", pkey, errno);
-		res->existed = 0;
-	}
+	res->outcome = PUT_FATAL;
+	snprintf(res->error, sizeof(res->error), "a different object exists at "
+	    "%s and at every suffix up to .%d", pkey, MAX_SUFFIX);
 done:
-	if (tfd != -1)
-		close(tfd);
 	if (tmp_made)
 		unlinkat(dfd, tmp, 0);
 	if (dfd != fs->rootfd)

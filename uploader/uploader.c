@@ -351,6 +351,108 @@ upload_one(struct worker *w, struct file_rec *r)
 	}
 }
 
+/* ---- quarantine copies (issue 4) ------------------------------------------ */
+
+/* Bytes outside printable ASCII become c; at most len - 1 bytes. */
+static void
+ascii_copy(char *dst, const char *src, size_t len, char c)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < len; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 ||
+		    (unsigned char)src[i] > 0x7e ? c : src[i];
+	dst[i] = '\0';
+}
+
+/*
+ * Rejected file r (store.quarantine_prefix set): stores
+ * quarantine/<partner>/<fid> at <quarantine_prefix><partner>/<fid>-<name>
+ * with the reason as metadata. The local copy is never deleted.
+ */
+static void
+qcopy_one(struct worker *w, struct file_rec *r)
+{
+	const struct config *cfg = w->u->cfg;
+	const char *names[] = { "reason", "partner", "sha256", "fid" };
+	const char *values[4], *base;
+	struct put_request req;
+	struct put_result res;
+	char path[PATH_MAX], key[1100], name[256], reason[1024];
+	struct stat sb;
+	int64_t wait_ms;
+	int fd = -1;
+
+	memset(&res, 0, sizeof(res));
+	base = strrchr(r->path, '/') != NULL ? strrchr(r->path, '/') + 1 :
+	    r->path;
+	ascii_copy(name, base, sizeof(name), '_');
+	ascii_copy(reason, r->last_error, sizeof(reason), '?');
+	if (xsnprintf(path, sizeof(path), "%s/quarantine/%s/%s",
+	    cfg->state_dir, r->partner, r->fid) < 0 ||
+	    xsnprintf(key, sizeof(key), "%s%s/%s-%s",
+	    cfg->store.quarantine_prefix, r->partner, r->fid, name) < 0) {
+		res.outcome = PUT_FATAL;
+		xstrlcpy(res.error, "quarantine key too long", sizeof(res.error));
+	} else if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &sb) == -1) {
+		res.outcome = PUT_FATAL;
+		xsnprintf(res.error, sizeof(res.error), "quarantine/%s/%s: %s",
+		    r->partner, r->fid, strerror(errno));
+	} else {
+		values[0] = reason;
+		values[1] = r->partner;
+		values[2] = r->sha256;
+		values[3] = r->fid;
+		memset(&req, 0, sizeof(req));
+		req.key = key;
+		req.fd = fd;
+		req.size = sb.st_size;
+		/* the digest taken at receipt proves the bytes unchanged */
+		req.sha256 = sb.st_size == r->size ? r->sha256 : NULL;
+		req.meta_names = names;
+		req.meta_values = values;
+		req.nmeta = 4;
+		req.multipart_threshold = cfg->uploader.multipart_threshold;
+		req.part_size = cfg->uploader.part_size;
+		req.max_backoff_ms = max_backoff_ms(cfg);
+		if (req.sha256 == NULL) {
+			res.outcome = PUT_FATAL;
+			xsnprintf(res.error, sizeof(res.error), "quarantine/%s/%s "
+			    "changed size since it was received", r->partner,
+			    r->fid);
+		} else
+			store_put(w->store, &req, &res);
+	}
+	if (fd != -1)
+		close(fd);
+	r->attempts++;
+	if (res.outcome == PUT_STORED) {
+		if (state_qcopy_finish(w->st, r, 1) == -1)
+			return;	/* copying again is harmless */
+		audit_file(w, "file.quarantine_copied", r, json_pack(
+		    "{s:s,s:s,s:s,s:s,s:b,s:i}", "quarantine_key",
+		    res.key[0] ? res.key : key, "bucket", res.bucket, "etag",
+		    res.etag, "reason", r->last_error, "existed", res.existed,
+		    "attempts", r->attempts));
+		log_info("copied the rejected %s/%s to %s", r->partner, r->path,
+		    res.key[0] ? res.key : key);
+		return;
+	}
+	/* A transient failure backs off like an upload; one that needs an
+	 * operator is tried again hourly. */
+	wait_ms = res.outcome == PUT_RETRY ? retry_backoff_ms(r->attempts - 1,
+	    UPLOAD_BACKOFF_BASE_MS, max_backoff_ms(cfg)) : 3600 * 1000;
+	r->next_attempt_ms = now_ms() + wait_ms;
+	state_qcopy_finish(w->st, r, 0);
+	audit_file(w, "file.quarantine_copy_failed", r, json_pack(
+	    "{s:s,s:s,s:i,s:I}", "quarantine_key", key, "error", res.error,
+	    "attempt", r->attempts, "retry_in_ms", (json_int_t)wait_ms));
+	log_warnx("cannot copy the rejected %s/%s to %s: %s; retrying in %lld "
+	    "s (it stays in quarantine/%s/)", r->partner, r->path, key,
+	    res.error, (long long)(wait_ms / 1000), r->partner);
+}
+
 /* Sleeps until woken or ms passed (since the generation seen). */
 static void
 worker_idle(struct uploader *u, uint64_t *seen, int ms)
@@ -395,6 +497,9 @@ worker_main(void *arg)
 		n = state_claim(w->st, FS_ACCEPTED, FS_UPLOADING, now_ms(), &w->r);
 		if (n == 1)
 			upload_one(w, &w->r);
+		else if (n == 0 && w->u->cfg->store.quarantine_prefix != NULL &&
+		    (n = state_qcopy_claim(w->st, now_ms(), &w->r)) == 1)
+			qcopy_one(w, &w->r);	/* after the upload queue */
 		else
 			worker_idle(w->u, &seen, n == 0 ? w->u->idle_ms : 1000);
 	}
@@ -492,6 +597,8 @@ uploader_run(const struct config *cfg)
 	/* A crash mid-upload: the conditional write makes a repeat safe. */
 	if ((n = state_reset(admin->st, FS_UPLOADING, FS_ACCEPTED)) > 0)
 		log_info("resuming %d interrupted upload(s)", n);
+	if ((n = state_qcopy_reset(admin->st)) > 0)
+		log_info("resuming %d interrupted quarantine copy(ies)", n);
 	finish_stored(admin);
 	log_info("uploader ready: storing to %s with %d worker(s)",
 	    cfg->store.url, nw);

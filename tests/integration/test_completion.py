@@ -16,6 +16,8 @@ One gateway, one partner per rule set:
   enc       signature encrypted (sign-then-encrypt to the gateway's key)
   encp      the same with keep_plaintext
 
+store.quarantine_prefix is set: every rejected file is also copied there.
+
 OpenPGP keys are made with `gpg --batch` at run time.
 
     cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_completion
@@ -43,6 +45,7 @@ PARTNERS = {
     "janitor": "    completion:\n      incomplete_ttl: 2s\n",
 }
 SIG_WAIT = 8
+QPREFIX = "quarantine/"  # store.quarantine_prefix
 
 
 def gpg(home, *args, **kw):
@@ -107,6 +110,8 @@ class CompletionCase(unittest.TestCase):
         lines = []
         for line in cls.gw.config_text.splitlines():
             lines.append(line)
+            if line.startswith("  path_style:"):  # rejected files: also to the store
+                lines.append("  quarantine_prefix: %s" % QPREFIX)
             for n, block in partners.items():
                 if line == "  - name: %s" % H.yaml_str(n) and block:
                     lines.append(block.rstrip("\n"))
@@ -439,6 +444,28 @@ class CompletionCase(unittest.TestCase):
         with open(kept, "rb") as f:
             self.assertEqual(f.read(), data)
         self.assertEqual(os.stat(kept).st_mode & 0o777, 0o600)
+
+    def test_rejected_copied_to_quarantine_prefix(self):
+        text = b"date,amount\n2026-11-22,300.00\n"
+        bad = self.sign("qc", text, "--clearsign").replace(b"300.00", b"700.00")
+        self.sftp("inline", ["-mkdir dir", "put %s dir/qc.csv.asc" % self.local("qc.asc", bad)])
+        r = self.audit("file.rejected", "inline", "dir/qc.csv.asc")
+        c = self.audit("file.quarantine_copied", "inline", "dir/qc.csv.asc")
+        key = "%sinline/%s-qc.csv.asc" % (QPREFIX, r["fid"])
+        self.assertEqual(c["quarantine_key"], key)
+        h = self.head(key)
+        self.assertEqual(self.moto.get_bytes(key), bad)
+        md = h["Metadata"]
+        self.assertIn("bad signature", md["reason"])
+        self.assertEqual(md["reason"], r["reason"])
+        self.assertEqual(md["partner"], "inline")
+        self.assertEqual(md["sha256"], hashlib.sha256(bad).hexdigest())
+        self.assertEqual(md["fid"], r["fid"])
+        # nothing under the normal prefix; the local copy stays
+        self.absent("inline/dir/qc.csv.asc")
+        self.assertEqual([k for k in self.moto.keys() if "qc.csv" in k and not
+                          k.startswith(QPREFIX)], [])
+        self.quarantined("inline", r["fid"], "bad signature")
 
 
 if __name__ == "__main__":

@@ -366,6 +366,56 @@ class TestFileStore(GatewayCase):
 
 # ---------------------------------------------------------------------------
 
+class TestUnrecordedSweep(GatewayCase):
+    """A spool link no database row knows (a session died between linking a closed
+    upload and recording it) is moved to quarantine/_unrecorded/, never deleted."""
+
+    @classmethod
+    def setUpClass(cls):
+        H.require_binary()
+        cls.tmp = _tmpdir(cls, "sluice-unrec-")
+        cls.keys = H.Keys(os.path.join(cls.tmp, "keys"))
+        cls.objects = os.path.join(cls.tmp, "objects")
+        os.makedirs(cls.objects)
+        cls.gw = H.Sluice(os.path.join(cls.tmp, "gw"), store={"url": "file://" + cls.objects},
+                          partners=[{"name": "acme", "authorized_keys": [cls.keys.pub("acme")]}],
+                          env={"SLUICE_TEST_UNRECORDED_AGE_S": "0"})
+        # a short incomplete_ttl makes intake's janitor pass run every second
+        with open(cls.gw.config_path) as f:
+            text = f.read()
+        old = '  - name: "acme"\n'
+        assert old in text, text
+        text = text.replace(old, old + "    completion:\n      incomplete_ttl: 4s\n", 1)
+        with open(cls.gw.config_path, "w") as f:
+            f.write(text)
+        cls.addClassCleanup(cls.gw.kill)
+        cls.gw.start()
+        cls.addClassCleanup(cls.gw.stop)
+
+    def test_unrecorded_spool_file_quarantined(self):
+        # a normal upload first: its spool link is recorded and must not be touched
+        f = os.path.join(self.tmp, "ok.bin")
+        sha = H.write_random_file(f, 4096)
+        self.assertSftpOk(H.sftp(self.gw.port, "acme", self.keys.get("acme"), ["put %s ok.bin" % f]))
+        self.wait_path(os.path.join(self.objects, "acme", "ok.bin"), sha)
+        fid = uuid.uuid4().hex
+        orphan = os.path.join(self.gw.state_dir, "spool", "incoming", fid)
+        with open(orphan, "wb") as o:
+            o.write(b"half-recorded bytes\n")
+        qdir = os.path.join(self.gw.state_dir, "quarantine", "_unrecorded")
+        self.assertTrue(H.poll(lambda: os.path.isfile(os.path.join(qdir, fid)), 15),
+                        "the unrecorded spool file was not quarantined\n%s" % self.gw.diagnostics())
+        self.assertFalse(os.path.exists(orphan))
+        with open(os.path.join(qdir, fid), "rb") as q:
+            self.assertEqual(q.read(), b"half-recorded bytes\n")
+        with open(os.path.join(qdir, fid + ".reason")) as r:
+            self.assertIn("never recorded", r.read())
+        self.assertTrue(self.gw.wait_audit(lambda r: r.get("event") == "file.unrecorded"
+                                           and r.get("fid") == fid, 5), self.gw.log_tail())
+        # the recorded upload is still stored, nothing else moved
+        self.assertEqual(sorted(os.listdir(qdir)), sorted([fid, fid + ".reason"]))
+
+
 class TestShutdown(unittest.TestCase):
     """8. SIGTERM stops `sluice serve` cleanly: exit 0, no process left."""
 

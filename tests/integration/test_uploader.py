@@ -522,5 +522,240 @@ class TestWebIdentity(UploaderCase):
         self.assertNotIn("eyJhbGciOiJSUzI1NiJ9", log)
 
 
+class TestExpiredEnvCredentials(UploaderCase):
+
+    def test_expired_env_credentials_held(self):
+        """ExpiredToken on and on with environment credentials: after one refresh finds the same
+        ones, the files are held (not retried forever) with a message saying what to do."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()
+        self.addCleanup(proxy.stop)
+        self.config(endpoint=proxy.endpoint)
+        proxy.expire_next = 10 ** 6
+        _, sha, _ = self.add_file("expenv/a.bin", 2345)
+        # multipart: the HEAD first, whose 400 carries no error code
+        _, sha2, _ = self.add_file("expenv/big.bin", 20 * MiB)
+        p = self.start_uploader()
+        self.wait_states({"held"}, 60)
+        rows = self.rows()
+        self.assertIn("ExpiredToken", rows[0][4])
+        for row in rows:
+            self.assertIn("the credentials in the environment have expired: restart the uploader "
+                          "with fresh ones or use instance credentials", row[4])
+            self.assertEqual(row[5], 1, "retried instead of held")
+        # the first request, and one more after the refresh
+        for m, key in (("PUT", "/expenv/a.bin"), ("HEAD", "/expenv/big.bin")):
+            sent = [r for r in proxy.requests if r[0] == m and r[1].endswith(key)]
+            self.assertEqual(len(sent), 2, [r[:2] for r in proxy.requests])
+        held = [r for r in H.read_audit(self.audit) if r.get("event") == "file.held"]
+        self.assertEqual(len(held), 2)
+        self.assertIn("have expired", held[0]["error"])
+        rc, out, err = H.run_sluice(["queue", "list", "-c", self.cfg])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("held", out)
+        self.assertIn("have expired", out)
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            log = f.read()
+        self.assertIn("is HELD", log)
+        self.assertNotIn(self.moto.secret_key, log)
+        # Credentials that work again, and a `queue retry --all`: stored.
+        proxy.expire_next = 0
+        rc, out, err = H.run_sluice(["queue", "retry", "-c", self.cfg, "--all"])
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects([("expenv/a.bin", sha), ("expenv/big.bin", sha2)])
+
+
+class PagingProxy:
+    """Forwards every request to moto unchanged, but cuts ListMultipartUploads
+    answers into pages as S3 does (moto ignores max-uploads and the markers):
+    at most `page` uploads after key-marker/upload-id-marker, in (key, upload
+    id) order, with IsTruncated, NextKeyMarker and NextUploadIdMarker."""
+
+    NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+    def __init__(self, upstream, page):
+        import urllib.parse
+        u = urllib.parse.urlsplit(upstream)
+        self.up = (u.hostname, u.port)
+        self.page = page
+        self.lists = []  # the query of every ListMultipartUploads request
+        self.server = None
+
+    def paged(self, query, body):
+        import urllib.parse
+        import xml.etree.ElementTree as ET
+        from xml.sax.saxutils import escape
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
+        self.lists.append(q)
+        root = ET.fromstring(body)
+        ups = sorted((u.findtext(self.NS + "Key"), u.findtext(self.NS + "UploadId"),
+                      u.findtext(self.NS + "Initiated")) for u in root.iter(self.NS + "Upload"))
+        km, im = q.get("key-marker", ""), q.get("upload-id-marker", "")
+        if km:
+            ups = [u for u in ups if u[0] > km or (u[0] == km and im and u[1] > im)]
+        n = min(self.page, int(q.get("max-uploads", "1000")))
+        page, more = ups[:n], len(ups) > n
+        x = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+             "<Bucket>%s</Bucket>" % escape(root.findtext(self.NS + "Bucket") or ""),
+             "<KeyMarker>%s</KeyMarker><UploadIdMarker>%s</UploadIdMarker>" % (escape(km), escape(im))]
+        if more:
+            x.append("<NextKeyMarker>%s</NextKeyMarker><NextUploadIdMarker>%s</NextUploadIdMarker>"
+                     % (escape(page[-1][0]), escape(page[-1][1])))
+        x.append("<MaxUploads>%d</MaxUploads><IsTruncated>%s</IsTruncated>"
+                 % (n, "true" if more else "false"))
+        for k, i, t in page:
+            x.append("<Upload><Key>%s</Key><UploadId>%s</UploadId><Initiated>%s</Initiated>"
+                     "<StorageClass>STANDARD</StorageClass></Upload>" % (escape(k), escape(i), escape(t)))
+        x.append("</ListMultipartUploadsResult>")
+        return "".join(x).encode()
+
+    def start(self):
+        import http.client
+        import http.server
+        import threading
+        import urllib.parse
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _handle(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                conn = http.client.HTTPConnection(*proxy.up, timeout=120)
+                try:
+                    conn.putrequest(self.command, self.path, skip_host=True,
+                                    skip_accept_encoding=True)
+                    for k, v in self.headers.items():
+                        if k.lower() not in ("expect", "connection", "content-length"):
+                            conn.putheader(k, v)
+                    conn.putheader("Content-Length", str(len(body)))
+                    conn.endheaders(body if body else None)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    hdrs = [(k, v) for k, v in resp.getheaders()
+                            if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+                finally:
+                    conn.close()
+                query = urllib.parse.urlsplit(self.path).query
+                if (self.command == "GET" and resp.status == 200 and
+                        "uploads" in urllib.parse.parse_qs(query, keep_blank_values=True)):
+                    data = proxy.paged(query, data)
+                self.send_response(resp.status)
+                for k, v in hdrs:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.server = http.server.ThreadingHTTPServer((H.LOCALHOST, 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = "http://%s:%d" % (H.LOCALHOST, self.server.server_address[1])
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+class TestStaleSweepPages(UploaderCase):
+
+    def test_stale_sweep_follows_pages(self):
+        """The stale multipart sweep follows IsTruncated/NextKeyMarker/NextUploadIdMarker
+        through every page (2 uploads a page here), not just the first."""
+        # flat keys: moto refuses signatures of queries holding '/' (a key-marker)
+        mine = [self.moto.s3.create_multipart_upload(Bucket=self.moto.bucket, Key=k)["UploadId"]
+                for k in ("stale-a", "stale-b", "stale-b", "stale-c", "stale-d")]
+        proxy = PagingProxy(self.moto.endpoint, page=2).start()
+        self.addCleanup(proxy.stop)
+        self.config(endpoint=proxy.endpoint)
+        p = self.start_uploader()
+
+        def left():
+            r = self.moto.s3.list_multipart_uploads(Bucket=self.moto.bucket)
+            return {u["UploadId"] for u in r.get("Uploads", [])} & set(mine)
+        ok = H.poll(lambda: not left(), 30)
+        self.stop(p)
+        self.assertTrue(ok, "not aborted: %r\n%s" % (left(), self.log()))
+        self.assertGreaterEqual(len(proxy.lists), 3, proxy.lists)
+        self.assertEqual(proxy.lists[0].get("max-uploads"), "100")
+        self.assertNotIn("key-marker", proxy.lists[0])
+        self.assertTrue(all(q.get("key-marker") and q.get("upload-id-marker") for q in proxy.lists[1:]),
+                        proxy.lists)
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            self.assertEqual(f.read().count("aborted the stale multipart upload"), 5)
+
+
+class TestFileStoreCollision(UploaderCase):
+    """store.collision with a file:// store, through the uploader and the state database."""
+
+    def file_config(self, collision=None):
+        self.objects = os.path.join(self.dir, "objects")
+        os.makedirs(os.path.join(self.objects, "coll"), exist_ok=True)
+        text = H.render_config(H.free_port(), [os.path.join(self.dir, "hostkey")], self.state,
+                               self.audit, {"url": "file://" + self.objects},
+                               [{"name": "acme", "password_hash": H.password_hash("x")}])
+        if collision:
+            text = text.replace("\npartners:\n", "\n  collision: %s\npartners:\n" % collision, 1)
+        self.cfg = os.path.join(self.dir, "cfg.yaml")
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        rc, out, err = H.run_sluice(["queue", "list", "-c", self.cfg])
+        self.assertEqual(rc, 0, out + err)
+
+    def test_suffix_and_reject(self):
+        """suffix (default): the different file stays, ours lands at KEY.1 and the database
+        records KEY.1; reject: held; version: as suffix, said once in the log."""
+        self.file_config()
+        with open(os.path.join(self.objects, "coll", "a.txt"), "wb") as f:
+            f.write(b"someone else's")
+        _, sha, path = self.add_file("coll/a.txt", 1000)
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assertEqual([r[2] for r in self.rows()], ["coll/a.txt.1"])
+        self.assertEqual(H.sha256_file(os.path.join(self.objects, "coll", "a.txt.1")), sha)
+        with open(os.path.join(self.objects, "coll", "a.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"someone else's")
+        stored = [r for r in H.read_audit(self.audit) if r.get("event") == "file.stored"]
+        self.assertEqual(stored[0]["key"], "coll/a.txt.1")
+        rc, out, err = H.run_sluice(["reconcile", "-c", self.cfg], timeout=60)
+        self.assertEqual(rc, 0, out + err)
+
+        self.setUp()
+        self.file_config("reject")
+        with open(os.path.join(self.objects, "coll", "a.txt"), "wb") as f:
+            f.write(b"someone else's")
+        self.add_file("coll/a.txt", 1000)
+        p = self.start_uploader()
+        self.wait_states({"held"}, 60)
+        self.stop(p)
+        self.assertIn("collision: reject", self.rows()[0][4])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.objects, "coll"))), ["a.txt"])
+
+        self.setUp()
+        self.file_config("version")
+        with open(os.path.join(self.objects, "coll", "a.txt"), "wb") as f:
+            f.write(b"someone else's")
+        _, sha, _ = self.add_file("coll/a.txt", 1000)
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assertEqual([r[2] for r in self.rows()], ["coll/a.txt.1"])
+        self.assertEqual(H.sha256_file(os.path.join(self.objects, "coll", "a.txt.1")), sha)
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            self.assertEqual(f.read().count("a directory keeps no versions"), 1)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -765,6 +765,20 @@ static const struct bad bad[] = {
 	    3, "store.collision: ", "use one of: suffix, version, reject" },
 	{ "store unknown option", S3 "  storage-class: STANDARD\n" ACME,
 	    3, "store.storage-class: ", "did you mean \"storage_class\"?" },
+	/* ---- issue 4: store.quarantine_prefix ---- */
+	{ "quarantine_prefix empty", S3 "  quarantine_prefix: \"\"\n" ACME,
+	    3, "store.quarantine_prefix: ", "must not be empty; remove the key" },
+	{ "quarantine_prefix absolute", S3 "  quarantine_prefix: /q/\n" ACME,
+	    3, "store.quarantine_prefix: ", "must not start with '/'" },
+	{ "quarantine_prefix dotdot", S3 "  quarantine_prefix: q/../x/\n" ACME,
+	    3, "store.quarantine_prefix: ", "\"..\" segments" },
+	{ "quarantine_prefix blank", S3 "  quarantine_prefix: \"q x/\"\n" ACME,
+	    3, "store.quarantine_prefix: ", "blanks are not allowed" },
+	{ "quarantine_prefix same as url", "store:\n  url: s3://bkt/in\n"
+	    "  quarantine_prefix: in\n" ACME,
+	    3, "store.quarantine_prefix: ", "is the store URL's prefix" },
+	{ "quarantine_prefix list", S3 "  quarantine_prefix: [q/]\n" ACME,
+	    3, "store.quarantine_prefix: ", "expected a key prefix" },
 	/* ---- issue 4: completion ---- */
 	{ "temp pattern too broad", STORE ACME "    completion:\n      temp_patterns: [\"*.part\", \"*\"]\n",
 	    7, "partners[0].completion.temp_patterns[1]: ", "\"*\" matches every file name; use a narrower pattern" },
@@ -1627,6 +1641,39 @@ test_signature_files(void **state)
 	free(err);
 }
 
+/* store.quarantine_prefix: off by default, '/' appended. */
+static void
+test_quarantine_prefix(void **state)
+{
+	struct config *cfg;
+	char *err;
+	int rc;
+
+	(void)state;
+	err = load(S3 ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_null(cfg->store.quarantine_prefix);
+	config_free(cfg);
+	free(err);
+
+	err = load("store:\n  url: s3://my-bucket/in\n"
+	    "  quarantine_prefix: rejected/files\n" ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_string_equal(cfg->store.prefix, "in/");
+	assert_string_equal(cfg->store.quarantine_prefix, "rejected/files/");
+	config_free(cfg);
+	free(err);
+
+	err = load(STORE "  quarantine_prefix: quarantine/\n" ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_string_equal(cfg->store.quarantine_prefix, "quarantine/");
+	config_free(cfg);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -1647,6 +1694,7 @@ main(void)
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_signature_files),
+		cmocka_unit_test(test_quarantine_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,8 @@
  * test_creds.c - the credential chain's pieces: the INI reader of the AWS
  * shared files (sections, profiles, comments, blanks, bounds), the IMDS
  * credentials document, the environment, and the shared-file lookup with
- * AWS_PROFILE; plus store_checksum_matches (plain and multipart "-N").
+ * AWS_PROFILE; creds_refresh telling new credentials from the same again;
+ * plus store_checksum_matches (plain and multipart "-N").
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,6 +127,12 @@ test_chain_env_then_file(void **state)
 	assert_int_equal(creds_get(&c), 0);
 	assert_string_equal(c.access_key, "ENVKEY");
 	assert_string_equal(creds_source(), "environment");
+	/* Refreshing finds the same ones: 1 (nothing fresher). */
+	assert_int_equal(creds_refresh(), 1);
+	/* Other ones in the environment are new. */
+	setenv("AWS_SECRET_ACCESS_KEY", "envsecret2", 1);
+	assert_int_equal(creds_refresh(), 0);
+	assert_int_equal(creds_refresh(), 1);
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	setenv("AWS_PROFILE", "p2", 1);
@@ -134,6 +141,11 @@ test_chain_env_then_file(void **state)
 	assert_string_equal(c.access_key, "FILEP2");
 	assert_string_equal(c.session_token, "tok");
 	assert_string_equal(creds_source(), "shared file");
+	assert_int_equal(creds_refresh(), 1);
+	setenv("AWS_PROFILE", "default", 1);
+	assert_int_equal(creds_refresh(), 0);
+	assert_int_equal(creds_get(&c), 0);
+	assert_string_equal(c.access_key, "FILEDEF");
 	setenv("AWS_PROFILE", "nosuch", 1);
 	assert_int_equal(creds_refresh(), -1);
 	unlink(path);

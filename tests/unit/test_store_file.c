@@ -1,8 +1,9 @@
 /*
  * test_store_file.c - the file:// store: stores with intermediate
- * directories, is idempotent for the same bytes, refuses different bytes at
- * the same key, refuses unsafe keys and symlinked directories, and leaves no
- * temp files behind.
+ * directories, is idempotent for the same bytes, follows store.collision for
+ * different bytes at the same key (suffix: the first free or identical
+ * KEY.N; reject: refused; version: as suffix), refuses unsafe keys and
+ * symlinked directories, and leaves no temp files behind.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -185,7 +186,116 @@ test_idempotent(void **state)
 }
 
 static void
-test_refuses_different(void **state)
+test_collision_suffix(void **state)
+{
+	struct fx *f = *state;
+	struct put_result res;
+	char sha1[SHA256_HEX], sha2[SHA256_HEX], sha3[SHA256_HEX];
+	char sha4[SHA256_HEX], path[256];
+	int fd1 = src(f, "first version", 13, sha1);
+	int fd2 = src(f, "second version", 14, sha2);
+	int fd3 = src(f, "third version!", 14, sha3);	/* same size as fd2 */
+	int fd4 = src(f, "x", 1, sha4);
+
+	/* collision: suffix is the default (0). */
+	assert_int_equal(f->cfg.collision, COLLISION_SUFFIX);
+	put(f, "p/x.dat", fd1, 13, sha1, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_string_equal(res.key, "p/x.dat");
+	put(f, "p/x.dat", fd2, 14, sha2, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_int_equal(res.existed, 0);
+	assert_string_equal(res.key, "p/x.dat.1");
+	put(f, "p/x.dat", fd3, 14, sha3, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_string_equal(res.key, "p/x.dat.2");
+	assert_content(f, "p/x.dat", "first version");
+	assert_content(f, "p/x.dat.1", "second version");
+	assert_content(f, "p/x.dat.2", "third version!");
+	/* A repeat finds its identical copy at its suffix: no .3. */
+	put(f, "p/x.dat", fd3, 14, sha3, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_int_equal(res.existed, 1);
+	assert_string_equal(res.key, "p/x.dat.2");
+	put(f, "p/x.dat", fd1, 13, sha1, &res);
+	assert_int_equal(res.existed, 1);
+	assert_string_equal(res.key, "p/x.dat");
+	snprintf(path, sizeof(path), "%s/p/x.dat.3", f->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	/* A directory or a symlink where the object would go is different. */
+	put(f, "p", fd4, 1, sha4, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_string_equal(res.key, "p.1");
+	assert_content(f, "p.1", "x");
+	snprintf(path, sizeof(path), "%s/lnk", f->dir);
+	assert_int_equal(symlink("p.1", path), 0);
+	put(f, "lnk", fd4, 1, sha4, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_int_equal(res.existed, 0);
+	assert_string_equal(res.key, "lnk.1");
+	assert_no_temp(f->dir);
+	close(fd1);
+	close(fd2);
+	close(fd3);
+	close(fd4);
+}
+
+static void
+test_collision_suffix_too_long(void **state)
+{
+	struct fx *f = *state;
+	struct put_result res;
+	char sha1[SHA256_HEX], sha2[SHA256_HEX], key[300];
+	int fd1 = src(f, "one", 3, sha1);
+	int fd2 = src(f, "two", 3, sha2);
+
+	memset(key, 'n', 255);	/* a name of NAME_MAX bytes: no room for .1 */
+	key[255] = '\0';
+	put(f, key, fd1, 3, sha1, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	put(f, key, fd2, 3, sha2, &res);
+	assert_int_equal(res.outcome, PUT_FATAL);
+	assert_non_null(strstr(res.error, "longer than 255 bytes"));
+	assert_no_temp(f->dir);
+	close(fd1);
+	close(fd2);
+}
+
+static void
+test_collision_reject(void **state)
+{
+	struct fx *f = *state;
+	struct put_result res;
+	char sha1[SHA256_HEX], sha2[SHA256_HEX], path[256];
+	int fd1 = src(f, "first version", 13, sha1);
+	int fd2 = src(f, "second version", 14, sha2);
+
+	f->cfg.collision = COLLISION_REJECT;
+	put(f, "p/x.dat", fd1, 13, sha1, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	put(f, "p/x.dat", fd2, 14, sha2, &res);
+	assert_int_equal(res.outcome, PUT_FATAL);
+	assert_int_equal(res.existed, 0);
+	assert_string_equal(res.error, "a different object already exists at "
+	    "p/x.dat (collision: reject)");
+	assert_content(f, "p/x.dat", "first version");
+	snprintf(path, sizeof(path), "%s/p/x.dat.1", f->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	/* The same bytes again are still "stored". */
+	put(f, "p/x.dat", fd1, 13, sha1, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_int_equal(res.existed, 1);
+	/* A directory where the object would go is different as well. */
+	put(f, "p", fd2, 14, sha2, &res);
+	assert_int_equal(res.outcome, PUT_FATAL);
+	assert_non_null(strstr(res.error, "collision: reject"));
+	assert_no_temp(f->dir);
+	close(fd1);
+	close(fd2);
+}
+
+static void
+test_collision_version(void **state)
 {
 	struct fx *f = *state;
 	struct put_result res;
@@ -193,16 +303,17 @@ test_refuses_different(void **state)
 	int fd1 = src(f, "first version", 13, sha1);
 	int fd2 = src(f, "second version", 14, sha2);
 
-	put(f, "p/x.dat", fd1, 13, sha1, &res);
+	/* A directory keeps no versions: version behaves as suffix. */
+	store_close(f->st);
+	f->cfg.collision = COLLISION_VERSION;
+	assert_non_null(f->st = store_open(&f->cfg, NULL));
+	put(f, "v/x.dat", fd1, 13, sha1, &res);
 	assert_int_equal(res.outcome, PUT_STORED);
-	put(f, "p/x.dat", fd2, 14, sha2, &res);
-	assert_int_equal(res.outcome, PUT_FATAL);
-	assert_int_equal(res.existed, 0);
-	assert_string_equal(res.error, "a different object already exists at p/x.dat");
-	assert_content(f, "p/x.dat", "first version");
-	/* A directory where the object would go is "different" as well. */
-	put(f, "p", fd2, 14, sha2, &res);
-	assert_int_equal(res.outcome, PUT_FATAL);
+	put(f, "v/x.dat", fd2, 14, sha2, &res);
+	assert_int_equal(res.outcome, PUT_STORED);
+	assert_string_equal(res.key, "v/x.dat.1");
+	assert_content(f, "v/x.dat", "first version");
+	assert_content(f, "v/x.dat.1", "second version");
 	assert_no_temp(f->dir);
 	close(fd1);
 	close(fd2);
@@ -286,7 +397,11 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stores, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_different, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_collision_suffix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_collision_suffix_too_long, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_collision_reject, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_collision_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsafe_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_spool, setup, teardown),

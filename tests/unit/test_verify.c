@@ -397,6 +397,67 @@ test_inline(void **state)
 	assert_false(r.ok);
 }
 
+/*
+ * gpg verifies the one signed message in a file and ignores text around an
+ * armored block: such a file must be rejected, or unsigned lines would be
+ * shipped as signed.
+ */
+static void
+inline_expect(const char *name, enum signature_mode mode, int ok,
+    const char *why)
+{
+	struct verify_result r;
+	int fd;
+
+	partner.signature.mode = mode;
+	fd = open_in(name);
+	if (mode == SIG_ENCRYPTED)
+		assert_int_equal(verify_encrypted(home, &partner.signature, fd,
+		    -1, &r), 0);
+	else
+		assert_int_equal(verify_inline(home, &partner.signature, fd,
+		    -1, &r), 0);
+	close(fd);
+	if (ok) {
+		assert_true(r.ok);
+		return;
+	}
+	assert_false(r.ok);
+	assert_non_null(strstr(r.reason, why));
+}
+
+static void
+test_inline_framing(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("{ printf 'amount: 999999 UNSIGNED\\n'; cat %s/data.csv.asc; } "
+	    "> %s/prefixed.asc && { cat %s/data.csv.asc; printf 'trailing "
+	    "UNSIGNED 1000000\\n'; } > %s/suffixed.asc && "
+	    "cat %s/data.csv.asc %s/data.csv.asc > %s/twice.asc && "
+	    "{ printf '\\n\\n'; cat %s/data.csv.asc; printf '\\n  \\n'; } > %s/blanks.asc && "
+	    "head -c -1 %s/data.csv.asc > %s/nonewline.asc && "
+	    "head -n 5 %s/data.csv.asc > %s/cut.asc",
+	    tmp, tmp, tmp, tmp, tmp, tmp, tmp, tmp, tmp, tmp, tmp, tmp, tmp), 0);
+	assert_int_equal(sh(GPG " --homedir %s -u %s --armor --sign -o "
+	    "%s/opaque.asc %s/data.csv && { cat %s/opaque.asc; printf 'x\\n'; } "
+	    "> %s/opaque-suffixed.asc && " GPG " --homedir %s -u %s "
+	    "--trust-model always -r %s --armor --sign --encrypt -o %s/enc.asc "
+	    "%s/data.bin && { printf 'note\\n'; cat %s/enc.asc; } > %s/enc-prefixed.asc",
+	    P, acme, tmp, tmp, tmp, tmp, P, acme, gw, tmp, tmp, tmp, tmp), 0);
+
+	inline_expect("prefixed.asc", SIG_INLINE, 0, "text before the signed message");
+	inline_expect("suffixed.asc", SIG_INLINE, 0, "data after the signed message");
+	inline_expect("twice.asc", SIG_INLINE, 0, "unexpected armor line");
+	inline_expect("cut.asc", SIG_INLINE, 0, "not one complete armored");
+	inline_expect("opaque-suffixed.asc", SIG_INLINE, 0, "data after the signed message");
+	inline_expect("enc-prefixed.asc", SIG_ENCRYPTED, 0, "text before the signed message");
+	/* blank lines around the block and a missing last newline are fine */
+	inline_expect("blanks.asc", SIG_INLINE, 1, NULL);
+	inline_expect("nonewline.asc", SIG_INLINE, 1, NULL);
+	inline_expect("opaque.asc", SIG_INLINE, 1, NULL);
+	inline_expect("enc.asc", SIG_ENCRYPTED, 1, NULL);
+}
+
 static void
 test_encrypted(void **state)
 {
@@ -504,6 +565,169 @@ test_streaming(void **state)
 	sh("rm -f %s/big.bin", tmp);
 }
 
+/*
+ * Bounded work: a signed (and a signed+encrypted) message holding 64 MiB of
+ * zeros, compressed by gpg to about 64 KiB, is stopped at the plaintext
+ * bound, max(64 x its size, 1 MiB), and rejected; a bound set by the caller
+ * (verify_set_limits) and server.max_file_size apply; past the time bound
+ * it is rejected too.
+ */
+static void
+test_bomb(void **state)
+{
+	struct verify_limits vl;
+	struct verify_result r;
+	struct stat sb, pb;
+	char plain[512], want[128];
+	int fd, out;
+
+	(void)state;
+	assert_int_equal(sh("head -c 67108864 /dev/zero | " GPG " --homedir %s "
+	    "-u %s --compress-algo zlib --sign -o %s/bomb.gpg", P, acme, tmp),
+	    0);
+	assert_int_equal(sh("head -c 67108864 /dev/zero | " GPG " --homedir %s "
+	    "-u %s --trust-model always -r %s --compress-algo zlib --sign "
+	    "--encrypt -o %s/bomb.pgp", P, acme, gw, tmp), 0);
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+
+	/* inline, plaintext discarded: the default bound */
+	partner.signature.mode = SIG_INLINE;
+	fd = open_in("bomb.gpg");
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_true(sb.st_size * 64 < 67108864);	/* else no bomb */
+	assert_int_equal(verify_inline(home, &partner.signature, fd, -1, &r), 0);
+	close(fd);
+	assert_false(r.ok);
+	snprintf(want, sizeof(want), "decompressed data over %lld bytes: "
+	    "possible compression bomb", (long long)(sb.st_size * 64 <
+	    1048576 ? 1048576 : sb.st_size * 64));
+	assert_string_equal(r.reason, want);
+
+	/* encrypted, plaintext kept: the file stops at the bound */
+	partner.signature.mode = SIG_ENCRYPTED;
+	path_in(plain, sizeof(plain), "bomb.out");
+	fd = open_in("bomb.pgp");
+	assert_int_equal(fstat(fd, &sb), 0);
+	out = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(out >= 0);
+	assert_int_equal(verify_encrypted(home, &partner.signature, fd, out,
+	    &r), 0);
+	close(fd);
+	close(out);
+	assert_false(r.ok);
+	assert_non_null(strstr(r.reason, "possible compression bomb"));
+	assert_int_equal(stat(plain, &pb), 0);
+	assert_true(pb.st_size <= (sb.st_size * 64 < 1048576 ? 1048576 :
+	    sb.st_size * 64));
+
+	/* a bound set by the caller; the same file within it is fine */
+	vl.max_plain = 50000;
+	verify_set_limits(&vl);
+	fd = open_in("data.bin.pgp");	/* 100000 bytes of plaintext */
+	assert_int_equal(verify_encrypted(home, &partner.signature, fd, -1,
+	    &r), 0);
+	close(fd);
+	assert_false(r.ok);
+	assert_string_equal(r.reason, "decompressed data over 50000 bytes: "
+	    "possible compression bomb");
+	vl.max_plain = 100000;
+	verify_set_limits(&vl);
+	fd = open_in("data.bin.pgp");
+	assert_int_equal(verify_encrypted(home, &partner.signature, fd, -1,
+	    &r), 0);
+	close(fd);
+	assert_true(r.ok);
+
+	/* server.max_file_size lowers the default bound */
+	memset(&vl, 0, sizeof(vl));
+	vl.max_file_size = 99999;
+	verify_set_limits(&vl);
+	fd = open_in("data.bin.pgp");
+	assert_int_equal(verify_encrypted(home, &partner.signature, fd, -1,
+	    &r), 0);
+	close(fd);
+	assert_false(r.ok);
+	assert_non_null(strstr(r.reason, "over 99999 bytes"));
+
+	/* the time bound: 64 MiB cannot come out within a millisecond */
+	memset(&vl, 0, sizeof(vl));
+	vl.max_plain = (int64_t)1 << 40;
+	vl.max_ms = 1;
+	verify_set_limits(&vl);
+	partner.signature.mode = SIG_INLINE;
+	fd = open_in("bomb.gpg");
+	assert_int_equal(verify_inline(home, &partner.signature, fd, -1, &r), 0);
+	close(fd);
+	assert_false(r.ok);
+	assert_string_equal(r.reason, "verification took over 1 s: possible "
+	    "compression bomb or endless stream");
+
+	/* with a high enough bound the bomb is only a big signed file */
+	vl.max_ms = 0;
+	verify_set_limits(&vl);
+	fd = open_in("bomb.gpg");
+	assert_int_equal(verify_inline(home, &partner.signature, fd, -1, &r), 0);
+	close(fd);
+	assert_true(r.ok);
+
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+}
+
+/*
+ * wrong_key_usage: a key signs, then its usage flags are changed to
+ * certify-only (gpg --expert --edit-key: change-usage); the signature made
+ * before must not count.
+ */
+static void
+test_wrong_key_usage(void **state)
+{
+	static char kr[512], fpr[41];
+	static char *pin[1];
+	struct verify_result r;
+	struct partner q;
+	char W[300], st[300], h2[4096];
+	int d, s;
+
+	(void)state;
+	snprintf(W, sizeof(W), "%s/w", tmp);
+	snprintf(st, sizeof(st), "%s/state", tmp);
+	assert_int_equal(mkdir(W, 0700), 0);
+	assert_int_equal(sh(GPG " --homedir %s --quick-gen-key 'Usage "
+	    "<usage@acme.test>' ed25519 sign never 2>/dev/null", W), 0);
+	assert_int_equal(fpr_of(W, "usage@acme.test", 0, fpr), 0);
+	assert_int_equal(sh(GPG " --homedir %s -u %s --detach-sign -o "
+	    "%s/usage.sig %s/data.bin", W, fpr, tmp, tmp), 0);
+	assert_int_equal(sh("printf 'change-usage\nS\nQ\nsave\n' | " GPG
+	    " --homedir %s --expert --command-fd 0 --edit-key %s >/dev/null "
+	    "2>&1", W, fpr), 0);
+	assert_int_equal(sh("gpg --homedir %s --with-colons --list-keys %s | "
+	    "grep -q '^pub:.*:cC:'", W, fpr), 0);	/* no 's' any more */
+	path_in(kr, sizeof(kr), "usage.asc");
+	assert_int_equal(sh(GPG " --homedir %s --export --armor %s > %s", W,
+	    fpr, kr), 0);
+
+	memset(&q, 0, sizeof(q));
+	q.name = "usage";
+	q.signature.mode = SIG_DETACHED;
+	pin[0] = fpr;
+	q.signature.signers = pin;
+	q.signature.nsigners = 1;
+	q.signature.keyring = kr;
+	assert_int_equal(verify_home(st, &q, h2, sizeof(h2)), 0);
+	d = open_in("data.bin");
+	s = open_in("usage.sig");
+	assert_true(d >= 0 && s >= 0);
+	assert_int_equal(verify_detached(h2, &q.signature, d, s, &r), 0);
+	close(d);
+	close(s);
+	assert_false(r.ok);
+	assert_non_null(strstr(r.reason, "not a signing key"));
+	verify_stop_agent(W);
+	verify_stop_agent(h2);
+}
+
 int
 main(void)
 {
@@ -513,8 +737,11 @@ main(void)
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_unknown_expired_revoked_weak),
 		cmocka_unit_test(test_inline),
+		cmocka_unit_test(test_inline_framing),
 		cmocka_unit_test(test_encrypted),
 		cmocka_unit_test(test_streaming),
+		cmocka_unit_test(test_bomb),
+		cmocka_unit_test(test_wrong_key_usage),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
