@@ -64,6 +64,8 @@ struct s3_store {
 	char			 uri_prefix[300];	/* "/bucket" (path style) or "" */
 	volatile time_t		 skew;		/* S3's clock minus ours (RequestTimeTooSkewed) */
 	volatile int		*cancel;	/* non-zero: stop transfers */
+	/* collision: version: 1 once GetBucketVersioning said Enabled. */
+	int			 versioned;
 	/* Where the stale upload sweep goes on ("": from the start). */
 	char			 sweep_key[S3_MAX_KEY + 1];
 	char			 sweep_id[1024];
@@ -81,6 +83,8 @@ struct s3_resp {
 	size_t	 bodylen;
 	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
 };
+
+static int bucket_versioned(struct s3_store *, struct put_result *);
 
 #define CREDS_DEAD_ENV	1	/* in the environment */
 #define CREDS_DEAD_FILE	2	/* in the shared files */
@@ -1917,6 +1921,20 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 			    "object already exists at %s (collision: reject)", key);
 			break;
 		}
+		if (s->cfg->collision == COLLISION_VERSION &&
+		    bucket_versioned(s, res) != 1) {
+			/* An unconditional PUT on an unversioned bucket would
+			 * destroy the stored object (invariant 2). */
+			if (res->outcome != PUT_RETRY) {
+				res->outcome = PUT_FATAL;
+				xsnprintf(res->error, sizeof(res->error), "a "
+				    "different object already exists at %s and "
+				    "the bucket is not versioned (collision: "
+				    "version needs versioning Enabled; enable it "
+				    "or use collision: suffix)", key);
+			}
+			break;
+		}
 		if (s->cfg->collision == COLLISION_VERSION) {
 			log_info("s3: a different object exists at %s; writing "
 			    "a new version (collision: version)", key);
@@ -2217,6 +2235,44 @@ fail:
 	return rc;
 }
 
+
+/*
+ * 1 if the bucket's versioning is Enabled (asked once, then remembered),
+ * 0 if not, -1 if S3 could not be asked (res says PUT_RETRY then).
+ */
+static int
+bucket_versioned(struct s3_store *s, struct put_result *res)
+{
+	struct s3_resp *r;
+	char uri[400], status[32] = "";
+	CURLcode c;
+	int rc = -1;
+
+	if (s->versioned)
+		return 1;
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return -1;
+	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
+	c = s3_request(s, s->curl, "GET", uri, "versioning=", NULL, 0,
+	    EMPTY_SHA256, NULL, r);
+	if (c != CURLE_OK || r->status >= 500 || r->status == 429) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "cannot ask whether "
+		    "the bucket is versioned: %s (HTTP %ld)", c != CURLE_OK ?
+		    curl_easy_strerror(c) : "error", r->status);
+	} else if (r->status == 200) {
+		xml_text(r->body, "Status", status, sizeof(status));
+		rc = strcmp(status, "Enabled") == 0;
+		s->versioned = rc;
+		if (!rc)
+			log_warnx("s3: bucket %s is not versioned: collision: "
+			    "version holds files instead of overwriting",
+			    s->cfg->bucket);
+	} else
+		rc = 0;
+	free(r);
+	return rc;
+}
 struct s3_store *
 s3_store_open(const struct store_config *cfg, const struct aws_creds *creds)
 {

@@ -356,6 +356,19 @@ class TestPolicies(UploaderCase):
                 if v["Key"] == "ver/a.txt"]
         self.assertEqual(len(vers), 2)
 
+        # collision: version on a bucket WITHOUT versioning must never overwrite
+        # the stored object: the file is held instead.
+        self.moto.s3.create_bucket(Bucket="unversioned")
+        self.moto.s3.put_object(Bucket="unversioned", Key="ver/b.txt", Body=b"stored before")
+        self.setUp()
+        self.config(bucket="unversioned", store_extra=["collision: version"])
+        self.add_file("ver/b.txt", 100)
+        p = self.start_uploader()
+        self.wait_states({"held"}, 60)
+        self.stop(p)
+        self.assertIn("not versioned", self.rows()[0][4])
+        self.assertEqual(self.moto.get_bytes("ver/b.txt", bucket="unversioned"), b"stored before")
+
     def test_retention_keep(self):
         """retention {keep: 30d}: stored files move to state_dir/archive/ (state archived)."""
         self.config(uploader=["retention: {keep: 30d}"])
