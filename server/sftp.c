@@ -46,6 +46,8 @@ enum hkind { H_FREE = 0, H_FILE, H_DIR };
 /* Why a write handle can no longer complete (its CLOSE says so). */
 enum { POISON_NONE = 0, POISON_SIZE, POISON_SPACE };
 
+#define WRITEBACK_CHUNK	(8 * 1024 * 1024)
+
 struct handle {
 	uint8_t		 kind;
 	uint16_t	 gen;
@@ -57,6 +59,7 @@ struct handle {
 	uint8_t		 poison;	/* POISON_*: writes and CLOSE fail */
 	int64_t		 hashed_to;	/* sha covers [0, hashed_to) unless dirty */
 	int64_t		 end;		/* write handles: highest byte written */
+	int64_t		 flushed_to;	/* write-back started for [0, flushed_to) */
 	int64_t		 sent;		/* bytes the file had + bytes written */
 	struct sha256	*sha;
 	char		*path;		/* normalised, owned */
@@ -676,7 +679,7 @@ handle_new(struct sftp *s, enum hkind kind, const char *path, uint32_t *idx)
 	h->readable = h->writable = h->append = h->failed = h->dirty =
 	    h->created = 0;
 	h->poison = POISON_NONE;
-	h->hashed_to = h->end = h->sent = 0;
+	h->hashed_to = h->end = h->sent = h->flushed_to = 0;
 	h->sha = NULL;
 	h->path = p;
 	s->nopen++;
@@ -1372,6 +1375,17 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	if ((int64_t)(off + len) > h->end)
 		h->end = (int64_t)(off + len);
 	h->sent += (int64_t)len;
+	/*
+	 * Start write-back of every further WRITEBACK_CHUNK written in order,
+	 * without waiting for it: the fsync at CLOSE (which the partner waits
+	 * for) then has only the tail left to write. A hint; errors surface
+	 * at that fsync.
+	 */
+	if (h->hashed_to - h->flushed_to >= WRITEBACK_CHUNK && !h->dirty) {
+		(void)sync_file_range(h->fd, h->flushed_to,
+		    h->hashed_to - h->flushed_to, SYNC_FILE_RANGE_WRITE);
+		h->flushed_to = h->hashed_to;
+	}
 	if (!h->dirty) {
 		if ((int64_t)off == h->hashed_to) {
 			if (sha256_update(h->sha, data, len) == -1)
