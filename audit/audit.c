@@ -99,7 +99,7 @@ audit_tail(int fd, char prev[SHA256_HEX], int64_t *seq)
 {
 	struct stat st;
 	char *buf = NULL, *line;
-	off_t end, start;
+	off_t end, start, win;
 	size_t len;
 	ssize_t n;
 	json_t *rec = NULL;
@@ -114,25 +114,31 @@ audit_tail(int fd, char prev[SHA256_HEX], int64_t *seq)
 		return 0;
 	}
 	end = st.st_size;
-	start = end > AUDIT_MAX_LINE + 1 ? end - (AUDIT_MAX_LINE + 1) : 0;
-	len = (size_t)(end - start);
-	if ((buf = malloc(len + 1)) == NULL)
-		return -1;
-	n = pread(fd, buf, len, start);
-	if (n < 0 || (size_t)n != len)
-		goto fail;
-	buf[len] = '\0';
-	if (buf[len - 1] != '\n') {
-		log_warnx("audit: the trail does not end with a newline "
-		    "(a torn write?); run 'sluice audit verify'");
-		errno = EINVAL;
-		goto fail;
+	/* Most records are well under 8 KiB: look there first. */
+	for (win = 8192;; win = AUDIT_MAX_LINE + 1) {
+		start = end > win ? end - win : 0;
+		len = (size_t)(end - start);
+		free(buf);
+		if ((buf = malloc(len + 1)) == NULL)
+			return -1;
+		n = pread(fd, buf, len, start);
+		if (n < 0 || (size_t)n != len)
+			goto fail;
+		buf[len] = '\0';
+		if (buf[len - 1] != '\n') {
+			log_warnx("audit: the trail does not end with a newline "
+			    "(a torn write?); run 'sluice audit verify'");
+			errno = EINVAL;
+			goto fail;
+		}
+		buf[--len] = '\0';
+		line = memrchr(buf, '\n', len);
+		line = line ? line + 1 : buf;
+		if (line != buf || start == 0)
+			break;		/* the whole last line is in buf */
+		if (win == AUDIT_MAX_LINE + 1)
+			goto fail;
 	}
-	buf[--len] = '\0';
-	line = memrchr(buf, '\n', len);
-	line = line ? line + 1 : buf;
-	if (line == buf && start != 0)
-		goto fail;
 	if (record_split(line, strlen(line), prev) == -1)
 		goto fail;
 	if ((rec = json_loads(line, 0, &jerr)) == NULL ||

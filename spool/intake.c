@@ -52,7 +52,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +99,23 @@ role_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/*
+ * The background roles (intake, uploader) yield to the sessions: a partner
+ * waits for its CLOSE, nobody waits for a file to move on a few
+ * milliseconds later. Lower CPU and I/O priority (nice 10, best-effort
+ * I/O class at its lowest level); they still get their share under load.
+ */
+void
+role_background(void)
+{
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, 0, 10) == -1 && errno != 0)
+		log_warn("setpriority");
+	/* ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_BE << 13 | 7) */
+	if (syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7) == -1)
+		log_warn("ioprio_set");
 }
 
 void
@@ -1485,6 +1504,7 @@ intake_run(const struct config *cfg)
 	int n, moved, sig = 0;
 
 	log_setrole("intake");
+	role_background();
 	role_signals();
 	memset(&in, 0, sizeof(in));
 	in.cfg = cfg;

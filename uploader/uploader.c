@@ -565,6 +565,7 @@ uploader_run(const struct config *cfg)
 	pthread_cond_init(&u.wake, NULL);
 	u.idle_ms = 100;
 	log_setrole("uploader");
+	role_background();
 	prctl(PR_SET_NAME, "sluice-uploader", 0, 0, 0);
 	role_signals();
 	/* Initialise what is lazily set up, before any thread. */

@@ -215,6 +215,29 @@ test_concurrent_writers_keep_one_chain(void **state)
 	assert_non_null(strstr(msg, "200 records, chain intact"));
 }
 
+/* A record longer than the writer's first look-back window still chains. */
+static void
+test_long_record_chains(void **state)
+{
+	struct audit *a;
+	char *big, msg[512];
+
+	(void)state;
+	big = malloc(20000);
+	assert_non_null(big);
+	memset(big, 'x', 19999);
+	big[19999] = '\0';
+	a = audit_open(path);
+	assert_non_null(a);
+	assert_int_equal(audit_emit(a, "big", json_pack("{s:s}", "path", big)), 0);
+	assert_int_equal(audit_emit(a, "after", NULL), 0);
+	assert_int_equal(audit_emit(a, "after2", NULL), 0);
+	audit_close(a);
+	free(big);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "3 records, chain intact"));
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -234,6 +257,7 @@ main(void)
 		cmocka_unit_test_setup(test_deleted_record_detected, setup),
 		cmocka_unit_test_setup(test_truncated_tail_detected, setup),
 		cmocka_unit_test_setup(test_concurrent_writers_keep_one_chain, setup),
+		cmocka_unit_test_setup(test_long_record_chains, setup),
 		cmocka_unit_test_setup(test_missing_file, setup),
 	};
 
