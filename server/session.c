@@ -464,6 +464,14 @@ fail:
 	return -1;
 }
 
+static int
+hook_is_recorded(void *arg, int64_t dev, int64_t ino)
+{
+	struct session *s = arg;
+
+	return state_landing_known(s->state, dev, ino);
+}
+
 static const char *
 sftp_status_name(uint32_t st)
 {
@@ -640,6 +648,7 @@ session_sftp(struct session *s)
 	params.hooks.arg = s;
 	params.hooks.file_complete = hook_file_complete;
 	params.hooks.event = hook_event;
+	params.hooks.is_recorded = hook_is_recorded;
 	if ((eng = sftp_new(&params)) == NULL || (buf = malloc(CHANNEL_READ_SIZE)) == NULL) {
 		log_warnx("session %s: out of memory", s->id);
 		sftp_free(eng);

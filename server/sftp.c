@@ -845,7 +845,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	const char *text = NULL;
 	uint32_t pflags, st_code, idx;
 	int pfd = -1, fd = -1, ofd, try, trunc = 0, resume = 0, created = 0;
-	int wr, err;
+	int wr, err, orphan_only = 0;
 	unsigned need = 0;
 
 	if (get_path(m, &cp) == -1 || get_u32(m, &pflags) == -1 ||
@@ -928,8 +928,13 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				    "to replace";
 				goto done;
 			}
-			if (!allowed(s, need = PERM_OVERWRITE))
-				goto denied;
+			/* Without overwrite, only a never-recorded file (left
+			 * by a crash inside CLOSE) may be replaced; checked
+			 * below with the lock held. */
+			orphan_only = !allowed(s, PERM_OVERWRITE);
+			if (orphan_only && (!allowed(s, PERM_UPLOAD) ||
+			    s->hooks.is_recorded == NULL))
+				goto deny_overwrite;
 			ofd = open_beneath(pfd, cp.base, O_RDONLY | O_NOFOLLOW |
 			    O_NONBLOCK, 0);
 			if (ofd == -1 && errno == ENOENT)
@@ -949,6 +954,11 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 			    st2.st_dev != st.st_dev) {
 				close(ofd);
 				continue;
+			}
+			if (orphan_only && s->hooks.is_recorded(s->hooks.arg,
+			    (int64_t)st2.st_dev, (int64_t)st2.st_ino) != 0) {
+				close(ofd);
+				goto deny_overwrite;
 			}
 			if (unlinkat(pfd, cp.base, 0) == -1 && errno != ENOENT) {
 				err = errno;
@@ -1034,6 +1044,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	st_code = SSH_FX_FAILURE;
 	text = "too many open files";
 	goto done;
+ deny_overwrite:
+	need = PERM_OVERWRITE;
  denied:
 	st_code = SSH_FX_PERMISSION_DENIED;
 	text = denied_text(need);

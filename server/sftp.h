@@ -74,6 +74,15 @@ struct sftp_hooks {
 	 */
 	void	(*event)(void *arg, const char *op, const char *path,
 		    const char *path2, uint32_t status);
+	/*
+	 * Is this accepted (mode 0440) file recorded as received? 1 yes, 0 no,
+	 * -1 cannot tell. A file that is 0440 but was never recorded is what a
+	 * crash inside CLOSE leaves behind (its partner was never told OK): a
+	 * partner with only the upload permission may replace it, as it may
+	 * replace its own incomplete upload. Asked with the file's lock held,
+	 * so no CLOSE is under way. May be NULL (everything counts as recorded).
+	 */
+	int	(*is_recorded)(void *arg, int64_t dev, int64_t ino);
 };
 
 struct sftp_params {

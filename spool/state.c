@@ -394,6 +394,26 @@ state_get(struct state *st, int64_t id, struct file_rec *r)
 }
 
 int
+state_landing_known(struct state *st, int64_t dev, int64_t ino)
+{
+	sqlite3_stmt *s;
+	int rc = -1, step;
+
+	if ((s = prep(st, "SELECT 1 FROM files WHERE landing_ino = ? AND "
+	    "landing_dev = ? LIMIT 1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ino);
+	sqlite3_bind_int64(s, 2, dev);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		rc = 1;
+	else if (step == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
 state_fid_known(struct state *st, const char *fid)
 {
 	sqlite3_stmt *s;

@@ -86,6 +86,9 @@ int state_update(struct state *, const struct file_rec *r, const char *from);
 int state_reset(struct state *, const char *from, const char *to);
 /* Reads one file by id: 1 found, 0 not, -1 error. */
 int state_get(struct state *, int64_t id, struct file_rec *r);
+/* 1 if a file was received at this landing inode (and the visibility
+ * janitor has not let go of it), 0 if not, -1 on error. */
+int state_landing_known(struct state *, int64_t dev, int64_t ino);
 /* 1 if a file with this fid exists, 0 if not, -1 on error. */
 int state_fid_known(struct state *, const char *fid);
 

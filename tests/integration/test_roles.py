@@ -139,6 +139,23 @@ class TestRoles(unittest.TestCase):
                          "ls -l sub"], "mkdir, rename, put -p")
         self.refused("drop", "rmdir sub", "rmdir")
 
+    def test_dropbox_replaces_a_never_recorded_accepted_file(self):
+        """A crash inside CLOSE can leave a 0440 file that was never recorded (its
+        partner was never told OK): the partner may upload that name again."""
+        landing = self.gw.landing("drop")
+        os.makedirs(landing, exist_ok=True)
+        orphan = os.path.join(landing, "crashed.csv")
+        with open(orphan, "wb") as o:
+            o.write(b"half-recorded\n")
+        os.chmod(orphan, 0o440)
+        f, sha = self.local("crashed.csv", 5000)
+        self.ok("drop", ["put %s crashed.csv" % f], "re-upload over a never-recorded file")
+        self.assertEqual(H.sha256_file(orphan), sha)
+        self.wait_object("drop", "crashed.csv", sha)
+        # once recorded, the same name is an accepted file again: no overwrite
+        g, _ = self.local("crashed-2.csv", 77)
+        self.refused("drop", "put %s crashed.csv" % g, "overwrite a recorded file")
+
     def test_owner_may_read_overwrite_remove(self):
         f, sha = self.local("o1.csv", 30000)
         g, sha2 = self.local("o1-new.csv", 4000)
