@@ -465,23 +465,19 @@ state_move(struct state *st, int64_t id, const char *from, const char *to,
 	return rc;
 }
 
-int
-state_list(struct state *st, const char *state, const char *partner,
-    size_t max, struct file_rec **out, size_t *n)
+/*
+ * Steps s (already bound) and collects up to max rows into a new array
+ * (*out, freed by the caller), then finalizes s. 0, or -1 with *out NULL
+ * and *n 0 on an error, including one met part-way.
+ */
+static int
+collect_rows(struct state *st, sqlite3_stmt *s, size_t max,
+    struct file_rec **out, size_t *n)
 {
-	sqlite3_stmt *s;
 	struct file_rec *v = NULL, *nv;
 	size_t cap = 0;
-	int step, rc = -1;
+	int step = SQLITE_DONE, rc = -1;
 
-	*out = NULL;
-	*n = 0;
-	if ((s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
-	    "(? IS NULL OR partner = ?) ORDER BY id")) == NULL)
-		return -1;
-	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, partner, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, partner, -1, SQLITE_STATIC);
 	while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -490,6 +486,10 @@ state_list(struct state *st, const char *state, const char *partner,
 			v = nv;
 		}
 		row_to_rec(s, &v[(*n)++]);
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		log_warnx("state: list: %s", sqlite3_errmsg(st->db));
+		goto fail;
 	}
 	rc = 0;
 fail:
@@ -500,6 +500,23 @@ fail:
 	} else
 		*out = v;
 	return rc;
+}
+
+int
+state_list(struct state *st, const char *state, const char *partner,
+    size_t max, struct file_rec **out, size_t *n)
+{
+	sqlite3_stmt *s;
+
+	*out = NULL;
+	*n = 0;
+	if ((s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
+	    "(? IS NULL OR partner = ?) ORDER BY id")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, partner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, partner, -1, SQLITE_STATIC);
+	return collect_rows(st, s, max, out, n);
 }
 
 int
@@ -556,9 +573,6 @@ state_list_visible(struct state *st, const char *partner,
     int64_t stored_before_ms, size_t max, struct file_rec **out, size_t *n)
 {
 	sqlite3_stmt *s;
-	struct file_rec *v = NULL, *nv;
-	size_t cap = 0;
-	int step, rc = -1;
 
 	*out = NULL;
 	*n = 0;
@@ -568,24 +582,7 @@ state_list_visible(struct state *st, const char *partner,
 		return -1;
 	sqlite3_bind_text(s, 1, partner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, stored_before_ms);
-	while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
-				goto fail;
-			v = nv;
-		}
-		row_to_rec(s, &v[(*n)++]);
-	}
-	rc = 0;
-fail:
-	sqlite3_finalize(s);
-	if (rc == -1) {
-		free(v);
-		*n = 0;
-	} else
-		*out = v;
-	return rc;
+	return collect_rows(st, s, max, out, n);
 }
 
 int
