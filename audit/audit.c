@@ -46,6 +46,8 @@ record_split(const char *line, size_t len, char stored[SHA256_HEX])
 struct audit {
 	char	*path;
 	int	 fd;
+	int	 deferred;	/* audit_defer: no fdatasync per record */
+	int	 dirty;		/* written since the last fdatasync */
 };
 
 struct audit *
@@ -84,6 +86,8 @@ audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	if (a->dirty)
+		(void)audit_sync(a);
 	close(a->fd);
 	free(a->path);
 	free(a);
@@ -220,7 +224,9 @@ audit_emit(struct audit *a, const char *event, json_t *fields)
 		log_warn("audit: write %s", a->path);
 		goto fail;
 	}
-	if (fdatasync(a->fd) == -1) {
+	if (a->deferred)
+		a->dirty = 1;
+	else if (fdatasync(a->fd) == -1) {
 		log_warn("audit: fdatasync %s", a->path);
 		goto fail;
 	}
@@ -233,6 +239,29 @@ fail:
 	json_decref(rec);
 	json_decref(fields);
 	return rc;
+}
+
+void
+audit_defer(struct audit *a)
+{
+	if (a != NULL)
+		a->deferred = 1;
+}
+
+int
+audit_sync(struct audit *a)
+{
+	if (a == NULL)
+		return -1;
+	a->deferred = 0;
+	if (!a->dirty)
+		return 0;
+	if (fdatasync(a->fd) == -1) {
+		log_warn("audit: fdatasync %s", a->path);
+		return -1;
+	}
+	a->dirty = 0;
+	return 0;
 }
 
 int

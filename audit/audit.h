@@ -36,6 +36,16 @@ struct audit *audit_open(const char *path);
  * given: never pass a secret. 0 or -1 (logged).
  */
 int audit_emit(struct audit *, const char *event, json_t *fields);
+/*
+ * A batch of records with one fdatasync: after audit_defer, audit_emit
+ * writes and chains each record but does not fdatasync it; audit_sync makes
+ * all of them durable at once (0 or -1, logged) and ends the batch. A crash
+ * before audit_sync may lose the batch's records from the end of the trail,
+ * never one in the middle: call audit_sync before acting on a record that
+ * must be durable (telling a partner, deleting a local copy).
+ */
+void audit_defer(struct audit *);
+int audit_sync(struct audit *);
 void audit_close(struct audit *);
 
 /*

@@ -13,6 +13,7 @@
 
 struct state {
 	sqlite3	*db;
+	int	 depth;		/* open transactions: state_begin and inner */
 	char	 path[PATH_MAX];
 };
 
@@ -125,6 +126,67 @@ exec(struct state *st, const char *sql)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Transactions nest: the outermost is BEGIN IMMEDIATE ... COMMIT, an inner
+ * one a SAVEPOINT, so a function that needs its own transaction can run
+ * inside a caller's batch (state_begin) and commits with it.
+ */
+static int
+txn_begin(struct state *st)
+{
+	if (exec(st, st->depth == 0 ? "BEGIN IMMEDIATE;" : "SAVEPOINT s;") == -1)
+		return -1;
+	st->depth++;
+	return 0;
+}
+
+static int
+txn_commit(struct state *st)
+{
+	if (st->depth <= 0)
+		return -1;
+	if (exec(st, st->depth == 1 ? "COMMIT;" : "RELEASE s;") == -1)
+		return -1;
+	st->depth--;
+	return 0;
+}
+
+static void
+txn_rollback(struct state *st)
+{
+	if (st->depth <= 0)
+		return;
+	if (st->depth == 1)
+		exec(st, "ROLLBACK;");
+	else {
+		exec(st, "ROLLBACK TO s;");
+		exec(st, "RELEASE s;");
+	}
+	st->depth--;
+}
+
+int
+state_begin(struct state *st)
+{
+	return txn_begin(st);
+}
+
+int
+state_commit(struct state *st)
+{
+	if (txn_commit(st) == -1) {
+		txn_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+void
+state_rollback(struct state *st)
+{
+	txn_rollback(st);
 }
 
 /*
@@ -270,7 +332,7 @@ state_claim(struct state *st, const char *from, const char *to,
 	sqlite3_stmt *s = NULL, *u = NULL;
 	int rc = -1, step;
 
-	if (exec(st, "BEGIN IMMEDIATE;") == -1)
+	if (txn_begin(st) == -1)
 		return -1;
 	s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
 	    "next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT 1");
@@ -304,12 +366,12 @@ fail:
 	sqlite3_finalize(s);
 	sqlite3_finalize(u);
 	if (rc == 1) {
-		if (exec(st, "COMMIT;") == -1) {
-			exec(st, "ROLLBACK;");
+		if (txn_commit(st) == -1) {
+			txn_rollback(st);
 			rc = -1;
 		}
 	} else
-		exec(st, "ROLLBACK;");
+		txn_rollback(st);
 	return rc;
 }
 
@@ -612,7 +674,7 @@ state_reject(struct state *st, const struct file_rec *r, const char *from,
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
 
-	if (exec(st, "BEGIN IMMEDIATE;") == -1)
+	if (txn_begin(st) == -1)
 		return -1;
 	if (state_update(st, r, from) == -1)
 		goto fail;
@@ -630,10 +692,10 @@ state_reject(struct state *st, const struct file_rec *r, const char *from,
 	rc = 0;
 fail:
 	sqlite3_finalize(s);
-	if (rc == 0 && exec(st, "COMMIT;") == -1)
+	if (rc == 0 && txn_commit(st) == -1)
 		rc = -1;
 	if (rc == -1)
-		exec(st, "ROLLBACK;");
+		txn_rollback(st);
 	return rc;
 }
 
@@ -643,7 +705,7 @@ state_qcopy_claim(struct state *st, int64_t now, struct file_rec *r)
 	sqlite3_stmt *s = NULL, *u = NULL;
 	int rc = -1, step;
 
-	if (exec(st, "BEGIN IMMEDIATE;") == -1)
+	if (txn_begin(st) == -1)
 		return -1;
 	if ((s = prep(st, "SELECT " COLS " FROM files WHERE qcopy = 1 AND "
 	    "next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT 1")) ==
@@ -675,10 +737,10 @@ state_qcopy_claim(struct state *st, int64_t now, struct file_rec *r)
 fail:
 	sqlite3_finalize(s);
 	sqlite3_finalize(u);
-	if (rc == 1 && exec(st, "COMMIT;") == -1)
+	if (rc == 1 && txn_commit(st) == -1)
 		rc = -1;
 	if (rc != 1)
-		exec(st, "ROLLBACK;");
+		txn_rollback(st);
 	return rc;
 }
 

@@ -68,6 +68,19 @@ struct state;
 struct state *state_open(const char *state_dir);
 void state_close(struct state *);
 
+/*
+ * A batch: every state_* call between state_begin and state_commit joins one
+ * write transaction (one WAL commit, one fsync), so a role that moves many
+ * files at once holds the write lock once instead of once per file. Keep a
+ * batch short (no network, no gpg inside it): sessions wait for it. Nothing
+ * in a batch is durable before state_commit returns 0; state_commit rolls
+ * back on failure. Files renamed inside a batch must be found again after a
+ * crash that loses it (the roles' start-up recovery does).
+ */
+int state_begin(struct state *);
+int state_commit(struct state *);
+void state_rollback(struct state *);
+
 /* Inserts r (state "received"); sets r->id. 0 or -1. */
 int state_insert(struct state *, struct file_rec *r);
 /*
