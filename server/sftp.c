@@ -1177,18 +1177,6 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 		*text = "could not mark the file complete; upload it again";
 		return SSH_FX_FAILURE;
 	}
-	/* fsync once: after a failure the page cache cannot be trusted */
-	if (fsync(h->fd) == -1 || (h->dirfd != -1 && fsync(h->dirfd) == -1)) {
-		err = errno;
-		log_warn("sftp: fsync %s", h->path);
-		if (fchmod(h->fd, 0600) == -1)
-			log_warn("sftp: fchmod %s back to 0600", h->path);
-		errno_status(err, text);
-		if (err != ENOSPC && err != EDQUOT)
-			*text = "could not write the file to disk; upload it "
-			    "again";
-		return SSH_FX_FAILURE;
-	}
 	if (fstat(h->fd, &st) == -1)
 		goto fail;
 	if (h->dirty || h->hashed_to > st.st_size) {
@@ -1207,6 +1195,32 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 	fi.fd = h->fd;
 	fi.size = st.st_size;
 	fi.sha256 = hex;
+	/*
+	 * Metadata first (mode, the spool link), then one fsync of the file:
+	 * on a journalling file system the directory fsyncs that follow find
+	 * their entries already committed. fsync once: after a failure the
+	 * page cache cannot be trusted.
+	 */
+	if (s->hooks.file_stage != NULL &&
+	    s->hooks.file_stage(s->hooks.arg, &fi) != 0) {
+		if (fchmod(h->fd, 0600) == -1)
+			log_warn("sftp: fchmod %s back to 0600", h->path);
+		*text = "could not record the file; upload it again";
+		return SSH_FX_FAILURE;
+	}
+	if (fsync(h->fd) == -1 || (h->dirfd != -1 && fsync(h->dirfd) == -1)) {
+		err = errno;
+		log_warn("sftp: fsync %s", h->path);
+		if (s->hooks.file_stage != NULL && s->hooks.file_unstage != NULL)
+			s->hooks.file_unstage(s->hooks.arg, &fi);
+		if (fchmod(h->fd, 0600) == -1)
+			log_warn("sftp: fchmod %s back to 0600", h->path);
+		errno_status(err, text);
+		if (err != ENOSPC && err != EDQUOT)
+			*text = "could not write the file to disk; upload it "
+			    "again";
+		return SSH_FX_FAILURE;
+	}
 	if (s->hooks.file_complete != NULL &&
 	    s->hooks.file_complete(s->hooks.arg, &fi) != 0) {
 		if (fchmod(h->fd, 0600) == -1)

@@ -9,11 +9,12 @@
  * RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV).
  *
  * Files: a file being uploaded has mode 0600 ("incomplete"). At CLOSE of a
- * write handle the engine fsyncs it, takes its size and SHA-256, sets mode
- * 0440 ("accepted": its bytes never change again; opening it for write
- * without TRUNC is refused, with TRUNC writes a new file under that name),
- * fsyncs again, then calls hooks.file_complete; only if that returns 0 does
- * the client get SSH_FX_OK.
+ * write handle the engine sets mode 0440 ("accepted": its bytes never
+ * change again; opening it for write without TRUNC is refused, with TRUNC
+ * writes a new file under that name), takes its size and SHA-256, calls
+ * hooks.file_stage, fsyncs the file (and its directory if the file is new),
+ * then calls hooks.file_complete; only if that returns 0 does the client get
+ * SSH_FX_OK.
  *
  * Permissions (params.perms, PERM_* from policy/config.h) are checked before
  * a request touches anything, as OpenSSH's sftp-server does: handlers[] in
@@ -59,6 +60,16 @@ struct sftp_file_info {
 
 struct sftp_hooks {
 	void	*arg;
+	/*
+	 * A write handle is being closed: its mode is 0440 and its size and
+	 * SHA-256 are known, but it is not fsynced yet. The session links it
+	 * into the spool here, so that the one fsync of the file that follows
+	 * makes the link durable in the same journal commit. 0, or -1 to
+	 * answer SSH_FX_FAILURE (mode back to 0600). If the fsync then fails,
+	 * file_unstage undoes it. May be NULL (then file_unstage is not called).
+	 */
+	int	(*file_stage)(void *arg, const struct sftp_file_info *fi);
+	void	(*file_unstage)(void *arg, const struct sftp_file_info *fi);
 	/*
 	 * A write handle was closed and the file is durable. Return 0 to tell
 	 * the client SSH_FX_OK; -1 to answer SSH_FX_FAILURE, in which case the

@@ -167,6 +167,24 @@ txn_rollback(struct state *st)
 	st->depth--;
 }
 
+void
+state_autocheckpoint(struct state *st, int on)
+{
+	sqlite3_wal_autocheckpoint(st->db, on ? 1000 : 0);
+}
+
+void
+state_checkpoint(struct state *st)
+{
+	int rc;
+
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_warnx("state: checkpoint %s: %s", st->path,
+		    sqlite3_errmsg(st->db));
+}
+
 int
 state_begin(struct state *st)
 {

@@ -81,6 +81,15 @@ int state_begin(struct state *);
 int state_commit(struct state *);
 void state_rollback(struct state *);
 
+/*
+ * WAL checkpoints: by default a commit that grows the WAL past 1000 pages
+ * copies it back into the database (SQLite's autocheckpoint). A session turns
+ * that off (on = 0) so a partner's CLOSE never waits for it, and calls
+ * state_checkpoint (passive: never waits for readers or writers) when it ends.
+ */
+void state_autocheckpoint(struct state *, int on);
+void state_checkpoint(struct state *);
+
 /* Inserts r (state "received"); sets r->id. 0 or -1. */
 int state_insert(struct state *, struct file_rec *r);
 /*
