@@ -65,6 +65,7 @@ struct session {
 	struct state		*state;
 	int			 rootfd;	/* landing/<partner> */
 	int			 incomingfd;	/* spool/incoming */
+	char			 staged[33];	/* fid linked at CLOSE, not yet recorded */
 	int64_t			 files;
 	int64_t			 bytes;
 };
@@ -123,13 +124,17 @@ auth_failed(struct session *s, const char *user, const char *method,
     const char *reason)
 {
 	struct guard_msg m;
+	char key[64];
 
 	s->auth_tries++;
 	log_info("session %s: %s authentication for \"%s\" from %s refused: %s",
 	    s->id, method, user, s->remote, reason);
-	session_audit(s, "auth.failure", json_pack("{s:o,s:s,s:s,s:i}",
+	if (guard_ban_key(s->remote, key, sizeof(key)) == -1)
+		xstrlcpy(key, s->remote, sizeof(key));
+	/* "prefix": what failures are counted and banned by (IPv6: the /64) */
+	session_audit(s, "auth.failure", json_pack("{s:o,s:s,s:s,s:i,s:s}",
 	    "user", safe_user(user), "method", method, "reason", reason,
-	    "attempt", s->auth_tries));
+	    "attempt", s->auth_tries, "prefix", key));
 	/*
 	 * The listener counts failures across every connection (bans): every
 	 * failure against the address; against the user only a wrong password
@@ -404,35 +409,64 @@ cb_channel_open(ssh_session ssh, void *arg)
 /* --- the SFTP engine's hooks ------------------------------------------- */
 
 /*
- * A file was closed and fsynced: link it into spool/incoming under a new
- * fid, make both directories durable, record it as received, audit it.
- * Only then may the partner be told SSH_FX_OK (invariant 1).
+ * CLOSE, before the engine's fsync: link the file into spool/incoming under
+ * a new fid, so that the fsync of the file commits the link with it. A crash
+ * from here to the record leaves a spool link no row knows: intake moves it
+ * to quarantine/_unrecorded/ (the partner got no OK and uploads again).
+ */
+static int
+hook_file_stage(void *arg, const struct sftp_file_info *fi)
+{
+	struct session *s = arg;
+	char procpath[64];
+
+	s->staged[0] = '\0';
+	if (random_id(s->staged, sizeof(s->staged)) == -1)
+		return -1;
+	xsnprintf(procpath, sizeof(procpath), "/proc/self/fd/%d", fi->fd);
+	if (linkat(AT_FDCWD, procpath, s->incomingfd, s->staged,
+	    AT_SYMLINK_FOLLOW) == -1) {
+		log_warn("session %s: cannot link %s into the spool", s->id,
+		    fi->path);
+		s->staged[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static void
+hook_file_unstage(void *arg, const struct sftp_file_info *fi)
+{
+	struct session *s = arg;
+
+	(void)fi;
+	if (s->staged[0] != '\0' && unlinkat(s->incomingfd, s->staged, 0) == -1)
+		log_warn("session %s: cannot remove spool link %s", s->id,
+		    s->staged);
+	s->staged[0] = '\0';
+}
+
+/*
+ * The file and its spool link are fsynced: make spool/incoming durable,
+ * record the file as received, audit it. Only then may the partner be told
+ * SSH_FX_OK (invariant 1).
  */
 static int
 hook_file_complete(void *arg, const struct sftp_file_info *fi)
 {
 	struct session *s = arg;
 	struct file_rec r;
-	char procpath[64];
 	struct stat sb;
-	int linked = 0;
 
 	memset(&r, 0, sizeof(r));
-	if (random_id(r.fid, sizeof(r.fid)) == -1)
+	if (s->staged[0] == '\0')
 		goto fail;
-	xsnprintf(procpath, sizeof(procpath), "/proc/self/fd/%d", fi->fd);
-	if (linkat(AT_FDCWD, procpath, s->incomingfd, r.fid,
-	    AT_SYMLINK_FOLLOW) == -1) {
-		log_warn("session %s: cannot link %s into the spool", s->id,
-		    fi->path);
-		goto fail;
-	}
-	linked = 1;
+	xstrlcpy(r.fid, s->staged, sizeof(r.fid));
+	/* Already committed by the file's fsync on ext4: cheap. */
 	if (fsync(s->incomingfd) == -1) {
 		log_warn("session %s: fsync spool/incoming", s->id);
 		goto fail;
 	}
-	/* The engine fsynced the landing directory of a new file already. */
 	xstrlcpy(r.partner, s->partner->name, sizeof(r.partner));
 	xstrlcpy(r.path, fi->path, sizeof(r.path));
 	xstrlcpy(r.remote, s->remote_addr, sizeof(r.remote));
@@ -446,6 +480,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	}
 	if (state_insert(s->state, &r) == -1)
 		goto fail;
+	s->staged[0] = '\0';
 	session_audit(s, "file.received", json_pack("{s:s,s:s,s:I,s:s,s:I}",
 	    "fid", r.fid, "path", r.path, "size", (json_int_t)r.size,
 	    "sha256", r.sha256, "id", (json_int_t)r.id));
@@ -456,8 +491,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	s->bytes += r.size;
 	return 0;
 fail:
-	if (linked)
-		unlinkat(s->incomingfd, r.fid, 0);
+	hook_file_unstage(s, fi);
 	session_audit(s, "file.failed", json_pack("{s:s,s:I,s:s}", "path",
 	    fi->path, "size", (json_int_t)fi->size, "reason",
 	    "could not record the file durably"));
@@ -646,6 +680,8 @@ session_sftp(struct session *s)
 	params.max_file_size = s->cfg->server.max_file_size;
 	params.min_free_space = s->cfg->server.min_free_space;
 	params.hooks.arg = s;
+	params.hooks.file_stage = hook_file_stage;
+	params.hooks.file_unstage = hook_file_unstage;
 	params.hooks.file_complete = hook_file_complete;
 	params.hooks.event = hook_event;
 	params.hooks.is_recorded = hook_is_recorded;
@@ -786,6 +822,9 @@ session_run(const struct config *cfg, void *ssh, int guardfd,
 		    s.id, s.partner->name);
 		goto out;
 	}
+	/* A CLOSE must not pay for copying the WAL into the database: the
+	 * background roles checkpoint, and so does this session at its end. */
+	state_autocheckpoint(s.state, 0);
 	log_info("session %s: %s logged in from %s by %s%s%s (kex %s, cipher "
 	    "%s, mac %s)", s.id, s.partner->name, s.remote, s.auth_method,
 	    s.key_fp[0] ? " " : "", s.key_fp, ssh_get_kex_algo(s.ssh),
@@ -814,6 +853,8 @@ out:
 	}
 	ssh_disconnect(s.ssh);
 	ssh_free(s.ssh);
+	if (s.state != NULL && s.files > 0)
+		state_checkpoint(s.state);
 	state_close(s.state);
 	audit_close(s.audit);
 	_exit(0);
