@@ -82,6 +82,7 @@ struct s3_resp {
 	char	 body[S3_BODY_MAX + 1];
 	size_t	 bodylen;
 	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
+	char	 curl_error[CURL_ERROR_SIZE];	/* curl's detail on failure */
 };
 
 static int bucket_versioned(struct s3_store *, struct put_result *);
@@ -599,6 +600,13 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 		rc = CURLE_OUT_OF_MEMORY;
 		goto done;
 	}
+	/* curl 7.88 sends "Expect: 100-continue" with every PUT body: a round
+	 * trip per request. Below 1 MiB (curl 8's threshold) send at once. */
+	if (up != NULL && up->size < MiB &&
+	    (sl = curl_slist_append(sl, "Expect:")) == NULL) {
+		rc = CURLE_OUT_OF_MEMORY;
+		goto done;
+	}
 
 	curl_easy_reset(curl);	/* keeps the live connection */
 #define SETOPT(o, v) do {						\
@@ -651,9 +659,10 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 	if (rc == CURLE_OK)
 		rc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-	if (rc != CURLE_OK && errbuf[0] != '\0')
+	if (rc != CURLE_OK && errbuf[0] != '\0') {
 		log_debug("s3: %s %s: %s", method, uri, errbuf);
-	else
+		printable(errbuf, r->curl_error, sizeof(r->curl_error));
+	} else
 		log_debug("s3: %s %s%s%s: HTTP %ld request-id %s", method, uri,
 		    query[0] ? "?" : "", query, r->status, r->request_id);
 	/* Do not leave pointers to this frame in the handle. */
@@ -695,6 +704,13 @@ xml_text(const char *body, const char *tag, char *out, size_t outlen)
 	printable(out, out, outlen);
 }
 
+/*
+ * Retryable: what can pass by itself (a refused or reset connection, a
+ * handshake cut off: CURLE_SSL_CONNECT_ERROR). Not retryable: a certificate
+ * that does not verify (60, 83), an unusable CA file (77) or a key that does
+ * not match the pin (90): a wrong trust setting does not fix itself, so the
+ * file is held with the fix in its last error (see set_curl_error).
+ */
 static int
 curl_retryable(CURLcode c)
 {
@@ -751,14 +767,41 @@ http_outcome(long status, const char *code)
 	return PUT_FATAL;
 }
 
+/*
+ * A transfer error in res, prefixed with what; r->curl_error is curl's
+ * detail. TLS trust failures name the endpoint and the setting to fix.
+ */
 static void
-set_curl_error(struct put_result *res, const char *what, CURLcode c)
+set_curl_error(const struct s3_store *s, struct put_result *res,
+    const char *what, CURLcode c, const struct s3_resp *r)
 {
+	const char *detail;
+
+	detail = r->curl_error[0] != '\0' ? r->curl_error :
+	    curl_easy_strerror(c);
 	res->outcome = curl_retryable(c) ? PUT_RETRY : PUT_FATAL;
 	res->timeout = c == CURLE_OPERATION_TIMEDOUT;
 	if (c == CURLE_AUTH_ERROR)
 		snprintf(res->error, sizeof(res->error), "%sno S3 credentials "
 		    "available (see the uploader's log)", what);
+	else if (c == CURLE_PEER_FAILED_VERIFICATION ||
+	    c == CURLE_SSL_ISSUER_ERROR)
+		(void)xsnprintf(res->error, sizeof(res->error), "%sTLS: the "
+		    "certificate of %s is not trusted; if this is the right "
+		    "endpoint, set store.ca_file to the PEM file of the CA "
+		    "that issued it (curl %d: %s)", what, s->origin, (int)c,
+		    detail);
+	else if (c == CURLE_SSL_CACERT_BADFILE)
+		(void)xsnprintf(res->error, sizeof(res->error), "%sTLS: "
+		    "store.ca_file %s cannot be used to check the certificate "
+		    "of %s; it must hold PEM CA certificates (curl %d: %s)",
+		    what, s->cfg->ca_file ? s->cfg->ca_file : "(unset)",
+		    s->origin, (int)c, detail);
+	else if (c == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
+		(void)xsnprintf(res->error, sizeof(res->error), "%sTLS: the "
+		    "public key of %s does not match store.pinned_pubkey; if "
+		    "its key changed on purpose, add the new pin there "
+		    "(curl %d: %s)", what, s->origin, (int)c, detail);
 	else
 		snprintf(res->error, sizeof(res->error), "%scurl: %s (%d)", what,
 		    curl_easy_strerror(c), (int)c);
@@ -1069,7 +1112,7 @@ s3_head_uri(struct s3_store *s, CURL *curl, const char *uri, struct s3_resp *h,
 
 	c = s3_request(s, curl, "HEAD", uri, "", hx, 1, EMPTY_SHA256, NULL, h);
 	if (c != CURLE_OK) {
-		set_curl_error(res, what, c);
+		set_curl_error(s, res, what, c, h);
 		return -1;
 	}
 	if (h->status == 200)
@@ -1179,7 +1222,7 @@ s3_put_single(struct s3_store *s, struct s3_obj *o, int conditional,
 		return 0;
 	}
 	if (c != CURLE_OK) {
-		set_curl_error(res, "", c);
+		set_curl_error(s, res, "", c, r);
 		return 0;
 	}
 	res->http_status = r->status;
@@ -1289,7 +1332,7 @@ mp_put_part(struct mp_job *j, CURL *curl, struct s3_upload *up,
 			    up->err == UP_IO ? "cannot be read" :
 			    "does not match the part's SHA-256");
 		} else if (c != CURLE_OK) {
-			set_curl_error(&pr, "", c);
+			set_curl_error(j->s, &pr, "", c, r);
 		} else if (r->status == 200 && r->etag[0] != '\0') {
 			memset(&p, 0, sizeof(p));
 			p.number = i + 1;
@@ -1472,7 +1515,7 @@ mp_list_parts(struct mp_job *j, struct s3_resp *r, struct put_result *res)
 		c = s3_request(j->s, j->s->curl, "GET", j->o->uri, query, NULL, 0,
 		    EMPTY_SHA256, NULL, r);
 		if (c != CURLE_OK) {
-			set_curl_error(res, "ListParts: ", c);
+			set_curl_error(j->s, res, "ListParts: ", c, r);
 			return -1;
 		}
 		if (r->status == 404)
@@ -1640,7 +1683,7 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 		c = s3_request(s, s->curl, "POST", o->uri, "uploads=", extra, n,
 		    EMPTY_SHA256, &up, r);
 		if (c != CURLE_OK) {
-			set_curl_error(res, "CreateMultipartUpload: ", c);
+			set_curl_error(s, res, "CreateMultipartUpload: ", c, r);
 			goto done;
 		}
 		xml_text(r->body, "UploadId", j.upload_id, sizeof(j.upload_id));
@@ -1741,7 +1784,7 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 		extra[n++] = "if-none-match:*";
 	c = s3_request(s, s->curl, "POST", o->uri, query, extra, n, cbody, &up, r);
 	if (c != CURLE_OK) {
-		set_curl_error(res, "CompleteMultipartUpload: ", c);
+		set_curl_error(s, res, "CompleteMultipartUpload: ", c, r);
 		goto done;
 	}
 	if (r->status == 200 && strstr(r->body, "<Error>") != NULL)
@@ -2082,9 +2125,10 @@ s3_store_abort_stale(struct s3_store *s, int64_t older_s,
 		c = s3_request(s, s->curl, "GET", uri, query, NULL, 0,
 		    EMPTY_SHA256, NULL, r);
 		if (c != CURLE_OK || r->status != 200) {
-			log_warnx("s3: cannot list multipart uploads: %s (HTTP %ld)",
-			    c != CURLE_OK ? curl_easy_strerror(c) : "error",
-			    r->status);
+			log_warnx("s3: cannot list multipart uploads at %s: %s "
+			    "(HTTP %ld)", s->origin, c == CURLE_OK ? "error" :
+			    r->curl_error[0] != '\0' ? r->curl_error :
+			    curl_easy_strerror(c), r->status);
 			s->sweep_key[0] = s->sweep_id[0] = '\0';
 			n = -1;
 			goto out;
