@@ -4,18 +4,29 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "common/log.h"
 #include "common/util.h"
 #include "policy/policy.h"
 #include "server/guard.h"
 
 #define FORGET_REPEATS_S	86400
+#define BANS_VERSION		1
+#define BANS_MAX_BYTES		(32 * 1024 * 1024)	/* a sane table is < 4 MiB */
+#define BANS_MAX_REPEATS	32
+
+static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };
 
 struct conn {
 	pid_t	 pid;		/* 0: free slot */
@@ -164,8 +175,6 @@ guard_get_limits(const struct guard *g)
 int
 guard_addr(const struct sockaddr *sa, char *out, size_t outlen)
 {
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
 	const struct sockaddr_in6 *s6;
 
 	if (sa->sa_family == AF_INET) {
@@ -182,6 +191,23 @@ guard_addr(const struct sockaddr *sa, char *out, size_t outlen)
 		    (socklen_t)outlen) == NULL ? -1 : 0;
 	return inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)outlen) ==
 	    NULL ? -1 : 0;
+}
+
+int
+guard_ban_key(const char *addr, char *out, size_t outlen)
+{
+	struct in6_addr a6;
+	char buf[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET6, addr, &a6) != 1)
+		return xstrlcpy(out, addr, outlen) >= outlen ? -1 : 0;
+	if (memcmp(a6.s6_addr, v4mapped, sizeof(v4mapped)) == 0)
+		return inet_ntop(AF_INET, a6.s6_addr + 12, out,
+		    (socklen_t)outlen) == NULL ? -1 : 0;
+	memset(a6.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) == NULL)
+		return -1;
+	return xsnprintf(out, outlen, "%s/64", buf) == -1 ? -1 : 0;
 }
 
 /* --- the ban table -------------------------------------------------------- */
@@ -259,10 +285,21 @@ tracker_fail(struct tracker *t, const struct guard_limits *l, int64_t now)
 	return d;
 }
 
+/* The ban key of addr; addr itself (truncated) if it has none. */
+static void
+addr_key(const char *addr, char *key, size_t len)
+{
+	if (guard_ban_key(addr, key, len) == -1)
+		xstrlcpy(key, addr, len);
+}
+
 int
 guard_addr_banned(struct guard *g, const char *addr, int64_t now)
 {
-	return tracker_banned(tracker_find(g->addrs, GUARD_MAX_TRACKED, addr),
+	char key[64];
+
+	addr_key(addr, key, sizeof(key));
+	return tracker_banned(tracker_find(g->addrs, GUARD_MAX_TRACKED, key),
 	    now);
 }
 
@@ -281,8 +318,10 @@ guard_failure(struct guard *g, const char *addr, const char *user,
 	struct tracker *t;
 
 	memset(ban, 0, sizeof(*ban));
-	if ((t = tracker_find(g->addrs, GUARD_MAX_TRACKED, addr)) == NULL)
-		t = tracker_new(g, addr, now);
+	addr_key(addr, ban->addr_key, sizeof(ban->addr_key));
+	if ((t = tracker_find(g->addrs, GUARD_MAX_TRACKED, ban->addr_key)) ==
+	    NULL)
+		t = tracker_new(g, ban->addr_key, now);
 	ban->addr_duration_s = tracker_fail(t, &g->lim, now);
 	ban->addr_banned = ban->addr_duration_s > 0;
 	ban->failures = ban->addr_banned ? g->lim.ban_failures : t->nfails;
@@ -291,6 +330,221 @@ guard_failure(struct guard *g, const char *addr, const char *user,
 		ban->user_duration_s = tracker_fail(t, &g->lim, now);
 		ban->user_banned = ban->user_duration_s > 0;
 	}
+}
+
+/* --- the ban table on disk --------------------------------------------- */
+
+/*
+ * bans.json:
+ *   {"version": 1, "saved": T,
+ *    "addresses": [{"key": "2001:db8:1:2::/64", "ban_until": T, "bans": N,
+ *                   "last": T, "fails": [T, ...]}, ...],
+ *    "users": [{"key": "acme", ...}, ...]}
+ * T are seconds since the epoch; "bans" is the repeat count that makes the
+ * next ban last 2^bans times ban_duration; "fails" are the failures still
+ * inside the window.
+ */
+
+/* Whether t still matters at now. */
+static int
+tracker_live(const struct tracker *t, const struct guard_limits *l,
+    int64_t now)
+{
+	int i;
+
+	if (t->key[0] == '\0')
+		return 0;
+	if (t->ban_until > now)
+		return 1;
+	if (t->nbans > 0 && now - t->last <= FORGET_REPEATS_S)
+		return 1;
+	for (i = 0; i < t->nfails; i++)
+		if (now - t->fails[i] < l->ban_window_s)
+			return 1;
+	return 0;
+}
+
+static json_t *
+trackers_json(const struct tracker *t, size_t n, const struct guard_limits *l,
+    int64_t now)
+{
+	json_t *arr, *e, *f;
+	size_t i;
+	int j;
+
+	if ((arr = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (!tracker_live(&t[i], l, now))
+			continue;
+		if ((f = json_array()) == NULL)
+			goto fail;
+		for (j = 0; j < t[i].nfails; j++)
+			if (now - t[i].fails[j] < l->ban_window_s &&
+			    json_array_append_new(f,
+			    json_integer(t[i].fails[j])) == -1) {
+				json_decref(f);
+				goto fail;
+			}
+		e = json_pack("{s:s,s:I,s:i,s:I,s:o}", "key", t[i].key,
+		    "ban_until", (json_int_t)t[i].ban_until, "bans", t[i].nbans,
+		    "last", (json_int_t)t[i].last, "fails", f);
+		if (e == NULL || json_array_append_new(arr, e) == -1)
+			goto fail;
+	}
+	return arr;
+fail:
+	json_decref(arr);
+	return NULL;
+}
+
+int
+guard_save(struct guard *g, const char *path, int64_t now)
+{
+	json_t *root = NULL, *addrs, *users;
+	char *text = NULL;
+	int rc = -1;
+
+	addrs = trackers_json(g->addrs, GUARD_MAX_TRACKED, &g->lim, now);
+	users = trackers_json(g->users, g->nusers, &g->lim, now);
+	if (addrs == NULL || users == NULL) {
+		json_decref(addrs);
+		json_decref(users);
+		goto fail;
+	}
+	root = json_pack("{s:i,s:I,s:o,s:o}", "version", BANS_VERSION,
+	    "saved", (json_int_t)now, "addresses", addrs, "users", users);
+	if (root == NULL || (text = json_dumps(root, JSON_COMPACT)) == NULL)
+		goto fail;
+	rc = write_file_atomic(path, text, strlen(text), 0600);
+	free(text);
+	json_decref(root);
+	return rc;
+fail:
+	json_decref(root);
+	errno = ENOMEM;
+	return -1;
+}
+
+/* Empties the table (user slots keep their partner names). */
+static void
+bans_clear(struct guard *g)
+{
+	size_t i;
+
+	memset(g->addrs, 0, GUARD_MAX_TRACKED * sizeof(*g->addrs));
+	for (i = 0; i < g->nusers; i++) {
+		g->users[i].nfails = 0;
+		g->users[i].ban_until = 0;
+		g->users[i].nbans = 0;
+		g->users[i].last = 0;
+	}
+}
+
+/* One entry of the file into g. 0 (kept or dropped as expired), -1 if it
+ * is malformed. */
+static int
+entry_load(struct guard *g, json_t *e, int user, int64_t now)
+{
+	struct tracker t, *dst;
+	json_t *fails, *v;
+	json_int_t ban_until, last;
+	const char *key;
+	size_t i;
+	int nbans;
+
+	memset(&t, 0, sizeof(t));
+	if (json_unpack(e, "{s:s,s:I,s:i,s:I,s:o}", "key", &key, "ban_until",
+	    &ban_until, "bans", &nbans, "last", &last, "fails", &fails) == -1 ||
+	    !json_is_array(fails) || key[0] == '\0' || nbans < 0)
+		return -1;
+	if (user) {
+		if (xstrlcpy(t.key, key, sizeof(t.key)) >= sizeof(t.key))
+			return -1;
+	} else if (guard_ban_key(key, t.key, sizeof(t.key)) == -1)
+		return -1;
+	/* A clock that went back must not make a ban endless. */
+	t.ban_until = ban_until < now + GUARD_MAX_BAN_S ? ban_until :
+	    now + GUARD_MAX_BAN_S;
+	t.last = last < now ? last : now;
+	t.nbans = nbans < BANS_MAX_REPEATS ? nbans : BANS_MAX_REPEATS;
+	json_array_foreach(fails, i, v) {
+		if (!json_is_integer(v))
+			return -1;
+		if (t.nfails < GUARD_MAX_FAILURES &&
+		    now - json_integer_value(v) < g->lim.ban_window_s)
+			t.fails[t.nfails++] = json_integer_value(v) < now ?
+			    json_integer_value(v) : now;
+	}
+	if (!tracker_live(&t, &g->lim, now))
+		return 0;
+	if (user) {
+		/* a partner no longer configured is forgotten */
+		if ((dst = tracker_find(g->users, g->nusers, t.key)) != NULL)
+			*dst = t;
+		return 0;
+	}
+	if ((dst = tracker_find(g->addrs, GUARD_MAX_TRACKED, t.key)) == NULL)
+		dst = tracker_new(g, t.key, now);
+	*dst = t;
+	return 0;
+}
+
+int
+guard_load(struct guard *g, const char *path, int64_t now)
+{
+	json_t *root = NULL, *addrs, *users, *e;
+	json_error_t err;
+	struct stat st;
+	const char *why = NULL;
+	size_t i;
+	int fd, version;
+
+	bans_clear(g);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		why = strerror(errno);
+		goto fail;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > BANS_MAX_BYTES) {
+		why = "not a regular file of a sane size";
+		close(fd);
+		goto fail;
+	}
+	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &err);
+	close(fd);
+	if (root == NULL) {
+		why = err.text;
+		goto fail;
+	}
+	if (json_unpack(root, "{s:i,s:o,s:o}", "version", &version,
+	    "addresses", &addrs, "users", &users) == -1 ||
+	    version != BANS_VERSION || !json_is_array(addrs) ||
+	    !json_is_array(users)) {
+		why = "not a version 1 ban table";
+		goto fail;
+	}
+	json_array_foreach(addrs, i, e)
+		if (entry_load(g, e, 0, now) == -1) {
+			why = "malformed address entry";
+			goto fail;
+		}
+	json_array_foreach(users, i, e)
+		if (entry_load(g, e, 1, now) == -1) {
+			why = "malformed user entry";
+			goto fail;
+		}
+	json_decref(root);
+	return 0;
+fail:
+	log_warnx("ban table %s cannot be used (%s); starting with no bans. "
+	    "Remove or repair the file; it is rewritten at the next ban",
+	    path, why);
+	json_decref(root);
+	bans_clear(g);
+	return -1;
 }
 
 /* --- connections ------------------------------------------------------- */

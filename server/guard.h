@@ -11,8 +11,13 @@
  * Sessions report each failed attempt (GUARD_MSG_FAIL); the listener counts
  * failures per address and per configured partner name over ban_window_s
  * and bans for ban_duration_s, doubling on each repeat ban (capped at 7 days;
- * the repeat count is forgotten after a day without failures).
- * Bans live in memory: a restart of the server role clears them.
+ * the repeat count is forgotten after a day without failures). Addresses
+ * are counted and banned by their ban key (guard_ban_key): an IPv4 address
+ * (IPv4-mapped IPv6 counts as IPv4) by itself, an IPv6 address by its /64,
+ * since one host commonly holds a whole /64.
+ * The ban table survives restarts: the listener saves it (guard_save) to
+ * state_dir/bans.json on each new ban and at exit, and loads it at start
+ * (guard_load). It holds ban keys, partner names and times, nothing secret.
  *
  * Ownership: struct guard is owned by its creator (guard_new/guard_free); it
  * borrows nothing. Strings passed in are copied.
@@ -79,6 +84,11 @@ const struct guard_limits *guard_get_limits(const struct guard *);
  * IPv4-mapped IPv6 address is written as IPv4) into out. 0 or -1. */
 int guard_addr(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* The key failures and bans of the numeric address addr count against:
+ * "192.0.2.1" for IPv4 and IPv4-mapped IPv6, "2001:db8:1:2::/64" for IPv6.
+ * Anything else (an existing key, "unknown") is copied. 0 or -1. */
+int guard_ban_key(const char *addr, char *out, size_t outlen);
+
 /* May a new connection from sa (numeric form addr) be admitted now? */
 enum guard_verdict guard_admit(struct guard *, const struct sockaddr *sa,
     const char *addr, int64_t now_s);
@@ -105,12 +115,28 @@ struct guard_ban {
 	int	 user_banned;
 	int64_t	 user_duration_s;
 	int	 failures;		/* failures of addr in the window */
+	char	 addr_key[64];		/* guard_ban_key of addr */
 };
 
 /* One failed authentication from addr for user (user may be NULL; only
  * names of configured partners are tracked). Fills *ban. */
 void guard_failure(struct guard *, const char *addr, const char *user,
     int64_t now_s, struct guard_ban *ban);
+
+/* --- the ban table on disk ------------------------------------------------ */
+
+#define GUARD_BANS_FILE	"bans.json"	/* under state_dir */
+
+/* Writes the bans, the repeat counts still remembered and the failures
+ * still in the window to path, crash-safely (temp file, fsync, rename,
+ * fsync of the directory), mode 0600. 0, or -1 with errno set. */
+int guard_save(struct guard *, const char *path, int64_t now_s);
+/* Replaces the table with the one in path, dropping what has expired by
+ * now_s (and user entries for names no longer configured). 0 when loaded
+ * or when path does not exist; -1 when it cannot be read or is not a ban
+ * table: a warning naming the file is logged and the table is left empty
+ * (the server starts anyway). */
+int guard_load(struct guard *, const char *path, int64_t now_s);
 
 /* --- the session <-> listener socketpair (SOCK_SEQPACKET) ------------------ */
 

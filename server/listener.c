@@ -365,7 +365,14 @@ struct listener {
 	int64_t			 refuse_period;
 	int			 refuse_n;
 	int			 refuse_suppressed;
+	/* the ban table on disk: saved at once on a ban, at most once per
+	 * BANS_SAVE_MS (a flood of bans batches), and at exit */
+	char			 bans_path[PATH_MAX];
+	int			 bans_dirty;
+	int64_t			 bans_saved;	/* mono_ms of the last save */
 };
+
+#define BANS_SAVE_MS		1000
 
 #define REFUSE_BURST		20
 #define REFUSE_PERIOD_MS	10000
@@ -419,6 +426,14 @@ refused(struct listener *l, const char *addr, const char *user,
 		    l->refuse_suppressed, REFUSE_PERIOD_MS / 1000);
 	f = json_pack("{s:s,s:s,s:s}", "remote", addr, "reason",
 	    guard_verdict_str(v), "setting", key ? key : "");
+	if (f != NULL && v == GUARD_BANNED) {
+		char bkey[64];
+
+		/* IPv6 is banned by its /64: name what is banned */
+		if (guard_ban_key(addr, bkey, sizeof(bkey)) == 0 &&
+		    strcmp(bkey, addr) != 0)
+			json_object_set_new(f, "prefix", json_string(bkey));
+	}
 	if (f != NULL && user != NULL)
 		json_object_set_new(f, "partner", json_string(user));
 	if (f != NULL && limit > 0)
@@ -430,20 +445,49 @@ refused(struct listener *l, const char *addr, const char *user,
 	listener_audit(l, user ? "session.refused" : "conn.refused", f);
 }
 
+/* Saves the ban table if it changed (force: even if saved < BANS_SAVE_MS
+ * ago). A failure is logged; the bans stay in force in memory. */
+static void
+bans_save(struct listener *l, int force)
+{
+	int64_t t = mono_ms();
+
+	if (!l->bans_dirty || l->bans_path[0] == '\0' ||
+	    (!force && t - l->bans_saved < BANS_SAVE_MS))
+		return;
+	l->bans_saved = t;
+	l->bans_dirty = 0;
+	if (guard_save(l->guard, l->bans_path, now_ms() / 1000) == -1)
+		log_warn("cannot save the ban table to %s (bans stay in force "
+		    "but would not survive a restart; check that state_dir is "
+		    "writable and not full)", l->bans_path);
+}
+
+/* name: the partner, or the ban key of the address ("2001:db8:1:2::/64");
+ * addr: the address whose failure caused it. */
 static void
 announce_ban(struct listener *l, const char *what, const char *name,
-    int64_t duration, int failures)
+    const char *addr, int64_t duration, int failures)
 {
 	const struct guard_limits *lim = guard_get_limits(l->guard);
+	json_t *f;
 
 	log_info("banned %s %s for %lld s after %d authentication failures "
 	    "within %lld s (server.ban_failures, server.ban_window, "
 	    "server.ban_duration)", what, name, (long long)duration, failures,
 	    (long long)lim->ban_window_s);
-	listener_audit(l, "auth.ban", json_pack("{s:s,s:s,s:I,s:i,s:I}",
+	f = json_pack("{s:s,s:s,s:I,s:i,s:I}",
 	    "scope", what, strcmp(what, "address") == 0 ? "remote" : "user",
 	    name, "duration_s", (json_int_t)duration, "failures", failures,
-	    "window_s", (json_int_t)lim->ban_window_s));
+	    "window_s", (json_int_t)lim->ban_window_s);
+	if (f != NULL && strcmp(what, "address") == 0 &&
+	    strcmp(name, addr) != 0) {
+		json_object_set_new(f, "prefix", json_string(name));
+		json_object_set_new(f, "last_address", json_string(addr));
+	}
+	listener_audit(l, "auth.ban", f);
+	l->bans_dirty = 1;
+	bans_save(l, 0);
 }
 
 /* A name from a session, made printable (sessions are untrusted). */
@@ -481,11 +525,11 @@ child_message(struct listener *l, struct child *c)
 	case GUARD_MSG_FAIL:
 		guard_failure(l->guard, c->addr, name, now, &ban);
 		if (ban.addr_banned)
-			announce_ban(l, "address", c->addr, ban.addr_duration_s,
-			    ban.failures);
+			announce_ban(l, "address", ban.addr_key, c->addr,
+			    ban.addr_duration_s, ban.failures);
 		if (ban.user_banned)
-			announce_ban(l, "user", name, ban.user_duration_s,
-			    lim->ban_failures);
+			announce_ban(l, "user", name, c->addr,
+			    ban.user_duration_s, lim->ban_failures);
 		return 0;
 	case GUARD_MSG_CHECK_USER:
 		reply = guard_user_banned(l->guard, name, now) ?
@@ -709,6 +753,14 @@ server_run(const struct config *cfg)
 		log_warnx("out of memory");
 		goto done;
 	}
+	if (spool_path(cfg->state_dir, GUARD_BANS_FILE, NULL, l.bans_path,
+	    sizeof(l.bans_path)) == -1) {
+		log_warnx("state_dir path too long for %s", GUARD_BANS_FILE);
+		goto done;
+	}
+	/* a corrupt table is logged and ignored: it must not keep the
+	 * gateway down */
+	(void)guard_load(l.guard, l.bans_path, now_ms() / 1000);
 	l.nchildren = guard_get_limits(l.guard)->max_sessions +
 	    guard_get_limits(l.guard)->max_startups;
 	if ((l.children = calloc((size_t)l.nchildren, sizeof(*l.children))) ==
@@ -749,8 +801,10 @@ server_run(const struct config *cfg)
 			l.pfds[i + 1].revents = 0;
 		}
 		n = poll(l.pfds, (nfds_t)l.nchildren + 1, 1000);
-		if (n <= 0)
+		if (n <= 0) {
+			bans_save(&l, 0);
 			continue;
+		}
 		/* Sessions first: a login waiting for its answer beats a
 		 * new connection. */
 		for (i = 0; i < l.nchildren; i++) {
@@ -761,6 +815,7 @@ server_run(const struct config *cfg)
 		}
 		if (l.pfds[0].revents & POLLIN)
 			listener_accept(&l, b);
+		bans_save(&l, 0);
 	}
 	rc = 0;
 	log_info("shutting down: %d session(s) to end", l.alive);
@@ -788,6 +843,11 @@ done:
 	}
 	for (i = 0; i < l.nchildren; i++)
 		child_close_fd(&l.children[i]);
+	/* the failures still counting, too, so a restart forgets nothing */
+	if (l.guard != NULL && l.bans_path[0] != '\0') {
+		l.bans_dirty = 1;
+		bans_save(&l, 1);
+	}
 	free(l.children);
 	free(l.pfds);
 	guard_free(l.guard);

@@ -371,5 +371,44 @@ class TestPreauth(HardeningCase):
         self.assertUploadOk("acme", what="the gateway still serves others")
 
 
+# ---------------------------------------------------------------------------
+
+class TestBansPersist(HardeningCase):
+
+    def test_bans_survive_restart(self):
+        self.start_gw("server:\n  ban:\n    failures: 3\n    window: 10m\n    duration: 10m\n")
+        bans = os.path.join(self.gw.state_dir, "bans.json")
+        for i in range(3):
+            self.assertRefused(self.pw("mallory", "guess%d" % i, "127.0.0.4"), "wrong password")
+        self.assertTrue(self.gw.wait_audit(lambda r: r.get("event") == "auth.ban" and
+                                           r.get("remote") == "127.0.0.4", 5),
+                        "no auth.ban for 127.0.0.4\n%s" % self.gw.log_tail())
+        self.assertTrue(H.poll(lambda: os.path.isfile(bans), 5),
+                        "no %s after a ban\n%s" % (bans, self.gw.diagnostics()))
+        with open(bans) as f:
+            text = f.read()
+        self.assertIn('"127.0.0.4"', text)
+        self.assertNotIn(self.password, text)
+        self.assertNotIn("guess", text)
+        # SIGKILL: no orderly save at exit, so the ban must be on disk already.
+        self.gw.kill()
+        self.gw.start()
+        before = len(self.audit("conn.refused", remote="127.0.0.4"))
+        res = self.pw("acme", self.password, "127.0.0.4")
+        self.assertRefused(res, "correct password from an address banned before the restart")
+        self.assertGreater(len(self.audit("conn.refused", remote="127.0.0.4")), before,
+                           "no conn.refused for 127.0.0.4 after the restart\n%s" % self.gw.log_tail())
+        self.assertEqual(self.pw("acme", self.password, "127.0.0.2").rc, 0,
+                         "acme from 127.0.0.2 refused after the restart\n%s" % self.gw.log_tail())
+        # A corrupt ban table is reported and ignored: the gateway still starts.
+        self.assertEqual(self.gw.stop(), 0)
+        with open(bans, "w") as f:
+            f.write('{"version": 1, "addresses": [')
+        self.gw.start()
+        self.assertEqual(self.pw("acme", self.password, "127.0.0.4").rc, 0,
+                         "login refused after the ban table was corrupted\n%s" % self.gw.log_tail())
+        self.assertIn("ban table %s cannot be used" % bans, H.tail(self.gw.log, 400))
+
+
 if __name__ == "__main__":
     unittest.main()

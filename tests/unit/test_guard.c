@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "server/guard.h"
@@ -326,6 +327,186 @@ test_ban_table_bounded(void **state)
 }
 
 static void
+test_ipv6_prefix(void **state)
+{
+	struct guard *g;
+	struct guard_ban b;
+	char a[64];
+	int i;
+
+	(void)state;
+	assert_int_equal(guard_ban_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", a,
+	    sizeof(a)), 0);
+	assert_string_equal(a, "2001:db8:1:2::/64");
+	assert_int_equal(guard_ban_key("::ffff:192.0.2.7", a, sizeof(a)), 0);
+	assert_string_equal(a, "192.0.2.7");
+	assert_int_equal(guard_ban_key("192.0.2.7", a, sizeof(a)), 0);
+	assert_string_equal(a, "192.0.2.7");
+	assert_int_equal(guard_ban_key("2001:db8:1:2::/64", a, sizeof(a)), 0);
+	assert_string_equal(a, "2001:db8:1:2::/64");
+
+	setup_cfg();
+	assert_non_null(g = guard_new(&cfg));
+	/* Ten addresses of one /64, one failure each: the /64 is banned. */
+	for (i = 0; i < 10; i++) {
+		snprintf(a, sizeof(a), "2001:db8:1:2::%x", 0x100 + i);
+		guard_failure(g, a, NULL, 100 + i, &b);
+		assert_string_equal(b.addr_key, "2001:db8:1:2::/64");
+	}
+	assert_true(b.addr_banned);
+	assert_int_equal(admit(g, "2001:db8:1:2:ffff::1", 110), GUARD_BANNED);
+	assert_true(guard_addr_banned(g, "2001:db8:1:2::/64", 110));
+	/* The next /64 is someone else. */
+	assert_int_equal(admit(g, "2001:db8:1:3::101", 110), GUARD_OK);
+	/* IPv4 is per address, and IPv4-mapped IPv6 is the IPv4 address. */
+	for (i = 0; i < 5; i++) {
+		guard_failure(g, "::ffff:10.0.0.9", NULL, 200 + i, &b);
+		assert_string_equal(b.addr_key, "10.0.0.9");
+		guard_failure(g, "10.0.0.9", NULL, 200 + i, &b);
+	}
+	assert_true(b.addr_banned);
+	assert_int_equal(admit(g, "10.0.0.9", 210), GUARD_BANNED);
+	assert_int_equal(admit(g, "::ffff:10.0.0.9", 210), GUARD_BANNED);
+	assert_int_equal(admit(g, "10.0.0.10", 210), GUARD_OK);
+	guard_free(g);
+}
+
+static char *
+slurp(const char *path)
+{
+	static char buf[1 << 16];
+	FILE *f;
+	size_t n;
+
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void
+spit(const char *path, const char *text)
+{
+	FILE *f;
+
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_persist(void **state)
+{
+	struct guard *g;
+	struct guard_ban b;
+	char dir[] = "/tmp/sluice-guard-XXXXXX", path[256], *text;
+	int64_t t = 2000000000;
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, GUARD_BANS_FILE);
+	setup_cfg();
+
+	/* No file yet: an empty table, no error. */
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(guard_load(g, path, t), 0);
+	/* A ban three days old (forgotten), then today's bans. */
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "192.0.2.50", NULL, t - 3 * 86400 + i, &b);
+	assert_true(b.addr_banned);
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "2001:db8:5:6::1", "acme", t + i, &b);
+	assert_true(b.addr_banned);
+	assert_true(b.user_banned);
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "10.0.0.1", NULL, t + i, &b);
+	assert_true(b.addr_banned);
+	assert_int_equal(b.addr_duration_s, 900);
+	/* Three failures still counting. */
+	for (i = 0; i < 3; i++)
+		guard_failure(g, "10.0.0.2", NULL, t + i, &b);
+	assert_int_equal(guard_save(g, path, t + 10), 0);
+	guard_free(g);
+	text = slurp(path);
+	assert_non_null(strstr(text, "\"2001:db8:5:6::/64\""));
+	assert_non_null(strstr(text, "\"acme\""));
+	assert_null(strstr(text, "192.0.2.50"));	/* expired: dropped */
+	assert_null(strstr(text, "globex"));		/* nothing to keep */
+	assert_null(strstr(text, "2001:db8:5:6::1\""));	/* prefixes only */
+
+	/* A fresh guard (a restart) loads it: the bans hold. */
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(guard_load(g, path, t + 20), 0);
+	assert_int_equal(admit(g, "2001:db8:5:6::abcd", t + 20), GUARD_BANNED);
+	assert_int_equal(admit(g, "10.0.0.1", t + 20), GUARD_BANNED);
+	assert_true(guard_user_banned(g, "acme", t + 20));
+	assert_false(guard_user_banned(g, "globex", t + 20));
+	assert_int_equal(admit(g, "10.0.0.2", t + 20), GUARD_OK);
+	assert_int_equal(admit(g, "192.0.2.50", t + 20), GUARD_OK);
+	/* ... the failure window too: 7 more failures ban 10.0.0.2 ... */
+	for (i = 0; i < 7; i++)
+		guard_failure(g, "10.0.0.2", NULL, t + 30 + i, &b);
+	assert_true(b.addr_banned);
+	/* ... and the escalation: the next ban of 10.0.0.1 lasts twice as long. */
+	assert_int_equal(admit(g, "10.0.0.1", t + 9 + 900), GUARD_OK);
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "10.0.0.1", NULL, t + 1000 + i, &b);
+	assert_true(b.addr_banned);
+	assert_int_equal(b.addr_duration_s, 1800);
+	guard_free(g);
+
+	/* Loaded days later: everything has expired and is dropped. */
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(guard_load(g, path, t + 3 * 86400), 0);
+	assert_int_equal(admit(g, "2001:db8:5:6::abcd", t + 3 * 86400), GUARD_OK);
+	assert_false(guard_user_banned(g, "acme", t + 3 * 86400));
+	for (i = 0; i < 10; i++)
+		guard_failure(g, "10.0.0.1", NULL, t + 3 * 86400 + i, &b);
+	assert_int_equal(b.addr_duration_s, 900);	/* repeat count reset */
+	guard_free(g);
+
+	/* A clock that went back cannot make a loaded ban last for ever. */
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(guard_load(g, path, t - 30 * 86400), 0);
+	assert_int_equal(admit(g, "10.0.0.1", t - 30 * 86400 +
+	    GUARD_MAX_BAN_S + 1), GUARD_OK);
+	guard_free(g);
+
+	/* Corrupt or foreign files: a warning, an empty table, no crash. */
+	assert_non_null(g = guard_new(&cfg));
+	for (i = 0; i < 5; i++) {
+		static const char *bad[] = {
+			"{\"version\":1,\"addresses\":[{\"key\":\"10.9",
+			"",
+			"{\"version\":2,\"addresses\":[],\"users\":[]}",
+			"{\"version\":1,\"addresses\":[{\"key\":5}],"
+			    "\"users\":[]}",
+			"{\"version\":1,\"addresses\":[{\"key\":\"10.0.0.7\","
+			    "\"ban_until\":9999999999,\"bans\":1,\"last\":1,"
+			    "\"fails\":[]}],\"users\":[{\"key\":\"acme\"}]}",
+		};
+
+		/* a ban made before the load must not survive a bad file */
+		guard_failure(g, "10.0.0.1", NULL, t, &b);
+		spit(path, bad[i]);
+		assert_int_equal(guard_load(g, path, t), -1);
+		assert_int_equal(admit(g, "10.0.0.7", t), GUARD_OK);
+		assert_false(guard_addr_banned(g, "10.0.0.1", t));
+	}
+	/* A directory where the file should be: the same. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(guard_load(g, path, t), -1);
+	/* ... and saving over it fails cleanly. */
+	assert_int_equal(guard_save(g, path, t), -1);
+	assert_int_equal(rmdir(path), 0);
+	guard_free(g);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static void
 test_ask(void **state)
 {
 	struct guard_msg m, got;
@@ -370,6 +551,8 @@ main(void)
 		cmocka_unit_test(test_allow_deny),
 		cmocka_unit_test(test_bans),
 		cmocka_unit_test(test_ban_table_bounded),
+		cmocka_unit_test(test_ipv6_prefix),
+		cmocka_unit_test(test_persist),
 		cmocka_unit_test(test_ask),
 	};
 
