@@ -233,7 +233,7 @@ migrate(struct state *st)
 {
 	sqlite3_stmt *s = NULL;
 	char sql[64];
-	int version = 0, i, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	int version = 0, fresh, i, n = (int)(sizeof(migrations) / sizeof(migrations[0]));
 
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) !=
 	    SQLITE_OK || sqlite3_step(s) != SQLITE_ROW) {
@@ -242,6 +242,7 @@ migrate(struct state *st)
 	}
 	version = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
+	fresh = version == 0;
 	if (version == 0)
 		version = 1;	/* a new database has the current schema */
 	for (i = version; i < n; i++) {
@@ -254,6 +255,8 @@ migrate(struct state *st)
 		if (exec(st, "COMMIT;") == -1)
 			return -1;
 	}
+	if (version == n && !fresh)
+		return 0;	/* no write: every session opens the database */
 	xsnprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", n);
 	return exec(st, sql);
 }
