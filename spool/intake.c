@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -153,8 +154,38 @@ struct item {
 	char		 wait[512];
 };
 
+/*
+ * A verdict waiting to be applied. Judging a file (reading it, hashing it,
+ * running gpg) needs no write lock; applying verdicts does, so a pass queues
+ * them and flush() applies up to BATCH_MAX at once: the renames, one fsync
+ * per destination directory, one state transaction, one audit fdatasync.
+ */
+enum act_kind { ACT_ACCEPT, ACT_CONSUME, ACT_REJECT, ACT_WAIT };
+
+struct act {
+	enum act_kind	 kind;
+	long		 dep;		/* act this one needs (-1 none) */
+	int		 failed;
+	int		 dir;		/* index into the flush's dirs (-1) */
+	int		 warn;		/* msg is a warning */
+	struct file_rec	 r;		/* the row as it is to be written */
+	char		*reason;	/* reject: the whole reason (owned) */
+	const char	*event;		/* audit event (static) */
+	json_t		*fields;	/* its audit record (owned) */
+	char		*msg;		/* logged once applied (owned) */
+};
+
+#define BATCH_MAX	64		/* verdicts per state transaction */
+#define BATCH_MS	1000		/* nor older than this before applied */
+#define FLUSH_DIRS	16
+
 struct pass {
 	struct intake	*in;
+	struct act	*acts;		/* queued verdicts */
+	size_t		 nacts;
+	size_t		 aacts;
+	long		 dep;		/* acts queued now need acts[dep] */
+	int64_t		 acts_since;	/* when the oldest was queued */
 	const struct partner *p;
 	size_t		 pi;		/* index of p in cfg->partners */
 	struct item	*it;
@@ -182,62 +213,373 @@ ttl_s(const struct partner *p)
 /* --- moving files ---------------------------------------------------- */
 
 /*
- * Moves spool/incoming/<fid> to quarantine/<partner>/<fid> with a reason
- * file beside it. The file is never deleted (invariant 3).
+ * Where a spool file can be: received, accepted, kept as a sidecar,
+ * rejected. A verdict renames the file before its state transaction
+ * commits, so a crash in between leaves the row "waiting" and the file
+ * already moved; the next pass judges the row again and finds the file
+ * wherever it is (spool_find), moving it on if the verdict differs.
+ */
+enum spool_place { SP_INCOMING, SP_READY, SP_SIDECARS, SP_QUARANTINE,
+    SP_COUNT };
+
+/* The directory of place (dir) and r's file there (path). 0 or -1. */
+static int
+spool_place_path(struct intake *in, const struct file_rec *r,
+    enum spool_place place, char *dir, size_t dirlen, char *path,
+    size_t pathlen)
+{
+	const char *sd = in->cfg->state_dir;
+	int rc = -1;
+
+	switch (place) {
+	case SP_INCOMING:
+		rc = spool_path(sd, "spool/incoming", NULL, dir, dirlen);
+		break;
+	case SP_READY:
+		rc = spool_path(sd, "spool/ready", NULL, dir, dirlen);
+		break;
+	case SP_SIDECARS:
+		rc = spool_path(sd, "sidecars", r->partner, dir, dirlen);
+		break;
+	case SP_QUARANTINE:
+		rc = spool_path(sd, "quarantine", r->partner, dir, dirlen);
+		break;
+	default:
+		break;
+	}
+	if (rc == -1 || xsnprintf(path, pathlen, "%s/%s", dir, r->fid) < 0)
+		return -1;
+	return 0;
+}
+
+/* Where r's spool file is now (into path), or -1 when nowhere. */
+static int
+spool_find(struct intake *in, const struct file_rec *r, char *path,
+    size_t pathlen)
+{
+	char dir[PATH_MAX];
+	struct stat sb;
+	int k;
+
+	for (k = 0; k < SP_COUNT; k++)
+		if (spool_place_path(in, r, k, dir, sizeof(dir), path,
+		    pathlen) == 0 && lstat(path, &sb) == 0)
+			return k;
+	errno = ENOENT;
+	return -1;
+}
+
+/*
+ * Renames r's spool file, wherever it is, into place `to` (no fsync: the
+ * caller syncs the directory, written into dir, once per batch). A file
+ * found nowhere is an error unless missing_ok. 0 or -1.
  */
 static int
-quarantine(const struct config *cfg, const struct file_rec *r,
-    const char *reason)
+spool_move(struct intake *in, const struct file_rec *r, enum spool_place to,
+    int missing_ok, char *dir, size_t dirlen)
 {
-	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX], why[PATH_MAX];
-	char text[8192], when[40];
+	char from[PATH_MAX], path[PATH_MAX], qdir[PATH_MAX], why[PATH_MAX];
+	int at;
 
-	if (spool_path(cfg->state_dir, "spool/incoming", r->fid, from,
-	    sizeof(from)) == -1 ||
-	    spool_path(cfg->state_dir, "quarantine", r->partner, dir,
-	    sizeof(dir)) == -1 ||
-	    xsnprintf(to, sizeof(to), "%s/%s", dir, r->fid) < 0 ||
-	    xsnprintf(why, sizeof(why), "%s/%s.reason", dir, r->fid) < 0)
+	if (spool_place_path(in, r, to, dir, dirlen, path, sizeof(path)) == -1 ||
+	    spool_place_path(in, r, SP_INCOMING, qdir, sizeof(qdir), from,
+	    sizeof(from)) == -1)
 		return -1;
-	if (mkdir_p(dir, 0750) == -1)
+	/* the usual case first: straight from spool/incoming */
+	if (rename(from, path) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	if ((at = spool_find(in, r, from, sizeof(from))) == (int)to)
+		return 0;
+	if (at == -1)
+		return missing_ok ? 0 : -1;
+	if (to != SP_READY && mkdir_p(dir, 0750) == -1)
+		return -1;
+	if (rename(from, path) == -1)
+		return -1;
+	/* judged again after a crash, differently: the old reason is void */
+	if (at == SP_QUARANTINE && spool_place_path(in, r, SP_QUARANTINE, qdir,
+	    sizeof(qdir), why, sizeof(why)) == 0 &&
+	    xstrlcat(why, ".reason", sizeof(why)) < sizeof(why))
+		unlink(why);
+	return 0;
+}
+
+/* Writes quarantine/<partner>/<fid>.reason (synced; its directory is
+ * synced with the batch). 0 or -1. */
+static int
+write_reason(struct intake *in, const struct file_rec *r, const char *reason,
+    char *dir, size_t dirlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], text[8192], when[40];
+	size_t len, off = 0;
+	ssize_t n;
+	int fd;
+
+	if (spool_place_path(in, r, SP_QUARANTINE, dir, dirlen, path,
+	    sizeof(path)) == -1 ||
+	    xstrlcat(path, ".reason", sizeof(path)) >= sizeof(path) ||
+	    xsnprintf(tmp, sizeof(tmp), "%s.tmp", path) < 0 ||
+	    mkdir_p(dir, 0750) == -1)
 		return -1;
 	iso8601_ms(r->received_ms, when, sizeof(when));
 	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
 	    "sha256: %s\nreceived: %s\nfrom: %s\nreason: %s\n", r->path,
 	    r->partner, (long long)r->size, r->sha256, when, r->remote, reason);
-	if (write_file_atomic(why, text, strlen(text), 0640) == -1)
+	len = strlen(text);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0640)) == -1)
 		return -1;
-	if (rename(from, to) == -1 && errno != ENOENT)
+	while (off < len) {
+		if ((n = write(fd, text + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, 0640) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	return 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	return -1;
+}
+
+/* The flush's directories to fsync: the index of dir, added if new; -1
+ * when the table is full (the caller syncs at once). */
+static int
+dir_slot(char dirs[][PATH_MAX], int *ndirs, const char *dir)
+{
+	int i;
+
+	for (i = 0; i < *ndirs; i++)
+		if (strcmp(dirs[i], dir) == 0)
+			return i;
+	if (*ndirs == FLUSH_DIRS)
 		return -1;
-	return fsync_dir(dir);
+	xstrlcpy(dirs[*ndirs], dir, PATH_MAX);
+	return (*ndirs)++;
+}
+
+/* Moves the file of a (not ACT_WAIT) where its verdict sends it. */
+static int
+act_move(struct intake *in, struct act *a, char *dir, size_t dirlen)
+{
+	const struct file_rec *r = &a->r;
+
+	switch (a->kind) {
+	case ACT_ACCEPT:
+		if (spool_move(in, r, SP_READY, 0, dir, dirlen) == -1) {
+			log_warn("cannot move %s into spool/ready", r->fid);
+			return -1;
+		}
+		return 0;
+	case ACT_CONSUME:
+		if (spool_move(in, r, SP_SIDECARS, 1, dir, dirlen) == -1) {
+			log_warn("cannot move %s into %s", r->fid, dir);
+			return -1;
+		}
+		return 0;
+	case ACT_REJECT:
+		/* The file is never deleted (invariant 3). */
+		if (write_reason(in, r, a->reason, dir, dirlen) == -1 ||
+		    spool_move(in, r, SP_QUARANTINE, 1, dir, dirlen) == -1) {
+			log_warn("cannot quarantine %s/%s (%s)", r->partner,
+			    r->path, r->fid);
+			return -1;
+		}
+		return 0;
+	default:
+		dir[0] = '\0';
+		return 0;
+	}
+}
+
+static void
+act_free(struct act *a)
+{
+	free(a->reason);
+	free(a->msg);
+	json_decref(a->fields);
+	a->reason = a->msg = NULL;
+	a->fields = NULL;
+}
+
+/*
+ * Applies the queued verdicts, BATCH_MAX at a time: every rename first
+ * (a crash before the commit is redone by the next pass), one fsync per
+ * directory, then the rows in one transaction, then their audit records
+ * with one fdatasync. Never called inside a transaction.
+ */
+static void
+flush(struct pass *ps)
+{
+	struct intake *in = ps->in;
+	char dirs[FLUSH_DIRS][PATH_MAX], dir[PATH_MAX];
+	int dirbad[FLUSH_DIRS];
+	size_t off, end, i;
+	int ndirs, ok;
+
+	for (off = 0; off < ps->nacts; off = end) {
+		end = off + BATCH_MAX < ps->nacts ? off + BATCH_MAX : ps->nacts;
+		ndirs = 0;
+		for (i = off; i < end; i++) {
+			struct act *a = &ps->acts[i];
+
+			a->dir = -1;
+			if (a->dep >= 0 && ps->acts[a->dep].failed) {
+				a->failed = 1;
+				continue;
+			}
+			if (act_move(in, a, dir, sizeof(dir)) == -1) {
+				a->failed = 1;
+				continue;
+			}
+			if (dir[0] == '\0')
+				continue;
+			if ((a->dir = dir_slot(dirs, &ndirs, dir)) == -1 &&
+			    fsync_dir(dir) == -1) {
+				log_warn("fsync %s", dir);
+				a->failed = 1;
+			}
+		}
+		for (i = 0; i < (size_t)ndirs; i++)
+			if ((dirbad[i] = fsync_dir(dirs[i]) == -1))
+				log_warn("fsync %s", dirs[i]);
+		ok = state_begin(in->st) == 0;
+		for (i = off; i < end && ok; i++) {
+			struct act *a = &ps->acts[i];
+
+			if (a->dir >= 0 && dirbad[a->dir])
+				a->failed = 1;
+			if (a->failed)
+				continue;
+			if (a->kind == ACT_REJECT)
+				/* store.quarantine_prefix: the uploader also
+				 * copies it to the store */
+				a->failed = state_reject(in->st, &a->r,
+				    FS_WAITING, in->cfg->store.quarantine_prefix
+				    != NULL) == -1;
+			else
+				a->failed = state_update(in->st, &a->r,
+				    FS_WAITING) == -1;
+		}
+		if (ok && state_commit(in->st) == -1)
+			ok = 0;
+		if (!ok) {
+			/* the moved files are found again on the next pass */
+			log_warnx("could not record %zu verdicts; judging them "
+			    "again", end - off);
+			for (i = off; i < end; i++)
+				ps->acts[i].failed = 1;
+		}
+		audit_defer(in->au);
+		for (i = off; i < end; i++) {
+			struct act *a = &ps->acts[i];
+
+			if (a->failed)
+				continue;
+			audit_emit(in->au, a->event, a->fields);
+			a->fields = NULL;
+			if (a->msg == NULL)
+				continue;
+			if (a->warn)
+				log_warnx("%s", a->msg);
+			else
+				log_info("%s", a->msg);
+		}
+		audit_sync(in->au);
+	}
+	for (i = 0; i < ps->nacts; i++)
+		act_free(&ps->acts[i]);
+	ps->nacts = 0;
+}
+
+/*
+ * Queues a verdict for r (copied), with its audit record (fields, stolen)
+ * and log line (msg, copied; may be NULL). Applies the queue when it is
+ * full or old, unless a group of acts that depend on each other is being
+ * queued. The verdict counts as given from now on (the caller marks the
+ * item done); if applying it fails, the row stays waiting and the next
+ * pass judges it again. 0 or -1.
+ */
+static int
+queue(struct pass *ps, enum act_kind kind, const struct file_rec *r,
+    const char *reason, const char *event, json_t *fields, const char *msg,
+    int warn)
+{
+	struct act *a, *na;
+	size_t nn;
+
+	if (ps->nacts == ps->aacts) {
+		nn = ps->aacts ? ps->aacts * 2 : BATCH_MAX;
+		if ((na = reallocarray(ps->acts, nn, sizeof(*na))) == NULL) {
+			json_decref(fields);
+			return -1;
+		}
+		ps->acts = na;
+		ps->aacts = nn;
+	}
+	a = &ps->acts[ps->nacts];
+	memset(a, 0, sizeof(*a));
+	a->kind = kind;
+	a->dep = ps->dep;
+	a->r = *r;
+	a->event = event;
+	a->fields = fields;
+	a->warn = warn;
+	if ((reason != NULL && (a->reason = strdup(reason)) == NULL) ||
+	    (msg != NULL && (a->msg = strdup(msg)) == NULL)) {
+		act_free(a);
+		return -1;
+	}
+	if (ps->nacts++ == 0)
+		ps->acts_since = now_ms();
+	return 0;
+}
+
+/* Applies the queue if it is full or its oldest verdict waited long
+ * enough (not while a dependent group is being queued). */
+static void
+flush_due(struct pass *ps)
+{
+	if (ps->dep < 0 && ps->nacts > 0 && (ps->nacts >= BATCH_MAX ||
+	    now_ms() - ps->acts_since >= BATCH_MS))
+		flush(ps);
 }
 
 static int
 reject(struct pass *ps, struct item *x, const char *reason)
 {
-	struct intake *in = ps->in;
 	struct file_rec *r = &x->r;
+	char msg[8192];
 
 	if (x->done)
 		return 0;
-	if (quarantine(in->cfg, r, reason) == -1) {
-		log_warn("cannot quarantine %s/%s (%s)", r->partner, r->path,
-		    r->fid);
-		return -1;
-	}
 	xstrlcpy(r->state, FS_REJECTED, sizeof(r->state));
 	xstrlcpy(r->last_error, reason, sizeof(r->last_error));
-	/* store.quarantine_prefix: the uploader also copies it to the store */
-	if (state_reject(in->st, r, FS_WAITING,
-	    in->cfg->store.quarantine_prefix != NULL) == -1)
-		return -1;
-	x->done = 1;
-	audit_emit(in->au, "file.rejected", json_pack(
+	xsnprintf(msg, sizeof(msg), "%s/%s rejected: %s (kept in "
+	    "quarantine/%s/%s)", r->partner, r->path, reason, r->partner,
+	    r->fid);
+	if (queue(ps, ACT_REJECT, r, reason, "file.rejected", json_pack(
 	    "{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "partner", r->partner, "fid",
 	    r->fid, "path", r->path, "size", (json_int_t)r->size, "sha256",
-	    r->sha256, "kind", sidecar_kind_name(x->kind), "reason", reason));
-	log_warnx("%s/%s rejected: %s (kept in quarantine/%s/%s)",
-	    r->partner, r->path, reason, r->partner, r->fid);
+	    r->sha256, "kind", sidecar_kind_name(x->kind), "reason", reason),
+	    msg, 1) == -1)
+		return -1;
+	x->done = 1;
+	flush_due(ps);
 	return 0;
 }
 
@@ -258,29 +600,6 @@ reject_all(struct pass *ps, struct item *x, const char *reason)
 		}
 }
 
-static int
-to_ready(struct intake *in, struct file_rec *r)
-{
-	char from[PATH_MAX], to[PATH_MAX], ready[PATH_MAX];
-	struct stat sb;
-
-	if (spool_path(in->cfg->state_dir, "spool/incoming", r->fid, from,
-	    sizeof(from)) == -1 ||
-	    spool_path(in->cfg->state_dir, "spool/ready", r->fid, to,
-	    sizeof(to)) == -1 ||
-	    spool_path(in->cfg->state_dir, "spool/ready", NULL, ready,
-	    sizeof(ready)) == -1)
-		return -1;
-	if (rename(from, to) == -1) {
-		/* A crash after the rename and before the update: carry on. */
-		if (errno != ENOENT || stat(to, &sb) == -1) {
-			log_warn("cannot move %s into spool/ready", r->fid);
-			return -1;
-		}
-	}
-	return fsync_dir(ready);
-}
-
 /* Accepts x for upload. meta (may be NULL) is stolen. */
 static int
 accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
@@ -289,7 +608,7 @@ accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
 	struct intake *in = ps->in;
 	struct file_rec *r = &x->r;
 	struct objkey_vars v;
-	char *js = NULL;
+	char *js = NULL, msg[8192];
 	json_t *f;
 
 	memset(&v, 0, sizeof(v));
@@ -314,14 +633,9 @@ accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
 		xstrlcpy(r->meta, js, sizeof(r->meta));
 		free(js);
 	}
-	if (to_ready(in, r) == -1)
-		return -1;
 	xstrlcpy(r->state, FS_ACCEPTED, sizeof(r->state));
 	r->next_attempt_ms = 0;
 	r->last_error[0] = '\0';
-	if (state_update(in->st, r, FS_WAITING) == -1)
-		return -1;
-	x->done = 1;
 	f = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "partner", r->partner,
 	    "fid", r->fid, "path", r->path, "size", (json_int_t)r->size,
 	    "sha256", r->sha256, "rule", rule, "key", r->object_key);
@@ -331,10 +645,12 @@ accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
 	}
 	if (f != NULL && sidecar_of != NULL)
 		json_object_set_new(f, "sidecar_of", json_string(sidecar_of));
-	audit_emit(in->au, "file.accepted", f);
-	log_info("%s/%s accepted (%s%s%s) as %s", r->partner, r->path, rule,
-	    signer && signer[0] ? ", signed by " : "", signer ? signer : "",
-	    r->object_key);
+	xsnprintf(msg, sizeof(msg), "%s/%s accepted (%s%s%s) as %s",
+	    r->partner, r->path, rule, signer && signer[0] ?
+	    ", signed by " : "", signer ? signer : "", r->object_key);
+	if (queue(ps, ACT_ACCEPT, r, NULL, "file.accepted", f, msg, 0) == -1)
+		return -1;
+	x->done = 1;
 	return 0;
 }
 
@@ -344,82 +660,60 @@ consume(struct pass *ps, struct item *s, const struct item *of)
 {
 	struct intake *in = ps->in;
 	struct file_rec *r = &s->r;
-	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
+	char dir[PATH_MAX], to[PATH_MAX], msg[8192];
 
 	if (s->done)
 		return 0;
 	if (ps->p->completion.ship_sidecars)
 		return accept_file(ps, s, NULL, "sidecar", NULL, NULL,
 		    of ? of->r.path : NULL);
-	if (spool_path(in->cfg->state_dir, "spool/incoming", r->fid, from,
-	    sizeof(from)) == -1 ||
-	    spool_path(in->cfg->state_dir, "sidecars", r->partner, dir,
-	    sizeof(dir)) == -1 ||
-	    xsnprintf(to, sizeof(to), "%s/%s", dir, r->fid) < 0 ||
-	    mkdir_p(dir, 0750) == -1)
-		return -1;
-	if (rename(from, to) == -1 && errno != ENOENT) {
-		log_warn("cannot move %s into %s", r->fid, dir);
-		return -1;
-	}
-	if (fsync_dir(dir) == -1)
+	if (spool_place_path(in, r, SP_SIDECARS, dir, sizeof(dir), to,
+	    sizeof(to)) == -1)
 		return -1;
 	xstrlcpy(r->state, FS_CONSUMED, sizeof(r->state));
 	r->last_error[0] = '\0';
-	if (state_update(in->st, r, FS_WAITING) == -1)
-		return -1;
-	s->done = 1;
-	audit_emit(in->au, "file.accepted", json_pack(
+	xsnprintf(msg, sizeof(msg), "%s/%s (%s%s%s) used, not shipped",
+	    r->partner, r->path, sidecar_kind_name(s->kind), of ? " of " : "",
+	    of ? of->r.path : "");
+	if (queue(ps, ACT_CONSUME, r, NULL, "file.accepted", json_pack(
 	    "{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:b,s:s}", "partner", r->partner,
 	    "fid", r->fid, "path", r->path, "size", (json_int_t)r->size,
 	    "sha256", r->sha256, "rule", "sidecar", "sidecar_of",
-	    of ? of->r.path : "", "shipped", 0, "kept", to));
-	log_info("%s/%s (%s%s%s) used, not shipped", r->partner, r->path,
-	    sidecar_kind_name(s->kind), of ? " of " : "", of ? of->r.path : "");
+	    of ? of->r.path : "", "shipped", 0, "kept", to), msg, 0) == -1)
+		return -1;
+	s->done = 1;
 	return 0;
 }
 
 static void
 set_waiting(struct pass *ps, struct item *x)
 {
-	struct intake *in = ps->in;
 	struct file_rec *r = &x->r;
+	char msg[8192];
 
 	if (x->done || strcmp(x->wait, r->last_error) == 0)
 		return;
 	xstrlcpy(r->last_error, x->wait, sizeof(r->last_error));
 	xstrlcpy(r->state, FS_WAITING, sizeof(r->state));
-	if (state_update(in->st, r, FS_WAITING) == -1)
-		return;
-	audit_emit(in->au, "file.waiting", json_pack(
+	xsnprintf(msg, sizeof(msg), "%s/%s waits for %s", r->partner, r->path,
+	    x->wait);
+	queue(ps, ACT_WAIT, r, NULL, "file.waiting", json_pack(
 	    "{s:s,s:s,s:s,s:I,s:s,s:s}", "partner", r->partner, "fid", r->fid,
 	    "path", r->path, "size", (json_int_t)r->size, "sha256", r->sha256,
-	    "for", x->wait));
-	log_info("%s/%s waits for %s", r->partner, r->path, x->wait);
+	    "for", x->wait), msg, 0);
+	flush_due(ps);
 }
 
 /* --- reading spool files --------------------------------------------- */
 
-/* The spool file of r: spool/incoming/<fid>, or where a move that a crash
- * interrupted before its state update left it. -1 with errno. */
+/* The spool file of r: spool/incoming/<fid>, or wherever a verdict whose
+ * transaction a crash lost moved it. -1 with errno. */
 static int
 open_spool(struct intake *in, const struct file_rec *r)
 {
-	char p[PATH_MAX], sub[PATH_MAX];
-	int fd;
+	char p[PATH_MAX];
 
-	if (spool_path(in->cfg->state_dir, "spool/incoming", r->fid, p,
-	    sizeof(p)) == -1)
-		return -1;
-	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1 ||
-	    errno != ENOENT)
-		return fd;
-	if (spool_path(in->cfg->state_dir, "spool/ready", r->fid, p,
-	    sizeof(p)) == 0 &&
-	    (fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1)
-		return fd;
-	if (xsnprintf(sub, sizeof(sub), "sidecars/%s", r->partner) < 0 ||
-	    spool_path(in->cfg->state_dir, sub, r->fid, p, sizeof(p)) == -1)
+	if (spool_find(in, r, p, sizeof(p)) == -1)
 		return -1;
 	return open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 }
@@ -676,6 +970,22 @@ resolve_temps(struct pass *ps)
 		return 0;
 	if (ps->landingfd != -1)
 		walk(ps, ps->landingfd, "", 0, &count, walk_find_temp);
+	if (state_begin(ps->in->st) == -1)
+		return -1;
+	for (i = 0; i < ps->n; i++) {
+		struct item *x = &ps->it[i];
+
+		if (!x->temp || x->done || x->found == NULL ||
+		    completion_is_temp(&ps->p->completion, x->found))
+			continue;
+		rc = state_set_path(ps->in->st, x->r.id, FS_WAITING, x->found);
+		if (rc != 1) {
+			state_rollback(ps->in->st);
+			return -1;
+		}
+	}
+	if (state_commit(ps->in->st) == -1)
+		return -1;
 	for (i = 0; i < ps->n; i++) {
 		struct item *x = &ps->it[i];
 
@@ -683,10 +993,6 @@ resolve_temps(struct pass *ps)
 			continue;
 		if (x->found != NULL &&
 		    !completion_is_temp(&ps->p->completion, x->found)) {
-			rc = state_set_path(ps->in->st, x->r.id, FS_WAITING,
-			    x->found);
-			if (rc != 1)
-				return -1;
 			log_info("%s/%s renamed to %s", x->r.partner,
 			    x->r.path, x->found);
 			xstrlcpy(x->r.path, x->found, sizeof(x->r.path));
@@ -1018,9 +1324,14 @@ ship(struct pass *ps, struct item *x, const struct verify_result *vr,
 	if (accept_file(ps, x, meta, x->rule, vr->signer, at, NULL) == -1 ||
 	    !x->done)
 		return;
+	/* the sidecars move only if the data file did */
+	if (ps->nacts > 0)
+		ps->dep = (long)ps->nacts - 1;
 	for (k = 0; k < 4; k++)
 		if (x->side[k] != NULL)
 			consume(ps, x->side[k], x);
+	ps->dep = -1;
+	flush_due(ps);
 }
 
 /* Checks x's signature into x->vr. 0 good, 1 rejected (with its sidecars
@@ -1268,6 +1579,7 @@ judge_partner(struct intake *in, size_t pi)
 	ps.pi = pi;
 	ps.now = now_ms();
 	ps.landingfd = -1;
+	ps.dep = -1;
 	if ((ps.it = calloc(n, sizeof(*ps.it))) == NULL ||
 	    (ps.byname = calloc(n, sizeof(*ps.byname))) == NULL)
 		goto out;
@@ -1337,6 +1649,7 @@ judge_partner(struct intake *in, size_t pi)
 				    sizeof(x->wait));
 			continue;
 		}
+		flush_due(&ps);		/* not behind a slow gpg */
 		if (verify_item(&ps, x, 1) == 0)
 			ship_item(&ps, x);
 	}
@@ -1368,6 +1681,8 @@ judge_partner(struct intake *in, size_t pi)
 		if (!ps.it[i].done && ps.it[i].wait[0] != '\0')
 			set_waiting(&ps, &ps.it[i]);
 out:
+	flush(&ps);
+	free(ps.acts);
 	if (ps.it != NULL)
 		for (i = 0; i < ps.n; i++)
 			free(ps.it[i].found);
@@ -1484,6 +1799,7 @@ orphans(struct intake *in)
 		return;
 	memset(&ps, 0, sizeof(ps));
 	ps.in = in;
+	ps.dep = -1;
 	for (i = 0; i < n; i++) {
 		if (config_partner(in->cfg, rows[i].partner) != NULL)
 			continue;
@@ -1491,6 +1807,41 @@ orphans(struct intake *in)
 		x.r = rows[i];
 		reject(&ps, &x, "partner no longer configured");
 	}
+	flush(&ps);
+	free(ps.acts);
+	free(rows);
+}
+
+/*
+ * An accepted row whose file is not in spool/ready yet (its rename was
+ * lost although the directory was synced before the commit): finish the
+ * move, so the uploader finds it.
+ */
+static void
+recover_accepted(struct intake *in)
+{
+	struct file_rec *rows = NULL;
+	char dir[PATH_MAX], path[PATH_MAX];
+	size_t n = 0, i;
+	int moved = 0, at;
+
+	if (state_list(in->st, FS_ACCEPTED, NULL, SIZE_MAX, &rows, &n) == -1)
+		return;
+	for (i = 0; i < n; i++) {
+		if ((at = spool_find(in, &rows[i], path, sizeof(path))) == -1 ||
+		    at == SP_READY)
+			continue;
+		if (spool_move(in, &rows[i], SP_READY, 0, dir,
+		    sizeof(dir)) == -1) {
+			log_warn("cannot move %s into spool/ready", rows[i].fid);
+			continue;
+		}
+		log_warnx("%s/%s (%s) was accepted but not in spool/ready: "
+		    "moved there", rows[i].partner, rows[i].path, rows[i].fid);
+		moved++;
+	}
+	if (moved > 0 && fsync_dir(dir) == -1)
+		log_warn("fsync %s", dir);
 	free(rows);
 }
 
@@ -1501,9 +1852,10 @@ intake_run(const struct config *cfg)
 	struct file_rec r;
 	int64_t last = 0, janitor_every = 60000, t;
 	size_t i;
-	int n, moved, sig = 0;
+	int k, n, moved, sig = 0;
 
 	log_setrole("intake");
+	prctl(PR_SET_NAME, "sluice-intake", 0, 0, 0);
 	role_background();
 	role_signals();
 	memset(&in, 0, sizeof(in));
@@ -1531,12 +1883,21 @@ intake_run(const struct config *cfg)
 		verify_set_limits(&vl);
 	}
 	orphans(&in);
+	recover_accepted(&in);
 	log_info("intake ready");
 	while (!role_quit) {
 		moved = 0;
-		while (!role_quit && (n = state_claim(in.st, FS_RECEIVED,
-		    FS_WAITING, now_ms(), &r)) == 1)
-			moved++;
+		do {
+			/* received -> waiting, BATCH_MAX rows a transaction */
+			if (state_begin(in.st) == -1)
+				break;
+			for (k = 0; k < BATCH_MAX && (n = state_claim(in.st,
+			    FS_RECEIVED, FS_WAITING, now_ms(), &r)) == 1; k++)
+				;
+			if (state_commit(in.st) == -1)
+				break;
+			moved += k;
+		} while (!role_quit && k == BATCH_MAX);
 		t = now_ms();
 		if (moved > 0 || t - last >= 1000) {
 			last = t;

@@ -32,6 +32,56 @@
 
 enum { EXP_ERROR = -1, EXP_REMOVED, EXP_GONE };
 
+/* The directories a pass removed names from, each fsync'd once before the
+ * pass's state transaction commits. */
+#define DIRSYNC_MAX		16
+
+struct dirsync {
+	int	 fd[DIRSYNC_MAX];
+	dev_t	 dev[DIRSYNC_MAX];
+	ino_t	 ino[DIRSYNC_MAX];
+	int	 n;
+};
+
+/* Remembers dfd's directory (borrowed; dup'd when new). 0, or -1 if it
+ * could not be synced. */
+static int
+dirsync_add(struct dirsync *ds, int dfd)
+{
+	struct stat sb;
+	int i;
+
+	if (fstat(dfd, &sb) == -1)
+		return fsync(dfd);
+	for (i = 0; i < ds->n; i++)
+		if (ds->dev[i] == sb.st_dev && ds->ino[i] == sb.st_ino)
+			return 0;
+	if (ds->n == DIRSYNC_MAX || (ds->fd[ds->n] = dup(dfd)) == -1)
+		return fsync(dfd);
+	ds->dev[ds->n] = sb.st_dev;
+	ds->ino[ds->n] = sb.st_ino;
+	ds->n++;
+	return 0;
+}
+
+/* fsyncs and forgets every directory. 0, or -1 if one failed (logged). */
+static int
+dirsync_flush(struct dirsync *ds, const char *partner)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < ds->n; i++) {
+		if (fsync(ds->fd[i]) == -1) {
+			log_warn("janitor: fsync of a directory of %s",
+			    partner);
+			rc = -1;
+		}
+		close(ds->fd[i]);
+	}
+	ds->n = 0;
+	return rc;
+}
+
 int64_t
 janitor_interval_ms(const struct config *cfg)
 {
@@ -92,7 +142,7 @@ open_parent(int rootfd, const char *rel, char *buf, size_t len,
 
 /* Removes r's landing name if it still is r's accepted file. */
 static int
-expire_one(int rootfd, const struct file_rec *r)
+expire_one(int rootfd, const struct file_rec *r, struct dirsync *ds)
 {
 	char buf[PATH_MAX];
 	const char *base;
@@ -127,7 +177,7 @@ expire_one(int rootfd, const struct file_rec *r)
 			log_warn("janitor: remove %s/%s", r->partner, r->path);
 		goto done;
 	}
-	if (fsync(dfd) == -1)
+	if (dirsync_add(ds, dfd) == -1)
 		log_warn("janitor: fsync of the directory of %s/%s",
 		    r->partner, r->path);
 	rc = EXP_REMOVED;
@@ -141,9 +191,10 @@ pass_partner(const struct config *cfg, const struct partner *p,
     struct state *st, struct audit *au, int64_t now)
 {
 	struct file_rec *rows = NULL;
-	char dir[PATH_MAX];
+	struct dirsync ds;
+	char dir[PATH_MAX], *gone = NULL;
 	size_t n = 0, i;
-	int rootfd, rc, removed = 0;
+	int rootfd, rc, removed = 0, batch;
 
 	if (p->visible_for_s < 0 || p->visible_for_s > INT64_MAX / 2000)
 		return 0;
@@ -162,13 +213,36 @@ pass_partner(const struct config *cfg, const struct partner *p,
 		free(rows);
 		return 0;
 	}
+	if ((gone = calloc(n, 1)) == NULL) {
+		if (rootfd != -1)
+			close(rootfd);
+		free(rows);
+		return 0;
+	}
+	/*
+	 * One transaction and one audit fdatasync for the pass, each
+	 * directory synced once before the commit. A crash before the commit
+	 * leaves rows whose name is gone: the next pass forgets them.
+	 */
+	memset(&ds, 0, sizeof(ds));
+	batch = state_begin(st) == 0;
 	for (i = 0; i < n; i++) {
-		rc = rootfd == -1 ? EXP_GONE : expire_one(rootfd, &rows[i]);
+		rc = rootfd == -1 ? EXP_GONE : expire_one(rootfd, &rows[i],
+		    &ds);
 		if (rc == EXP_ERROR)
 			continue;	/* tried again next pass */
+		gone[i] = rc == EXP_REMOVED;
 		if (state_clear_landing(st, rows[i].id) == -1)
 			break;
-		if (rc != EXP_REMOVED)
+	}
+	dirsync_flush(&ds, p->name);
+	if (batch && state_commit(st) == -1)
+		log_warnx("janitor: could not record the names removed from "
+		    "%s's view; the next pass does", p->name);
+	/* every name removed is audited, recorded or not */
+	audit_defer(au);
+	for (i = 0; i < n; i++) {
+		if (!gone[i])
 			continue;
 		removed++;
 		log_info("%s/%s left the partner's view (stored %lld s ago)",
@@ -180,8 +254,10 @@ pass_partner(const struct config *cfg, const struct partner *p,
 		    "id", (json_int_t)rows[i].id, "sha256", rows[i].sha256,
 		    "visible_for_s", (json_int_t)p->visible_for_s));
 	}
+	audit_sync(au);
 	if (rootfd != -1)
 		close(rootfd);
+	free(gone);
 	free(rows);
 	return removed;
 }
