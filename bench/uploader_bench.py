@@ -16,7 +16,7 @@ NOT a test (never in ctest).
 and peak RSS of each uploader. sluice's runs feed files straight into the
 spool as the intake leaves them ("accepted") and time until all are
 stored. curl gets x-amz-content-sha256 precomputed (curl 7.88 does not add
-it); its small files go 4 at a time (sluice's default workers), the AWS
+it); its small files go 4 at a time (sluice's old default workers), the AWS
 CLI uses its default of 10 concurrent requests.
 """
 import argparse
@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,14 +139,15 @@ def main():
     ap.add_argument("--small", type=int, default=2000)
     ap.add_argument("--small-kib", type=int, default=16)
     ap.add_argument("--latency", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=0, help="uploader.workers (default: 4)")
+    ap.add_argument("--workers", type=int, default=0, help="uploader.workers (default: 10)")
+    ap.add_argument("--reps", type=int, default=1, help="repetitions of phases 1-2 (median)")
     a = ap.parse_args()
     SluiceUploader.workers = a.workers
     sluice = os.path.abspath(a.sluice)
     H.SLUICE_BIN = sluice
     work = tempfile.mkdtemp(prefix="sluice-upbench-")
     moto = H.Moto(work).start()
-    res = {}
+    runs = []
     try:
         big = os.path.join(work, "big.bin")
         H.write_random_file(big, a.big_mib * MiB)
@@ -163,38 +165,48 @@ def main():
             if k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
                 del awsenv[k]
 
-        # 1. the big file
-        s = SluiceUploader(sluice, moto, work, "big")
-        res["big sluice"] = s.run([s.add(big, "sluice/big.bin")])
-        res["big aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--endpoint-url",
-                                  moto.endpoint, big, "s3://%s/aws/big.bin" % moto.bucket], awsenv)
-        sha = H.sha256_file(big)
-        res["big curl"] = run_rss(curl_put(moto, big, "curl/big.bin", sha))
-        moto.s3.delete_object(Bucket=moto.bucket, Key="sluice/big.bin")
-        moto.s3.delete_object(Bucket=moto.bucket, Key="aws/big.bin")
-        moto.s3.delete_object(Bucket=moto.bucket, Key="curl/big.bin")
+        for rep in range(a.reps):
+            res = {}
+            runs.append(res)
+            # 1. the big file
+            s = SluiceUploader(sluice, moto, work, "big%d" % rep)
+            res["big sluice"] = s.run([s.add(big, "sluice/big.bin")])
+            res["big aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--endpoint-url",
+                                      moto.endpoint, big, "s3://%s/aws/big.bin" % moto.bucket], awsenv)
+            sha = H.sha256_file(big)
+            res["big curl"] = run_rss(curl_put(moto, big, "curl/big.bin", sha))
+            moto.s3.delete_object(Bucket=moto.bucket, Key="sluice/big.bin")
+            moto.s3.delete_object(Bucket=moto.bucket, Key="aws/big.bin")
+            moto.s3.delete_object(Bucket=moto.bucket, Key="curl/big.bin")
 
-        # 2. small files
-        s = SluiceUploader(sluice, moto, work, "small")
-        res["small sluice"] = s.run([s.add(p, "sluice/small/" + os.path.basename(p)) for p in smalls])
-        res["small aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--recursive",
-                                    "--endpoint-url", moto.endpoint, small_dir,
-                                    "s3://%s/aws/small/" % moto.bucket], awsenv)
-        shas = {p: H.sha256_file(p) for p in smalls}
-        t = time.monotonic()
-        rss = 0
-        with concurrent.futures.ThreadPoolExecutor(4) as ex:
-            for r in ex.map(lambda p: run_rss(curl_put(moto, p, "curl/small/" + os.path.basename(p),
-                                                       shas[p])), smalls):
-                rss = max(rss, r[1])
-        res["small curl"] = (time.monotonic() - t, rss)
+            # 2. small files
+            s = SluiceUploader(sluice, moto, work, "small%d" % rep)
+            res["small sluice"] = s.run([s.add(p, "sluice/small%d/" % rep + os.path.basename(p))
+                                         for p in smalls])
+            res["small aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--recursive",
+                                        "--endpoint-url", moto.endpoint, small_dir,
+                                        "s3://%s/aws/small%d/" % (moto.bucket, rep)], awsenv)
+            shas = {p: H.sha256_file(p) for p in smalls}
+            t = time.monotonic()
+            rss = 0
+            with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                for r in ex.map(lambda p: run_rss(curl_put(moto, p, "curl/small%d/" % rep +
+                                                           os.path.basename(p),
+                                                           shas[p])), smalls):
+                    rss = max(rss, r[1])
+            res["small curl"] = (time.monotonic() - t, rss)
+            print("rep %d: %s" % (rep + 1, ", ".join("%s %.2fs" % (k, v[0]) for k, v in res.items())),
+                  flush=True)
 
         # 3. CLOSE -> stored latency through sluice serve and sftp
         lat = latency(sluice, moto, work, a.latency)
     finally:
         moto.stop()
 
-    print("\nsluice uploader vs aws s3 cp vs curl --aws-sigv4, moto on loopback")
+    res = {k: (statistics.median(r[k][0] for r in runs), max(r[k][1] for r in runs))
+           for k in runs[0]}
+    print("\nsluice uploader vs aws s3 cp vs curl --aws-sigv4, moto on loopback "
+          "(median of %d reps)" % len(runs))
     print("%-28s %10s %12s %14s" % ("run", "seconds", "MB/s|files/s", "peak RSS MiB"))
     for what, unit, amount in (("big", "MB/s", a.big_mib * MiB / 1e6), ("small", "files/s", a.small)):
         for who in ("sluice", "aws", "curl"):

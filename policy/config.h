@@ -169,7 +169,7 @@ struct server_config {
 
 /* The "uploader:" block (issue 5). */
 struct uploader_config {
-	int		 workers;			/* [4] */
+	int		 workers;			/* [10] */
 	int64_t		 multipart_threshold;		/* [16 MiB] */
 	int64_t		 part_size;			/* [8 MiB] (>= 5 MiB) */
 	int64_t		 max_backoff_s;			/* [20] */

@@ -1,15 +1,29 @@
 /*
- * uploader.c - the uploader role. Life of a file here, one transaction per
- * step: accepted -> uploading (claimed) -> stored (the store confirmed the
- * bytes; key and checksum recorded) -> removed (spool copy deleted) or
- * archived (moved to state_dir/archive/, deleted after retention) ; or back
- * to accepted with a later next attempt (transient failure), or held (needs
- * an operator: `sluice queue retry`).
+ * uploader.c - the uploader role. Life of a file here: accepted -> uploading
+ * (claimed) -> stored (the store confirmed the bytes; key and checksum
+ * recorded) -> removed (spool copy deleted) or archived (moved to
+ * state_dir/archive/, deleted after retention) ; or back to accepted with a
+ * later next attempt (transient failure), or held (needs an operator:
+ * `sluice queue retry`).
+ *
+ * One dispatcher (the main thread) does every write to the files table, in
+ * batches: each cycle is ONE write transaction that records the outcomes the
+ * workers reported (stored / retry / held), the removals of the spool copies
+ * unlinked in the previous cycle (removed / archived) and claims the next
+ * due files, followed by ONE audit fdatasync for the cycle's records. Only
+ * then are the stored files' spool copies unlinked (one directory fsync per
+ * cycle); their "removed" transition joins the next cycle. Workers only talk
+ * to the store (and record multipart progress). Sessions and the intake wait
+ * on the database's write lock, so it is taken once per cycle, not 3-5 times
+ * per file; an idle uploader reads the queue without taking it.
  *
  * A SIGKILL anywhere is safe: at start "uploading" goes back to "accepted"
+ * (claimed but not stored, or stored but the batch recording it was lost)
  * and the conditional write (If-None-Match, or a HEAD before a multipart
  * upload) turns a repeat into "already stored"; a multipart upload resumes
- * from the parts recorded; "stored" files get their retention step.
+ * from the parts recorded; "stored" files get their retention step (a spool
+ * copy already unlinked counts as removed). A spool copy is unlinked only
+ * once its "stored" row is committed and its file.stored record synced.
  */
 #include "uploader/uploader.h"
 
@@ -21,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -37,18 +52,45 @@
 #include "spool/intake.h"
 
 #define MAX_WORKERS		64
+#define DEFAULT_WORKERS		10	/* the AWS CLI's max_concurrent_requests */
+#define PARTS_IN_FLIGHT		10	/* multipart parts per file at once */
+#define BATCH_MAX		64	/* files claimed per transaction */
+#define RECHECK_MS		1000	/* queue read at least this often */
+#define COALESCE_MS		20	/* outcomes wait this long for company */
 #define STALE_UPLOAD_S		86400
 #define STALE_SWEEP_MS		(3600 * 1000)
 #define PURGE_SWEEP_MS		(60 * 1000)
 
+enum job_kind { JOB_UPLOAD, JOB_QCOPY, JOB_RETENTION };
+
+/* One claimed file, owned by whichever queue or thread holds it. */
+struct job {
+	struct job		*next;
+	enum job_kind		 kind;
+	struct file_rec		 r;
+	struct put_result	 res;
+	int64_t			 wait_ms;	/* PUT_RETRY: backoff */
+	int			 budget_ok;	/* PUT_RETRY: from the budget */
+	const char		*to;		/* JOB_RETENTION: removed|archived */
+	int			 ok;		/* recorded in this cycle */
+};
+
+struct jobq {
+	struct job		*head;
+	struct job		*tail;
+	int			 n;
+};
+
 struct uploader {
 	const struct config	*cfg;
-	/* Idle workers sleep on wake; the main thread broadcasts when the
-	 * database's WAL changes (inotify), i.e. a file may have become due. */
 	pthread_mutex_t		 mu;
-	pthread_cond_t		 wake;
-	uint64_t		 gen;
-	int			 idle_ms;	/* 1000 with inotify, else 100 */
+	pthread_cond_t		 wake;		/* workers: todo not empty */
+	struct jobq		 todo;		/* claimed, for the workers (mu) */
+	struct jobq		 done;		/* stored/failed, to record (mu) */
+	int			 stop;		/* (mu) */
+	int			 efd;		/* eventfd: a job is done */
+	int			 nw;
+	int			 inflight;	/* claimed, not yet recorded */
 	char			 ready[PATH_MAX];
 	char			 archive[PATH_MAX];
 	int			 readyfd;
@@ -63,8 +105,59 @@ struct worker {
 	struct store		*store;
 	pthread_t		 tid;
 	int			 started;
-	struct file_rec		 r;
+	struct file_rec		*cur;		/* the file being stored */
 };
+
+static void
+jq_push(struct jobq *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->n++;
+}
+
+static struct job *
+jq_pop(struct jobq *q)
+{
+	struct job *j = q->head;
+
+	if (j != NULL) {
+		q->head = j->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		q->n--;
+		j->next = NULL;
+	}
+	return j;
+}
+
+/* Appends every job of from to to; from ends empty. */
+static void
+jq_splice(struct jobq *to, struct jobq *from)
+{
+	if (from->head == NULL)
+		return;
+	if (to->tail != NULL)
+		to->tail->next = from->head;
+	else
+		to->head = from->head;
+	to->tail = from->tail;
+	to->n += from->n;
+	memset(from, 0, sizeof(*from));
+}
+
+static void
+jq_free(struct jobq *q)
+{
+	struct job *j;
+
+	while ((j = jq_pop(q)) != NULL)
+		free(j);
+}
 
 static int64_t
 max_backoff_ms(const struct config *cfg)
@@ -98,7 +191,7 @@ hk_begin(void *arg, const char *key, const char *upload_id, int64_t part_size,
 {
 	struct worker *w = arg;
 
-	return mp_begin(w->st, w->r.id, key, upload_id, part_size, nparts);
+	return mp_begin(w->st, w->cur->id, key, upload_id, part_size, nparts);
 }
 
 static int
@@ -106,7 +199,7 @@ hk_part(void *arg, const struct mp_part *p)
 {
 	struct worker *w = arg;
 
-	return mp_part_save(w->st, w->r.id, p);
+	return mp_part_save(w->st, w->cur->id, p);
 }
 
 static void
@@ -114,61 +207,79 @@ hk_forget(void *arg)
 {
 	struct worker *w = arg;
 
-	mp_forget(w->st, w->r.id);
+	mp_forget(w->st, w->cur->id);
 }
 
 /* ---- retention ------------------------------------------------------------ */
 
-/* r is stored: delete its spool copy, or move it to archive/. */
-static void
-retention(struct worker *w, struct file_rec *r)
+/*
+ * r is stored, recorded and audited: deletes its spool copy or moves it to
+ * archive/, without fsyncing the directory (the caller does, once for the
+ * batch). Returns the state it goes to next, or NULL (logged; it stays
+ * "stored" and a restart tries again). A copy already gone counts as done:
+ * a crash after the unlink and before the next batch leaves exactly that.
+ */
+static const char *
+retention(struct uploader *u, const struct file_rec *r)
 {
-	struct uploader *u = w->u;
-	const char *to;
-
 	if (u->cfg->uploader.retention_keep_s > 0) {
 		if (renameat(u->readyfd, r->fid, u->archivefd, r->fid) == -1 &&
 		    errno != ENOENT) {
 			log_warn("cannot move spool/ready/%s to archive/", r->fid);
-			return;
+			return NULL;
 		}
-		fsync(u->archivefd);
-		fsync(u->readyfd);
-		to = FS_ARCHIVED;
-	} else {
-		if (unlinkat(u->readyfd, r->fid, 0) == -1 && errno != ENOENT) {
-			log_warn("cannot remove spool/ready/%s", r->fid);
-			return;
-		}
-		fsync(u->readyfd);
-		to = FS_REMOVED;
+		return FS_ARCHIVED;
 	}
-	if (state_move(w->st, r->id, FS_STORED, to, NULL) == 1) {
-		xstrlcpy(r->state, to, sizeof(r->state));
-		audit_file(w, strcmp(to, FS_ARCHIVED) == 0 ? "file.archived" :
-		    "file.removed", r, NULL);
+	if (unlinkat(u->readyfd, r->fid, 0) == -1 && errno != ENOENT) {
+		log_warn("cannot remove spool/ready/%s", r->fid);
+		return NULL;
 	}
+	return FS_REMOVED;
 }
 
-/* Files left "stored" by a crash get their retention step. */
+/* Makes the cycle's unlinks and renames durable. */
 static void
-finish_stored(struct worker *w)
+retention_sync(struct uploader *u, int archived)
+{
+	if (fsync(u->readyfd) == -1)
+		log_warn("fsync %s", u->ready);
+	if (archived && fsync(u->archivefd) == -1)
+		log_warn("fsync %s", u->archive);
+}
+
+/*
+ * Files left "stored" by a crash: their retention step now; the
+ * removed/archived transitions go into gone for the first batch.
+ */
+static void
+finish_stored(struct worker *w, struct jobq *gone)
 {
 	sqlite3_stmt *s = NULL;
-	struct file_rec r;
-	int64_t ids[256];
-	int n = 0, i;
+	struct job *j;
+	int64_t ids[1024];
+	int n = 0, i, archived = 0;
 
 	if (sqlite3_prepare_v2(state_db(w->st), "SELECT id FROM files WHERE "
-	    "state = 'stored' LIMIT 256", -1, &s, NULL) != SQLITE_OK)
+	    "state = 'stored' LIMIT 1024", -1, &s, NULL) != SQLITE_OK)
 		return;
-	while (n < 256 && sqlite3_step(s) == SQLITE_ROW)
+	while (n < 1024 && sqlite3_step(s) == SQLITE_ROW)
 		ids[n++] = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
-	for (i = 0; i < n; i++)
-		if (state_get(w->st, ids[i], &r) == 1 &&
-		    strcmp(r.state, FS_STORED) == 0)
-			retention(w, &r);
+	for (i = 0; i < n; i++) {
+		if ((j = calloc(1, sizeof(*j))) == NULL)
+			break;
+		j->kind = JOB_RETENTION;
+		if (state_get(w->st, ids[i], &j->r) != 1 ||
+		    strcmp(j->r.state, FS_STORED) != 0 ||
+		    (j->to = retention(w->u, &j->r)) == NULL) {
+			free(j);
+			continue;
+		}
+		archived |= strcmp(j->to, FS_ARCHIVED) == 0;
+		jq_push(gone, j);
+	}
+	if (gone->n > 0)
+		retention_sync(w->u, archived);
 }
 
 /* Archived files past the retention period: delete, state removed. */
@@ -176,9 +287,10 @@ static void
 purge_archive(struct worker *w)
 {
 	sqlite3_stmt *s = NULL;
-	struct file_rec r;
+	struct file_rec *r = NULL;
 	int64_t ids[256], cutoff;
-	int n = 0, i;
+	unsigned char del[256];
+	int n = 0, i, ndel = 0;
 
 	cutoff = now_ms() - w->u->cfg->uploader.retention_keep_s * 1000;
 	if (sqlite3_prepare_v2(state_db(w->st), "SELECT id FROM files WHERE "
@@ -189,18 +301,39 @@ purge_archive(struct worker *w)
 	while (n < 256 && sqlite3_step(s) == SQLITE_ROW)
 		ids[n++] = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
+	if (n == 0 || (r = calloc((size_t)n, sizeof(*r))) == NULL)
+		return;
 	for (i = 0; i < n; i++) {
-		if (state_get(w->st, ids[i], &r) != 1)
+		del[i] = 0;
+		if (state_get(w->st, ids[i], &r[i]) != 1)
 			continue;
-		if (unlinkat(w->u->archivefd, r.fid, 0) == -1 && errno != ENOENT) {
-			log_warn("cannot remove archive/%s", r.fid);
+		if (unlinkat(w->u->archivefd, r[i].fid, 0) == -1 &&
+		    errno != ENOENT) {
+			log_warn("cannot remove archive/%s", r[i].fid);
 			continue;
 		}
-		fsync(w->u->archivefd);
-		if (state_move(w->st, r.id, FS_ARCHIVED, FS_REMOVED, NULL) == 1)
-			audit_file(w, "file.removed", &r, json_pack("{s:s}",
-			    "reason", "retention period over"));
+		del[i] = 1;
+		ndel++;
 	}
+	if (ndel == 0)
+		goto out;
+	fsync(w->u->archivefd);
+	if (state_begin(w->st) != 0)
+		goto out;	/* still archived: the next sweep again */
+	for (i = 0; i < n; i++)
+		if (del[i] && state_move(w->st, r[i].id, FS_ARCHIVED, FS_REMOVED,
+		    NULL) != 1)
+			del[i] = 0;
+	if (state_commit(w->st) != 0)
+		goto out;
+	audit_defer(w->au);
+	for (i = 0; i < n; i++)
+		if (del[i])
+			audit_file(w, "file.removed", &r[i], json_pack("{s:s}",
+			    "reason", "retention period over"));
+	audit_sync(w->au);
+out:
+	free(r);
 }
 
 static int
@@ -211,14 +344,16 @@ keep_upload(void *arg, const char *key, const char *upload_id)
 	return mp_upload_known(w->st, upload_id) != 0;	/* error: keep */
 }
 
-/* ---- one file ------------------------------------------------------------- */
+/* ---- one file (a worker) --------------------------------------------------- */
 
+/* Stores j->r; fills j's outcome for the dispatcher to record. */
 static void
-upload_one(struct worker *w, struct file_rec *r)
+upload_one(struct worker *w, struct job *j)
 {
 	const struct config *cfg = w->u->cfg;
+	struct file_rec *r = &j->r;
+	struct put_result *res = &j->res;
 	struct put_request req;
-	struct put_result res;
 	struct mp_saved saved;
 	struct mp_hooks hooks;
 	struct stat sb;
@@ -228,15 +363,15 @@ upload_one(struct worker *w, struct file_rec *r)
 	json_t *meta = NULL, *v;
 	const char *k;
 	size_t nmeta = 4;
-	int64_t wait_ms;
-	int fd, cost, budget_ok;
+	int fd, cost;
 
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(*res));
 	memset(&saved, 0, sizeof(saved));
+	w->cur = r;
 	fd = openat(w->u->readyfd, r->fid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 || fstat(fd, &sb) == -1 || sb.st_size != r->size) {
-		res.outcome = PUT_FATAL;
-		xsnprintf(res.error, sizeof(res.error), "spool file %s %s",
+		res->outcome = PUT_FATAL;
+		xsnprintf(res->error, sizeof(res->error), "spool file %s %s",
 		    r->fid, fd == -1 ? strerror(errno) :
 		    "changed size since it was received");
 	} else {
@@ -246,7 +381,8 @@ upload_one(struct worker *w, struct file_rec *r)
 		values[2] = received;
 		values[3] = r->fid;
 		/* Metadata the intake added (signer, signed-at, ...). */
-		if ((meta = json_loads(r->meta, 0, NULL)) != NULL &&
+		if (r->meta[0] != '\0' && strcmp(r->meta, "{}") != 0 &&
+		    (meta = json_loads(r->meta, 0, NULL)) != NULL &&
 		    json_is_object(meta))
 			json_object_foreach(meta, k, v) {
 				if (nmeta < 16 && json_is_string(v)) {
@@ -259,7 +395,10 @@ upload_one(struct worker *w, struct file_rec *r)
 		hooks.begin = hk_begin;
 		hooks.part = hk_part;
 		hooks.forget = hk_forget;
-		if (mp_load(w->st, r->id, &saved) == 1) {
+		/* Only a multipart upload can have saved parts. */
+		if (r->size > (cfg->uploader.multipart_threshold > 0 ?
+		    cfg->uploader.multipart_threshold : 16 * 1024 * 1024) &&
+		    mp_load(w->st, r->id, &saved) == 1) {
 			hooks.upload_id = saved.upload_id;
 			hooks.key = saved.key;
 			hooks.part_size = saved.part_size;
@@ -276,78 +415,108 @@ upload_one(struct worker *w, struct file_rec *r)
 		req.nmeta = nmeta;
 		req.multipart_threshold = cfg->uploader.multipart_threshold;
 		req.part_size = cfg->uploader.part_size;
+		req.parallel = PARTS_IN_FLIGHT;
 		req.max_backoff_ms = max_backoff_ms(cfg);
 		req.mp = &hooks;
-		store_put(w->store, &req, &res);
+		store_put(w->store, &req, res);
 		mp_saved_free(&saved);
 	}
 	json_decref(meta);
 	if (fd != -1)
 		close(fd);
+	w->cur = NULL;
 	r->attempts++;
 
-	switch (res.outcome) {
+	switch (res->outcome) {
 	case PUT_STORED:
 		xstrlcpy(r->state, FS_STORED, sizeof(r->state));
-		xstrlcpy(r->bucket, res.bucket, sizeof(r->bucket));
-		xstrlcpy(r->etag, res.etag, sizeof(r->etag));
-		xstrlcpy(r->version_id, res.version_id, sizeof(r->version_id));
-		if (res.key[0] != '\0')
-			xstrlcpy(r->object_key, res.key, sizeof(r->object_key));
+		xstrlcpy(r->bucket, res->bucket, sizeof(r->bucket));
+		xstrlcpy(r->etag, res->etag, sizeof(r->etag));
+		xstrlcpy(r->version_id, res->version_id, sizeof(r->version_id));
+		if (res->key[0] != '\0')
+			xstrlcpy(r->object_key, res->key, sizeof(r->object_key));
 		r->last_error[0] = '\0';
 		r->stored_ms = now_ms();
-		if (mp_exec(w->st, "BEGIN IMMEDIATE;") != 0 ||
-		    mp_record_stored(w->st, r->id, r->object_key, res.checksum,
-		    res.nparts) != 0 || state_update(w->st, r, FS_UPLOADING) != 0 ||
-		    mp_exec(w->st, "COMMIT;") != 0) {
-			mp_exec(w->st, "ROLLBACK;");
-			log_warnx("%s stored but not recorded; it will be "
-			    "checked again", r->fid);
-			return;
-		}
-		audit_file(w, "file.stored", r, json_pack("{s:s,s:s,s:s,s:s,s:s,"
-		    "s:i,s:b,s:i}", "store", cfg->store.url, "bucket", r->bucket,
-		    "etag", r->etag, "version_id", r->version_id, "checksum",
-		    res.checksum, "parts", res.nparts, "existed", res.existed,
-		    "attempts", r->attempts));
-		log_info("stored %s/%s as %s%s (%lld bytes%s, attempt %d)",
-		    r->partner, r->path, r->object_key,
-		    res.existed ? " (identical object already there)" : "",
-		    (long long)r->size, res.nparts ? ", multipart" : "",
-		    r->attempts);
-		retention(w, r);
-		return;
+		break;
 	case PUT_RETRY:
 		/* Standard retry mode: a retry spends from the budget; with
 		 * none left the file waits the longest backoff instead. */
-		cost = res.timeout ? RETRY_TIMEOUT_COST : RETRY_COST;
-		budget_ok = retry_budget_take(cost);
-		wait_ms = budget_ok ? retry_backoff_ms(r->attempts - 1,
+		cost = res->timeout ? RETRY_TIMEOUT_COST : RETRY_COST;
+		j->budget_ok = retry_budget_take(cost);
+		j->wait_ms = j->budget_ok ? retry_backoff_ms(r->attempts - 1,
 		    UPLOAD_BACKOFF_BASE_MS, max_backoff_ms(cfg)) :
 		    max_backoff_ms(cfg);
 		xstrlcpy(r->state, FS_ACCEPTED, sizeof(r->state));
-		xstrlcpy(r->last_error, res.error, sizeof(r->last_error));
-		r->next_attempt_ms = now_ms() + wait_ms;
-		state_update(w->st, r, FS_UPLOADING);
-		audit_file(w, "upload.retry", r, json_pack("{s:s,s:i,s:I,s:b}",
-		    "error", res.error, "attempt", r->attempts, "retry_in_ms",
-		    (json_int_t)wait_ms, "budget_exhausted", !budget_ok));
-		log_warnx("%s/%s: %s; retrying in %lld ms (attempt %d%s)",
-		    r->partner, r->path, res.error, (long long)wait_ms,
-		    r->attempts, budget_ok ? "" : ", retry budget spent");
-		return;
+		xstrlcpy(r->last_error, res->error, sizeof(r->last_error));
+		r->next_attempt_ms = now_ms() + j->wait_ms;
+		break;
 	case PUT_FATAL:
 	default:
+		res->outcome = PUT_FATAL;
 		xstrlcpy(r->state, FS_HELD, sizeof(r->state));
-		xstrlcpy(r->last_error, res.error, sizeof(r->last_error));
-		state_update(w->st, r, FS_UPLOADING);
-		audit_file(w, "file.held", r, json_pack("{s:s,s:i}", "error",
-		    res.error, "attempt", r->attempts));
+		xstrlcpy(r->last_error, res->error, sizeof(r->last_error));
+		break;
+	}
+}
+
+/* ---- recording outcomes (the dispatcher, inside a batch) ------------------- */
+
+/* Writes j's outcome; 0, or -1 when it could not be (j stays uploading). */
+static int
+record(struct worker *a, struct job *j)
+{
+	struct file_rec *r = &j->r;
+
+	if (j->res.outcome != PUT_STORED)
+		return state_update(a->st, r, FS_UPLOADING);
+	/* The uploads row and the files row together (a nested savepoint). */
+	if (state_begin(a->st) != 0)
+		return -1;
+	if (mp_record_stored(a->st, r->id, r->object_key, j->res.checksum,
+	    j->res.nparts) != 0 || state_update(a->st, r, FS_UPLOADING) != 0) {
+		state_rollback(a->st);
+		return -1;
+	}
+	return state_commit(a->st);
+}
+
+/* Audits and logs a recorded outcome (after the batch committed). */
+static void
+report(struct worker *a, struct job *j)
+{
+	const struct config *cfg = a->u->cfg;
+	struct file_rec *r = &j->r;
+	struct put_result *res = &j->res;
+
+	switch (res->outcome) {
+	case PUT_STORED:
+		audit_file(a, "file.stored", r, json_pack("{s:s,s:s,s:s,s:s,s:s,"
+		    "s:i,s:b,s:i}", "store", cfg->store.url, "bucket", r->bucket,
+		    "etag", r->etag, "version_id", r->version_id, "checksum",
+		    res->checksum, "parts", res->nparts, "existed", res->existed,
+		    "attempts", r->attempts));
+		log_info("stored %s/%s as %s%s (%lld bytes%s, attempt %d)",
+		    r->partner, r->path, r->object_key,
+		    res->existed ? " (identical object already there)" : "",
+		    (long long)r->size, res->nparts ? ", multipart" : "",
+		    r->attempts);
+		break;
+	case PUT_RETRY:
+		audit_file(a, "upload.retry", r, json_pack("{s:s,s:i,s:I,s:b}",
+		    "error", res->error, "attempt", r->attempts, "retry_in_ms",
+		    (json_int_t)j->wait_ms, "budget_exhausted", !j->budget_ok));
+		log_warnx("%s/%s: %s; retrying in %lld ms (attempt %d%s)",
+		    r->partner, r->path, res->error, (long long)j->wait_ms,
+		    r->attempts, j->budget_ok ? "" : ", retry budget spent");
+		break;
+	default:
+		audit_file(a, "file.held", r, json_pack("{s:s,s:i}", "error",
+		    res->error, "attempt", r->attempts));
 		log_warnx("%s/%s is HELD: %s. The file is kept in "
 		    "spool/ready/%s; fix the cause (bucket, credentials, policy) "
 		    "and release it with 'sluice queue retry -c CONFIG %lld'",
-		    r->partner, r->path, res.error, r->fid, (long long)r->id);
-		return;
+		    r->partner, r->path, res->error, r->fid, (long long)r->id);
+		break;
 	}
 }
 
@@ -453,57 +622,283 @@ qcopy_one(struct worker *w, struct file_rec *r)
 	    res.error, (long long)(wait_ms / 1000), r->partner);
 }
 
-/* Sleeps until woken or ms passed (since the generation seen). */
-static void
-worker_idle(struct uploader *u, uint64_t *seen, int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&u->mu);
-	while (u->gen == *seen && !role_quit)
-		if (pthread_cond_timedwait(&u->wake, &u->mu, &ts) != 0)
-			break;
-	*seen = u->gen;
-	pthread_mutex_unlock(&u->mu);
-}
-
-static void
-wake_workers(struct uploader *u)
-{
-	pthread_mutex_lock(&u->mu);
-	u->gen++;
-	pthread_cond_broadcast(&u->wake);
-	pthread_mutex_unlock(&u->mu);
-}
+/* ---- workers ------------------------------------------------------------- */
 
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t seen;
-	int n;
+	struct uploader *u = w->u;
+	struct job *j;
 
-	pthread_mutex_lock(&w->u->mu);
-	seen = w->u->gen;
-	pthread_mutex_unlock(&w->u->mu);
-	while (!role_quit) {
-		n = state_claim(w->st, FS_ACCEPTED, FS_UPLOADING, now_ms(), &w->r);
-		if (n == 1)
-			upload_one(w, &w->r);
-		else if (n == 0 && w->u->cfg->store.quarantine_prefix != NULL &&
-		    (n = state_qcopy_claim(w->st, now_ms(), &w->r)) == 1)
-			qcopy_one(w, &w->r);	/* after the upload queue */
+	for (;;) {
+		pthread_mutex_lock(&u->mu);
+		while (!u->stop && (j = jq_pop(&u->todo)) == NULL)
+			pthread_cond_wait(&u->wake, &u->mu);
+		if (u->stop)
+			j = NULL;	/* the rest stays claimed; see drain() */
+		pthread_mutex_unlock(&u->mu);
+		if (j == NULL)
+			break;
+		if (j->kind == JOB_UPLOAD)
+			upload_one(w, j);
 		else
-			worker_idle(w->u, &seen, n == 0 ? w->u->idle_ms : 1000);
+			qcopy_one(w, &j->r);	/* records itself */
+		pthread_mutex_lock(&u->mu);
+		jq_push(&u->done, j);
+		pthread_mutex_unlock(&u->mu);
+		if (eventfd_write(u->efd, 1) == -1)
+			log_warn("uploader: eventfd");
 	}
 	return NULL;
+}
+
+static int wal_changed(int);
+
+/* ---- the dispatcher -------------------------------------------------------- */
+
+struct dispatch {
+	struct uploader	*u;
+	struct worker	*a;		/* its own connection and audit handle */
+	sqlite3_stmt	*due_q;		/* earliest accepted file */
+	sqlite3_stmt	*due_c;		/* earliest pending quarantine copy */
+	struct jobq	 pend;		/* done, not yet recorded */
+	struct jobq	 gone;		/* spool copy gone, not yet recorded */
+	struct jobq	 back;		/* claimed, never started: to accepted */
+	int64_t		 next_due;	/* wall clock ms; INT64_MAX: none */
+	int64_t		 last_check;	/* mono ms of the last queue read */
+	int64_t		 first_ms;	/* mono ms the oldest unrecorded came */
+	int		 dirty;		/* the database or capacity changed */
+};
+
+static int64_t
+min_due(sqlite3_stmt *s)
+{
+	int64_t v = INT64_MAX;
+
+	if (s == NULL)
+		return v;
+	if (sqlite3_step(s) == SQLITE_ROW &&
+	    sqlite3_column_type(s, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+/*
+ * How many files to claim now: a read of the queue (no write lock) finds
+ * whether any is due, so an idle uploader never takes the write lock.
+ */
+static int
+want_claims(struct dispatch *d, int room)
+{
+	int64_t q, c;
+
+	if (room <= 0)
+		return 0;
+	if (room > BATCH_MAX)
+		room = BATCH_MAX;
+	if (!d->dirty && now_ms() < d->next_due &&
+	    mono_ms() - d->last_check < RECHECK_MS)
+		return 0;
+	d->dirty = 0;
+	d->last_check = mono_ms();
+	q = min_due(d->due_q);
+	c = min_due(d->due_c);
+	d->next_due = q < c ? q : c;
+	return d->next_due <= now_ms() ? room : 0;
+}
+
+/*
+ * One cycle: one write transaction (outcomes, removals, claims), one audit
+ * sync, then the stored files' spool copies go. Returns 1 if it did
+ * something, 0 if there was nothing to do, -1 if the batch failed (kept
+ * for the next cycle).
+ */
+/* Takes the workers' finished jobs; the number of jobs waiting for a batch. */
+static int
+gather(struct dispatch *d)
+{
+	int n;
+
+	pthread_mutex_lock(&d->u->mu);
+	jq_splice(&d->pend, &d->u->done);
+	pthread_mutex_unlock(&d->u->mu);
+	n = d->pend.n + d->gone.n + d->back.n;
+	if (n > 0 && d->first_ms == 0)
+		d->first_ms = mono_ms();
+	return n;
+}
+
+static int
+cycle(struct dispatch *d, int nclaim)
+{
+	struct uploader *u = d->u;
+	struct worker *a = d->a;
+	struct jobq fresh = { 0 }, gone = { 0 };
+	struct job *j;
+	int n, i, archived = 0, synced;
+
+	gather(d);
+	if (d->pend.n == 0 && d->gone.n == 0 && d->back.n == 0 && nclaim == 0)
+		return 0;
+
+	if (state_begin(a->st) != 0)
+		return -1;
+	for (j = d->gone.head; j != NULL; j = j->next)
+		j->ok = state_move(a->st, j->r.id, FS_STORED, j->to, NULL) == 1;
+	for (j = d->back.head; j != NULL; j = j->next)
+		state_move(a->st, j->r.id, FS_UPLOADING, FS_ACCEPTED, NULL);
+	for (j = d->pend.head; j != NULL; j = j->next) {
+		if (j->kind != JOB_UPLOAD) {
+			j->ok = 0;
+			continue;
+		}
+		if ((j->ok = record(a, j) == 0) == 0 &&
+		    j->res.outcome == PUT_STORED) {
+			/* Back in the queue: the next try finds it stored. */
+			log_warnx("%s stored but not recorded; it will be "
+			    "checked again", j->r.fid);
+			state_move(a->st, j->r.id, FS_UPLOADING, FS_ACCEPTED,
+			    "stored, but not recorded");
+		}
+	}
+	for (i = 0; i < nclaim; i++) {
+		if ((j = calloc(1, sizeof(*j))) == NULL)
+			break;
+		j->kind = JOB_UPLOAD;
+		n = state_claim(a->st, FS_ACCEPTED, FS_UPLOADING, now_ms(),
+		    &j->r);
+		if (n == 0 && u->cfg->store.quarantine_prefix != NULL) {
+			j->kind = JOB_QCOPY;	/* after the upload queue */
+			n = state_qcopy_claim(a->st, now_ms(), &j->r);
+		}
+		if (n != 1) {
+			free(j);
+			break;
+		}
+		jq_push(&fresh, j);
+	}
+	if (state_commit(a->st) != 0) {
+		/* Rolled back: nothing claimed, the rest is tried again. */
+		jq_free(&fresh);
+		return -1;
+	}
+
+	/* The records, with one fdatasync. */
+	audit_defer(a->au);
+	for (j = d->gone.head; j != NULL; j = j->next)
+		if (j->ok)
+			audit_file(a, strcmp(j->to, FS_ARCHIVED) == 0 ?
+			    "file.archived" :
+			    "file.removed", &j->r, NULL);
+	for (j = d->pend.head; j != NULL; j = j->next)
+		if (j->ok)
+			report(a, j);
+	synced = audit_sync(a->au) == 0;
+
+	if (fresh.n > 0) {
+		pthread_mutex_lock(&u->mu);
+		u->inflight += fresh.n;
+		jq_splice(&u->todo, &fresh);
+		pthread_cond_broadcast(&u->wake);
+		pthread_mutex_unlock(&u->mu);
+	}
+	jq_free(&d->gone);
+	jq_free(&d->back);
+
+	/* Only now (row committed, record synced) may a spool copy go. */
+	while ((j = jq_pop(&d->pend)) != NULL) {
+		u->inflight--;
+		d->dirty = 1;	/* room for another claim */
+		if (j->ok && j->res.outcome == PUT_STORED && synced &&
+		    (j->to = retention(u, &j->r)) != NULL) {
+			j->kind = JOB_RETENTION;
+			archived |= strcmp(j->to, FS_ARCHIVED) == 0;
+			jq_push(&gone, j);
+		} else
+			free(j);
+	}
+	if (gone.n > 0)
+		retention_sync(u, archived);
+	jq_splice(&d->gone, &gone);
+	d->first_ms = d->gone.n > 0 ? mono_ms() : 0;
+	return 1;
+}
+
+/* Waits for a finished job, a database change or the next due file. */
+static void
+dispatch_wait(struct dispatch *d, int ifd, int ms)
+{
+	struct pollfd pfd[2];
+	eventfd_t v;
+	int n = 0;
+
+	pfd[n].fd = d->u->efd;
+	pfd[n++].events = POLLIN;
+	if (ifd != -1) {
+		pfd[n].fd = ifd;
+		pfd[n++].events = POLLIN;
+	}
+	if (poll(pfd, (nfds_t)n, ms) <= 0)
+		return;
+	if (pfd[0].revents & POLLIN)
+		eventfd_read(d->u->efd, &v);
+	if (n > 1 && (pfd[1].revents & POLLIN) && wal_changed(ifd))
+		d->dirty = 1;
+}
+
+/*
+ * Batches: outcomes wait up to COALESCE_MS for others unless every claimed
+ * file has reported (an idle gateway records at once); claims wait until
+ * half the workers' room is free or a worker has nothing queued.
+ */
+static int
+dispatch_step(struct dispatch *d, int ifd)
+{
+	struct uploader *u = d->u;
+	int64_t age, due;
+	int n, room, queued, claimable, nclaim = 0, ms;
+
+	n = gather(d);
+	pthread_mutex_lock(&u->mu);
+	queued = u->todo.n;
+	pthread_mutex_unlock(&u->mu);
+	room = 2 * u->nw - u->inflight;
+	claimable = room > 0 && (room >= u->nw || queued == 0);
+	if (claimable)
+		nclaim = want_claims(d, room);
+	age = n > 0 ? mono_ms() - d->first_ms : 0;
+	if (nclaim > 0 || (n > 0 && (age >= COALESCE_MS ||
+	    d->pend.n >= u->inflight || d->pend.n >= BATCH_MAX)))
+		return cycle(d, nclaim);
+	ms = ifd == -1 ? 100 : RECHECK_MS;
+	if (n > 0 && COALESCE_MS - age < ms)
+		ms = (int)(COALESCE_MS - age);
+	if (claimable && d->next_due != INT64_MAX) {
+		due = d->next_due - now_ms();
+		if (due < ms)
+			ms = due < 1 ? 1 : (int)due;
+	}
+	dispatch_wait(d, ifd, ms);
+	return 0;
+}
+
+/* After the workers stopped: record what they finished, un-claim the rest. */
+static void
+drain(struct dispatch *d)
+{
+	int i;
+
+	pthread_mutex_lock(&d->u->mu);
+	jq_splice(&d->back, &d->u->todo);
+	pthread_mutex_unlock(&d->u->mu);
+	for (i = 0; i < 3; i++)
+		if (cycle(d, 0) == 0)
+			break;
+	jq_free(&d->pend);
+	jq_free(&d->gone);
+	jq_free(&d->back);
 }
 
 /* Drains inotify events; 1 if the WAL (or database) changed. */
@@ -552,33 +947,38 @@ uploader_run(const struct config *cfg)
 {
 	static struct worker workers[MAX_WORKERS + 1];
 	struct uploader u;
+	struct dispatch d;
 	struct worker *admin = &workers[0];
-	uint8_t d[SHA256_LEN];
+	uint8_t dg[SHA256_LEN];
 	int64_t last_stale = 0, last_purge = 0;
-	struct pollfd pfd;
 	int nw, i, n, rc = 1, ifd = -1;
 
 	memset(&u, 0, sizeof(u));
+	memset(&d, 0, sizeof(d));
 	u.cfg = cfg;
-	u.readyfd = u.archivefd = -1;
+	u.readyfd = u.archivefd = u.efd = -1;
 	pthread_mutex_init(&u.mu, NULL);
 	pthread_cond_init(&u.wake, NULL);
-	u.idle_ms = 100;
 	log_setrole("uploader");
 	role_background();
 	prctl(PR_SET_NAME, "sluice-uploader", 0, 0, 0);
 	role_signals();
 	/* Initialise what is lazily set up, before any thread. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-	    sha256_buf("", 0, d) != 0 || hmac_sha256("k", 1, "m", 1, d) != 0) {
+	    sha256_buf("", 0, dg) != 0 || hmac_sha256("k", 1, "m", 1, dg) != 0) {
 		log_warnx("uploader: cannot initialise libcurl or OpenSSL");
 		return 1;
 	}
 	if (cfg->store.kind == STORE_S3)
 		creds_init();	/* logged; files wait until there are some */
-	nw = cfg->uploader.workers > 0 ? cfg->uploader.workers : 4;
+	nw = cfg->uploader.workers > 0 ? cfg->uploader.workers : DEFAULT_WORKERS;
 	if (nw > MAX_WORKERS)
 		nw = MAX_WORKERS;
+	u.nw = nw;
+	if ((u.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		log_warn("uploader: eventfd");
+		goto out;
+	}
 	if (spool_path(cfg->state_dir, "spool/ready", NULL, u.ready,
 	    sizeof(u.ready)) == -1 ||
 	    (u.readyfd = open(u.ready, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
@@ -595,12 +995,25 @@ uploader_run(const struct config *cfg)
 	for (i = 0; i <= nw; i++)
 		if (worker_open(&u, &workers[i], i) != 0)
 			goto out;
-	/* A crash mid-upload: the conditional write makes a repeat safe. */
+	d.u = &u;
+	d.a = admin;
+	d.dirty = 1;
+	if (sqlite3_prepare_v2(state_db(admin->st), "SELECT min(next_attempt_ms) "
+	    "FROM files WHERE state = 'accepted'", -1, &d.due_q, NULL) !=
+	    SQLITE_OK || (cfg->store.quarantine_prefix != NULL &&
+	    sqlite3_prepare_v2(state_db(admin->st), "SELECT "
+	    "min(next_attempt_ms) FROM files WHERE qcopy = 1", -1, &d.due_c,
+	    NULL) != SQLITE_OK)) {
+		log_warnx("uploader: %s", sqlite3_errmsg(state_db(admin->st)));
+		goto out;
+	}
+	/* A crash mid-upload (or before its batch committed): the
+	 * conditional write makes a repeat safe. */
 	if ((n = state_reset(admin->st, FS_UPLOADING, FS_ACCEPTED)) > 0)
 		log_info("resuming %d interrupted upload(s)", n);
 	if ((n = state_qcopy_reset(admin->st)) > 0)
 		log_info("resuming %d interrupted quarantine copy(ies)", n);
-	finish_stored(admin);
+	finish_stored(admin, &d.gone);
 	log_info("uploader ready: storing to %s with %d worker(s)",
 	    cfg->store.url, nw);
 	/* Every commit (the intake accepting a file) writes the WAL. */
@@ -612,8 +1025,7 @@ uploader_run(const struct config *cfg)
 		if (ifd != -1)
 			close(ifd);
 		ifd = -1;
-	} else
-		u.idle_ms = 1000;
+	}
 	for (i = 1; i <= nw; i++) {
 		if (pthread_create(&workers[i].tid, NULL, worker_main,
 		    &workers[i]) != 0) {
@@ -633,27 +1045,30 @@ uploader_run(const struct config *cfg)
 			    keep_upload, admin)) > 0)
 				log_info("aborted %d stale multipart upload(s)", n);
 		}
-		if (ifd == -1) {
-			role_sleep(200);
-			continue;
-		}
-		pfd.fd = ifd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 200) > 0 && wal_changed(ifd))
-			wake_workers(&u);
+		if (dispatch_step(&d, ifd) == -1)
+			dispatch_wait(&d, ifd, 100);	/* the batch failed */
 	}
 	rc = 0;
-	wake_workers(&u);
 out:
+	pthread_mutex_lock(&u.mu);
+	u.stop = 1;
+	pthread_cond_broadcast(&u.wake);
+	pthread_mutex_unlock(&u.mu);
 	for (i = 1; i <= nw; i++)
 		if (workers[i].started)
 			pthread_join(workers[i].tid, NULL);
+	if (d.a != NULL && rc == 0)
+		drain(&d);
+	sqlite3_finalize(d.due_q);
+	sqlite3_finalize(d.due_c);
 	for (i = 0; i <= nw; i++)
 		worker_close(&workers[i]);
 	if (u.readyfd != -1)
 		close(u.readyfd);
 	if (u.archivefd != -1)
 		close(u.archivefd);
+	if (u.efd != -1)
+		close(u.efd);
 	if (ifd != -1)
 		close(ifd);
 	pthread_cond_destroy(&u.wake);
