@@ -408,6 +408,26 @@ cb_channel_open(ssh_session ssh, void *arg)
 
 /* --- the SFTP engine's hooks ------------------------------------------- */
 
+/* The file.received audit record of r, as JSON text (caller frees). */
+static char *
+received_record(struct session *s, const struct file_rec *r)
+{
+	char at[40], *text;
+	json_t *o;
+
+	iso8601_ms(r->received_ms, at, sizeof(at));
+	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:s}",
+	    "session", s->id, "remote", s->remote_addr, "partner",
+	    s->partner->name, "fid", r->fid, "path", r->path, "size",
+	    (json_int_t)r->size, "sha256", r->sha256, "id", (json_int_t)r->id,
+	    "received_at", at);
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return text;
+}
+
 /*
  * CLOSE, before the engine's fsync: link the file into spool/incoming under
  * a new fid, so that the fsync of the file commits the link with it. A crash
@@ -457,6 +477,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	struct session *s = arg;
 	struct file_rec r;
 	struct stat sb;
+	char *rec = NULL;
 
 	memset(&r, 0, sizeof(r));
 	if (s->staged[0] == '\0')
@@ -478,12 +499,24 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 		r.landing_dev = (int64_t)sb.st_dev;
 		r.landing_ino = (int64_t)sb.st_ino;
 	}
-	if (state_insert(s->state, &r) == -1)
+	/*
+	 * The row and its file.received record in one transaction: one
+	 * fsync makes both durable; the intake appends the record to the
+	 * trail from the outbox (spool/outbox.h) before judging the file.
+	 */
+	if (state_begin(s->state) == -1)
 		goto fail;
+	if (state_insert(s->state, &r) == -1 ||
+	    (rec = received_record(s, &r)) == NULL ||
+	    state_outbox_add(s->state, "file.received", rec) == -1) {
+		state_rollback(s->state);
+		goto fail;
+	}
+	if (state_commit(s->state) == -1)
+		goto fail;
+	free(rec);
+	rec = NULL;
 	s->staged[0] = '\0';
-	session_audit(s, "file.received", json_pack("{s:s,s:s,s:I,s:s,s:I}",
-	    "fid", r.fid, "path", r.path, "size", (json_int_t)r.size,
-	    "sha256", r.sha256, "id", (json_int_t)r.id));
 	log_info("session %s: received %s/%s (%lld bytes, sha256 %s) as %s",
 	    s->id, s->partner->name, r.path, (long long)r.size, r.sha256,
 	    r.fid);
@@ -491,6 +524,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	s->bytes += r.size;
 	return 0;
 fail:
+	free(rec);
 	hook_file_unstage(s, fi);
 	session_audit(s, "file.failed", json_pack("{s:s,s:I,s:s}", "path",
 	    fi->path, "size", (json_int_t)fi->size, "reason",

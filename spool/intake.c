@@ -41,6 +41,7 @@
  *    duplicate_window).
  */
 #include "spool/intake.h"
+#include "spool/outbox.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -419,8 +420,8 @@ act_free(struct act *a)
 /*
  * Applies the queued verdicts, BATCH_MAX at a time: every rename first
  * (a crash before the commit is redone by the next pass), one fsync per
- * directory, then the rows in one transaction, then their audit records
- * with one fdatasync. Never called inside a transaction.
+ * directory, then their audit records with one fdatasync, then the rows
+ * in one transaction. Never called inside a transaction.
  */
 static void
 flush(struct pass *ps)
@@ -457,12 +458,29 @@ flush(struct pass *ps)
 		for (i = 0; i < (size_t)ndirs; i++)
 			if ((dirbad[i] = fsync_dir(dirs[i]) == -1))
 				log_warn("fsync %s", dirs[i]);
-		ok = state_begin(in->st) == 0;
-		for (i = off; i < end && ok; i++) {
+		/*
+		 * The records before the commit (invariant 4): a crash
+		 * between the commit and the records would lose them for
+		 * good; a crash (or failed commit) between the records and
+		 * the commit leaves the rows waiting, and the next pass gives
+		 * the same verdicts again: recorded twice, never lost.
+		 */
+		audit_defer(in->au);
+		for (i = off; i < end; i++) {
 			struct act *a = &ps->acts[i];
 
 			if (a->dir >= 0 && dirbad[a->dir])
 				a->failed = 1;
+			if (a->failed)
+				continue;
+			audit_emit(in->au, a->event, a->fields);
+			a->fields = NULL;
+		}
+		audit_sync(in->au);
+		ok = state_begin(in->st) == 0;
+		for (i = off; i < end && ok; i++) {
+			struct act *a = &ps->acts[i];
+
 			if (a->failed)
 				continue;
 			if (a->kind == ACT_REJECT)
@@ -479,27 +497,21 @@ flush(struct pass *ps)
 			ok = 0;
 		if (!ok) {
 			/* the moved files are found again on the next pass */
-			log_warnx("could not record %zu verdicts; judging them "
-			    "again", end - off);
+			log_warnx("could not record %zu verdicts (already "
+			    "audited); judging them again", end - off);
 			for (i = off; i < end; i++)
 				ps->acts[i].failed = 1;
 		}
-		audit_defer(in->au);
 		for (i = off; i < end; i++) {
 			struct act *a = &ps->acts[i];
 
-			if (a->failed)
-				continue;
-			audit_emit(in->au, a->event, a->fields);
-			a->fields = NULL;
-			if (a->msg == NULL)
+			if (a->failed || a->msg == NULL)
 				continue;
 			if (a->warn)
 				log_warnx("%s", a->msg);
 			else
 				log_info("%s", a->msg);
 		}
-		audit_sync(in->au);
 	}
 	for (i = 0; i < ps->nacts; i++)
 		act_free(&ps->acts[i]);
@@ -1887,6 +1899,8 @@ intake_run(const struct config *cfg)
 	log_info("intake ready");
 	while (!role_quit) {
 		moved = 0;
+		/* file.received records first: they precede every verdict */
+		(void)outbox_flush(in.st, in.au);
 		do {
 			/* received -> waiting, BATCH_MAX rows a transaction */
 			if (state_begin(in.st) == -1)
@@ -1922,6 +1936,7 @@ intake_run(const struct config *cfg)
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
 		role_sleep(moved > 0 ? 50 : 200);
 	}
+	(void)outbox_flush(in.st, in.au);
 	for (i = 0; i < cfg->npartners; i++) {
 		char home[PATH_MAX];
 

@@ -74,6 +74,12 @@ static const char *migrations[] = {
 	"ALTER TABLE files ADD COLUMN qcopy INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX IF NOT EXISTS files_qcopy ON files(next_attempt_ms, id)"
 	" WHERE qcopy = 1;",
+	/* version 3: audit records committed with a state change, appended
+	 * to the trail later by spool/outbox.c; see state_outbox_add() */
+	"CREATE TABLE IF NOT EXISTS audit_outbox ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" event TEXT NOT NULL,"
+	" fields TEXT NOT NULL);",
 };
 
 #define COLS "id, fid, partner, path, remote, session, size, sha256, " \
@@ -342,6 +348,73 @@ state_insert(struct state *st, struct file_rec *r)
 	xstrlcpy(r->state, FS_RECEIVED, sizeof(r->state));
 	rc = 0;
 fail:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_outbox_add(struct state *st, const char *event, const char *fields)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "INSERT INTO audit_outbox (event, fields) "
+	    "VALUES (?, ?)")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, fields, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: audit outbox: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_outbox_read(struct state *st, int max,
+    int (*cb)(void *, int64_t, const char *, const char *), void *arg,
+    int64_t *last)
+{
+	sqlite3_stmt *s;
+	int n = 0, step;
+
+	*last = 0;
+	if ((s = prep(st, "SELECT id, event, fields FROM audit_outbox "
+	    "ORDER BY id LIMIT ?")) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, max);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		const char *ev = (const char *)sqlite3_column_text(s, 1);
+		const char *f = (const char *)sqlite3_column_text(s, 2);
+
+		if (cb(arg, id, ev ? ev : "", f ? f : "{}") == -1)
+			break;
+		*last = id;
+		n++;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		log_warnx("state: audit outbox: %s", sqlite3_errmsg(st->db));
+		n = n > 0 ? n : -1;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
+
+int
+state_outbox_delete(struct state *st, int64_t upto)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "DELETE FROM audit_outbox WHERE id <= ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, upto);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: audit outbox: %s", sqlite3_errmsg(st->db));
 	sqlite3_finalize(s);
 	return rc;
 }

@@ -82,6 +82,21 @@ int state_commit(struct state *);
 void state_rollback(struct state *);
 
 /*
+ * The audit outbox: an audit record committed in the same transaction as
+ * the state change it describes (a session's "received" row), so one fsync
+ * makes both durable; spool/outbox.c appends outbox records to the trail in
+ * order and then deletes them. fields is a JSON object (text), copied.
+ * state_outbox_read calls cb for up to max records in id order until cb
+ * returns -1, sets *last to the id of the last one cb accepted, and returns
+ * how many it accepted (or -1). 0 or -1 otherwise.
+ */
+int state_outbox_add(struct state *, const char *event, const char *fields);
+int state_outbox_read(struct state *, int max,
+    int (*cb)(void *arg, int64_t id, const char *event, const char *fields),
+    void *arg, int64_t *last);
+int state_outbox_delete(struct state *, int64_t upto);
+
+/*
  * WAL checkpoints: by default a commit that grows the WAL past 1000 pages
  * copies it back into the database (SQLite's autocheckpoint). A session turns
  * that off (on = 0) so a partner's CLOSE never waits for it, and calls
