@@ -1934,7 +1934,7 @@ intake_run(const struct config *cfg)
 			unrecorded_sweep(&in);
 		}
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
-		role_sleep(moved > 0 ? 50 : 200);
+		role_sleep(50);	/* a new file waits at most this long */
 	}
 	(void)outbox_flush(in.st, in.au);
 	for (i = 0; i < cfg->npartners; i++) {

@@ -669,6 +669,8 @@ struct dispatch {
 	int64_t		 last_check;	/* mono ms of the last queue read */
 	int64_t		 first_ms;	/* mono ms the oldest unrecorded came */
 	int		 dirty;		/* the database or capacity changed */
+	int64_t		 recheck;	/* mono ms: read the queue again then */
+	int		 rechecks;	/* how many are left after a WAL write */
 };
 
 static int64_t
@@ -844,8 +846,16 @@ dispatch_wait(struct dispatch *d, int ifd, int ms)
 		return;
 	if (pfd[0].revents & POLLIN)
 		eventfd_read(d->u->efd, &v);
-	if (n > 1 && (pfd[1].revents & POLLIN) && wal_changed(ifd))
+	/*
+	 * The WAL is written before the commit's fsync and the wal-index
+	 * update make it visible (and the index is a shared mapping, which
+	 * inotify does not see): read now, and again shortly after.
+	 */
+	if (n > 1 && (pfd[1].revents & POLLIN) && wal_changed(ifd)) {
 		d->dirty = 1;
+		d->rechecks = 2;
+		d->recheck = mono_ms() + 5;
+	}
 }
 
 /*
@@ -861,6 +871,11 @@ dispatch_step(struct dispatch *d, int ifd)
 	int n, room, queued, claimable, nclaim = 0, ms;
 
 	n = gather(d);
+	if (d->rechecks > 0 && mono_ms() >= d->recheck) {
+		d->dirty = 1;
+		if (--d->rechecks > 0)
+			d->recheck = mono_ms() + 50;
+	}
 	pthread_mutex_lock(&u->mu);
 	queued = u->todo.n;
 	pthread_mutex_unlock(&u->mu);
@@ -875,6 +890,11 @@ dispatch_step(struct dispatch *d, int ifd)
 	ms = ifd == -1 ? 100 : RECHECK_MS;
 	if (n > 0 && COALESCE_MS - age < ms)
 		ms = (int)(COALESCE_MS - age);
+	if (d->rechecks > 0) {
+		due = d->recheck - mono_ms();
+		if (due < ms)
+			ms = due < 1 ? 1 : (int)due;
+	}
 	if (claimable && d->next_due != INT64_MAX) {
 		due = d->next_due - now_ms();
 		if (due < ms)
