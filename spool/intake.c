@@ -1902,8 +1902,10 @@ intake_run(const struct config *cfg)
 		/* file.received records first: they precede every verdict */
 		(void)outbox_flush(in.st, in.au);
 		do {
-			/* received -> waiting, BATCH_MAX rows a transaction */
-			if (state_begin(in.st) == -1)
+			/* received -> waiting, BATCH_MAX rows a transaction;
+			 * only when there are some (no write lock when idle) */
+			if (state_any(in.st, FS_RECEIVED) != 1 ||
+			    state_begin(in.st) == -1)
 				break;
 			for (k = 0; k < BATCH_MAX && (n = state_claim(in.st,
 			    FS_RECEIVED, FS_WAITING, now_ms(), &r)) == 1; k++)

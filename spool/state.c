@@ -587,6 +587,25 @@ state_fid_known(struct state *st, const char *fid)
 	return rc;
 }
 
+int
+state_any(struct state *st, const char *state)
+{
+	sqlite3_stmt *s;
+	int rc = -1, step;
+
+	if ((s = prep(st, "SELECT 1 FROM files WHERE state = ? LIMIT 1")) ==
+	    NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		rc = 1;
+	else if (step == SQLITE_DONE)
+		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
 struct sqlite3 *
 state_db(struct state *st)
 {

@@ -126,6 +126,9 @@ int state_get(struct state *, int64_t id, struct file_rec *r);
 /* 1 if a file was received at this landing inode (and the visibility
  * janitor has not let go of it), 0 if not, -1 on error. */
 int state_landing_known(struct state *, int64_t dev, int64_t ino);
+/* 1 if any file is in `state`, 0 if none, -1 on error. A read: it takes no
+ * write lock, so a role polling an empty queue never delays a session. */
+int state_any(struct state *, const char *state);
 /* 1 if a file with this fid exists, 0 if not, -1 on error. */
 int state_fid_known(struct state *, const char *fid);
 
