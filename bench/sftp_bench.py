@@ -298,14 +298,14 @@ def main():
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     data = os.path.join(tmp, "data")
     os.makedirs(data)
+    only = a.only.split(",")
     big_f = os.path.join(data, "big.bin")
-    with open(big_f, "wb") as f:
-        for _ in range(a.big_mib):
-            f.write(os.urandom(1 << 20))
     conc_f = os.path.join(data, "conc.bin")
-    with open(conc_f, "wb") as f:
-        for _ in range(a.conc_mib):
-            f.write(os.urandom(1 << 20))
+    for path, mib, phase in ((big_f, a.big_mib, "big"), (conc_f, a.conc_mib, "conc")):
+        if phase in only:
+            with open(path, "wb") as f:
+                for _ in range(mib):
+                    f.write(os.urandom(1 << 20))
     smalls = []
     for i in range(a.small):
         p = os.path.join(data, "s%05d" % i)
@@ -314,7 +314,6 @@ def main():
         smalls.append(p)
     servers = [OpenSSH(tmp, key), Sluice(tmp, key, os.path.abspath(a.sluice), a.sluice_extra)]
     res = {s.name: {} for s in servers}
-    only = a.only.split(",")
     try:
         for rep in range(a.reps):
             order = servers if rep % 2 == 0 else servers[::-1]  # alternate who goes first
@@ -340,6 +339,11 @@ def main():
     finally:
         for s in servers:
             s.stop()
+        # keep the logs, not the gigabytes
+        for d in [data] + [getattr(s, "up", None) for s in servers] + \
+                [getattr(s, "objects", None) for s in servers]:
+            if d and os.path.isdir(d):
+                shutil.rmtree(d, ignore_errors=True)
 
     def med(name, k):
         v = sorted(res[name].get(k, []))
@@ -357,6 +361,14 @@ def main():
         o, s = med("openssh", k), med("sluice", k)
         ratio = s / o if o == o and o else float("nan")
         print("%-44s %12.2f %12.2f %12.2f %s" % (label, o, s, ratio, "(%s is better)" % better if better else ""))
+    # The machine's speed drifts (a shared VM): the ratio within each rep,
+    # whose two runs were back to back, is steadier than a ratio of medians.
+    for k, label in (("small", "files/s"), ("big", "seconds")):
+        o, sl = res["openssh"].get(k, []), res["sluice"].get(k, [])
+        if len(o) == len(sl) and len(o) > 1:
+            pr = sorted(x / y for x, y in zip(sl, o))
+            print("%s: per-rep ratios sluice/openssh %s, median %.2f"
+                  % (k, " ".join("%.2f" % x for x in pr), pr[len(pr) // 2]))
     if "big" in only:
         print("\nthroughput 1 file: openssh %.0f MiB/s, sluice %.0f MiB/s"
               % (a.big_mib / med("openssh", "big"), a.big_mib / med("sluice", "big")))
