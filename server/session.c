@@ -35,6 +35,7 @@
 #include "server/guard.h"
 #include "server/server.h"
 #include "server/sftp.h"
+#include "spool/receipt.h"
 #include "spool/state.h"
 
 #define CHANNEL_READ_SIZE	(256 * 1024)
@@ -66,6 +67,9 @@ struct session {
 	int			 rootfd;	/* landing/<partner> */
 	int			 incomingfd;	/* spool/incoming */
 	char			 staged[33];	/* fid linked at CLOSE, not yet recorded */
+	int			 staged_receipt; /* ... and its receipt written */
+	int			 no_receipts;	/* the spool's fs keeps no xattrs */
+	struct file_rec		 rec;		/* the file being closed */
 	int64_t			 files;
 	int64_t			 bytes;
 };
@@ -428,11 +432,35 @@ received_record(struct session *s, const struct file_rec *r)
 	return text;
 }
 
+/* r's facts at CLOSE: who, what, when, which landing inode. */
+static int
+fill_rec(struct session *s, const struct sftp_file_info *fi,
+    struct file_rec *r)
+{
+	struct stat sb;
+
+	memset(r, 0, sizeof(*r));
+	if (random_id(r->fid, sizeof(r->fid)) == -1)
+		return -1;
+	xstrlcpy(r->partner, s->partner->name, sizeof(r->partner));
+	xstrlcpy(r->path, fi->path, sizeof(r->path));
+	xstrlcpy(r->remote, s->remote_addr, sizeof(r->remote));
+	xstrlcpy(r->session, s->id, sizeof(r->session));
+	xstrlcpy(r->sha256, fi->sha256, sizeof(r->sha256));
+	r->size = fi->size;
+	r->received_ms = now_ms();
+	if (fstat(fi->fd, &sb) == 0) {
+		r->landing_dev = (int64_t)sb.st_dev;
+		r->landing_ino = (int64_t)sb.st_ino;
+	}
+	return 0;
+}
+
 /*
- * CLOSE, before the engine's fsync: link the file into spool/incoming under
- * a new fid, so that the fsync of the file commits the link with it. A crash
- * from here to the record leaves a spool link no row knows: intake moves it
- * to quarantine/_unrecorded/ (the partner got no OK and uploads again).
+ * CLOSE, before the engine's fsync (spool/receipt.h): write the receipt on
+ * the file and link it into spool/incoming under a new fid, so the fsync of
+ * the file commits both with its bytes. Where the file system takes no
+ * receipt, the file is recorded in the state database at file_complete.
  */
 static int
 hook_file_stage(void *arg, const struct sftp_file_info *fi)
@@ -441,25 +469,44 @@ hook_file_stage(void *arg, const struct sftp_file_info *fi)
 	char procpath[64];
 
 	s->staged[0] = '\0';
-	if (random_id(s->staged, sizeof(s->staged)) == -1)
+	s->staged_receipt = 0;
+	if (fill_rec(s, fi, &s->rec) == -1)
 		return -1;
+	if (!s->no_receipts) {
+		if (receipt_write(fi->fd, &s->rec) == 0)
+			s->staged_receipt = 1;
+		else if (errno == ENOTSUP) {
+			s->no_receipts = 1;
+			log_info("session %s: the spool's file system keeps no "
+			    "extended attributes; recording files in the state "
+			    "database (slower CLOSE)", s->id);
+		} else if (errno != E2BIG && errno != ENOSPC && errno != ERANGE)
+			log_warn("session %s: receipt of %s", s->id, fi->path);
+	}
 	xsnprintf(procpath, sizeof(procpath), "/proc/self/fd/%d", fi->fd);
-	if (linkat(AT_FDCWD, procpath, s->incomingfd, s->staged,
+	if (linkat(AT_FDCWD, procpath, s->incomingfd, s->rec.fid,
 	    AT_SYMLINK_FOLLOW) == -1) {
 		log_warn("session %s: cannot link %s into the spool", s->id,
 		    fi->path);
-		s->staged[0] = '\0';
+		if (s->staged_receipt)
+			(void)receipt_remove(fi->fd);
+		s->staged_receipt = 0;
 		return -1;
 	}
+	xstrlcpy(s->staged, s->rec.fid, sizeof(s->staged));
 	return 0;
 }
 
+/* The CLOSE failed after file_stage (the file is mode 0600 again). */
 static void
 hook_file_unstage(void *arg, const struct sftp_file_info *fi)
 {
 	struct session *s = arg;
 
-	(void)fi;
+	if (s->staged_receipt && receipt_remove(fi->fd) == -1)
+		log_warn("session %s: cannot remove the receipt of %s", s->id,
+		    fi->path);
+	s->staged_receipt = 0;
 	if (s->staged[0] != '\0' && unlinkat(s->incomingfd, s->staged, 0) == -1)
 		log_warn("session %s: cannot remove spool link %s", s->id,
 		    s->staged);
@@ -467,76 +514,63 @@ hook_file_unstage(void *arg, const struct sftp_file_info *fi)
 }
 
 /*
- * The file and its spool link are fsynced: make spool/incoming durable,
- * record the file as received, audit it. Only then may the partner be told
- * SSH_FX_OK (invariant 1).
+ * The file, its receipt and its spool link are fsynced: make spool/incoming
+ * durable; without a receipt, record the file in the state database with
+ * its file.received record (one transaction, the audit outbox). Only then
+ * may the partner be told SSH_FX_OK (invariant 1). On failure the engine
+ * calls file_unstage.
  */
 static int
 hook_file_complete(void *arg, const struct sftp_file_info *fi)
 {
 	struct session *s = arg;
-	struct file_rec r;
-	struct stat sb;
+	struct file_rec *r = &s->rec;
 	char *rec = NULL;
 
-	memset(&r, 0, sizeof(r));
 	if (s->staged[0] == '\0')
 		goto fail;
-	xstrlcpy(r.fid, s->staged, sizeof(r.fid));
 	/* Already committed by the file's fsync on ext4: cheap. */
 	if (fsync(s->incomingfd) == -1) {
 		log_warn("session %s: fsync spool/incoming", s->id);
 		goto fail;
 	}
-	xstrlcpy(r.partner, s->partner->name, sizeof(r.partner));
-	xstrlcpy(r.path, fi->path, sizeof(r.path));
-	xstrlcpy(r.remote, s->remote_addr, sizeof(r.remote));
-	xstrlcpy(r.session, s->id, sizeof(r.session));
-	xstrlcpy(r.sha256, fi->sha256, sizeof(r.sha256));
-	r.size = fi->size;
-	r.received_ms = now_ms();
-	if (fstat(fi->fd, &sb) == 0) {
-		r.landing_dev = (int64_t)sb.st_dev;
-		r.landing_ino = (int64_t)sb.st_ino;
+	if (!s->staged_receipt) {
+		if (state_begin(s->state) == -1)
+			goto fail;
+		if (state_insert(s->state, r) == -1 ||
+		    (rec = received_record(s, r)) == NULL ||
+		    state_outbox_add(s->state, "file.received", rec) == -1) {
+			state_rollback(s->state);
+			goto fail;
+		}
+		if (state_commit(s->state) == -1)
+			goto fail;
+		free(rec);
 	}
-	/*
-	 * The row and its file.received record in one transaction: one
-	 * fsync makes both durable; the intake appends the record to the
-	 * trail from the outbox (spool/outbox.h) before judging the file.
-	 */
-	if (state_begin(s->state) == -1)
-		goto fail;
-	if (state_insert(s->state, &r) == -1 ||
-	    (rec = received_record(s, &r)) == NULL ||
-	    state_outbox_add(s->state, "file.received", rec) == -1) {
-		state_rollback(s->state);
-		goto fail;
-	}
-	if (state_commit(s->state) == -1)
-		goto fail;
-	free(rec);
-	rec = NULL;
 	s->staged[0] = '\0';
+	s->staged_receipt = 0;
 	log_info("session %s: received %s/%s (%lld bytes, sha256 %s) as %s",
-	    s->id, s->partner->name, r.path, (long long)r.size, r.sha256,
-	    r.fid);
+	    s->id, s->partner->name, r->path, (long long)r->size, r->sha256,
+	    r->fid);
 	s->files++;
-	s->bytes += r.size;
+	s->bytes += r->size;
 	return 0;
 fail:
 	free(rec);
-	hook_file_unstage(s, fi);
 	session_audit(s, "file.failed", json_pack("{s:s,s:I,s:s}", "path",
 	    fi->path, "size", (json_int_t)fi->size, "reason",
 	    "could not record the file durably"));
 	return -1;
 }
 
+/* A 0440 file with a receipt, or a row, was received; else a crash left it. */
 static int
-hook_is_recorded(void *arg, int64_t dev, int64_t ino)
+hook_is_recorded(void *arg, int fd, int64_t dev, int64_t ino)
 {
 	struct session *s = arg;
 
+	if (receipt_present(fd) == 1)
+		return 1;
 	return state_landing_known(s->state, dev, ino);
 }
 

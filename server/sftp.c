@@ -956,7 +956,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				continue;
 			}
 			if (orphan_only && s->hooks.is_recorded(s->hooks.arg,
-			    (int64_t)st2.st_dev, (int64_t)st2.st_ino) != 0) {
+			    ofd, (int64_t)st2.st_dev, (int64_t)st2.st_ino) != 0) {
 				close(ofd);
 				goto deny_overwrite;
 			}
@@ -1141,6 +1141,17 @@ still_named(struct sftp *s, const struct handle *h)
 	return rc;
 }
 
+/* A CLOSE that failed after file_stage: incomplete again (mode 0600, which
+ * the session needs to take its receipt back), then the session undoes. */
+static void
+unstage(struct sftp *s, const struct sftp_file_info *fi)
+{
+	if (fchmod(fi->fd, 0600) == -1)
+		log_warn("sftp: fchmod %s back to 0600", fi->path);
+	if (s->hooks.file_unstage != NULL)
+		s->hooks.file_unstage(s->hooks.arg, fi);
+}
+
 /* CLOSE of a write handle: make the file durable and accepted. */
 static uint32_t
 complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
@@ -1166,17 +1177,6 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 		    "upload it again";
 		return SSH_FX_FAILURE;
 	}
-	/*
-	 * Mode 0440 first, so that one fsync makes the bytes and the mode
-	 * durable together. A crash before the hook's record leaves a 0440
-	 * file that was never received (the client got no OK): it is never
-	 * shipped, and an upload to the same name replaces it.
-	 */
-	if (fchmod(h->fd, 0440) == -1) {
-		log_warn("sftp: fchmod %s", h->path);
-		*text = "could not mark the file complete; upload it again";
-		return SSH_FX_FAILURE;
-	}
 	if (fstat(h->fd, &st) == -1)
 		goto fail;
 	if (h->dirty || h->hashed_to > st.st_size) {
@@ -1196,25 +1196,28 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 	fi.size = st.st_size;
 	fi.sha256 = hex;
 	/*
-	 * Metadata first (mode, the spool link), then one fsync of the file:
-	 * on a journalling file system the directory fsyncs that follow find
-	 * their entries already committed. fsync once: after a failure the
-	 * page cache cannot be trusted.
+	 * Metadata first (the session's receipt and spool link, mode 0440),
+	 * then one fsync of the file: it commits them with the bytes, and the
+	 * directory fsyncs that follow find their entries committed. A crash
+	 * before the OK leaves a 0440 file the partner was never told about:
+	 * an upload to the same name replaces it unless it was recorded.
 	 */
 	if (s->hooks.file_stage != NULL &&
 	    s->hooks.file_stage(s->hooks.arg, &fi) != 0) {
-		if (fchmod(h->fd, 0600) == -1)
-			log_warn("sftp: fchmod %s back to 0600", h->path);
 		*text = "could not record the file; upload it again";
 		return SSH_FX_FAILURE;
 	}
+	if (fchmod(h->fd, 0440) == -1) {
+		log_warn("sftp: fchmod %s", h->path);
+		unstage(s, &fi);
+		*text = "could not mark the file complete; upload it again";
+		return SSH_FX_FAILURE;
+	}
+	/* fsync once: after a failure the page cache cannot be trusted */
 	if (fsync(h->fd) == -1 || (h->dirfd != -1 && fsync(h->dirfd) == -1)) {
 		err = errno;
 		log_warn("sftp: fsync %s", h->path);
-		if (s->hooks.file_stage != NULL && s->hooks.file_unstage != NULL)
-			s->hooks.file_unstage(s->hooks.arg, &fi);
-		if (fchmod(h->fd, 0600) == -1)
-			log_warn("sftp: fchmod %s back to 0600", h->path);
+		unstage(s, &fi);
 		errno_status(err, text);
 		if (err != ENOSPC && err != EDQUOT)
 			*text = "could not write the file to disk; upload it "
@@ -1223,8 +1226,7 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 	}
 	if (s->hooks.file_complete != NULL &&
 	    s->hooks.file_complete(s->hooks.arg, &fi) != 0) {
-		if (fchmod(h->fd, 0600) == -1)
-			log_warn("sftp: fchmod %s back to 0600", h->path);
+		unstage(s, &fi);
 		*text = "could not record the file; upload it again";
 		return SSH_FX_FAILURE;
 	}

@@ -9,12 +9,12 @@
  * RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV).
  *
  * Files: a file being uploaded has mode 0600 ("incomplete"). At CLOSE of a
- * write handle the engine sets mode 0440 ("accepted": its bytes never
- * change again; opening it for write without TRUNC is refused, with TRUNC
- * writes a new file under that name), takes its size and SHA-256, calls
- * hooks.file_stage, fsyncs the file (and its directory if the file is new),
- * then calls hooks.file_complete; only if that returns 0 does the client get
- * SSH_FX_OK.
+ * write handle the engine takes its size and SHA-256, calls
+ * hooks.file_stage, sets mode 0440 ("accepted": its bytes never change
+ * again; opening it for write without TRUNC is refused, with TRUNC writes a
+ * new file under that name), fsyncs the file (and its directory if the file
+ * is new), then calls hooks.file_complete; only if that returns 0 does the
+ * client get SSH_FX_OK.
  *
  * Permissions (params.perms, PERM_* from policy/config.h) are checked before
  * a request touches anything, as OpenSSH's sftp-server does: handlers[] in
@@ -61,12 +61,13 @@ struct sftp_file_info {
 struct sftp_hooks {
 	void	*arg;
 	/*
-	 * A write handle is being closed: its mode is 0440 and its size and
-	 * SHA-256 are known, but it is not fsynced yet. The session links it
-	 * into the spool here, so that the one fsync of the file that follows
-	 * makes the link durable in the same journal commit. 0, or -1 to
-	 * answer SSH_FX_FAILURE (mode back to 0600). If the fsync then fails,
-	 * file_unstage undoes it. May be NULL (then file_unstage is not called).
+	 * A write handle is being closed: its size and SHA-256 are known; it
+	 * is still mode 0600 and not fsynced. The session writes its receipt
+	 * (an extended attribute) and links it into the spool here, so that
+	 * the one fsync of the file that follows makes them durable in the
+	 * same journal commit. 0, or -1 to answer SSH_FX_FAILURE. If anything
+	 * after it fails, the engine sets mode 0600 again and calls
+	 * file_unstage, which undoes it. May be NULL.
 	 */
 	int	(*file_stage)(void *arg, const struct sftp_file_info *fi);
 	void	(*file_unstage)(void *arg, const struct sftp_file_info *fi);
@@ -86,14 +87,15 @@ struct sftp_hooks {
 	void	(*event)(void *arg, const char *op, const char *path,
 		    const char *path2, uint32_t status);
 	/*
-	 * Is this accepted (mode 0440) file recorded as received? 1 yes, 0 no,
+	 * Is this accepted (mode 0440) file, open read-only as fd, recorded as
+	 * received? 1 yes, 0 no,
 	 * -1 cannot tell. A file that is 0440 but was never recorded is what a
 	 * crash inside CLOSE leaves behind (its partner was never told OK): a
 	 * partner with only the upload permission may replace it, as it may
 	 * replace its own incomplete upload. Asked with the file's lock held,
 	 * so no CLOSE is under way. May be NULL (everything counts as recorded).
 	 */
-	int	(*is_recorded)(void *arg, int64_t dev, int64_t ino);
+	int	(*is_recorded)(void *arg, int fd, int64_t dev, int64_t ino);
 };
 
 struct sftp_params {

@@ -42,6 +42,7 @@
  */
 #include "spool/intake.h"
 #include "spool/outbox.h"
+#include "spool/receipt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1742,12 +1743,48 @@ incomplete_janitor(struct intake *in)
  */
 #define UNRECORDED_AGE_S	600
 
+/*
+ * Moves spool/incoming/<name> (dfd) to quarantine/_unrecorded/ with a
+ * .reason, audited as file.unrecorded. *qfd caches that directory. 0 or -1.
+ */
+static int
+quarantine_unrecorded(struct intake *in, int dfd, int *qfd, const char *name,
+    int64_t size, const char *reason)
+{
+	char dir[PATH_MAX], why[PATH_MAX], text[1024];
+
+	if (*qfd == -1 && (spool_path(in->cfg->state_dir,
+	    "quarantine/_unrecorded", NULL, dir, sizeof(dir)) == -1 ||
+	    mkdir_p(dir, 0750) == -1 ||
+	    (*qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1))
+		return -1;
+	if (spool_path(in->cfg->state_dir, "quarantine/_unrecorded", NULL,
+	    dir, sizeof(dir)) == -1)
+		return -1;
+	xsnprintf(why, sizeof(why), "%s/%s.reason", dir, name);
+	xsnprintf(text, sizeof(text), "size: %lld\nreason: %s\n",
+	    (long long)size, reason);
+	if (write_file_atomic(why, text, strlen(text), 0640) == -1 ||
+	    renameat(dfd, name, *qfd, name) == -1) {
+		log_warn("cannot quarantine unrecorded spool file %s", name);
+		return -1;
+	}
+	fsync(*qfd);
+	fsync(dfd);
+	audit_emit(in->au, "file.unrecorded", json_pack("{s:s,s:I,s:s,s:s}",
+	    "fid", name, "size", (json_int_t)size, "quarantined_as",
+	    "_unrecorded", "reason", reason));
+	log_warnx("spool/incoming/%s: %s; moved to quarantine/_unrecorded/",
+	    name, reason);
+	return 0;
+}
+
 static void
 unrecorded_sweep(struct intake *in)
 {
 	static int64_t age_s = -1;
 	const char *env;
-	char inc[PATH_MAX], dir[PATH_MAX], why[PATH_MAX], text[512];
+	char inc[PATH_MAX];
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
@@ -1769,33 +1806,127 @@ unrecorded_sweep(struct intake *in)
 			continue;
 		if ((known = state_fid_known(in->st, de->d_name)) != 0)
 			continue;	/* recorded (or the database is busy) */
-		if (qfd == -1 && (spool_path(in->cfg->state_dir,
-		    "quarantine/_unrecorded", NULL, dir, sizeof(dir)) == -1 ||
-		    mkdir_p(dir, 0750) == -1 ||
-		    (qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1))
+		if (quarantine_unrecorded(in, dfd, &qfd, de->d_name,
+		    (int64_t)sb.st_size, "linked into the spool at CLOSE but "
+		    "never recorded (the session ended before its receipt was "
+		    "durable; the partner was not told OK)") == -1 && qfd == -1)
 			break;
-		xsnprintf(why, sizeof(why), "%s/%s.reason", dir, de->d_name);
-		xsnprintf(text, sizeof(text), "size: %lld\nreason: linked into "
-		    "the spool at CLOSE but never recorded (the session ended "
-		    "before its receipt was durable; the partner was not told "
-		    "OK)\n", (long long)sb.st_size);
-		if (write_file_atomic(why, text, strlen(text), 0640) == -1 ||
-		    renameat(dfd, de->d_name, qfd, de->d_name) == -1) {
-			log_warn("cannot quarantine unrecorded spool file %s",
-			    de->d_name);
-			continue;
-		}
-		fsync(qfd);
-		fsync(dfd);
-		audit_emit(in->au, "file.unrecorded", json_pack("{s:s,s:I,s:s}",
-		    "fid", de->d_name, "size", (json_int_t)sb.st_size,
-		    "quarantined_as", "_unrecorded"));
-		log_warnx("spool/incoming/%s was never recorded; moved to "
-		    "quarantine/_unrecorded/", de->d_name);
 	}
 	if (qfd != -1)
 		close(qfd);
 	closedir(d);
+}
+
+/* Does fd's content have this SHA-256 (hex)? 1 yes, 0 no, -1 unreadable. */
+static int
+same_sha256(int fd, const char *hex)
+{
+	uint8_t md[SHA256_LEN];
+	char got[SHA256_HEX];
+
+	if (sha256_fd(fd, md) != 0)
+		return -1;
+	hex_encode(md, sizeof(md), got);
+	return strcmp(got, hex) == 0;
+}
+
+/*
+ * Receipts (spool/receipt.h) of files the sessions closed become "received"
+ * rows and file.received records, up to IMPORT_MAX a batch: rows inserted,
+ * records appended and synced, then the commit (a crash in between repeats
+ * the records on the next pass, never loses one). A file a session still
+ * holds (its CLOSE under way) is left for the next pass: the session's
+ * write lock says so. After a start (verify), each file's SHA-256 is
+ * checked against its receipt first, since a crash may have cut a file
+ * whose receipt reached the disk. A file without a receipt was recorded
+ * through the database (or is a crash remnant for the unrecorded sweep).
+ * Returns how many were imported, or -1.
+ */
+#define IMPORT_MAX	256
+
+static int
+import_receipts(struct intake *in, int verify)
+{
+	char inc[PATH_MAX], at[40], why[512];
+	struct file_rec *recs = NULL, *r;
+	struct dirent *de;
+	struct stat sb;
+	size_t nrec = 0, i;
+	DIR *d;
+	int dfd, fd, qfd = -1, rc = -1, ok;
+
+	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
+		return -1;
+	if ((recs = calloc(IMPORT_MAX, sizeof(*recs))) == NULL) {
+		closedir(d);
+		return -1;
+	}
+	dfd = dirfd(d);
+	while (!role_quit && nrec < IMPORT_MAX && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) != 32 ||
+		    state_fid_known(in->st, de->d_name) != 0)
+			continue;
+		fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1)
+			continue;
+		r = &recs[nrec];
+		if (flock(fd, LOCK_SH | LOCK_NB) == -1 || fstat(fd, &sb) == -1 ||
+		    !S_ISREG(sb.st_mode) || receipt_read(fd, r) != 1) {
+			close(fd);
+			continue;
+		}
+		ok = strcmp(r->fid, de->d_name) == 0 && r->size == sb.st_size &&
+		    (sb.st_mode & 0222) == 0;
+		if (ok && verify)
+			ok = same_sha256(fd, r->sha256) == 1;
+		close(fd);
+		if (!ok) {
+			xsnprintf(why, sizeof(why), "its receipt (%s, %lld bytes, "
+			    "sha256 %s) does not match the file (%lld bytes%s): cut "
+			    "by a crash inside CLOSE; the partner was not told OK",
+			    r->path, (long long)r->size, r->sha256,
+			    (long long)sb.st_size, verify ? ", checked" : "");
+			(void)quarantine_unrecorded(in, dfd, &qfd, de->d_name,
+			    (int64_t)sb.st_size, why);
+			continue;
+		}
+		nrec++;
+	}
+	closedir(d);
+	if (qfd != -1)
+		close(qfd);
+	if (nrec == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (state_begin(in->st) == -1)
+		goto out;
+	for (i = 0; i < nrec; i++)
+		if (state_insert(in->st, &recs[i]) == -1) {
+			state_rollback(in->st);
+			goto out;
+		}
+	audit_defer(in->au);
+	for (i = 0; i < nrec; i++) {
+		r = &recs[i];
+		iso8601_ms(r->received_ms, at, sizeof(at));
+		audit_emit(in->au, "file.received", json_pack(
+		    "{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:s}",
+		    "session", r->session, "remote", r->remote, "partner",
+		    r->partner, "fid", r->fid, "path", r->path, "size",
+		    (json_int_t)r->size, "sha256", r->sha256, "id",
+		    (json_int_t)r->id, "received_at", at));
+	}
+	if (audit_sync(in->au) == -1 || state_commit(in->st) == -1) {
+		state_rollback(in->st);
+		goto out;
+	}
+	rc = (int)nrec;
+out:
+	free(recs);
+	return rc;
 }
 
 /* Files of partners no longer configured cannot be judged: quarantine. */
@@ -1864,7 +1995,7 @@ intake_run(const struct config *cfg)
 	struct file_rec r;
 	int64_t last = 0, janitor_every = 60000, t;
 	size_t i;
-	int k, n, moved, sig = 0;
+	int k, n, moved, sig = 0, verify = 1;
 
 	log_setrole("intake");
 	prctl(PR_SET_NAME, "sluice-intake", 0, 0, 0);
@@ -1900,6 +2031,9 @@ intake_run(const struct config *cfg)
 	while (!role_quit) {
 		moved = 0;
 		/* file.received records first: they precede every verdict */
+		while (import_receipts(&in, verify) == IMPORT_MAX && !role_quit)
+			;
+		verify = 0;
 		(void)outbox_flush(in.st, in.au);
 		do {
 			/* received -> waiting, BATCH_MAX rows a transaction;
