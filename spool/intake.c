@@ -137,6 +137,8 @@ struct intake {
 	int		*agent;		/* per partner: decrypted since the last stop */
 	int64_t		*home_retry;	/* per partner: no key import before this */
 	int64_t		 janitor_ms;
+	struct timespec	 incoming_mtime; /* spool/incoming when last read */
+	int		 import_again;	/* read it next pass regardless */
 };
 
 struct item {
@@ -1858,11 +1860,25 @@ import_receipts(struct intake *in, int verify)
 	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
 	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
 		return -1;
+	dfd = dirfd(d);
+	/*
+	 * Files waiting for their rules stay in spool/incoming: read it only
+	 * when it changed (a session linked a file), or when the last pass
+	 * left something for later (a file still locked, a full batch).
+	 */
+	if (fstat(dfd, &sb) == 0 && !verify && !in->import_again &&
+	    sb.st_mtim.tv_sec == in->incoming_mtime.tv_sec &&
+	    sb.st_mtim.tv_nsec == in->incoming_mtime.tv_nsec) {
+		closedir(d);
+		return 0;
+	}
+	in->incoming_mtime = sb.st_mtim;
+	in->import_again = 0;
 	if ((recs = calloc(IMPORT_MAX, sizeof(*recs))) == NULL) {
 		closedir(d);
+		in->import_again = 1;
 		return -1;
 	}
-	dfd = dirfd(d);
 	while (!role_quit && nrec < IMPORT_MAX && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strlen(de->d_name) != 32 ||
 		    state_fid_known(in->st, de->d_name) != 0)
@@ -1872,8 +1888,13 @@ import_receipts(struct intake *in, int verify)
 		if (fd == -1)
 			continue;
 		r = &recs[nrec];
-		if (flock(fd, LOCK_SH | LOCK_NB) == -1 || fstat(fd, &sb) == -1 ||
-		    !S_ISREG(sb.st_mode) || receipt_read(fd, r) != 1) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == -1) {
+			in->import_again = 1;	/* its CLOSE is under way */
+			close(fd);
+			continue;
+		}
+		if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+		    receipt_read(fd, r) != 1) {
 			close(fd);
 			continue;
 		}
@@ -1897,6 +1918,8 @@ import_receipts(struct intake *in, int verify)
 	closedir(d);
 	if (qfd != -1)
 		close(qfd);
+	if (nrec == IMPORT_MAX)
+		in->import_again = 1;
 	if (nrec == 0) {
 		rc = 0;
 		goto out;
@@ -1925,6 +1948,8 @@ import_receipts(struct intake *in, int verify)
 	}
 	rc = (int)nrec;
 out:
+	if (rc == -1)
+		in->import_again = 1;
 	free(recs);
 	return rc;
 }
