@@ -594,7 +594,9 @@ hook_is_recorded(void *arg, int fd, int64_t dev, int64_t ino)
 			return 1;
 		return errno == ENOENT ? 0 : -1;
 	default:
-		return -1;
+		/* a receipt that is not one (no session wrote it): the file
+		 * was never received; the unrecorded sweep takes its link */
+		return receipt_present(fd) == 1 ? 0 : -1;
 	}
 }
 

@@ -1873,7 +1873,10 @@ import_receipts(struct intake *in, int verify)
 		return 0;
 	}
 	in->incoming_mtime = sb.st_mtim;
-	in->import_again = 0;
+	/* file times tick with the kernel's coarse clock (a few ms): a link
+	 * made in the same tick after this read would not change the time */
+	in->import_again = now_ms() - ((int64_t)sb.st_mtim.tv_sec * 1000 +
+	    sb.st_mtim.tv_nsec / 1000000) < 200;
 	if ((recs = calloc(IMPORT_MAX, sizeof(*recs))) == NULL) {
 		closedir(d);
 		in->import_again = 1;
