@@ -8,9 +8,15 @@ with the same OpenSSH `sftp` client and cipher, on loopback. NOT a test
                              [--conc 8 --conc-mib 128] [--idle 200] [--reps 3]
 
 Starts /usr/sbin/sshd (own config, host key, port, authorized key; root
-login by key only, ForceCommand internal-sftp) and `sluice serve` with a
-file:// store (so an S3 uploader does not dominate), then alternates runs
-and prints a table with ratios. Needs root (sshd). Standard library only.
+login by key only, ForceCommand internal-sftp) and sluice with a file://
+store (so an S3 uploader does not dominate), then alternates runs and
+prints a table with ratios. Needs root (sshd). Standard library only.
+
+--roles serve (default) runs every role (`sluice serve`): the intake and
+uploader work through the files while the client uploads, on the same 2
+cores and disk. --roles server runs only the SFTP server role (`sluice
+server`), the front door the issue's goal is about: every CLOSE is still
+hashed, fsynced and receipted; files wait in the spool for the intake.
 """
 import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -150,7 +156,7 @@ ForceCommand internal-sftp -d %s
 class Sluice:
     name = "sluice"
 
-    def __init__(self, tmp, key, binary, extra):
+    def __init__(self, tmp, key, binary, extra, roles="serve"):
         self.dir = os.path.join(tmp, "sluice")
         self.objects = os.path.join(self.dir, "objects")
         os.makedirs(self.objects)
@@ -171,7 +177,8 @@ partners:
     authorized_keys: ["%s"]
 %s""" % (self.port, self.dir, self.dir, self.dir, self.objects, pub, extra))
         self.log = os.path.join(self.dir, "sluice.log")
-        self.proc = subprocess.Popen([binary, "serve", "-c", cfg], stdin=subprocess.DEVNULL,
+        self.roles = roles
+        self.proc = subprocess.Popen([binary, roles, "-c", cfg], stdin=subprocess.DEVNULL,
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
                                      cwd=self.dir, start_new_session=True)
         wait_port(self.port, self.proc, "sluice")
@@ -181,6 +188,11 @@ partners:
     def settle(self, timeout=600):
         """Waits until the intake/uploader have shipped everything (not timed)."""
         spool = os.path.join(self.dir, "state", "spool")
+        if self.roles == "server":  # no intake: drop what the sessions left
+            inc = os.path.join(spool, "incoming")
+            for n in os.listdir(inc):
+                os.unlink(os.path.join(inc, n))
+            return
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             n = sum(len(fs) for _, _, fs in os.walk(spool))
@@ -290,6 +302,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sluice-extra", default="", help="YAML appended to sluice's config (e.g. a server: block)")
     ap.add_argument("--only", default="big,small,conc,idle")
+    ap.add_argument("--roles", choices=("serve", "server"), default="serve",
+                    help="sluice serve (all roles) or sluice server (the SFTP role only)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (sshd needs it)")
@@ -312,7 +326,8 @@ def main():
         with open(p, "wb") as f:
             f.write(os.urandom(16384))
         smalls.append(p)
-    servers = [OpenSSH(tmp, key), Sluice(tmp, key, os.path.abspath(a.sluice), a.sluice_extra)]
+    servers = [OpenSSH(tmp, key), Sluice(tmp, key, os.path.abspath(a.sluice), a.sluice_extra,
+                                               a.roles)]
     res = {s.name: {} for s in servers}
     try:
         for rep in range(a.reps):
