@@ -567,6 +567,12 @@ class Sluice:
     def _cleanup_group(self):
         _kill_group(self.proc, signal.SIGKILL)
         _live.discard(self.proc)
+        # The roles die a moment after the supervisor: until the last one is
+        # gone the old listener may still hold the port, and a restart would
+        # take it for the new one.
+        deadline = time.monotonic() + 10
+        while group_members(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     # -- audit
 
