@@ -1861,12 +1861,14 @@ import_receipts(struct intake *in, int verify)
 	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
 		return -1;
 	dfd = dirfd(d);
+	if (fstat(dfd, &sb) == -1)
+		memset(&sb, 0, sizeof(sb));	/* read it, and again next pass */
 	/*
 	 * Files waiting for their rules stay in spool/incoming: read it only
 	 * when it changed (a session linked a file), or when the last pass
 	 * left something for later (a file still locked, a full batch).
 	 */
-	if (fstat(dfd, &sb) == 0 && !verify && !in->import_again &&
+	if (sb.st_mtim.tv_sec != 0 && !verify && !in->import_again &&
 	    sb.st_mtim.tv_sec == in->incoming_mtime.tv_sec &&
 	    sb.st_mtim.tv_nsec == in->incoming_mtime.tv_nsec) {
 		closedir(d);
