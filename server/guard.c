@@ -432,7 +432,12 @@ bans_clear(struct guard *g)
 {
 	size_t i;
 
-	memset(g->addrs, 0, GUARD_MAX_TRACKED * sizeof(*g->addrs));
+	/* only the slots in use: writing the whole 2.7 MB table would make it
+	 * resident in the listener and in every session it forks */
+	for (i = 0; i < GUARD_MAX_TRACKED; i++)
+		if (g->addrs[i].key[0] != '\0' || g->addrs[i].nfails != 0 ||
+		    g->addrs[i].nbans != 0)
+			memset(&g->addrs[i], 0, sizeof(g->addrs[i]));
 	for (i = 0; i < g->nusers; i++) {
 		g->users[i].nfails = 0;
 		g->users[i].ban_until = 0;
