@@ -1903,8 +1903,12 @@ import_receipts(struct intake *in, int verify)
 			close(fd);
 			continue;
 		}
+		/* its own receipt: the name, the size, read-only, and the
+		 * landing inode it was written on is this very file */
 		ok = strcmp(r->fid, de->d_name) == 0 && r->size == sb.st_size &&
-		    (sb.st_mode & 0222) == 0;
+		    (sb.st_mode & 0222) == 0 && (r->landing_ino == 0 ||
+		    (r->landing_ino == (int64_t)sb.st_ino &&
+		    r->landing_dev == (int64_t)sb.st_dev));
 		if (ok && verify)
 			ok = same_sha256(fd, r->sha256) == 1;
 		close(fd);
