@@ -1871,7 +1871,7 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 	struct s3_obj o;
 	size_t i, nbase = 0, nmeta = 0;
 	int64_t threshold;
-	int sfx, force = 0, coll;
+	int sfx, force = 0, coll, versioned;
 
 	memset(res, 0, sizeof(*res));
 	memset(&o, 0, sizeof(o));
@@ -1965,10 +1965,11 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 			break;
 		}
 		if (s->cfg->collision == COLLISION_VERSION &&
-		    bucket_versioned(s, res) != 1) {
+		    (versioned = bucket_versioned(s, res)) != 1) {
 			/* An unconditional PUT on an unversioned bucket would
-			 * destroy the stored object (invariant 2). */
-			if (res->outcome != PUT_RETRY) {
+			 * destroy the stored object (invariant 2). -1: res
+			 * already says why S3 could not be asked. */
+			if (versioned == 0) {
 				res->outcome = PUT_FATAL;
 				xsnprintf(res->error, sizeof(res->error), "a "
 				    "different object already exists at %s and "
@@ -2282,7 +2283,8 @@ fail:
 
 /*
  * 1 if the bucket's versioning is Enabled (asked once, then remembered),
- * 0 if not, -1 if S3 could not be asked (res says PUT_RETRY then).
+ * 0 if not, -1 if S3 could not be asked (res says why: PUT_RETRY for what
+ * can pass, PUT_FATAL for a TLS trust failure, as set_curl_error decides).
  */
 static int
 bucket_versioned(struct s3_store *s, struct put_result *res)
@@ -2294,16 +2296,22 @@ bucket_versioned(struct s3_store *s, struct put_result *res)
 
 	if (s->versioned)
 		return 1;
-	if ((r = malloc(sizeof(*r))) == NULL)
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "cannot ask whether "
+		    "the bucket is versioned: out of memory");
 		return -1;
+	}
 	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
 	c = s3_request(s, s->curl, "GET", uri, "versioning=", NULL, 0,
 	    EMPTY_SHA256, NULL, r);
-	if (c != CURLE_OK || r->status >= 500 || r->status == 429) {
+	if (c != CURLE_OK)
+		set_curl_error(s, res, "cannot ask whether the bucket is "
+		    "versioned (GetBucketVersioning): ", c, r);
+	else if (r->status >= 500 || r->status == 429) {
 		res->outcome = PUT_RETRY;
 		xsnprintf(res->error, sizeof(res->error), "cannot ask whether "
-		    "the bucket is versioned: %s (HTTP %ld)", c != CURLE_OK ?
-		    curl_easy_strerror(c) : "error", r->status);
+		    "the bucket is versioned: error (HTTP %ld)", r->status);
 	} else if (r->status == 200) {
 		xml_text(r->body, "Status", status, sizeof(status));
 		rc = strcmp(status, "Enabled") == 0;

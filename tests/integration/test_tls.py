@@ -8,6 +8,7 @@ certificate from a throwaway CA made with openssl at test time.
     retried (a wrong trust anchor does not fix itself), with an error naming
     the endpoint, the certificate problem and store.ca_file; nothing lost;
     fixed config + `queue retry` stores it;
+  - `sluice reconcile` without ca_file fails naming the endpoint and store.ca_file;
   - store.pinned_pubkey: a wrong pin holds the file (error names
     store.pinned_pubkey), the right pin stores it;
   - a connection reset during the TLS handshake is transient: retried, stored;
@@ -232,6 +233,28 @@ class TestTrust(TlsCase):
         self.release_and_wait(rid)
         self.stop(p)
         self.assert_objects([("pinned/a.bin", sha)])
+
+    def test_reconcile_untrusted_ca(self):
+        """`sluice reconcile` without ca_file: exits 1 naming the endpoint and store.ca_file
+        (the same message as uploads), not curl's bare text; with ca_file it proves the object."""
+        ca = "ca_file: %s" % H.yaml_str(self.pki.ca)
+        self.config(store_extra=[ca])
+        self.add_file("reconcile/a.bin", 50000)
+        p = self.start_uploader()
+        self.wait_states({"stored", "removed"}, 60)
+        self.stop(p)
+        env = _no_proxy_env(os.environ)
+        env.update(self.moto.env())
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
+        rc, out, err = H.run_sluice(["reconcile", "-c", self.cfg], env=env, timeout=60)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("1 proven, 0 unproven", out)
+        self.config()  # the same store, no ca_file
+        rc, out, err = H.run_sluice(["reconcile", "-c", self.cfg], env=env, timeout=60)
+        self.assertNotEqual(rc, 0, "reconcile passed without a trusted CA:\n" + out + err)
+        self.assertIn("UNPROVEN", out, out + err)
+        for w in (self.moto.endpoint, "certificate", "store.ca_file"):
+            self.assertIn(w, out + err, "reconcile output does not say %r:\n%s" % (w, out + err))
 
 
 class TestTransport(TlsCase):
