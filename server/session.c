@@ -414,18 +414,12 @@ cb_channel_open(ssh_session ssh, void *arg)
 
 /* The file.received audit record of r, as JSON text (caller frees). */
 static char *
-received_record(struct session *s, const struct file_rec *r)
+received_record(const struct file_rec *r)
 {
-	char at[40], *text;
+	char *text;
 	json_t *o;
 
-	iso8601_ms(r->received_ms, at, sizeof(at));
-	o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:s}",
-	    "session", s->id, "remote", s->remote_addr, "partner",
-	    s->partner->name, "fid", r->fid, "path", r->path, "size",
-	    (json_int_t)r->size, "sha256", r->sha256, "id", (json_int_t)r->id,
-	    "received_at", at);
-	if (o == NULL)
+	if ((o = receipt_record(r)) == NULL)
 		return NULL;
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
@@ -543,7 +537,7 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 		if (state_begin(s->state) == -1)
 			goto fail;
 		if (state_insert(s->state, r) == -1 ||
-		    (rec = received_record(s, r)) == NULL ||
+		    (rec = received_record(r)) == NULL ||
 		    state_outbox_add(s->state, "file.received", rec) == -1) {
 			state_rollback(s->state);
 			goto fail;

@@ -1849,7 +1849,7 @@ same_sha256(int fd, const char *hex)
 static int
 import_receipts(struct intake *in, int verify)
 {
-	char inc[PATH_MAX], at[40], why[512];
+	char inc[PATH_MAX], why[512];
 	struct file_rec *recs = NULL, *r;
 	struct dirent *de;
 	struct stat sb;
@@ -1941,16 +1941,8 @@ import_receipts(struct intake *in, int verify)
 			goto out;
 		}
 	audit_defer(in->au);
-	for (i = 0; i < nrec; i++) {
-		r = &recs[i];
-		iso8601_ms(r->received_ms, at, sizeof(at));
-		audit_emit(in->au, "file.received", json_pack(
-		    "{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:s}",
-		    "session", r->session, "remote", r->remote, "partner",
-		    r->partner, "fid", r->fid, "path", r->path, "size",
-		    (json_int_t)r->size, "sha256", r->sha256, "id",
-		    (json_int_t)r->id, "received_at", at));
-	}
+	for (i = 0; i < nrec; i++)
+		audit_emit(in->au, "file.received", receipt_record(&recs[i]));
 	if (audit_sync(in->au) == -1 || state_commit(in->st) == -1) {
 		state_rollback(in->st);
 		goto out;

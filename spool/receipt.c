@@ -29,6 +29,18 @@ receipt_encode(const struct file_rec *r)
 	return text;
 }
 
+json_t *
+receipt_record(const struct file_rec *r)
+{
+	char at[40];
+
+	iso8601_ms(r->received_ms, at, sizeof(at));
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:s}",
+	    "session", r->session, "remote", r->remote, "partner", r->partner,
+	    "fid", r->fid, "path", r->path, "size", (json_int_t)r->size,
+	    "sha256", r->sha256, "id", (json_int_t)r->id, "received_at", at);
+}
+
 static int
 copy_str(json_t *o, const char *key, char *dst, size_t len, int required)
 {

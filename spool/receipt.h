@@ -27,6 +27,10 @@
 
 /* r's receipt fields as compact JSON (NULL on ENOMEM). */
 char *receipt_encode(const struct file_rec *r);
+/* The fields of r's file.received audit record (NULL on ENOMEM): session,
+ * remote, partner, fid, path, size, sha256, id, received_at. */
+struct json_t;
+struct json_t *receipt_record(const struct file_rec *r);
 /* Parses and checks a receipt (fid, partner, path, sha256 present and well
  * formed, size >= 0) into *r (zeroed first). 0, or -1 if it is not one. */
 int receipt_decode(const char *text, size_t len, struct file_rec *r);
