@@ -910,8 +910,8 @@ session_run(const struct config *cfg, void *ssh, int guardfd,
 		    s.id, s.partner->name);
 		goto out;
 	}
-	/* A CLOSE must not pay for copying the WAL into the database: the
-	 * background roles checkpoint, and so does this session at its end. */
+	/* A CLOSE recorded through the database (no receipts) must not pay
+	 * for copying the WAL into it: the background roles checkpoint. */
 	state_autocheckpoint(s.state, 0);
 	log_info("session %s: %s logged in from %s by %s%s%s (kex %s, cipher "
 	    "%s, mac %s)", s.id, s.partner->name, s.remote, s.auth_method,
@@ -941,8 +941,6 @@ out:
 	}
 	ssh_disconnect(s.ssh);
 	ssh_free(s.ssh);
-	if (s.state != NULL && s.files > 0)
-		state_checkpoint(s.state);
 	state_close(s.state);
 	audit_close(s.audit);
 	_exit(0);

@@ -1232,10 +1232,8 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 	}
 	return SSH_FX_OK;
 
- fail:
+ fail:	/* before file_stage: the file is still mode 0600 */
 	log_warn("sftp: completing %s", h->path);
-	if (fchmod(h->fd, 0600) == -1)
-		log_warn("sftp: fchmod %s back to 0600", h->path);
 	*text = "could not complete the file; upload it again";
 	return SSH_FX_FAILURE;
 }

@@ -1755,13 +1755,9 @@ quarantine_unrecorded(struct intake *in, int dfd, int *qfd, const char *name,
 {
 	char dir[PATH_MAX], why[PATH_MAX], text[1024];
 
-	if (*qfd == -1 && (spool_path(in->cfg->state_dir,
-	    "quarantine/_unrecorded", NULL, dir, sizeof(dir)) == -1 ||
-	    mkdir_p(dir, 0750) == -1 ||
-	    (*qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1))
-		return -1;
 	if (spool_path(in->cfg->state_dir, "quarantine/_unrecorded", NULL,
-	    dir, sizeof(dir)) == -1)
+	    dir, sizeof(dir)) == -1 || (*qfd == -1 && (mkdir_p(dir, 0750) == -1 ||
+	    (*qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)))
 		return -1;
 	xsnprintf(why, sizeof(why), "%s/%s.reason", dir, name);
 	xsnprintf(text, sizeof(text), "size: %lld\nreason: %s\n",

@@ -179,18 +179,6 @@ state_autocheckpoint(struct state *st, int on)
 	sqlite3_wal_autocheckpoint(st->db, on ? 1000 : 0);
 }
 
-void
-state_checkpoint(struct state *st)
-{
-	int rc;
-
-	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	    NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		log_warnx("state: checkpoint %s: %s", st->path,
-		    sqlite3_errmsg(st->db));
-}
-
 int
 state_begin(struct state *st)
 {
@@ -549,61 +537,50 @@ state_get(struct state *st, int64_t id, struct file_rec *r)
 	return rc;
 }
 
+/* Steps a bound "SELECT 1 ..." and finalizes it: 1 a row, 0 none, -1 error. */
+static int
+found(sqlite3_stmt *s)
+{
+	int step = sqlite3_step(s);
+
+	sqlite3_finalize(s);
+	return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+}
+
 int
 state_landing_known(struct state *st, int64_t dev, int64_t ino)
 {
 	sqlite3_stmt *s;
-	int rc = -1, step;
 
 	if ((s = prep(st, "SELECT 1 FROM files WHERE landing_ino = ? AND "
 	    "landing_dev = ? LIMIT 1")) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, ino);
 	sqlite3_bind_int64(s, 2, dev);
-	step = sqlite3_step(s);
-	if (step == SQLITE_ROW)
-		rc = 1;
-	else if (step == SQLITE_DONE)
-		rc = 0;
-	sqlite3_finalize(s);
-	return rc;
+	return found(s);
 }
 
 int
 state_fid_known(struct state *st, const char *fid)
 {
 	sqlite3_stmt *s;
-	int rc = -1, step;
 
 	if ((s = prep(st, "SELECT 1 FROM files WHERE fid = ?")) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, fid, -1, SQLITE_STATIC);
-	step = sqlite3_step(s);
-	if (step == SQLITE_ROW)
-		rc = 1;
-	else if (step == SQLITE_DONE)
-		rc = 0;
-	sqlite3_finalize(s);
-	return rc;
+	return found(s);
 }
 
 int
 state_any(struct state *st, const char *state)
 {
 	sqlite3_stmt *s;
-	int rc = -1, step;
 
 	if ((s = prep(st, "SELECT 1 FROM files WHERE state = ? LIMIT 1")) ==
 	    NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
-	step = sqlite3_step(s);
-	if (step == SQLITE_ROW)
-		rc = 1;
-	else if (step == SQLITE_DONE)
-		rc = 0;
-	sqlite3_finalize(s);
-	return rc;
+	return found(s);
 }
 
 struct sqlite3 *

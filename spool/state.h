@@ -99,11 +99,10 @@ int state_outbox_delete(struct state *, int64_t upto);
 /*
  * WAL checkpoints: by default a commit that grows the WAL past 1000 pages
  * copies it back into the database (SQLite's autocheckpoint). A session turns
- * that off (on = 0) so a partner's CLOSE never waits for it, and calls
- * state_checkpoint (passive: never waits for readers or writers) when it ends.
+ * that off (on = 0) so a partner's CLOSE never waits for it: the intake and
+ * the uploader commit all the time and checkpoint for everyone.
  */
 void state_autocheckpoint(struct state *, int on);
-void state_checkpoint(struct state *);
 
 /* Inserts r (state "received"); sets r->id. 0 or -1. */
 int state_insert(struct state *, struct file_rec *r);

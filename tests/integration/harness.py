@@ -278,16 +278,20 @@ class Moto:
                                           retries={"max_attempts": 1, "mode": "standard"},
                                           connect_timeout=5, read_timeout=60))
 
+    def server_args(self):
+        """Extra moto.server arguments (TLS in tlsutil.TlsMoto)."""
+        return []
+
     def start(self, timeout=30):
-        env = dict(os.environ)
-        for k in list(env):
-            if k.startswith("AWS_") or k.startswith("MOTO_"):
-                del env[k]
+        # no proxy either: a test's HTTPS_PROXY is for sluice, not for moto
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith("AWS_") or k.startswith("MOTO_") or k.lower().endswith("_proxy"))}
         if self.auth:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", LOCALHOST, "-p", str(self.port)],
+            [sys.executable, "-m", "moto.server", "-H", LOCALHOST, "-p", str(self.port)]
+            + self.server_args(),
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
             start_new_session=True)
         logf.close()

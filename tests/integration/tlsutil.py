@@ -101,29 +101,8 @@ class TlsMoto(H.Moto):
                                           retries={"max_attempts": 1, "mode": "standard"},
                                           connect_timeout=5, read_timeout=60))
 
-    def start(self, timeout=30):
-        env = {k: v for k, v in os.environ.items()
-               if not (k.startswith("AWS_") or k.startswith("MOTO_") or k.lower().endswith("_proxy"))}
-        if self.auth:
-            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", H.LOCALHOST, "-p", str(self.port),
-             "--ssl-cert", self.pki.cert, "--ssl-key", self.pki.key],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True)
-        logf.close()
-        H._live.add(self.proc)
-        try:
-            self._wait_ready(timeout)
-            if self.auth:
-                self._make_user()
-            self.s3 = self.client()
-            self.s3.create_bucket(Bucket=self.bucket)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def server_args(self):
+        return ["--ssl-cert", self.pki.cert, "--ssl-key", self.pki.key]
 
     def _wait_ready(self, timeout):
         ctx = ssl.create_default_context(cafile=self.pki.ca)
