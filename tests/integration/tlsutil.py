@@ -121,23 +121,15 @@ class TlsMoto(H.Moto):
                            % (self.endpoint, timeout, H.tail(self.log)))
 
 
-class ConnectProxy:
-    """
-    An HTTP proxy that only does CONNECT to 127.0.0.1 (anything else: 405 or
-    403) and relays bytes both ways. connects counts the tunnels opened;
-    targets lists their "host:port".
-    """
+class _Listener:
+    """A loopback TCP listener that serves each connection in a thread (_serve)."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.connects = 0
-        self.refused = 0
-        self.targets = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((H.LOCALHOST, 0))
         self.port = self.sock.getsockname()[1]
-        self.url = "http://%s:%d" % (H.LOCALHOST, self.port)
         self._stop = False
         self._thread = None
 
@@ -163,6 +155,24 @@ class ConnectProxy:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+
+class ConnectProxy(_Listener):
+    """
+    An HTTP proxy that only does CONNECT to 127.0.0.1 (anything else: 405 or
+    403) and relays bytes both ways. connects counts the tunnels opened;
+    targets lists their "host:port".
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.connects = 0
+        self.refused = 0
+        self.targets = []
+        self.url = "http://%s:%d" % (H.LOCALHOST, self.port)
 
     def _serve(self, c):
         up = None
@@ -201,7 +211,7 @@ class ConnectProxy:
                     s.close()
 
 
-class TcpForwarder:
+class TcpForwarder(_Listener):
     """
     A plain TCP relay from its own port to 127.0.0.1:upstream_port. The first
     reset_first connections are read from (the TLS ClientHello) and then
@@ -209,40 +219,11 @@ class TcpForwarder:
     """
 
     def __init__(self, upstream_port, reset_first=0):
+        super().__init__()
         self.upstream_port = upstream_port
         self.reset_first = reset_first
         self.resets = 0
         self.relayed = 0
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((H.LOCALHOST, 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self._thread = None
-
-    def start(self):
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop = True
-        if self._thread is not None:
-            self._thread.join(5)
-        self.sock.close()
-
-    def _accept_loop(self):
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         up = None
