@@ -1273,6 +1273,8 @@ struct mp_job {
 	char		(*etags)[128];
 	unsigned char	*done;
 	pthread_mutex_t	 mu;
+	pthread_cond_t	 hashed_cv;
+	int		 hashed;		/* parts whose digest is known */
 	int		 next;
 	int		 failed;
 	int		 gone;			/* NoSuchUpload */
@@ -1397,6 +1399,11 @@ mp_worker(void *arg)
 			j->next++;
 		i = j->failed || (j->s->cancel && *j->s->cancel) ? j->nparts :
 		    j->next++;
+		/* Sent only once the hashing pass vouched for its bytes. */
+		while (i < j->nparts && j->hashed <= i && !j->failed)
+			pthread_cond_wait(&j->hashed_cv, &j->mu);
+		if (j->failed)
+			i = j->nparts;
 		pthread_mutex_unlock(&j->mu);
 		if (i >= j->nparts)
 			break;
@@ -1411,7 +1418,13 @@ out:
 	return NULL;
 }
 
-/* Hashes the file: each part's SHA-256 and the whole. 0, or -1 (res set). */
+/*
+ * Hashes the file in one pass: each part's SHA-256 and the whole. Part i's
+ * digest is published (j->hashed) as soon as it is known, so the part
+ * workers may already send it (they check the bytes they send against it);
+ * the whole-file SHA-256 is compared with the receipt's before the upload
+ * can be completed. 0, or -1 (res set, and the job failed: workers stop).
+ */
 static int
 mp_hash(struct mp_job *j, struct put_result *res)
 {
@@ -1430,6 +1443,13 @@ mp_hash(struct mp_job *j, struct put_result *res)
 		goto fail;
 	}
 	for (i = 0; i < j->nparts; i++) {
+		pthread_mutex_lock(&j->mu);
+		if (j->failed) {		/* a part failed: no use going on */
+			memcpy(res, &j->fail, sizeof(*res));
+			pthread_mutex_unlock(&j->mu);
+			goto fail;
+		}
+		pthread_mutex_unlock(&j->mu);
 		pend = (int64_t)(i + 1) * j->part_size;
 		if (pend > req->size)
 			pend = req->size;
@@ -1454,6 +1474,15 @@ mp_hash(struct mp_job *j, struct put_result *res)
 		}
 		if (sha256_final(part, j->digests[i]) != 0)
 			goto hashfail;
+		pthread_mutex_lock(&j->mu);
+		j->hashed = i + 1;
+		pthread_cond_broadcast(&j->hashed_cv);
+		pthread_mutex_unlock(&j->mu);
+		if (j->s->cancel != NULL && *j->s->cancel) {
+			res->outcome = PUT_RETRY;
+			xsnprintf(res->error, sizeof(res->error), "stopping");
+			goto fail;
+		}
 	}
 	if (sha256_final(whole, d) != 0)
 		goto hashfail;
@@ -1470,10 +1499,37 @@ hashfail:
 	res->outcome = PUT_RETRY;
 	xsnprintf(res->error, sizeof(res->error), "SHA-256 failed");
 fail:
+	if (rc != 0)
+		mp_fail(j, res, 0);
+	pthread_mutex_lock(&j->mu);
+	pthread_cond_broadcast(&j->hashed_cv);	/* waiters see j->failed */
+	pthread_mutex_unlock(&j->mu);
 	sha256_free(whole);
 	sha256_free(part);
 	free(buf);
 	return rc;
+}
+
+/* S3's checksum of a multipart object: SHA-256 of the part digests, "-N". */
+static void
+mp_composite(const struct mp_job *j, char *out, size_t outlen)
+{
+	struct sha256 *ch;
+	uint8_t cd[SHA256_LEN];
+	char b64[SHA256_B64];
+	int i, bad;
+
+	bad = (ch = sha256_new()) == NULL;
+	for (i = 0; !bad && i < j->nparts; i++)
+		bad = sha256_update(ch, j->digests[i], SHA256_LEN) != 0;
+	if (bad || sha256_final(ch, cd) != 0) {
+		xstrlcpy(out, "", outlen);	/* matches no stored checksum */
+		sha256_free(ch);
+		return;
+	}
+	sha256_free(ch);
+	base64_encode(cd, sizeof(cd), b64);
+	xsnprintf(out, outlen, "%s-%d", b64, j->nparts);
 }
 
 /* DELETE ?uploadId= (best effort). 0 or -1. */
@@ -1573,20 +1629,20 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 	struct mp_job j;
 	pthread_t tids[16];
 	const char *extra[S3_MAX_META + 16];
-	char composite[80], b64[SHA256_B64], query[3200], *xml = NULL;
+	char composite[80] = "", b64[SHA256_B64], query[3200], *xml = NULL;
 	char cbody[SHA256_HEX], code[64];
 	uint8_t cd[SHA256_LEN];
 	struct s3_upload up;
-	struct sha256 *ch = NULL;
 	struct sbuf xb = { 0 };
 	int64_t ps;
 	size_t n = 0, k;
-	int i, e, nthreads, started = 0, resumed = 0, todo;
+	int i, e, nthreads, started = 0, resumed = 0, todo, hashed = 0;
 	CURLcode c;
 
 	memset(&j, 0, sizeof(j));
 	memset(&up, 0, sizeof(up));
 	pthread_mutex_init(&j.mu, NULL);
+	pthread_cond_init(&j.hashed_cv, NULL);
 	j.s = s;
 	j.o = o;
 	j.hooks = hk;
@@ -1604,20 +1660,23 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 	j.digests = calloc((size_t)j.nparts, sizeof(*j.digests));
 	j.etags = calloc((size_t)j.nparts, sizeof(*j.etags));
 	j.done = calloc((size_t)j.nparts, 1);
-	if (j.digests == NULL || j.etags == NULL || j.done == NULL ||
-	    (ch = sha256_new()) == NULL) {
+	if (j.digests == NULL || j.etags == NULL || j.done == NULL) {
 		res->outcome = PUT_RETRY;
 		xsnprintf(res->error, sizeof(res->error), "out of memory");
 		goto done;
 	}
-	if (mp_hash(&j, res) != 0)
-		goto done;
-	for (i = 0; i < j.nparts; i++)
-		sha256_update(ch, j.digests[i], SHA256_LEN);
-	sha256_final(ch, cd);
-	base64_encode(cd, sizeof(cd), b64);
-	xsnprintf(composite, sizeof(composite), "%s-%d", b64, j.nparts);
 	res->nparts = j.nparts;
+	/*
+	 * The file is hashed once. Usually that pass runs while the parts are
+	 * being sent (below); a saved upload is checked against the part
+	 * digests, and an object already at the key against the composite
+	 * checksum, so those need the digests first.
+	 */
+	if (hk != NULL && hk->upload_id != NULL && hk->upload_id[0] != '\0') {
+		if (mp_hash(&j, res) != 0)
+			goto done;
+		hashed = 1;
+	}
 
 	/* Already there (a crash after Complete), or someone else's? */
 	if (!force) {
@@ -1625,6 +1684,10 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 		if (e == -1)
 			goto done;
 		if (e == 1) {
+			if (!hashed && mp_hash(&j, res) != 0)
+				goto done;
+			hashed = 1;
+			mp_composite(&j, composite, sizeof(composite));
 			if (!store_checksum_matches(h->checksum, o->b64, composite)) {
 				free(j.digests);
 				j.digests = NULL;
@@ -1720,8 +1783,15 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 			break;
 		started++;
 	}
-	if (started == 0 && todo > 0)
+	if (started == 0 && todo > 0) {
+		if (!hashed && mp_hash(&j, res) != 0)
+			goto done;
+		hashed = 1;
 		mp_worker(&j);
+	}
+	if (!hashed)
+		mp_hash(&j, res);	/* a failure fails the job */
+	hashed = 1;
 	for (i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	if (j.failed || (s->cancel != NULL && *s->cancel)) {
@@ -1742,6 +1812,7 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 			    "was not sent", i + 1, o->key);
 			goto done;
 		}
+	mp_composite(&j, composite, sizeof(composite));
 
 	/* Complete, with the part checksums. */
 	xb.cap = (size_t)j.nparts * 400 + 128;
@@ -1840,18 +1911,18 @@ collided_after:
 	free(j.digests);
 	j.digests = NULL;
 collided:
+	pthread_cond_destroy(&j.hashed_cv);
 	pthread_mutex_destroy(&j.mu);
 	free(j.etags);
 	free(j.done);
-	sha256_free(ch);
 	return 1;
 done:
+	pthread_cond_destroy(&j.hashed_cv);
 	pthread_mutex_destroy(&j.mu);
 	free(xml);
 	free(j.digests);
 	free(j.etags);
 	free(j.done);
-	sha256_free(ch);
 	return 0;
 }
 

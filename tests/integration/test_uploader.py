@@ -204,6 +204,44 @@ class TestDurability(UploaderCase):
         self.assertEqual(len(stored), 1)
         self.assertTrue(stored[0]["checksum"].endswith("-25"), stored[0])
 
+    def test_spool_copy_not_matching_is_never_stored(self):
+        """A spooled copy whose bytes no longer match the SHA-256 taken at receipt is never made an
+        object, single PUT or multipart (its parts may be sent while the file is hashed, but the
+        upload is not completed); once the bytes match again it is stored."""
+        self.config(uploader=["workers: 2", "part_size: 5MiB", "multipart_threshold: 6MiB",
+                              "max_backoff: 1s"])
+        files = {}
+        for key, size, at in (("bad/small.bin", 40000, 1234), ("bad/big.bin", 23 * MiB, 21 * MiB + 5)):
+            rid, sha, path = self.add_file(key, size)
+            with open(path, "r+b") as f:
+                f.seek(at)
+                b = f.read(1)
+                f.seek(at)
+                f.write(bytes([b[0] ^ 0x20]))
+            files[key] = (rid, sha, path, at)
+        p = self.start_uploader()
+        ok = H.poll(lambda: all((r[5] or 0) >= 2 for r in self.rows()), 60, 0.2)
+        self.assertTrue(ok, "%r\n%s" % (self.rows(), self.log()))
+        for r in self.rows():
+            self.assertEqual(r[1], "accepted", r)
+            self.assertIn("does not match", r[4] or "", r)
+        for key in files:
+            with self.assertRaises(Exception, msg=key):
+                self.moto.s3.head_object(Bucket=self.moto.bucket, Key=key)
+        self.assertFalse([r for r in H.read_audit(self.audit) if r.get("event") == "file.stored"])
+        # the bytes come back (a transient read error, a restored disk): stored, byte-identical
+        self.stop(p)
+        for key, (rid, sha, path, at) in files.items():
+            with open(path, "r+b") as f:
+                f.seek(at)
+                b = f.read(1)
+                f.seek(at)
+                f.write(bytes([b[0] ^ 0x20]))
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 120)
+        self.stop(p)
+        self.assert_objects([(k, v[1]) for k, v in files.items()])
+
     def test_collision_suffix(self):
         """A different object at the key: stored at KEY.1 (collision: suffix, the default)."""
         self.config()
