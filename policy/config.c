@@ -2854,7 +2854,7 @@ config_role(const struct config *cfg, const char *name)
 static void
 uploader_defaults(struct uploader_config *up)
 {
-	up->workers = 4;
+	up->workers = 10;	/* the AWS CLI's max_concurrent_requests */
 	up->multipart_threshold = 16 * MIB;
 	up->part_size = 8 * MIB;
 	up->max_backoff_s = 20;

@@ -1111,7 +1111,7 @@ test_new_defaults(void **state)
 	assert_int_equal(cfg->server.ban_window_s, 600);
 	assert_int_equal(cfg->server.ban_duration_s, 900);
 
-	assert_int_equal(cfg->uploader.workers, 4);
+	assert_int_equal(cfg->uploader.workers, 10);
 	assert_int_equal(cfg->uploader.multipart_threshold, 16 * 1048576);
 	assert_int_equal(cfg->uploader.part_size, 8 * 1048576);
 	assert_int_equal(cfg->uploader.max_backoff_s, 20);
