@@ -10,7 +10,8 @@
  * batches: each cycle is ONE write transaction that records the outcomes the
  * workers reported (stored / retry / held), the removals of the spool copies
  * unlinked in the previous cycle (removed / archived) and claims the next
- * due files, followed by ONE audit fdatasync for the cycle's records. Only
+ * due files, with ONE audit fdatasync for the cycle's records before its
+ * commit (a crash in between repeats a record, never loses one). Only
  * then are the stored files' spool copies unlinked (one directory fsync per
  * cycle); their "removed" transition joins the next cycle. Workers only talk
  * to the store (and record multipart progress). Sessions and the intake wait
@@ -480,7 +481,7 @@ record(struct worker *a, struct job *j)
 	return state_commit(a->st);
 }
 
-/* Audits and logs a recorded outcome (after the batch committed). */
+/* Audits and logs an outcome recorded in the batch's transaction. */
 static void
 report(struct worker *a, struct job *j)
 {
@@ -739,7 +740,7 @@ cycle(struct dispatch *d, int nclaim)
 	struct worker *a = d->a;
 	struct jobq fresh = { 0 }, gone = { 0 };
 	struct job *j;
-	int n, i, archived = 0, synced;
+	int n, i, archived = 0;
 
 	gather(d);
 	if (d->pend.n == 0 && d->gone.n == 0 && d->back.n == 0 && nclaim == 0)
@@ -756,13 +757,16 @@ cycle(struct dispatch *d, int nclaim)
 			j->ok = 0;
 			continue;
 		}
-		if ((j->ok = record(a, j) == 0) == 0 &&
-		    j->res.outcome == PUT_STORED) {
-			/* Back in the queue: the next try finds it stored. */
-			log_warnx("%s stored but not recorded; it will be "
-			    "checked again", j->r.fid);
+		if ((j->ok = record(a, j) == 0) == 0) {
+			/* Back in the queue (a stored file: the next try finds
+			 * it there), not left "uploading" until a restart. */
+			log_warnx("%s: the outcome (%s) is not recorded; it "
+			    "will be tried again", j->r.fid,
+			    j->res.outcome == PUT_STORED ? "stored" :
+			    j->res.outcome == PUT_RETRY ? "retry" : "held");
 			state_move(a->st, j->r.id, FS_UPLOADING, FS_ACCEPTED,
-			    "stored, but not recorded");
+			    j->res.outcome == PUT_STORED ?
+			    "stored, but not recorded" : "outcome not recorded");
 		}
 	}
 	for (i = 0; i < nclaim; i++) {
@@ -781,13 +785,13 @@ cycle(struct dispatch *d, int nclaim)
 		}
 		jq_push(&fresh, j);
 	}
-	if (state_commit(a->st) != 0) {
-		/* Rolled back: nothing claimed, the rest is tried again. */
-		jq_free(&fresh);
-		return -1;
-	}
-
-	/* The records, with one fdatasync. */
+	/*
+	 * The records, with one fdatasync, before the commit: a crash between
+	 * the two repeats a record when the batch is done again; the other
+	 * order could lose one (a "stored" row whose file.stored is gone).
+	 * What they say is already true: the store confirmed the bytes, the
+	 * spool copies are gone.
+	 */
 	audit_defer(a->au);
 	for (j = d->gone.head; j != NULL; j = j->next)
 		if (j->ok)
@@ -797,7 +801,18 @@ cycle(struct dispatch *d, int nclaim)
 	for (j = d->pend.head; j != NULL; j = j->next)
 		if (j->ok)
 			report(a, j);
-	synced = audit_sync(a->au) == 0;
+	if (audit_sync(a->au) != 0) {
+		log_warnx("uploader: the audit trail cannot be synced; the "
+		    "batch waits (nothing is deleted before its record)");
+		state_rollback(a->st);
+		jq_free(&fresh);
+		return -1;
+	}
+	if (state_commit(a->st) != 0) {
+		/* Rolled back: nothing claimed, the rest is tried again. */
+		jq_free(&fresh);
+		return -1;
+	}
 
 	if (fresh.n > 0) {
 		pthread_mutex_lock(&u->mu);
@@ -813,7 +828,7 @@ cycle(struct dispatch *d, int nclaim)
 	while ((j = jq_pop(&d->pend)) != NULL) {
 		u->inflight--;
 		d->dirty = 1;	/* room for another claim */
-		if (j->ok && j->res.outcome == PUT_STORED && synced &&
+		if (j->ok && j->res.outcome == PUT_STORED &&
 		    (j->to = retention(u, &j->r)) != NULL) {
 			j->kind = JOB_RETENTION;
 			archived |= strcmp(j->to, FS_ARCHIVED) == 0;
