@@ -224,6 +224,7 @@ struct claim {
 	char	 key[1100];
 	char	 sha256[65];
 	char	 checksum[80];
+	char	 version_id[256];
 	int	 checked;
 };
 
@@ -245,14 +246,14 @@ b64_of_hex(const char *hex, char out[SHA256_B64])
 /* Checks one claim; prints a line when unproven. 0 proven, 1 not. */
 static int
 check(struct store *store, const char *who, const char *key,
-    const char *sha256, const char *recorded)
+    const char *version_id, const char *sha256, const char *recorded)
 {
 	char cs[128], err[512], b64[SHA256_B64];
 	int e;
 
 	b64[0] = '\0';
 	b64_of_hex(sha256, b64);
-	e = store_head(store, key, cs, sizeof(cs), err, sizeof(err));
+	e = store_head(store, key, version_id, cs, sizeof(cs), err, sizeof(err));
 	if (e == 1 && store_checksum_matches(cs, b64, recorded))
 		return 0;
 	if (e == 1 && cs[0] == '\0')
@@ -308,7 +309,7 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	/* What the audit trail says was stored. */
 	if ((f = fopen(cfg->audit_path, "r")) != NULL) {
 		while (getline(&line, &cap, f) > 0) {
-			const char *ev, *fid, *key, *sha, *cs;
+			const char *ev, *fid, *key, *sha, *cs, *ver;
 
 			if ((j = json_loads(line, 0, NULL)) == NULL)
 				continue;
@@ -317,6 +318,7 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 			key = json_string_value(json_object_get(j, "key"));
 			sha = json_string_value(json_object_get(j, "sha256"));
 			cs = json_string_value(json_object_get(j, "checksum"));
+			ver = json_string_value(json_object_get(j, "version_id"));
 			if (ev != NULL && strcmp(ev, "file.stored") == 0 &&
 			    fid != NULL && key != NULL && sha != NULL &&
 			    (np = reallocarray(claims, nclaims + 1,
@@ -329,6 +331,8 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 				    sizeof(np->sha256));
 				xstrlcpy(claims[nclaims].checksum, cs ? cs : "",
 				    sizeof(np->checksum));
+				xstrlcpy(claims[nclaims].version_id, ver ? ver : "",
+				    sizeof(np->version_id));
 				nclaims++;
 			}
 			json_decref(j);
@@ -338,20 +342,21 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 
 	/* What the database says was stored. */
 	if (sqlite3_prepare_v2(state_db(st), "SELECT id, fid, object_key, "
-	    "sha256 FROM files WHERE state IN ('stored','removed','archived') "
-	    "ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+	    "sha256, version_id FROM files WHERE state IN ('stored','removed',"
+	    "'archived') ORDER BY id", -1, &s, NULL) != SQLITE_OK)
 		goto out;
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *fid = (const char *)sqlite3_column_text(s, 1);
 		const char *key = (const char *)sqlite3_column_text(s, 2);
 		const char *sha = (const char *)sqlite3_column_text(s, 3);
+		const char *ver = (const char *)sqlite3_column_text(s, 4);
 
 		if (mp_expected(st, sqlite3_column_int64(s, 0), rec,
 		    sizeof(rec)) != 1)
 			rec[0] = '\0';
 		xsnprintf(who, sizeof(who), "file %lld",
 		    (long long)sqlite3_column_int64(s, 0));
-		if (check(store, who, key, sha, rec) == 0)
+		if (check(store, who, key, ver, sha, rec) == 0)
 			ok++;
 		else
 			bad++;
@@ -373,8 +378,8 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 			    strcmp(claims[k].key, claims[i].key) == 0)
 				claims[k].checked = 1;
 		xsnprintf(who, sizeof(who), "audit fid %s", claims[i].fid);
-		if (check(store, who, claims[i].key, claims[i].sha256,
-		    claims[i].checksum) == 0)
+		if (check(store, who, claims[i].key, claims[i].version_id,
+		    claims[i].sha256, claims[i].checksum) == 0)
 			ok++;
 		else
 			bad++;

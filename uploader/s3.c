@@ -47,6 +47,7 @@
 #define EMPTY_SHA256	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define MiB		(1024 * 1024)
 #define MP_MIN_PART	(5 * MiB)
+#define SKEW_SUSPECT_S	600		/* S3 refuses from 900 s */
 #define MP_MAX_PARTS	10000
 #define MP_PART_TRIES	4		/* in place, before the file waits its turn */
 #define MAX_SUFFIX	1000		/* collision: suffix tries KEY.1 .. KEY.1000 */
@@ -62,7 +63,6 @@ struct s3_store {
 	char			 origin[600];	/* scheme://host[:port] of every URL */
 	char			 host[400];	/* Host header: host[:port] unless default */
 	char			 uri_prefix[300];	/* "/bucket" (path style) or "" */
-	volatile time_t		 skew;		/* S3's clock minus ours (RequestTimeTooSkewed) */
 	volatile int		*cancel;	/* non-zero: stop transfers */
 	/* collision: version: 1 once GetBucketVersioning said Enabled. */
 	int			 versioned;
@@ -77,8 +77,11 @@ struct s3_resp {
 	char	 etag[256];
 	char	 version_id[256];
 	char	 checksum[128];		/* x-amz-checksum-sha256 */
+	char	 meta_sha256[80];	/* x-amz-meta-sha256 (we write it) */
+	int64_t	 length;		/* Content-Length; -1: none */
 	char	 request_id[128];	/* x-amz-request-id, for the log */
 	char	 date[64];
+	time_t	 signed_at;	/* the x-amz-date it was signed with */
 	char	 body[S3_BODY_MAX + 1];
 	size_t	 bodylen;
 	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
@@ -86,6 +89,18 @@ struct s3_resp {
 };
 
 static int bucket_versioned(struct s3_store *, struct put_result *);
+
+/*
+ * S3's clock minus ours, learnt from the Date of a refused request; one for
+ * the process, so every worker signs with it once one has learnt it.
+ */
+static time_t clock_skew;
+
+static time_t
+s3_now(void)
+{
+	return time(NULL) + __atomic_load_n(&clock_skew, __ATOMIC_RELAXED);
+}
 
 #define CREDS_DEAD_ENV	1	/* in the environment */
 #define CREDS_DEAD_FILE	2	/* in the shared files */
@@ -369,7 +384,8 @@ s3_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
 		/* A new response (after "100 Continue"): forget the last one. */
 		r->etag[0] = r->version_id[0] = r->checksum[0] = '\0';
-		r->request_id[0] = r->date[0] = '\0';
+		r->request_id[0] = r->date[0] = r->meta_sha256[0] = '\0';
+		r->length = -1;
 		return len;
 	}
 	if ((colon = memchr(buf, ':', len)) == NULL)
@@ -387,6 +403,16 @@ s3_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 		hdr_value(colon, len - nlen - 1, r->request_id, sizeof(r->request_id));
 	else if (HDR_IS("date"))
 		hdr_value(colon, len - nlen - 1, r->date, sizeof(r->date));
+	else if (HDR_IS("x-amz-meta-sha256"))
+		hdr_value(colon, len - nlen - 1, r->meta_sha256,
+		    sizeof(r->meta_sha256));
+	else if (HDR_IS("content-length")) {
+		char v[32];
+
+		hdr_value(colon, len - nlen - 1, v, sizeof(v));
+		if (parse_int64(v, 0, INT64_MAX, &r->length) != 0)
+			r->length = -1;
+	}
 #undef HDR_IS
 	return len;
 }
@@ -557,7 +583,7 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 		explicit_bzero(&creds, sizeof(creds));
 		return CURLE_AUTH_ERROR;
 	}
-	now = time(NULL) + s->skew;
+	now = r->signed_at = s3_now();
 	gmtime_r(&now, &tm);
 	strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
 	if (query == NULL)
@@ -813,7 +839,8 @@ set_http_error(struct s3_store *s, struct put_result *res, const char *what,
     const struct s3_resp *r)
 {
 	char code[128], msg[256];
-	time_t server;
+	time_t server, skew, was;
+	long long off;
 
 	xml_text(r->body, "Code", code, sizeof(code));
 	xml_text(r->body, "Message", msg, sizeof(msg));
@@ -842,11 +869,27 @@ set_http_error(struct s3_store *s, struct put_result *res, const char *what,
 		    "fresh ones or use instance credentials" : "put fresh ones "
 		    "there or use instance credentials");
 	}
-	if (strcmp(code, "RequestTimeTooSkewed") == 0 && r->date[0] != '\0' &&
-	    (server = curl_getdate(r->date, NULL)) != -1) {
-		s->skew = server - time(NULL);
-		log_warnx("s3: this host's clock is %+lld s off from S3's; "
-		    "fix NTP. Signing with S3's time meanwhile", (long long)s->skew);
+	/*
+	 * A clock too far off: S3 says RequestTimeTooSkewed, but the 403 of a
+	 * HEAD has no body to say it in; its Date header tells either way.
+	 */
+	if (r->date[0] == '\0' || (server = curl_getdate(r->date, NULL)) == -1)
+		return;
+	off = (long long)(server - r->signed_at);
+	if (strcmp(code, "RequestTimeTooSkewed") == 0 ||
+	    (r->status == 403 && code[0] == '\0' &&
+	    (off > SKEW_SUSPECT_S || off < -SKEW_SUSPECT_S))) {
+		skew = server - time(NULL);
+		was = __atomic_exchange_n(&clock_skew, skew, __ATOMIC_RELAXED);
+		res->outcome = PUT_RETRY;
+		if (code[0] == '\0')
+			snprintf(res->error, sizeof(res->error), "%sHTTP %ld (no "
+			    "error code; signed %+lld s off the store's Date: "
+			    "RequestTimeTooSkewed)", what, r->status, -off);
+		if (skew - was > 60 || was - skew > 60)
+			log_warnx("s3: this host's clock is %+lld s off from the "
+			    "store's (%s); fix NTP. Signing with the store's "
+			    "time meanwhile", (long long)-skew, s->origin);
 	}
 }
 
@@ -1086,7 +1129,7 @@ s3_opts_build(struct s3_store *s, struct s3_opts *o, char *err, size_t errlen)
 	    c->object_lock_days > 0) {
 		xsnprintf(o->lockmode, sizeof(o->lockmode),
 		    "x-amz-object-lock-mode:%s", c->object_lock_mode);
-		until = time(NULL) + s->skew + (time_t)c->object_lock_days * 86400;
+		until = s3_now() + (time_t)c->object_lock_days * 86400;
 		gmtime_r(&until, &tm);
 		strftime(o->lockdate, sizeof(o->lockdate),
 		    "x-amz-object-lock-retain-until-date:%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -1104,13 +1147,14 @@ toolong:
  * (res filled, prefixed with what).
  */
 static int
-s3_head_uri(struct s3_store *s, CURL *curl, const char *uri, struct s3_resp *h,
-    struct put_result *res, const char *what)
+s3_head_query(struct s3_store *s, CURL *curl, const char *uri,
+    const char *query, struct s3_resp *h, struct put_result *res,
+    const char *what)
 {
 	const char *hx[1] = { "x-amz-checksum-mode:ENABLED" };
 	CURLcode c;
 
-	c = s3_request(s, curl, "HEAD", uri, "", hx, 1, EMPTY_SHA256, NULL, h);
+	c = s3_request(s, curl, "HEAD", uri, query, hx, 1, EMPTY_SHA256, NULL, h);
 	if (c != CURLE_OK) {
 		set_curl_error(s, res, what, c, h);
 		return -1;
@@ -1121,6 +1165,13 @@ s3_head_uri(struct s3_store *s, CURL *curl, const char *uri, struct s3_resp *h,
 		return 0;
 	set_http_error(s, res, what, h);
 	return -1;
+}
+
+static int
+s3_head_uri(struct s3_store *s, CURL *curl, const char *uri, struct s3_resp *h,
+    struct put_result *res, const char *what)
+{
+	return s3_head_query(s, curl, uri, "", h, res, what);
 }
 
 /* What identifies one object we are writing. */
@@ -1134,6 +1185,23 @@ struct s3_obj {
 	const char	**base;		/* option and metadata headers */
 	size_t		 nbase;
 };
+
+/*
+ * Is the object a HEAD found (h) the one we write? Compared by the store's
+ * SHA-256 checksum (composite: of a multipart object); a store that keeps
+ * no checksums (some S3-compatibles) by its size and the SHA-256 we wrote
+ * into its metadata. 1: ours; 0: not (or cannot tell).
+ */
+static int
+s3_same_object(const struct s3_obj *o, const struct s3_resp *h,
+    const char *composite)
+{
+	if (h->checksum[0] != '\0')
+		return store_checksum_matches(h->checksum,
+		    composite ? NULL : o->b64, composite);
+	return h->length == o->req->size &&
+	    strcasecmp(h->meta_sha256, o->hexd) == 0;
+}
 
 /* After a write: HEAD and compare. Fills res (STORED or an error). */
 static void
@@ -1153,15 +1221,23 @@ s3_verify(struct s3_store *s, CURL *curl, struct s3_obj *o,
 			res->outcome = PUT_RETRY;	/* the next try finds it */
 		return;
 	}
-	if (h->checksum[0] == '\0') {
-		log_info("s3: %s: the store returns no x-amz-checksum-sha256;"
-		    " relying on the signed payload", o->key);
-	} else if (!store_checksum_matches(h->checksum,
-	    composite ? NULL : o->b64, composite)) {
+	if (h->checksum[0] == '\0' && h->meta_sha256[0] == '\0' &&
+	    h->length == o->req->size) {
+		log_info("s3: %s: the store returns no x-amz-checksum-sha256 "
+		    "and no metadata; relying on the signed payload", o->key);
+	} else if (!s3_same_object(o, h, composite)) {
 		res->outcome = PUT_FATAL;
-		xsnprintf(res->error, sizeof(res->error), "stored object checksum "
-		    "differs at %s: S3 has %s, we sent %s", o->key, h->checksum,
-		    composite ? composite : o->b64);
+		if (h->checksum[0] != '\0')
+			xsnprintf(res->error, sizeof(res->error), "stored object "
+			    "checksum differs at %s: S3 has %s, we sent %s",
+			    o->key, h->checksum, composite ? composite : o->b64);
+		else
+			xsnprintf(res->error, sizeof(res->error), "stored object "
+			    "at %s is not the one sent: %lld bytes, "
+			    "x-amz-meta-sha256 \"%s\" (no checksum kept by the "
+			    "store); we sent %lld bytes, %s", o->key,
+			    (long long)h->length, h->meta_sha256,
+			    (long long)o->req->size, o->hexd);
 		return;
 	}
 	if (res->etag[0] == '\0')
@@ -1237,7 +1313,7 @@ s3_put_single(struct s3_store *s, struct s3_obj *o, int conditional,
 		switch (s3_head_uri(s, s->curl, o->uri, h, res, "object exists; "
 		    "the HEAD to compare it answered ")) {
 		case 1:
-			if (store_checksum_matches(h->checksum, o->b64, NULL)) {
+			if (s3_same_object(o, h, NULL)) {
 				res->outcome = PUT_STORED;
 				res->existed = 1;
 				xstrlcpy(res->etag, h->etag, sizeof(res->etag));
@@ -1688,7 +1764,7 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 				goto done;
 			hashed = 1;
 			mp_composite(&j, composite, sizeof(composite));
-			if (!store_checksum_matches(h->checksum, o->b64, composite)) {
+			if (!s3_same_object(o, h, composite)) {
 				free(j.digests);
 				j.digests = NULL;
 				e = 1;
@@ -1864,8 +1940,7 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 		/* Someone (an earlier run of ours) completed it: compare. */
 		e = s3_head_uri(s, s->curl, o->uri, h, res, "object exists; the "
 		    "HEAD to compare it answered ");
-		if (e == 1 && store_checksum_matches(h->checksum, o->b64,
-		    composite)) {
+		if (e == 1 && s3_same_object(o, h, composite)) {
 			res->outcome = PUT_STORED;
 			res->existed = 1;
 			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
@@ -2078,16 +2153,24 @@ done:
 }
 
 int
-s3_store_head(struct s3_store *s, const char *key, char *cs, size_t cslen,
-    char *err, size_t errlen)
+s3_store_head(struct s3_store *s, const char *key, const char *version_id,
+    char *cs, size_t cslen, char *err, size_t errlen)
 {
 	struct put_result res;
 	struct s3_resp *h;
-	char uri[S3_MAX_URI];
+	char uri[S3_MAX_URI], query[1200], ev[1100];
 	int e;
 
 	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
 		xsnprintf(err, errlen, "key too long");
+		return -1;
+	}
+	query[0] = '\0';
+	if (version_id != NULL && version_id[0] != '\0' &&
+	    strcmp(version_id, "null") != 0 &&
+	    (s3_uri_encode(version_id, ev, sizeof(ev), 0) != 0 ||
+	    xsnprintf(query, sizeof(query), "versionId=%s", ev) < 0)) {
+		xsnprintf(err, errlen, "version id too long");
 		return -1;
 	}
 	if ((h = malloc(sizeof(*h))) == NULL) {
@@ -2095,7 +2178,7 @@ s3_store_head(struct s3_store *s, const char *key, char *cs, size_t cslen,
 		return -1;
 	}
 	memset(&res, 0, sizeof(res));
-	e = s3_head_uri(s, s->curl, uri, h, &res, "HEAD: ");
+	e = s3_head_query(s, s->curl, uri, query, h, &res, "HEAD: ");
 	if (e == 1)
 		xstrlcpy(cs, h->checksum, cslen);
 	else if (e == -1)
@@ -2224,7 +2307,7 @@ s3_store_abort_stale(struct s3_store *s, int64_t older_s,
 			    strptime(when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
 				continue;
 			t = timegm(&tm);
-			if (time(NULL) + s->skew - t < older_s)
+			if (s3_now() - t < older_s)
 				continue;
 			if (keep != NULL && keep(arg, key, id))
 				continue;

@@ -154,8 +154,8 @@ file_head(const struct store_config *cfg, const char *key, char *cs,
 }
 
 int
-store_head(struct store *st, const char *key, char *cs, size_t cslen,
-    char *err, size_t errlen)
+store_head(struct store *st, const char *key, const char *version_id,
+    char *cs, size_t cslen, char *err, size_t errlen)
 {
 	if (cslen > 0)
 		cs[0] = '\0';
@@ -164,7 +164,8 @@ store_head(struct store *st, const char *key, char *cs, size_t cslen,
 	if (st == NULL)
 		return -1;
 	if (st->kind == STORE_S3)
-		return s3_store_head(st->s3, key, cs, cslen, err, errlen);
+		return s3_store_head(st->s3, key, version_id, cs, cslen, err,
+		    errlen);
 	return file_head(st->cfg, key, cs, cslen, err, errlen);
 }
 

@@ -141,11 +141,12 @@ void store_close(struct store *);
 /* Transfers stop (PUT_RETRY) once *flag becomes non-zero (role_quit). */
 void store_set_cancel(struct store *, volatile int *flag);
 /*
- * Checks the object at key: 1 when it exists (checksum filled as the store
- * reports it, "" if it reports none), 0 when it does not, -1 on error (err).
+ * Checks the object at key (in S3, its version version_id when that is not
+ * NULL or ""): 1 when it exists (checksum filled as the store reports it, ""
+ * if it reports none), 0 when it does not, -1 on error (err).
  */
-int store_head(struct store *, const char *key, char *checksum, size_t cslen,
-    char *err, size_t errlen);
+int store_head(struct store *, const char *key, const char *version_id,
+    char *checksum, size_t cslen, char *err, size_t errlen);
 /* 1 if a checksum the store reports proves the file: equal to sha256_b64, or
  * to composite (with or without its "-N"). */
 int store_checksum_matches(const char *reported, const char *sha256_b64,
@@ -200,8 +201,8 @@ struct s3_store *s3_store_open(const struct store_config *, const struct aws_cre
 void s3_store_put(struct s3_store *, const struct put_request *, struct put_result *);
 void s3_store_close(struct s3_store *);
 void s3_store_set_cancel(struct s3_store *, volatile int *);
-int s3_store_head(struct s3_store *, const char *key, char *cs, size_t cslen,
-    char *err, size_t errlen);
+int s3_store_head(struct s3_store *, const char *key, const char *version_id,
+    char *cs, size_t cslen, char *err, size_t errlen);
 int s3_store_abort_stale(struct s3_store *, int64_t older_s,
     int (*keep)(void *, const char *, const char *), void *arg);
 

@@ -10,9 +10,16 @@ XAmzContentSHA256Mismatch / BadDigest, so a flipped byte is caught.
     p.endpoint   # point store.endpoint here
     p.stats      # {"503": n, "500": n, "reset": n, "delay": n, "flip": n, "ok": n, ...}
     p.expire_next = 2   # the next 2 requests get 400 ExpiredToken
+    p.clock_ahead = 3600  # the store's clock is an hour ahead: requests signed
+                          # more than 15 minutes off it get 403 RequestTimeTooSkewed
+                          # (a HEAD's 403 has no body, as S3's), with its Date
+    p.strip_checksums = True  # a store that keeps no checksums: no x-amz-checksum-*
+                              # in any answer
 """
 
 import base64
+import calendar
+import email.utils
 import hashlib
 import http.client
 import http.server
@@ -23,7 +30,7 @@ import time
 import urllib.parse
 
 FAULTS = ("503", "500", "reset", "delay", "flip")
-COUNTERS = FAULTS + ("ok", "checked", "expired")
+COUNTERS = FAULTS + ("ok", "checked", "expired", "skewed")
 
 
 def _error(code, message):
@@ -43,6 +50,8 @@ class FaultProxy:
         self.server = None
         self.enabled = True
         self.expire_next = 0   # answer this many requests with 400 ExpiredToken
+        self.clock_ahead = 0   # seconds the store's clock is ahead of this host's
+        self.strip_checksums = False
         self.requests = []     # (method, path, {header: value}) of every request
         # one of each fault on the first requests with a body, then random
         self.script = [f for f in ("reset", "flip", "503", "500", "delay") if f in faults] \
@@ -94,6 +103,20 @@ class FaultProxy:
                     proxy.count("expired")
                     self.rfile.read(n)
                     return self._send(400, _error("ExpiredToken", "The provided token has expired."))
+                if proxy.clock_ahead:
+                    store_now = time.time() + proxy.clock_ahead
+                    try:
+                        signed = calendar.timegm(time.strptime(self.headers.get("x-amz-date", ""),
+                                                               "%Y%m%dT%H%M%SZ"))
+                    except ValueError:
+                        signed = 0
+                    if abs(signed - store_now) > 900:
+                        proxy.count("skewed")
+                        self.rfile.read(n)
+                        return self._send(403, _error(
+                            "RequestTimeTooSkewed", "The difference between the request time "
+                            "and the current time is too large."),
+                            [("Date", email.utils.formatdate(store_now, usegmt=True))])
                 fault = proxy.pick(n > 0)
                 if fault == "reset":
                     proxy.count("reset")
@@ -145,7 +168,8 @@ class FaultProxy:
                     resp = conn.getresponse()
                     data = resp.read()
                     hdrs = [(k, v) for k, v in resp.getheaders()
-                            if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+                            if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                            and not (proxy.strip_checksums and k.lower().startswith("x-amz-checksum-"))]
                 finally:
                     conn.close()
                 proxy.count("ok")
