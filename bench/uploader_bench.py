@@ -9,11 +9,18 @@ NOT a test (never in ctest).
 
   1. one big file (default 256 MiB: moto keeps objects in memory and grows
      to several GiB with a 1 GiB object; --big-mib 1024 for the full size)
-  2. N small files (default 2,000 x 16 KiB)
+  2. N small files (default 2,000 x 16 KiB), also by "sdk": boto3 with 10
+     threads doing what sluice does per file (PUT with x-amz-checksum-sha256
+     and If-None-Match, then HEAD with checksum mode and compare), the
+     baseline for the same work; the CLI sends one PUT per file and checks
+     nothing afterwards
   3. CLOSE->stored latency of 64 KiB files at idle: `sluice serve`, the
      OpenSSH sftp client puts one file at a time; latency is the audit
      trail's file.stored ts minus file.received ts (p50, p99)
-and peak RSS of each uploader. sluice's runs feed files straight into the
+and peak RSS of each uploader, moto's CPU time and requests per file (moto
+is the bottleneck on 2 cores: its CPU per request is the price of a request)
+and the ratio within each repetition (the clients take turns going first;
+this VM's speed drifts within minutes). sluice's runs feed files straight into the
 spool as the intake leaves them ("accepted") and time until all are
 stored. curl gets x-amz-content-sha256 precomputed (curl 7.88 does not add
 it); its small files go 4 at a time (sluice's old default workers), the AWS
@@ -25,6 +32,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -125,6 +133,57 @@ class SluiceUploader:
         return elapsed, rss
 
 
+def sdk_put_verify(moto, paths, prefix, threads=10):
+    """The same work as sluice's per file, with boto3 (one client, 10 threads):
+    conditional PUT with the SHA-256 checksum, then HEAD with checksum mode
+    and compare. Returns (seconds, peak RSS KiB of this process)."""
+    import base64
+    import botocore.config
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1",
+                      aws_access_key_id=moto.access_key, aws_secret_access_key=moto.secret_key,
+                      config=botocore.config.Config(s3={"addressing_style": "path"},
+                                                    max_pool_connections=threads,
+                                                    retries={"mode": "standard"}))
+    def one(path):
+        with open(path, "rb") as f:
+            body = f.read()
+        b64 = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        key = prefix + os.path.basename(path)
+        s3.put_object(Bucket=moto.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                      ChecksumSHA256=b64, IfNoneMatch="*")
+        h = s3.head_object(Bucket=moto.bucket, Key=key, ChecksumMode="ENABLED")
+        if h.get("ChecksumSHA256") != b64:
+            raise RuntimeError("checksum differs at %s" % key)
+    t = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        list(ex.map(one, paths))
+    return time.monotonic() - t, peak_rss_kib(os.getpid())
+
+
+class MotoMeter:
+    """moto's CPU seconds and logged requests between two points."""
+
+    def __init__(self, moto):
+        self.moto = moto
+
+    def _cpu(self):
+        with open("/proc/%d/stat" % self.moto.proc.pid) as f:
+            x = f.read().rsplit(")", 1)[1].split()
+        return (int(x[11]) + int(x[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _requests(self):
+        with open(self.moto.log, errors="replace") as f:
+            return sum(1 for line in f if '" 2' in line or '" 4' in line or '" 5' in line)
+
+    def __enter__(self):
+        self.c0, self.r0 = self._cpu(), self._requests()
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu, self.requests = self._cpu() - self.c0, self._requests() - self.r0
+
+
 def curl_put(moto, path, key, sha):
     return ["curl", "-sS", "-f", "-o", "/dev/null", "-T", path,
             "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "%s:%s" % (moto.access_key, moto.secret_key),
@@ -168,33 +227,52 @@ def main():
         for rep in range(a.reps):
             res = {}
             runs.append(res)
-            # 1. the big file
-            s = SluiceUploader(sluice, moto, work, "big%d" % rep)
-            res["big sluice"] = s.run([s.add(big, "sluice/big.bin")])
-            res["big aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--endpoint-url",
-                                      moto.endpoint, big, "s3://%s/aws/big.bin" % moto.bucket], awsenv)
-            sha = H.sha256_file(big)
-            res["big curl"] = run_rss(curl_put(moto, big, "curl/big.bin", sha))
-            moto.s3.delete_object(Bucket=moto.bucket, Key="sluice/big.bin")
-            moto.s3.delete_object(Bucket=moto.bucket, Key="aws/big.bin")
-            moto.s3.delete_object(Bucket=moto.bucket, Key="curl/big.bin")
 
-            # 2. small files
-            s = SluiceUploader(sluice, moto, work, "small%d" % rep)
-            res["small sluice"] = s.run([s.add(p, "sluice/small%d/" % rep + os.path.basename(p))
-                                         for p in smalls])
-            res["small aws"] = run_rss(["aws", "s3", "cp", "--only-show-errors", "--recursive",
-                                        "--endpoint-url", moto.endpoint, small_dir,
-                                        "s3://%s/aws/small%d/" % (moto.bucket, rep)], awsenv)
-            shas = {p: H.sha256_file(p) for p in smalls}
-            t = time.monotonic()
-            rss = 0
-            with concurrent.futures.ThreadPoolExecutor(4) as ex:
-                for r in ex.map(lambda p: run_rss(curl_put(moto, p, "curl/small%d/" % rep +
-                                                           os.path.basename(p),
-                                                           shas[p])), smalls):
-                    rss = max(rss, r[1])
-            res["small curl"] = (time.monotonic() - t, rss)
+            def big_sluice():
+                s = SluiceUploader(sluice, moto, work, "big%d" % rep)
+                return s.run([s.add(big, "sluice/big.bin")])
+
+            def small_sluice():
+                s = SluiceUploader(sluice, moto, work, "small%d" % rep)
+                return s.run([s.add(p, "sluice/small%d/" % rep + os.path.basename(p))
+                              for p in smalls])
+
+            def small_curl():
+                shas = {p: H.sha256_file(p) for p in smalls}
+                t = time.monotonic()
+                rss = 0
+                with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                    for r in ex.map(lambda p: run_rss(curl_put(moto, p, "curl/small%d/" % rep +
+                                                               os.path.basename(p), shas[p])), smalls):
+                        rss = max(rss, r[1])
+                return time.monotonic() - t, rss
+
+            phases = [
+                ("big", [
+                    ("sluice", big_sluice),
+                    ("aws", lambda: run_rss(["aws", "s3", "cp", "--only-show-errors", "--endpoint-url",
+                                             moto.endpoint, big, "s3://%s/aws/big.bin" % moto.bucket],
+                                            awsenv)),
+                    ("curl", lambda: run_rss(curl_put(moto, big, "curl/big.bin", H.sha256_file(big)))),
+                ]),
+                ("small", [
+                    ("sluice", small_sluice),
+                    ("aws", lambda: run_rss(["aws", "s3", "cp", "--only-show-errors", "--recursive",
+                                             "--endpoint-url", moto.endpoint, small_dir,
+                                             "s3://%s/aws/small%d/" % (moto.bucket, rep)], awsenv)),
+                    ("sdk", lambda: sdk_put_verify(moto, smalls, "sdk/small%d/" % rep)),
+                    ("curl", small_curl),
+                ]),
+            ]
+            for what, clients in phases:
+                k = rep % len(clients)		# who goes first takes turns
+                for who, fn in clients[k:] + clients[:k]:
+                    with MotoMeter(moto) as m:
+                        sec, rss = fn()
+                    res["%s %s" % (what, who)] = (sec, rss, m.cpu, m.requests)
+                if what == "big":
+                    for who in ("sluice", "aws", "curl"):
+                        moto.s3.delete_object(Bucket=moto.bucket, Key="%s/big.bin" % who)
             print("rep %d: %s" % (rep + 1, ", ".join("%s %.2fs" % (k, v[0]) for k, v in res.items())),
                   flush=True)
 
@@ -202,20 +280,34 @@ def main():
         lat = latency(sluice, moto, work, a.latency)
     finally:
         moto.stop()
+        shutil.rmtree(work, ignore_errors=True)	# gigabytes otherwise
 
-    res = {k: (statistics.median(r[k][0] for r in runs), max(r[k][1] for r in runs))
-           for k in runs[0]}
-    print("\nsluice uploader vs aws s3 cp vs curl --aws-sigv4, moto on loopback "
-          "(median of %d reps)" % len(runs))
-    print("%-28s %10s %12s %14s" % ("run", "seconds", "MB/s|files/s", "peak RSS MiB"))
-    for what, unit, amount in (("big", "MB/s", a.big_mib * MiB / 1e6), ("small", "files/s", a.small)):
-        for who in ("sluice", "aws", "curl"):
-            sec, rss = res["%s %s" % (what, who)]
-            print("%-28s %10.2f %12.1f %14.1f" % ("%s (%s) %s" % (what, unit, who), sec,
-                                                  amount / sec, rss / 1024))
-        sl = res[what + " sluice"][0]
-        print("  ratio vs aws s3 cp: %.2fx   vs curl: %.2fx (throughput, >1 is sluice faster)"
-              % (res[what + " aws"][0] / sl, res[what + " curl"][0] / sl))
+    print("\nsluice uploader vs aws s3 cp, boto3 doing the same work, curl --aws-sigv4; moto on "
+          "loopback (median of %d reps)" % len(runs))
+    print("%-26s %9s %13s %13s %14s %14s" % ("run", "seconds", "MB/s|files/s", "peak RSS MiB",
+                                              "moto ms/file", "requests/file"))
+    units = (("big", "MB/s", a.big_mib * MiB / 1e6, 1), ("small", "files/s", a.small, a.small))
+    for what, unit, amount, nfiles in units:
+        for who in ("sluice", "aws", "sdk", "curl"):
+            key = "%s %s" % (what, who)
+            if key not in runs[0]:
+                continue
+            sec = statistics.median(r[key][0] for r in runs)
+            rss = max(r[key][1] for r in runs)
+            cpu = statistics.median(r[key][2] for r in runs)
+            req = statistics.median(r[key][3] for r in runs)
+            print("%-26s %9.2f %13.1f %13.1f %14.1f %14.2f" % (
+                "%s (%s) %s" % (what, unit, who), sec, amount / sec, rss / 1024,
+                cpu * 1000 / nfiles, req / nfiles))
+        for who in ("aws", "sdk", "curl"):
+            key = "%s %s" % (what, who)
+            if key not in runs[0]:
+                continue
+            per = sorted(r[key][0] / r[what + " sluice"][0] for r in runs)
+            med = statistics.median(r[key][0] for r in runs) / statistics.median(
+                r[what + " sluice"][0] for r in runs)
+            print("  %-5s sluice's throughput / %-4s's: %.2fx (median of per-rep ratios %.2fx: %s)"
+                  % (what, who, med, statistics.median(per), " ".join("%.2f" % x for x in per)))
     if lat:
         lat.sort()
         p50 = lat[len(lat) // 2]
