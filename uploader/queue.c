@@ -54,9 +54,14 @@ age(int64_t ms, char *out, size_t len)
 static int
 q_list(struct state *st, int all)
 {
+	static const char *states[] = { "received", "waiting", "accepted",
+	    "uploading", "held", "stored", "removed", "archived", "rejected" };
+	int count[sizeof(states) / sizeof(states[0])] = { 0 };
 	sqlite3_stmt *s = NULL;
+	const char *state;
 	char a[32];
-	int n = 0;
+	size_t k;
+	int n = 0, sep = 0;
 
 	if (sqlite3_prepare_v2(state_db(st), all ?
 	    "SELECT id, state, received_ms, attempts, last_error, partner, path "
@@ -79,10 +84,18 @@ q_list(struct state *st, int all)
 		    (long long)sqlite3_column_int64(s, 0),
 		    sqlite3_column_text(s, 1), a, sqlite3_column_int(s, 3), pp,
 		    sqlite3_column_text(s, 4));
+		state = (const char *)sqlite3_column_text(s, 1);
+		for (k = 0; state != NULL && k < sizeof(states) / sizeof(states[0]); k++)
+			if (strcmp(state, states[k]) == 0)
+				count[k]++;
 		n++;
 	}
 	sqlite3_finalize(s);
-	printf("%d file(s)\n", n);
+	printf("%d file(s)", n);
+	for (k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+		if (count[k] > 0)
+			printf("%s %d %s", sep++ ? "," : ":", count[k], states[k]);
+	printf("\n");
 	return 0;
 }
 

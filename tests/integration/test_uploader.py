@@ -176,6 +176,9 @@ class TestDurability(UploaderCase):
         rc, out, err = H.run_sluice(["reconcile", "-c", self.cfg], env=self.moto.env(), timeout=120)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("%d proven, 0 unproven" % len(files), out)
+        # every stored file has its record, however the kills fell
+        stored = {r["key"] for r in H.read_audit(self.audit) if r.get("event") == "file.stored"}
+        self.assertEqual(stored, {k for k, _ in files}, "a stored file without its file.stored record")
 
     def parts_done(self, rid):
         db = sqlite3.connect(os.path.join(self.state, "sluice.db"), timeout=30)
@@ -455,6 +458,45 @@ class TestPolicies(UploaderCase):
         self.stop(p)
         self.assertIn("not versioned", self.rows()[0][4])
         self.assertEqual(self.moto.get_bytes("ver/b.txt", bucket="unversioned"), b"stored before")
+
+    def test_refused_credentials_held(self):
+        """InvalidAccessKeyId (a key the store does not know) and SignatureDoesNotMatch (a wrong
+        secret) are not retried blindly: held after one attempt, audited (file.held) and counted by
+        `queue list`; `queue hold` holds a waiting file by hand; with good credentials, `queue retry
+        --all` releases them and they are stored."""
+        self.config()
+        files = [("auth/a.bin", self.add_file("auth/a.bin", 1000)[1])]
+        p = self.start_uploader(env={"AWS_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000",
+                                     "AWS_SECRET_ACCESS_KEY": "x" * 40})
+        self.wait_states({"held"}, 60)
+        self.stop(p)
+        files.append(("auth/b.bin", self.add_file("auth/b.bin", 2000)[1]))
+        p = self.start_uploader(env={"AWS_SECRET_ACCESS_KEY": "not-" + self.moto.secret_key})
+        self.wait_states({"held"}, 60)
+        self.stop(p)
+        rows = self.rows()
+        for row, code in zip(rows, ("InvalidAccessKeyId", "SignatureDoesNotMatch")):
+            self.assertIn(code, row[4], row)
+            self.assertEqual(row[5], 1, "retried instead of held: %r" % (row,))
+        held = [r for r in H.read_audit(self.audit) if r.get("event") == "file.held"]
+        self.assertEqual([r["key"] for r in held], ["auth/a.bin", "auth/b.bin"], held)
+        with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
+            self.assertNotIn(self.moto.secret_key, f.read())
+        # held by hand before any uploader saw it
+        rid3, sha3, _ = self.add_file("auth/c.bin", 10)
+        files.append(("auth/c.bin", sha3))
+        rc, out, err = H.run_sluice(["queue", "hold", "-c", self.cfg, str(rid3)])
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.rows()[2][1], "held")
+        rc, out, err = H.run_sluice(["queue", "list", "-c", self.cfg])
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("3 file(s): 3 held", out)
+        rc, out, err = H.run_sluice(["queue", "retry", "-c", self.cfg, "--all"])
+        self.assertEqual(rc, 0, out + err)
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects(files)
 
     def test_retention_keep(self):
         """retention {keep: 30d}: stored files move to state_dir/archive/ (state archived)."""
