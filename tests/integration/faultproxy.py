@@ -15,6 +15,8 @@ XAmzContentSHA256Mismatch / BadDigest, so a flipped byte is caught.
                           # (a HEAD's 403 has no body, as S3's), with its Date
     p.strip_checksums = True  # a store that keeps no checksums: no x-amz-checksum-*
                               # in any answer
+It also serves as a plain HTTP forward proxy (http_proxy=p.endpoint): an
+absolute-form request is sent upstream as it is, its Host header unchanged.
 """
 
 import base64
@@ -157,7 +159,11 @@ class FaultProxy:
                                                   "match the calculated checksum."))
                 conn = http.client.HTTPConnection(proxy.up_host, proxy.up_port, timeout=120)
                 try:
-                    conn.putrequest(self.command, self.path, skip_host=True,
+                    path = self.path
+                    if path.startswith("http://"):     # as a forward proxy
+                        u = urllib.parse.urlsplit(path)
+                        path = u.path + ("?" + u.query if u.query else "")
+                    conn.putrequest(self.command, path, skip_host=True,
                                     skip_accept_encoding=True)
                     for k, v in self.headers.items():
                         if k.lower() in ("expect", "connection", "content-length"):

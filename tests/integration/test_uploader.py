@@ -345,7 +345,7 @@ class TestFaults(UploaderCase):
         self.wait_states({"removed"}, 300)
         self.stop(p)
         self.assert_objects(files)
-        for k in ("503", "500", "reset", "flip"):
+        for k in ("503", "500", "reset", "flip", "delay"):
             self.assertGreater(proxy.stats[k], 0, "fault %s never injected: %r" % (k, proxy.stats))
         self.assertGreater(proxy.stats["checked"], 0)
         retries = [r for r in H.read_audit(self.audit) if r.get("event") == "upload.retry"]
@@ -384,6 +384,30 @@ class TestFaults(UploaderCase):
             with self.assertRaises(botocore.exceptions.ClientError, msg=key):
                 self.moto.s3.head_object(Bucket=self.moto.bucket, Key=key)
         self.assert_objects([files[0], files[1]])
+
+    def test_virtual_hosted_addressing(self):
+        """path_style: false puts the bucket in the host name (BUCKET.localhost here, reached through
+        an HTTP proxy since this machine's resolver knows no *.localhost); moto checks the signature
+        over that host. Single PUT and multipart."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()
+        self.addCleanup(proxy.stop)
+        self.config(endpoint="http://localhost:%d" % self.moto.port,
+                    uploader=["multipart_threshold: 6MiB", "part_size: 5MiB"])
+        with open(self.cfg) as f:
+            text = f.read()
+        self.assertIn("path_style: true", text)
+        with open(self.cfg, "w") as f:
+            f.write(text.replace("path_style: true", "path_style: false"))
+        files = [("vh/a.bin", self.add_file("vh/a.bin", 3000)[1]),
+                 ("vh/big.bin", self.add_file("vh/big.bin", 11 * MiB)[1])]
+        p = self.start_uploader(env={"http_proxy": proxy.endpoint, "no_proxy": "", "NO_PROXY": ""})
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects(files)
+        self.assertTrue(proxy.requests)
+        self.assertEqual({h.get("host") for _, _, h in proxy.requests},
+                         {"%s.localhost:%d" % (self.moto.bucket, self.moto.port)})
+        self.assertFalse([pth for _, pth, _ in proxy.requests if "/%s/" % self.moto.bucket in pth])
 
     def test_missing_bucket_held_then_retry(self):
         """NoSuchBucket: held (audited); `queue retry` after the bucket exists: stored."""
@@ -510,6 +534,24 @@ class TestPolicies(UploaderCase):
         self.assertEqual(H.sha256_file(arch), sha)
         self.assert_objects([("keep/a.bin", sha)])
         self.assertTrue([r for r in H.read_audit(self.audit) if r.get("event") == "file.archived"])
+        # 31 days on for this one (not for a second): the sweep at start deletes its archive copy
+        rid2, sha2, path2 = self.add_file("keep/b.bin", 1000)
+        p = self.start_uploader()
+        self.wait_states({"archived"}, 60)
+        self.stop(p)
+        db = sqlite3.connect(os.path.join(self.state, "sluice.db"), timeout=30)
+        db.execute("UPDATE files SET stored_ms = stored_ms - 31 * 86400000 WHERE id = ?", (rid,))
+        db.commit()
+        db.close()
+        p = self.start_uploader()
+        ok = H.poll(lambda: [r[1] for r in self.rows()] == ["removed", "archived"], 30, 0.2)
+        self.stop(p)
+        self.assertTrue(ok, "%r\n%s" % (self.rows(), self.log()))
+        self.assertFalse(os.path.exists(arch))
+        self.assertTrue(os.path.exists(os.path.join(self.state, "archive", os.path.basename(path2))))
+        gone = [r for r in H.read_audit(self.audit) if r.get("event") == "file.removed"]
+        self.assertEqual([(r["key"], r.get("reason")) for r in gone],
+                         [("keep/a.bin", "retention period over")])
 
     def test_store_options(self):
         """sse, storage class, acl, tags (URL-encoded) and Object Lock reach S3."""
