@@ -15,6 +15,10 @@ XAmzContentSHA256Mismatch / BadDigest, so a flipped byte is caught.
                           # (a HEAD's 403 has no body, as S3's), with its Date
     p.strip_checksums = True  # a store that keeps no checksums: no x-amz-checksum-*
                               # in any answer
+    p.head_checksum = "..."   # every HEAD reports this x-amz-checksum-sha256 (a store
+                              # whose object is not what was sent)
+    p.delay_parts = 0.3   # hold each UploadPart that long; p.max_parts_inflight is the
+                          # most parts seen under way at once
 It also serves as a plain HTTP forward proxy (http_proxy=p.endpoint): an
 absolute-form request is sent upstream as it is, its Host header unchanged.
 """
@@ -53,6 +57,9 @@ class FaultProxy:
         self.enabled = True
         self.expire_next = 0   # answer this many requests with 400 ExpiredToken
         self.clock_ahead = 0   # seconds the store's clock is ahead of this host's
+        self.delay_parts = 0   # seconds each UploadPart is held before it is forwarded
+        self.head_checksum = None  # a HEAD answers this x-amz-checksum-sha256 instead
+        self.parts_inflight = self.max_parts_inflight = 0
         self.strip_checksums = False
         self.requests = []     # (method, path, {header: value}) of every request
         # one of each fault on the first requests with a body, then random
@@ -119,6 +126,21 @@ class FaultProxy:
                             "RequestTimeTooSkewed", "The difference between the request time "
                             "and the current time is too large."),
                             [("Date", email.utils.formatdate(store_now, usegmt=True))])
+                is_part = "partNumber=" in self.path
+                if is_part:
+                    with proxy.lock:
+                        proxy.parts_inflight += 1
+                        proxy.max_parts_inflight = max(proxy.max_parts_inflight, proxy.parts_inflight)
+                try:
+                    if is_part and proxy.delay_parts:
+                        time.sleep(proxy.delay_parts)
+                    return self._forward(n)
+                finally:
+                    if is_part:
+                        with proxy.lock:
+                            proxy.parts_inflight -= 1
+
+            def _forward(self, n):
                 fault = proxy.pick(n > 0)
                 if fault == "reset":
                     proxy.count("reset")
@@ -176,6 +198,9 @@ class FaultProxy:
                     hdrs = [(k, v) for k, v in resp.getheaders()
                             if k.lower() not in ("content-length", "transfer-encoding", "connection")
                             and not (proxy.strip_checksums and k.lower().startswith("x-amz-checksum-"))]
+                    if self.command == "HEAD" and proxy.head_checksum:
+                        hdrs = [(k, v) for k, v in hdrs if k.lower() != "x-amz-checksum-sha256"]
+                        hdrs.append(("x-amz-checksum-sha256", proxy.head_checksum))
                 finally:
                     conn.close()
                 proxy.count("ok")

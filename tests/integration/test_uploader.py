@@ -409,6 +409,39 @@ class TestFaults(UploaderCase):
                          {"%s.localhost:%d" % (self.moto.bucket, self.moto.port)})
         self.assertFalse([pth for _, pth, _ in proxy.requests if "/%s/" % self.moto.bucket in pth])
 
+    def test_parts_in_flight(self):
+        """A multipart file sends several parts at once (10 by default), not one after another."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()
+        self.addCleanup(proxy.stop)
+        proxy.delay_parts = 0.3     # each part takes a while, as over a WAN
+        self.config(endpoint=proxy.endpoint, uploader=["multipart_threshold: 6MiB", "part_size: 5MiB"])
+        files = [("inflight/big.bin", self.add_file("inflight/big.bin", 40 * MiB)[1])]
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 60)
+        self.stop(p)
+        self.assert_objects(files)
+        self.assertGreaterEqual(proxy.max_parts_inflight, 4, "parts went one at a time")
+
+    def test_head_disagrees_held(self):
+        """The HEAD after a PUT reports a checksum other than the SHA-256 taken at receipt (the
+        object is not what was sent): the file is held, audited with both checksums, not counted
+        as stored, and its spool copy kept."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()
+        self.addCleanup(proxy.stop)
+        proxy.head_checksum = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="   # SHA-256 of "test"
+        self.config(endpoint=proxy.endpoint)
+        _, sha, path = self.add_file("disagree/a.bin", 4000)
+        p = self.start_uploader()
+        self.wait_states({"held"}, 60)
+        self.stop(p)
+        row = self.rows()[0]
+        self.assertIn("checksum differs", row[4])
+        self.assertIn(proxy.head_checksum, row[4])
+        self.assertTrue(os.path.exists(path), "spool copy deleted")
+        audit = H.read_audit(self.audit)
+        self.assertFalse([r for r in audit if r.get("event") == "file.stored"])
+        self.assertTrue([r for r in audit if r.get("event") == "file.held"])
+
     def test_missing_bucket_held_then_retry(self):
         """NoSuchBucket: held (audited); `queue retry` after the bucket exists: stored."""
         self.config(bucket="made-later")
@@ -776,7 +809,9 @@ class PagingProxy:
     """Forwards every request to moto unchanged, but cuts ListMultipartUploads
     answers into pages as S3 does (moto ignores max-uploads and the markers):
     at most `page` uploads after key-marker/upload-id-marker, in (key, upload
-    id) order, with IsTruncated, NextKeyMarker and NextUploadIdMarker."""
+    id) order, with IsTruncated, NextKeyMarker and NextUploadIdMarker. Uploads
+    whose id is in `fresh` are reported as initiated now (moto says 2010 for
+    all)."""
 
     NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -786,6 +821,7 @@ class PagingProxy:
         self.up = (u.hostname, u.port)
         self.page = page
         self.lists = []  # the query of every ListMultipartUploads request
+        self.fresh = set()
         self.server = None
 
     def paged(self, query, body):
@@ -812,6 +848,8 @@ class PagingProxy:
         x.append("<MaxUploads>%d</MaxUploads><IsTruncated>%s</IsTruncated>"
                  % (n, "true" if more else "false"))
         for k, i, t in page:
+            if i in self.fresh:
+                t = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
             x.append("<Upload><Key>%s</Key><UploadId>%s</UploadId><Initiated>%s</Initiated>"
                      "<StorageClass>STANDARD</StorageClass></Upload>" % (escape(k), escape(i), escape(t)))
         x.append("</ListMultipartUploadsResult>")
@@ -900,6 +938,26 @@ class TestStaleSweepPages(UploaderCase):
                         proxy.lists)
         with open(os.path.join(self.dir, "uploader.log"), errors="replace") as f:
             self.assertEqual(f.read().count("aborted the stale multipart upload"), 5)
+
+    def test_young_upload_kept(self):
+        """An upload under the prefix that is not ours but younger than a day (another writer's,
+        under way) is left alone; one over a day old is aborted."""
+        young = self.moto.s3.create_multipart_upload(Bucket=self.moto.bucket, Key="young-a")["UploadId"]
+        old = self.moto.s3.create_multipart_upload(Bucket=self.moto.bucket, Key="old-b")["UploadId"]
+        proxy = PagingProxy(self.moto.endpoint, page=100).start()
+        self.addCleanup(proxy.stop)
+        proxy.fresh.add(young)
+        self.config(endpoint=proxy.endpoint)
+        p = self.start_uploader()
+
+        def ids():
+            r = self.moto.s3.list_multipart_uploads(Bucket=self.moto.bucket)
+            return {u["UploadId"] for u in r.get("Uploads", [])}
+        ok = H.poll(lambda: old not in ids(), 30)
+        self.stop(p)
+        self.assertTrue(ok, "stale upload not aborted\n" + self.log())
+        self.assertIn(young, ids(), "a young upload was aborted")
+        self.moto.s3.abort_multipart_upload(Bucket=self.moto.bucket, Key="young-a", UploadId=young)
 
 
 class TestFileStoreCollision(UploaderCase):
