@@ -11,6 +11,8 @@ it can be killed and restarted quickly.
     cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_uploader
 """
 
+import base64
+import hashlib
 import os
 import random
 import re
@@ -428,7 +430,7 @@ class TestFaults(UploaderCase):
         as stored, and its spool copy kept."""
         proxy = FaultProxy(self.moto.endpoint, rate=0).start()
         self.addCleanup(proxy.stop)
-        proxy.head_checksum = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="   # SHA-256 of "test"
+        proxy.head_checksum = base64.b64encode(hashlib.sha256(b"other bytes").digest()).decode()
         self.config(endpoint=proxy.endpoint)
         _, sha, path = self.add_file("disagree/a.bin", 4000)
         p = self.start_uploader()
@@ -523,8 +525,9 @@ class TestPolicies(UploaderCase):
         --all` releases them and they are stored."""
         self.config()
         files = [("auth/a.bin", self.add_file("auth/a.bin", 1000)[1])]
-        p = self.start_uploader(env={"AWS_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000",
-                                     "AWS_SECRET_ACCESS_KEY": "x" * 40})
+        # a key id and secret made up now: the store knows neither
+        p = self.start_uploader(env={"AWS_ACCESS_KEY_ID": "AKIA" + secrets.token_hex(8).upper(),
+                                     "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30)})
         self.wait_states({"held"}, 60)
         self.stop(p)
         files.append(("auth/b.bin", self.add_file("auth/b.bin", 2000)[1]))
