@@ -11,29 +11,63 @@
  * "hash" (so a removed, inserted or reordered record breaks the chain). The
  * first record's prev is 64 zeros. A keyed seal (HMAC) comes on top later.
  *
- * Several processes append to one file: each append takes flock(LOCK_EX),
- * reads the last line to chain from it, writes the whole line with one
- * write(2) and fdatasyncs before unlocking, so a record that audit_emit()
- * returned 0 for is durable.
+ * One process, the audit writer (audit_writer_run), is the trail's only
+ * writer when sluice runs as a service: every other role sends it records
+ * over an AF_UNIX SOCK_SEQPACKET socket (audit_connect) and it appends,
+ * chains and fdatasyncs them in groups. Tools that run alone (and roles run
+ * without a writer) append to the file directly (audit_open, or
+ * audit_open_any when a writer may or may not run). Either way each append
+ * takes flock(LOCK_EX), reads the last line to chain from it, writes whole
+ * lines and fdatasyncs before unlocking, so a writer and a tool appending
+ * at the same time keep one chain.
+ *
+ * The durability rule is the same in both modes: once audit_emit (not
+ * deferred) or audit_sync returned 0, the records are on disk.
  */
 #ifndef SLUICE_AUDIT_H
 #define SLUICE_AUDIT_H
 
+#include <signal.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
-#define AUDIT_MAX_LINE	(64 * 1024)
+#define AUDIT_MAX_LINE	(64 * 1024)	/* a line, and a client's message */
+/* The writer's socket, relative to the config's state_dir. */
+#define AUDIT_SOCKET	"run/audit.sock"
+/* How long a client waits for the writer (connect, send, ack). */
+#define AUDIT_TIMEOUT_MS	30000
 
 struct audit;
+struct config;
 
-/* Opens (creating 0640, and its directory 0750) the trail at path. NULL on error (logged). */
+/*
+ * File mode: opens (creating 0640, and its directory 0750) the trail at path
+ * and appends to it directly. NULL on error (logged). path is copied.
+ */
 struct audit *audit_open(const char *path);
 /*
- * Appends one record. fields is a JSON object (or NULL) whose members follow
+ * Client mode: connects to the writer listening at sockpath. The returned
+ * handle takes audit_emit/audit_defer/audit_sync/audit_close as in file
+ * mode; records go to the writer, which stamps seq, ts, prev and hash. If
+ * the writer goes away (restarted), the call that notices returns -1 and
+ * the next one connects again. NULL if it cannot connect (logged).
+ * sockpath is copied.
+ */
+struct audit *audit_connect(const char *sockpath);
+/*
+ * Client mode if a writer answers at sockpath (which may be NULL), else
+ * file mode on path (for tools like `sluice queue` and roles run alone).
+ * NULL only if neither works (logged).
+ */
+struct audit *audit_open_any(const char *path, const char *sockpath);
+/*
+ * Appends one record. event is 1..64 characters of [A-Za-z0-9._-]. fields is a JSON object (or NULL) whose members follow
  * "event" in order; audit_emit takes the reference (json_decref's it), so
  * callers can pass json_pack(...) directly. String values are stored as
- * given: never pass a secret. 0 or -1 (logged).
+ * given: never pass a secret. 0 or -1 (logged). In client mode, 0 means the
+ * writer has the record on disk (or, deferred, that it was sent).
  */
 int audit_emit(struct audit *, const char *event, json_t *fields);
 /*
@@ -43,10 +77,50 @@ int audit_emit(struct audit *, const char *event, json_t *fields);
  * before audit_sync may lose the batch's records from the end of the trail,
  * never one in the middle: call audit_sync before acting on a record that
  * must be durable (telling a partner, deleting a local copy).
+ * In client mode deferred records are sent without waiting, and audit_sync
+ * returns 0 only once the writer stored every one of them (-1 if any was
+ * refused or lost, or the writer did not answer within AUDIT_TIMEOUT_MS).
  */
 void audit_defer(struct audit *);
 int audit_sync(struct audit *);
+/* Syncs what is pending (as audit_sync), closes and frees. NULL is a no-op. */
 void audit_close(struct audit *);
+
+/*
+ * For the caller that starts the writer: creates the listening socket at
+ * sockpath (AF_UNIX SOCK_SEQPACKET, close-on-exec), replacing a stale socket
+ * there (anything else at that path is an error), then chown(owner, group)
+ * (-1 leaves one unchanged) and chmod(mode) before listen(2), so no client
+ * connects while it has other permissions. Returns the fd, or -1 (logged).
+ */
+int audit_listen(const char *sockpath, uid_t owner, gid_t group, mode_t mode);
+
+/*
+ * The writer role: the only process that appends to cfg->audit_path while
+ * sluice runs as a service. Serves clients on listenfd (from audit_listen;
+ * made non-blocking here) until SIGTERM or SIGINT (it installs handlers that
+ * set its own flag) or *flag (audit_writer_quit_flag) becomes non-zero.
+ * Reads every message that is ready from every client, appends them to the
+ * trail under one flock with one fdatasync, then acks. Peers are known by
+ * SO_PEERCRED: uid 0 and the writer's own uid may record any event, the
+ * restricted uid (audit_writer_restrict_uid) only auth.*, sftp.*, session.*
+ * and file.failed (anything else is refused and an "audit.refused" record
+ * names it), any other uid is turned away at accept. A malformed message,
+ * or a client that does not read its acks, costs that client its
+ * connection. Returns 0 when told to quit, -1 (logged) if the trail cannot
+ * be opened or an fdatasync failed (after which nothing written since the
+ * last good one can be trusted: restart the writer). Does not close
+ * listenfd.
+ */
+int audit_writer_run(const struct config *cfg, int listenfd);
+/*
+ * Records from peers with this uid (the session user's) are restricted as
+ * above. Call before audit_writer_run. A uid equal to the writer's own
+ * (development, everything runs as one user) is not restricted (warned).
+ */
+void audit_writer_restrict_uid(uid_t session_uid);
+/* An extra quit flag audit_writer_run polls (at least once a second). */
+void audit_writer_quit_flag(volatile sig_atomic_t *flag);
 
 /*
  * Walks the chain of path. Returns 0 and prints "PATH: N records, chain

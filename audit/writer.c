@@ -1,0 +1,634 @@
+/*
+ * writer.c - the audit writer role: the one process that appends to the
+ * trail while sluice runs as a service. Clients (audit_connect) send one
+ * record per SOCK_SEQPACKET message; the writer reads whatever every client
+ * has ready, appends it all under one flock with one fdatasync (group
+ * commit), then acks those that asked. The wire format is in audit_int.h.
+ *
+ * Nothing a client sends can make the writer block or write elsewhere: all
+ * sockets are non-blocking, a message is at most AUDIT_MAX_LINE bytes, a
+ * batch and a client's queue of unsent acks are bounded, and a client that
+ * breaks the protocol or does not read its acks loses its connection.
+ */
+#include "audit/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "audit/audit_int.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "policy/config.h"
+
+#define WRITER_MAX_CLIENTS	4096
+#define WRITER_MAX_ACKS		256	/* unsent acks before a client is dropped */
+#define WRITER_ROUND_MSGS	256	/* messages read from one client per round */
+#define WRITER_BATCH_RECS	8192	/* messages in one group commit */
+#define WRITER_BATCH_BYTES	(4 * 1024 * 1024)
+#define WRITER_OUT_FLUSH	(1024 * 1024)	/* write(2) the lines in chunks */
+#define WRITER_ACCEPTS		64	/* accepts per round */
+
+struct client {
+	int		 fd;
+	uid_t		 uid;
+	pid_t		 pid;
+	int		 restricted;	/* the session user: a few events only */
+	int		 err;		/* an unacked record failed since SYNC */
+	int		 closing;	/* close once the batch is done */
+	uint32_t	 acks[WRITER_MAX_ACKS];	/* ring of unsent replies */
+	unsigned	 ahead, alen;
+};
+
+struct entry {
+	struct client	*c;		/* NULL: the writer's own record */
+	uint32_t	 type, flags;
+	const char	*event;		/* points into msg, or static */
+	json_t		*msg;		/* owned: the decoded message */
+	json_t		*fields;	/* borrowed from msg; may be NULL */
+	uint32_t	 status;
+};
+
+struct writer {
+	const char	*path;
+	int		 fd;		/* the trail */
+	int		 listenfd;
+	uid_t		 self;
+	struct client	*clients[WRITER_MAX_CLIENTS];
+	int		 nclients;
+	struct entry	*batch;		/* WRITER_BATCH_RECS + 1 (own records) */
+	size_t		 nbatch, batchbytes;
+	char		*in;		/* one message */
+	char		*out;		/* sealed lines not yet written */
+	size_t		 outlen, outcap;
+	int64_t		 lastfull;	/* mono_ms of the last "full" warning */
+};
+
+static volatile sig_atomic_t writer_quit;
+static volatile sig_atomic_t *writer_extquit;
+static int restrict_set;
+static uid_t restrict_uid;
+
+static void
+writer_sig(int sig)
+{
+	(void)sig;
+	writer_quit = 1;
+}
+
+void
+audit_writer_restrict_uid(uid_t session_uid)
+{
+	restrict_uid = session_uid;
+	restrict_set = 1;
+}
+
+void
+audit_writer_quit_flag(volatile sig_atomic_t *flag)
+{
+	writer_extquit = flag;
+}
+
+static int
+quitting(void)
+{
+	return writer_quit || (writer_extquit != NULL && *writer_extquit);
+}
+
+/* Events a session process may record. */
+static int
+session_event_ok(const char *event)
+{
+	return strncmp(event, "auth.", 5) == 0 ||
+	    strncmp(event, "sftp.", 5) == 0 ||
+	    strncmp(event, "session.", 8) == 0 ||
+	    strcmp(event, "file.failed") == 0;
+}
+
+static void
+client_bad(struct client *c, const char *why)
+{
+	log_warnx("audit writer: malformed message from pid %ld uid %u (%s); "
+	    "closing its connection", (long)c->pid, (unsigned)c->uid, why);
+	c->closing = 1;
+}
+
+static void
+client_ack(struct client *c, uint32_t status)
+{
+	if (c->closing)
+		return;
+	if (c->alen == WRITER_MAX_ACKS) {
+		log_warnx("audit writer: pid %ld uid %u does not read its acks; "
+		    "dropping its connection", (long)c->pid, (unsigned)c->uid);
+		c->closing = 1;
+		return;
+	}
+	c->acks[(c->ahead + c->alen++) % WRITER_MAX_ACKS] = status;
+}
+
+static void
+client_flush(struct client *c)
+{
+	struct audit_reply r;
+	ssize_t n;
+
+	while (c->alen > 0 && !c->closing) {
+		r.status = c->acks[c->ahead];
+		n = send(c->fd, &r, sizeof(r), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;		/* POLLOUT tells when to go on */
+		if (n != sizeof(r)) {
+			c->closing = 1;	/* gone: nobody waits for the rest */
+			return;
+		}
+		c->ahead = (c->ahead + 1) % WRITER_MAX_ACKS;
+		c->alen--;
+	}
+}
+
+static int
+batch_full(struct writer *w)
+{
+	return w->nbatch >= WRITER_BATCH_RECS ||
+	    w->batchbytes >= WRITER_BATCH_BYTES;
+}
+
+/* The writer's own record "audit.refused" for a refused event. */
+static void
+batch_refused(struct writer *w, struct client *c, const char *event)
+{
+	struct entry *e;
+	json_t *f;
+
+	f = json_pack("{s:s,s:I,s:I}", "refused", event, "pid",
+	    (json_int_t)c->pid, "uid", (json_int_t)c->uid);
+	if (f == NULL)
+		return;
+	e = &w->batch[w->nbatch++];
+	memset(e, 0, sizeof(*e));
+	e->type = AUDIT_MSG_RECORD;
+	e->event = "audit.refused";
+	e->msg = e->fields = f;
+	e->status = AUDIT_OK;
+}
+
+/* Decodes one message into the batch; a bad one closes the client. */
+static void
+client_message(struct writer *w, struct client *c, const char *buf, size_t n)
+{
+	struct audit_msg h;
+	struct entry *e;
+	json_t *msg, *ev, *fields;
+	json_error_t jerr;
+	const char *k;
+	json_t *v;
+
+	if (n < sizeof(h)) {
+		client_bad(c, "shorter than its header");
+		return;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if ((h.flags & ~(uint32_t)AUDIT_F_ACK) != 0) {
+		client_bad(c, "unknown flags");
+		return;
+	}
+	if (h.type == AUDIT_MSG_SYNC) {
+		if (n != sizeof(h) || h.flags != 0) {
+			client_bad(c, "SYNC with a body or flags");
+			return;
+		}
+		e = &w->batch[w->nbatch++];
+		memset(e, 0, sizeof(*e));
+		e->c = c;
+		e->type = AUDIT_MSG_SYNC;
+		return;
+	}
+	if (h.type != AUDIT_MSG_RECORD) {
+		client_bad(c, "unknown message type");
+		return;
+	}
+	msg = json_loadb(buf + sizeof(h), n - sizeof(h),
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (msg == NULL || !json_is_object(msg)) {
+		json_decref(msg);
+		client_bad(c, "not a JSON object");
+		return;
+	}
+	json_object_foreach(msg, k, v) {
+		if (strcmp(k, "event") != 0 && strcmp(k, "fields") != 0) {
+			json_decref(msg);
+			client_bad(c, "unknown member");
+			return;
+		}
+	}
+	ev = json_object_get(msg, "event");
+	fields = json_object_get(msg, "fields");
+	if (!json_is_string(ev) || !audit_event_ok(json_string_value(ev))) {
+		json_decref(msg);
+		client_bad(c, "no valid event name");
+		return;
+	}
+	if (json_is_null(fields))
+		fields = NULL;
+	if (fields != NULL && !json_is_object(fields)) {
+		json_decref(msg);
+		client_bad(c, "fields is not an object");
+		return;
+	}
+	e = &w->batch[w->nbatch++];
+	memset(e, 0, sizeof(*e));
+	e->c = c;
+	e->type = AUDIT_MSG_RECORD;
+	e->flags = h.flags;
+	e->msg = msg;
+	e->event = json_string_value(ev);
+	e->fields = fields;
+	e->status = AUDIT_OK;
+	w->batchbytes += n;
+	if (c->restricted && !session_event_ok(e->event)) {
+		log_warnx("audit writer: refused event %s from session pid %ld "
+		    "uid %u: a session may record only auth.*, sftp.*, "
+		    "session.* and file.failed", e->event, (long)c->pid,
+		    (unsigned)c->uid);
+		e->status = AUDIT_ERR_REFUSED;
+		batch_refused(w, c, e->event);
+	}
+}
+
+/* Reads up to WRITER_ROUND_MSGS messages of c, as far as the batch holds. */
+static void
+client_read(struct writer *w, struct client *c)
+{
+	struct iovec iov;
+	struct msghdr mh;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < WRITER_ROUND_MSGS && !c->closing && !batch_full(w); i++) {
+		iov.iov_base = w->in;
+		iov.iov_len = AUDIT_MAX_LINE + 1;
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		n = recvmsg(c->fd, &mh, MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			c->closing = 1;	/* EOF (or an empty message) or error */
+			return;
+		}
+		if ((mh.msg_flags & MSG_TRUNC) || (size_t)n > AUDIT_MAX_LINE) {
+			client_bad(c, "longer than AUDIT_MAX_LINE");
+			return;
+		}
+		client_message(w, c, w->in, (size_t)n);
+	}
+}
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+out_add(struct writer *w, const char *line, size_t len)
+{
+	char *p;
+	size_t cap;
+
+	if (w->outlen + len > w->outcap) {
+		cap = w->outcap ? w->outcap : 64 * 1024;
+		while (cap < w->outlen + len)
+			cap *= 2;
+		if ((p = realloc(w->out, cap)) == NULL)
+			return -1;
+		w->out = p;
+		w->outcap = cap;
+	}
+	memcpy(w->out + w->outlen, line, len);
+	w->outlen += len;
+	return 0;
+}
+
+/*
+ * Appends the batch's records under one flock, one fdatasync. Sets each
+ * record's status. -1 if the fdatasync failed (the writer must stop).
+ */
+static int
+batch_append(struct writer *w)
+{
+	char prev[SHA256_HEX], hash[SHA256_HEX], *line;
+	struct entry *e;
+	int64_t seq;
+	off_t size;
+	size_t i, len, nrec = 0;
+	int rc = 0, ok = 0;
+
+	for (i = 0; i < w->nbatch; i++)
+		if (w->batch[i].type == AUDIT_MSG_RECORD &&
+		    w->batch[i].status == AUDIT_OK)
+			nrec++;
+	if (nrec == 0)
+		return 0;
+	if (audit_lock(w->fd, w->path) == -1)
+		goto fail;
+	if (audit_tail(w->fd, prev, &seq, &size) == -1) {
+		log_warn("audit writer: cannot read the last record of %s; run "
+		    "'sluice audit verify %s'", w->path, w->path);
+		goto unlock;
+	}
+	w->outlen = 0;
+	for (i = 0; i < w->nbatch; i++) {
+		e = &w->batch[i];
+		if (e->type != AUDIT_MSG_RECORD || e->status != AUDIT_OK)
+			continue;
+		line = audit_seal(seq + 1, e->event, e->fields, prev, hash, &len);
+		if (line == NULL) {
+			e->status = AUDIT_ERR_INVALID;
+			continue;
+		}
+		if (out_add(w, line, len) == -1) {
+			free(line);
+			log_warn("audit writer: memory");
+			goto truncate;
+		}
+		free(line);
+		seq++;
+		memcpy(prev, hash, SHA256_HEX);
+		if (w->outlen >= WRITER_OUT_FLUSH) {
+			if (write_all(w->fd, w->out, w->outlen) == -1)
+				goto werr;
+			w->outlen = 0;
+		}
+	}
+	if (w->outlen > 0 && write_all(w->fd, w->out, w->outlen) == -1)
+		goto werr;
+	w->outlen = 0;
+	if (fdatasync(w->fd) == -1) {
+		log_warn("audit writer: fdatasync %s; stopping: what was "
+		    "written since the last good sync cannot be trusted", w->path);
+		rc = -1;
+		goto unlock;
+	}
+	ok = 1;
+	goto unlock;
+werr:
+	log_warn("audit writer: write %s", w->path);
+truncate:
+	/* Leave the trail as it was before this batch, not torn. */
+	if (ftruncate(w->fd, size) == -1)
+		log_warn("audit writer: cannot cut %s back after a failed "
+		    "write; run 'sluice audit verify'", w->path);
+unlock:
+	flock(w->fd, LOCK_UN);
+fail:
+	if (!ok)
+		for (i = 0; i < w->nbatch; i++)
+			if (w->batch[i].type == AUDIT_MSG_RECORD &&
+			    w->batch[i].status == AUDIT_OK)
+				w->batch[i].status = AUDIT_ERR_IO;
+	return rc;
+}
+
+/* Group commit: append the batch, ack in order, flush acks. */
+static int
+batch_commit(struct writer *w)
+{
+	struct entry *e;
+	size_t i;
+	int rc, j;
+
+	if (w->nbatch == 0)
+		return 0;
+	rc = batch_append(w);
+	for (i = 0; i < w->nbatch; i++) {
+		e = &w->batch[i];
+		if (e->c == NULL) {
+			if (e->status != AUDIT_OK)
+				log_warnx("audit writer: record %s not stored",
+				    e->event);
+		} else if (e->type == AUDIT_MSG_SYNC) {
+			client_ack(e->c, e->c->err ? AUDIT_ERR_EARLIER : AUDIT_OK);
+			e->c->err = 0;
+		} else if (e->flags & AUDIT_F_ACK)
+			client_ack(e->c, e->status);
+		else if (e->status != AUDIT_OK)
+			e->c->err = 1;
+		json_decref(e->msg);
+	}
+	w->nbatch = 0;
+	w->batchbytes = 0;
+	for (j = 0; j < w->nclients; j++)
+		if (w->clients[j]->alen > 0)
+			client_flush(w->clients[j]);
+	return rc;
+}
+
+static void
+clients_reap(struct writer *w)
+{
+	struct client *c;
+	int j;
+
+	for (j = 0; j < w->nclients;) {
+		c = w->clients[j];
+		if (!c->closing) {
+			j++;
+			continue;
+		}
+		close(c->fd);
+		free(c);
+		w->clients[j] = w->clients[--w->nclients];
+	}
+}
+
+static void
+clients_accept(struct writer *w)
+{
+	struct client *c;
+	struct ucred cred;
+	socklen_t len;
+	int i, fd;
+
+	for (i = 0; i < WRITER_ACCEPTS && w->nclients < WRITER_MAX_CLIENTS; i++) {
+		fd = accept4(w->listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    mono_ms() - w->lastfull > 10000) {
+				log_warn("audit writer: accept");
+				w->lastfull = mono_ms();
+			}
+			return;
+		}
+		len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+		    len != sizeof(cred)) {
+			log_warn("audit writer: SO_PEERCRED");
+			close(fd);
+			continue;
+		}
+		if (!(restrict_set && cred.uid == restrict_uid) &&
+		    cred.uid != 0 && cred.uid != w->self) {
+			log_warnx("audit writer: refused a connection from pid %ld "
+			    "uid %u: only root, uid %u and the session user may "
+			    "send records; check the permissions of the socket",
+			    (long)cred.pid, (unsigned)cred.uid, (unsigned)w->self);
+			close(fd);
+			continue;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			log_warn("audit writer: memory");
+			close(fd);
+			return;
+		}
+		c->fd = fd;
+		c->uid = cred.uid;
+		c->pid = cred.pid;
+		c->restricted = restrict_set && cred.uid == restrict_uid;
+		w->clients[w->nclients++] = c;
+	}
+	if (w->nclients == WRITER_MAX_CLIENTS && mono_ms() - w->lastfull > 10000) {
+		log_warnx("audit writer: %d clients connected, the most it "
+		    "serves; new ones wait", WRITER_MAX_CLIENTS);
+		w->lastfull = mono_ms();
+	}
+}
+
+/* One round: poll, accept, read, commit. -1 if the writer must stop. */
+static int
+writer_round(struct writer *w, struct pollfd *pfd, int timeout)
+{
+	struct client *c;
+	int j, n, nc;
+
+	pfd[0].fd = w->listenfd;
+	pfd[0].events = w->nclients < WRITER_MAX_CLIENTS ? POLLIN : 0;
+	pfd[0].revents = 0;
+	nc = w->nclients;
+	for (j = 0; j < nc; j++) {
+		c = w->clients[j];
+		pfd[j + 1].fd = c->fd;
+		pfd[j + 1].events = POLLIN | (c->alen > 0 ? POLLOUT : 0);
+		pfd[j + 1].revents = 0;
+	}
+	if ((n = poll(pfd, (nfds_t)nc + 1, timeout)) == -1) {
+		if (errno == EINTR)
+			return 0;
+		log_warn("audit writer: poll");
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	/* Clients accepted now go to the end: pfd[1..nc] still match. */
+	if (pfd[0].revents & POLLIN)
+		clients_accept(w);
+	for (j = 0; j < nc; j++) {
+		c = w->clients[j];
+		if (pfd[j + 1].revents & POLLOUT)
+			client_flush(c);
+		if (!(pfd[j + 1].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		client_read(w, c);
+		if (batch_full(w) && batch_commit(w) == -1)
+			return -1;
+	}
+	if (batch_commit(w) == -1)
+		return -1;
+	clients_reap(w);
+	return 0;
+}
+
+int
+audit_writer_run(const struct config *cfg, int listenfd)
+{
+	struct writer *w;
+	struct sigaction sa;
+	struct pollfd *pfd = NULL;
+	int rc = -1, fl, j;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_warn("audit writer: memory");
+		return -1;
+	}
+	w->fd = -1;
+	if ((w->batch = calloc(WRITER_BATCH_RECS + WRITER_ROUND_MSGS,
+	    sizeof(*w->batch))) == NULL ||
+	    (w->in = malloc(AUDIT_MAX_LINE + 1)) == NULL ||
+	    (pfd = calloc(WRITER_MAX_CLIENTS + 1, sizeof(*pfd))) == NULL) {
+		log_warn("audit writer: memory");
+		goto fail;
+	}
+	w->path = cfg->audit_path;
+	w->listenfd = listenfd;
+	w->self = geteuid();
+	w->lastfull = -100000;
+	if (restrict_set && restrict_uid == w->self) {
+		log_warnx("audit writer: the session user (uid %u) is the "
+		    "writer's own user, so session records cannot be told "
+		    "apart and are not restricted; run sessions as a user of "
+		    "their own", (unsigned)restrict_uid);
+		restrict_set = 0;
+	}
+	if ((w->fd = audit_file_open(w->path)) == -1)
+		goto fail;
+	if ((fl = fcntl(listenfd, F_GETFL)) == -1 ||
+	    fcntl(listenfd, F_SETFL, fl | O_NONBLOCK) == -1) {
+		log_warn("audit writer: the listening socket");
+		goto fail;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = writer_sig;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	log_info("audit writer: appending to %s", w->path);
+	while (!quitting())
+		if (writer_round(w, pfd, 1000) == -1)
+			goto fail;
+	/* Store and ack what clients sent before we were told to stop. */
+	if (writer_round(w, pfd, 0) == -1)
+		goto fail;
+	rc = 0;
+fail:
+	for (j = 0; j < w->nclients; j++) {
+		close(w->clients[j]->fd);
+		free(w->clients[j]);
+	}
+	if (w->fd != -1)
+		close(w->fd);
+	free(w->batch);
+	free(w->in);
+	free(w->out);
+	free(w);
+	free(pfd);
+	return rc;
+}
