@@ -11,6 +11,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 demo=${DEMO_DIR:-$top/demo}
 
 "$top/deploy/install-deps.sh"
+# Started as root, sluice runs its roles as these unprivileged users.
+if [ "$(id -u)" -eq 0 ]; then "$top/deploy/create-users.sh"; fi
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j"$(nproc)" --target sluice
 

@@ -1,49 +1,111 @@
 /*
- * sluice.c - the `sluice` command: subcommands and the supervisor.
+ * sluice.c - the `sluice` command: subcommands, the role table and the
+ * supervisor.
  *
- * Roles (one process each; ARCHITECTURE.md "Process roles"):
- *
- *   role      entry          holds
- *   server    server_run     the listening socket; forks one session per connection
- *   intake    intake_run     the partners' public keys (later), no network
- *   uploader  uploader_run   the S3 credentials
- *
- * `sluice serve` runs all of them and restarts a role that dies.
+ * Every process of the gateway is one row of procs[] below: its name, the
+ * user it runs as, what it keeps, what it may touch and whom it talks to.
+ * The supervisor (`sluice serve`, root) starts each role through the one
+ * start path, proc_start() (common/proc.h), and restarts a role that dies.
+ * It also starts the session processes, since only root can switch to the
+ * session user: the listener hands it each admitted connection.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/close_range.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "policy/config.h"
+#include "policy/sessioncfg.h"
 #include "server/server.h"
 #include "spool/intake.h"
+#include "spool/layout.h"
 #include "spool/state.h"
 #include "uploader/uploader.h"
 
 #define DEFAULT_CONFIG	"/etc/sluice/sluice.yaml"
 
+/* What the supervisor made for the roles before starting them. */
+static struct {
+	struct proc_users	 users;
+	int			 listenfd;	/* the SSH port, bound as root */
+	int			 auditfd;	/* the audit writer's socket */
+	int			 spawnfd[2];	/* [0] supervisor, [1] listener */
+	int			 sessioncfg;	/* sealed memfd (policy/sessioncfg.h) */
+	int			 exefd;		/* this binary, to re-exec sessions */
+	int			 verbose;
+} sup = { .listenfd = -1, .auditfd = -1, .spawnfd = { -1, -1 },
+	.sessioncfg = -1, .exefd = -1 };
+
+static int
+run_audit(const struct config *cfg)
+{
+	if (sup.users.separated)
+		audit_writer_restrict_uid(sup.users.session.uid);
+	audit_writer_quit_flag(&proc_quit);
+	return audit_writer_run(cfg, sup.auditfd);
+}
+
+static int
+run_listener(const struct config *cfg)
+{
+	return server_run(cfg, sup.listenfd, sup.spawnfd[1]);
+}
+
 struct proc {
-	const char	*name;
+	const char	*name;		/* the role; `sluice NAME` runs it alone */
+	const char	*title;		/* process name */
+	enum proc_user	 user;
+	int		 flags;		/* PROC_KEEP_AWS, PROC_BACKGROUND */
 	int		(*run)(const struct config *);
+	const char	*holds;		/* what it may touch (documentation) */
+	const char	*talks;		/* its messages (documentation) */
+	/* the supervisor's bookkeeping */
 	pid_t		 pid;
 	int		 restarts;
 	int64_t		 started;
 	int64_t		 restart_at;
 };
 
+/*
+ * The roles, in start order (stopped in reverse: the audit writer last, so
+ * every other role's final records are written). The session, one process
+ * per connection, is not restarted and has no row: it runs as the session
+ * user, re-exec'd (server_main/session_main), holding the host keys and,
+ * after login, one partner's landing directory; it talks to the listener
+ * (guard.h, monitor.h) and the audit writer.
+ */
 static struct proc procs[] = {
-	{ "server",	server_run,	0, 0, 0, 0 },
-	{ "intake",	intake_run,	0, 0, 0, 0 },
-	{ "uploader",	uploader_run,	0, 0, 0, 0 },
+	{ "audit", "sluice-audit", PROC_SERVICE, 0, run_audit,
+	  "the audit trail (its only writer)",
+	  "records from every role over run/audit.sock (audit.h)", 0, 0, 0, 0 },
+	{ "server", "sluice-listener", PROC_SERVICE, 0, run_listener,
+	  "the bound SSH socket, password hashes, bans.json, sluice.db",
+	  "sessions: guard.h + monitor.h; supervisor: spawn (proc.h)", 0, 0, 0, 0 },
+	{ "intake", "sluice-intake", PROC_SERVICE, PROC_BACKGROUND, intake_run,
+	  "state_dir, partner public keys, the decryption key (gpg)",
+	  "audit writer", 0, 0, 0, 0 },
+	{ "uploader", "sluice-uploader", PROC_SERVICE,
+	  PROC_BACKGROUND | PROC_KEEP_AWS, uploader_run,
+	  "state_dir, the S3 credentials",
+	  "audit writer", 0, 0, 0, 0 },
 };
 #define NPROCS	(sizeof(procs) / sizeof(procs[0]))
 
@@ -135,20 +197,188 @@ cmd_audit(int argc, char **argv)
 	return rc;
 }
 
-/* Everything a role needs on disk, made once before any role starts. */
+/*
+ * Everything the roles need on disk, made once as root before any role
+ * starts: the state database, the host keys, every partner's landing
+ * directory, and the owners and modes of spool/layout.h.
+ */
 static int
 prepare(const struct config *cfg)
 {
+	struct spool_owners o;
 	struct state *st;
 
+	if (proc_users_resolve(cfg, &sup.users) == -1)
+		return -1;
 	if (spool_init(cfg->state_dir) == -1)
 		return -1;
 	if ((st = state_open(cfg->state_dir)) == NULL)
 		return -1;
 	state_close(st);
-	/* server.user: what the unprivileged sessions write (listener.c). */
-	if (server_prepare_user(cfg) == -1)
+	if (hostkeys_ensure(cfg) == -1)
 		return -1;
+	o.svc_uid = sup.users.service.uid;
+	o.svc_gid = sup.users.service.gid;
+	o.ses_uid = sup.users.session.uid;
+	o.ses_gid = sup.users.session.gid;
+	if (spool_own(cfg, sup.users.separated ? &o : NULL) == -1)
+		return -1;
+	if (sup.users.separated)
+		log_info("roles run as %s (uid %ld), sessions as %s (uid %ld)",
+		    sup.users.service.name, (long)sup.users.service.uid,
+		    sup.users.session.name, (long)sup.users.session.uid);
+	return 0;
+}
+
+/* The SSH port, bound as root (a port below 1024 needs it). */
+static int
+bind_port(const struct config *cfg)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[16];
+	int fd = -1, one = 1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	xsnprintf(port, sizeof(port), "%d", cfg->listen_port);
+	if ((e = getaddrinfo(cfg->listen_host, port, &hints, &res)) != 0) {
+		log_warnx("listen %s:%d: %s", cfg->listen_host,
+		    cfg->listen_port, gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 128) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	if (fd == -1)
+		log_warn("cannot listen on %s:%d", cfg->listen_host,
+		    cfg->listen_port);
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* The host keys' text (they are read as root, once). */
+static int
+read_hostkeys(const struct config *cfg, char ***keys)
+{
+	struct stat st;
+	size_t i;
+	ssize_t n;
+	int fd;
+
+	if ((*keys = calloc(cfg->nhost_keys + 1, sizeof(char *))) == NULL)
+		return -1;
+	for (i = 0; i < cfg->nhost_keys; i++) {
+		fd = open(cfg->host_keys[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1 || fstat(fd, &st) == -1 || st.st_size <= 0 ||
+		    st.st_size > 64 * 1024 ||
+		    ((*keys)[i] = calloc(1, (size_t)st.st_size + 1)) == NULL ||
+		    (n = read(fd, (*keys)[i], (size_t)st.st_size)) !=
+		    st.st_size) {
+			log_warn("cannot read host key %s", cfg->host_keys[i]);
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static void
+free_hostkeys(char **keys, size_t n)
+{
+	size_t i;
+
+	for (i = 0; keys != NULL && i < n; i++)
+		if (keys[i] != NULL) {
+			explicit_bzero(keys[i], strlen(keys[i]));
+			free(keys[i]);
+		}
+	free(keys);
+}
+
+/* The sessions' configuration in a sealed memfd (policy/sessioncfg.h). */
+static int
+session_config(const struct config *cfg, const char *sock)
+{
+	char **keys = NULL, *text = NULL;
+	size_t len;
+	int fd = -1, rc = -1;
+
+	if (read_hostkeys(cfg, &keys) == -1)
+		goto done;
+	if ((text = sessioncfg_export(cfg, keys, cfg->nhost_keys, sock)) ==
+	    NULL) {
+		log_warnx("out of memory");
+		goto done;
+	}
+	len = strlen(text);
+	if ((fd = memfd_create("sluice-session-config", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1 ||
+	    write(fd, text, len) != (ssize_t)len ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_WRITE | F_SEAL_SEAL) == -1) {
+		log_warn("cannot make the sessions' configuration");
+		goto done;
+	}
+	sup.sessioncfg = fd;
+	fd = -1;
+	rc = 0;
+done:
+	if (fd != -1)
+		close(fd);
+	if (text != NULL) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	free_hostkeys(keys, cfg->nhost_keys);
+	return rc;
+}
+
+/* What `serve` and `server` set up as root before the first role. */
+static int
+serve_setup(const struct config *cfg)
+{
+	char sock[PATH_MAX];
+	uid_t owner = geteuid();
+	gid_t group = getegid();
+
+	if (spool_path(cfg->state_dir, AUDIT_SOCKET, NULL, sock,
+	    sizeof(sock)) == -1) {
+		log_warnx("state_dir is too long for %s", AUDIT_SOCKET);
+		return -1;
+	}
+	if (sup.users.separated) {
+		owner = sup.users.service.uid;
+		group = sup.users.session.gid;
+	}
+	if ((sup.auditfd = audit_listen(sock, owner, group, 0660)) == -1 ||
+	    (sup.listenfd = bind_port(cfg)) == -1 ||
+	    session_config(cfg, sock) == -1)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+	    sup.spawnfd) == -1 || fd_nonblock(sup.spawnfd[0]) == -1) {
+		log_warn("socketpair");
+		return -1;
+	}
+	if ((sup.exefd = open("/proc/self/exe", O_PATH | O_CLOEXEC)) == -1) {
+		log_warn("/proc/self/exe");
+		return -1;
+	}
 	return 0;
 }
 
@@ -161,24 +391,41 @@ sup_signal(int sig)
 	sup_quit = 1;
 }
 
+/* In a forked role: close what the supervisor holds that r must not. */
+static void
+role_fds(const struct proc *r)
+{
+	int keep_audit = r->run == run_audit;
+	int keep_listen = r->run == run_listener;
+
+	if (!keep_audit && sup.auditfd != -1)
+		close(sup.auditfd);
+	if (!keep_listen && sup.listenfd != -1)
+		close(sup.listenfd);
+	if (!keep_listen && sup.spawnfd[1] != -1)
+		close(sup.spawnfd[1]);
+	if (sup.spawnfd[0] != -1)
+		close(sup.spawnfd[0]);
+	if (sup.sessioncfg != -1)
+		close(sup.sessioncfg);
+	if (sup.exefd != -1)
+		close(sup.exefd);
+}
+
 static pid_t
 role_start(struct proc *r, const struct config *cfg)
 {
 	pid_t pid;
-	struct sigaction sa;
 
 	if ((pid = fork()) == -1) {
 		log_warn("fork %s", r->name);
 		return -1;
 	}
 	if (pid == 0) {
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGCHLD, &sa, NULL);
-		/* Ctrl-C reaches the supervisor, which stops the roles in order. */
-		signal(SIGINT, SIG_IGN);
+		role_fds(r);
+		if (proc_start(r->name, r->title, proc_id_of(&sup.users,
+		    r->user), r->flags) == -1)
+			_exit(1);
 		_exit(r->run(cfg));
 	}
 	r->pid = pid;
@@ -186,18 +433,222 @@ role_start(struct proc *r, const struct config *cfg)
 	return pid;
 }
 
+/* --- the session processes ------------------------------------------------- */
+
+static pid_t	*sessions;		/* running session pids (0: free) */
+static size_t	 nsessions;
+
+/*
+ * In the forked child: the client socket, the listener's socketpair and
+ * the configuration become fds 3, 4 and 5; every other fd is closed at
+ * exec; the user is the session user (no_new_privs); the environment is
+ * empty but for the test hooks. Never returns.
+ */
+static void
+session_exec(int client, int gfd)
+{
+	extern char **environ;
+	char *envp[16], *argv[4];
+	int c, g, m, e, n = 0, null;
+	size_t i;
+
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	if ((c = fcntl(client, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (g = fcntl(gfd, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (m = fcntl(sup.sessioncfg, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (e = fcntl(sup.exefd, F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    dup2(c, SESSION_FD_CLIENT) == -1 ||
+	    dup2(g, SESSION_FD_LISTENER) == -1 ||
+	    dup2(m, SESSION_FD_CONFIG) == -1)
+		_exit(126);
+	if ((null = open("/dev/null", O_RDWR)) != -1) {
+		dup2(null, 0);
+		if (null > 2)
+			close(null);
+	}
+	if (syscall(SYS_close_range, SESSION_FD_CONFIG + 1, ~0U,
+	    CLOSE_RANGE_CLOEXEC) == -1)
+		_exit(126);
+	if (proc_drop(proc_id_of(&sup.users, PROC_SESSION)) == -1)
+		_exit(126);
+	for (i = 0; environ[i] != NULL && n < 15; i++)
+		if (strncmp(environ[i], "SLUICE_TEST_", 12) == 0 ||
+		    strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0 ||
+		    strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0)
+			envp[n++] = environ[i];
+	envp[n] = NULL;
+	argv[0] = "sluice-session";
+	argv[1] = "__session";
+	argv[2] = sup.verbose ? "-v" : NULL;
+	argv[3] = NULL;
+	syscall(SYS_execveat, e, "", argv, envp, AT_EMPTY_PATH);
+	_exit(127);
+}
+
+/* The listener asks for a session: start it, answer with its pid. */
+static void
+spawn_request(void)
+{
+	struct spawn_msg m, reply;
+	int client, gfd, r;
+	pid_t pid = -1;
+	size_t i;
+
+	while ((r = fd_recv(sup.spawnfd[0], &m, sizeof(m), &client, &gfd)) ==
+	    1) {
+		pid = -1;
+		if (m.type == SPAWN_SESSION && client != -1 && gfd != -1) {
+			for (i = 0; i < nsessions && sessions[i] != 0; i++)
+				;
+			if (i == nsessions)
+				log_warnx("too many session processes");
+			else if ((pid = fork()) == 0)
+				session_exec(client, gfd);
+			else if (pid == -1)
+				log_warn("fork");
+			else
+				sessions[i] = pid;
+		}
+		if (client != -1)
+			close(client);
+		if (gfd != -1)
+			close(gfd);
+		memset(&reply, 0, sizeof(reply));
+		reply.type = SPAWN_DONE;
+		reply.pid = pid;
+		(void)send(sup.spawnfd[0], &reply, sizeof(reply), MSG_NOSIGNAL);
+	}
+}
+
+/* A child ended: a session (tell the listener) or a role (restart it). */
+static void
+reaped(pid_t pid, int status)
+{
+	struct spawn_msg m;
+	struct proc *r;
+	size_t i;
+	int delay;
+
+	for (i = 0; i < nsessions; i++)
+		if (sessions[i] == pid) {
+			sessions[i] = 0;
+			memset(&m, 0, sizeof(m));
+			m.type = SPAWN_EXITED;
+			m.pid = pid;
+			m.status = status;
+			(void)send(sup.spawnfd[0], &m, sizeof(m), MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
+			return;
+		}
+	for (i = 0; i < NPROCS; i++) {
+		r = &procs[i];
+		if (r->pid != pid)
+			continue;
+		r->pid = 0;
+		if (sup_quit)
+			return;
+		/* Back off when a role keeps dying right after start. */
+		if (mono_ms() - r->started > 60000)
+			r->restarts = 0;
+		delay = r->restarts < 6 ? 1 << r->restarts : 60;
+		r->restarts++;
+		if (WIFSIGNALED(status))
+			log_warnx("role %s died of signal %d; restarting in %d s",
+			    r->name, WTERMSIG(status), delay);
+		else
+			log_warnx("role %s exited with status %d; restarting in "
+			    "%d s", r->name, WEXITSTATUS(status), delay);
+		r->restart_at = mono_ms() + delay * 1000;
+	}
+}
+
+/* Signals every running process of `which` (NULL: sessions) and waits up to
+ * ms for them; then kills what is left. */
+static void
+stop_procs(int (*which)(const struct proc *), int ms)
+{
+	int64_t deadline = mono_ms() + ms;
+	size_t i;
+	int alive, status;
+	pid_t pid;
+
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].pid > 0 && (which == NULL || which(&procs[i])))
+			kill(procs[i].pid, SIGTERM);
+	if (which == NULL)
+		for (i = 0; i < nsessions; i++)
+			if (sessions[i] > 0)
+				kill(sessions[i], SIGTERM);
+	for (;;) {
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			reaped(pid, status);
+		alive = 0;
+		for (i = 0; i < NPROCS; i++)
+			if (procs[i].pid > 0 && (which == NULL ||
+			    which(&procs[i])))
+				alive++;
+		for (i = 0; which == NULL && i < nsessions; i++)
+			if (sessions[i] > 0)
+				alive++;
+		if (alive == 0)
+			return;
+		if (mono_ms() > deadline)
+			break;
+		usleep(20000);
+	}
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].pid > 0 && (which == NULL || which(&procs[i]))) {
+			log_warnx("role %s did not stop; killing it",
+			    procs[i].name);
+			kill(procs[i].pid, SIGKILL);
+		}
+	for (i = 0; which == NULL && i < nsessions; i++)
+		if (sessions[i] > 0)
+			kill(sessions[i], SIGKILL);
+	while ((pid = waitpid(-1, &status, 0)) > 0) {
+		reaped(pid, status);
+		for (i = alive = 0; i < NPROCS; i++)
+			if (procs[i].pid > 0 && (which == NULL ||
+			    which(&procs[i])))
+				alive++;
+		for (i = 0; which == NULL && i < nsessions; i++)
+			if (sessions[i] > 0)
+				alive++;
+		if (alive == 0)
+			break;
+	}
+}
+
 static int
-cmd_serve(const struct config *cfg)
+is_audit(const struct proc *r)
+{
+	return r->run == run_audit;
+}
+
+/*
+ * The supervisor: starts the roles (only the audit writer and the listener
+ * for `sluice server`), starts sessions for the listener, restarts a role
+ * that dies, and stops everything in order on SIGTERM/SIGINT.
+ */
+static int
+cmd_serve(const struct config *cfg, int only_server)
 {
 	struct sigaction sa;
+	struct pollfd pfd;
 	struct proc *r;
 	size_t i;
 	pid_t pid;
-	int status, delay, alive;
-	int64_t deadline;
+	int status;
 
 	log_setrole("supervisor");
-	if (prepare(cfg) == -1 || hostkeys_ensure(cfg) == -1)
+	if (prepare(cfg) == -1 || serve_setup(cfg) == -1)
+		return 1;
+	nsessions = (size_t)(cfg->server.max_sessions +
+	    cfg->server.max_startups) + 16;
+	if ((sessions = calloc(nsessions, sizeof(*sessions))) == NULL)
 		return 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = sup_signal;
@@ -205,83 +656,55 @@ cmd_serve(const struct config *cfg)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	for (i = 0; i < NPROCS; i++)
+	for (i = 0; i < NPROCS; i++) {
+		if (only_server && procs[i].run != run_audit &&
+		    procs[i].run != run_listener)
+			continue;
 		if (role_start(&procs[i], cfg) == -1)
 			goto stop;
+	}
 	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
 
 	while (!sup_quit) {
-		pid = waitpid(-1, &status, 0);
-		if (pid == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (i = 0; i < NPROCS; i++) {
-			r = &procs[i];
-			if (r->pid != pid)
-				continue;
-			r->pid = 0;
-			if (sup_quit)
-				break;
-			/* Back off when a role keeps dying right after start. */
-			if (mono_ms() - r->started > 60000)
-				r->restarts = 0;
-			delay = r->restarts < 6 ? 1 << r->restarts : 60;
-			r->restarts++;
-			if (WIFSIGNALED(status))
-				log_warnx("role %s died of signal %d; restarting "
-				    "in %d s", r->name, WTERMSIG(status), delay);
-			else
-				log_warnx("role %s exited with status %d; "
-				    "restarting in %d s", r->name,
-				    WEXITSTATUS(status), delay);
-			r->restart_at = mono_ms() + delay * 1000;
-		}
-		/* Restart what is due (sleeping through the backoff). */
+		pfd.fd = sup.spawnfd[0];
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 100) > 0)
+			spawn_request();
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			reaped(pid, status);
+		/* Restart what is due. */
 		for (i = 0; i < NPROCS && !sup_quit; i++) {
 			r = &procs[i];
-			if (r->pid != 0)
+			if (r->pid != 0 || r->restart_at == 0 ||
+			    mono_ms() < r->restart_at)
 				continue;
-			while (!sup_quit && mono_ms() < r->restart_at)
-				usleep(100000);
-			if (!sup_quit)
-				role_start(r, cfg);
+			r->restart_at = 0;
+			role_start(r, cfg);
 		}
 	}
 stop:
 	log_info("stopping");
-	for (i = 0; i < NPROCS; i++)
-		if (procs[i].pid > 0)
-			kill(procs[i].pid, SIGTERM);
-	deadline = mono_ms() + 15000;
-	for (;;) {
-		alive = 0;
-		for (i = 0; i < NPROCS; i++) {
-			if (procs[i].pid <= 0)
-				continue;
-			if (waitpid(procs[i].pid, &status, WNOHANG) == procs[i].pid)
-				procs[i].pid = 0;
-			else
-				alive++;
-		}
-		if (alive == 0)
-			break;
-		if (mono_ms() > deadline) {
-			for (i = 0; i < NPROCS; i++)
-				if (procs[i].pid > 0) {
-					log_warnx("role %s did not stop; killing it",
-					    procs[i].name);
-					kill(procs[i].pid, SIGKILL);
-					waitpid(procs[i].pid, &status, 0);
-				}
-			break;
-		}
-		usleep(50000);
-	}
+	/* Everything but the audit writer, then the writer: the others'
+	 * last records reach the trail. */
+	stop_procs(NULL, 15000);
+	stop_procs(is_audit, 15000);
 	log_info("stopped");
+	free(sessions);
 	return 0;
+}
+
+/* `sluice intake` or `sluice uploader` alone, in the foreground. */
+static int
+cmd_role(const struct config *cfg, struct proc *r)
+{
+	if (prepare(cfg) == -1)
+		return 1;
+	if (proc_start(r->name, r->title, proc_id_of(&sup.users, r->user),
+	    r->flags) == -1)
+		return 1;
+	signal(SIGINT, SIG_DFL);	/* Ctrl-C stops a role run by hand */
+	return r->run(cfg);
 }
 
 int
@@ -299,6 +722,11 @@ main(int argc, char **argv)
 	int ch, verbose = 0, rc;
 	size_t i;
 
+	/* A session, re-exec'd by the supervisor (never run by hand). */
+	if (argc >= 2 && strcmp(argv[1], "__session") == 0)
+		session_main(argc > 2 && strcmp(argv[2], "-v") == 0);
+	/* Files sluice creates are its own unless made otherwise. */
+	umask(077);
 	/* Options may come before or after the command. */
 	while ((ch = getopt_long(argc, argv, "+c:vhV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -347,14 +775,18 @@ main(int argc, char **argv)
 	}
 	if ((cfg = load(cfgpath)) == NULL)
 		return 1;
+	sup.verbose = verbose;
 	if (strcmp(cmd, "serve") == 0)
-		rc = cmd_serve(cfg);
+		rc = cmd_serve(cfg, 0);
+	else if (strcmp(cmd, "server") == 0)
+		rc = cmd_serve(cfg, 1);
 	else {
 		rc = -1;
 		for (i = 0; i < NPROCS; i++) {
-			if (strcmp(cmd, procs[i].name) != 0)
+			if (strcmp(cmd, procs[i].name) != 0 ||
+			    procs[i].run == run_audit)
 				continue;
-			rc = prepare(cfg) == -1 ? 1 : procs[i].run(cfg);
+			rc = cmd_role(cfg, &procs[i]);
 			break;
 		}
 		if (rc == -1) {

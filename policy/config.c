@@ -2271,6 +2271,7 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 		else
 			p->password_hash = dup_or_report(ld,
 			    line_of(v[K_HASH]), s);
+		p->has_password = p->password_hash != NULL;
 	}
 	if (v[K_ALLOW] != NULL) {
 		join_kp(kpk, sizeof(kpk), kp, "allow_from");
@@ -2597,36 +2598,37 @@ load_algorithms(struct loader *ld, const yaml_node_t *n,
 		    hostkey_names, &sv->pubkey_algorithms);
 }
 
-static void
-load_server_user(struct loader *ld, const yaml_node_t *n,
-    struct server_config *sv)
+/* A user name key (server.user, user): must exist and not be root. */
+static char *
+load_user(struct loader *ld, const yaml_node_t *n, const char *kp)
 {
-	const char *kp = "server.user", *s;
+	const char *s;
 	struct passwd *pw;
 	struct qbuf qb;
 
 	if ((s = get_string(ld, n, kp, "a user name (e.g. sluice)")) == NULL)
-		return;
+		return NULL;
 	if (s[0] == '\0' || strlen(s) > 32 ||
 	    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(s) ||
 	    s[0] == '-') {
 		report(ld, line_of(n), "%s: %s is not a user name (e.g. "
 		    "sluice)", kp, q(&qb, s));
-		return;
+		return NULL;
 	}
 	errno = 0;
 	if ((pw = getpwnam(s)) == NULL) {
 		report(ld, line_of(n), "%s: there is no user %s; create it "
-		    "(useradd --system --no-create-home %s) or remove "
-		    "server.user", kp, q(&qb, s), s);
-		return;
+		    "(useradd --system --user-group --no-create-home --shell "
+		    "/usr/sbin/nologin %s, or deploy/create-users.sh) or "
+		    "remove %s to use the default", kp, q(&qb, s), s, kp);
+		return NULL;
 	}
 	if (pw->pw_uid == 0) {
-		report(ld, line_of(n), "%s: %s is root; sessions must run as "
-		    "an unprivileged user (e.g. sluice)", kp, q(&qb, s));
-		return;
+		report(ld, line_of(n), "%s: %s is root; sluice's roles must "
+		    "run as unprivileged users (e.g. sluice)", kp, q(&qb, s));
+		return NULL;
 	}
-	sv->user = dup_or_report(ld, line_of(n), s);
+	return dup_or_report(ld, line_of(n), s);
 }
 
 static void
@@ -2691,7 +2693,7 @@ load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	set_duration(ld, v[K_VISIBLE], kp, "visible_for", 0, DUR_LONG,
 	    &sv->visible_for_s);
 	if (v[K_USER] != NULL)
-		load_server_user(ld, v[K_USER], sv);
+		sv->user = load_user(ld, v[K_USER], "server.user");
 	if (v[K_ALLOW] != NULL)
 		load_cidr_list(ld, v[K_ALLOW], "server.allow_from",
 		    &sv->allow_from, &sv->nallow_from, 0);
@@ -3354,10 +3356,10 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 {
 	static const char *const keys[] = {
 		"listen", "host_keys", "state_dir", "audit", "store", "partners",
-		"server", "roles", "uploader"
+		"server", "roles", "uploader", "user"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
-	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_N };
+	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -3368,6 +3370,9 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	cfg->listen_host = dup_or_report(ld, 1, DEFAULT_LISTEN_HOST);
 	if (v[K_LISTEN] != NULL)
 		load_listen(ld, v[K_LISTEN], cfg);
+
+	if (v[K_SVCUSER] != NULL)
+		cfg->user = load_user(ld, v[K_SVCUSER], "user");
 
 	if (v[K_STATE_DIR] != NULL)
 		cfg->state_dir = get_abspath(ld, v[K_STATE_DIR], "state_dir",
@@ -3552,6 +3557,7 @@ config_free(struct config *cfg)
 	free(cfg->store.pinned_pubkey);
 	free(cfg->store.quarantine_prefix);
 	free(cfg->server.user);
+	free(cfg->user);
 	free(cfg->server.allow_from);
 	free(cfg->server.deny_from);
 	free(cfg->server.kex);

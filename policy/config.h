@@ -117,7 +117,9 @@ struct partner {
 	char		*name;
 	char		**authorized_keys;	/* OpenSSH authorized_keys lines, already read from files */
 	size_t		 nauthorized_keys;
-	char		*password_hash;		/* crypt(3) hash or NULL */
+	char		*password_hash;		/* crypt(3) hash or NULL (always NULL
+						 * in a session: sessioncfg.h) */
+	int		 has_password;		/* 1: password logins configured */
 	struct cidr	*allow_from;		/* NULL/0: from anywhere */
 	size_t		 nallow_from;
 	char		*object_key;		/* template, default "{partner}/{path}" */
@@ -150,7 +152,7 @@ struct server_config {
 	int		 max_open_handles;		/* [64] per session */
 	int64_t		 min_free_space;		/* [1 GiB] a write below it fails; 0: no floor */
 	int64_t		 visible_for_s;			/* [86400] uploads stay listed this long; 0: hidden once stored */
-	char		*user;				/* [NULL] unprivileged user for sessions */
+	char		*user;				/* [NULL: "sluice-session"] the session user */
 	struct cidr	*allow_from;			/* global; NULL/0: anywhere */
 	size_t		 nallow_from;
 	struct cidr	*deny_from;			/* global, checked first */
@@ -178,6 +180,7 @@ struct uploader_config {
 
 struct config {
 	char		*path;		/* the file it was loaded from */
+	char		*user;		/* [NULL: "sluice"] the service user */
 	char		*listen_host;	/* "127.0.0.1", "::" ... (brackets removed) */
 	int		 listen_port;
 	char		**host_keys;

@@ -1,13 +1,17 @@
 /*
- * listener.c - the listener role: binds the SSH port with the configured
- * host keys and algorithm policy, and forks one session process per
- * connection (a crash or hang in one partner's session touches no other).
+ * listener.c - the listener role (the monitor), running as the service
+ * user: accepts connections on the socket the supervisor bound, and has the
+ * supervisor start one re-exec'd session process per connection (a crash or
+ * hang in one partner's session touches no other; the session runs as the
+ * session user and never sees a password hash).
  *
  * It is the one process that sees every connection from accept to exit, so
  * it enforces the connection limits and bans (server/guard.h): a connection
  * is checked right after accept(2), before a byte of SSH is exchanged, and
- * each session asks it over a socketpair before it counts as logged in.
- * Signal handlers only set flags.
+ * each session asks it over a socketpair before it counts as logged in. It
+ * also answers the sessions' questions that need what they must not hold
+ * (server/monitor.h): password checks, the state database. Signal handlers
+ * only set flags.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -36,21 +40,14 @@
 #include "audit/audit.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/proc.h"
+#include "policy/policy.h"
 #include "server/guard.h"
+#include "server/monitor.h"
 #include "server/server.h"
+#include "spool/receipt.h"
 #include "spool/state.h"
 
-static volatile sig_atomic_t listener_quit;
-static volatile sig_atomic_t listener_child;
-
-static void
-listener_signal(int sig)
-{
-	if (sig == SIGCHLD)
-		listener_child = 1;
-	else
-		listener_quit = 1;
-}
 
 static int
 hostkey_fingerprint(const char *path)
@@ -136,108 +133,6 @@ hostkeys_ensure(const struct config *cfg)
 	return 0;
 }
 
-static int
-bind_set(ssh_bind b, enum ssh_bind_options_e opt, const void *val,
-    const char *what)
-{
-	if (ssh_bind_options_set(b, opt, val) != SSH_OK) {
-		log_warnx("cannot set %s: %s", what, ssh_get_error(b));
-		return -1;
-	}
-	return 0;
-}
-
-static int resolve_user(const struct config *, struct session_user *);
-
-/* --- the files an unprivileged session needs ------------------------------ */
-
-/* chown/chmod one path if it exists (mode -1: keep). 0 or -1 (logged). */
-static int
-own(const char *path, uid_t uid, gid_t gid, int mode, int must_exist)
-{
-	struct stat st;
-
-	if (lstat(path, &st) == -1) {
-		if (errno == ENOENT && !must_exist)
-			return 0;
-		log_warn("%s", path);
-		return -1;
-	}
-	if (S_ISLNK(st.st_mode)) {
-		log_warnx("%s is a symbolic link; refusing to change its owner",
-		    path);
-		return -1;
-	}
-	if (lchown(path, uid, gid) == -1 ||
-	    (mode != -1 && chmod(path, (mode_t)mode) == -1)) {
-		log_warn("cannot give %s to the session user", path);
-		return -1;
-	}
-	return 0;
-}
-
-int
-server_prepare_user(const struct config *cfg)
-{
-	static const char *dbfiles[] = { "sluice.db", "sluice.db-wal",
-	    "sluice.db-shm" };
-	struct session_user u;
-	struct audit *a;
-	struct dirent *de;
-	char p[PATH_MAX];
-	DIR *d;
-	size_t i;
-	int rc = -1;
-
-	if (resolve_user(cfg, &u) == -1)
-		return -1;
-	if (!u.set)
-		return 0;
-	/* state_dir: root's, the group may add files (SQLite's -wal/-shm)
-	 * but, sticky, not rename or remove root's (spool/, sluice.db...). */
-	if (own(cfg->state_dir, 0, u.gid, 01770, 1) == -1)
-		return -1;
-	for (i = 0; i < sizeof(dbfiles) / sizeof(dbfiles[0]); i++)
-		if (spool_path(cfg->state_dir, dbfiles[i], NULL, p,
-		    sizeof(p)) == -1 || own(p, 0, u.gid, 0660, i == 0) == -1)
-			return -1;
-	if (spool_path(cfg->state_dir, "spool", NULL, p, sizeof(p)) == -1 ||
-	    own(p, 0, u.gid, 0750, 1) == -1 ||
-	    spool_path(cfg->state_dir, "spool/incoming", NULL, p,
-	    sizeof(p)) == -1 || own(p, 0, u.gid, 01770, 1) == -1)
-		return -1;
-	/* landing/ and each partner root belong to the sessions. */
-	if (spool_path(cfg->state_dir, "landing", NULL, p, sizeof(p)) == -1 ||
-	    own(p, u.uid, u.gid, 0750, 1) == -1)
-		return -1;
-	if ((d = opendir(p)) == NULL) {
-		log_warn("%s", p);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		char sub[PATH_MAX];
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (xsnprintf(sub, sizeof(sub), "%s/%s", p, de->d_name) == -1 ||
-		    own(sub, u.uid, u.gid, -1, 0) == -1)
-			goto done;
-	}
-	/* The audit trail: created now if new, appendable by the group. */
-	if ((a = audit_open(cfg->audit_path)) == NULL)
-		goto done;
-	audit_close(a);
-	if (own(cfg->audit_path, 0, u.gid, 0660, 1) == -1)
-		goto done;
-	log_info("sessions will run as %s (uid %ld): state_dir, sluice.db, "
-	    "spool/incoming, landing/ and the audit file are writable by it",
-	    u.name, (long)u.uid);
-	rc = 0;
-done:
-	closedir(d);
-	return rc;
-}
-
 /* --- algorithm policy ------------------------------------------------------ */
 
 struct algo {
@@ -260,8 +155,8 @@ static const struct algo algos[] = {
 	    NULL } },
 };
 
-static const char *
-algo_value(const struct server_config *sc, size_t i)
+const char *
+server_algo(const struct server_config *sc, int i)
 {
 	const char *v[] = { sc->kex, sc->ciphers, sc->macs,
 	    sc->host_key_algorithms, sc->pubkey_algorithms };
@@ -277,7 +172,7 @@ server_algo_warnings(const struct config *cfg, FILE *out)
 	int n = 0;
 
 	for (i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
-		xstrlcpy(buf, algo_value(&cfg->server, i), sizeof(buf));
+		xstrlcpy(buf, server_algo(&cfg->server, (int)i), sizeof(buf));
 		for (tok = strtok_r(buf, ",", &save); tok != NULL;
 		    tok = strtok_r(NULL, ",", &save))
 			for (j = 0; algos[i].weak[j] != NULL; j++)
@@ -294,61 +189,13 @@ server_algo_warnings(const struct config *cfg, FILE *out)
 	return n;
 }
 
-static ssh_bind
-listener_bind(const struct config *cfg)
-{
-	const struct server_config *sc = &cfg->server;
-	ssh_bind b;
-	size_t i;
-	int no = 0, rsa_min = 2048;
-	char port[8];
-
-	if ((b = ssh_bind_new()) == NULL)
-		return NULL;
-	xsnprintf(port, sizeof(port), "%d", cfg->listen_port);
-	/* Never let /etc/ssh/libssh_server_config override the policy. */
-	if (bind_set(b, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no, "process_config") ||
-	    bind_set(b, SSH_BIND_OPTIONS_BINDADDR, cfg->listen_host, "listen") ||
-	    bind_set(b, SSH_BIND_OPTIONS_BINDPORT_STR, port, "listen port") ||
-	    bind_set(b, SSH_BIND_OPTIONS_KEY_EXCHANGE, algo_value(sc, 0),
-	    "server.kex") ||
-	    bind_set(b, SSH_BIND_OPTIONS_CIPHERS_C_S, algo_value(sc, 1),
-	    "server.ciphers") ||
-	    bind_set(b, SSH_BIND_OPTIONS_CIPHERS_S_C, algo_value(sc, 1),
-	    "server.ciphers") ||
-	    bind_set(b, SSH_BIND_OPTIONS_HMAC_C_S, algo_value(sc, 2),
-	    "server.macs") ||
-	    bind_set(b, SSH_BIND_OPTIONS_HMAC_S_C, algo_value(sc, 2),
-	    "server.macs") ||
-	    bind_set(b, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES,
-	    algo_value(sc, 4), "server.pubkey_algorithms") ||
-	    bind_set(b, SSH_BIND_OPTIONS_RSA_MIN_SIZE, &rsa_min,
-	    "the minimum RSA key size"))
-		goto fail;
-	for (i = 0; i < cfg->nhost_keys; i++)
-		if (bind_set(b, SSH_BIND_OPTIONS_HOSTKEY, cfg->host_keys[i],
-		    cfg->host_keys[i]))
-			goto fail;
-	if (bind_set(b, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS,
-	    algo_value(sc, 3), "server.host_key_algorithms"))
-		goto fail;
-	if (ssh_bind_listen(b) != SSH_OK) {
-		log_warnx("cannot listen on %s:%d: %s", cfg->listen_host,
-		    cfg->listen_port, ssh_get_error(b));
-		goto fail;
-	}
-	return b;
-fail:
-	ssh_bind_free(b);
-	return NULL;
-}
-
 /* --- the session processes ------------------------------------------------ */
 
 struct child {
 	pid_t	 pid;		/* 0: free */
 	int	 fd;		/* our end of the session's socketpair */
 	char	 addr[INET6_ADDRSTRLEN];
+	char	 partner[128];	/* "" until the login counted (LOGIN) */
 };
 
 struct listener {
@@ -359,7 +206,9 @@ struct listener {
 	int			 nchildren;	/* slots */
 	int			 alive;
 	struct pollfd		*pfds;
-	struct session_user	 user;
+	int			 listenfd;	/* bound by the supervisor */
+	int			 supfd;		/* to the supervisor: spawns */
+	struct state		*state;		/* for MON_RECORDED/RECEIVED */
 	/* refusals are logged and audited at most REFUSE_BURST per
 	 * REFUSE_PERIOD_MS; the rest are counted and reported with the next */
 	int64_t			 refuse_period;
@@ -503,14 +352,133 @@ msg_name(const struct guard_msg *m, char *out, size_t len)
 			out[i] = '?';
 }
 
+/* A wrong password, an unknown user: counted by the listener itself. */
+static void
+count_failure(struct listener *l, struct child *c, const char *user)
+{
+	const struct guard_limits *lim = guard_get_limits(l->guard);
+	struct guard_ban ban;
+
+	guard_failure(l->guard, c->addr, user, now_ms() / 1000, &ban);
+	if (ban.addr_banned)
+		announce_ban(l, "address", ban.addr_key, c->addr,
+		    ban.addr_duration_s, ban.failures);
+	if (ban.user_banned)
+		announce_ban(l, "user", user, c->addr, ban.user_duration_s,
+		    lim->ban_failures);
+}
+
+/*
+ * MON_PASSWORD: one crypt(3) whatever the answer (a dummy hash for unknown
+ * and banned users and partners without a password), so neither the time
+ * nor the round trips tell a known user from an unknown one.
+ */
+static uint32_t
+mon_password(struct listener *l, struct child *c, struct mon_password *m)
+{
+	const struct partner *p;
+	char user[sizeof(m->user)];
+	uint32_t reply;
+	int banned, ok;
+
+	m->password[sizeof(m->password) - 1] = '\0';
+	xstrlcpy(user, m->user, sizeof(user));
+	p = config_partner(l->cfg, user);
+	banned = p != NULL && guard_user_banned(l->guard, p->name,
+	    now_ms() / 1000);
+	ok = policy_password_ok(banned ? NULL : p, m->password);
+	explicit_bzero(m->password, sizeof(m->password));
+	if (p == NULL)
+		reply = MON_PW_UNKNOWN;
+	else if (banned)
+		reply = MON_PW_BANNED;
+	else if (p->password_hash == NULL)
+		reply = MON_PW_NONE;
+	else if (!ok)
+		reply = MON_PW_WRONG;
+	else
+		return MON_PW_OK;
+	/* the user is counted only for a wrong password of a partner that
+	 * has one (a user ban blocks password logins only) */
+	count_failure(l, c, reply == MON_PW_WRONG ? p->name : NULL);
+	return reply;
+}
+
+static uint32_t
+mon_recorded(struct listener *l, struct mon_recorded *m)
+{
+	int known;
+
+	m->fid[sizeof(m->fid) - 1] = '\0';
+	if (l->state == NULL)
+		return MON_ERROR;
+	if ((known = state_landing_known(l->state, m->dev, m->ino)) != 0)
+		return known == 1 ? 1 : MON_ERROR;
+	if (m->fid[0] == '\0')
+		return 0;
+	known = state_fid_known(l->state, m->fid);
+	return known == -1 ? MON_ERROR : (uint32_t)known;
+}
+
+/*
+ * MON_RECEIVED: a session on a file system without receipts hands over a
+ * received file. Its row and file.received record are written here (the
+ * session cannot write the database), for its own partner only; the intake
+ * checks the rest like any hand-off.
+ */
+static uint32_t
+mon_received(struct listener *l, struct child *c, struct mon_received *m)
+{
+	struct file_rec *r = &m->rec;
+	char *text = NULL;
+	json_t *o;
+
+	r->fid[sizeof(r->fid) - 1] = r->partner[sizeof(r->partner) - 1] =
+	    r->path[sizeof(r->path) - 1] = r->sha256[sizeof(r->sha256) - 1] =
+	    r->remote[sizeof(r->remote) - 1] =
+	    r->session[sizeof(r->session) - 1] = '\0';
+	if (l->state == NULL || c->partner[0] == '\0' ||
+	    strcmp(r->partner, c->partner) != 0) {
+		log_warnx("session process %ld (%s) handed over a file for "
+		    "partner \"%.64s\" but logged in as \"%s\"; refused",
+		    (long)c->pid, c->addr, r->partner, c->partner);
+		return MON_ERROR;
+	}
+	r->id = 0;
+	r->state[0] = '\0';
+	if ((o = receipt_record(r)) == NULL ||
+	    (text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+		goto fail;
+	if (state_begin(l->state) == -1)
+		goto fail;
+	if (state_insert(l->state, r) == -1 ||
+	    state_outbox_add(l->state, "file.received", text) == -1) {
+		state_rollback(l->state);
+		goto fail;
+	}
+	if (state_commit(l->state) == -1)
+		goto fail;
+	json_decref(o);
+	free(text);
+	return 0;
+fail:
+	json_decref(o);
+	free(text);
+	return MON_ERROR;
+}
+
 /* One message from a session process. -1 when its socket is done. */
 static int
 child_message(struct listener *l, struct child *c)
 {
-	struct guard_msg m;
-	struct guard_ban ban;
-	char name[sizeof(m.name)];
-	const struct guard_limits *lim = guard_get_limits(l->guard);
+	union {
+		uint32_t		type;
+		struct guard_msg	g;
+		struct mon_password	pw;
+		struct mon_recorded	rd;
+		struct mon_received	rv;
+	} m;
+	char name[sizeof(m.g.name)];
 	uint32_t reply;
 	ssize_t n;
 	int64_t now = now_ms() / 1000;
@@ -518,18 +486,34 @@ child_message(struct listener *l, struct child *c)
 	n = recv(c->fd, &m, sizeof(m), MSG_DONTWAIT);
 	if (n == -1 && (errno == EINTR || errno == EAGAIN))
 		return 0;
-	if (n != (ssize_t)sizeof(m))
+	if (n < (ssize_t)sizeof(uint32_t))
 		return -1;
-	msg_name(&m, name, sizeof(name));
 	switch (m.type) {
 	case GUARD_MSG_FAIL:
-		guard_failure(l->guard, c->addr, name, now, &ban);
-		if (ban.addr_banned)
-			announce_ban(l, "address", ban.addr_key, c->addr,
-			    ban.addr_duration_s, ban.failures);
-		if (ban.user_banned)
-			announce_ban(l, "user", name, c->addr,
-			    ban.user_duration_s, lim->ban_failures);
+	case GUARD_MSG_CHECK_USER:
+	case GUARD_MSG_LOGIN:
+		if (n != (ssize_t)sizeof(m.g))
+			goto bad;
+		msg_name(&m.g, name, sizeof(name));
+		break;
+	case MON_PASSWORD:
+		if (n != (ssize_t)sizeof(m.pw))
+			goto bad;
+		break;
+	case MON_RECORDED:
+		if (n != (ssize_t)sizeof(m.rd))
+			goto bad;
+		break;
+	case MON_RECEIVED:
+		if (n != (ssize_t)sizeof(m.rv))
+			goto bad;
+		break;
+	default:
+		goto bad;
+	}
+	switch (m.type) {
+	case GUARD_MSG_FAIL:
+		count_failure(l, c, name);
 		return 0;
 	case GUARD_MSG_CHECK_USER:
 		reply = guard_user_banned(l->guard, name, now) ?
@@ -537,20 +521,32 @@ child_message(struct listener *l, struct child *c)
 		break;
 	case GUARD_MSG_LOGIN:
 		reply = guard_conn_login(l->guard, c->pid, name,
-		    m.partner_max, now, m.by_key != 0);
+		    m.g.partner_max, now, m.g.by_key != 0);
 		if (reply != GUARD_OK && reply != GUARD_USER_BANNED)
 			refused(l, c->addr, name, (enum guard_verdict)reply);
+		if (reply == GUARD_OK)
+			xstrlcpy(c->partner, name, sizeof(c->partner));
+		break;
+	case MON_PASSWORD:
+		reply = mon_password(l, c, &m.pw);
+		break;
+	case MON_RECORDED:
+		reply = mon_recorded(l, &m.rd);
 		break;
 	default:
-		log_warnx("session process %ld sent an unknown message; "
-		    "ending it", (long)c->pid);
-		kill(c->pid, SIGTERM);
-		return -1;
+		reply = mon_received(l, c, &m.rv);
+		break;
 	}
+	explicit_bzero(&m, sizeof(m));
 	if (send(c->fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
 	    (ssize_t)sizeof(reply))
 		return -1;
 	return 0;
+bad:
+	explicit_bzero(&m, sizeof(m));
+	log_warnx("session process %ld (%s) sent a malformed message; no "
+	    "longer listening to it", (long)c->pid, c->addr);
+	return -1;
 }
 
 static void
@@ -561,43 +557,113 @@ child_close_fd(struct child *c)
 	c->fd = -1;
 }
 
+/*
+ * A session process ended (the supervisor, its parent, says so). One killed
+ * by a signal other than the ones we send (SIGTERM, SIGALRM's login grace,
+ * SIGKILL) crashed or broke its sandbox (SIGSYS): logged, audited and
+ * counted as a failure of its address, so a client that crashes sessions
+ * on purpose gets banned like one that guesses passwords.
+ */
 static void
-reap(struct listener *l)
+child_exited(struct listener *l, pid_t pid, int status)
 {
-	pid_t pid;
-	int status, i;
+	struct child *c = NULL;
+	int i, sig;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < l->nchildren; i++)
-			if (l->children[i].pid == pid) {
-				child_close_fd(&l->children[i]);
-				l->children[i].pid = 0;
-				l->alive--;
-			}
-		guard_conn_remove(l->guard, pid);
-		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGALRM &&
-		    WTERMSIG(status) != SIGTERM)
-			log_warnx("session process %ld died of signal %d",
-			    (long)pid, WTERMSIG(status));
+	for (i = 0; i < l->nchildren; i++)
+		if (l->children[i].pid == pid) {
+			c = &l->children[i];
+			break;
+		}
+	guard_conn_remove(l->guard, pid);
+	if (c == NULL)
+		return;		/* a session of an earlier listener */
+	if (WIFSIGNALED(status) && (sig = WTERMSIG(status)) != SIGALRM &&
+	    sig != SIGTERM && sig != SIGKILL) {
+		log_warnx("session process %ld from %s died of signal %d (%s)%s",
+		    (long)pid, c->addr, sig, strsignal(sig), sig == SIGSYS ?
+		    ": a system call outside its sandbox; counted as an "
+		    "authentication failure of the address" : "; counted as "
+		    "an authentication failure of the address");
+		listener_audit(l, "session.crash", json_pack("{s:s,s:i,s:s,s:I}",
+		    "remote", c->addr, "signal", sig, "reason", sig == SIGSYS ?
+		    "sandbox violation" : "crash", "pid", (json_int_t)pid));
+		count_failure(l, c, NULL);
+	}
+	child_close_fd(c);
+	c->pid = 0;
+	c->partner[0] = '\0';
+	l->alive--;
+}
+
+/* Reads what the supervisor says (SPAWN_EXITED); -1 when it is gone. */
+static int
+supervisor_message(struct listener *l, struct spawn_msg *done)
+{
+	struct spawn_msg m;
+	ssize_t n;
+
+	for (;;) {
+		n = recv(l->supfd, &m, sizeof(m), MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 0;
+		if (n != (ssize_t)sizeof(m))
+			return -1;
+		if (m.type == SPAWN_EXITED)
+			child_exited(l, m.pid, m.status);
+		else if (m.type == SPAWN_DONE && done != NULL) {
+			*done = m;
+			return 1;
+		}
 	}
 }
 
+/* Asks the supervisor to start a session on fd with sfd as its end of the
+ * socketpair. The session's pid, or -1. */
+static pid_t
+spawn(struct listener *l, int fd, int sfd)
+{
+	struct spawn_msg m, done;
+	struct pollfd pfd;
+	int64_t deadline = mono_ms() + 10000;
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	m.type = SPAWN_SESSION;
+	if (fd_send(l->supfd, &m, sizeof(m), fd, sfd) == -1) {
+		log_warn("cannot ask the supervisor for a session process");
+		return -1;
+	}
+	while (mono_ms() < deadline) {
+		pfd.fd = l->supfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 1000) == -1 && errno != EINTR)
+			return -1;
+		if ((r = supervisor_message(l, &done)) == 1)
+			return done.pid > 0 ? done.pid : -1;
+		if (r == -1)
+			break;
+	}
+	log_warnx("the supervisor did not start a session process");
+	return -1;
+}
+
 /* Accepts one connection: checks it before any SSH byte is exchanged, then
- * forks its session process. */
+ * has the supervisor start its session process. */
 static void
-listener_accept(struct listener *l, ssh_bind b)
+listener_accept(struct listener *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char addr[INET6_ADDRSTRLEN];
 	enum guard_verdict v;
-	ssh_session ssh;
 	struct child *c = NULL;
 	int fd, sp[2] = { -1, -1 }, i;
 	pid_t pid;
 
-	fd = accept4(ssh_bind_get_fd(b), (struct sockaddr *)&ss, &len,
-	    SOCK_CLOEXEC);
+	fd = accept4(l->listenfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	if (fd == -1) {
 		if (errno != EAGAIN && errno != EINTR &&
 		    errno != ECONNABORTED)
@@ -637,118 +703,32 @@ listener_accept(struct listener *l, ssh_bind b)
 		close(fd);
 		return;
 	}
-	if ((ssh = ssh_new()) == NULL) {
-		log_warnx("out of memory for a new connection from %s", addr);
-		goto fail;
-	}
-	if (ssh_bind_accept_fd(b, ssh, fd) != SSH_OK) {
-		log_warnx("accept from %s: %s", addr, ssh_get_error(b));
-		ssh_free(ssh);
-		goto fail;
-	}
-	switch ((pid = fork())) {
-	case -1:
-		log_warn("fork");
-		ssh_free(ssh);	/* closes fd */
-		fd = -1;
-		goto fail;
-	case 0:
-		ssh_bind_free(b);
+	pid = spawn(l, fd, sp[1]);
+	close(fd);
+	close(sp[1]);
+	if (pid == -1) {
 		close(sp[0]);
-		/* Nothing of the listener or of other sessions stays here. */
-		for (i = 0; i < l->nchildren; i++)
-			if (l->children[i].pid != 0)
-				child_close_fd(&l->children[i]);
-		audit_close(l->audit);
-		session_run(l->cfg, ssh, sp[1], l->user.set ? &l->user : NULL);
-		/* NOTREACHED */
-	default:
-		ssh_free(ssh);	/* closes the parent's copy of the socket */
-		close(sp[1]);
-		c->pid = pid;
-		c->fd = sp[0];
-		xstrlcpy(c->addr, addr, sizeof(c->addr));
-		l->alive++;
-		if (guard_conn_add(l->guard, pid, addr) == -1)
-			log_warnx("connection table full (session %ld)",
-			    (long)pid);
 		return;
 	}
-fail:
-	if (fd != -1)
-		close(fd);
-	close(sp[0]);
-	close(sp[1]);
-}
-
-/* Resolves server.user once, in the listener (the session drops to it). */
-static int
-resolve_user(const struct config *cfg, struct session_user *u)
-{
-	struct passwd *pw;
-	int n = SESSION_MAX_GROUPS;
-
-	memset(u, 0, sizeof(*u));
-	if (cfg->server.user == NULL || cfg->server.user[0] == '\0')
-		return 0;
-	if (geteuid() != 0) {
-		if ((pw = getpwnam(cfg->server.user)) != NULL &&
-		    pw->pw_uid == geteuid())
-			return 0;	/* already running as that user */
-		log_warnx("server.user is \"%s\" but sluice runs as uid %ld, "
-		    "not root, so it cannot switch users; start it as root "
-		    "or as %s", cfg->server.user, (long)geteuid(),
-		    cfg->server.user);
-		return -1;
-	}
-	errno = 0;
-	if ((pw = getpwnam(cfg->server.user)) == NULL) {
-		log_warnx("server.user \"%s\" does not exist; create it (e.g. "
-		    "useradd -r -s /usr/sbin/nologin %s)", cfg->server.user,
-		    cfg->server.user);
-		return -1;
-	}
-	if (pw->pw_uid == 0) {
-		log_warnx("server.user \"%s\" is root; name an unprivileged "
-		    "user", cfg->server.user);
-		return -1;
-	}
-	xstrlcpy(u->name, pw->pw_name, sizeof(u->name));
-	u->uid = pw->pw_uid;
-	u->gid = pw->pw_gid;
-	if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &n) == -1) {
-		log_warnx("server.user \"%s\" is in more than %d groups",
-		    cfg->server.user, SESSION_MAX_GROUPS);
-		return -1;
-	}
-	u->ngroups = n;
-	u->set = 1;
-	return 0;
+	c->pid = pid;
+	c->fd = sp[0];
+	c->partner[0] = '\0';
+	xstrlcpy(c->addr, addr, sizeof(c->addr));
+	l->alive++;
+	if (guard_conn_add(l->guard, pid, addr) == -1)
+		log_warnx("connection table full (session %ld)", (long)pid);
 }
 
 int
-server_run(const struct config *cfg)
+server_run(const struct config *cfg, int listenfd, int supfd)
 {
 	struct listener l;
-	struct sigaction sa;
-	ssh_bind b = NULL;
-	int64_t deadline;
-	int i, n, rc = 1, fl;
+	int i, n, rc = 1;
 
-	log_setrole("server");
 	memset(&l, 0, sizeof(l));
 	l.cfg = cfg;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = listener_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGCHLD, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (ssh_init() != SSH_OK)
-		fatalx("libssh initialisation failed");
-	if (resolve_user(cfg, &l.user) == -1)
-		goto done;
+	l.listenfd = listenfd;
+	l.supfd = supfd;
 	if ((l.guard = guard_new(cfg)) == NULL) {
 		log_warnx("out of memory");
 		goto done;
@@ -764,83 +744,60 @@ server_run(const struct config *cfg)
 	l.nchildren = guard_get_limits(l.guard)->max_sessions +
 	    guard_get_limits(l.guard)->max_startups;
 	if ((l.children = calloc((size_t)l.nchildren, sizeof(*l.children))) ==
-	    NULL || (l.pfds = calloc((size_t)l.nchildren + 1,
+	    NULL || (l.pfds = calloc((size_t)l.nchildren + 2,
 	    sizeof(*l.pfds))) == NULL) {
 		log_warnx("out of memory");
 		goto done;
 	}
 	for (i = 0; i < l.nchildren; i++)
 		l.children[i].fd = -1;
-	if ((l.audit = audit_open(cfg->audit_path)) == NULL)
+	if ((l.audit = proc_audit_open(cfg)) == NULL ||
+	    (l.state = state_open(cfg->state_dir)) == NULL)
 		goto done;
-	if (hostkeys_ensure(cfg) == -1)
-		goto done;
-	if ((b = listener_bind(cfg)) == NULL)
-		goto done;
-	fl = fcntl(ssh_bind_get_fd(b), F_GETFL);
-	if (fl == -1 || fcntl(ssh_bind_get_fd(b), F_SETFL, fl | O_NONBLOCK) ==
-	    -1) {
-		log_warn("cannot make the listening socket non-blocking");
+	if (fd_nonblock(listenfd) == -1 || fd_nonblock(supfd) == -1) {
+		log_warn("cannot make the listener's sockets non-blocking");
 		goto done;
 	}
-	log_info("listening on %s:%d%s%s", cfg->listen_host, cfg->listen_port,
-	    l.user.set ? "; sessions run as " : "", l.user.set ?
-	    l.user.name : "");
+	log_info("listening on %s:%d", cfg->listen_host, cfg->listen_port);
 
-	while (!listener_quit) {
-		if (listener_child) {
-			listener_child = 0;
-			reap(&l);
-		}
-		l.pfds[0].fd = ssh_bind_get_fd(b);
+	while (!proc_quit) {
+		l.pfds[0].fd = listenfd;
 		l.pfds[0].events = POLLIN;
 		l.pfds[0].revents = 0;
+		l.pfds[1].fd = supfd;
+		l.pfds[1].events = POLLIN;
+		l.pfds[1].revents = 0;
 		for (i = 0; i < l.nchildren; i++) {
-			l.pfds[i + 1].fd = l.children[i].fd;	/* -1: ignored */
-			l.pfds[i + 1].events = POLLIN;
-			l.pfds[i + 1].revents = 0;
+			l.pfds[i + 2].fd = l.children[i].fd;	/* -1: ignored */
+			l.pfds[i + 2].events = POLLIN;
+			l.pfds[i + 2].revents = 0;
 		}
-		n = poll(l.pfds, (nfds_t)l.nchildren + 1, 1000);
+		n = poll(l.pfds, (nfds_t)l.nchildren + 2, 1000);
 		if (n <= 0) {
 			bans_save(&l, 0);
 			continue;
 		}
+		if (l.pfds[1].revents != 0 && supervisor_message(&l, NULL) ==
+		    -1) {
+			log_warnx("the supervisor is gone; stopping");
+			break;
+		}
 		/* Sessions first: a login waiting for its answer beats a
 		 * new connection. */
 		for (i = 0; i < l.nchildren; i++) {
-			if (l.children[i].fd == -1 || l.pfds[i + 1].revents == 0)
+			if (l.children[i].fd == -1 || l.pfds[i + 2].revents == 0)
 				continue;
 			if (child_message(&l, &l.children[i]) == -1)
 				child_close_fd(&l.children[i]);
 		}
 		if (l.pfds[0].revents & POLLIN)
-			listener_accept(&l, b);
+			listener_accept(&l);
 		bans_save(&l, 0);
 	}
 	rc = 0;
-	log_info("shutting down: %d session(s) to end", l.alive);
+	log_info("shutting down (%d session(s) still running end with the "
+	    "supervisor)", l.alive);
 done:
-	if (b != NULL)
-		ssh_bind_free(b);
-	signal(SIGTERM, SIG_IGN);
-	for (i = 0; i < l.nchildren; i++)
-		if (l.children[i].pid > 0)
-			kill(l.children[i].pid, SIGTERM);
-	deadline = mono_ms() + 5000;
-	while (l.alive > 0 && mono_ms() < deadline) {
-		reap(&l);
-		if (l.alive > 0)
-			usleep(50000);
-	}
-	if (l.alive > 0) {
-		log_warnx("%d session(s) did not end in time; killing them",
-		    l.alive);
-		for (i = 0; i < l.nchildren; i++)
-			if (l.children[i].pid > 0)
-				kill(l.children[i].pid, SIGKILL);
-		while (l.alive > 0 && waitpid(-1, NULL, 0) > 0)
-			l.alive--;
-	}
 	for (i = 0; i < l.nchildren; i++)
 		child_close_fd(&l.children[i]);
 	/* the failures still counting, too, so a restart forgets nothing */
@@ -852,6 +809,6 @@ done:
 	free(l.pfds);
 	guard_free(l.guard);
 	audit_close(l.audit);
-	ssh_finalize();
+	state_close(l.state);
 	return rc;
 }

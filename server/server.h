@@ -38,8 +38,18 @@
  */
 int hostkeys_ensure(const struct config *cfg);
 
-/* The listener role: runs until SIGTERM/SIGINT. Returns the exit status. */
-int server_run(const struct config *cfg);
+/*
+ * The listener role: accepts on listenfd (bound by the supervisor) and asks
+ * the supervisor over supfd (SOCK_SEQPACKET, common/proc.h "spawn") to
+ * start a session for each admitted connection. Runs until proc_quit.
+ * Returns the exit status.
+ */
+int server_run(const struct config *cfg, int listenfd, int supfd);
+
+/* The server.<kex|ciphers|macs|host_key_algorithms|pubkey_algorithms>
+ * list in force (i = 0..4 in that order): the configured one or the
+ * default. */
+const char *server_algo(const struct server_config *sc, int i);
 
 /*
  * check-config's algorithm review: one "FILE: warning: ..." line to out per
@@ -49,32 +59,15 @@ int server_run(const struct config *cfg);
 int server_algo_warnings(const struct config *cfg, FILE *out);
 
 /*
- * With server.user set and running as root: makes state_dir, sluice.db,
- * spool/incoming, landing/ (and each partner root in it) and the audit file
- * usable by that user (see listener.c for the exact modes). No-op without
- * server.user. 0 or -1 (logged). Called by prepare() before roles start.
+ * The session process, re-exec'd by the supervisor for one connection
+ * (`sluice __session`), already running as the session user: fd 3 is the
+ * client's socket, fd 4 its socketpair with the listener (server/guard.h,
+ * server/monitor.h), fd 5 a sealed memfd holding its configuration
+ * (policy/sessioncfg.h). verbose: debug logging. Never returns.
  */
-int server_prepare_user(const struct config *cfg);
-
-/* The unprivileged user sessions run as (server.user), resolved by the
- * listener before any connection. */
-#define SESSION_MAX_GROUPS	64
-struct session_user {
-	int		 set;
-	char		 name[64];
-	uid_t		 uid;
-	gid_t		 gid;
-	gid_t		 groups[SESSION_MAX_GROUPS];
-	int		 ngroups;
-};
-
-/*
- * One session on an accepted socket, in the forked child. guardfd is the
- * session's end of its socketpair with the listener (server/guard.h); user,
- * if not NULL, is the user to drop to before reading a byte from the client
- * (the process exits if that fails). Both borrowed. Never returns.
- */
-void session_run(const struct config *cfg, void *ssh_session, int guardfd,
-    const struct session_user *user) __attribute__((noreturn));
+#define SESSION_FD_CLIENT	3
+#define SESSION_FD_LISTENER	4
+#define SESSION_FD_CONFIG	5
+void session_main(int verbose) __attribute__((noreturn));
 
 #endif

@@ -2,9 +2,16 @@
  * session.c - one partner connection, in its own process: SSH key exchange
  * and authentication with libssh, then sluice's SFTP engine over the channel.
  *
- * Everything a client sends is hostile. Before authentication the process
- * holds only the host keys (inside libssh) and the config; after it, one
- * partner's landing directory fd, the state database and the audit trail.
+ * Everything a client sends is hostile. The process is re-exec'd by the
+ * supervisor for each connection and already runs as the session user with
+ * no_new_privs, a cleared environment and only the configuration a session
+ * needs (policy/sessioncfg.h: no password hashes, no store, no keys but the
+ * host keys). Before authentication it holds the host keys (inside libssh)
+ * and its sockets; after it, one partner's landing directory and the
+ * spool/incoming directory it hands files over in. It cannot write the
+ * state database or the audit trail: records go to the audit writer, and
+ * questions that need the database or a password hash to the listener
+ * (server/monitor.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +39,10 @@
 #include "common/util.h"
 #include "policy/config.h"
 #include "policy/policy.h"
+#include "common/proc.h"
+#include "policy/sessioncfg.h"
 #include "server/guard.h"
+#include "server/monitor.h"
 #include "server/server.h"
 #include "server/sftp.h"
 #include "spool/receipt.h"
@@ -40,6 +50,7 @@
 
 #define CHANNEL_READ_SIZE	(256 * 1024)
 #define GUARD_TIMEOUT_MS	10000	/* the listener's answer */
+#define MONITOR_TIMEOUT_MS	30000	/* ... to a database question */
 
 struct session {
 	const struct config	*cfg;
@@ -63,7 +74,6 @@ struct session {
 	int			 sftp_requested;
 
 	struct audit		*audit;
-	struct state		*state;
 	int			 rootfd;	/* landing/<partner> */
 	int			 incomingfd;	/* spool/incoming */
 	char			 staged[33];	/* fid linked at CLOSE, not yet recorded */
@@ -125,7 +135,7 @@ safe_user(const char *user)
 
 static void
 auth_failed(struct session *s, const char *user, const char *method,
-    const char *reason)
+    const char *reason, int counted)
 {
 	struct guard_msg m;
 	char key[64];
@@ -140,19 +150,14 @@ auth_failed(struct session *s, const char *user, const char *method,
 	    "user", safe_user(user), "method", method, "reason", reason,
 	    "attempt", s->auth_tries, "prefix", key));
 	/*
-	 * The listener counts failures across every connection (bans): every
-	 * failure against the address; against the user only a wrong password
-	 * for a partner that has one (a user ban blocks password logins only).
+	 * The listener counts failures across every connection (bans); a
+	 * password it refused it has counted already.
 	 */
-	memset(&m, 0, sizeof(m));
-	m.type = GUARD_MSG_FAIL;
-	if (user != NULL && strcmp(method, "password") == 0) {
-		const struct partner *pp = config_partner(s->cfg, user);
-
-		if (pp != NULL && pp->password_hash != NULL)
-			xstrlcpy(m.name, user, sizeof(m.name));
+	if (!counted) {
+		memset(&m, 0, sizeof(m));
+		m.type = GUARD_MSG_FAIL;
+		(void)guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
 	}
-	(void)guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
 	if (s->auth_tries >= s->lim.max_auth_tries) {
 		log_info("session %s: too many authentication failures from %s",
 		    s->id, s->remote);
@@ -166,27 +171,10 @@ auth_partner(struct session *s, const char *user, const char *method,
     const char **reason)
 {
 	const struct partner *p = config_partner(s->cfg, user);
-	struct guard_msg m;
 
 	if (p == NULL) {
 		*reason = "unknown user";
 		return NULL;
-	}
-	/*
-	 * A user banned after repeated wrong passwords gets the very answer a
-	 * wrong password gets. The ban guards password logins only: a key
-	 * cannot be guessed, and a ban on a partner's name (which anyone can
-	 * provoke) must never lock out its key.
-	 */
-	if (strcmp(method, "password") == 0) {
-		memset(&m, 0, sizeof(m));
-		m.type = GUARD_MSG_CHECK_USER;
-		xstrlcpy(m.name, p->name, sizeof(m.name));
-		if (guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS) != GUARD_OK) {
-			*reason = "user temporarily banned after repeated "
-			    "failures";
-			return NULL;
-		}
 	}
 	if (!policy_addr_allowed(p, (const struct sockaddr *)&s->peer)) {
 		*reason = "address not in allow_from";
@@ -213,7 +201,7 @@ auth_succeeded(struct session *s, const struct partner *p, const char *method)
 	m.by_key = strcmp(method, "publickey") == 0;
 	v = guard_ask(s->guardfd, &m, GUARD_TIMEOUT_MS);
 	if (v == GUARD_USER_BANNED) {
-		auth_failed(s, p->name, method, guard_verdict_str(v));
+		auth_failed(s, p->name, method, guard_verdict_str(v), 0);
 		return -1;
 	}
 	if (v != GUARD_OK) {
@@ -232,6 +220,12 @@ auth_succeeded(struct session *s, const struct partner *p, const char *method)
 	return 0;
 }
 
+/*
+ * Passwords are checked by the listener, which alone holds the hashes: one
+ * question per attempt, whoever the user is (same round trip and one
+ * crypt(3) for known and unknown users), and it counts a wrong password
+ * towards the bans itself.
+ */
 static int
 cb_auth_password(ssh_session ssh, const char *user, const char *password,
     void *arg)
@@ -239,18 +233,35 @@ cb_auth_password(ssh_session ssh, const char *user, const char *password,
 	struct session *s = arg;
 	const struct partner *p;
 	const char *reason = NULL;
-	int ok;
+	struct mon_password *m;
+	uint32_t v;
 
 	(void)ssh;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return SSH_AUTH_DENIED;
+	m->type = MON_PASSWORD;
+	xstrlcpy(m->user, user != NULL ? user : "", sizeof(m->user));
+	if (password != NULL && strlen(password) < sizeof(m->password))
+		xstrlcpy(m->password, password, sizeof(m->password));
+	v = monitor_ask(s->guardfd, m, sizeof(*m), GUARD_TIMEOUT_MS);
+	explicit_bzero(m, sizeof(*m));
+	free(m);
 	p = auth_partner(s, user, "password", &reason);
-	/* Always run crypt(3), so timing does not tell users apart. */
-	ok = policy_password_ok(p, password);
-	if (p != NULL && p->password_hash == NULL)
-		reason = "password login not configured for this partner";
-	else if (p != NULL && !ok)
-		reason = "wrong password";
-	if (p == NULL || !ok) {
-		auth_failed(s, user, "password", reason);
+	switch (v) {
+	case MON_PW_OK:
+		break;
+	case MON_PW_WRONG:	reason = "wrong password"; break;
+	case MON_PW_NONE:	reason = "password login not configured for "
+				    "this partner"; break;
+	case MON_PW_UNKNOWN:	reason = "unknown user"; break;
+	case MON_PW_BANNED:	reason = guard_verdict_str(GUARD_USER_BANNED);
+				break;
+	default:		reason = "the listener did not answer"; break;
+	}
+	if (v != MON_PW_OK || p == NULL) {
+		/* the listener counted what it refused; a refusal of ours
+		 * (allow_from) is reported like any other */
+		auth_failed(s, user, "password", reason, v != MON_PW_OK);
 		return SSH_AUTH_DENIED;
 	}
 	if (auth_succeeded(s, p, "password") == -1)
@@ -330,14 +341,14 @@ cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
 			    "accepted", s->id, fp, user);
 			return SSH_AUTH_DENIED;
 		}
-		auth_failed(s, user, "publickey", reason);
+		auth_failed(s, user, "publickey", reason, 0);
 		return SSH_AUTH_DENIED;
 	}
 	/* A probe (no signature yet) only asks whether the key would do. */
 	if (state == SSH_PUBLICKEY_STATE_NONE)
 		return SSH_AUTH_SUCCESS;
 	if (state != SSH_PUBLICKEY_STATE_VALID) {
-		auth_failed(s, user, "publickey", "bad signature");
+		auth_failed(s, user, "publickey", "bad signature", 0);
 		return SSH_AUTH_DENIED;
 	}
 	xstrlcpy(s->key_fp, fp, sizeof(s->key_fp));
@@ -411,20 +422,6 @@ cb_channel_open(ssh_session ssh, void *arg)
 }
 
 /* --- the SFTP engine's hooks ------------------------------------------- */
-
-/* The file.received audit record of r, as JSON text (caller frees). */
-static char *
-received_record(const struct file_rec *r)
-{
-	char *text;
-	json_t *o;
-
-	if ((o = receipt_record(r)) == NULL)
-		return NULL;
-	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	return text;
-}
 
 /* r's facts at CLOSE: who, what, when, which landing inode. */
 static int
@@ -524,7 +521,6 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 {
 	struct session *s = arg;
 	struct file_rec *r = &s->rec;
-	char *rec = NULL;
 
 	if (s->staged[0] == '\0')
 		goto fail;
@@ -534,17 +530,18 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 		goto fail;
 	}
 	if (!s->staged_receipt) {
-		if (state_begin(s->state) == -1)
+		/* no receipt on this file system: the listener records it */
+		struct mon_received *m;
+		uint32_t rc;
+
+		if ((m = calloc(1, sizeof(*m))) == NULL)
 			goto fail;
-		if (state_insert(s->state, r) == -1 ||
-		    (rec = received_record(r)) == NULL ||
-		    state_outbox_add(s->state, "file.received", rec) == -1) {
-			state_rollback(s->state);
+		m->type = MON_RECEIVED;
+		m->rec = *r;
+		rc = monitor_ask(s->guardfd, m, sizeof(*m), MONITOR_TIMEOUT_MS);
+		free(m);
+		if (rc != 0)
 			goto fail;
-		}
-		if (state_commit(s->state) == -1)
-			goto fail;
-		free(rec);
 	}
 	s->staged[0] = '\0';
 	s->staged_receipt = 0;
@@ -555,7 +552,6 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 	s->bytes += r->size;
 	return 0;
 fail:
-	free(rec);
 	session_audit(s, "file.failed", json_pack("{s:s,s:I,s:s}", "path",
 	    fi->path, "size", (json_int_t)fi->size, "reason",
 	    "could not record the file durably"));
@@ -572,26 +568,35 @@ static int
 hook_is_recorded(void *arg, int fd, int64_t dev, int64_t ino)
 {
 	struct session *s = arg;
+	struct mon_recorded m;
 	struct file_rec r;
-	int known;
+	uint32_t known;
 
-	if ((known = state_landing_known(s->state, dev, ino)) != 0)
-		return known;
+	memset(&m, 0, sizeof(m));
+	m.type = MON_RECORDED;
+	m.dev = dev;
+	m.ino = ino;
 	switch (receipt_read(fd, &r)) {
 	case 0:
-		return 0;
+		break;
 	case 1:
-		if ((known = state_fid_known(s->state, r.fid)) != 0)
-			return known;
-		if (faccessat(s->incomingfd, r.fid, F_OK,
-		    AT_SYMLINK_NOFOLLOW) == 0)
-			return 1;
-		return errno == ENOENT ? 0 : -1;
+		xstrlcpy(m.fid, r.fid, sizeof(m.fid));
+		break;
 	default:
 		/* a receipt that is not one (no session wrote it): the file
 		 * was never received; the unrecorded sweep takes its link */
-		return receipt_present(fd) == 1 ? 0 : -1;
+		if (receipt_present(fd) != 1)
+			return -1;
+		break;
 	}
+	known = monitor_ask(s->guardfd, &m, sizeof(m), MONITOR_TIMEOUT_MS);
+	if (known == MON_ERROR)
+		return -1;
+	if (known != 0 || m.fid[0] == '\0')
+		return known != 0;
+	if (faccessat(s->incomingfd, m.fid, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
 }
 
 static const char *
@@ -640,11 +645,8 @@ open_partner_root(struct session *s)
 	    spool_path(s->cfg->state_dir, "landing", s->partner->name, dir,
 	    sizeof(dir)) == -1)
 		return -1;
-	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
-		log_warn("session %s: mkdir %s", s->id, dir);
-		return -1;
-	}
-	lfd = open(landing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* landing/ is searchable, not readable, by the session user */
+	lfd = open(landing, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (lfd == -1) {
 		log_warn("session %s: open %s", s->id, landing);
 		return -1;
@@ -819,34 +821,6 @@ session_sftp(struct session *s)
 	free(buf);
 }
 
-/*
- * Drops to the unprivileged user for good, before a byte from the client is
- * read. The host keys are already inside libssh; the files stay root's.
- * Returns 0, or -1 if anything did not take (the caller exits).
- */
-static int
-drop_privileges(const struct session_user *u)
-{
-	struct rlimit rl = { 0, 0 };
-
-	if (setgroups((size_t)u->ngroups, u->groups) == -1 ||
-	    setresgid(u->gid, u->gid, u->gid) == -1 ||
-	    setresuid(u->uid, u->uid, u->uid) == -1) {
-		log_warn("cannot switch to user %s (server.user)", u->name);
-		return -1;
-	}
-	if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid ||
-	    getegid() != u->gid || setuid(0) != -1 || seteuid(0) != -1) {
-		log_warnx("user switch to %s (server.user) did not hold; "
-		    "refusing the connection", u->name);
-		return -1;
-	}
-	/* No core file with session memory (the host key is in there). */
-	setrlimit(RLIMIT_CORE, &rl);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	return 0;
-}
-
 /* Processes the client's closing messages until it disconnects, at most ms. */
 static void
 session_linger(struct session *s, int ms)
@@ -865,9 +839,13 @@ session_linger(struct session *s, int ms)
 	ssh_event_free(ev);
 }
 
-void
-session_run(const struct config *cfg, void *ssh, int guardfd,
-    const struct session_user *user)
+static void
+session_run(const struct config *cfg, ssh_session ssh, int guardfd,
+    const char *audit_socket) __attribute__((noreturn));
+
+static void
+session_run(const struct config *cfg, ssh_session ssh, int guardfd,
+    const char *audit_socket)
 {
 	struct session s;
 	struct sigaction sa;
@@ -885,9 +863,8 @@ session_run(const struct config *cfg, void *ssh, int guardfd,
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
-	log_setrole("session");
-	if (user != NULL && drop_privileges(user) == -1)
-		_exit(1);
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_NAME, "sluice-session", 0, 0, 0);
 	if (random_id(s.id, sizeof(s.id)) == -1)
 		_exit(1);
 	s.id[12] = '\0';	/* short enough to read, unique enough per day */
@@ -895,7 +872,7 @@ session_run(const struct config *cfg, void *ssh, int guardfd,
 	/* Login grace time: a connection that has not authenticated and asked
 	 * for SFTP by then is cut (SIGALRM's default action ends the process). */
 	alarm((unsigned)s.lim.login_grace_s);
-	if ((s.audit = audit_open(cfg->audit_path)) == NULL)
+	if ((s.audit = audit_connect(audit_socket)) == NULL)
 		_exit(1);
 	if (session_handshake(&s) == -1)
 		goto out;
@@ -904,15 +881,11 @@ session_run(const struct config *cfg, void *ssh, int guardfd,
 	sa.sa_handler = session_sigterm;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	if ((s.state = state_open(cfg->state_dir)) == NULL ||
-	    open_partner_root(&s) == -1) {
+	if (open_partner_root(&s) == -1) {
 		log_warnx("session %s: cannot open the spool; refusing %s",
 		    s.id, s.partner->name);
 		goto out;
 	}
-	/* A CLOSE recorded through the database (no receipts) must not pay
-	 * for copying the WAL into it: the background roles checkpoint. */
-	state_autocheckpoint(s.state, 0);
 	log_info("session %s: %s logged in from %s by %s%s%s (kex %s, cipher "
 	    "%s, mac %s)", s.id, s.partner->name, s.remote, s.auth_method,
 	    s.key_fp[0] ? " " : "", s.key_fp, ssh_get_kex_algo(s.ssh),
@@ -941,7 +914,131 @@ out:
 	}
 	ssh_disconnect(s.ssh);
 	ssh_free(s.ssh);
-	state_close(s.state);
 	audit_close(s.audit);
 	_exit(0);
+}
+
+static int
+bind_set(ssh_bind b, enum ssh_bind_options_e opt, const void *val,
+    const char *what)
+{
+	if (ssh_bind_options_set(b, opt, val) != SSH_OK) {
+		log_warnx("cannot set %s: %s", what, ssh_get_error(b));
+		return -1;
+	}
+	return 0;
+}
+
+/* A bind with the algorithm policy and the host keys (OpenSSH private key
+ * text, wiped here once imported); it only serves ssh_bind_accept_fd. */
+static ssh_bind
+session_bind(const struct config *cfg, char **keys, size_t nkeys)
+{
+	const struct server_config *sc = &cfg->server;
+	ssh_bind b;
+	ssh_key key;
+	size_t i;
+	int no = 0, rsa_min = 2048, rc;
+
+	if ((b = ssh_bind_new()) == NULL)
+		return NULL;
+	/* Never let /etc/ssh/libssh_server_config override the policy. */
+	if (bind_set(b, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no, "process_config") ||
+	    bind_set(b, SSH_BIND_OPTIONS_KEY_EXCHANGE, server_algo(sc, 0),
+	    "server.kex") ||
+	    bind_set(b, SSH_BIND_OPTIONS_CIPHERS_C_S, server_algo(sc, 1),
+	    "server.ciphers") ||
+	    bind_set(b, SSH_BIND_OPTIONS_CIPHERS_S_C, server_algo(sc, 1),
+	    "server.ciphers") ||
+	    bind_set(b, SSH_BIND_OPTIONS_HMAC_C_S, server_algo(sc, 2),
+	    "server.macs") ||
+	    bind_set(b, SSH_BIND_OPTIONS_HMAC_S_C, server_algo(sc, 2),
+	    "server.macs") ||
+	    bind_set(b, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES,
+	    server_algo(sc, 4), "server.pubkey_algorithms") ||
+	    bind_set(b, SSH_BIND_OPTIONS_RSA_MIN_SIZE, &rsa_min,
+	    "the minimum RSA key size"))
+		goto fail;
+	for (i = 0; i < nkeys; i++) {
+		key = NULL;
+		rc = ssh_pki_import_privkey_base64(keys[i], NULL, NULL, NULL,
+		    &key);
+		explicit_bzero(keys[i], strlen(keys[i]));
+		if (rc != SSH_OK) {
+			log_warnx("host key %zu from the supervisor cannot be "
+			    "read", i + 1);
+			goto fail;
+		}
+		/* the bind takes the key */
+		if (bind_set(b, SSH_BIND_OPTIONS_IMPORT_KEY, key, "host key")) {
+			ssh_key_free(key);
+			goto fail;
+		}
+	}
+	if (bind_set(b, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS,
+	    server_algo(sc, 3), "server.host_key_algorithms"))
+		goto fail;
+	return b;
+fail:
+	ssh_bind_free(b);
+	return NULL;
+}
+
+/* Reads the configuration the supervisor sealed into fd. NULL-terminated
+ * malloc'd text, or NULL. */
+static char *
+read_config_fd(int fd, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+
+	if (fstat(fd, &st) == -1 || st.st_size <= 0 ||
+	    st.st_size > 64 * 1024 * 1024 ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL)
+		return NULL;
+	n = pread(fd, buf, (size_t)st.st_size, 0);
+	if (n != st.st_size) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+void
+session_main(int verbose)
+{
+	struct config *cfg;
+	ssh_bind b = NULL;
+	ssh_session ssh;
+	char *text, **keys = NULL, *sock = NULL;
+	size_t len = 0, nkeys = 0, i;
+
+	log_init("session", verbose);
+	if ((text = read_config_fd(SESSION_FD_CONFIG, &len)) == NULL) {
+		log_warnx("session: no configuration from the supervisor");
+		_exit(1);
+	}
+	close(SESSION_FD_CONFIG);
+	cfg = sessioncfg_import(text, len, &keys, &nkeys, &sock);
+	explicit_bzero(text, len);
+	free(text);
+	if (cfg == NULL)
+		_exit(1);
+	if (ssh_init() != SSH_OK)
+		_exit(1);
+	b = session_bind(cfg, keys, nkeys);
+	for (i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	if (b == NULL || (ssh = ssh_new()) == NULL)
+		_exit(1);
+	if (ssh_bind_accept_fd(b, ssh, SESSION_FD_CLIENT) != SSH_OK) {
+		log_warnx("session: %s", ssh_get_error(b));
+		_exit(1);
+	}
+	ssh_bind_free(b);	/* the session keeps its copies of the keys */
+	session_run(cfg, ssh, SESSION_FD_LISTENER, sock);
 }

@@ -66,6 +66,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "policy/completion.h"
 #include "policy/policy.h"
@@ -82,53 +83,6 @@
 #define MANIFEST_MAX		(16 << 20)
 #define WALK_MAX_DEPTH		32
 #define WALK_MAX_ENTRIES	200000
-
-volatile int role_quit;
-
-static void
-role_sigterm(int sig)
-{
-	(void)sig;
-	role_quit = 1;
-}
-
-void
-role_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = role_sigterm;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-/*
- * The background roles (intake, uploader) yield to the sessions: a partner
- * waits for its CLOSE, nobody waits for a file to move on a few
- * milliseconds later. Lower CPU and I/O priority (nice 10, best-effort
- * I/O class at its lowest level); they still get their share under load.
- */
-void
-role_background(void)
-{
-	errno = 0;
-	if (setpriority(PRIO_PROCESS, 0, 10) == -1 && errno != 0)
-		log_warn("setpriority");
-	/* ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_BE << 13 | 7) */
-	if (syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7) == -1)
-		log_warn("ioprio_set");
-}
-
-void
-role_sleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	if (!role_quit)
-		nanosleep(&ts, NULL);	/* EINTR on a signal: fine */
-}
 
 struct intake {
 	const struct config *cfg;
@@ -1646,7 +1600,7 @@ judge_partner(struct intake *in, size_t pi)
 
 	duration_text(secs_or(c->manifest_timeout_s, DEFAULT_MANIFEST_TIMEOUT),
 	    d, sizeof(d));
-	for (i = 0; i < n && !role_quit; i++) {
+	for (i = 0; i < n && !proc_quit; i++) {
 		struct item *x = &ps.it[i];
 
 		if (x->done || x->temp || x->kind != SIDECAR_NONE || !x->ready)
@@ -1716,7 +1670,7 @@ incomplete_janitor(struct intake *in)
 	char landing[PATH_MAX];
 	size_t i, count;
 
-	for (i = 0; i < in->cfg->npartners && !role_quit; i++) {
+	for (i = 0; i < in->cfg->npartners && !proc_quit; i++) {
 		memset(&ps, 0, sizeof(ps));
 		ps.in = in;
 		ps.p = &in->cfg->partners[i];
@@ -1797,7 +1751,7 @@ unrecorded_sweep(struct intake *in)
 	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
 		return;
 	dfd = dirfd(d);
-	while (!role_quit && (de = readdir(d)) != NULL) {
+	while (!proc_quit && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
 		    sb.st_ctime > now_ms() / 1000 - age_s)
@@ -1880,7 +1834,7 @@ import_receipts(struct intake *in, int verify)
 		in->import_again = 1;
 		return -1;
 	}
-	while (!role_quit && nrec < IMPORT_MAX && (de = readdir(d)) != NULL) {
+	while (!proc_quit && nrec < IMPORT_MAX && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strlen(de->d_name) != 32 ||
 		    state_fid_known(in->st, de->d_name) != 0)
 			continue;
@@ -2019,14 +1973,10 @@ intake_run(const struct config *cfg)
 	size_t i;
 	int k, n, moved, sig = 0, verify = 1;
 
-	log_setrole("intake");
-	prctl(PR_SET_NAME, "sluice-intake", 0, 0, 0);
-	role_background();
-	role_signals();
 	memset(&in, 0, sizeof(in));
 	in.cfg = cfg;
 	if ((in.st = state_open(cfg->state_dir)) == NULL ||
-	    (in.au = audit_open(cfg->audit_path)) == NULL ||
+	    (in.au = proc_audit_open(cfg)) == NULL ||
 	    (in.agent = calloc(cfg->npartners + 1, sizeof(int))) == NULL ||
 	    (in.home_retry = calloc(cfg->npartners + 1,
 	    sizeof(int64_t))) == NULL)
@@ -2050,10 +2000,10 @@ intake_run(const struct config *cfg)
 	orphans(&in);
 	recover_accepted(&in);
 	log_info("intake ready");
-	while (!role_quit) {
+	while (!proc_quit) {
 		moved = 0;
 		/* file.received records first: they precede every verdict */
-		while (import_receipts(&in, verify) == IMPORT_MAX && !role_quit)
+		while (import_receipts(&in, verify) == IMPORT_MAX && !proc_quit)
 			;
 		verify = 0;
 		(void)outbox_flush(in.st, in.au);
@@ -2069,11 +2019,11 @@ intake_run(const struct config *cfg)
 			if (state_commit(in.st) == -1)
 				break;
 			moved += k;
-		} while (!role_quit && k == BATCH_MAX);
+		} while (!proc_quit && k == BATCH_MAX);
 		t = now_ms();
 		if (moved > 0 || t - last >= 1000) {
 			last = t;
-			for (i = 0; i < cfg->npartners && !role_quit; i++)
+			for (i = 0; i < cfg->npartners && !proc_quit; i++)
 				judge_partner(&in, i);
 			for (i = 0; i < cfg->npartners; i++) {
 				char home[PATH_MAX];
@@ -2092,7 +2042,7 @@ intake_run(const struct config *cfg)
 			unrecorded_sweep(&in);
 		}
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
-		role_sleep(50);	/* a new file waits at most this long */
+		proc_sleep(50);	/* a new file waits at most this long */
 	}
 	(void)outbox_flush(in.st, in.au);
 	for (i = 0; i < cfg->npartners; i++) {

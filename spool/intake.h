@@ -14,12 +14,4 @@
 /* Runs until SIGTERM/SIGINT. Returns the exit status. */
 int intake_run(const struct config *cfg);
 
-/* Shared by the roles: 1 once SIGTERM/SIGINT arrived (set by role_signals). */
-extern volatile int role_quit;
-void role_signals(void);
-/* Lowers this process's CPU and I/O priority below the sessions'. */
-void role_background(void);
-/* Sleeps up to ms, returning early on a signal. */
-void role_sleep(int ms);
-
 #endif

@@ -24,6 +24,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 
 static const char *
@@ -195,7 +196,7 @@ queue_main(int argc, char **argv, const char *cfgpath)
 		rc = q_list(st, all);
 		goto out;
 	}
-	if ((au = audit_open(cfg->audit_path)) == NULL)
+	if ((au = proc_audit_open(cfg)) == NULL)
 		goto out;
 	if (strcmp(sub, "hold") == 0)
 		rc = q_move(st, au, id, FS_ACCEPTED, FS_HELD, "queue.hold");

@@ -138,7 +138,7 @@ struct store *store_open(const struct store_config *cfg, const struct aws_creds 
  */
 void store_put(struct store *, const struct put_request *, struct put_result *);
 void store_close(struct store *);
-/* Transfers stop (PUT_RETRY) once *flag becomes non-zero (role_quit). */
+/* Transfers stop (PUT_RETRY) once *flag becomes non-zero (proc_quit). */
 void store_set_cancel(struct store *, volatile int *flag);
 /*
  * Checks the object at key (in S3, its version version_id when that is not

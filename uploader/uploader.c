@@ -49,6 +49,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "spool/intake.h"
 
@@ -962,10 +963,10 @@ worker_open(struct uploader *u, struct worker *w, int n)
 	w->u = u;
 	w->n = n;
 	if ((w->st = state_open(u->cfg->state_dir)) == NULL ||
-	    (w->au = audit_open(u->cfg->audit_path)) == NULL ||
+	    (w->au = proc_audit_open(u->cfg)) == NULL ||
 	    (w->store = store_open(&u->cfg->store, NULL)) == NULL)
 		return -1;
-	store_set_cancel(w->store, &role_quit);
+	store_set_cancel(w->store, &proc_quit);
 	return 0;
 }
 
@@ -994,10 +995,6 @@ uploader_run(const struct config *cfg)
 	u.readyfd = u.archivefd = u.efd = -1;
 	pthread_mutex_init(&u.mu, NULL);
 	pthread_cond_init(&u.wake, NULL);
-	log_setrole("uploader");
-	role_background();
-	prctl(PR_SET_NAME, "sluice-uploader", 0, 0, 0);
-	role_signals();
 	/* Initialise what is lazily set up, before any thread. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    sha256_buf("", 0, dg) != 0 || hmac_sha256("k", 1, "m", 1, dg) != 0) {
@@ -1069,7 +1066,7 @@ uploader_run(const struct config *cfg)
 		}
 		workers[i].started = 1;
 	}
-	while (!role_quit) {
+	while (!proc_quit) {
 		if (mono_ms() - last_purge >= PURGE_SWEEP_MS) {
 			last_purge = mono_ms();
 			purge_archive(admin);
