@@ -460,6 +460,57 @@ def verbose_supported():
 
 
 # ---------------------------------------------------------------------------
+# the gateway's users
+
+SERVICE_USER = "sluice"
+SESSION_USER = "sluice-session"
+
+
+def service_ids():
+    """(uid, gid) of the service user, or None when not root (no separation)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    try:
+        pw = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        raise AssertionError("user %s missing: run deploy/create-users.sh (tests/run.sh does)"
+                             % SERVICE_USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def share_with_gateway(path):
+    """
+    Started as root, sluice's roles run as the service user and its sessions
+    as the session user: give the service user what a test made for the
+    gateway under path (keys, keyrings, a file:// store), and let both users
+    through path's ancestors, as an operator would with /etc/sluice and
+    /var/lib/sluice. Files made by the test after this call stay root's.
+    """
+    ids = service_ids()
+    if ids is None:
+        return
+    uid, gid = ids
+    path = os.path.abspath(path)
+    for d, dirs, files in os.walk(path):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            if os.path.islink(p):
+                continue
+            st = os.lstat(p)
+            if st.st_uid == 0:
+                os.lchown(p, uid, gid)
+    if os.lstat(path).st_uid == 0:
+        os.chown(path, uid, gid)
+    d = path
+    while d not in ("/", ""):
+        st = os.stat(d)
+        if not st.st_mode & 0o001:
+            os.chmod(d, (st.st_mode & 0o7777) | 0o011)
+        d = os.path.dirname(d)
+
+
+# ---------------------------------------------------------------------------
 # the gateway
 
 class Sluice:
@@ -505,6 +556,11 @@ class Sluice:
         env.update(self.env)
         extra = self.extra_args + os.environ.get("SLUICE_TEST_ARGS", "").split()
         pre = ["-v"] if verbose_supported() else []
+        # the test's whole temporary tree: a file:// store or keyrings
+        # often sit beside the gateway's workdir
+        parent = os.path.dirname(os.path.abspath(self.workdir))
+        share_with_gateway(parent if parent.startswith(tempfile.gettempdir() + "/")
+                           else self.workdir)
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen([SLUICE_BIN] + pre + ["serve", "-c", self.config_path] + extra,
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
