@@ -36,6 +36,7 @@
 #include "audit/audit.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "policy/algos.h"
 #include "server/guard.h"
 #include "server/server.h"
 #include "spool/state.h"
@@ -240,58 +241,19 @@ done:
 
 /* --- algorithm policy ------------------------------------------------------ */
 
-struct algo {
-	const char	*key;		/* server.<key> */
-	const char	*dflt;
-	const char	*weak[8];	/* names check-config warns about */
-};
-
-static const struct algo algos[] = {
-	{ "kex", SSH_DEFAULT_KEX, { "diffie-hellman-group1-sha1",
-	    "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1",
-	    NULL } },
-	{ "ciphers", SSH_DEFAULT_CIPHERS, { "aes128-cbc", "aes192-cbc",
-	    "aes256-cbc", "3des-cbc", "blowfish-cbc", NULL } },
-	{ "macs", SSH_DEFAULT_MACS, { "hmac-sha1", "hmac-sha1-etm@openssh.com",
-	    "hmac-md5", NULL } },
-	{ "host_key_algorithms", SSH_DEFAULT_HOSTKEYS, { "ssh-rsa", "ssh-dss",
-	    NULL } },
-	{ "pubkey_algorithms", SSH_DEFAULT_PUBKEYS, { "ssh-rsa", "ssh-dss",
-	    NULL } },
-};
-
+/*
+ * The configured list l (0..4 in enum algo_list's order: kex, ciphers,
+ * macs, host keys, user keys), or its secure default. Which names are weak
+ * (and the warnings about them, once each, with FILE:LINE) is the loader's
+ * and policy/algos.c's business, not the listener's.
+ */
 static const char *
-algo_value(const struct server_config *sc, size_t i)
+algo_value(const struct server_config *sc, enum algo_list l)
 {
-	const char *v[] = { sc->kex, sc->ciphers, sc->macs,
+	const char *v[ALGO_NLISTS] = { sc->kex, sc->ciphers, sc->macs,
 	    sc->host_key_algorithms, sc->pubkey_algorithms };
 
-	return v[i] != NULL && v[i][0] != '\0' ? v[i] : algos[i].dflt;
-}
-
-int
-server_algo_warnings(const struct config *cfg, FILE *out)
-{
-	char buf[1024], *tok, *save;
-	size_t i, j;
-	int n = 0;
-
-	for (i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
-		xstrlcpy(buf, algo_value(&cfg->server, i), sizeof(buf));
-		for (tok = strtok_r(buf, ",", &save); tok != NULL;
-		    tok = strtok_r(NULL, ",", &save))
-			for (j = 0; algos[i].weak[j] != NULL; j++)
-				if (strcmp(tok, algos[i].weak[j]) == 0) {
-					fprintf(out, "%s: warning: server.%s "
-					    "allows %s, which is weak; remove it "
-					    "(or drop server.%s to use the secure "
-					    "default)\n", cfg->path ? cfg->path :
-					    "config", algos[i].key, tok,
-					    algos[i].key);
-					n++;
-				}
-	}
-	return n;
+	return v[l] != NULL && v[l][0] != '\0' ? v[l] : algo_default(l);
 }
 
 static ssh_bind
@@ -404,6 +366,7 @@ refused(struct listener *l, const char *addr, const char *user,
 	}
 	switch (v) {
 	case GUARD_MAX_STARTUPS:	limit = lim->max_startups; break;
+	case GUARD_STARTUPS_DROP:	limit = lim->max_startups_begin; break;
 	case GUARD_MAX_STARTUPS_ADDR:	limit = lim->max_startups_per_address; break;
 	case GUARD_MAX_SESSIONS:	limit = lim->max_sessions; break;
 	case GUARD_MAX_SESSIONS_ADDR:	limit = lim->max_sessions_per_address; break;
@@ -472,14 +435,22 @@ announce_ban(struct listener *l, const char *what, const char *name,
 	const struct guard_limits *lim = guard_get_limits(l->guard);
 	json_t *f;
 
-	log_info("banned %s %s for %lld s after %d authentication failures "
+	char from[80] = "";
+
+	/* a user is banned from the address's ban key only */
+	if (strcmp(what, "user") == 0 &&
+	    guard_ban_key(addr, from + 6, sizeof(from) - 6) == 0)
+		memcpy(from, " from ", 6);
+	log_info("banned %s %s%s for %lld s after %d authentication failures "
 	    "within %lld s (server.ban_failures, server.ban_window, "
-	    "server.ban_duration)", what, name, (long long)duration, failures,
-	    (long long)lim->ban_window_s);
+	    "server.ban_duration)", what, name, from, (long long)duration,
+	    failures, (long long)lim->ban_window_s);
 	f = json_pack("{s:s,s:s,s:I,s:i,s:I}",
 	    "scope", what, strcmp(what, "address") == 0 ? "remote" : "user",
 	    name, "duration_s", (json_int_t)duration, "failures", failures,
 	    "window_s", (json_int_t)lim->ban_window_s);
+	if (f != NULL && from[0] != '\0')
+		json_object_set_new(f, "prefix", json_string(from + 6));
 	if (f != NULL && strcmp(what, "address") == 0 &&
 	    strcmp(name, addr) != 0) {
 		json_object_set_new(f, "prefix", json_string(name));
@@ -527,12 +498,12 @@ child_message(struct listener *l, struct child *c)
 		if (ban.addr_banned)
 			announce_ban(l, "address", ban.addr_key, c->addr,
 			    ban.addr_duration_s, ban.failures);
-		if (ban.user_banned)
+		if (ban.user_banned)	/* from ban.addr_key only */
 			announce_ban(l, "user", name, c->addr,
 			    ban.user_duration_s, lim->ban_failures);
 		return 0;
 	case GUARD_MSG_CHECK_USER:
-		reply = guard_user_banned(l->guard, name, now) ?
+		reply = guard_user_banned(l->guard, name, c->addr, now) ?
 		    GUARD_USER_BANNED : GUARD_OK;
 		break;
 	case GUARD_MSG_LOGIN:
