@@ -175,7 +175,6 @@ cmd_check(const char *path)
 		    cfg->partners[i].password_hash ? ", password" : "",
 		    cfg->partners[i].nallow_from ? "allow_from set" :
 		    "from anywhere", cfg->partners[i].object_key);
-	server_algo_warnings(cfg, stdout);
 	config_free(cfg);
 	return 0;
 }

@@ -25,10 +25,10 @@
 #include <unistd.h>
 
 #include <libssh/libssh.h>
-#include <libssh/server.h>
 #include <yaml.h>
 
 #include "common/util.h"
+#include "policy/algos.h"
 #include "policy/policy.h"
 
 #define CONFIG_MAX_BYTES	(1024 * 1024)
@@ -60,6 +60,7 @@ struct loader {
 	yaml_document_t	*doc;
 	struct msg	*msgs;
 	size_t		 nmsgs, capmsgs;
+	const char	*svc_user;	/* "user", once read (default "sluice") */
 };
 
 /* ---- reporting ----------------------------------------------------------- */
@@ -805,6 +806,22 @@ get_choice(struct loader *ld, const yaml_node_t *n, const char *kp,
 #define FILE_SECRET	0x02	/* refuse group/world-readable, foreign owner */
 
 /*
+ * Who may own a secret key file (0600): the user that reads it. Started as
+ * root, that is the service user the roles run as (common/proc.h); as
+ * anyone else, that user.
+ */
+static int
+secret_owner_ok(const struct loader *ld, const struct stat *st)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return st->st_uid == geteuid();
+	pw = getpwnam(ld->svc_user != NULL ? ld->svc_user : "sluice");
+	return pw != NULL && st->st_uid == pw->pw_uid;
+}
+
+/*
  * ref (absolute, or relative to the config file's directory) as an absolute
  * path into out, checked to be a readable regular file; 0, or -1 after
  * reporting. Symlinks are not resolved, so a swapped link takes effect on
@@ -854,10 +871,11 @@ get_file(struct loader *ld, const yaml_node_t *n, const char *kp,
 		    "group or others; run chmod 600 %s", kp, q(&qb, out), out);
 		goto out;
 	}
-	if ((flags & FILE_SECRET) && st.st_uid != 0 && st.st_uid != geteuid()) {
-		report(ld, line_of(n), "%s: %s is a secret key owned by another "
-		    "user (uid %u); chown it to the user sluice runs as", kp,
-		    q(&qb, out), (unsigned)st.st_uid);
+	if ((flags & FILE_SECRET) && !secret_owner_ok(ld, &st)) {
+		report(ld, line_of(n), "%s: %s is a secret key owned by uid %u, "
+		    "not by the user that reads it; run chown %s %s", kp,
+		    q(&qb, out), (unsigned)st.st_uid, geteuid() == 0 ?
+		    (ld->svc_user ? ld->svc_user : "sluice") : "$(id -un)", out);
 		goto out;
 	}
 	rc = 0;
@@ -2334,6 +2352,8 @@ server_defaults(struct server_config *sv)
 	sv->max_sessions_per_partner = 16;
 	sv->max_sessions_per_address = 32;
 	sv->max_startups = 64;
+	sv->max_startups_begin = 32;
+	sv->max_startups_rate = 30;
 	sv->max_startups_per_address = 8;
 	sv->login_grace_s = 60;
 	sv->idle_timeout_s = 1800;
@@ -2347,97 +2367,15 @@ server_defaults(struct server_config *sv)
 	sv->ban_duration_s = 900;
 }
 
-/*
- * The algorithm names sluice knows, per list; whether this libssh build
- * supports one is asked of libssh itself (weak_reason() says which are
- * weak). Used for "did you mean" and to tell weak-but-unsupported names
- * from typos.
- */
-static const char *const kex_names[] = {
-	"curve25519-sha256", "curve25519-sha256@libssh.org",
-	"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
-	"diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
-	"diffie-hellman-group14-sha256", "diffie-hellman-group-exchange-sha256",
-	"sntrup761x25519-sha512@openssh.com", "mlkem768x25519-sha256",
-	"diffie-hellman-group14-sha1", "diffie-hellman-group1-sha1",
-	"diffie-hellman-group-exchange-sha1", NULL
-};
-static const char *const cipher_names[] = {
-	"aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr",
-	"aes192-ctr", "aes128-ctr", "chacha20-poly1305@openssh.com",
-	"aes256-cbc", "aes192-cbc", "aes128-cbc", "3des-cbc", "blowfish-cbc",
-	"cast128-cbc", "arcfour", "arcfour128", "arcfour256", "none", NULL
-};
-static const char *const mac_names[] = {
-	"hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
-	"hmac-sha2-256", "hmac-sha2-512", "umac-128-etm@openssh.com",
-	"umac-64-etm@openssh.com", "umac-128@openssh.com", "umac-64@openssh.com",
-	"hmac-sha1", "hmac-sha1-etm@openssh.com", "hmac-sha1-96", "hmac-md5",
-	"hmac-md5-etm@openssh.com", "hmac-md5-96", "none", NULL
-};
-static const char *const hostkey_names[] = {
-	"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256",
-	"ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-	"sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-	"ssh-ed25519-cert-v01@openssh.com", "rsa-sha2-512-cert-v01@openssh.com",
-	"rsa-sha2-256-cert-v01@openssh.com",
-	"ecdsa-sha2-nistp256-cert-v01@openssh.com",
-	"ecdsa-sha2-nistp384-cert-v01@openssh.com",
-	"ecdsa-sha2-nistp521-cert-v01@openssh.com",
-	"ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "ssh-dss",
-	"ssh-dss-cert-v01@openssh.com", NULL
-};
-
-/* Why an algorithm name is weak, or NULL. */
-static const char *
-weak_reason(const char *a)
-{
-	if (strcmp(a, "none") == 0)
-		return "no protection at all";
-	if (strstr(a, "cbc") != NULL)
-		return "CBC mode";
-	if (strstr(a, "arcfour") != NULL)
-		return "RC4";
-	if (strstr(a, "3des") != NULL)
-		return "3DES";
-	if (strncmp(a, "hmac-md5", 8) == 0)
-		return "MD5";
-	if (strncmp(a, "hmac-sha1", 9) == 0)
-		return "SHA-1";
-	if (strcmp(a, "diffie-hellman-group1-sha1") == 0)
-		return "1024-bit group, SHA-1";
-	if (strcmp(a, "diffie-hellman-group14-sha1") == 0 ||
-	    strcmp(a, "diffie-hellman-group-exchange-sha1") == 0)
-		return "SHA-1";
-	if (strcmp(a, "ssh-rsa") == 0 ||
-	    strcmp(a, "ssh-rsa-cert-v01@openssh.com") == 0)
-		return "SHA-1";
-	if (strncmp(a, "ssh-dss", 7) == 0)
-		return "DSA";
-	return NULL;
-}
-
-/* Whether this libssh accepts name for the bind option opt. */
+/* One algorithm name of list l: 0 if usable (after a warning when weak),
+ * else -1. What is weak, known and supported is policy/algos.c's to say. */
 static int
-libssh_supports(enum ssh_bind_options_e opt, const char *name)
+check_algo(struct loader *ld, int line, const char *kp, enum algo_list l,
+    const char *a)
 {
-	ssh_bind b;
-	int ok;
-
-	if ((b = ssh_bind_new()) == NULL)
-		return 1;	/* cannot ask: do not block the load */
-	ok = ssh_bind_options_set(b, opt, name) == SSH_OK;
-	ssh_bind_free(b);
-	return ok;
-}
-
-/* One algorithm name: 0 if usable (after a warning when weak), else -1. */
-static int
-check_algo(struct loader *ld, int line, const char *kp, const char *what,
-    enum ssh_bind_options_e opt, const char *const *names, const char *a)
-{
+	const char *const *names = algo_known(l);
+	const char *why, *best = NULL, *what = algo_what(l);
 	struct qbuf qb;
-	const char *why, *best = NULL;
 	size_t i, d, bestd = 4;
 
 	if (strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789-@.") != strlen(a)) {
@@ -2445,8 +2383,8 @@ check_algo(struct loader *ld, int line, const char *kp, const char *what,
 		    q(&qb, a));
 		return -1;
 	}
-	why = weak_reason(a);
-	if (libssh_supports(opt, a)) {
+	why = algo_weak(a);
+	if (algo_supported(l, a)) {
 		if (why != NULL)
 			warn(ld, line, "%s: %s is weak (%s); remove it", kp, a,
 			    why);
@@ -2480,8 +2418,7 @@ check_algo(struct loader *ld, int line, const char *kp, const char *what,
  */
 static void
 load_algos(struct loader *ld, const yaml_node_t *n, const char *kp,
-    const char *what, enum ssh_bind_options_e opt, const char *const *names,
-    char **dst)
+    enum algo_list l, char **dst)
 {
 	yaml_node_item_t *it;
 	yaml_node_t *item;
@@ -2525,8 +2462,8 @@ load_algos(struct loader *ld, const yaml_node_t *n, const char *kp,
 			} else {
 				memcpy(tok, p, tl);
 				tok[tl] = '\0';
-				if (check_algo(ld, line_of(item), kp, what, opt,
-				    names, tok) != 0)
+				if (check_algo(ld, line_of(item), kp, l, tok) !=
+				    0)
 					bad = 1;
 				else if (len + tl + 2 > cap) {
 					char *no;
@@ -2566,36 +2503,24 @@ static void
 load_algorithms(struct loader *ld, const yaml_node_t *n,
     struct server_config *sv)
 {
-	static const char *const keys[] = {
-		"kex", "ciphers", "macs", "host_key_algorithms",
-		"pubkey_algorithms"
-	};
-	enum { K_KEX, K_CIPHERS, K_MACS, K_HOSTKEY, K_PUBKEY, K_N };
-	yaml_node_t *v[K_N];
+	const char *keys[ALGO_NLISTS];
+	char **dst[ALGO_NLISTS] = { &sv->kex, &sv->ciphers, &sv->macs,
+	    &sv->host_key_algorithms, &sv->pubkey_algorithms };
+	yaml_node_t *v[ALGO_NLISTS];
+	char kp[KP_MAX];
+	int l;
 
-	if (walk_map(ld, n, "server.algorithms", keys, K_N, v, NULL) != 0)
+	for (l = 0; l < ALGO_NLISTS; l++)
+		keys[l] = algo_key(l);
+	if (walk_map(ld, n, "server.algorithms", keys, ALGO_NLISTS, v,
+	    NULL) != 0)
 		return;
-	if (v[K_KEX] != NULL)
-		load_algos(ld, v[K_KEX], "server.algorithms.kex",
-		    "key exchange", SSH_BIND_OPTIONS_KEY_EXCHANGE, kex_names,
-		    &sv->kex);
-	if (v[K_CIPHERS] != NULL)
-		load_algos(ld, v[K_CIPHERS], "server.algorithms.ciphers",
-		    "cipher", SSH_BIND_OPTIONS_CIPHERS_S_C, cipher_names,
-		    &sv->ciphers);
-	if (v[K_MACS] != NULL)
-		load_algos(ld, v[K_MACS], "server.algorithms.macs", "MAC",
-		    SSH_BIND_OPTIONS_HMAC_S_C, mac_names, &sv->macs);
-	if (v[K_HOSTKEY] != NULL)
-		load_algos(ld, v[K_HOSTKEY],
-		    "server.algorithms.host_key_algorithms", "host key "
-		    "algorithm", SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS,
-		    hostkey_names, &sv->host_key_algorithms);
-	if (v[K_PUBKEY] != NULL)
-		load_algos(ld, v[K_PUBKEY],
-		    "server.algorithms.pubkey_algorithms", "public key "
-		    "algorithm", SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES,
-		    hostkey_names, &sv->pubkey_algorithms);
+	for (l = 0; l < ALGO_NLISTS; l++) {
+		if (v[l] == NULL)
+			continue;
+		join_kp(kp, sizeof(kp), "server.algorithms", keys[l]);
+		load_algos(ld, v[l], kp, l, dst[l]);
+	}
 }
 
 /* A user name key (server.user, user): must exist and not be root. */
@@ -2648,6 +2573,67 @@ load_ban(struct loader *ld, const yaml_node_t *n, struct server_config *sv)
 	    30 * DUR_DAY, &sv->ban_duration_s);
 }
 
+/*
+ * server.max_startups: a whole number N (a hard cap: the (N+1)th
+ * unauthenticated connection is refused), or "start:rate:full" as OpenSSH's
+ * MaxStartups: from start connections on, refuse new ones at random, rate%
+ * of them at start rising linearly to 100% at full.
+ */
+static void
+load_max_startups(struct loader *ld, const yaml_node_t *n,
+    struct server_config *sv)
+{
+	static const char kp[] = "server.max_startups";
+	static const char *const part[] = { "start", "rate", "full" };
+	static const int64_t lo[] = { 1, 1, 1 }, hi[] = { 100000, 100, 100000 };
+	struct qbuf qb;
+	const char *s, *p;
+	int64_t v[3];
+	size_t i, len;
+	char num[24];
+
+	if ((s = get_string(ld, n, kp, "a whole number or start:rate:full "
+	    "(e.g. 32:30:64)")) == NULL)
+		return;
+	if (strchr(s, ':') == NULL) {
+		if (get_int(ld, n, kp, 1, 100000, &v[2]) == 0) {
+			sv->max_startups = (int)v[2];
+			sv->max_startups_begin = (int)v[2];
+			sv->max_startups_rate = 100;
+		}
+		return;
+	}
+	for (i = 0, p = s; i < 3; i++, p += len + 1) {
+		len = strcspn(p, ":");
+		if (len == 0 || len >= sizeof(num) ||
+		    strspn(p, "0123456789") != len ||
+		    (i < 2) != (p[len] == ':')) {
+			report(ld, line_of(n), "%s: %s is not a whole number "
+			    "or start:rate:full; write e.g. 32:30:64 (refuse "
+			    "at random from 32 unauthenticated connections, "
+			    "30%% at first, all at 64)", kp, q(&qb, s));
+			return;
+		}
+		memcpy(num, p, len);
+		num[len] = '\0';
+		if (parse_int64(num, lo[i], hi[i], &v[i]) != 0) {
+			report(ld, line_of(n), "%s: %s: %s %s is out of range; "
+			    "use %lld to %lld", kp, q(&qb, s), part[i], num,
+			    (long long)lo[i], (long long)hi[i]);
+			return;
+		}
+	}
+	if (v[0] > v[2]) {
+		report(ld, line_of(n), "%s: %s: start %lld is above full %lld; "
+		    "write start:rate:full with start <= full (e.g. 32:30:64)",
+		    kp, q(&qb, s), (long long)v[0], (long long)v[2]);
+		return;
+	}
+	sv->max_startups_begin = (int)v[0];
+	sv->max_startups_rate = (int)v[1];
+	sv->max_startups = (int)v[2];
+}
+
 static void
 load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
@@ -2674,8 +2660,8 @@ load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	    &sv->max_sessions_per_partner);
 	set_int(ld, v[K_MAXS_A], kp, "max_sessions_per_address", 1, 100000,
 	    &sv->max_sessions_per_address);
-	set_int(ld, v[K_MAXST], kp, "max_startups", 1, 100000,
-	    &sv->max_startups);
+	if (v[K_MAXST] != NULL)
+		load_max_startups(ld, v[K_MAXST], sv);
 	set_int(ld, v[K_MAXST_A], kp, "max_startups_per_address", 1, 100000,
 	    &sv->max_startups_per_address);
 	set_duration(ld, v[K_GRACE], kp, "login_grace_time", 1, 3600,
@@ -3373,6 +3359,7 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 
 	if (v[K_SVCUSER] != NULL)
 		cfg->user = load_user(ld, v[K_SVCUSER], "user");
+	ld->svc_user = cfg->user;
 
 	if (v[K_STATE_DIR] != NULL)
 		cfg->state_dir = get_abspath(ld, v[K_STATE_DIR], "state_dir",

@@ -143,7 +143,9 @@ struct server_config {
 	int		 max_sessions;			/* [256] all partners */
 	int		 max_sessions_per_partner;	/* [16] */
 	int		 max_sessions_per_address;	/* [32] */
-	int		 max_startups;			/* [64] connections not yet authenticated */
+	int		 max_startups;			/* [64] connections not yet authenticated ("full") */
+	int		 max_startups_begin;		/* [32] random early drop from here ("start") */
+	int		 max_startups_rate;		/* [30] percent dropped at start, rising to 100 at full */
 	int		 max_startups_per_address;	/* [8] */
 	int64_t		 login_grace_s;			/* [60] */
 	int64_t		 idle_timeout_s;		/* [1800] */

@@ -21,7 +21,7 @@
 #include "server/guard.h"
 
 #define FORGET_REPEATS_S	86400
-#define BANS_VERSION		1
+#define BANS_VERSION		2	/* 1: user bans were global */
 #define BANS_MAX_BYTES		(32 * 1024 * 1024)	/* a sane table is < 4 MiB */
 #define BANS_MAX_REPEATS	32
 
@@ -31,12 +31,13 @@ static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 struct conn {
 	pid_t	 pid;		/* 0: free slot */
 	char	 addr[INET6_ADDRSTRLEN];
+	char	 key[64];	/* guard_ban_key of addr: what limits count */
 	char	 partner[65];
 	int	 authed;
 };
 
 struct tracker {
-	char	 key[128];	/* address or partner name; "" when free */
+	char	 key[128];	/* ban key, or "user prefix"; "" when free */
 	int64_t	 fails[GUARD_MAX_FAILURES];
 	int	 nfails;
 	int64_t	 ban_until;
@@ -50,8 +51,9 @@ struct guard {
 	struct conn		*conns;
 	int			 nconns;	/* slots */
 	struct tracker		*addrs;		/* GUARD_MAX_TRACKED */
-	struct tracker		*users;		/* one per partner */
-	size_t			 nusers;
+	struct tracker		*users;		/* GUARD_MAX_TRACKED (user, prefix) */
+	uint32_t		(*rand)(uint32_t, void *);
+	void			*rand_arg;
 };
 
 static int
@@ -73,6 +75,22 @@ guard_limits(const struct server_config *sc, struct guard_limits *l)
 	l->max_sessions_per_partner = dflt(sc->max_sessions_per_partner, 16);
 	l->max_sessions_per_address = dflt(sc->max_sessions_per_address, 32);
 	l->max_startups = dflt(sc->max_startups, 64);
+	if (sc->max_startups_begin > 0) {	/* "start:rate:full" */
+		l->max_startups_begin = sc->max_startups_begin;
+		l->max_startups_rate = dflt(sc->max_startups_rate, 30);
+	} else if (sc->max_startups > 0) {	/* a plain number: a hard cap */
+		l->max_startups_begin = l->max_startups;
+		l->max_startups_rate = 100;
+	} else {
+		l->max_startups_begin = l->max_startups / 2;
+		l->max_startups_rate = 30;
+	}
+	if (l->max_startups_begin < 1)
+		l->max_startups_begin = 1;
+	if (l->max_startups_begin > l->max_startups)
+		l->max_startups_begin = l->max_startups;
+	if (l->max_startups_rate > 100)
+		l->max_startups_rate = 100;
 	l->max_startups_per_address = dflt(sc->max_startups_per_address, 8);
 	l->login_grace_s = dflt64(sc->login_grace_s, 60);
 	l->idle_timeout_s = dflt64(sc->idle_timeout_s, 1800);
@@ -99,6 +117,8 @@ guard_verdict_str(enum guard_verdict v)
 					    "connections";
 	case GUARD_MAX_STARTUPS_ADDR:	return "too many unauthenticated "
 					    "connections from this address";
+	case GUARD_STARTUPS_DROP:	return "many unauthenticated "
+					    "connections: dropped at random";
 	case GUARD_MAX_CONNECTIONS:	return "too many connections";
 	case GUARD_USER_BANNED:		return "user temporarily banned after "
 					    "repeated authentication failures";
@@ -120,7 +140,8 @@ guard_verdict_key(enum guard_verdict v)
 	case GUARD_USER_BANNED:		return "server.ban_failures";
 	case GUARD_DENY_FROM:		return "server.deny_from";
 	case GUARD_NOT_ALLOWED:		return "server.allow_from";
-	case GUARD_MAX_STARTUPS:	return "server.max_startups";
+	case GUARD_MAX_STARTUPS:
+	case GUARD_STARTUPS_DROP:	return "server.max_startups";
 	case GUARD_MAX_STARTUPS_ADDR:	return "server.max_startups_per_address";
 	case GUARD_MAX_CONNECTIONS:	return "server.max_sessions";
 	case GUARD_MAX_SESSIONS:	return "server.max_sessions";
@@ -134,21 +155,16 @@ struct guard *
 guard_new(const struct config *cfg)
 {
 	struct guard *g;
-	size_t i;
 
 	if ((g = calloc(1, sizeof(*g))) == NULL)
 		return NULL;
 	g->cfg = cfg;
 	guard_limits(&cfg->server, &g->lim);
 	g->nconns = g->lim.max_sessions + g->lim.max_startups;
-	g->nusers = cfg->npartners;
 	if ((g->conns = calloc((size_t)g->nconns, sizeof(*g->conns))) == NULL ||
 	    (g->addrs = calloc(GUARD_MAX_TRACKED, sizeof(*g->addrs))) == NULL ||
-	    (g->users = calloc(g->nusers + 1, sizeof(*g->users))) == NULL)
+	    (g->users = calloc(GUARD_MAX_TRACKED, sizeof(*g->users))) == NULL)
 		goto fail;
-	for (i = 0; i < g->nusers; i++)
-		xstrlcpy(g->users[i].key, cfg->partners[i].name,
-		    sizeof(g->users[i].key));
 	return g;
 fail:
 	guard_free(g);
@@ -223,16 +239,17 @@ tracker_find(struct tracker *t, size_t n, const char *key)
 	return NULL;
 }
 
-/* A slot for a new address: a free one, else the one with the oldest
- * activity that is not banned, else the ban that ends first. */
+/* A slot for a new key in table tab (GUARD_MAX_TRACKED slots): a free one,
+ * else the one with the oldest activity that is not banned, else the ban
+ * that ends first. */
 static struct tracker *
-tracker_new(struct guard *g, const char *key, int64_t now)
+tracker_new(struct tracker *tab, const char *key, int64_t now)
 {
 	struct tracker *t, *old = NULL, *soon = NULL;
 	size_t i;
 
 	for (i = 0; i < GUARD_MAX_TRACKED; i++) {
-		t = &g->addrs[i];
+		t = &tab[i];
 		if (t->key[0] == '\0')
 			break;
 		if (t->ban_until <= now) {
@@ -303,12 +320,30 @@ guard_addr_banned(struct guard *g, const char *addr, int64_t now)
 	    now);
 }
 
-int
-guard_user_banned(struct guard *g, const char *user, int64_t now)
+/* The users table's key for (user, ban key of addr): "user prefix" (a
+ * partner name has no space). -1 if user is not a configured partner. */
+static int
+user_key(struct guard *g, const char *user, const char *addr, char *key,
+    size_t len)
 {
-	if (user == NULL)
+	char ak[64];
+
+	if (user == NULL || config_partner(g->cfg, user) == NULL)
+		return -1;
+	addr_key(addr, ak, sizeof(ak));
+	return xsnprintf(key, len, "%s %s", user, ak);
+}
+
+int
+guard_user_banned(struct guard *g, const char *user, const char *addr,
+    int64_t now)
+{
+	char key[128];
+
+	if (user_key(g, user, addr, key, sizeof(key)) == -1)
 		return 0;
-	return tracker_banned(tracker_find(g->users, g->nusers, user), now);
+	return tracker_banned(tracker_find(g->users, GUARD_MAX_TRACKED, key),
+	    now);
 }
 
 void
@@ -316,33 +351,37 @@ guard_failure(struct guard *g, const char *addr, const char *user,
     int64_t now, struct guard_ban *ban)
 {
 	struct tracker *t;
+	char ukey[128];
 
 	memset(ban, 0, sizeof(*ban));
 	addr_key(addr, ban->addr_key, sizeof(ban->addr_key));
 	if ((t = tracker_find(g->addrs, GUARD_MAX_TRACKED, ban->addr_key)) ==
 	    NULL)
-		t = tracker_new(g, ban->addr_key, now);
+		t = tracker_new(g->addrs, ban->addr_key, now);
 	ban->addr_duration_s = tracker_fail(t, &g->lim, now);
 	ban->addr_banned = ban->addr_duration_s > 0;
 	ban->failures = ban->addr_banned ? g->lim.ban_failures : t->nfails;
-	if (user != NULL &&
-	    (t = tracker_find(g->users, g->nusers, user)) != NULL) {
-		ban->user_duration_s = tracker_fail(t, &g->lim, now);
-		ban->user_banned = ban->user_duration_s > 0;
-	}
+	if (user_key(g, user, addr, ukey, sizeof(ukey)) == -1)
+		return;
+	if ((t = tracker_find(g->users, GUARD_MAX_TRACKED, ukey)) == NULL)
+		t = tracker_new(g->users, ukey, now);
+	ban->user_duration_s = tracker_fail(t, &g->lim, now);
+	ban->user_banned = ban->user_duration_s > 0;
 }
 
 /* --- the ban table on disk --------------------------------------------- */
 
 /*
  * bans.json:
- *   {"version": 1, "saved": T,
+ *   {"version": 2, "saved": T,
  *    "addresses": [{"key": "2001:db8:1:2::/64", "ban_until": T, "bans": N,
  *                   "last": T, "fails": [T, ...]}, ...],
- *    "users": [{"key": "acme", ...}, ...]}
+ *    "users": [{"key": "acme", "prefix": "192.0.2.7", ...}, ...]}
  * T are seconds since the epoch; "bans" is the repeat count that makes the
  * next ban last 2^bans times ban_duration; "fails" are the failures still
- * inside the window.
+ * inside the window. A user entry counts the partner's password failures
+ * from one ban key ("prefix"). Version 1 had global user entries without a
+ * prefix: guard_load drops those.
  */
 
 /* Whether t still matters at now. */
@@ -365,18 +404,26 @@ tracker_live(const struct tracker *t, const struct guard_limits *l,
 }
 
 static json_t *
-trackers_json(const struct tracker *t, size_t n, const struct guard_limits *l,
+trackers_json(const struct tracker *t, int user, const struct guard_limits *l,
     int64_t now)
 {
 	json_t *arr, *e, *f;
+	char key[sizeof(t->key)], *prefix;
 	size_t i;
 	int j;
 
 	if ((arr = json_array()) == NULL)
 		return NULL;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < GUARD_MAX_TRACKED; i++) {
 		if (!tracker_live(&t[i], l, now))
 			continue;
+		xstrlcpy(key, t[i].key, sizeof(key));
+		prefix = NULL;
+		if (user) {
+			if ((prefix = strchr(key, ' ')) == NULL)
+				continue;	/* cannot happen: user_key() */
+			*prefix++ = '\0';
+		}
 		if ((f = json_array()) == NULL)
 			goto fail;
 		for (j = 0; j < t[i].nfails; j++)
@@ -386,9 +433,14 @@ trackers_json(const struct tracker *t, size_t n, const struct guard_limits *l,
 				json_decref(f);
 				goto fail;
 			}
-		e = json_pack("{s:s,s:I,s:i,s:I,s:o}", "key", t[i].key,
+		e = json_pack("{s:s,s:I,s:i,s:I,s:o}", "key", key,
 		    "ban_until", (json_int_t)t[i].ban_until, "bans", t[i].nbans,
 		    "last", (json_int_t)t[i].last, "fails", f);
+		if (e != NULL && prefix != NULL &&
+		    json_object_set_new(e, "prefix", json_string(prefix)) == -1) {
+			json_decref(e);
+			goto fail;
+		}
 		if (e == NULL || json_array_append_new(arr, e) == -1)
 			goto fail;
 	}
@@ -405,8 +457,8 @@ guard_save(struct guard *g, const char *path, int64_t now)
 	char *text = NULL;
 	int rc = -1;
 
-	addrs = trackers_json(g->addrs, GUARD_MAX_TRACKED, &g->lim, now);
-	users = trackers_json(g->users, g->nusers, &g->lim, now);
+	addrs = trackers_json(g->addrs, 0, &g->lim, now);
+	users = trackers_json(g->users, 1, &g->lim, now);
 	if (addrs == NULL || users == NULL) {
 		json_decref(addrs);
 		json_decref(users);
@@ -426,24 +478,25 @@ fail:
 	return -1;
 }
 
-/* Empties the table (user slots keep their partner names). */
 static void
-bans_clear(struct guard *g)
+table_clear(struct tracker *tab)
 {
 	size_t i;
 
 	/* only the slots in use: writing the whole 2.7 MB table would make it
 	 * resident in the listener and in every session it forks */
 	for (i = 0; i < GUARD_MAX_TRACKED; i++)
-		if (g->addrs[i].key[0] != '\0' || g->addrs[i].nfails != 0 ||
-		    g->addrs[i].nbans != 0)
-			memset(&g->addrs[i], 0, sizeof(g->addrs[i]));
-	for (i = 0; i < g->nusers; i++) {
-		g->users[i].nfails = 0;
-		g->users[i].ban_until = 0;
-		g->users[i].nbans = 0;
-		g->users[i].last = 0;
-	}
+		if (tab[i].key[0] != '\0' || tab[i].nfails != 0 ||
+		    tab[i].nbans != 0)
+			memset(&tab[i], 0, sizeof(tab[i]));
+}
+
+/* Empties the table. */
+static void
+bans_clear(struct guard *g)
+{
+	table_clear(g->addrs);
+	table_clear(g->users);
 }
 
 /* One entry of the file into g. 0 (kept or dropped as expired), -1 if it
@@ -451,10 +504,10 @@ bans_clear(struct guard *g)
 static int
 entry_load(struct guard *g, json_t *e, int user, int64_t now)
 {
-	struct tracker t, *dst;
+	struct tracker t, *dst, *tab = user ? g->users : g->addrs;
 	json_t *fails, *v;
 	json_int_t ban_until, last;
-	const char *key;
+	const char *key, *prefix = NULL;
 	size_t i;
 	int nbans;
 
@@ -464,7 +517,13 @@ entry_load(struct guard *g, json_t *e, int user, int64_t now)
 	    !json_is_array(fails) || key[0] == '\0' || nbans < 0)
 		return -1;
 	if (user) {
-		if (xstrlcpy(t.key, key, sizeof(t.key)) >= sizeof(t.key))
+		if (json_unpack(e, "{s:s}", "prefix", &prefix) == -1 ||
+		    prefix[0] == '\0' || strchr(key, ' ') != NULL)
+			return -1;
+		/* a partner no longer configured is forgotten */
+		if (config_partner(g->cfg, key) == NULL)
+			return 0;
+		if (user_key(g, key, prefix, t.key, sizeof(t.key)) == -1)
 			return -1;
 	} else if (guard_ban_key(key, t.key, sizeof(t.key)) == -1)
 		return -1;
@@ -483,14 +542,8 @@ entry_load(struct guard *g, json_t *e, int user, int64_t now)
 	}
 	if (!tracker_live(&t, &g->lim, now))
 		return 0;
-	if (user) {
-		/* a partner no longer configured is forgotten */
-		if ((dst = tracker_find(g->users, g->nusers, t.key)) != NULL)
-			*dst = t;
-		return 0;
-	}
-	if ((dst = tracker_find(g->addrs, GUARD_MAX_TRACKED, t.key)) == NULL)
-		dst = tracker_new(g, t.key, now);
+	if ((dst = tracker_find(tab, GUARD_MAX_TRACKED, t.key)) == NULL)
+		dst = tracker_new(tab, t.key, now);
 	*dst = t;
 	return 0;
 }
@@ -526,9 +579,9 @@ guard_load(struct guard *g, const char *path, int64_t now)
 	}
 	if (json_unpack(root, "{s:i,s:o,s:o}", "version", &version,
 	    "addresses", &addrs, "users", &users) == -1 ||
-	    version != BANS_VERSION || !json_is_array(addrs) ||
+	    version < 1 || version > BANS_VERSION || !json_is_array(addrs) ||
 	    !json_is_array(users)) {
-		why = "not a version 1 ban table";
+		why = "not a version 1 or 2 ban table";
 		goto fail;
 	}
 	json_array_foreach(addrs, i, e)
@@ -536,11 +589,22 @@ guard_load(struct guard *g, const char *path, int64_t now)
 			why = "malformed address entry";
 			goto fail;
 		}
-	json_array_foreach(users, i, e)
-		if (entry_load(g, e, 1, now) == -1) {
-			why = "malformed user entry";
-			goto fail;
-		}
+	if (version == 1) {
+		/* global user bans: a lock-out anyone could provoke */
+		if (json_array_size(users) > 0)
+			log_info("ban table %s: %zu user entr%s of the old "
+			    "global form dropped (user bans now hold per "
+			    "source prefix); address bans kept", path,
+			    json_array_size(users),
+			    json_array_size(users) == 1 ? "y" : "ies");
+		users = NULL;
+	}
+	if (users != NULL)
+		json_array_foreach(users, i, e)
+			if (entry_load(g, e, 1, now) == -1) {
+				why = "malformed user entry";
+				goto fail;
+			}
 	json_decref(root);
 	return 0;
 fail:
@@ -558,14 +622,17 @@ int
 guard_count(const struct guard *g, const char *addr, int *startups,
     int *sessions)
 {
+	char key[64];
 	int i, n = 0;
 
 	*startups = *sessions = 0;
+	if (addr != NULL)
+		addr_key(addr, key, sizeof(key));
 	for (i = 0; i < g->nconns; i++) {
 		if (g->conns[i].pid == 0)
 			continue;
 		n++;
-		if (addr != NULL && strcmp(g->conns[i].addr, addr) != 0)
+		if (addr != NULL && strcmp(g->conns[i].key, key) != 0)
 			continue;
 		if (g->conns[i].authed)
 			(*sessions)++;
@@ -573,6 +640,42 @@ guard_count(const struct guard *g, const char *addr, int *startups,
 			(*startups)++;
 	}
 	return n;
+}
+
+void
+guard_set_rand(struct guard *g, uint32_t (*rnd)(uint32_t, void *), void *arg)
+{
+	g->rand = rnd;
+	g->rand_arg = arg;
+}
+
+int
+guard_drop_percent(const struct guard_limits *l, int startups)
+{
+	if (startups >= l->max_startups)
+		return 100;
+	if (startups < l->max_startups_begin)
+		return 0;
+	/* rate% at start, rising linearly to 100% at full (OpenSSH's
+	 * drop_connection()); full > start here */
+	return l->max_startups_rate + (100 - l->max_startups_rate) *
+	    (startups - l->max_startups_begin) /
+	    (l->max_startups - l->max_startups_begin);
+}
+
+/* Whether the early drop refuses a new connection with startups already
+ * not authenticated. */
+static int
+early_drop(struct guard *g, int startups)
+{
+	int p = guard_drop_percent(&g->lim, startups);
+	uint32_t r;
+
+	if (p <= 0)
+		return 0;
+	r = g->rand != NULL ? g->rand(100, g->rand_arg) :
+	    arc4random_uniform(100);
+	return r < (uint32_t)p;
 }
 
 enum guard_verdict
@@ -604,6 +707,8 @@ guard_admit(struct guard *g, const struct sockaddr *sa, const char *addr,
 	/* Every process not yet counted as a session is a startup. */
 	if (all - sessions >= g->lim.max_startups)
 		return GUARD_MAX_STARTUPS;
+	if (early_drop(g, all - sessions))
+		return GUARD_STARTUPS_DROP;
 	return GUARD_OK;
 }
 
@@ -618,6 +723,8 @@ guard_conn_add(struct guard *g, pid_t pid, const char *addr)
 			g->conns[i].pid = pid;
 			xstrlcpy(g->conns[i].addr, addr,
 			    sizeof(g->conns[i].addr));
+			addr_key(addr, g->conns[i].key,
+			    sizeof(g->conns[i].key));
 			return 0;
 		}
 	return -1;
@@ -654,7 +761,7 @@ guard_conn_login(struct guard *g, pid_t pid, const char *partner,
 		return GUARD_ERROR;
 	if (c->authed)
 		return GUARD_ERROR;	/* one login per connection */
-	if (!by_key && guard_user_banned(g, partner, now))
+	if (!by_key && guard_user_banned(g, partner, c->addr, now))
 		return GUARD_USER_BANNED;
 	for (i = 0; i < g->nconns; i++) {
 		if (g->conns[i].pid == 0 || !g->conns[i].authed)
@@ -662,7 +769,7 @@ guard_conn_login(struct guard *g, pid_t pid, const char *partner,
 		total++;
 		if (strcmp(g->conns[i].partner, partner) == 0)
 			mine++;
-		if (strcmp(g->conns[i].addr, c->addr) == 0)
+		if (strcmp(g->conns[i].key, c->key) == 0)
 			here++;
 	}
 	if (total >= g->lim.max_sessions)

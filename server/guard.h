@@ -5,16 +5,27 @@
  * The listener is the one process that sees every connection from accept to
  * exit, so it keeps all of this state in memory (struct guard) and decides:
  *   at accept (before key exchange): banned address, global deny/allow,
- *     max_startups, max_startups_per_address, the process cap;
+ *     max_startups_per_address, max_startups (with random early drop
+ *     between its start and full thresholds), the process cap;
  *   at login (asked by the session over its socketpair, see guard_ask):
- *     banned user, max_sessions, per partner, per address.
+ *     user banned from this prefix, max_sessions, per partner, per address.
+ * Addresses are counted, limited and banned by their ban key
+ * (guard_ban_key): an IPv4 address (IPv4-mapped IPv6 counts as IPv4) by
+ * itself, an IPv6 address by its /64, since one host commonly holds a whole
+ * /64. So max_startups_per_address and max_sessions_per_address count per
+ * ban key too.
+ * Random early drop, as OpenSSH's "MaxStartups start:rate:full": with n
+ * connections not yet authenticated, a new one is admitted while
+ * n < start, refused at random with probability rate% at n == start rising
+ * linearly to 100% at n == full, and always refused at n >= full. The
+ * random source is arc4random_uniform (guard_set_rand replaces it in tests).
  * Sessions report each failed attempt (GUARD_MSG_FAIL); the listener counts
- * failures per address and per configured partner name over ban_window_s
- * and bans for ban_duration_s, doubling on each repeat ban (capped at 7 days;
- * the repeat count is forgotten after a day without failures). Addresses
- * are counted and banned by their ban key (guard_ban_key): an IPv4 address
- * (IPv4-mapped IPv6 counts as IPv4) by itself, an IPv6 address by its /64,
- * since one host commonly holds a whole /64.
+ * failures per address (ban key) and per (configured partner name, ban key)
+ * over ban_window_s and bans for ban_duration_s, doubling on each repeat ban
+ * (capped at 7 days; the repeat count is forgotten after a day without
+ * failures). A user ban is a ban of that user's password logins from that
+ * prefix only: failures from one prefix never lock the partner out from
+ * another, and never block its key logins.
  * The ban table survives restarts: the listener saves it (guard_save) to
  * state_dir/bans.json on each new ban and at exit, and loads it at start
  * (guard_load). It holds ban keys, partner names and times, nothing secret.
@@ -36,7 +47,11 @@ struct guard_limits {
 	int	 max_sessions;			/* authenticated, all partners */
 	int	 max_sessions_per_partner;
 	int	 max_sessions_per_address;
-	int	 max_startups;			/* connections not yet authenticated */
+	int	 max_startups;			/* connections not yet authenticated
+						 * ("full": all refused from here) */
+	int	 max_startups_begin;		/* "start": random drop from here,
+						 * 1..max_startups (== it: none) */
+	int	 max_startups_rate;		/* percent refused at start, 1..100 */
 	int	 max_startups_per_address;
 	int64_t	 login_grace_s;
 	int64_t	 idle_timeout_s;
@@ -47,7 +62,8 @@ struct guard_limits {
 };
 
 #define GUARD_MAX_FAILURES	64
-#define GUARD_MAX_TRACKED	4096	/* addresses with recent failures */
+#define GUARD_MAX_TRACKED	4096	/* addresses, and (user, prefix) pairs,
+					 * with recent failures */
 #define GUARD_MAX_BAN_S		(7 * 86400)
 
 /* Fills l from the config's server block (0 means "the default"). */
@@ -60,6 +76,7 @@ enum guard_verdict {
 	GUARD_NOT_ALLOWED,	/* address not in server.allow_from */
 	GUARD_MAX_STARTUPS,
 	GUARD_MAX_STARTUPS_ADDR,
+	GUARD_STARTUPS_DROP,	/* random early drop above max_startups' start */
 	GUARD_MAX_CONNECTIONS,	/* max_sessions + max_startups processes */
 	GUARD_USER_BANNED,
 	GUARD_MAX_SESSIONS,
@@ -92,6 +109,16 @@ int guard_ban_key(const char *addr, char *out, size_t outlen);
 /* May a new connection from sa (numeric form addr) be admitted now? */
 enum guard_verdict guard_admit(struct guard *, const struct sockaddr *sa,
     const char *addr, int64_t now_s);
+/*
+ * The random source of the early drop: rand(upper, arg) returns a uniform
+ * number in [0, upper). NULL restores arc4random_uniform. For tests, so a
+ * drop sequence is deterministic; arg is borrowed.
+ */
+void guard_set_rand(struct guard *, uint32_t (*rand)(uint32_t upper,
+    void *arg), void *arg);
+/* The percentage of new connections the early drop refuses with startups
+ * connections not yet authenticated: 0 below start, 100 from full. */
+int guard_drop_percent(const struct guard_limits *, int startups);
 /* Records an admitted connection's process. 0, or -1 when the table is full. */
 int guard_conn_add(struct guard *, pid_t pid, const char *addr);
 void guard_conn_remove(struct guard *, pid_t pid);
@@ -101,25 +128,29 @@ void guard_conn_remove(struct guard *, pid_t pid);
 /* by_key: a public-key login, which a user ban does not block. */
 enum guard_verdict guard_conn_login(struct guard *, pid_t pid,
     const char *partner, int partner_max, int64_t now_s, int by_key);
-/* Connections of the address not yet authenticated / authenticated. */
+/* Connections not yet authenticated / authenticated from the ban key of
+ * addr (all connections when addr is NULL). Returns all connections. */
 int guard_count(const struct guard *, const char *addr, int *startups,
     int *sessions);
 
 int guard_addr_banned(struct guard *, const char *addr, int64_t now_s);
-int guard_user_banned(struct guard *, const char *user, int64_t now_s);
+/* Whether user's password logins from the ban key of addr are banned. */
+int guard_user_banned(struct guard *, const char *user, const char *addr,
+    int64_t now_s);
 
 /* What guard_failure did: a new ban of the address and/or the user. */
 struct guard_ban {
 	int	 addr_banned;		/* 1: addr is now banned */
 	int64_t	 addr_duration_s;
-	int	 user_banned;
+	int	 user_banned;		/* 1: user is now banned from addr_key */
 	int64_t	 user_duration_s;
 	int	 failures;		/* failures of addr in the window */
 	char	 addr_key[64];		/* guard_ban_key of addr */
 };
 
 /* One failed authentication from addr for user (user may be NULL; only
- * names of configured partners are tracked). Fills *ban. */
+ * names of configured partners are tracked, per ban key of addr). Fills
+ * *ban. */
 void guard_failure(struct guard *, const char *addr, const char *user,
     int64_t now_s, struct guard_ban *ban);
 
@@ -132,17 +163,20 @@ void guard_failure(struct guard *, const char *addr, const char *user,
  * fsync of the directory), mode 0600. 0, or -1 with errno set. */
 int guard_save(struct guard *, const char *path, int64_t now_s);
 /* Replaces the table with the one in path, dropping what has expired by
- * now_s (and user entries for names no longer configured). 0 when loaded
- * or when path does not exist; -1 when it cannot be read or is not a ban
- * table: a warning naming the file is logged and the table is left empty
- * (the server starts anyway). */
+ * now_s (and user entries for names no longer configured). A version 1
+ * table (global user bans) loads its address entries; its user entries are
+ * dropped with a log line. 0 when loaded or when path does not exist; -1
+ * when it cannot be read or is not a ban table: a warning naming the file
+ * is logged and the table is left empty (the server starts anyway). */
 int guard_load(struct guard *, const char *path, int64_t now_s);
 
 /* --- the session <-> listener socketpair (SOCK_SEQPACKET) ------------------ */
 
 enum guard_msg_type {
 	GUARD_MSG_FAIL = 1,	/* no reply */
-	GUARD_MSG_CHECK_USER,	/* reply: GUARD_OK or GUARD_USER_BANNED */
+	GUARD_MSG_CHECK_USER,	/* reply: GUARD_OK or GUARD_USER_BANNED (from
+				 * the connection's own address, which the
+				 * listener knows; the session does not say) */
 	GUARD_MSG_LOGIN,	/* reply: a guard_verdict */
 };
 

@@ -41,6 +41,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/proc.h"
+#include "policy/algos.h"
 #include "policy/policy.h"
 #include "server/guard.h"
 #include "server/monitor.h"
@@ -135,58 +136,22 @@ hostkeys_ensure(const struct config *cfg)
 
 /* --- algorithm policy ------------------------------------------------------ */
 
-struct algo {
-	const char	*key;		/* server.<key> */
-	const char	*dflt;
-	const char	*weak[8];	/* names check-config warns about */
-};
-
-static const struct algo algos[] = {
-	{ "kex", SSH_DEFAULT_KEX, { "diffie-hellman-group1-sha1",
-	    "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1",
-	    NULL } },
-	{ "ciphers", SSH_DEFAULT_CIPHERS, { "aes128-cbc", "aes192-cbc",
-	    "aes256-cbc", "3des-cbc", "blowfish-cbc", NULL } },
-	{ "macs", SSH_DEFAULT_MACS, { "hmac-sha1", "hmac-sha1-etm@openssh.com",
-	    "hmac-md5", NULL } },
-	{ "host_key_algorithms", SSH_DEFAULT_HOSTKEYS, { "ssh-rsa", "ssh-dss",
-	    NULL } },
-	{ "pubkey_algorithms", SSH_DEFAULT_PUBKEYS, { "ssh-rsa", "ssh-dss",
-	    NULL } },
-};
-
+/*
+ * The configured list i (0..4 in enum algo_list's order: kex, ciphers,
+ * macs, host keys, user keys), or its secure default. Which names are weak
+ * (and the warnings about them, once each, with FILE:LINE) is the loader's
+ * and policy/algos.c's business, not the listener's.
+ */
 const char *
 server_algo(const struct server_config *sc, int i)
 {
-	const char *v[] = { sc->kex, sc->ciphers, sc->macs,
+	const char *v[ALGO_NLISTS] = { sc->kex, sc->ciphers, sc->macs,
 	    sc->host_key_algorithms, sc->pubkey_algorithms };
 
-	return v[i] != NULL && v[i][0] != '\0' ? v[i] : algos[i].dflt;
-}
-
-int
-server_algo_warnings(const struct config *cfg, FILE *out)
-{
-	char buf[1024], *tok, *save;
-	size_t i, j;
-	int n = 0;
-
-	for (i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
-		xstrlcpy(buf, server_algo(&cfg->server, (int)i), sizeof(buf));
-		for (tok = strtok_r(buf, ",", &save); tok != NULL;
-		    tok = strtok_r(NULL, ",", &save))
-			for (j = 0; algos[i].weak[j] != NULL; j++)
-				if (strcmp(tok, algos[i].weak[j]) == 0) {
-					fprintf(out, "%s: warning: server.%s "
-					    "allows %s, which is weak; remove it "
-					    "(or drop server.%s to use the secure "
-					    "default)\n", cfg->path ? cfg->path :
-					    "config", algos[i].key, tok,
-					    algos[i].key);
-					n++;
-				}
-	}
-	return n;
+	if (i < 0 || i >= ALGO_NLISTS)
+		return "";
+	return v[i] != NULL && v[i][0] != '\0' ? v[i] :
+	    algo_default((enum algo_list)i);
 }
 
 /* --- the session processes ------------------------------------------------ */
@@ -253,6 +218,7 @@ refused(struct listener *l, const char *addr, const char *user,
 	}
 	switch (v) {
 	case GUARD_MAX_STARTUPS:	limit = lim->max_startups; break;
+	case GUARD_STARTUPS_DROP:	limit = lim->max_startups_begin; break;
 	case GUARD_MAX_STARTUPS_ADDR:	limit = lim->max_startups_per_address; break;
 	case GUARD_MAX_SESSIONS:	limit = lim->max_sessions; break;
 	case GUARD_MAX_SESSIONS_ADDR:	limit = lim->max_sessions_per_address; break;
@@ -321,14 +287,22 @@ announce_ban(struct listener *l, const char *what, const char *name,
 	const struct guard_limits *lim = guard_get_limits(l->guard);
 	json_t *f;
 
-	log_info("banned %s %s for %lld s after %d authentication failures "
+	char from[80] = "";
+
+	/* a user is banned from the address's ban key only */
+	if (strcmp(what, "user") == 0 &&
+	    guard_ban_key(addr, from + 6, sizeof(from) - 6) == 0)
+		memcpy(from, " from ", 6);
+	log_info("banned %s %s%s for %lld s after %d authentication failures "
 	    "within %lld s (server.ban_failures, server.ban_window, "
-	    "server.ban_duration)", what, name, (long long)duration, failures,
-	    (long long)lim->ban_window_s);
+	    "server.ban_duration)", what, name, from, (long long)duration,
+	    failures, (long long)lim->ban_window_s);
 	f = json_pack("{s:s,s:s,s:I,s:i,s:I}",
 	    "scope", what, strcmp(what, "address") == 0 ? "remote" : "user",
 	    name, "duration_s", (json_int_t)duration, "failures", failures,
 	    "window_s", (json_int_t)lim->ban_window_s);
+	if (f != NULL && from[0] != '\0')
+		json_object_set_new(f, "prefix", json_string(from + 6));
 	if (f != NULL && strcmp(what, "address") == 0 &&
 	    strcmp(name, addr) != 0) {
 		json_object_set_new(f, "prefix", json_string(name));
@@ -384,7 +358,7 @@ mon_password(struct listener *l, struct child *c, struct mon_password *m)
 	m->password[sizeof(m->password) - 1] = '\0';
 	xstrlcpy(user, m->user, sizeof(user));
 	p = config_partner(l->cfg, user);
-	banned = p != NULL && guard_user_banned(l->guard, p->name,
+	banned = p != NULL && guard_user_banned(l->guard, p->name, c->addr,
 	    now_ms() / 1000);
 	ok = policy_password_ok(banned ? NULL : p, m->password);
 	explicit_bzero(m->password, sizeof(m->password));
@@ -516,7 +490,7 @@ child_message(struct listener *l, struct child *c)
 		count_failure(l, c, name);
 		return 0;
 	case GUARD_MSG_CHECK_USER:
-		reply = guard_user_banned(l->guard, name, now) ?
+		reply = guard_user_banned(l->guard, name, c->addr, now) ?
 		    GUARD_USER_BANNED : GUARD_OK;
 		break;
 	case GUARD_MSG_LOGIN:

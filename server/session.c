@@ -335,10 +335,19 @@ cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
 		(void)key_allowed(&s->cfg->partners[0], key);	/* same work */
 	if (p == NULL) {
 		/* A probe for an unknown key is not an attempt worth a
-		 * record each: clients offer every key they have. */
+		 * record each (clients offer every key they have), nor a
+		 * ban failure; but it counts towards max_auth_tries, as in
+		 * OpenSSH, so one connection cannot probe keys forever. */
 		if (state == SSH_PUBLICKEY_STATE_NONE) {
 			log_debug("session %s: key %s offered for \"%s\" not "
 			    "accepted", s->id, fp, user);
+			if (++s->auth_tries >= s->lim.max_auth_tries) {
+				log_info("session %s: too many authentication "
+				    "attempts from %s (keys offered and not "
+				    "accepted; server.max_auth_tries is %d)",
+				    s->id, s->remote, s->lim.max_auth_tries);
+				ssh_disconnect(s->ssh);
+			}
 			return SSH_AUTH_DENIED;
 		}
 		auth_failed(s, user, "publickey", reason, 0);

@@ -209,16 +209,27 @@ class TestBans(HardeningCase):
         self.assertEqual(self.pw("acme", self.password, "127.0.0.2").rc, 0,
                          "acme from 127.0.0.2 refused\n%s" % self.gw.log_tail())
 
-        # 4 failures for acme from 4 addresses: the user is banned everywhere...
+        # 4 failures for acme from 4 addresses, one each: nobody is banned. A
+        # user ban holds per source (address, IPv6 /64), so nobody can lock a
+        # partner out from elsewhere.
         for i in range(4):
             self.assertRefused(self.pw("acme", "wrong%d" % i, "127.0.1.%d" % (i + 1)),
                                "wrong password")
+        self.assertEqual(self.pw("acme", self.password, "127.0.0.2").rc, 0,
+                         "acme locked out by failures from other addresses\n%s" % self.gw.log_tail())
+        self.assertFalse(self.audit("auth.ban", user="acme"), "a user ban from spread failures")
+        # 4 from one address ban acme's password logins from there (and the address).
+        for i in range(4):
+            self.assertRefused(self.pw("acme", "wrong%d" % i, "127.0.1.9"), "wrong password")
         self.assertTrue(self.gw.wait_audit(lambda r: r.get("event") == "auth.ban" and
-                                           r.get("user") == "acme", 5),
-                        "no auth.ban for user acme\n%s" % self.gw.log_tail())
-        res = self.pw("acme", self.password, "127.0.0.2")
-        self.assertRefused(res, "correct password for a banned user")
-        self.assertIn("ermission denied", res.out, "a banned user must get the usual answer: %r" % res)
+                                           r.get("user") == "acme" and
+                                           r.get("prefix") == "127.0.1.9", 5),
+                        "no auth.ban for user acme from 127.0.1.9\n%s" % self.gw.log_tail())
+        self.assertRefused(self.pw("acme", self.password, "127.0.1.9"),
+                           "correct password for a user banned from this address")
+        # ...not from anywhere else:
+        self.assertEqual(self.pw("acme", self.password, "127.0.0.2").rc, 0,
+                         "acme refused from an address it never failed from\n%s" % self.gw.log_tail())
         # The ban is on password logins: the partner's key still works, so that
         # anyone who knows a partner's name cannot lock a key-only partner out.
         res = H.sftp(self.gw.port, "acme", self.keys.get("acme"), ["pwd"], extra_opts=_from("127.0.0.2"))
@@ -261,6 +272,24 @@ class TestAlgorithms(HardeningCase):
                             "%s: no 'no match for method' in the log\n%s" % (opts, self.gw.log_tail()))
         log = H.tail(self.gw.log, 400)
         self.assertRegex(log, r"logged in .*\(kex \S+, cipher \S+, mac \S+\)")
+
+    def test_check_config_warns_once(self):
+        # One list of weak names (policy/algos.c): check-config names each
+        # weak algorithm once, with its FILE:LINE, not again from the listener.
+        H.require_binary()
+        tmp = _tmpdir(self, "sluice-algos-")
+        keys = H.Keys(os.path.join(tmp, "keys"))
+        gw = H.Sluice(os.path.join(tmp, "gw"), store={"url": "file://" + tmp},
+                      partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                      extra_config="server:\n  algorithms:\n"
+                                   "    ciphers: [aes256-ctr, aes128-cbc]\n"
+                                   "    macs: [hmac-sha2-256, hmac-sha1]\n")
+        rc, out, err = H.run_sluice(["check-config", "-c", gw.config_path])
+        self.assertEqual(rc, 0, out + err)
+        for name in ("aes128-cbc", "hmac-sha1"):
+            self.assertEqual((out + err).count(name), 1,
+                             "%s named %d times:\n%s%s" % (name, (out + err).count(name), out, err))
+        self.assertRegex(err, r"cfg\.yaml:\d+: warning: server\.algorithms\.ciphers: aes128-cbc is weak")
 
     def test_configured_algorithms(self):
         self.start_gw("server:\n  algorithms:\n    ciphers: [aes128-ctr]\n"

@@ -24,6 +24,7 @@
 
 #include <libssh/libssh.h>
 
+#include "policy/algos.h"
 #include "policy/config.h"
 #include "policy/policy.h"
 
@@ -624,6 +625,28 @@ static const struct bad bad[] = {
 	    2, "server.max_sessions_per_partner: ", "\"-5\" is not a whole number" },
 	{ "max_startups_per_address huge", "server:\n  max_startups_per_address: 99999999999999999999\n" STORE ACME,
 	    2, "server.max_startups_per_address: ", "not a whole number" },
+	{ "max_startups 0", "server:\n  max_startups: 0\n" STORE ACME,
+	    2, "server.max_startups: ", "0 is out of range; use 1 to 100000" },
+	{ "max_startups two parts", "server:\n  max_startups: 10:30\n" STORE ACME,
+	    2, "server.max_startups: ", "\"10:30\" is not a whole number or start:rate:full; write e.g. 32:30:64" },
+	{ "max_startups four parts", "server:\n  max_startups: 1:2:3:4\n" STORE ACME,
+	    2, "server.max_startups: ", "is not a whole number or start:rate:full" },
+	{ "max_startups junk part", "server:\n  max_startups: 10:x:20\n" STORE ACME,
+	    2, "server.max_startups: ", "\"10:x:20\" is not a whole number or start:rate:full" },
+	{ "max_startups empty part", "server:\n  max_startups: \"10::20\"\n" STORE ACME,
+	    2, "server.max_startups: ", "is not a whole number or start:rate:full" },
+	{ "max_startups negative", "server:\n  max_startups: -1:30:20\n" STORE ACME,
+	    2, "server.max_startups: ", "is not a whole number or start:rate:full" },
+	{ "max_startups rate 0", "server:\n  max_startups: 10:0:100\n" STORE ACME,
+	    2, "server.max_startups: ", "\"10:0:100\": rate 0 is out of range; use 1 to 100" },
+	{ "max_startups rate 101", "server:\n  max_startups: 10:101:100\n" STORE ACME,
+	    2, "server.max_startups: ", "rate 101 is out of range; use 1 to 100" },
+	{ "max_startups start 0", "server:\n  max_startups: 0:30:100\n" STORE ACME,
+	    2, "server.max_startups: ", "start 0 is out of range; use 1 to 100000" },
+	{ "max_startups start above full", "server:\n  max_startups: \"50:30:10\"\n" STORE ACME,
+	    2, "server.max_startups: ", "start 50 is above full 10" },
+	{ "max_startups a list", "server:\n  max_startups: [10, 30, 100]\n" STORE ACME,
+	    2, "server.max_startups: ", "expected a whole number or start:rate:full" },
 	{ "max_auth_tries", "server:\n  max_auth_tries: 101\n" STORE ACME,
 	    2, "server.max_auth_tries: ", "use 1 to 100" },
 	{ "max_open_handles", "server:\n  max_open_handles: 0\n" STORE ACME,
@@ -645,7 +668,7 @@ static const struct bad bad[] = {
 	{ "user missing", "server:\n  user: no-such-sluice-user\n" STORE ACME,
 	    2, "server.user: ", "there is no user \"no-such-sluice-user\"; create it" },
 	{ "user root", "server:\n  user: root\n" STORE ACME,
-	    2, "server.user: ", "is root; sessions must run as an unprivileged user" },
+	    2, "server.user: ", "is root; sluice's roles must run as unprivileged users" },
 	{ "user bad name", "server:\n  user: \"Bad User\"\n" STORE ACME,
 	    2, "server.user: ", "not a user name" },
 	{ "global allow_from empty", "server:\n  allow_from: []\n" STORE ACME,
@@ -1091,6 +1114,8 @@ test_new_defaults(void **state)
 	assert_int_equal(cfg->server.max_sessions_per_partner, 16);
 	assert_int_equal(cfg->server.max_sessions_per_address, 32);
 	assert_int_equal(cfg->server.max_startups, 64);
+	assert_int_equal(cfg->server.max_startups_begin, 32);	/* 32:30:64 */
+	assert_int_equal(cfg->server.max_startups_rate, 30);
 	assert_int_equal(cfg->server.max_startups_per_address, 8);
 	assert_int_equal(cfg->server.login_grace_s, 60);
 	assert_int_equal(cfg->server.idle_timeout_s, 1800);
@@ -1285,6 +1310,9 @@ test_full(void **state)
 	assert_int_equal(cfg->server.max_sessions_per_partner, 5);
 	assert_int_equal(cfg->server.max_sessions_per_address, 7);
 	assert_int_equal(cfg->server.max_startups, 20);
+	/* a plain number: a hard cap, no random drop */
+	assert_int_equal(cfg->server.max_startups_begin, 20);
+	assert_int_equal(cfg->server.max_startups_rate, 100);
 	assert_int_equal(cfg->server.max_startups_per_address, 3);
 	assert_int_equal(cfg->server.login_grace_s, 30);
 	assert_int_equal(cfg->server.idle_timeout_s, 600);
@@ -1494,6 +1522,143 @@ test_warnings(void **state)
 #undef WANT
 }
 
+/* server.max_startups as OpenSSH's MaxStartups start:rate:full. */
+static void
+test_max_startups(void **state)
+{
+	static const struct {
+		const char	*v;
+		int		 start, rate, full;
+	} ok[] = {
+		{ "10:30:100", 10, 30, 100 },
+		{ "\"5:50:8\"", 5, 50, 8 },
+		{ "'8:100:8'", 8, 100, 8 },
+		{ "1:1:1", 1, 1, 1 },
+		{ "7", 7, 100, 7 },
+	};
+	struct config *cfg;
+	char yaml[512], *err;
+	size_t i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "server:\n  max_startups: %s\n"
+		    STORE ACME, ok[i].v);
+		err = load(yaml, &rc, &cfg);
+		if (rc != 0)
+			fail_msg("max_startups: %s refused:\n%s", ok[i].v, err);
+		assert_string_equal(err, "");
+		assert_int_equal(cfg->server.max_startups_begin, ok[i].start);
+		assert_int_equal(cfg->server.max_startups_rate, ok[i].rate);
+		assert_int_equal(cfg->server.max_startups, ok[i].full);
+		config_free(cfg);
+		free(err);
+	}
+}
+
+/*
+ * One list of weak algorithms (policy/algos.c) for the loader and the
+ * listener: every name either list used to call weak is weak, the defaults
+ * hold none, and the loader warns exactly once per weak name.
+ */
+static void
+test_algos(void **state)
+{
+	/* the union of the loader's and the listener's former lists */
+	static const char *const weak[] = {
+		"diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
+		"diffie-hellman-group-exchange-sha1", "aes128-cbc",
+		"aes192-cbc", "aes256-cbc", "3des-cbc", "blowfish-cbc",
+		"cast128-cbc", "arcfour", "arcfour128", "arcfour256", "none",
+		"hmac-sha1", "hmac-sha1-etm@openssh.com", "hmac-sha1-96",
+		"hmac-md5", "hmac-md5-etm@openssh.com", "hmac-md5-96", "ssh-rsa",
+		"ssh-rsa-cert-v01@openssh.com", "ssh-dss",
+		"ssh-dss-cert-v01@openssh.com", NULL
+	};
+	const char *const *known;
+	char buf[1024], *tok, *save, *err, *p;
+	struct config *cfg;
+	size_t i, j;
+	int l, rc, n, found;
+
+	(void)state;
+	for (i = 0; weak[i] != NULL; i++) {
+		if (algo_weak(weak[i]) == NULL)
+			fail_msg("%s is not called weak", weak[i]);
+		/* and each is a name the loader knows (not "a typo") */
+		for (l = found = 0; l < ALGO_NLISTS && !found; l++)
+			for (known = algo_known(l); *known != NULL; known++)
+				if (strcmp(*known, weak[i]) == 0)
+					found = 1;
+		if (!found)
+			fail_msg("%s is in no list of known names", weak[i]);
+	}
+	for (l = 0; l < ALGO_NLISTS; l++) {
+		assert_non_null(algo_key(l));
+		assert_non_null(algo_what(l));
+		snprintf(buf, sizeof(buf), "%s", algo_default(l));
+		for (tok = strtok_r(buf, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save)) {
+			if (algo_weak(tok) != NULL)
+				fail_msg("default %s: %s is weak", algo_key(l),
+				    tok);
+			if (!algo_supported(l, tok))
+				fail_msg("default %s: %s is not supported by "
+				    "this libssh", algo_key(l), tok);
+			for (known = algo_known(l); *known != NULL; known++)
+				if (strcmp(*known, tok) == 0)
+					break;
+			if (*known == NULL)
+				fail_msg("default %s: %s is not a known name",
+				    algo_key(l), tok);
+		}
+	}
+	for (i = 0; i < 4; i++)
+		assert_null(algo_weak((const char *[]){ "aes256-ctr",
+		    "hmac-sha2-256-etm@openssh.com", "rsa-sha2-512",
+		    "curve25519-sha256" }[i]));
+	/* Weak names this libssh supports: one warning each, with the line. */
+	err = load("server:\n  algorithms:\n"
+	    "    kex: [curve25519-sha256, diffie-hellman-group1-sha1, "
+	    "diffie-hellman-group14-sha1]\n"
+	    "    ciphers: [aes256-ctr, aes128-cbc, aes256-cbc, 3des-cbc]\n"
+	    "    macs: [hmac-sha2-256, hmac-sha1, hmac-sha1-etm@openssh.com]\n"
+	    "    host_key_algorithms: [ssh-ed25519, ssh-rsa]\n"
+	    "    pubkey_algorithms: [ssh-ed25519, rsa-sha2-256]\n" STORE ACME,
+	    &rc, &cfg);
+	if (rc != 0)
+		fail_msg("weak but supported names failed the load:\n%s", err);
+	config_free(cfg);
+	for (i = 0; weak[i] != NULL; i++) {
+		for (n = 0, p = err; (p = strstr(p, weak[i])) != NULL; p++)
+			if ((p == err || p[-1] == ' ') &&
+			    strncmp(p + strlen(weak[i]), " is weak", 8) == 0)
+				n++;
+		if (strstr(err, weak[i]) != NULL && n != 1)
+			fail_msg("%s: %d warnings, want 1:\n%s", weak[i], n,
+			    err);
+	}
+	assert_int_equal(count_lines(err), 8);
+	free(err);
+	/* Weak names it does not support: errors that name the weakness. */
+	for (j = 0; j < 3; j++) {
+		static const char *const y[] = {
+			"    ciphers: [arcfour]\n", "    ciphers: [cast128-cbc]\n",
+			"    macs: [hmac-md5-96]\n"
+		};
+
+		snprintf(buf, sizeof(buf), "server:\n  algorithms:\n%s" STORE
+		    ACME, y[j]);
+		err = load(buf, &rc, &cfg);
+		assert_int_equal(rc, -1);
+		assert_non_null(strstr(err, ":3: server.algorithms."));
+		assert_non_null(strstr(err, "is weak ("));
+		assert_non_null(strstr(err, "this server does not support it"));
+		free(err);
+	}
+}
+
 static void
 test_parse_duration(void **state)
 {
@@ -1691,6 +1856,8 @@ main(void)
 		cmocka_unit_test(test_new_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_max_startups),
+		cmocka_unit_test(test_algos),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_signature_files),

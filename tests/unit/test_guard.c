@@ -79,6 +79,8 @@ test_defaults(void **state)
 	assert_int_equal(l.max_sessions_per_partner, 16);
 	assert_int_equal(l.max_sessions_per_address, 32);
 	assert_int_equal(l.max_startups, 64);
+	assert_int_equal(l.max_startups_begin, 32);	/* 32:30:64 */
+	assert_int_equal(l.max_startups_rate, 30);
 	assert_int_equal(l.max_startups_per_address, 8);
 	assert_int_equal(l.login_grace_s, 60);
 	assert_int_equal(l.idle_timeout_s, 1800);
@@ -93,6 +95,21 @@ test_defaults(void **state)
 	assert_int_equal(l.max_startups_per_address, 3);
 	assert_int_equal(l.login_grace_s, 5);
 	assert_int_equal(l.ban_failures, GUARD_MAX_FAILURES);
+	/* A plain max_startups is a hard cap: no random drop. */
+	sc.max_startups = 10;
+	guard_limits(&sc, &l);
+	assert_int_equal(l.max_startups, 10);
+	assert_int_equal(l.max_startups_begin, 10);
+	assert_int_equal(l.max_startups_rate, 100);
+	/* start:rate:full, with start clamped to full. */
+	sc.max_startups_begin = 4;
+	sc.max_startups_rate = 50;
+	guard_limits(&sc, &l);
+	assert_int_equal(l.max_startups_begin, 4);
+	assert_int_equal(l.max_startups_rate, 50);
+	sc.max_startups_begin = 20;
+	guard_limits(&sc, &l);
+	assert_int_equal(l.max_startups_begin, 10);
 }
 
 static void
@@ -240,24 +257,31 @@ test_bans(void **state)
 	assert_int_equal(b.user_duration_s, 900);
 	assert_int_equal(admit(g, "10.0.0.1", t + 10), GUARD_BANNED);
 	assert_int_equal(admit(g, "10.0.0.2", t + 10), GUARD_OK);
-	assert_true(guard_user_banned(g, "acme", t + 10));
-	assert_false(guard_user_banned(g, "globex", t + 10));
-	/* A banned user cannot log in with a good password ... */
-	assert_int_equal(guard_conn_add(g, 7, "10.0.0.2"), 0);
+	assert_true(guard_user_banned(g, "acme", "10.0.0.1", t + 10));
+	assert_false(guard_user_banned(g, "acme", "10.0.0.2", t + 10));
+	assert_false(guard_user_banned(g, "globex", "10.0.0.1", t + 10));
+	/* A connection from 10.0.0.1 admitted before the ban cannot log in
+	 * as acme with a good password ... */
+	assert_int_equal(guard_conn_add(g, 7, "10.0.0.1"), 0);
 	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 10, 0),
 	    GUARD_USER_BANNED);
-	/* ... but its key still works: a ban anyone can provoke by naming
-	 * the partner must not lock a key-only partner out. */
-	assert_int_equal(guard_conn_add(g, 8, "10.0.0.3"), 0);
+	/* ... but acme's key still works: a ban anyone can provoke by naming
+	 * the partner must not lock a key-only partner out ... */
+	assert_int_equal(guard_conn_add(g, 8, "10.0.0.1"), 0);
 	assert_int_equal(guard_conn_login(g, 8, "acme", 0, t + 10, 1),
 	    GUARD_OK);
 	guard_conn_remove(g, 8);
+	/* ... and so does its password from anywhere else. */
+	assert_int_equal(guard_conn_add(g, 9, "10.0.0.3"), 0);
+	assert_int_equal(guard_conn_login(g, 9, "acme", 0, t + 10, 0),
+	    GUARD_OK);
+	guard_conn_remove(g, 9);
 	/* Failures during the ban do not lengthen it. */
 	guard_failure(g, "10.0.0.1", "acme", t + 20, &b);
 	assert_false(b.addr_banned);
 	/* The ban ends... */
 	assert_int_equal(admit(g, "10.0.0.1", t + 9 + 900), GUARD_OK);
-	assert_false(guard_user_banned(g, "acme", t + 9 + 900));
+	assert_false(guard_user_banned(g, "acme", "10.0.0.1", t + 9 + 900));
 	assert_int_equal(guard_conn_login(g, 7, "acme", 0, t + 9 + 900, 0),
 	    GUARD_OK);
 	/* ... and the next one lasts twice as long. */
@@ -286,7 +310,214 @@ test_bans(void **state)
 	/* Unknown user names are not tracked (the table stays bounded). */
 	for (i = 0; i < 20; i++)
 		guard_failure(g, "10.0.0.4", "nosuchuser", t + i, &b);
-	assert_false(guard_user_banned(g, "nosuchuser", t + 20));
+	assert_false(guard_user_banned(g, "nosuchuser", "10.0.0.4", t + 20));
+	guard_free(g);
+}
+
+/* A partner's password failures ban it from their source prefix only. */
+static void
+test_user_ban_per_prefix(void **state)
+{
+	struct guard *g;
+	struct guard_ban b;
+	char a[64];
+	int i;
+	int64_t t = 1000000;
+
+	(void)state;
+	setup_cfg();
+	cfg.server.ban_failures = 3;
+	assert_non_null(g = guard_new(&cfg));
+	/* Guessing acme's password from many places (one failure each, ten
+	 * times the threshold) bans no one: before, this locked acme out
+	 * everywhere. */
+	for (i = 0; i < 30; i++) {
+		snprintf(a, sizeof(a), "198.51.100.%d", i + 1);
+		guard_failure(g, a, "acme", t + i, &b);
+		assert_false(b.user_banned);
+		assert_false(b.addr_banned);
+	}
+	assert_false(guard_user_banned(g, "acme", "192.0.2.1", t + 40));
+	assert_false(guard_user_banned(g, "acme", "198.51.100.1", t + 40));
+	/* Three from one /64 (different addresses) ban acme from that /64. */
+	for (i = 0; i < 3; i++) {
+		snprintf(a, sizeof(a), "2001:db8:1:2::%x", 0x10 + i);
+		guard_failure(g, a, "acme", t + 50 + i, &b);
+	}
+	assert_true(b.user_banned);
+	assert_string_equal(b.addr_key, "2001:db8:1:2::/64");
+	assert_true(guard_user_banned(g, "acme", "2001:db8:1:2::ffff", t + 60));
+	assert_false(guard_user_banned(g, "acme", "2001:db8:1:3::10", t + 60));
+	assert_false(guard_user_banned(g, "acme", "192.0.2.1", t + 60));
+	assert_false(guard_user_banned(g, "globex", "2001:db8:1:2::10",
+	    t + 60));
+	/* A user entry for a name that is not a partner is never made. */
+	guard_failure(g, "192.0.2.9", "nosuch", t + 61, &b);
+	assert_false(b.user_banned);
+	/* Many (user, prefix) pairs: the table stays bounded and a fresh
+	 * ban still lands. */
+	for (i = 0; i < GUARD_MAX_TRACKED + 50; i++) {
+		snprintf(a, sizeof(a), "2001:db8:9:%x::1", i);
+		guard_failure(g, a, "globex", t + 100, &b);
+	}
+	for (i = 0; i < 3; i++)
+		guard_failure(g, "203.0.113.5", "globex", t + 200 + i, &b);
+	assert_true(b.user_banned);
+	assert_true(guard_user_banned(g, "globex", "203.0.113.5", t + 210));
+	guard_free(g);
+}
+
+/* Startups and sessions count per ban key: an IPv6 /64 is one source. */
+static void
+test_limits_per_prefix(void **state)
+{
+	struct guard *g;
+	int st, se;
+
+	(void)state;
+	setup_cfg();
+	cfg.server.max_startups = 50;
+	cfg.server.max_startups_per_address = 2;
+	cfg.server.max_sessions_per_address = 1;
+	assert_non_null(g = guard_new(&cfg));
+	assert_int_equal(admit(g, "2001:db8:1:2::1", 0), GUARD_OK);
+	assert_int_equal(guard_conn_add(g, 1, "2001:db8:1:2::1"), 0);
+	assert_int_equal(admit(g, "2001:db8:1:2::2", 0), GUARD_OK);
+	assert_int_equal(guard_conn_add(g, 2, "2001:db8:1:2::2"), 0);
+	/* A third address of the same /64 is the same source. */
+	assert_int_equal(admit(g, "2001:db8:1:2:abcd::3", 0),
+	    GUARD_MAX_STARTUPS_ADDR);
+	assert_int_equal(guard_count(g, "2001:db8:1:2::99", &st, &se), 2);
+	assert_int_equal(st, 2);
+	/* The next /64 is another source. */
+	assert_int_equal(admit(g, "2001:db8:1:3::1", 0), GUARD_OK);
+	/* IPv4-mapped and plain IPv4 are one source. */
+	assert_int_equal(guard_conn_add(g, 3, "192.0.2.1"), 0);
+	assert_int_equal(guard_conn_add(g, 4, "::ffff:192.0.2.1"), 0);
+	assert_int_equal(admit(g, "192.0.2.1", 0), GUARD_MAX_STARTUPS_ADDR);
+	/* max_sessions_per_address per /64 as well. */
+	assert_int_equal(guard_conn_login(g, 1, "acme", 0, 0, 1), GUARD_OK);
+	assert_int_equal(guard_conn_login(g, 2, "globex", 0, 0, 1),
+	    GUARD_MAX_SESSIONS_ADDR);
+	guard_free(g);
+}
+
+/* A scripted random source: returns seq[i++], counting the calls. */
+struct script {
+	const uint32_t	*seq;
+	size_t		 n, i;
+	uint32_t	 upper;
+};
+
+static uint32_t
+scripted(uint32_t upper, void *arg)
+{
+	struct script *sc = arg;
+
+	sc->upper = upper;
+	assert_true(sc->i < sc->n);
+	return sc->seq[sc->i++];
+}
+
+/* A seeded generator (xorshift32) for the rate over many draws. */
+static uint32_t
+seeded(uint32_t upper, void *arg)
+{
+	uint32_t *x = arg;
+
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x % upper;
+}
+
+static void
+test_early_drop(void **state)
+{
+	static const uint32_t seq[] = { 49, 50, 74, 75, 0, 99 };
+	struct script sc = { seq, sizeof(seq) / sizeof(seq[0]), 0, 0 };
+	struct guard *g;
+	char a[32];
+	uint32_t x = 12345;
+	int i, k, n, dropped;
+
+	(void)state;
+	setup_cfg();
+	/* max_startups: 4:50:10 */
+	cfg.server.max_startups = 10;
+	cfg.server.max_startups_begin = 4;
+	cfg.server.max_startups_rate = 50;
+	cfg.server.max_startups_per_address = 100;
+	assert_non_null(g = guard_new(&cfg));
+	/* rate% at start, linear to 100% at full */
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 0), 0);
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 3), 0);
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 4), 50);
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 7), 75);
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 9), 91);
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 10), 100);
+	assert_int_equal(guard_drop_percent(guard_get_limits(g), 11), 100);
+	guard_set_rand(g, scripted, &sc);
+	/* Below start: admitted without a draw. */
+	for (i = 0; i < 4; i++) {
+		snprintf(a, sizeof(a), "10.0.0.%d", i + 1);
+		assert_int_equal(admit(g, a, 0), GUARD_OK);
+		assert_int_equal(guard_conn_add(g, 100 + i, a), 0);
+	}
+	assert_int_equal(sc.i, 0);
+	/* At start (4 waiting): 50%: a draw of 49 drops, 50 admits. */
+	assert_int_equal(admit(g, "10.0.1.1", 0), GUARD_STARTUPS_DROP);
+	assert_int_equal(sc.upper, 100);
+	assert_int_equal(admit(g, "10.0.1.1", 0), GUARD_OK);
+	/* Logged-in sessions are not startups. */
+	assert_int_equal(guard_conn_add(g, 200, "10.0.2.1"), 0);
+	assert_int_equal(guard_conn_login(g, 200, "acme", 0, 0, 1), GUARD_OK);
+	for (i = 4; i < 7; i++) {
+		snprintf(a, sizeof(a), "10.0.0.%d", i + 1);
+		assert_int_equal(guard_conn_add(g, 100 + i, a), 0);
+	}
+	/* 7 waiting: 75%. */
+	assert_int_equal(admit(g, "10.0.1.2", 0), GUARD_STARTUPS_DROP);
+	assert_int_equal(admit(g, "10.0.1.2", 0), GUARD_OK);
+	for (i = 7; i < 10; i++) {
+		snprintf(a, sizeof(a), "10.0.0.%d", i + 1);
+		assert_int_equal(guard_conn_add(g, 100 + i, a), 0);
+	}
+	/* Full (10 waiting): refused without a draw. */
+	assert_int_equal(admit(g, "10.0.1.3", 0), GUARD_MAX_STARTUPS);
+	assert_int_equal(sc.i, 4);
+	assert_non_null(guard_verdict_key(GUARD_STARTUPS_DROP));
+	assert_string_equal(guard_verdict_key(GUARD_STARTUPS_DROP),
+	    "server.max_startups");
+	/* Over many draws from a seeded source, the share dropped at each
+	 * level is near its percentage. */
+	guard_set_rand(g, seeded, &x);
+	for (k = 4; k < 10; k++) {
+		for (i = 0; i < 10; i++)
+			guard_conn_remove(g, 100 + i);
+		for (i = 0; i < k; i++) {
+			snprintf(a, sizeof(a), "10.0.0.%d", i + 1);
+			assert_int_equal(guard_conn_add(g, 100 + i, a), 0);
+		}
+		for (n = dropped = 0; n < 4000; n++)
+			if (admit(g, "10.0.3.1", 0) == GUARD_STARTUPS_DROP)
+				dropped++;
+		i = guard_drop_percent(guard_get_limits(g), k) * 40;
+		assert_in_range(dropped, i - 200, i + 200);
+	}
+	guard_free(g);
+	/* A plain max_startups never drops at random. */
+	cfg.server.max_startups_begin = 0;
+	cfg.server.max_startups_rate = 0;
+	assert_non_null(g = guard_new(&cfg));
+	guard_set_rand(g, scripted, &sc);
+	for (i = 0; i < 10; i++) {
+		snprintf(a, sizeof(a), "10.0.0.%d", i + 1);
+		assert_int_equal(admit(g, a, 0), GUARD_OK);
+		assert_int_equal(guard_conn_add(g, 100 + i, a), 0);
+	}
+	assert_int_equal(admit(g, "10.0.1.3", 0), GUARD_MAX_STARTUPS);
+	assert_int_equal(sc.i, 4);	/* no draw */
 	guard_free(g);
 }
 
@@ -432,6 +663,7 @@ test_persist(void **state)
 	text = slurp(path);
 	assert_non_null(strstr(text, "\"2001:db8:5:6::/64\""));
 	assert_non_null(strstr(text, "\"acme\""));
+	assert_non_null(strstr(text, "\"prefix\":\"2001:db8:5:6::/64\""));
 	assert_null(strstr(text, "192.0.2.50"));	/* expired: dropped */
 	assert_null(strstr(text, "globex"));		/* nothing to keep */
 	assert_null(strstr(text, "2001:db8:5:6::1\""));	/* prefixes only */
@@ -441,8 +673,9 @@ test_persist(void **state)
 	assert_int_equal(guard_load(g, path, t + 20), 0);
 	assert_int_equal(admit(g, "2001:db8:5:6::abcd", t + 20), GUARD_BANNED);
 	assert_int_equal(admit(g, "10.0.0.1", t + 20), GUARD_BANNED);
-	assert_true(guard_user_banned(g, "acme", t + 20));
-	assert_false(guard_user_banned(g, "globex", t + 20));
+	assert_true(guard_user_banned(g, "acme", "2001:db8:5:6::77", t + 20));
+	assert_false(guard_user_banned(g, "acme", "10.0.0.5", t + 20));
+	assert_false(guard_user_banned(g, "globex", "2001:db8:5:6::1", t + 20));
 	assert_int_equal(admit(g, "10.0.0.2", t + 20), GUARD_OK);
 	assert_int_equal(admit(g, "192.0.2.50", t + 20), GUARD_OK);
 	/* ... the failure window too: 7 more failures ban 10.0.0.2 ... */
@@ -461,7 +694,8 @@ test_persist(void **state)
 	assert_non_null(g = guard_new(&cfg));
 	assert_int_equal(guard_load(g, path, t + 3 * 86400), 0);
 	assert_int_equal(admit(g, "2001:db8:5:6::abcd", t + 3 * 86400), GUARD_OK);
-	assert_false(guard_user_banned(g, "acme", t + 3 * 86400));
+	assert_false(guard_user_banned(g, "acme", "2001:db8:5:6::1",
+	    t + 3 * 86400));
 	for (i = 0; i < 10; i++)
 		guard_failure(g, "10.0.0.1", NULL, t + 3 * 86400 + i, &b);
 	assert_int_equal(b.addr_duration_s, 900);	/* repeat count reset */
@@ -474,18 +708,38 @@ test_persist(void **state)
 	    GUARD_MAX_BAN_S + 1), GUARD_OK);
 	guard_free(g);
 
+	/* A version 1 table: its address bans load, its global user bans
+	 * are dropped. */
+	assert_non_null(g = guard_new(&cfg));
+	spit(path, "{\"version\":1,\"saved\":1,\"addresses\":[{\"key\":"
+	    "\"10.0.0.7\",\"ban_until\":2000001000,\"bans\":1,\"last\":"
+	    "2000000000,\"fails\":[]}],\"users\":[{\"key\":\"acme\","
+	    "\"ban_until\":2000001000,\"bans\":1,\"last\":2000000000,"
+	    "\"fails\":[]}]}");
+	assert_int_equal(guard_load(g, path, t), 0);
+	assert_int_equal(admit(g, "10.0.0.7", t), GUARD_BANNED);
+	assert_false(guard_user_banned(g, "acme", "10.0.0.8", t));
+	assert_false(guard_user_banned(g, "acme", "10.0.0.7", t));
+	guard_free(g);
+
 	/* Corrupt or foreign files: a warning, an empty table, no crash. */
 	assert_non_null(g = guard_new(&cfg));
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < 6; i++) {
 		static const char *bad[] = {
 			"{\"version\":1,\"addresses\":[{\"key\":\"10.9",
 			"",
-			"{\"version\":2,\"addresses\":[],\"users\":[]}",
-			"{\"version\":1,\"addresses\":[{\"key\":5}],"
+			"{\"version\":3,\"addresses\":[],\"users\":[]}",
+			"{\"version\":2,\"addresses\":[{\"key\":5}],"
 			    "\"users\":[]}",
-			"{\"version\":1,\"addresses\":[{\"key\":\"10.0.0.7\","
+			"{\"version\":2,\"addresses\":[{\"key\":\"10.0.0.7\","
 			    "\"ban_until\":9999999999,\"bans\":1,\"last\":1,"
 			    "\"fails\":[]}],\"users\":[{\"key\":\"acme\"}]}",
+			/* a user entry without its prefix */
+			"{\"version\":2,\"addresses\":[{\"key\":\"10.0.0.7\","
+			    "\"ban_until\":9999999999,\"bans\":1,\"last\":1,"
+			    "\"fails\":[]}],\"users\":[{\"key\":\"acme\","
+			    "\"ban_until\":9999999999,\"bans\":1,\"last\":1,"
+			    "\"fails\":[]}]}",
 		};
 
 		/* a ban made before the load must not survive a bad file */
@@ -552,6 +806,9 @@ main(void)
 		cmocka_unit_test(test_bans),
 		cmocka_unit_test(test_ban_table_bounded),
 		cmocka_unit_test(test_ipv6_prefix),
+		cmocka_unit_test(test_user_ban_per_prefix),
+		cmocka_unit_test(test_limits_per_prefix),
+		cmocka_unit_test(test_early_drop),
 		cmocka_unit_test(test_persist),
 		cmocka_unit_test(test_ask),
 	};
