@@ -16,6 +16,7 @@
 #include <crypt.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,7 @@ static void
 write_file(const char *name, const char *tmpl, mode_t mode)
 {
 	char path[600], *text = subst(tmpl);
+	struct passwd *pw;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
@@ -148,6 +150,9 @@ write_file(const char *name, const char *tmpl, mode_t mode)
 	assert_int_equal(fputs(text, f) >= 0, 1);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(chmod(path, mode), 0);
+	/* started as root, sluice reads key files as its service user */
+	if (geteuid() == 0 && (pw = getpwnam("sluice")) != NULL)
+		assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
 	free(text);
 }
 
