@@ -411,12 +411,29 @@ role_fds(const struct proc *r)
 		close(sup.exefd);
 }
 
+/* Blocks SIGTERM and SIGINT around a fork (old: the mask to restore), so
+ * a child never runs the supervisor's handler: it installs its own, then
+ * unblocks, and a signal sent meanwhile is delivered to it then. */
+static void
+block_stop_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
 static pid_t
 role_start(struct proc *r, const struct config *cfg)
 {
+	sigset_t old;
 	pid_t pid;
 
+	block_stop_signals(&old);
 	if ((pid = fork()) == -1) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		log_warn("fork %s", r->name);
 		return -1;
 	}
@@ -425,8 +442,10 @@ role_start(struct proc *r, const struct config *cfg)
 		if (proc_start(r->name, r->title, proc_id_of(&sup.users,
 		    r->user), r->flags) == -1)
 			_exit(1);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(r->run(cfg));
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	r->pid = pid;
 	r->started = mono_ms();
 	return pid;
@@ -451,10 +470,14 @@ session_exec(int client, int gfd)
 	int c, g, m, e, n = 0, null;
 	size_t i;
 
+	sigset_t none;
+
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if ((c = fcntl(client, F_DUPFD_CLOEXEC, 10)) == -1 ||
 	    (g = fcntl(gfd, F_DUPFD_CLOEXEC, 10)) == -1 ||
 	    (m = fcntl(sup.sessioncfg, F_DUPFD_CLOEXEC, 10)) == -1 ||
@@ -492,6 +515,7 @@ static void
 spawn_request(void)
 {
 	struct spawn_msg m, reply;
+	sigset_t old;
 	int client, gfd, r;
 	pid_t pid = -1;
 	size_t i;
@@ -502,6 +526,7 @@ spawn_request(void)
 		if (m.type == SPAWN_SESSION && client != -1 && gfd != -1) {
 			for (i = 0; i < nsessions && sessions[i] != 0; i++)
 				;
+			block_stop_signals(&old);
 			if (i == nsessions)
 				log_warnx("too many session processes");
 			else if ((pid = fork()) == 0)
@@ -510,6 +535,7 @@ spawn_request(void)
 				log_warn("fork");
 			else
 				sessions[i] = pid;
+			sigprocmask(SIG_SETMASK, &old, NULL);
 		}
 		if (client != -1)
 			close(client);
@@ -564,10 +590,11 @@ reaped(pid_t pid, int status)
 	}
 }
 
-/* Signals every running process of `which` (NULL: sessions) and waits up to
- * ms for them; then kills what is left. */
+/* Signals every running role for which `which` is true, and (sessions
+ * set) every session, and waits up to ms for them; then kills what is
+ * left. */
 static void
-stop_procs(int (*which)(const struct proc *), int ms)
+stop_procs(int (*which)(const struct proc *), int with_sessions, int ms)
 {
 	int64_t deadline = mono_ms() + ms;
 	size_t i;
@@ -575,9 +602,9 @@ stop_procs(int (*which)(const struct proc *), int ms)
 	pid_t pid;
 
 	for (i = 0; i < NPROCS; i++)
-		if (procs[i].pid > 0 && (which == NULL || which(&procs[i])))
+		if (procs[i].pid > 0 && which(&procs[i]))
 			kill(procs[i].pid, SIGTERM);
-	if (which == NULL)
+	if (with_sessions)
 		for (i = 0; i < nsessions; i++)
 			if (sessions[i] > 0)
 				kill(sessions[i], SIGTERM);
@@ -586,10 +613,9 @@ stop_procs(int (*which)(const struct proc *), int ms)
 			reaped(pid, status);
 		alive = 0;
 		for (i = 0; i < NPROCS; i++)
-			if (procs[i].pid > 0 && (which == NULL ||
-			    which(&procs[i])))
+			if (procs[i].pid > 0 && which(&procs[i]))
 				alive++;
-		for (i = 0; which == NULL && i < nsessions; i++)
+		for (i = 0; with_sessions && i < nsessions; i++)
 			if (sessions[i] > 0)
 				alive++;
 		if (alive == 0)
@@ -599,21 +625,20 @@ stop_procs(int (*which)(const struct proc *), int ms)
 		usleep(20000);
 	}
 	for (i = 0; i < NPROCS; i++)
-		if (procs[i].pid > 0 && (which == NULL || which(&procs[i]))) {
+		if (procs[i].pid > 0 && which(&procs[i])) {
 			log_warnx("role %s did not stop; killing it",
 			    procs[i].name);
 			kill(procs[i].pid, SIGKILL);
 		}
-	for (i = 0; which == NULL && i < nsessions; i++)
+	for (i = 0; with_sessions && i < nsessions; i++)
 		if (sessions[i] > 0)
 			kill(sessions[i], SIGKILL);
 	while ((pid = waitpid(-1, &status, 0)) > 0) {
 		reaped(pid, status);
 		for (i = alive = 0; i < NPROCS; i++)
-			if (procs[i].pid > 0 && (which == NULL ||
-			    which(&procs[i])))
+			if (procs[i].pid > 0 && which(&procs[i]))
 				alive++;
-		for (i = 0; which == NULL && i < nsessions; i++)
+		for (i = 0; with_sessions && i < nsessions; i++)
 			if (sessions[i] > 0)
 				alive++;
 		if (alive == 0)
@@ -625,6 +650,12 @@ static int
 is_audit(const struct proc *r)
 {
 	return r->run == run_audit;
+}
+
+static int
+not_audit(const struct proc *r)
+{
+	return r->run != run_audit;
 }
 
 /*
@@ -686,8 +717,8 @@ stop:
 	log_info("stopping");
 	/* Everything but the audit writer, then the writer: the others'
 	 * last records reach the trail. */
-	stop_procs(NULL, 15000);
-	stop_procs(is_audit, 15000);
+	stop_procs(not_audit, 1, 15000);
+	stop_procs(is_audit, 0, 15000);
 	log_info("stopped");
 	free(sessions);
 	return 0;

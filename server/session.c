@@ -599,8 +599,11 @@ hook_is_recorded(void *arg, int fd, int64_t dev, int64_t ino)
 		break;
 	}
 	known = monitor_ask(s->guardfd, &m, sizeof(m), MONITOR_TIMEOUT_MS);
-	if (known == MON_ERROR)
+	if (known == MON_ERROR) {
+		log_warnx("session %s: the listener could not tell whether a "
+		    "file was received", s->id);
 		return -1;
+	}
 	if (known != 0 || m.fid[0] == '\0')
 		return known != 0;
 	if (faccessat(s->incomingfd, m.fid, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -1026,6 +1029,9 @@ session_main(int verbose)
 	size_t len = 0, nkeys = 0, i;
 
 	log_init("session", verbose);
+	/* uploads are 0640 in a setgid landing directory: the intake (the
+	 * service group) reads them; nobody else does */
+	umask(027);
 	if ((text = read_config_fd(SESSION_FD_CONFIG, &len)) == NULL) {
 		log_warnx("session: no configuration from the supervisor");
 		_exit(1);

@@ -896,7 +896,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 			if (!allowed(s, need = PERM_UPLOAD))
 				goto denied;
 			fd = open_beneath(pfd, cp.base, O_RDWR | O_CREAT |
-			    O_EXCL | O_NOFOLLOW, 0600);
+			    O_EXCL | O_NOFOLLOW, 0640);
 			if (fd == -1 && errno == EEXIST)
 				continue;	/* created meanwhile: look again */
 			if (fd == -1)
@@ -968,7 +968,7 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 			}
 			close(ofd);
 			fd = open_beneath(pfd, cp.base, O_RDWR | O_CREAT |
-			    O_EXCL | O_NOFOLLOW, 0600);
+			    O_EXCL | O_NOFOLLOW, 0640);
 			if (fd == -1 && errno == EEXIST)
 				continue;
 			if (fd == -1)
@@ -1141,13 +1141,13 @@ still_named(struct sftp *s, const struct handle *h)
 	return rc;
 }
 
-/* A CLOSE that failed after file_stage: incomplete again (mode 0600, which
+/* A CLOSE that failed after file_stage: incomplete again (mode 0640, which
  * the session needs to take its receipt back), then the session undoes. */
 static void
 unstage(struct sftp *s, const struct sftp_file_info *fi)
 {
-	if (fchmod(fi->fd, 0600) == -1)
-		log_warn("sftp: fchmod %s back to 0600", fi->path);
+	if (fchmod(fi->fd, 0640) == -1)
+		log_warn("sftp: fchmod %s back to 0640", fi->path);
 	if (s->hooks.file_unstage != NULL)
 		s->hooks.file_unstage(s->hooks.arg, fi);
 }

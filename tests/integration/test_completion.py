@@ -309,7 +309,7 @@ class CompletionCase(unittest.TestCase):
         time.sleep(1)
         st = os.stat(landed)
         self.assertLess(st.st_size, 24 << 20)
-        self.assertEqual(st.st_mode & 0o777, 0o600, "an incomplete file must stay 0600")
+        self.assertEqual(st.st_mode & 0o777, 0o640, "an incomplete file must stay 0640")
         self.no_audit("file.received", "cut", "big.bin")
         self.absent("cut/big.bin")
         self.sftp("cut", ["reput %s big.bin" % big], timeout=300)

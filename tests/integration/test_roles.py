@@ -148,6 +148,7 @@ class TestRoles(unittest.TestCase):
         with open(orphan, "wb") as o:
             o.write(b"half-recorded\n")
         os.chmod(orphan, 0o440)
+        H.as_session_file(orphan)
         f, sha = self.local("crashed.csv", 5000)
         self.ok("drop", ["put %s crashed.csv" % f], "re-upload over a never-recorded file")
         self.assertEqual(H.sha256_file(orphan), sha)
@@ -195,7 +196,7 @@ class TestRoles(unittest.TestCase):
             r.get("path") == "big.bin" and r.get("status") == "failure", timeout=5))
         p = os.path.join(self.gw.landing("drop"), "big.bin")
         if os.path.exists(p):
-            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o600, "kept as complete")
+            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o640, "kept as complete")
         time.sleep(1)
         self.assertFalse(any(r.get("event") == "file.received" and r.get("path") == "big.bin"
                              for r in self.gw.audit_records()), "recorded as received")
@@ -249,7 +250,7 @@ class TestRoles(unittest.TestCase):
                         "the killed client's session did not end")
         part = os.path.getsize(landed)
         self.assertLess(part, size, "the transfer was not interrupted")
-        self.assertEqual(stat.S_IMODE(os.stat(landed).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(landed).st_mode), 0o640)
         self.assertFalse(os.path.exists(os.path.join(self.objects, "drop", "r1.bin")))
         res = self.ok("drop", ["reput %s r1.bin" % f], "reput")
         self.assertEqual(H.sha256_file(landed), sha)

@@ -827,7 +827,7 @@ test_upload_pipelined(void **state)
 	pk_end(&p);
 	assert_int_equal(feed(e, &p), 0);
 	expect_handle(e, oid, &h);
-	assert_int_equal(mode_of(e, "in/data.bin"), 0600);
+	assert_int_equal(mode_of(e, "in/data.bin"), 0640);
 
 	id0 = e->nextid;
 	e->nextid += N;
@@ -934,7 +934,7 @@ test_hook_failure(void **state)
 	e->hook_rc = -1;
 	upload(e, "/f.csv", (const uint8_t *)"a,b\n", 4, SSH_FX_FAILURE);
 	assert_int_equal(e->hook_calls, 1);
-	assert_int_equal(mode_of(e, "f.csv"), 0600);
+	assert_int_equal(mode_of(e, "f.csv"), 0640);
 	/* still incomplete: it may be resumed or rewritten */
 	e->hook_rc = 0;
 	upload(e, "/f.csv", (const uint8_t *)"a,b,c\n", 6, SSH_FX_OK);
@@ -995,7 +995,7 @@ test_resume(void **state)
 	/* the connection drops: the file stays incomplete, nothing reported */
 	sftp_free(e->s);
 	assert_int_equal(e->hook_calls, 0);
-	assert_int_equal(mode_of(e, "big.dat"), 0600);
+	assert_int_equal(mode_of(e, "big.dat"), 0640);
 
 	e->s = engine(e, 0);
 	do_init(e);
@@ -1316,7 +1316,7 @@ test_read_cap_and_offsets(void **state)
 	expect_status_msg(e, 61, SSH_FX_FAILURE, "offset");
 	close_expect(e, &h, SSH_FX_FAILURE);
 	assert_int_equal(e->hook_calls, 1);
-	assert_int_equal(mode_of(e, "w"), 0600);
+	assert_int_equal(mode_of(e, "w"), 0640);
 
 	/* a sparse bomb: one byte far beyond what was sent is refused */
 	open_ok(e, "/sparse", SSH_FXF_WRITE | SSH_FXF_CREAT, &h);
@@ -1740,7 +1740,7 @@ test_renamed_while_written(void **state)
 	/* the hook would get a path that is not this file: refused */
 	close_expect(e, &h, SSH_FX_FAILURE);
 	assert_int_equal(e->hook_calls, 0);
-	assert_int_equal(mode_of(e, "n"), 0600);
+	assert_int_equal(mode_of(e, "n"), 0640);
 
 	/* removed while written, and the name reused by another upload */
 	open_ok(e, "/q", SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC, &h);
@@ -2090,7 +2090,7 @@ test_max_file_size(void **state)
 	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
 	expect_status_msg(e, id, SSH_FX_FAILURE, "limit 10 bytes");
 	assert_int_equal(e->hook_calls, 1);		/* never recorded */
-	assert_int_equal(mode_of(e, "big"), 0600);	/* incomplete */
+	assert_int_equal(mode_of(e, "big"), 0640);	/* incomplete */
 	/* the handle is gone */
 	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
 	expect_status(e, id, SSH_FX_FAILURE);
@@ -2118,7 +2118,7 @@ test_min_free_space(void **state)
 	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
 	expect_status_msg(e, id, SSH_FX_FAILURE, "not enough space");
 	assert_int_equal(e->hook_calls, 0);
-	assert_int_equal(mode_of(e, "f"), 0600);
+	assert_int_equal(mode_of(e, "f"), 0640);
 
 	/* a floor this disk meets: uploads go through */
 	e->min_free_space = 1;
