@@ -378,6 +378,10 @@ client_send(struct audit *a, const void *msg, size_t len)
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			log_warnx("audit: the audit writer at %s did not take a "
 			    "record within %d s", a->path, AUDIT_TIMEOUT_MS / 1000);
+		else if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			log_warnx("audit: the audit writer at %s went away (was "
+			    "it restarted?); the next record connects again",
+			    a->path);
 		else
 			log_warn("audit: send to the audit writer at %s", a->path);
 		client_drop(a);

@@ -1,18 +1,32 @@
-/* Unit tests for audit/: chaining, verification and tamper detection. */
+/*
+ * Unit tests for audit/: chaining, verification and tamper detection, and
+ * the writer role with its clients (group commit, the session user's
+ * restrictions, malformed messages, the fallback to the file).
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
 #include "common/util.h"
+#include "policy/config.h"
 
 static char dir[] = "/tmp/sluice-test-audit-XXXXXX";
 static char path[256];
@@ -248,6 +262,554 @@ test_missing_file(void **state)
 	    sizeof(msg)), 2);
 }
 
+
+/* ---- the writer role and its clients ---- */
+
+static char sockdir[] = "/tmp/sluice-test-auditsock-XXXXXX";
+static char sockpath[128];
+static pid_t writer_pid;	/* a writer a failed test left running */
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (writer_pid > 0) {
+		kill(writer_pid, SIGKILL);
+		waitpid(writer_pid, NULL, 0);
+		writer_pid = 0;
+	}
+	return 0;
+}
+
+/* Forks a writer on a fresh socket; restrict: the session uid or -1. */
+static pid_t
+writer_start(const char *trail, uid_t restrict_uid)
+{
+	pid_t pid;
+	int fd;
+
+	if (sockdir[sizeof(sockdir) - 2] == 'X') {
+		assert_non_null(mkdtemp(sockdir));
+		/* The session-user client must reach the socket. */
+		assert_int_equal(chmod(sockdir, 0755), 0);
+	}
+	snprintf(sockpath, sizeof(sockpath), "%s/audit.sock", sockdir);
+	fd = audit_listen(sockpath, (uid_t)-1, (gid_t)-1, 0666);
+	assert_true(fd >= 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct config cfg;
+
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.audit_path = (char *)trail;
+		if (restrict_uid != (uid_t)-1)
+			audit_writer_restrict_uid(restrict_uid);
+		_exit(audit_writer_run(&cfg, fd) == 0 ? 0 : 1);
+	}
+	close(fd);
+	writer_pid = pid;
+	return pid;
+}
+
+/* SIGTERM; the writer must exit 0 (it did not crash or fail). */
+static void
+writer_stop(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	writer_pid = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void
+children_wait(pid_t *pids, int n)
+{
+	int i, status;
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("client %d exited with status %d", i,
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+}
+
+/* Counts the trail's lines that contain needle. */
+static int
+count_lines(const char *p, const char *needle)
+{
+	char *buf, *line, *nl;
+	size_t len;
+	int n = 0;
+
+	buf = slurp(p, &len);
+	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		*nl = '\0';
+		if (strstr(line, needle) != NULL)
+			n++;
+	}
+	free(buf);
+	return n;
+}
+
+#define NCLIENTS	50
+#define NRECORDS	100
+
+/*
+ * Many clients at once, mixing deferred batches (audit_defer + audit_sync)
+ * and durable emits: one intact chain, every record exactly once.
+ */
+static void
+test_writer_many_clients_one_chain(void **state)
+{
+	static int seen[NCLIENTS][NRECORDS];
+	pid_t writer, pids[NCLIENTS];
+	char *buf, *line, *nl, msg[512], want[64];
+	size_t len;
+	int i, j;
+
+	(void)state;
+	writer = writer_start(path, (uid_t)-1);
+	for (i = 0; i < NCLIENTS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct audit *a = audit_connect(sockpath);
+
+			if (a == NULL)
+				_exit(2);
+			for (j = 0; j < NRECORDS; j++) {
+				int batch = (j / 10) % 2 == 0;
+
+				if (batch && j % 10 == 0)
+					audit_defer(a);
+				if (audit_emit(a, "t.mixed", json_pack("{s:i,s:i,s:s}",
+				    "client", i, "n", j, "mode", batch ?
+				    "deferred" : "durable")) != 0)
+					_exit(3);
+				if (batch && j % 10 == 9 && audit_sync(a) != 0)
+					_exit(4);
+			}
+			audit_close(a);
+			_exit(0);
+		}
+	}
+	children_wait(pids, NCLIENTS);
+	writer_stop(writer);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	snprintf(want, sizeof(want), "%d records, chain intact",
+	    NCLIENTS * NRECORDS);
+	assert_non_null(strstr(msg, want));
+	memset(seen, 0, sizeof(seen));
+	buf = slurp(path, &len);
+	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		json_t *r = json_loadb(line, (size_t)(nl - line), 0, NULL);
+		json_int_t c, n;
+
+		assert_non_null(r);
+		c = json_integer_value(json_object_get(r, "client"));
+		n = json_integer_value(json_object_get(r, "n"));
+		assert_true(c >= 0 && c < NCLIENTS && n >= 0 && n < NRECORDS);
+		seen[c][n]++;
+		json_decref(r);
+	}
+	free(buf);
+	for (i = 0; i < NCLIENTS; i++)
+		for (j = 0; j < NRECORDS; j++)
+			if (seen[i][j] != 1)
+				fail_msg("client %d record %d stored %d times", i,
+				    j, seen[i][j]);
+}
+
+/* Runs fn in a child as uid/gid; returns its exit status. */
+static int
+as_user(uid_t uid, gid_t gid, int (*fn)(void))
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) == -1 || setresgid(gid, gid, gid) == -1 ||
+		    setresuid(uid, uid, uid) == -1)
+			_exit(100);
+		_exit(fn());
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static pid_t session_pid;
+
+/* The session user's client: which events it may and may not record. */
+static int
+session_client(void)
+{
+	struct audit *a = audit_connect(sockpath);
+	int rc = 0;
+
+	if (a == NULL)
+		return 99;
+	if (audit_emit(a, "file.stored", json_pack("{s:s}", "key",
+	    "forged")) != -1)
+		rc |= 1;
+	if (audit_emit(a, "auth.failure", json_pack("{s:s}", "user",
+	    "bank")) != 0)
+		rc |= 2;
+	/* A refused record in a deferred batch fails the batch's sync. */
+	audit_defer(a);
+	if (audit_emit(a, "file.received", NULL) != 0 ||
+	    audit_emit(a, "sftp.op", NULL) != 0)
+		rc |= 4;
+	if (audit_sync(a) != -1)
+		rc |= 8;
+	/* ... and the next batch starts clean. */
+	if (audit_emit(a, "session.end", NULL) != 0 ||
+	    audit_emit(a, "file.failed", NULL) != 0)
+		rc |= 16;
+	audit_close(a);
+	return rc;
+}
+
+/* A uid that is neither root, the writer's nor the session user's. */
+static int
+stranger_client(void)
+{
+	struct audit *a = audit_connect(sockpath);
+	int rc;
+
+	if (a == NULL)
+		return 0;	/* refused at once: fine too */
+	rc = audit_emit(a, "auth.success", NULL) == -1 ? 0 : 1;
+	audit_close(a);
+	return rc;
+}
+
+static void
+test_writer_restricts_session_user(void **state)
+{
+	struct passwd *pw;
+	struct audit *a;
+	pid_t writer;
+	char msg[512], want[128];
+	int rc;
+
+	(void)state;
+	if (geteuid() != 0 || (pw = getpwnam("nobody")) == NULL) {
+		print_message("skipped: needs root and a 'nobody' user to run a "
+		    "client as the session user\n");
+		skip();
+	}
+	writer = writer_start(path, pw->pw_uid);
+	rc = as_user(pw->pw_uid, pw->pw_gid, session_client);
+	if (rc != 0)
+		fail_msg("session client: %d (bits: 1 file.stored accepted, 2 "
+		    "auth.failure refused, 4 deferred send, 8 sync passed a "
+		    "refused record, 16 after the batch)", rc);
+	assert_int_equal(as_user(54321, 54321, stranger_client), 0);
+	/* Root (a trusted role) records anything. */
+	a = audit_connect(sockpath);
+	assert_non_null(a);
+	assert_int_equal(audit_emit(a, "file.stored", json_pack("{s:s}", "by",
+	    "uploader")), 0);
+	audit_close(a);
+	writer_stop(writer);
+	(void)session_pid;
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_int_equal(count_lines(path, "\"event\":\"file.stored\""), 1);
+	assert_int_equal(count_lines(path, "\"by\":\"uploader\""), 1);
+	assert_int_equal(count_lines(path, "\"event\":\"file.received\""), 0);
+	assert_int_equal(count_lines(path, "\"event\":\"auth.failure\""), 1);
+	assert_int_equal(count_lines(path, "\"event\":\"sftp.op\""), 1);
+	assert_int_equal(count_lines(path, "\"event\":\"session.end\""), 1);
+	assert_int_equal(count_lines(path, "\"event\":\"file.failed\""), 1);
+	assert_int_equal(count_lines(path, "\"event\":\"auth.success\""), 0);
+	assert_int_equal(count_lines(path, "\"event\":\"audit.refused\""), 2);
+	snprintf(want, sizeof(want), "\"refused\":\"file.stored\",\"pid\":");
+	assert_int_equal(count_lines(path, want), 1);
+	snprintf(want, sizeof(want), "\"uid\":%u", (unsigned)pw->pw_uid);
+	assert_int_equal(count_lines(path, want), 2);
+	assert_int_equal(count_lines(path, "\"refused\":\"file.received\""), 1);
+}
+
+/*
+ * A raw client: connects, sends one message, waits for the writer's
+ * answer: 1 if it hung up, 0 if it replied.
+ */
+static int
+raw_send_then_reply(const void *m, size_t len)
+{
+	struct sockaddr_un sun;
+	struct pollfd pfd;
+	char r[8];
+	ssize_t n;
+	int fd, sz = 1024 * 1024;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	xstrlcpy(sun.sun_path, sockpath, sizeof(sun.sun_path));
+	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	assert_true(fd >= 0);
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	n = send(fd, m, len, MSG_NOSIGNAL);
+	assert_int_equal(n, (ssize_t)len);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	n = recv(fd, r, sizeof(r), 0);
+	close(fd);
+	assert_true(n == 0 || n == 4);
+	return n == 0;
+}
+
+#define raw_send_then_eof(m, len)	raw_send_then_reply(m, len)
+
+static void
+test_writer_survives_malformed_messages(void **state)
+{
+	static const char *bad_json[] = {
+		"{",
+		"[1,2]",
+		"{\"event\":\"bad name!\"}",
+		"{\"event\":\"ok\",\"fields\":[1]}",
+		"{\"event\":\"ok\",\"seq\":7}",
+		"{\"event\":\"ok\",\"event\":\"twice\"}",
+		"{\"fields\":{}}",
+	};
+	struct { uint32_t type, flags; } h;
+	char *m, msg[512];
+	struct audit *a;
+	pid_t writer;
+	size_t i, blen;
+	int fd, n;
+
+	(void)state;
+	writer = writer_start(path, (uid_t)-1);
+	m = calloc(1, 200 * 1024);
+	assert_non_null(m);
+	/* Shorter than a header. */
+	assert_true(raw_send_then_eof("abc", 3));
+	/* Unknown type, unknown flags, SYNC with a body. */
+	h.type = 99; h.flags = 0;
+	assert_true(raw_send_then_eof(&h, sizeof(h)));
+	h.type = 1; h.flags = 0x80;
+	memcpy(m, &h, sizeof(h));
+	memcpy(m + sizeof(h), "{\"event\":\"x\"}", 13);
+	assert_true(raw_send_then_eof(m, sizeof(h) + 13));
+	h.type = 2; h.flags = 0;
+	memcpy(m, &h, sizeof(h));
+	assert_true(raw_send_then_eof(m, sizeof(h) + 4));
+	/* Bodies that are not a record. */
+	for (i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++) {
+		h.type = 1; h.flags = 1;
+		memcpy(m, &h, sizeof(h));
+		blen = strlen(bad_json[i]);
+		memcpy(m + sizeof(h), bad_json[i], blen);
+		if (!raw_send_then_eof(m, sizeof(h) + blen))
+			fail_msg("the writer kept a client that sent %s",
+			    bad_json[i]);
+	}
+	/* Random bodies behind a RECORD header: acked (-> ok) or cut off. */
+	srandom(10);
+	for (i = 0; i < 200; i++) {
+		size_t k, rl = (size_t)(random() % 300) + 1;
+		static const char alpha[] = "{}[]\":,. evntfilds0123x\\u";
+
+		h.type = 1; h.flags = 1;
+		memcpy(m, &h, sizeof(h));
+		memcpy(m + sizeof(h), "{\"event\":\"", 10);
+		for (k = 0; k < rl; k++)
+			m[sizeof(h) + 10 + k] = (i % 2) ? (char)random() :
+			    alpha[random() % (sizeof(alpha) - 1)];
+		(void)raw_send_then_reply(m, sizeof(h) + 10 + rl);
+	}
+	/* Longer than AUDIT_MAX_LINE. */
+	h.type = 1; h.flags = 1;
+	memcpy(m, &h, sizeof(h));
+	memset(m + sizeof(h), ' ', 150 * 1024);
+	assert_true(raw_send_then_eof(m, 150 * 1024));
+	free(m);
+	/* A client that never reads its acks is dropped, not waited for. */
+	{
+		struct sockaddr_un sun;
+		struct timeval tv = { 10, 0 };
+		char rec[64];
+		int dropped = 0;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		xstrlcpy(sun.sun_path, sockpath, sizeof(sun.sun_path));
+		fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+		assert_int_equal(connect(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)), 0);
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+		    sizeof(tv)), 0);
+		h.type = 1; h.flags = 1;
+		memcpy(rec, &h, sizeof(h));
+		memcpy(rec + sizeof(h), "{\"event\":\"flood\"}", 17);
+		for (n = 0; n < 100000 && !dropped; n++)
+			if (send(fd, rec, sizeof(h) + 17, MSG_NOSIGNAL) == -1)
+				dropped = errno == EPIPE || errno == ECONNRESET;
+		close(fd);
+		if (!dropped)
+			fail_msg("a client that reads no acks was not dropped "
+			    "after %d records", n);
+	}
+	/* The writer is still there and still chains. */
+	a = audit_connect(sockpath);
+	assert_non_null(a);
+	assert_int_equal(audit_emit(a, "after.malformed", NULL), 0);
+	audit_close(a);
+	writer_stop(writer);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_int_equal(count_lines(path, "\"event\":\"after.malformed\""), 1);
+	assert_int_equal(count_lines(path, "\"event\":\"ok\""), 0);
+	assert_int_equal(count_lines(path, "twice"), 0);
+}
+
+static void
+test_open_any_falls_back_to_the_file(void **state)
+{
+	char other[300], msg[512], nosock[300];
+	struct audit *a;
+	pid_t writer;
+	struct stat st;
+
+	(void)state;
+	snprintf(nosock, sizeof(nosock), "%s/no-writer.sock", dir);
+	a = audit_open_any(path, nosock);
+	assert_non_null(a);
+	assert_int_equal(audit_emit(a, "offline.tool", NULL), 0);
+	audit_close(a);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "1 records, chain intact"));
+	/* With a writer there, records go to it (its trail, not `other`). */
+	writer = writer_start(path, (uid_t)-1);
+	snprintf(other, sizeof(other), "%s.other", path);
+	a = audit_open_any(other, sockpath);
+	assert_non_null(a);
+	assert_int_equal(audit_emit(a, "via.writer", NULL), 0);
+	/* A tool appending directly at the same time keeps the one chain. */
+	emit_n(path, 3);
+	assert_int_equal(audit_emit(a, "via.writer", NULL), 0);
+	audit_close(a);
+	writer_stop(writer);
+	assert_int_equal(stat(other, &st), -1);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "6 records, chain intact"));
+	/* No writer, no fallback: audit_connect says so. */
+	assert_null(audit_connect(nosock));
+}
+
+/* A writer restarted by the supervisor: the call that notices fails, the next connects again. */
+static void
+test_client_reconnects_after_writer_restart(void **state)
+{
+	struct audit *a;
+	pid_t writer;
+	char msg[512];
+	int rc;
+
+	(void)state;
+	writer = writer_start(path, (uid_t)-1);
+	a = audit_connect(sockpath);
+	assert_non_null(a);
+	assert_int_equal(audit_emit(a, "before.restart", NULL), 0);
+	writer_stop(writer);
+	writer = writer_start(path, (uid_t)-1);
+	rc = audit_emit(a, "at.restart", NULL);
+	assert_int_equal(audit_emit(a, "after.restart", NULL), 0);
+	audit_close(a);
+	writer_stop(writer);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_int_equal(count_lines(path, "\"event\":\"after.restart\""), 1);
+	/* A record that failed is not stored; one that was is not lost. */
+	assert_int_equal(count_lines(path, "\"event\":\"at.restart\""),
+	    rc == 0 ? 1 : 0);
+}
+
+static void
+test_listen_refuses_what_is_not_a_socket(void **state)
+{
+	char p[300], longp[200];
+	int fd;
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/plain-file", dir);
+	spit(p, "keep me", 7);
+	assert_int_equal(audit_listen(p, (uid_t)-1, (gid_t)-1, 0660), -1);
+	assert_int_equal(access(p, F_OK), 0);
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(audit_listen(longp, (uid_t)-1, (gid_t)-1, 0660), -1);
+	/* A stale socket is replaced. */
+	snprintf(p, sizeof(p), "%s/s.sock", dir);
+	fd = audit_listen(p, (uid_t)-1, (gid_t)-1, 0660);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = audit_listen(p, (uid_t)-1, (gid_t)-1, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+#define BENCH_CLIENTS	200
+#define BENCH_RECORDS	100
+
+/* Measures (does not assert) durable records/s with many clients. */
+static void
+test_writer_throughput(void **state)
+{
+	pid_t writer, pids[BENCH_CLIENTS];
+	int go[2], i, j;
+	int64_t t0, t1;
+	char msg[512], want[64], c;
+
+	(void)state;
+	writer = writer_start(path, (uid_t)-1);
+	assert_int_equal(pipe(go), 0);
+	for (i = 0; i < BENCH_CLIENTS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct audit *a = audit_connect(sockpath);
+
+			close(go[1]);
+			if (a == NULL || read(go[0], &c, 1) != 0)
+				_exit(2);
+			for (j = 0; j < BENCH_RECORDS; j++)
+				if (audit_emit(a, "sftp.op", json_pack(
+				    "{s:s,s:i,s:i,s:s}", "op", "write", "client",
+				    i, "n", j, "path", "in/2026/11/22/tx.csv.pgp")) != 0)
+					_exit(3);
+			audit_close(a);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	usleep(200000);		/* let them connect */
+	t0 = mono_ms();
+	close(go[1]);
+	children_wait(pids, BENCH_CLIENTS);
+	t1 = mono_ms();
+	writer_stop(writer);
+	print_message("audit writer: %d clients, %d durable records in %.2f s: "
+	    "%.0f records/s\n", BENCH_CLIENTS, BENCH_CLIENTS * BENCH_RECORDS,
+	    (double)(t1 - t0) / 1000.0, (double)BENCH_CLIENTS * BENCH_RECORDS *
+	    1000.0 / (double)(t1 - t0 > 0 ? t1 - t0 : 1));
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	snprintf(want, sizeof(want), "%d records, chain intact",
+	    BENCH_CLIENTS * BENCH_RECORDS);
+	assert_non_null(strstr(msg, want));
+}
+
 int
 main(void)
 {
@@ -259,6 +821,19 @@ main(void)
 		cmocka_unit_test_setup(test_concurrent_writers_keep_one_chain, setup),
 		cmocka_unit_test_setup(test_long_record_chains, setup),
 		cmocka_unit_test_setup(test_missing_file, setup),
+		cmocka_unit_test_setup_teardown(test_writer_many_clients_one_chain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_writer_restricts_session_user, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_writer_survives_malformed_messages, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_any_falls_back_to_the_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_client_reconnects_after_writer_restart,
+		    setup, teardown),
+		cmocka_unit_test_setup(test_listen_refuses_what_is_not_a_socket, setup),
+		cmocka_unit_test_setup_teardown(test_writer_throughput, setup,
+		    teardown),
 	};
 
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
@@ -266,6 +841,9 @@ main(void)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (dir[sizeof(dir) - 2] != 'X' && system(cmd) != 0)
+		rc++;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", sockdir);
+	if (sockdir[sizeof(sockdir) - 2] != 'X' && system(cmd) != 0)
 		rc++;
 	return rc;
 }
