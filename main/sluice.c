@@ -523,7 +523,8 @@ spawn_request(void)
 	while ((r = fd_recv(sup.spawnfd[0], &m, sizeof(m), &client, &gfd)) ==
 	    1) {
 		pid = -1;
-		if (m.type == SPAWN_SESSION && client != -1 && gfd != -1) {
+		if (m.type == SPAWN_SESSION && client != -1 && gfd != -1 &&
+		    !sup_quit) {
 			for (i = 0; i < nsessions && sessions[i] != 0; i++)
 				;
 			block_stop_signals(&old);
@@ -609,6 +610,7 @@ stop_procs(int (*which)(const struct proc *), int with_sessions, int ms)
 			if (sessions[i] > 0)
 				kill(sessions[i], SIGTERM);
 	for (;;) {
+		spawn_request();	/* refused now: the listener stops waiting */
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(pid, status);
 		alive = 0;

@@ -610,7 +610,7 @@ spawn(struct listener *l, int fd, int sfd)
 		log_warn("cannot ask the supervisor for a session process");
 		return -1;
 	}
-	while (mono_ms() < deadline) {
+	while (mono_ms() < deadline && !proc_quit) {
 		pfd.fd = l->supfd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 1000) == -1 && errno != EINTR)
@@ -620,7 +620,8 @@ spawn(struct listener *l, int fd, int sfd)
 		if (r == -1)
 			break;
 	}
-	log_warnx("the supervisor did not start a session process");
+	if (!proc_quit)
+		log_warnx("the supervisor did not start a session process");
 	return -1;
 }
 
