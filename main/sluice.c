@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,6 +300,7 @@ main(int argc, char **argv)
 	int ch, verbose = 0, rc;
 	size_t i;
 
+	umask(077);	/* issue 10: every file sluice creates is its own */
 	/* Options may come before or after the command. */
 	while ((ch = getopt_long(argc, argv, "+c:vhV", longopts, NULL)) != -1) {
 		switch (ch) {
