@@ -1562,6 +1562,10 @@ out:
 	free(bi);
 }
 
+static int open_incoming(struct intake *);
+static int forge_row(struct intake *, int, const struct file_rec *,
+    const char *, const char *, const struct partner *, int);
+
 /* One pass over every waiting file of partner cfg->partners[pi]. */
 static void
 judge_partner(struct intake *in, size_t pi)
@@ -1572,6 +1576,7 @@ judge_partner(struct intake *in, size_t pi)
 	struct pass ps;
 	char landing[PATH_MAX], why[1200], d[24], when[40];
 	size_t n = 0, i, k;
+	int incfd;
 
 	if (state_list(in->st, FS_WAITING, p->name, MAX_WAITING, &rows,
 	    &n) == -1 || n == 0) {
@@ -1588,6 +1593,21 @@ judge_partner(struct intake *in, size_t pi)
 	if ((ps.it = calloc(n, sizeof(*ps.it))) == NULL ||
 	    (ps.byname = calloc(n, sizeof(*ps.byname))) == NULL)
 		goto out;
+	/* a waiting row no session of ours wrote: forged, never judged */
+	for (i = k = 0; i < n; i++) {
+		if (spool_fid_ok(rows[i].fid) && spool_relpath_ok(rows[i].path)) {
+			rows[k++] = rows[i];
+			continue;
+		}
+		if (receipt_check(&rows[i], why, sizeof(why)) == 0)
+			xstrlcpy(why, "not a valid name", sizeof(why));
+		if ((incfd = open_incoming(in)) != -1) {
+			(void)forge_row(in, incfd, &rows[i], FS_WAITING, why,
+			    NULL, 0);
+			close(incfd);
+		}
+	}
+	n = k;
 	ps.n = n;
 	for (i = 0; i < n; i++) {
 		ps.it[i].r = rows[i];
@@ -2041,6 +2061,18 @@ handoff_landing(struct intake *in, const struct file_rec *r,
 	return -1;
 }
 
+/* spool/incoming, opened; -1 with errno. */
+static int
+open_incoming(struct intake *in)
+{
+	char inc[PATH_MAX];
+
+	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	    sizeof(inc)) == -1)
+		return -1;
+	return open(inc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* Appends the file.forged record of r (source "receipt" or "record"). */
 static void
 emit_forged(struct intake *in, const struct file_rec *r, const char *source,
@@ -2181,16 +2213,15 @@ admit_rows(struct intake *in)
 	struct file_rec *rows = NULL;
 	const struct partner *real;
 	struct stat sb;
-	char inc[PATH_MAX], why[512];
+	char why[512];
 	size_t n = 0, i;
 	int incfd = -1, *verdict = NULL, done = 0, located, rc;
 
 	if (state_any(in->st, FS_RECEIVED) != 1)
 		return 0;
 	if (state_list(in->st, FS_RECEIVED, NULL, BATCH_MAX, &rows, &n) == -1 ||
-	    spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
-	    sizeof(inc)) == -1 || (incfd = open(inc, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1 || (verdict = calloc(n + 1, sizeof(int))) == NULL) {
+	    (incfd = open_incoming(in)) == -1 ||
+	    (verdict = calloc(n + 1, sizeof(int))) == NULL) {
 		rc = -1;
 		goto out;
 	}
@@ -2408,7 +2439,7 @@ orphans(struct intake *in)
 	struct file_rec *rows = NULL;
 	struct item x;
 	struct pass ps;
-	char inc[PATH_MAX], why[256];
+	char why[256];
 	size_t n = 0, i;
 	int incfd = -1;
 
@@ -2421,10 +2452,7 @@ orphans(struct intake *in)
 		if (!spool_fid_ok(rows[i].fid) ||
 		    !spool_partner_ok(rows[i].partner) ||
 		    !spool_relpath_ok(rows[i].path)) {
-			if (incfd == -1 && (spool_path(in->cfg->state_dir,
-			    "spool/incoming", NULL, inc, sizeof(inc)) == -1 ||
-			    (incfd = open(inc, O_RDONLY | O_DIRECTORY |
-			    O_CLOEXEC)) == -1))
+			if (incfd == -1 && (incfd = open_incoming(in)) == -1)
 				continue;
 			if (receipt_check(&rows[i], why, sizeof(why)) == 0)
 				xstrlcpy(why, "not a valid name", sizeof(why));
