@@ -305,9 +305,14 @@ spool_move(struct intake *in, const struct file_rec *r, enum spool_place to,
 		return 0;
 	if (at == -1)
 		return missing_ok ? 0 : -1;
+	if (to == SP_SIDECARS && (spool_path(in->cfg->state_dir, "sidecars",
+	    NULL, path, sizeof(path)) == -1 ||
+	    (dfd = spool_mkdir(path, 0750)) == -1 || close(dfd) == -1 ||
+	    spool_place_path(in, r, to, dir, dirlen, path, sizeof(path)) == -1))
+		return -1;
 	if (to != SP_READY && (dfd = spool_mkdir(dir, 0750)) == -1)
 		return -1;
-	if (dfd != -1)
+	if (to != SP_READY)
 		close(dfd);
 	if (rename(from, path) == -1)
 		return -1;
@@ -2079,9 +2084,13 @@ emit_forged(struct intake *in, const struct file_rec *r, const char *source,
     const char *spool_name, const struct partner *real, const char *as,
     const char *reason)
 {
-	char fid[80], partner[80], path[512], sha[80];
+	char fid[80], partner[80], path[512], sha[80], sname[80];
 	json_t *f;
 
+	if (spool_name != NULL) {
+		printable(sname, spool_name, sizeof(sname));
+		spool_name = sname;
+	}
 	printable(fid, r->fid, sizeof(fid));
 	printable(partner, r->partner, sizeof(partner));
 	printable(path, r->path, sizeof(path));
@@ -2382,15 +2391,13 @@ import_receipts(struct intake *in, int verify)
 			continue;
 		}
 		close(fd);
-		if (!ok) {
-			xsnprintf(why, sizeof(why), "its receipt (%s, %lld bytes, "
-			    "sha256 %s) does not match the file (%lld bytes%s): cut "
-			    "by a crash inside CLOSE; the partner was not told OK",
-			    r->path, (long long)r->size, r->sha256,
-			    (long long)sb.st_size, verify ? ", checked" : "");
-			(void)quarantine_unrecorded(in, dfd, &qfd, de->d_name,
-			    (int64_t)sb.st_size, why);
-		}
+		xsnprintf(why, sizeof(why), "its receipt (%s, %lld bytes, "
+		    "sha256 %s) does not match the file (%lld bytes%s): cut "
+		    "by a crash inside CLOSE; the partner was not told OK",
+		    r->path, (long long)r->size, r->sha256,
+		    (long long)sb.st_size, verify ? ", checked" : "");
+		(void)quarantine_unrecorded(in, dfd, &qfd, de->d_name,
+		    (int64_t)sb.st_size, why);
 	}
 	closedir(d);
 	if (qfd != -1)
@@ -2548,8 +2555,10 @@ intake_run(const struct config *cfg)
 	while (!role_quit) {
 		moved = 0;
 		/* file.received records first: they precede every verdict */
-		while (import_receipts(&in, verify) == IMPORT_MAX && !role_quit)
-			;
+		do {
+			if ((k = import_receipts(&in, verify)) > 0)
+				moved += k;	/* straight to waiting */
+		} while (k == IMPORT_MAX && !role_quit);
 		verify = 0;
 		(void)outbox_flush(in.st, in.au);
 		/* rows the sessions inserted: checked, then waiting, BATCH_MAX
