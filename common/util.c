@@ -283,12 +283,15 @@ mkdir_p(const char *path, mode_t mode)
 int
 write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX], *slash;
+	char tmp[PATH_MAX], dir[PATH_MAX], id[33], *slash;
 	const uint8_t *p = data;
 	int fd = -1;
 	ssize_t n;
 
-	if (xsnprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) < 0 ||
+	/* an unpredictable temp name, created exclusively: nobody can plant
+	 * a link or a file there first */
+	if (random_id(id, sizeof(id)) == -1 ||
+	    xsnprintf(tmp, sizeof(tmp), "%s.tmp.%s", path, id) < 0 ||
 	    xstrlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -297,7 +300,8 @@ write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 		*(slash == dir ? slash + 1 : slash) = '\0';
 	else
 		xstrlcpy(dir, ".", sizeof(dir));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    mode & 0600);
 	if (fd == -1)
 		return -1;
 	while (len > 0) {

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -189,6 +190,12 @@ spool_place_path(struct intake *in, const struct file_rec *r,
 	const char *sd = in->cfg->state_dir;
 	int rc = -1;
 
+	/* a row's fid and partner are a session's word: never joined into
+	 * a path unchecked (spool_path checks the partner) */
+	if (!spool_fid_ok(r->fid)) {
+		errno = EINVAL;
+		return -1;
+	}
 	switch (place) {
 	case SP_INCOMING:
 		rc = spool_path(sd, "spool/incoming", NULL, dir, dirlen);
@@ -237,7 +244,7 @@ spool_move(struct intake *in, const struct file_rec *r, enum spool_place to,
     int missing_ok, char *dir, size_t dirlen)
 {
 	char from[PATH_MAX], path[PATH_MAX], qdir[PATH_MAX], why[PATH_MAX];
-	int at;
+	int at, dfd = -1;
 
 	if (spool_place_path(in, r, to, dir, dirlen, path, sizeof(path)) == -1 ||
 	    spool_place_path(in, r, SP_INCOMING, qdir, sizeof(qdir), from,
@@ -252,8 +259,15 @@ spool_move(struct intake *in, const struct file_rec *r, enum spool_place to,
 		return 0;
 	if (at == -1)
 		return missing_ok ? 0 : -1;
-	if (to != SP_READY && mkdir_p(dir, 0750) == -1)
+	if (to == SP_SIDECARS && (spool_path(in->cfg->state_dir, "sidecars",
+	    NULL, path, sizeof(path)) == -1 ||
+	    (dfd = spool_mkdir(path, 0750)) == -1 || close(dfd) == -1 ||
+	    spool_place_path(in, r, to, dir, dirlen, path, sizeof(path)) == -1))
 		return -1;
+	if (to != SP_READY && (dfd = spool_mkdir(dir, 0750)) == -1)
+		return -1;
+	if (to != SP_READY)
+		close(dfd);
 	if (rename(from, path) == -1)
 		return -1;
 	/* judged again after a crash, differently: the old reason is void */
@@ -270,48 +284,21 @@ static int
 write_reason(struct intake *in, const struct file_rec *r, const char *reason,
     char *dir, size_t dirlen)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], text[8192], when[40];
-	size_t len, off = 0;
-	ssize_t n;
-	int fd;
+	char path[PATH_MAX], name[64], text[8192], when[40];
+	int dfd, rc;
 
 	if (spool_place_path(in, r, SP_QUARANTINE, dir, dirlen, path,
 	    sizeof(path)) == -1 ||
-	    xstrlcat(path, ".reason", sizeof(path)) >= sizeof(path) ||
-	    xsnprintf(tmp, sizeof(tmp), "%s.tmp", path) < 0 ||
-	    mkdir_p(dir, 0750) == -1)
+	    xsnprintf(name, sizeof(name), "%s.reason", r->fid) < 0 ||
+	    (dfd = spool_mkdir(dir, 0750)) == -1)
 		return -1;
 	iso8601_ms(r->received_ms, when, sizeof(when));
 	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
 	    "sha256: %s\nreceived: %s\nfrom: %s\nreason: %s\n", r->path,
 	    r->partner, (long long)r->size, r->sha256, when, r->remote, reason);
-	len = strlen(text);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0640)) == -1)
-		return -1;
-	while (off < len) {
-		if ((n = write(fd, text + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		off += (size_t)n;
-	}
-	if (fchmod(fd, 0640) == -1 || fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1)
-		goto fail;
-	return 0;
-fail:
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	return -1;
+	rc = spool_write_at(dfd, name, text, strlen(text), 0640);
+	close(dfd);
+	return rc;
 }
 
 /* The flush's directories to fsync: the index of dir, added if new; -1
@@ -836,18 +823,17 @@ walk_incomplete(struct pass *ps, int dfd, const char *name, const char *rel,
 	    !(cur.st_mode & S_IWUSR))
 		goto done;
 	if (spool_path(in->cfg->state_dir, "quarantine", ps->p->name, dir,
-	    sizeof(dir)) == -1 || mkdir_p(dir, 0750) == -1 ||
+	    sizeof(dir)) == -1 || (qfd = spool_mkdir(dir, 0750)) == -1 ||
 	    random_id(id, sizeof(id)) == -1 ||
 	    xsnprintf(qname, sizeof(qname), "incomplete-%s", id) < 0 ||
-	    xsnprintf(why, sizeof(why), "%s/%s.reason", dir, qname) < 0)
+	    xsnprintf(why, sizeof(why), "%s.reason", qname) < 0)
 		goto done;
 	duration_text(ttl_s(ps->p), ttl, sizeof(ttl));
 	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
 	    "reason: incomplete upload (connection dropped before CLOSE), "
 	    "untouched for %s\n", rel, ps->p->name, (long long)cur.st_size, ttl);
-	if (write_file_atomic(why, text, strlen(text), 0640) == -1 ||
-	    (qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    renameat(dfd, name, qfd, qname) == -1) {
+	if (spool_write_at(qfd, why, text, strlen(text), 0640) == -1 ||
+	    renameat2(dfd, name, qfd, qname, RENAME_NOREPLACE) == -1) {
 		log_warn("cannot quarantine the incomplete %s/%s", ps->p->name,
 		    rel);
 		goto done;
@@ -1019,8 +1005,8 @@ check_signature(struct pass *ps, struct item *x, struct verify_result *res)
 {
 	const struct signature_config *sc = &ps->p->signature;
 	struct intake *in = ps->in;
-	char plain[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
-	int fd = -1, sfd = -1, pfd = -1, rc = -1, k;
+	char plain[PATH_MAX], dir[PATH_MAX], id[33];
+	int fd = -1, sfd = -1, pfd = -1, pdir = -1, rc = -1, k;
 
 	memset(res, 0, sizeof(*res));
 	if (sc->mode == SIG_NONE) {
@@ -1056,36 +1042,45 @@ check_signature(struct pass *ps, struct item *x, struct verify_result *res)
 	case SIG_ENCRYPTED:
 		plain[0] = '\0';
 		if (sc->keep_plaintext) {
+			/* plaintext/<partner>/.<fid>.<random>.tmp, created
+			 * exclusively in our own 0700 directories */
+			if (!spool_fid_ok(x->r.fid) ||
+			    spool_path(in->cfg->state_dir, "plaintext", NULL,
+			    dir, sizeof(dir)) == -1 ||
+			    (pdir = spool_mkdir(dir, 0700)) == -1)
+				goto plain_fail;
+			close(pdir);
 			if (spool_path(in->cfg->state_dir, "plaintext",
 			    x->r.partner, dir, sizeof(dir)) == -1 ||
-			    mkdir_p(dir, 0700) == -1 ||
-			    xsnprintf(plain, sizeof(plain), "%s/%s.tmp", dir,
-			    x->r.fid) < 0 ||
-			    xsnprintf(final, sizeof(final), "%s/%s", dir,
-			    x->r.fid) < 0 ||
-			    (pfd = open(plain, O_WRONLY | O_CREAT | O_TRUNC |
-			    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
-				log_warn("cannot create the plaintext file for "
-				    "%s", x->r.fid);
-				goto fail;
-			}
+			    (pdir = spool_mkdir(dir, 0700)) == -1 ||
+			    random_id(id, sizeof(id)) == -1 ||
+			    xsnprintf(plain, sizeof(plain), ".%s.%s.tmp",
+			    x->r.fid, id) < 0 ||
+			    (pfd = openat(pdir, plain, O_WRONLY | O_CREAT |
+			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+				goto plain_fail;
 		}
 		in->agent[ps->pi] = 1;
 		rc = verify_encrypted(ps->home, sc, fd, pfd, res);
 		if (pfd != -1) {
 			if (rc == 0 && res->ok && fsync(pfd) == 0 &&
-			    rename(plain, final) == 0)
-				fsync_dir(dir);
+			    renameat(pdir, plain, pdir, x->r.fid) == 0)
+				fsync(pdir);
 			else
-				unlink(plain);
+				unlinkat(pdir, plain, 0);
 		}
 		break;
+	plain_fail:
+		log_warn("cannot create the plaintext file for %s", x->r.fid);
+		goto fail;
 	default:
 		break;
 	}
 fail:
 	if (pfd != -1)
 		close(pfd);
+	if (pdir != -1)
+		close(pdir);
 	if (sfd != -1)
 		close(sfd);
 	close(fd);
@@ -1526,6 +1521,10 @@ out:
 	free(bi);
 }
 
+static int open_incoming(struct intake *);
+static int forge_row(struct intake *, int, const struct file_rec *,
+    const char *, const char *, const struct partner *, int);
+
 /* One pass over every waiting file of partner cfg->partners[pi]. */
 static void
 judge_partner(struct intake *in, size_t pi)
@@ -1536,6 +1535,7 @@ judge_partner(struct intake *in, size_t pi)
 	struct pass ps;
 	char landing[PATH_MAX], why[1200], d[24], when[40];
 	size_t n = 0, i, k;
+	int incfd;
 
 	if (state_list(in->st, FS_WAITING, p->name, MAX_WAITING, &rows,
 	    &n) == -1 || n == 0) {
@@ -1552,6 +1552,21 @@ judge_partner(struct intake *in, size_t pi)
 	if ((ps.it = calloc(n, sizeof(*ps.it))) == NULL ||
 	    (ps.byname = calloc(n, sizeof(*ps.byname))) == NULL)
 		goto out;
+	/* a waiting row no session of ours wrote: forged, never judged */
+	for (i = k = 0; i < n; i++) {
+		if (spool_fid_ok(rows[i].fid) && spool_relpath_ok(rows[i].path)) {
+			rows[k++] = rows[i];
+			continue;
+		}
+		if (receipt_check(&rows[i], why, sizeof(why)) == 0)
+			xstrlcpy(why, "not a valid name", sizeof(why));
+		if ((incfd = open_incoming(in)) != -1) {
+			(void)forge_row(in, incfd, &rows[i], FS_WAITING, why,
+			    NULL, 0);
+			close(incfd);
+		}
+	}
+	n = k;
 	ps.n = n;
 	for (i = 0; i < n; i++) {
 		ps.it[i].r = rows[i];
@@ -1707,17 +1722,18 @@ static int
 quarantine_unrecorded(struct intake *in, int dfd, int *qfd, const char *name,
     int64_t size, const char *reason)
 {
-	char dir[PATH_MAX], why[PATH_MAX], text[1024];
+	char dir[PATH_MAX], why[NAME_MAX + 1], text[1024];
 
 	if (spool_path(in->cfg->state_dir, "quarantine/_unrecorded", NULL,
-	    dir, sizeof(dir)) == -1 || (*qfd == -1 && (mkdir_p(dir, 0750) == -1 ||
-	    (*qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)))
+	    dir, sizeof(dir)) == -1 || (*qfd == -1 &&
+	    (*qfd = spool_mkdir(dir, 0750)) == -1))
 		return -1;
-	xsnprintf(why, sizeof(why), "%s/%s.reason", dir, name);
+	if (xsnprintf(why, sizeof(why), "%s.reason", name) < 0)
+		return -1;
 	xsnprintf(text, sizeof(text), "size: %lld\nreason: %s\n",
 	    (long long)size, reason);
-	if (write_file_atomic(why, text, strlen(text), 0640) == -1 ||
-	    renameat(dfd, name, *qfd, name) == -1) {
+	if (spool_write_at(*qfd, why, text, strlen(text), 0640) == -1 ||
+	    renameat2(dfd, name, *qfd, name, RENAME_NOREPLACE) == -1) {
 		log_warn("cannot quarantine unrecorded spool file %s", name);
 		return -1;
 	}
@@ -1782,6 +1798,457 @@ same_sha256(int fd, const char *hex)
 	return strcmp(got, hex) == 0;
 }
 
+/* --- the hand-off from the sessions ---------------------------------- */
+
+/*
+ * Everything a session made (a receipt, a "received" row) is a session's
+ * word, and a session may be compromised: the intake checks it like
+ * network input before it trusts one field of it.
+ *  - the record holds up on its own (receipt_check: fid, partner name,
+ *    path, size, sha256, landing inode), its fid names its spool file, and
+ *    its partner is configured;
+ *  - its spool file is the inode the record says was written in landing/
+ *    (landing_dev/ino), of the size it claims;
+ *  - that inode has a name under landing/<partner>/ of the partner it
+ *    claims: at its path, resolved beneath the partner's root without
+ *    following a link (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or
+ *    wherever the partner renamed it since (a walk of that tree).
+ * A record that fails is a forged hand-off: its spool file goes to
+ * quarantine/<partner whose landing directory really holds it>/, or to
+ * quarantine/_forged/ when none does (the real partner cannot be known),
+ * with a .reason; audited as file.forged; never stored. A row is marked
+ * rejected with the reason, never copied to the store.
+ *
+ * A file whose landing name the partner removed before the intake saw it
+ * cannot be told from one a session made in spool/incoming alone: it is
+ * held in quarantine/_forged/ too (the intake reads spool/incoming every
+ * 50 ms, so this takes a remove within moments of CLOSE).
+ */
+#define FORGED_DIR	"_forged"
+
+/* A copy of a claimed string fit for a log line, a reason file and an
+ * audit record: printable ASCII, anything else as '?'. */
+static void
+printable(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < len; i++)
+		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+/* Looks for the regular file dev/ino beneath dfd (no link followed, within
+ * the walk limits): 1 found, 0 not. */
+static int
+find_inode(int dfd, dev_t dev, ino_t ino, int depth, size_t *count)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat sb;
+	int fd, found = 0;
+
+	if (depth > WALK_MAX_DEPTH || (fd = dup(dfd)) == -1)
+		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	while (!found && (de = readdir(d)) != NULL &&
+	    (*count)++ < WALK_MAX_ENTRIES) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISREG(sb.st_mode))
+			found = sb.st_dev == dev && sb.st_ino == ino;
+		else if (S_ISDIR(sb.st_mode) && (fd = openat(dfd, de->d_name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
+			found = find_inode(fd, dev, ino, depth + 1, count);
+			close(fd);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* landing/<name> (landing/ when name is NULL), opened without following a
+ * link; -1 with errno. */
+static int
+open_landing(struct intake *in, const char *name)
+{
+	char dir[PATH_MAX];
+
+	if (spool_path(in->cfg->state_dir, "landing", name, dir,
+	    sizeof(dir)) == -1)
+		return -1;
+	return open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Does rel, resolved beneath dfd without following any link, name the
+ * regular file sb? 1 yes, 0 no (or it cannot be told: the walk decides). */
+static int
+names_inode(int dfd, const char *rel, const struct stat *sb)
+{
+	struct open_how how;
+	struct stat cur;
+	int fd, same;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+	    RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	if ((fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how))) == -1)
+		return 0;
+	same = fstat(fd, &cur) == 0 && S_ISREG(cur.st_mode) &&
+	    cur.st_dev == sb->st_dev && cur.st_ino == sb->st_ino;
+	close(fd);
+	return same;
+}
+
+/*
+ * The partner whose landing directory holds a name of inode sb (checked at
+ * claimed->path first when claimed is not NULL), or NULL when none does.
+ * *err is set when landing/ cannot be read (then nothing can be told).
+ */
+static const struct partner *
+landing_owner(struct intake *in, const struct stat *sb,
+    const struct partner *claimed, const char *path, int *err)
+{
+	const struct partner *p, *found = NULL;
+	size_t i, count;
+	int lfd, pfd;
+
+	*err = 0;
+	if ((lfd = open_landing(in, NULL)) == -1) {
+		*err = 1;
+		return NULL;
+	}
+	if (claimed != NULL && (pfd = openat(lfd, claimed->name, O_RDONLY |
+	    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
+		count = 0;
+		if (names_inode(pfd, path, sb) || (sb->st_nlink > 1 &&
+		    find_inode(pfd, sb->st_dev, sb->st_ino, 0, &count)))
+			found = claimed;
+		close(pfd);
+	}
+	/* only the spool's own link left: no landing name to look for */
+	for (i = 0; found == NULL && sb->st_nlink > 1 &&
+	    i < in->cfg->npartners; i++) {
+		p = &in->cfg->partners[i];
+		if (p == claimed || (pfd = openat(lfd, p->name, O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+			continue;
+		count = 0;
+		if (find_inode(pfd, sb->st_dev, sb->st_ino, 0, &count))
+			found = p;
+		close(pfd);
+	}
+	close(lfd);
+	return found;
+}
+
+/*
+ * The checks of a record on its own: 0, or -1 with why ("its fid is ...").
+ * name is the spool file's name (NULL for a row: its fid is the name).
+ */
+static int
+handoff_claims(struct intake *in, const struct file_rec *r, const char *name,
+    char *why, size_t whylen)
+{
+	char p[80];
+
+	if (receipt_check(r, why, whylen) == -1)
+		return -1;
+	if (name != NULL && strcmp(r->fid, name) != 0) {
+		xstrlcpy(why, "its fid is not the name of its spool file",
+		    whylen);
+		return -1;
+	}
+	if (config_partner(in->cfg, r->partner) == NULL) {
+		printable(p, r->partner, sizeof(p));
+		xsnprintf(why, whylen, "it claims partner %s, which is not "
+		    "configured", p);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Is spool file sb what r's partner's session handed off (handoff_claims
+ * passed)? 0 yes; -1 forged, with why and *real (the partner whose landing
+ * directory holds it, or NULL); 1 when it cannot be told now.
+ */
+static int
+handoff_landing(struct intake *in, const struct file_rec *r,
+    const struct stat *sb, char *why, size_t whylen,
+    const struct partner **real)
+{
+	const struct partner *claimed = config_partner(in->cfg, r->partner);
+	int err;
+
+	*real = NULL;
+	if (!S_ISREG(sb->st_mode)) {
+		xstrlcpy(why, "its spool file is not a regular file", whylen);
+		return -1;
+	}
+	if (r->size != (int64_t)sb->st_size) {
+		xsnprintf(why, whylen, "it claims %lld bytes, its spool file "
+		    "has %lld", (long long)r->size, (long long)sb->st_size);
+		*real = landing_owner(in, sb, NULL, NULL, &err);
+		return -1;
+	}
+	if (r->landing_ino != (int64_t)sb->st_ino ||
+	    r->landing_dev != (int64_t)sb->st_dev) {
+		xstrlcpy(why, "the landing inode it names is not its spool file",
+		    whylen);
+		*real = landing_owner(in, sb, NULL, NULL, &err);
+		return -1;
+	}
+	*real = landing_owner(in, sb, claimed, r->path, &err);
+	if (err)
+		return 1;
+	if (*real == claimed)
+		return 0;
+	if (*real != NULL)
+		xsnprintf(why, whylen, "it claims partner %s but the file is in "
+		    "landing/%s", r->partner, (*real)->name);
+	else
+		xsnprintf(why, whylen, "no name under landing/%s holds the file "
+		    "(it claims landing/%s/%s): the partner that wrote it "
+		    "cannot be confirmed", r->partner, r->partner, r->path);
+	return -1;
+}
+
+/* spool/incoming, opened; -1 with errno. */
+static int
+open_incoming(struct intake *in)
+{
+	char inc[PATH_MAX];
+
+	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	    sizeof(inc)) == -1)
+		return -1;
+	return open(inc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Appends the file.forged record of r (source "receipt" or "record"). */
+static void
+emit_forged(struct intake *in, const struct file_rec *r, const char *source,
+    const char *spool_name, const struct partner *real, const char *as,
+    const char *reason)
+{
+	char fid[80], partner[80], path[512], sha[80], sname[80];
+	json_t *f;
+
+	if (spool_name != NULL) {
+		printable(sname, spool_name, sizeof(sname));
+		spool_name = sname;
+	}
+	printable(fid, r->fid, sizeof(fid));
+	printable(partner, r->partner, sizeof(partner));
+	printable(path, r->path, sizeof(path));
+	printable(sha, r->sha256, sizeof(sha));
+	f = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s?,s:s?,s:s?,s:s}",
+	    "source", source, "fid", fid, "partner", partner, "path", path,
+	    "size", (json_int_t)r->size, "sha256", sha, "spool_name",
+	    spool_name, "found_in", real != NULL ? real->name : NULL,
+	    "quarantined_as", as[0] != '\0' ? as : NULL, "reason", reason);
+	if (f != NULL && r->id > 0)
+		json_object_set_new(f, "id", json_integer(r->id));
+	audit_emit(in->au, "file.forged", f);
+	log_warnx("%s %s (fid %s, partner %s, %s): %s%s%s", source,
+	    spool_name ? spool_name : "", fid, partner, path, reason,
+	    as[0] ? "; moved to quarantine/" : "; nothing moved", as);
+}
+
+/*
+ * Moves srcdfd/name (a forged hand-off's spool file) to
+ * quarantine/<real or _forged>/ with a .reason, never over another file
+ * (its own name if it is a fid, else forged-<random>), and audits it.
+ * The quarantine name ("<dir>/<name>") goes into as. 0 or -1.
+ */
+static int
+quarantine_forged(struct intake *in, int srcdfd, const char *name,
+    const struct file_rec *r, const char *source,
+    const struct partner *real, const char *reason, char *as, size_t aslen)
+{
+	char dir[PATH_MAX], qname[64], rname[80], id[33], text[8192];
+	char fid[80], partner[80], path[512], sname[80];
+	struct stat sb;
+	int qfd = -1, try, rc = -1;
+
+	as[0] = '\0';
+	if ((real != NULL ? spool_path(in->cfg->state_dir, "quarantine",
+	    real->name, dir, sizeof(dir)) : spool_path(in->cfg->state_dir,
+	    "quarantine/" FORGED_DIR, NULL, dir, sizeof(dir))) == -1 ||
+	    (qfd = spool_mkdir(dir, 0750)) == -1)
+		goto fail;
+	printable(fid, r->fid, sizeof(fid));
+	printable(partner, r->partner, sizeof(partner));
+	printable(path, r->path, sizeof(path));
+	printable(sname, name, sizeof(sname));
+	xsnprintf(text, sizeof(text), "forged hand-off (%s)\nspool name: %s\n"
+	    "claimed fid: %s\nclaimed partner: %s\nclaimed path: %s\n"
+	    "claimed size: %lld\nfound in: %s\nreason: %s\n", source, sname,
+	    fid, partner, path, (long long)r->size, real != NULL ?
+	    real->name : "no landing directory", reason);
+	for (try = 0; try < 4; try++) {
+		if (try == 0 && spool_fid_ok(name))
+			xstrlcpy(qname, name, sizeof(qname));
+		else if (random_id(id, sizeof(id)) == -1 ||
+		    xsnprintf(qname, sizeof(qname), "forged-%s", id) < 0)
+			goto fail;
+		xsnprintf(rname, sizeof(rname), "%s.reason", qname);
+		if (fstatat(qfd, qname, &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    fstatat(qfd, rname, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		if (spool_write_at(qfd, rname, text, strlen(text), 0640) == -1)
+			goto fail;
+		if (renameat2(srcdfd, name, qfd, qname, RENAME_NOREPLACE) == 0)
+			break;
+		unlinkat(qfd, rname, 0);
+		if (errno != EEXIST)
+			goto fail;
+	}
+	if (try == 4)
+		goto fail;
+	if (fsync(qfd) == -1 || fsync(srcdfd) == -1)
+		log_warn("fsync after quarantining %s", qname);
+	xsnprintf(as, aslen, "%s/%s", real != NULL ? real->name : FORGED_DIR,
+	    qname);
+	rc = 0;
+fail:
+	if (rc == -1)
+		log_warn("cannot quarantine the forged hand-off %s", sname);
+	if (qfd != -1)
+		close(qfd);
+	return rc;
+}
+
+/*
+ * A forged row r (in state `from`): its spool file, when its fid is one
+ * and spool/incoming (incfd) has it, is quarantined; the row is marked
+ * rejected with the reason (no copy to the store), and file.forged is
+ * recorded. 0 or -1 (left for the next pass).
+ */
+static int
+forge_row(struct intake *in, int incfd, const struct file_rec *r,
+    const char *from, const char *why, const struct partner *real,
+    int located)
+{
+	struct file_rec x = *r;
+	struct stat sb;
+	char reason[600], as[PATH_MAX] = "";
+	int err;
+
+	xsnprintf(reason, sizeof(reason), "forged hand-off: %s", why);
+	if (spool_fid_ok(r->fid) && fstatat(incfd, r->fid, &sb,
+	    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode)) {
+		if (!located)
+			real = landing_owner(in, &sb, NULL, NULL, &err);
+		if (quarantine_forged(in, incfd, r->fid, r, "record", real,
+		    reason, as, sizeof(as)) == -1)
+			return -1;
+	}
+	emit_forged(in, r, "record", spool_fid_ok(r->fid) ? r->fid : NULL,
+	    as[0] ? real : NULL, as, reason);
+	xstrlcpy(x.state, FS_REJECTED, sizeof(x.state));
+	xstrlcpy(x.last_error, reason, sizeof(x.last_error));
+	if (state_reject(in->st, &x, from, 0) == -1) {
+		log_warnx("could not mark the forged row %lld rejected; the "
+		    "next pass tries again", (long long)r->id);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The "received" rows sessions inserted themselves (file systems without
+ * extended attributes): each checked like a receipt, then moved to
+ * "waiting" for the rules, or quarantined as forged, up to BATCH_MAX a
+ * call. Returns how many were moved or forged (BATCH_MAX: call again), or
+ * -1.
+ */
+static int
+admit_rows(struct intake *in)
+{
+	struct file_rec *rows = NULL;
+	const struct partner *real;
+	struct stat sb;
+	char why[512];
+	size_t n = 0, i;
+	int incfd = -1, *verdict = NULL, done = 0, located, rc;
+
+	if (state_any(in->st, FS_RECEIVED) != 1)
+		return 0;
+	if (state_list(in->st, FS_RECEIVED, NULL, BATCH_MAX, &rows, &n) == -1 ||
+	    (incfd = open_incoming(in)) == -1 ||
+	    (verdict = calloc(n + 1, sizeof(int))) == NULL) {
+		rc = -1;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct file_rec *r = &rows[i];
+
+		real = NULL;
+		located = 0;
+		if (handoff_claims(in, r, NULL, why, sizeof(why)) == -1)
+			rc = -1;
+		else if (fstatat(incfd, r->fid, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
+			xsnprintf(why, sizeof(why), "its spool file "
+			    "spool/incoming/%s is missing (%s)", r->fid,
+			    strerror(errno));
+			rc = -1;
+		} else {
+			rc = handoff_landing(in, r, &sb, why, sizeof(why), &real);
+			located = 1;
+		}
+		if (rc == 1)
+			verdict[i] = 1;		/* next pass */
+		else if (rc == -1) {
+			verdict[i] = 1;		/* rejected, or next pass */
+			if (forge_row(in, incfd, r, FS_RECEIVED, why, real,
+			    located) == 0)
+				done++;
+		}
+	}
+	if (state_begin(in->st) == -1) {
+		rc = -1;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (verdict[i] == 0 && state_move(in->st, rows[i].id,
+		    FS_RECEIVED, FS_WAITING, NULL) == 1)
+			done++;
+	rc = state_commit(in->st) == -1 ? -1 : done;
+out:
+	if (incfd != -1)
+		close(incfd);
+	free(verdict);
+	free(rows);
+	return rc;
+}
+
+/* A forged receipt on spool/incoming/<name> (dfd): quarantined, audited.
+ * located: real was already looked for. */
+static void
+forged_receipt(struct intake *in, int dfd, const char *name,
+    const struct file_rec *r, const struct stat *sb, const char *why,
+    const struct partner *real, int located)
+{
+	char reason[600], as[PATH_MAX];
+	int err;
+
+	xsnprintf(reason, sizeof(reason), "forged hand-off: %s", why);
+	if (!located)
+		real = landing_owner(in, sb, NULL, NULL, &err);
+	if (quarantine_forged(in, dfd, name, r, "receipt", real, reason, as,
+	    sizeof(as)) == -1)
+		return;		/* still in spool/incoming: the next pass */
+	emit_forged(in, r, "receipt", name, real, as, reason);
+}
+
 /*
  * Receipts (spool/receipt.h) of files the sessions closed become "received"
  * rows and file.received records, up to IMPORT_MAX a batch: rows inserted,
@@ -1799,13 +2266,14 @@ same_sha256(int fd, const char *hex)
 static int
 import_receipts(struct intake *in, int verify)
 {
-	char inc[PATH_MAX], why[512];
+	char inc[PATH_MAX], why[512], bad[512];
 	struct file_rec *recs = NULL, *r;
+	const struct partner *real;
 	struct dirent *de;
 	struct stat sb;
 	size_t nrec = 0, i;
 	DIR *d;
-	int dfd, fd, qfd = -1, rc = -1, ok;
+	int dfd, fd, qfd = -1, rc = -1, ok, hc;
 
 	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
 	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
@@ -1853,26 +2321,37 @@ import_receipts(struct intake *in, int verify)
 			close(fd);
 			continue;
 		}
-		/* its own receipt: the name, the size, read-only, and the
-		 * landing inode it was written on is this very file */
-		ok = strcmp(r->fid, de->d_name) == 0 && r->size == sb.st_size &&
-		    (sb.st_mode & 0222) == 0 && (r->landing_ino == 0 ||
-		    (r->landing_ino == (int64_t)sb.st_ino &&
-		    r->landing_dev == (int64_t)sb.st_dev));
-		if (ok && verify)
-			ok = same_sha256(fd, r->sha256) == 1;
-		close(fd);
-		if (!ok) {
-			xsnprintf(why, sizeof(why), "its receipt (%s, %lld bytes, "
-			    "sha256 %s) does not match the file (%lld bytes%s): cut "
-			    "by a crash inside CLOSE; the partner was not told OK",
-			    r->path, (long long)r->size, r->sha256,
-			    (long long)sb.st_size, verify ? ", checked" : "");
-			(void)quarantine_unrecorded(in, dfd, &qfd, de->d_name,
-			    (int64_t)sb.st_size, why);
+		/* a session's word: what it claims must hold up */
+		if (handoff_claims(in, r, de->d_name, bad, sizeof(bad)) == -1) {
+			close(fd);
+			forged_receipt(in, dfd, de->d_name, r, &sb, bad, NULL, 0);
 			continue;
 		}
-		nrec++;
+		/* a crash inside CLOSE: the size, read-only, the bytes */
+		ok = r->size == sb.st_size && (sb.st_mode & 0222) == 0;
+		if (ok && verify)
+			ok = same_sha256(fd, r->sha256) == 1;
+		if (ok) {
+			/* and the partner's landing directory holds it */
+			hc = handoff_landing(in, r, &sb, bad, sizeof(bad), &real);
+			close(fd);
+			if (hc == 1)
+				in->import_again = 1;
+			else if (hc == -1)
+				forged_receipt(in, dfd, de->d_name, r, &sb, bad,
+				    real, 1);
+			else
+				nrec++;
+			continue;
+		}
+		close(fd);
+		xsnprintf(why, sizeof(why), "its receipt (%s, %lld bytes, "
+		    "sha256 %s) does not match the file (%lld bytes%s): cut "
+		    "by a crash inside CLOSE; the partner was not told OK",
+		    r->path, (long long)r->size, r->sha256,
+		    (long long)sb.st_size, verify ? ", checked" : "");
+		(void)quarantine_unrecorded(in, dfd, &qfd, de->d_name,
+		    (int64_t)sb.st_size, why);
 	}
 	closedir(d);
 	if (qfd != -1)
@@ -1885,8 +2364,12 @@ import_receipts(struct intake *in, int verify)
 	}
 	if (state_begin(in->st) == -1)
 		goto out;
+	/* checked already: straight to "waiting" (admit_rows is for the
+	 * rows the sessions insert) */
 	for (i = 0; i < nrec; i++)
-		if (state_insert(in->st, &recs[i]) == -1) {
+		if (state_insert(in->st, &recs[i]) == -1 ||
+		    state_move(in->st, recs[i].id, FS_RECEIVED, FS_WAITING,
+		    NULL) != 1) {
 			state_rollback(in->st);
 			goto out;
 		}
@@ -1905,14 +2388,21 @@ out:
 	return rc;
 }
 
-/* Files of partners no longer configured cannot be judged: quarantine. */
+/*
+ * Waiting rows no pass judges: a partner no longer configured (rejected
+ * into its quarantine), or a fid, partner or path that is no valid name at
+ * all, which no session of ours wrote (a forged row: never joined into a
+ * path). At the start and now and then.
+ */
 static void
 orphans(struct intake *in)
 {
 	struct file_rec *rows = NULL;
 	struct item x;
 	struct pass ps;
+	char why[256];
 	size_t n = 0, i;
+	int incfd = -1;
 
 	if (state_list(in->st, FS_WAITING, NULL, SIZE_MAX, &rows, &n) == -1)
 		return;
@@ -1920,6 +2410,17 @@ orphans(struct intake *in)
 	ps.in = in;
 	ps.dep = -1;
 	for (i = 0; i < n; i++) {
+		if (!spool_fid_ok(rows[i].fid) ||
+		    !spool_partner_ok(rows[i].partner) ||
+		    !spool_relpath_ok(rows[i].path)) {
+			if (incfd == -1 && (incfd = open_incoming(in)) == -1)
+				continue;
+			if (receipt_check(&rows[i], why, sizeof(why)) == 0)
+				xstrlcpy(why, "not a valid name", sizeof(why));
+			(void)forge_row(in, incfd, &rows[i], FS_WAITING, why,
+			    NULL, 0);
+			continue;
+		}
 		if (config_partner(in->cfg, rows[i].partner) != NULL)
 			continue;
 		memset(&x, 0, sizeof(x));
@@ -1929,6 +2430,8 @@ orphans(struct intake *in)
 	flush(&ps);
 	free(ps.acts);
 	free(rows);
+	if (incfd != -1)
+		close(incfd);
 }
 
 /*
@@ -1968,10 +2471,9 @@ int
 intake_run(const struct config *cfg)
 {
 	struct intake in;
-	struct file_rec r;
 	int64_t last = 0, janitor_every = 60000, t;
 	size_t i;
-	int k, n, moved, sig = 0, verify = 1;
+	int k, moved, sig = 0, verify = 1;
 
 	memset(&in, 0, sizeof(in));
 	in.cfg = cfg;
@@ -2003,22 +2505,17 @@ intake_run(const struct config *cfg)
 	while (!proc_quit) {
 		moved = 0;
 		/* file.received records first: they precede every verdict */
-		while (import_receipts(&in, verify) == IMPORT_MAX && !proc_quit)
-			;
+		do {
+			if ((k = import_receipts(&in, verify)) > 0)
+				moved += k;	/* straight to waiting */
+		} while (k == IMPORT_MAX && !proc_quit);
 		verify = 0;
 		(void)outbox_flush(in.st, in.au);
+		/* rows the sessions inserted: checked, then waiting, BATCH_MAX
+		 * rows a transaction (no write lock when there are none) */
 		do {
-			/* received -> waiting, BATCH_MAX rows a transaction;
-			 * only when there are some (no write lock when idle) */
-			if (state_any(in.st, FS_RECEIVED) != 1 ||
-			    state_begin(in.st) == -1)
-				break;
-			for (k = 0; k < BATCH_MAX && (n = state_claim(in.st,
-			    FS_RECEIVED, FS_WAITING, now_ms(), &r)) == 1; k++)
-				;
-			if (state_commit(in.st) == -1)
-				break;
-			moved += k;
+			if ((k = admit_rows(&in)) > 0)
+				moved += k;
 		} while (!proc_quit && k == BATCH_MAX);
 		t = now_ms();
 		if (moved > 0 || t - last >= 1000) {
@@ -2040,6 +2537,7 @@ intake_run(const struct config *cfg)
 			in.janitor_ms = t;
 			incomplete_janitor(&in);
 			unrecorded_sweep(&in);
+			orphans(&in);
 		}
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
 		proc_sleep(50);	/* a new file waits at most this long */

@@ -149,6 +149,8 @@ expire_one(int rootfd, const struct file_rec *r, struct dirsync *ds)
 	struct stat st;
 	int dfd, rc = EXP_ERROR;
 
+	if (!spool_relpath_ok(r->path))
+		return EXP_GONE;	/* not a name a session of ours wrote */
 	if ((dfd = open_parent(rootfd, r->path, buf, sizeof(buf), &base)) ==
 	    -1) {
 		if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP ||

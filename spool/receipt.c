@@ -106,6 +106,41 @@ out:
 	return rc;
 }
 
+static int
+sha256_hex_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
+int
+receipt_check(const struct file_rec *r, char *why, size_t whylen)
+{
+	const char *bad = NULL;
+
+	if (!spool_fid_ok(r->fid))
+		bad = "its fid is not 32 lower-case hex digits";
+	else if (!spool_partner_ok(r->partner))
+		bad = "its partner is not a valid partner name";
+	else if (!spool_relpath_ok(r->path))
+		bad = "its path is not a normalised path inside the partner's "
+		    "directory";
+	else if (r->size < 0)
+		bad = "its size is negative";
+	else if (!sha256_hex_ok(r->sha256))
+		bad = "its sha256 is not 64 lower-case hex digits";
+	else if (r->landing_ino <= 0)
+		bad = "it names no landing inode";
+	if (bad == NULL)
+		return 0;
+	xstrlcpy(why, bad, whylen);
+	return -1;
+}
+
 int
 receipt_write(int fd, const struct file_rec *r)
 {

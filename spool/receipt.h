@@ -34,6 +34,16 @@ struct json_t *receipt_record(const struct file_rec *r);
 /* Parses and checks a receipt (fid, partner, path, sha256 present and well
  * formed, size >= 0) into *r (zeroed first). 0, or -1 if it is not one. */
 int receipt_decode(const char *text, size_t len, struct file_rec *r);
+/*
+ * The checks every session-made record passes before the intake trusts a
+ * field of it (a receipt, or a row a session inserted): fid as random_id()
+ * makes it, partner a valid partner name, path a normalised relative path
+ * (state.h: spool_fid_ok, spool_partner_ok, spool_relpath_ok), size >= 0,
+ * sha256 64 lower-case hex digits, landing_dev/ino set. Pure: whether the
+ * partner is configured and the file agrees is the intake's to check.
+ * 0, or -1 with a reason a person reads into why (whylen bytes).
+ */
+int receipt_check(const struct file_rec *r, char *why, size_t whylen);
 /* Sets fd's receipt (the file must be writable by us: mode 0600). 0 or -1
  * with errno (ENOTSUP: no user xattrs here; E2BIG/ENOSPC: too large). */
 int receipt_write(int fd, const struct file_rec *r);

@@ -1,15 +1,20 @@
 #include "spool/state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "policy/path.h"
 
 struct state {
 	sqlite3	*db;
@@ -94,18 +99,34 @@ col_text(sqlite3_stmt *s, int i, char *dst, size_t len)
 	xstrlcpy(dst, t ? (const char *)t : "", len);
 }
 
+/* A name the spool joins into paths: a value that does not fit, or holds
+ * a NUL, reads as "" (which no name check passes) rather than cut short
+ * into some other valid name. */
+static void
+col_name(sqlite3_stmt *s, int i, char *dst, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	int n = sqlite3_column_bytes(s, i);
+
+	if (t == NULL || n < 0 || (size_t)n >= len ||
+	    strlen((const char *)t) != (size_t)n)
+		dst[0] = '\0';
+	else
+		xstrlcpy(dst, (const char *)t, len);
+}
+
 static void
 row_to_rec(sqlite3_stmt *s, struct file_rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->id = sqlite3_column_int64(s, 0);
-	col_text(s, 1, r->fid, sizeof(r->fid));
-	col_text(s, 2, r->partner, sizeof(r->partner));
-	col_text(s, 3, r->path, sizeof(r->path));
+	col_name(s, 1, r->fid, sizeof(r->fid));
+	col_name(s, 2, r->partner, sizeof(r->partner));
+	col_name(s, 3, r->path, sizeof(r->path));
 	col_text(s, 4, r->remote, sizeof(r->remote));
 	col_text(s, 5, r->session, sizeof(r->session));
 	r->size = sqlite3_column_int64(s, 6);
-	col_text(s, 7, r->sha256, sizeof(r->sha256));
+	col_name(s, 7, r->sha256, sizeof(r->sha256));
 	r->received_ms = sqlite3_column_int64(s, 8);
 	col_text(s, 9, r->state, sizeof(r->state));
 	col_text(s, 10, r->object_key, sizeof(r->object_key));
@@ -867,9 +888,136 @@ state_qcopy_reset(struct state *st)
 }
 
 int
+spool_fid_ok(const char *fid)
+{
+	size_t i;
+
+	if (fid == NULL)
+		return 0;
+	for (i = 0; i < 32; i++)
+		if (!((fid[i] >= '0' && fid[i] <= '9') ||
+		    (fid[i] >= 'a' && fid[i] <= 'f')))
+			return 0;
+	return fid[32] == '\0';
+}
+
+int
+spool_partner_ok(const char *name)
+{
+	size_t i;
+
+	if (name == NULL || !((name[0] >= 'a' && name[0] <= 'z') ||
+	    (name[0] >= '0' && name[0] <= '9')))
+		return 0;
+	for (i = 1; name[i] != '\0'; i++)
+		if (i >= 64 || !((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '.' ||
+		    name[i] == '_' || name[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int
+spool_relpath_ok(const char *path)
+{
+	char norm[4096];
+	size_t len;
+
+	if (path == NULL || (len = strlen(path)) == 0 || len >= sizeof(norm) ||
+	    path[0] == '/')
+		return 0;
+	/* the SFTP engine's own rule: what it would have stored */
+	if (path_normalize(path, len, 0, norm, sizeof(norm)) != 0)
+		return 0;
+	return strcmp(norm, path) == 0 && strcmp(norm, ".") != 0;
+}
+
+int
+spool_mkdir(const char *path, mode_t mode)
+{
+	struct stat sb;
+	int fd;
+
+	if (mkdir(path, mode) == -1 && errno != EEXIST) {
+		log_warn("cannot create %s", path);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		log_warn("%s: not a directory (or a symbolic link); remove it "
+		    "and restart", path);
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISDIR(sb.st_mode) ||
+	    sb.st_uid != geteuid()) {
+		log_warnx("%s must be a directory owned by uid %u; remove it "
+		    "and restart", path, (unsigned)geteuid());
+		goto fail;
+	}
+	if ((sb.st_mode & 07777 & ~mode) != 0 &&
+	    fchmod(fd, sb.st_mode & 0777 & mode) == -1) {
+		log_warn("chmod %o %s", (unsigned)mode, path);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int
+spool_write_at(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode)
+{
+	char tmp[NAME_MAX + 1], id[33];
+	const uint8_t *p = data;
+	ssize_t n;
+	int fd = -1, err;
+
+	if (random_id(id, sizeof(id)) == -1 ||
+	    xsnprintf(tmp, sizeof(tmp), ".%.*s.%s.tmp", 160, name, id) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode & 0600)) == -1)
+		return -1;
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fchmod(fd, mode) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, name) == -1)
+		goto fail;
+	return fsync(dirfd) == -1 && errno != EINVAL ? -1 : 0;
+fail:
+	err = errno;
+	if (fd != -1)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	errno = err;
+	return -1;
+}
+
+int
 spool_path(const char *state_dir, const char *sub, const char *name,
     char *out, size_t outlen)
 {
+	if (name != NULL && !spool_partner_ok(name)) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (name != NULL)
 		return xsnprintf(out, outlen, "%s/%s/%s", state_dir, sub, name) < 0 ?
 		    -1 : 0;

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define FS_RECEIVED	"received"
 #define FS_ACCEPTED	"accepted"
@@ -189,9 +190,45 @@ int state_qcopy_claim(struct state *, int64_t now_ms, struct file_rec *r);
 int state_qcopy_finish(struct state *, const struct file_rec *r, int done);
 int state_qcopy_reset(struct state *);
 
-/* Directory helpers: state_dir/<sub>[/<name>] into out. 0 or -1 on truncation. */
+/*
+ * Names that come from a session (a receipt, a database row) are checked
+ * before any path is built from them; a session may be compromised.
+ * spool_fid_ok: exactly what random_id() makes, 32 lower-case hex digits.
+ * spool_partner_ok: a partner name as the config allows one (1 to 64 of
+ * a-z 0-9 . _ -, starting with a-z or 0-9): never "", ".", "..", "/", a
+ * control character, nor a name starting with '_' (quarantine/_forged,
+ * quarantine/_unrecorded are the spool's own).
+ * spool_relpath_ok: a partner path as the SFTP engine stores it: relative,
+ * already normalised (no "", ".", ".." component, no leading or trailing
+ * '/', no "//"), no control character or backslash, valid UTF-8,
+ * components of at most 255 bytes, under 4096 bytes in all.
+ * Each returns 1 if the name is good, 0 if not.
+ */
+int spool_fid_ok(const char *fid);
+int spool_partner_ok(const char *name);
+int spool_relpath_ok(const char *path);
+
+/* Directory helpers: state_dir/<sub>[/<name>] into out. name, when not
+ * NULL, must be a partner name (spool_partner_ok); sub is the caller's
+ * constant. 0, or -1 on truncation or a bad name (errno EINVAL). */
 int spool_path(const char *state_dir, const char *sub, const char *name,
     char *out, size_t outlen);
+/*
+ * Creates directory path (its parent must exist) with mode if missing, and
+ * opens it without following a symbolic link: it must be a directory owned
+ * by this process's effective uid; group and other bits beyond mode are
+ * cleared. Returns its fd (O_RDONLY | O_DIRECTORY | O_CLOEXEC), or -1
+ * (logged).
+ */
+int spool_mkdir(const char *path, mode_t mode);
+/*
+ * Writes len bytes of data as dirfd/name, durably and atomically: a temp
+ * file created with O_EXCL | O_NOFOLLOW under an unpredictable name in the
+ * same directory, fsync, renameat over name, fsync of the directory. mode
+ * is set with fchmod. 0 or -1 (errno).
+ */
+int spool_write_at(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode);
 /* Creates landing/, spool/incoming, spool/ready, quarantine/ (0750). 0 or -1. */
 int spool_init(const char *state_dir);
 

@@ -179,31 +179,22 @@ verify_home(const char *state_dir, const struct partner *p, char *home,
 	static const char conf[] = "# written by sluice: never fetch keys\n"
 	    "no-auto-key-retrieve\nauto-key-locate local\n"
 	    "no-auto-key-import\n";
-	struct stat sb;
 	ssize_t n;
 	size_t i;
 	int fd, rc = -1;
 
 	if (spool_path(state_dir, "gnupg", NULL, dir, sizeof(dir)) == -1 ||
-	    xsnprintf(home, homelen, "%s/%s", dir, p->name) < 0 ||
+	    spool_path(state_dir, "gnupg", p->name, home, homelen) == -1 ||
 	    xsnprintf(stamp, sizeof(stamp), "%s/sluice-keys.stamp", home) < 0)
 		return -1;
-	if (mkdir_p(dir, 0700) == -1 ||
-	    (mkdir(home, 0700) == -1 && errno != EEXIST)) {
-		log_warn("partner %s: cannot create %s", p->name, home);
+	/* gnupg/ and gnupg/<partner>: real directories of ours, 0700 (an
+	 * existing one of someone else's, or a link, is refused) */
+	if ((fd = spool_mkdir(dir, 0700)) == -1)
 		return -1;
-	}
-	if (lstat(home, &sb) == -1 || !S_ISDIR(sb.st_mode) ||
-	    sb.st_uid != geteuid()) {
-		log_warnx("partner %s: %s must be a directory owned by uid %u; "
-		    "remove it and restart", p->name, home,
-		    (unsigned)geteuid());
+	close(fd);
+	if ((fd = spool_mkdir(home, 0700)) == -1)
 		return -1;
-	}
-	if ((sb.st_mode & 077) != 0 && chmod(home, 0700) == -1) {
-		log_warn("partner %s: chmod 0700 %s", p->name, home);
-		return -1;
-	}
+	close(fd);
 	if (sc->keyring == NULL) {
 		log_warnx("partner %s: signature.mode needs signature.keyring "
 		    "(the partner's public keys)", p->name);

@@ -307,7 +307,8 @@ purge_archive(struct worker *w)
 		return;
 	for (i = 0; i < n; i++) {
 		del[i] = 0;
-		if (state_get(w->st, ids[i], &r[i]) != 1)
+		if (state_get(w->st, ids[i], &r[i]) != 1 ||
+		    !spool_fid_ok(r[i].fid))
 			continue;
 		if (unlinkat(w->u->archivefd, r[i].fid, 0) == -1 &&
 		    errno != ENOENT) {
@@ -370,7 +371,8 @@ upload_one(struct worker *w, struct job *j)
 	memset(res, 0, sizeof(*res));
 	memset(&saved, 0, sizeof(saved));
 	w->cur = r;
-	fd = openat(w->u->readyfd, r->fid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = !spool_fid_ok(r->fid) ? (errno = EINVAL, -1) :
+	    openat(w->u->readyfd, r->fid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 || fstat(fd, &sb) == -1 || sb.st_size != r->size) {
 		res->outcome = PUT_FATAL;
 		xsnprintf(res->error, sizeof(res->error), "spool file %s %s",
@@ -559,12 +561,14 @@ qcopy_one(struct worker *w, struct file_rec *r)
 	    r->path;
 	ascii_copy(name, base, sizeof(name), '_');
 	ascii_copy(reason, r->last_error, sizeof(reason), '?');
-	if (xsnprintf(path, sizeof(path), "%s/quarantine/%s/%s",
+	if (!spool_fid_ok(r->fid) || !spool_partner_ok(r->partner) ||
+	    xsnprintf(path, sizeof(path), "%s/quarantine/%s/%s",
 	    cfg->state_dir, r->partner, r->fid) < 0 ||
 	    xsnprintf(key, sizeof(key), "%s%s/%s-%s",
 	    cfg->store.quarantine_prefix, r->partner, r->fid, name) < 0) {
 		res.outcome = PUT_FATAL;
-		xstrlcpy(res.error, "quarantine key too long", sizeof(res.error));
+		xstrlcpy(res.error, "quarantine key too long, or not a valid "
+		    "partner or fid", sizeof(res.error));
 	} else if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &sb) == -1) {
 		res.outcome = PUT_FATAL;

@@ -123,9 +123,21 @@ class TestPlanted(unittest.TestCase):
                     with open(os.path.join(d, fid + ".reason"), "w") as f:
                         f.write("file: %s\nreason: stale, from a verdict the crash lost\n" % path)
                 key = "%s/%s" % (PARTNER, path) if state == "accepted" else ""
+                dev = ino = 0
+                if state == "received":
+                    # as a session leaves it: the landing name of the same
+                    # inode, which the intake checks (a hand-off, issue 10)
+                    lp = os.path.join(cls.gw.landing(PARTNER), path)
+                    os.makedirs(os.path.dirname(lp), exist_ok=True)
+                    os.link(os.path.join(d, fid), lp)
+                    os.chmod(lp, 0o440)
+                    st = os.stat(lp)
+                    dev, ino = st.st_dev, st.st_ino
                 con.execute("INSERT INTO files (fid, partner, path, size, sha256, received_ms, "
-                            "state, updated_ms, object_key) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (fid, PARTNER, path, len(data), H.sha256_bytes(data), now, state, now, key))
+                            "state, updated_ms, object_key, landing_dev, landing_ino) "
+                            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (fid, PARTNER, path, len(data), H.sha256_bytes(data), now, state, now, key,
+                             dev, ino))
                 cls.planted[name] = (fid, path, data)
             con.commit()
         finally:

@@ -126,6 +126,95 @@ test_on_a_file(void **state)
 	close(fd);
 }
 
+/* receipt_check: every field a session wrote, as the intake checks it. */
+static void
+test_check(void **state)
+{
+	static const struct {
+		const char *field, *value;
+	} bad[] = {
+		{ "fid", "" },
+		{ "fid", "../../x" },
+		{ "fid", "0123456789ABCDEF0123456789abcdef" },	/* upper case */
+		{ "fid", "0123456789abcdef0123456789abcde" },	/* 31 */
+		{ "fid", "0123456789abcdef0123456789abcde/" },
+		{ "partner", "" },
+		{ "partner", ".." },
+		{ "partner", "../.." },
+		{ "partner", "a/b" },
+		{ "partner", "_forged" },
+		{ "partner", "Acme" },
+		{ "partner", "acme\n" },
+		{ "partner", "-acme" },
+		{ "path", "" },
+		{ "path", "/etc/passwd" },
+		{ "path", "." },
+		{ "path", ".." },
+		{ "path", "../x" },
+		{ "path", "in/../../x" },
+		{ "path", "in/./x" },
+		{ "path", "in//x" },
+		{ "path", "in/" },
+		{ "path", "a\tb" },
+		{ "path", "a\\b" },
+		{ "path", "bad\xff.csv" },
+		{ "sha256", "" },
+		{ "sha256", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855" },
+		{ "sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85" },
+	};
+	struct file_rec r;
+	char why[256], name[300];
+	size_t i;
+
+	(void)state;
+	sample(&r);
+	assert_int_equal(receipt_check(&r, why, sizeof(why)), 0);
+	xstrlcpy(r.path, "x", sizeof(r.path));
+	assert_int_equal(receipt_check(&r, why, sizeof(why)), 0);
+	xstrlcpy(r.partner, "0a.b_c-d", sizeof(r.partner));
+	assert_int_equal(receipt_check(&r, why, sizeof(why)), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sample(&r);
+		if (strcmp(bad[i].field, "fid") == 0)
+			xstrlcpy(r.fid, bad[i].value, sizeof(r.fid));
+		else if (strcmp(bad[i].field, "partner") == 0)
+			xstrlcpy(r.partner, bad[i].value, sizeof(r.partner));
+		else if (strcmp(bad[i].field, "path") == 0)
+			xstrlcpy(r.path, bad[i].value, sizeof(r.path));
+		else
+			xstrlcpy(r.sha256, bad[i].value, sizeof(r.sha256));
+		why[0] = '\0';
+		if (receipt_check(&r, why, sizeof(why)) != -1)
+			fail_msg("%s \"%s\" passed", bad[i].field, bad[i].value);
+		assert_non_null(strstr(why, bad[i].field));
+	}
+	/* a partner name of 64 characters is one, of 65 is not */
+	sample(&r);
+	memset(name, 'a', 64);
+	name[64] = '\0';
+	xstrlcpy(r.partner, name, sizeof(r.partner));
+	assert_int_equal(receipt_check(&r, why, sizeof(why)), 0);
+	name[64] = 'a';
+	name[65] = '\0';
+	assert_int_equal(spool_partner_ok(name), 0);
+	/* a component of 256 bytes is too long */
+	memset(name, 'b', 256);
+	name[256] = '\0';
+	assert_int_equal(spool_relpath_ok(name), 0);
+	name[255] = '\0';
+	assert_int_equal(spool_relpath_ok(name), 1);
+	/* sizes and the landing inode */
+	sample(&r);
+	r.size = -1;
+	assert_int_equal(receipt_check(&r, why, sizeof(why)), -1);
+	sample(&r);
+	r.landing_ino = 0;
+	assert_int_equal(receipt_check(&r, why, sizeof(why)), -1);
+	/* what random_id makes is a fid */
+	assert_int_equal(random_id(name, 33), 0);
+	assert_int_equal(spool_fid_ok(name), 1);
+}
+
 int
 main(void)
 {
@@ -133,6 +222,7 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_rejects_bad),
 		cmocka_unit_test(test_on_a_file),
+		cmocka_unit_test(test_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

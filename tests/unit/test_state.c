@@ -5,11 +5,16 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "common/util.h"
 #include "audit/audit.h"
@@ -273,6 +278,107 @@ test_outbox_keeps_on_failure(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* No name from a row is joined into a path unchecked. */
+static void
+test_spool_names(void **state)
+{
+	struct state *st = *state;
+	struct file_rec r, *rows = NULL;
+	sqlite3 *db = state_db(st);
+	char p[256], big[200];
+	size_t n = 0;
+
+	assert_int_equal(spool_path(dir, "quarantine", "acme", p, sizeof(p)), 0);
+	assert_int_equal(spool_path(dir, "quarantine", "../..", p, sizeof(p)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_path(dir, "landing", "", p, sizeof(p)), -1);
+	assert_int_equal(spool_path(dir, "landing", "a/b", p, sizeof(p)), -1);
+	assert_int_equal(spool_path(dir, "landing", "..", p, sizeof(p)), -1);
+	assert_int_equal(spool_path(dir, "landing", NULL, p, sizeof(p)), 0);
+	assert_int_equal(spool_fid_ok("0123456789abcdef0123456789abcdef"), 1);
+	assert_int_equal(spool_fid_ok("../x"), 0);
+	assert_int_equal(spool_fid_ok(""), 0);
+	assert_int_equal(spool_fid_ok(NULL), 0);
+
+	/* a fid longer than a fid, or with a NUL in it, reads as "" rather
+	 * than as another, valid, name cut short */
+	memset(big, 'a', 40);
+	big[40] = '\0';
+	add(st, "f1", "one.csv", &r);
+	add(st, "f2", "two.csv", &r);
+	assert_int_equal(sqlite3_exec(db, "UPDATE files SET fid = "
+	    "'0123456789abcdef0123456789abcdef/../../x' WHERE fid = 'f1'",
+	    NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE files SET fid = "
+	    "'0123456789abcdef0123456789abcde0', partner = 'acme' || char(0) || "
+	    "'/..' WHERE fid = 'f2'", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(state_list(st, FS_RECEIVED, NULL, 10, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].fid, "");
+	assert_string_equal(rows[1].fid, "0123456789abcdef0123456789abcde0");
+	assert_string_equal(rows[1].partner, "");
+	free(rows);
+	(void)big;
+}
+
+/* Service-side creation: directories of ours only, temp files exclusive. */
+static void
+test_spool_mkdir_and_write(void **state)
+{
+	char p[256], q[256], buf[16];
+	struct stat sb;
+	ssize_t k;
+	int fd, dfd;
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/gnupg", dir);
+	assert_true((fd = spool_mkdir(p, 0700)) >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0700);
+	close(fd);
+	/* an existing directory too open is tightened */
+	assert_int_equal(chmod(p, 0777), 0);
+	assert_true((fd = spool_mkdir(p, 0700)) >= 0);
+	close(fd);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0700);
+	/* a symbolic link (or a file) in its place is refused */
+	snprintf(q, sizeof(q), "%s/plaintext", dir);
+	assert_int_equal(symlink("/tmp", q), 0);
+	assert_int_equal(spool_mkdir(q, 0700), -1);
+	assert_int_equal(lstat(q, &sb), 0);
+	assert_true(S_ISLNK(sb.st_mode));
+
+	/* spool_write_at: the content, the mode, no temp file left, and a
+	 * link at the final name is replaced, not followed */
+	assert_true((dfd = open(p, O_RDONLY | O_DIRECTORY)) >= 0);
+	snprintf(q, sizeof(q), "%s/target", dir);
+	assert_int_equal(symlinkat(q, dfd, "x.reason"), 0);
+	assert_int_equal(spool_write_at(dfd, "x.reason", "hello", 5, 0640), 0);
+	assert_int_equal(access(q, F_OK), -1);		/* not followed */
+	assert_int_equal(fstatat(dfd, "x.reason", &sb, AT_SYMLINK_NOFOLLOW), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_true((fd = openat(dfd, "x.reason", O_RDONLY)) >= 0);
+	k = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(k, 5);
+	assert_memory_equal(buf, "hello", 5);
+	{
+		DIR *d = fdopendir(dup(dfd));
+		struct dirent *de;
+		int nfiles = 0;
+
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' || strstr(de->d_name, "tmp"))
+				nfiles++;
+		closedir(d);
+		assert_int_equal(nfiles, 1);
+	}
+	close(dfd);
+}
+
 int
 main(void)
 {
@@ -285,6 +391,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_commit_and_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_keeps_on_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_mkdir_and_write, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
