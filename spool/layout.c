@@ -43,17 +43,21 @@ own(const char *path, uid_t uid, gid_t gid, int mode)
 	return 0;
 }
 
-/* Everything below state_dir: partners' landing trees to the session
- * user, the rest to the service user. Modes are fixed afterwards. */
+/*
+ * What root left below state_dir (a version that ran everything as root, or
+ * the supervisor's own files): partners' landing trees to the session user,
+ * the rest to the service user. Files owned by anyone else are left as they
+ * are: an upload's inode is also linked under spool/ or quarantine/, and
+ * stays the session user's. Modes are fixed afterwards.
+ */
 static int
 walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	const struct spool_owners *o = walk_o;
 	int landing;
 
-	(void)st;
 	(void)flag;
-	if (ftw->level == 0)
+	if (ftw->level == 0 || st->st_uid != 0)
 		return 0;
 	landing = strncmp(path, walk_landing, walk_landing_len) == 0 &&
 	    path[walk_landing_len] == '/';

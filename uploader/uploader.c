@@ -350,6 +350,19 @@ keep_upload(void *arg, const char *key, const char *upload_id)
 /* ---- one file (a worker) --------------------------------------------------- */
 
 /* Stores j->r; fills j's outcome for the dispatcher to record. */
+/* Is fid still in spool/incoming (accepted, not yet moved to ready)? */
+static int
+in_incoming(const struct config *cfg, const char *fid)
+{
+	char p[PATH_MAX];
+
+	if (spool_path(cfg->state_dir, "spool/incoming", NULL, p,
+	    sizeof(p)) == -1 || xstrlcat(p, "/", sizeof(p)) >= sizeof(p) ||
+	    xstrlcat(p, fid, sizeof(p)) >= sizeof(p))
+		return 0;
+	return access(p, F_OK) == 0;
+}
+
 static void
 upload_one(struct worker *w, struct job *j)
 {
@@ -373,7 +386,13 @@ upload_one(struct worker *w, struct job *j)
 	w->cur = r;
 	fd = !spool_fid_ok(r->fid) ? (errno = EINVAL, -1) :
 	    openat(w->u->readyfd, r->fid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 || fstat(fd, &sb) == -1 || sb.st_size != r->size) {
+	if (fd == -1 && errno == ENOENT && in_incoming(cfg, r->fid)) {
+		/* accepted by an intake that crashed before its rename: its
+		 * start-up recovery moves it into spool/ready; try later */
+		res->outcome = PUT_RETRY;
+		xsnprintf(res->error, sizeof(res->error), "spool file %s not "
+		    "in spool/ready yet", r->fid);
+	} else if (fd == -1 || fstat(fd, &sb) == -1 || sb.st_size != r->size) {
 		res->outcome = PUT_FATAL;
 		xsnprintf(res->error, sizeof(res->error), "spool file %s %s",
 		    r->fid, fd == -1 ? strerror(errno) :

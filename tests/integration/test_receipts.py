@@ -112,7 +112,7 @@ class TestReceipts(Gateway):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(lp, 0o600)
+        os.chmod(lp, 0o640)
         H.as_session_file(lp)
         if isinstance(receipt, dict):
             st = os.stat(lp)
@@ -156,9 +156,9 @@ class TestReceipts(Gateway):
         # 3: a valid remnant: closed, receipt durable, never imported
         good = os.urandom(9000)
         P["valid"] = ("valid.bin", good, cls.plant("valid.bin", good, {}))
-        # 4: receipt written, crash before the chmod 0440
+        # 4: receipt written, crash before the chmod 0440 (uploads are 0640)
         w = os.urandom(3000)
-        P["writable"] = ("writable.bin", w, cls.plant("writable.bin", w, {}, mode=0o600))
+        P["writable"] = ("writable.bin", w, cls.plant("writable.bin", w, {}, mode=0o640))
         # 6: receipts that are none
         g1, g2 = os.urandom(1000), os.urandom(1100)
         P["notjson"] = ("notjson.bin", g1, cls.plant("notjson.bin", g1, b"{not json"))
