@@ -60,8 +60,12 @@ int	sandbox_postauth(const char *partner_root, const char *incoming_dir);
  *
  * Other test switches read by this module in test builds only:
  *   SLUICE_TEST_NO_LANDLOCK=1  behave as on a kernel without Landlock
- *   SLUICE_TEST_SANDBOX_LOG=1  log (SECCOMP_RET_LOG) instead of killing,
- *                              to list what a new code path needs
+ *   SLUICE_TEST_SANDBOX_LOG=1  log (SECCOMP_RET_LOG, in the kernel's audit
+ *                              log / dmesg) instead of killing, to list
+ *                              what a new code path needs
+ *   SLUICE_TEST_SANDBOX_TRAP=1 a forbidden call writes its number and a
+ *                              backtrace to stderr, then SIGSYS ends the
+ *                              process
  */
 void	sandbox_test_trigger(const char *what);
 #endif

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <linux/landlock.h>
 #include <signal.h>
 #include <stdio.h>
@@ -275,6 +276,46 @@ child_postauth(void)
 	return 0;
 }
 
+/*
+ * Library calls seen under the filter: a first pthread_once(3) (OpenSSL's
+ * lazy initialisations during key exchange wake with futex), malloc of
+ * large blocks (mmap, mremap, munmap), abort-free exit.
+ */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int once_ran;
+
+static void
+once_init(void)
+{
+	once_ran = 1;
+}
+
+static int
+child_library_calls(void)
+{
+	char *p, *q;
+
+	if (sandbox_preauth(landing, incoming) != 0 ||
+	    sandbox_postauth(root, incoming) != 0)
+		return 2;
+	if (pthread_once(&once, once_init) != 0 || !once_ran)
+		return 50;
+	if ((p = malloc(64 << 20)) == NULL)
+		return 51;
+	memset(p, 1, 64 << 20);
+	if ((q = realloc(p, 128 << 20)) == NULL)
+		return 52;
+	free(q);
+	return 0;
+}
+
+static void
+test_library_calls(void **state)
+{
+	(void)state;
+	expect_exit0(in_child(child_library_calls, 0, NULL));
+}
+
 static void
 test_postauth_confines(void **state)
 {
@@ -491,6 +532,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_postauth_confines),
 		cmocka_unit_test(test_preauth_then_postauth),
+		cmocka_unit_test(test_library_calls),
 		cmocka_unit_test(test_forbidden_syscall_kills),
 		cmocka_unit_test(test_trigger),
 		cmocka_unit_test(test_no_landlock),
