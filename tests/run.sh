@@ -17,14 +17,14 @@ jobs=$(nproc)
 if [ "$(id -u)" -eq 0 ]; then "$top/deploy/create-users.sh"; fi
 
 echo "== build and test: $top/build"
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON >/dev/null
+cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON -DSLUICE_TEST_HOOKS=ON >/dev/null
 cmake --build "$top/build" -j"$jobs"
 (cd "$top/build" && ctest --output-on-failure --timeout 900 "$@")
 
 if [ "${SLUICE_SANITIZE:-1}" != 0 ]; then
   echo "== build and test with ASan+UBSan: $top/build-asan"
   cmake -S "$top" -B "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON \
-    -DSLUICE_SANITIZE=ON >/dev/null
+    -DSLUICE_TEST_HOOKS=ON -DSLUICE_SANITIZE=ON >/dev/null
   cmake --build "$top/build-asan" -j"$jobs"
   export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
