@@ -386,8 +386,10 @@ static volatile sig_atomic_t sup_quit;
 static void
 sup_signal(int sig)
 {
-	(void)sig;
-	sup_quit = 1;
+	if (sig != SIGCHLD)
+		sup_quit = 1;
+	/* SIGCHLD: only wakes poll(2), so an ended session is reported to
+	 * the listener at once (its address may connect again) */
 }
 
 /* In a forked role: close what the supervisor holds that r must not. */
@@ -686,6 +688,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	sa.sa_handler = sup_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	for (i = 0; i < NPROCS; i++) {

@@ -656,6 +656,8 @@ listener_accept(struct listener *l)
 	}
 	if (guard_addr((struct sockaddr *)&ss, addr, sizeof(addr)) == -1)
 		xstrlcpy(addr, "unknown", sizeof(addr));
+	/* sessions that ended meanwhile no longer count against the limits */
+	(void)supervisor_message(l, NULL);
 	v = guard_admit(l->guard, (struct sockaddr *)&ss, addr,
 	    now_ms() / 1000);
 	if (v != GUARD_OK) {

@@ -252,7 +252,7 @@ static const struct {
 	/* time, randomness, signals, the end */
 	{ SCMP_SYS(clock_gettime), POST },	/* vDSO fallbacks */
 	{ SCMP_SYS(gettimeofday), POST },
-	{ SCMP_SYS(clock_nanosleep), POST },	/* SQLite's busy wait */
+	{ SCMP_SYS(clock_nanosleep), POST },	/* usleep(3), nanosleep(3) */
 	{ SCMP_SYS(getrandom), POST },		/* OpenSSL, random_id */
 	{ SCMP_SYS(getpid), POST },		/* log lines, libssh */
 	{ SCMP_SYS(alarm), POST },		/* login grace time */
@@ -284,13 +284,7 @@ static const struct {
 	{ SCMP_SYS(fsetxattr), POST },
 	{ SCMP_SYS(fremovexattr), POST },
 	{ SCMP_SYS(fstatfs), POST },		/* statvfs@openssh.com, free space */
-	{ SCMP_SYS(flock), POST },		/* the audit file (to go with the
-						   audit writer) */
-	/* SQLite removing its -wal file at close (outside Landlock's rules
-	 * it fails with EACCES; to go with the session's database handle) */
-	{ SCMP_SYS(unlink), POST },
-	/* until sandbox_postauth: the session makes landing/<partner> */
-	{ SCMP_SYS(mkdir), PRE },
+	{ SCMP_SYS(flock), POST },		/* an upload's lock (CLOSE, OPEN) */
 	/* the post-auth step's own set-up (prctl: sb_rules) */
 	{ SCMP_SYS(seccomp), PRE },
 	{ SCMP_SYS(landlock_create_ruleset), PRE },
@@ -519,5 +513,31 @@ sandbox_test_trigger(const char *what)
 	if (fd != -1)
 		close(fd);
 	log_warnx("sandbox: test trigger: socket(AF_INET) was not stopped");
+}
+#endif
+
+#ifdef SLUICE_TEST_HOOKS
+void
+sandbox_test_probe(const char *session)
+{
+	const char *v = getenv("SLUICE_TEST_PROBE_PATHS"), *p, *e;
+	char path[4096];
+	size_t n;
+	int fd;
+
+	for (p = v; p != NULL && *p != '\0'; p = *e ? e + 1 : e) {
+		if ((e = strchr(p, ':')) == NULL)
+			e = p + strlen(p);
+		n = (size_t)(e - p);
+		if (n == 0 || n >= sizeof(path))
+			continue;
+		memcpy(path, p, n);
+		path[n] = '\0';
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		log_info("sandbox: test probe in session %s: open %s: %s",
+		    session, path, fd == -1 ? strerror(errno) : "opened");
+		if (fd != -1)
+			close(fd);
+	}
 }
 #endif

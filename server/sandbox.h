@@ -68,6 +68,13 @@ int	sandbox_postauth(const char *partner_root, const char *incoming_dir);
  *                              process
  */
 void	sandbox_test_trigger(const char *what);
+/*
+ * Test builds only: for each path in SLUICE_TEST_PROBE_PATHS (':'
+ * separated), tries open(path, O_RDONLY) as the sandboxed session and logs
+ * "sandbox: test probe in session ID: open PATH: <result>", so a test can
+ * see what a compromised session could reach.
+ */
+void	sandbox_test_probe(const char *session);
 #endif
 
 #endif

@@ -43,6 +43,7 @@
 #include "policy/sessioncfg.h"
 #include "server/guard.h"
 #include "server/monitor.h"
+#include "server/sandbox.h"
 #include "server/server.h"
 #include "server/sftp.h"
 #include "spool/receipt.h"
@@ -861,6 +862,7 @@ session_run(const struct config *cfg, ssh_session ssh, int guardfd,
 {
 	struct session s;
 	struct sigaction sa;
+	char landing[PATH_MAX], incoming[PATH_MAX], root[PATH_MAX];
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
@@ -886,6 +888,22 @@ session_run(const struct config *cfg, ssh_session ssh, int guardfd,
 	alarm((unsigned)s.lim.login_grace_s);
 	if ((s.audit = audit_connect(audit_socket)) == NULL)
 		_exit(1);
+	/*
+	 * The sandbox (server/sandbox.h), before a byte from the client is
+	 * parsed: from here the process reaches nothing on the file system
+	 * but landing/ and spool/incoming, and makes no system call outside
+	 * the allow-list. jansson seeds its hash from /dev/urandom at its
+	 * first object: now, while it still can.
+	 */
+	json_object_seed(0);
+	if (spool_path(cfg->state_dir, "landing", NULL, landing,
+	    sizeof(landing)) == -1 || spool_path(cfg->state_dir,
+	    "spool/incoming", NULL, incoming, sizeof(incoming)) == -1 ||
+	    sandbox_preauth(landing, incoming) == -1)
+		_exit(1);
+#ifdef SLUICE_TEST_HOOKS
+	sandbox_test_trigger("preauth");
+#endif
 	if (session_handshake(&s) == -1)
 		goto out;
 	alarm(0);
@@ -898,6 +916,17 @@ session_run(const struct config *cfg, ssh_session ssh, int guardfd,
 		    s.id, s.partner->name);
 		goto out;
 	}
+	/* After login: one partner's root, and linking into incoming. */
+	if (spool_path(cfg->state_dir, "landing", s.partner->name, root,
+	    sizeof(root)) == -1 || sandbox_postauth(root, incoming) == -1) {
+		log_warnx("session %s: the sandbox could not be set up; "
+		    "refusing %s", s.id, s.partner->name);
+		goto out;
+	}
+#ifdef SLUICE_TEST_HOOKS
+	sandbox_test_trigger("postauth");
+	sandbox_test_probe(s.id);
+#endif
 	log_info("session %s: %s logged in from %s by %s%s%s (kex %s, cipher "
 	    "%s, mac %s)", s.id, s.partner->name, s.remote, s.auth_method,
 	    s.key_fp[0] ? " " : "", s.key_fp, ssh_get_kex_algo(s.ssh),
