@@ -836,12 +836,14 @@ struct verify_job {
 	char		 home[PATH_MAX];
 };
 
+/* Sets resource res to v (soft) and v + hard_extra (hard). */
 static void
-set_limit(int res, int64_t v)
+set_limit(int res, int64_t v, int64_t hard_extra)
 {
 	struct rlimit rl;
 
-	rl.rlim_cur = rl.rlim_max = v < 0 ? 0 : (rlim_t)v;
+	rl.rlim_cur = v < 0 ? 0 : (rlim_t)v;
+	rl.rlim_max = rl.rlim_cur + (rlim_t)hard_extra;
 	(void)setrlimit(res, &rl);
 }
 
@@ -924,14 +926,15 @@ child_main(pid_t parent, int wfd, const char *home,
 
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	set_limit(RLIMIT_CORE, 0);
+	set_limit(RLIMIT_CORE, 0, 0);
+	/* SIGXCPU at the soft limit (reported), SIGKILL a second later */
 	cpu_s = (bound_ms + 999) / 1000 + 1;
-	set_limit(RLIMIT_CPU, cpu_s);
+	set_limit(RLIMIT_CPU, cpu_s, 1);
 	set_limit(RLIMIT_FSIZE, (plain_fd != -1 ? plain_bound(op ==
-	    OP_DETACHED ? 0 : size) : 0) + FSIZE_SLACK);
+	    OP_DETACHED ? 0 : size) : 0) + FSIZE_SLACK, 0);
 #ifndef NO_RLIMIT_AS
 	set_limit(RLIMIT_AS, limits.max_as > 0 ? limits.max_as :
-	    VERIFY_MAX_AS);
+	    VERIFY_MAX_AS, 0);
 #endif
 
 	keep[nkeep++] = wfd;
