@@ -1149,7 +1149,7 @@ verify_wait(struct verify_job *j, int block, struct verify_result *res)
 {
 	struct pollfd pfd;
 	int64_t left;
-	int status, r, late = 0, rc = -1;
+	int status, r, late = 0, quit = 0, rc = -1;
 
 	memset(res, 0, sizeof(*res));
 	if (j->pid != -1) {
@@ -1162,11 +1162,16 @@ verify_wait(struct verify_job *j, int block, struct verify_result *res)
 			pfd.fd = j->rfd;
 			pfd.events = POLLIN;
 			pfd.revents = 0;
-			r = poll(&pfd, 1, block ? (int)(left > INT_MAX ?
-			    INT_MAX : left) : 0);
+			if (block && limits.quit != NULL && *limits.quit) {
+				quit = 1;
+				break;
+			}
+			/* a signal just before poll: seen within a second */
+			r = poll(&pfd, 1, block ? (int)(left > 1000 ? 1000 :
+			    left) : 0);
 			if (r == -1 && errno != EINTR) {
 				log_warn("verify: poll");
-				late = 1;
+				quit = 1;
 				break;
 			}
 			if (r <= 0) {
@@ -1187,7 +1192,12 @@ verify_wait(struct verify_job *j, int block, struct verify_result *res)
 					break;
 			}
 		}
-		status = job_reap(j, late || j->got != sizeof(j->msg));
+		status = job_reap(j, late || quit || j->got != sizeof(j->msg));
+		if (quit) {
+			if (j->op == OP_ENCRYPTED)
+				verify_stop_agent(j->home);
+			goto out;	/* shutting down or poll failed */
+		}
 		if (late) {
 			if (j->op == OP_ENCRYPTED)
 				verify_stop_agent(j->home);

@@ -81,6 +81,8 @@ struct verify_limits {
 	int64_t	 max_ms;	/* > 0: the time bound, milliseconds */
 	int64_t	 max_as;	/* > 0: replaces VERIFY_MAX_AS (tests) */
 	const char *gpg;	/* tests: the gpg program; NULL: the real one */
+	const volatile int *quit; /* not NULL: a blocking wait gives up (kills
+				   * the child, returns -1) once *quit != 0 */
 };
 void verify_set_limits(const struct verify_limits *);
 

@@ -906,6 +906,26 @@ test_timeout(void **state)
 	assert_non_null(strstr(r.reason, "exceeded 1 s (signature.timeout)"));
 	assert_true(gone(read_pid("slow.pid")));
 
+	/* shutting down (the caller's quit flag): no verdict, gpg killed */
+	{
+		static volatile int quit;
+
+		quit = 1;
+		vl.quit = &quit;
+		vl.gpg = fake;
+		verify_set_limits(&vl);
+		partner.signature.mode = SIG_DETACHED;
+		partner.signature.timeout_s = 60;
+		d = open_in("data.bin");
+		s = open_in("data.bin.sig");
+		t0 = mono_ms();
+		assert_int_equal(verify_detached(home, &partner.signature, d,
+		    s, &r), -1);
+		assert_true(mono_ms() - t0 < 10000);
+		close(d);
+		close(s);
+	}
+
 	partner.signature.timeout_s = 0;
 	memset(&vl, 0, sizeof(vl));
 	verify_set_limits(&vl);
