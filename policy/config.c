@@ -3150,7 +3150,7 @@ load_signature(struct loader *ld, const yaml_node_t *n, const char *pkp,
 {
 	static const char *const keys[] = {
 		"mode", "signers", "keyring", "decryption_key", "wait",
-		"keep_plaintext"
+		"keep_plaintext", "timeout"
 	};
 	static const char *const modes[] = {
 		"none", "detached", "inline", "encrypted"
@@ -3158,7 +3158,8 @@ load_signature(struct loader *ld, const yaml_node_t *n, const char *pkp,
 	static const enum signature_mode modev[] = {
 		SIG_NONE, SIG_DETACHED, SIG_INLINE, SIG_ENCRYPTED
 	};
-	enum { K_MODE, K_SIGNERS, K_KEYRING, K_DECKEY, K_WAIT, K_PLAIN, K_N };
+	enum { K_MODE, K_SIGNERS, K_KEYRING, K_DECKEY, K_WAIT, K_PLAIN,
+	    K_TIMEOUT, K_N };
 	struct signature_config *sg = &p->signature;
 	yaml_node_t *v[K_N];
 	char kp[KP_MAX], kpk[KP_MAX], path[4096];
@@ -3176,6 +3177,8 @@ load_signature(struct loader *ld, const yaml_node_t *n, const char *pkp,
 			mode_ok = 0;
 	}
 	set_duration(ld, v[K_WAIT], kp, "wait", 1, 30 * DUR_DAY, &sg->wait_s);
+	set_duration(ld, v[K_TIMEOUT], kp, "timeout", 1, DUR_DAY,
+	    &sg->timeout_s);
 	if (!mode_ok)
 		return;		/* the rest depends on the mode */
 
@@ -3288,6 +3291,7 @@ partner_defaults(struct loader *ld, const struct config *cfg,
 	completion_defaults(ld, p->line, &p->completion);
 	p->signature.mode = SIG_NONE;
 	p->signature.wait_s = 600;
+	p->signature.timeout_s = 120;
 	p->duplicate_window_s = 0;
 	p->duplicate_policy = DUP_ACCEPT_FLAG;
 }

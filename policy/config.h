@@ -104,6 +104,7 @@ struct signature_config {
 	char		*keyring;		/* armored/binary public keys of the partner */
 	char		*decryption_key;	/* encrypted mode: the gateway's secret key */
 	int64_t		 wait_s;		/* default 10m: how long data waits for its signature */
+	int64_t		 timeout_s;		/* default 2m: one verification's time (+1 s per 4 MiB); 0: the default */
 	int		 keep_plaintext;	/* encrypted mode: also store the plaintext (default 0) */
 };
 

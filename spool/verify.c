@@ -3,12 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,8 +31,17 @@ static struct verify_limits limits;
 
 #define PLAIN_RATIO	64		/* plaintext per message byte */
 #define PLAIN_FLOOR	(1 << 20)
-#define TIME_FLOOR_MS	(600 * 1000)
 #define TIME_BYTES_PER_S (4 << 20)
+#define FSIZE_SLACK	(1 << 20)	/* gpg's own small files */
+#define RESULT_MAGIC	0x73766572u	/* "sver" */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_RLIMIT_AS	1	/* ASan maps terabytes of shadow memory */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_RLIMIT_AS	1
+#endif
+#endif
 
 void
 verify_set_limits(const struct verify_limits *l)
@@ -78,8 +92,8 @@ ctx_new(const char *home)
 		return NULL;
 	if ((err = gpgme_new(&ctx)) != 0 ||
 	    (err = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP)) != 0 ||
-	    (err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
-	    home)) != 0 ||
+	    (err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP,
+	    limits.gpg, home)) != 0 ||
 	    (err = gpgme_set_pinentry_mode(ctx,
 	    GPGME_PINENTRY_MODE_LOOPBACK)) != 0) {
 		log_warnx("gpgme: cannot set up a context for %s: %s", home,
@@ -494,27 +508,47 @@ sink_write(void *h, const void *buf, size_t n)
 	return (ssize_t)n;
 }
 
+/* The time bound of one verification of a file of size bytes. */
+static int64_t
+time_bound_ms(const struct signature_config *sc, int64_t size)
+{
+	int64_t ms;
+
+	if (limits.max_ms > 0)
+		return limits.max_ms;
+	ms = (sc->timeout_s > 0 ? sc->timeout_s : VERIFY_DEFAULT_TIMEOUT_S) *
+	    1000;
+	if (size > 0 && size / TIME_BYTES_PER_S * 1000 > ms)
+		ms = size / TIME_BYTES_PER_S * 1000;
+	return ms;
+}
+
+/* The plaintext bound for a message of size bytes. */
+static int64_t
+plain_bound(int64_t size)
+{
+	int64_t cap;
+
+	if (size < 0)
+		size = 0;
+	cap = size > INT64_MAX / PLAIN_RATIO ? INT64_MAX : size * PLAIN_RATIO;
+	if (cap < PLAIN_FLOOR)
+		cap = PLAIN_FLOOR;
+	if (limits.max_file_size > 0 && cap > limits.max_file_size)
+		cap = limits.max_file_size;
+	if (limits.max_plain > 0)
+		cap = limits.max_plain;
+	return cap;
+}
+
 /* Sets k's bounds for a message of size bytes. */
 static void
-sink_init(struct sink *k, int fd, int64_t size)
+sink_init(struct sink *k, int fd, int64_t size, int64_t max_ms)
 {
 	memset(k, 0, sizeof(*k));
 	k->fd = fd;
-	if (size < 0)
-		size = 0;
-	k->cap = size > INT64_MAX / PLAIN_RATIO ? INT64_MAX :
-	    size * PLAIN_RATIO;
-	if (k->cap < PLAIN_FLOOR)
-		k->cap = PLAIN_FLOOR;
-	if (limits.max_file_size > 0 && k->cap > limits.max_file_size)
-		k->cap = limits.max_file_size;
-	if (limits.max_plain > 0)
-		k->cap = limits.max_plain;
-	k->max_ms = size / TIME_BYTES_PER_S * 1000;
-	if (k->max_ms < TIME_FLOOR_MS)
-		k->max_ms = TIME_FLOOR_MS;
-	if (limits.max_ms > 0)
-		k->max_ms = limits.max_ms;
+	k->cap = plain_bound(size);
+	k->max_ms = max_ms;
 	k->deadline = mono_ms() + k->max_ms;
 }
 
@@ -544,7 +578,9 @@ data_out(gpgme_data_t *d, struct sink *k)
 	return gpgme_data_new_from_cbs(d, &sink_cbs, k) == 0 ? 0 : -1;
 }
 
-enum op { OP_DETACHED, OP_INLINE, OP_ENCRYPTED };
+#define OP_DETACHED	VERIFY_DETACHED
+#define OP_INLINE	VERIFY_INLINE
+#define OP_ENCRYPTED	VERIFY_ENCRYPTED
 
 /*
  * gpg verifies the one signed message it finds and ignores text around an
@@ -564,7 +600,7 @@ enum frame_state { F_START, F_CLEAR, F_SIG, F_MSG, F_END };
 /* One line (its first FRAME_PREFIX bytes in line, NUL-terminated, trailing
  * blanks removed; blank: the whole line was blank). NULL, or why not. */
 static const char *
-frame_line(enum frame_state *st, enum op op, const char *line, int blank)
+frame_line(enum frame_state *st, enum verify_op op, const char *line, int blank)
 {
 #define IS(x)	(strcmp(line, (x)) == 0)
 	if (strncmp(line, "-----BEGIN PGP ", 15) == 0 ||
@@ -592,7 +628,7 @@ frame_line(enum frame_state *st, enum op op, const char *line, int blank)
 }
 
 static int
-framing_check(int fd, enum op op, char *reason, size_t len)
+framing_check(int fd, enum verify_op op, char *reason, size_t len)
 {
 	enum frame_state st = F_START;
 	char buf[65536], line[FRAME_PREFIX + 1];
@@ -659,9 +695,10 @@ reject:
 	return 1;
 }
 
+/* The verification itself, in the child: as the verify_* calls. */
 static int
-run(const char *home, const struct signature_config *sc, enum op op, int fd,
-    int sig_fd, int plain_fd, struct verify_result *res)
+run_op(const char *home, const struct signature_config *sc, enum verify_op op,
+    int fd, int sig_fd, int plain_fd, int64_t max_ms, struct verify_result *res)
 {
 	gpgme_ctx_t ctx = NULL;
 	gpgme_data_t in = NULL, sig = NULL, out = NULL;
@@ -683,7 +720,8 @@ run(const char *home, const struct signature_config *sc, enum op op, int fd,
 			return -1;
 		}
 	}
-	sink_init(&k, plain_fd, fstat(fd, &sb) == 0 ? (int64_t)sb.st_size : 0);
+	sink_init(&k, plain_fd, fstat(fd, &sb) == 0 ? (int64_t)sb.st_size : 0,
+	    max_ms);
 	if ((ctx = ctx_new(home)) == NULL)
 		return -1;
 	if (data_fd(&in, fd) == -1 ||
@@ -767,6 +805,453 @@ fail:
 		xstrlcpy(res->reason, "no acceptable signature",
 		    sizeof(res->reason));
 	return rc;
+}
+
+/* --- the child ------------------------------------------------------- */
+
+/* What the child sends: fixed size, checked by the parent (untrusted). */
+struct result_msg {
+	uint32_t	 magic;
+	int32_t		 rc;
+	struct verify_result res;
+};
+
+struct verify_job {
+	pid_t		 pid;		/* -1: decided without a child */
+	int		 rfd;		/* the result pipe, -1 when none */
+	enum verify_op	 op;
+	int64_t		 deadline;	/* mono_ms() of the kill */
+	int64_t		 bound_ms;	/* the time bound it was given */
+	size_t		 got;		/* bytes of msg read so far */
+	struct result_msg msg;
+	char		 home[PATH_MAX];
+};
+
+/* Sets resource res to v (soft) and v + hard_extra (hard). */
+static void
+set_limit(int res, int64_t v, int64_t hard_extra)
+{
+	struct rlimit rl;
+
+	rl.rlim_cur = v < 0 ? 0 : (rlim_t)v;
+	rl.rlim_max = rl.rlim_cur + (rlim_t)hard_extra;
+	(void)setrlimit(res, &rl);
+}
+
+/* Closes every descriptor but 0-2 and those in keep (sorted, ascending). */
+static void
+close_others(const int *keep, size_t n)
+{
+	unsigned int lo = 3;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if ((unsigned int)keep[i] > lo)
+			(void)syscall(SYS_close_range, lo,
+			    (unsigned int)keep[i] - 1, 0);
+		lo = (unsigned int)keep[i] + 1;
+	}
+	(void)syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * The child: its own process group, dies with its parent, default signals,
+ * limits, no other descriptors, an empty environment; runs the operation and
+ * writes one result_msg to wfd. Never returns.
+ */
+static void __attribute__((noreturn))
+child_main(pid_t parent, int wfd, const char *home,
+    const struct signature_config *sc, enum verify_op op, int fd, int sig_fd,
+    int plain_fd, int64_t size, int64_t bound_ms)
+{
+	struct result_msg m;
+	struct sigaction sa;
+	sigset_t all;
+	int keep[4], nkeep = 0;
+	int64_t cpu_s;
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(1);
+	(void)setpgid(0, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGXCPU, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGXFSZ, &sa, NULL);	/* a write past the cap: EFBIG */
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	set_limit(RLIMIT_CORE, 0, 0);
+	/* SIGXCPU at the soft limit (reported), SIGKILL a second later */
+	cpu_s = (bound_ms + 999) / 1000 + 1;
+	set_limit(RLIMIT_CPU, cpu_s, 1);
+	set_limit(RLIMIT_FSIZE, (plain_fd != -1 ? plain_bound(op ==
+	    OP_DETACHED ? 0 : size) : 0) + FSIZE_SLACK, 0);
+#ifndef NO_RLIMIT_AS
+	set_limit(RLIMIT_AS, limits.max_as > 0 ? limits.max_as :
+	    VERIFY_MAX_AS, 0);
+#endif
+
+	keep[nkeep++] = wfd;
+	keep[nkeep++] = fd;
+	if (sig_fd != -1)
+		keep[nkeep++] = sig_fd;
+	if (plain_fd != -1)
+		keep[nkeep++] = plain_fd;
+	qsort(keep, (size_t)nkeep, sizeof(keep[0]), cmp_int);
+	close_others(keep, (size_t)nkeep);
+
+	/* no credential or other secret of the caller reaches gpg */
+	(void)clearenv();
+	(void)setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1);
+	(void)setenv("LC_ALL", "C", 1);
+
+	memset(&m, 0, sizeof(m));
+	m.magic = RESULT_MAGIC;
+	m.rc = run_op(home, sc, op, fd, sig_fd, plain_fd, bound_ms, &m.res);
+	if (write_all(wfd, &m, sizeof(m)) == -1)
+		_exit(1);
+	_exit(0);
+}
+
+/* --- the parent ------------------------------------------------------ */
+
+static int
+is_hex40(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 40; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' &&
+		    s[i] <= 'F')))
+			return 0;
+	return s[40] == '\0';
+}
+
+/*
+ * Checks what a child sent (it parsed a partner's bytes: trust nothing):
+ * magic, rc 0 or -1, ok 0 or 1, NUL-terminated strings, a signer that is
+ * 40 upper-case hex digits or empty (and not empty when ok), printable
+ * reason text. Control characters in the reason become '?'. 0 or -1.
+ */
+static int
+result_check(struct result_msg *m)
+{
+	struct verify_result *r = &m->res;
+	size_t i;
+
+	if (m->magic != RESULT_MAGIC || (m->rc != 0 && m->rc != -1) ||
+	    (r->ok != 0 && r->ok != 1))
+		return -1;
+	if (memchr(r->signer, '\0', sizeof(r->signer)) == NULL ||
+	    memchr(r->reason, '\0', sizeof(r->reason)) == NULL)
+		return -1;
+	if (r->signer[0] != '\0' && !is_hex40(r->signer))
+		return -1;
+	if (r->ok && (m->rc != 0 || r->signer[0] == '\0'))
+		return -1;
+	if (r->signed_at < 0)
+		r->signed_at = 0;
+	for (i = 0; r->reason[i] != '\0'; i++)
+		if ((unsigned char)r->reason[i] < 0x20 ||
+		    r->reason[i] == 0x7f)
+			r->reason[i] = '?';
+	/* nothing after the terminators: the rest of the message is ours */
+	i = strlen(r->reason);
+	memset(r->reason + i, 0, sizeof(r->reason) - i);
+	i = strlen(r->signer);
+	memset(r->signer + i, 0, sizeof(r->signer) - i);
+	return 0;
+}
+
+static const char *
+op_name(enum verify_op op)
+{
+	return op == OP_DETACHED ? "detached" : op == OP_INLINE ? "inline" :
+	    "encrypted";
+}
+
+int
+verify_start(const char *home, const struct signature_config *sc,
+    enum verify_op op, int fd, int sig_fd, int plain_fd,
+    struct verify_job **jp)
+{
+	struct verify_job *j;
+	struct stat sb;
+	int64_t size;
+	int p[2];
+	pid_t pid, self = getpid();
+
+	*jp = NULL;
+	if (verify_init() == -1)
+		return -1;
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		log_warn("verify: calloc");
+		return -1;
+	}
+	j->pid = -1;
+	j->rfd = -1;
+	j->op = op;
+	xstrlcpy(j->home, home, sizeof(j->home));
+	if (fstat(fd, &sb) == -1) {
+		log_warn("cannot stat the file to verify");
+		free(j);
+		return -1;
+	}
+	size = (int64_t)sb.st_size;
+	if (op == OP_DETACHED) {
+		if (fstat(sig_fd, &sb) == -1) {
+			log_warn("cannot stat the signature to verify");
+			free(j);
+			return -1;
+		}
+		if (!S_ISREG(sb.st_mode) || sb.st_size > VERIFY_MAX_SIG) {
+			/* decided without gpg */
+			j->msg.magic = RESULT_MAGIC;
+			xsnprintf(j->msg.res.reason, sizeof(j->msg.res.reason),
+			    "the signature file is %lld bytes, over the %d "
+			    "bytes a detached signature may have",
+			    (long long)sb.st_size, VERIFY_MAX_SIG);
+			j->got = sizeof(j->msg);
+			*jp = j;
+			return 0;
+		}
+	}
+	j->bound_ms = time_bound_ms(sc, size);
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_warn("verify: pipe");
+		free(j);
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("verify: fork");
+		close(p[0]);
+		close(p[1]);
+		free(j);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child_main(self, p[1], home, sc, op, fd, sig_fd, plain_fd, size,
+		    j->bound_ms);
+	}
+	close(p[1]);
+	(void)setpgid(pid, pid);	/* either of us may get there first */
+	j->pid = pid;
+	j->rfd = p[0];
+	j->deadline = mono_ms() + j->bound_ms + VERIFY_KILL_GRACE_MS;
+	*jp = j;
+	return 0;
+}
+
+int
+verify_job_fd(const struct verify_job *j)
+{
+	return j->rfd;
+}
+
+int64_t
+verify_job_deadline(const struct verify_job *j)
+{
+	return j->pid == -1 ? 0 : j->deadline;
+}
+
+/* Kills j's process group and reaps the child; its status or -1. */
+static int
+job_reap(struct verify_job *j, int kill_it)
+{
+	int status = -1;
+
+	if (j->pid == -1)
+		return -1;
+	if (kill_it) {
+		(void)kill(-j->pid, SIGKILL);
+		(void)kill(j->pid, SIGKILL);
+	}
+	while (waitpid(j->pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	}
+	/* anything of its group still alive (gpg) goes with it */
+	(void)kill(-j->pid, SIGKILL);
+	j->pid = -1;
+	return status;
+}
+
+static void
+job_free(struct verify_job *j)
+{
+	if (j->rfd != -1)
+		close(j->rfd);
+	free(j);
+}
+
+void
+verify_cancel(struct verify_job *j)
+{
+	if (j == NULL)
+		return;
+	(void)job_reap(j, 1);
+	if (j->op == OP_ENCRYPTED)
+		verify_stop_agent(j->home);
+	job_free(j);
+}
+
+int
+verify_wait(struct verify_job *j, int block, struct verify_result *res)
+{
+	struct pollfd pfd;
+	int64_t left;
+	int status, r, late = 0, quit = 0, rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (j->pid != -1) {
+		for (;;) {
+			left = j->deadline - mono_ms();
+			if (left <= 0) {
+				late = 1;
+				break;
+			}
+			pfd.fd = j->rfd;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			if (block && limits.quit != NULL && *limits.quit) {
+				quit = 1;
+				break;
+			}
+			/* a signal just before poll: seen within a second */
+			r = poll(&pfd, 1, block ? (int)(left > 1000 ? 1000 :
+			    left) : 0);
+			if (r == -1 && errno != EINTR) {
+				log_warn("verify: poll");
+				quit = 1;
+				break;
+			}
+			if (r <= 0) {
+				if (!block && r == 0)
+					return 1;
+				continue;
+			}
+			/* one read per wake-up: the pipe is blocking, and
+			 * readable means it will not block now */
+			{
+				ssize_t n = read(j->rfd, (char *)&j->msg +
+				    j->got, sizeof(j->msg) - j->got);
+
+				if (n > 0)
+					j->got += (size_t)n;
+				if ((n == -1 && errno != EINTR) || n == 0 ||
+				    j->got == sizeof(j->msg))
+					break;
+			}
+		}
+		status = job_reap(j, late || quit || j->got != sizeof(j->msg));
+		if (quit) {
+			if (j->op == OP_ENCRYPTED)
+				verify_stop_agent(j->home);
+			goto out;	/* shutting down or poll failed */
+		}
+		if (late) {
+			if (j->op == OP_ENCRYPTED)
+				verify_stop_agent(j->home);
+			xsnprintf(res->reason, sizeof(res->reason), "signature "
+			    "verification exceeded %lld s (signature.timeout); "
+			    "gpg was stopped", (long long)((j->bound_ms + 999) /
+			    1000));
+			log_warnx("%s: %s verification killed after %lld ms",
+			    j->home, op_name(j->op), (long long)(j->bound_ms +
+			    VERIFY_KILL_GRACE_MS));
+			rc = 0;
+			goto out;
+		}
+		if (j->got != sizeof(j->msg)) {
+			if (status != -1 && WIFSIGNALED(status) &&
+			    WTERMSIG(status) == SIGXCPU) {
+				xsnprintf(res->reason, sizeof(res->reason),
+				    "signature verification used over %lld s "
+				    "of CPU (signature.timeout); gpg was "
+				    "stopped", (long long)((j->bound_ms + 999) /
+				    1000));
+				rc = 0;
+				goto out;
+			}
+			if (status != -1 && WIFSIGNALED(status))
+				log_warnx("%s: the %s verification child died "
+				    "of signal %d (%s) before answering; the "
+				    "file waits", j->home, op_name(j->op),
+				    WTERMSIG(status), strsignal(WTERMSIG(status)));
+			else
+				log_warnx("%s: the %s verification child ended "
+				    "(status %d) before answering; the file "
+				    "waits", j->home, op_name(j->op), status);
+			goto out;
+		}
+	}
+	if (result_check(&j->msg) == -1) {
+		log_warnx("%s: the %s verification child sent a malformed "
+		    "result; the file waits", j->home, op_name(j->op));
+		goto out;
+	}
+	*res = j->msg.res;
+	rc = j->msg.rc;
+	if (rc == 0 && !res->ok && res->reason[0] == '\0')
+		xstrlcpy(res->reason, "no acceptable signature",
+		    sizeof(res->reason));
+out:
+	if (rc == -1)
+		memset(res, 0, sizeof(*res));
+	job_free(j);
+	return rc;
+}
+
+static int
+run(const char *home, const struct signature_config *sc, enum verify_op op,
+    int fd, int sig_fd, int plain_fd, struct verify_result *res)
+{
+	struct verify_job *j;
+
+	memset(res, 0, sizeof(*res));
+	if (verify_start(home, sc, op, fd, sig_fd, plain_fd, &j) == -1)
+		return -1;
+	return verify_wait(j, 1, res);
 }
 
 int

@@ -861,6 +861,10 @@ static const struct bad bad[] = {
 	    10, "partners[0].signature.keep_plaintext: ", "only used with mode: encrypted" },
 	{ "wait 0", STORE ACME "    signature:\n      wait: 0\n",
 	    7, "partners[0].signature.wait: ", "too short" },
+	{ "timeout 0", STORE ACME "    signature:\n      timeout: 0\n",
+	    7, "partners[0].signature.timeout: ", "too short" },
+	{ "timeout 2d", STORE ACME "    signature:\n      timeout: 2d\n",
+	    7, "partners[0].signature.timeout: ", "too long" },
 	{ "duplicate_policy word", STORE ACME "    duplicate_window: 24h\n    duplicate_policy: flag\n",
 	    7, "partners[0].duplicate_policy: ", "use one of: accept-and-flag, accept, reject" },
 	{ "duplicate_policy without window", STORE ACME "    duplicate_policy: reject\n",
@@ -1419,6 +1423,7 @@ test_full(void **state)
 	assert_int_equal(b->signature.nsigners, 1);
 	assert_null(b->signature.decryption_key);
 	assert_int_equal(b->signature.wait_s, 600);
+	assert_int_equal(b->signature.timeout_s, 120);
 	assert_int_equal(b->duplicate_window_s, 86400);
 	assert_int_equal(b->duplicate_policy, DUP_ACCEPT_FLAG);
 	assert_int_equal(c->signature.mode, SIG_NONE);

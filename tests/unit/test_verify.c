@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -546,6 +548,16 @@ test_streaming(void **state)
 	close(s);
 	getrusage(RUSAGE_SELF, &ru1);
 	assert_true(r.ok);
+#ifndef __SANITIZE_ADDRESS__
+	{
+		/* gpg and the verifying child (the largest of the children
+		 * waited for) stay small too */
+		struct rusage rc;
+
+		getrusage(RUSAGE_CHILDREN, &rc);
+		assert_true(rc.ru_maxrss < 64 * 1024);
+	}
+#endif
 	/* ru_maxrss is in KiB. ASan's allocator keeps freed chunks in
 	 * quarantine (about 46 MiB here): still far below the 1 GiB that
 	 * loading the file would take. */
@@ -728,6 +740,365 @@ test_wrong_key_usage(void **state)
 	verify_stop_agent(h2);
 }
 
+/* --- the verifying child: limits, size cap, wall clock ---------------- */
+
+/*
+ * A fake gpg for gpgme: answers --version like gpg 2.2.40, then runs body
+ * (a shell fragment; $T is the test's directory). Its path in out.
+ */
+static void
+fake_gpg(const char *name, const char *body, char *out, size_t len)
+{
+	FILE *f;
+
+	assert_int_equal(path_in(out, len, name), 0);
+	f = fopen(out, "w");
+	assert_non_null(f);
+	/* gpgme hands the data over as "-&N" arguments (bash: dash takes no
+	 * fd over 9); gpgme spins (100% CPU)
+	 * on a pipe whose reader left early, so the fake reads them all */
+	fprintf(f, "#!/bin/bash\nT=%s\nfor a; do [ \"$a\" = --version ] && {\n"
+	    "echo 'gpg (GnuPG) 2.2.40'; echo 'libgcrypt 1.10.1'; exit 0; }; "
+	    "done\nA=\"$*\"\n"
+	    "drain() { for a in $A; do case $a in -\\&*) n=${a#-&}; "
+	    "eval \"cat <&$n\" >/dev/null;; esac; done; }\n%s\n", tmp, body);
+	fclose(f);
+	assert_int_equal(chmod(out, 0755), 0);
+}
+
+/* pid is gone or a zombie within 5 s. */
+static int
+gone(pid_t pid)
+{
+	char p[64], buf[512], *rp;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	for (i = 0; i < 50; i++) {
+		if ((fd = open(p, O_RDONLY)) == -1)
+			return 1;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		if ((rp = strrchr(buf, ')')) != NULL && rp[1] == ' ' &&
+		    rp[2] == 'Z')
+			return 1;
+		usleep(100000);
+	}
+	return 0;
+}
+
+static pid_t
+read_pid(const char *name)
+{
+	char p[512], buf[64];
+	FILE *f;
+	pid_t pid = -1;
+
+	path_in(p, sizeof(p), name);
+	if ((f = fopen(p, "r")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		pid = (pid_t)strtol(buf, NULL, 10);
+	fclose(f);
+	return pid;
+}
+
+/* A detached signature over VERIFY_MAX_SIG is rejected, and gpg never runs
+ * (a fake gpg leaves a mark when it is run for anything but --version). */
+static void
+test_sig_cap(void **state)
+{
+	struct verify_limits vl;
+	struct verify_result r;
+	char fake[512];
+	int d, s;
+
+	(void)state;
+	assert_int_equal(sh("{ cat %s/data.bin.sig; head -c %d /dev/zero; } > "
+	    "%s/huge.sig && rm -f %s/ran", tmp, VERIFY_MAX_SIG, tmp, tmp), 0);
+	fake_gpg("mark-gpg", "touch $T/ran; drain; exit 2", fake, sizeof(fake));
+	memset(&vl, 0, sizeof(vl));
+	vl.gpg = fake;
+	verify_set_limits(&vl);
+	partner.signature.mode = SIG_DETACHED;
+	d = open_in("data.bin");
+	s = open_in("huge.sig");
+	assert_int_equal(verify_detached(home, &partner.signature, d, s, &r), 0);
+	assert_false(r.ok);
+	{
+		struct stat sb;
+		char want[200];
+
+		assert_int_equal(fstat(s, &sb), 0);
+		snprintf(want, sizeof(want), "the signature file is %lld "
+		    "bytes, over the 1048576 bytes a detached signature may "
+		    "have", (long long)sb.st_size);
+		assert_string_equal(r.reason, want);
+	}
+	{
+		char ran[512];
+		struct stat sb;
+
+		path_in(ran, sizeof(ran), "ran");
+		assert_int_equal(stat(ran, &sb), -1);
+	}
+	/* the fake does run for a signature within the cap */
+	close(s);
+	s = open_in("data.bin.sig");
+	assert_int_equal(verify_detached(home, &partner.signature, d, s, &r), 0);
+	assert_false(r.ok);
+	assert_int_equal(sh("test -e %s/ran", tmp), 0);
+	close(d);
+	close(s);
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+	r = detached("data.bin", "data.bin.sig");	/* the real gpg again */
+	assert_true(r.ok);
+}
+
+/*
+ * A gpg that hangs is killed with its process group once signature.timeout
+ * (+ the grace) is over, and the file gets a verdict that says so.
+ */
+static void
+test_timeout(void **state)
+{
+	struct verify_limits vl;
+	struct verify_result r;
+	char fake[512];
+	int64_t t0, ms;
+	pid_t pid;
+	int d, s;
+
+	(void)state;
+	fake_gpg("slow-gpg", "echo $$ > $T/slow.pid; exec sleep 3600", fake,
+	    sizeof(fake));
+	memset(&vl, 0, sizeof(vl));
+	vl.gpg = fake;
+	verify_set_limits(&vl);
+	partner.signature.mode = SIG_DETACHED;
+	partner.signature.timeout_s = 1;
+	d = open_in("data.bin");
+	s = open_in("data.bin.sig");
+	t0 = mono_ms();
+	assert_int_equal(verify_detached(home, &partner.signature, d, s, &r), 0);
+	ms = mono_ms() - t0;
+	close(d);
+	close(s);
+	assert_false(r.ok);
+	assert_string_equal(r.reason, "signature verification exceeded 1 s "
+	    "(signature.timeout); gpg was stopped");
+	assert_true(ms >= 1000 + VERIFY_KILL_GRACE_MS - 50);
+	assert_true(ms < 1000 + VERIFY_KILL_GRACE_MS + 5000);
+	pid = read_pid("slow.pid");
+	assert_true(pid > 0);
+	assert_true(gone(pid));		/* gpg went with the child */
+
+	/* encrypted mode too (the agent of the home is stopped as well) */
+	partner.signature.mode = SIG_ENCRYPTED;
+	d = open_in("data.bin.pgp");
+	assert_int_equal(verify_encrypted(home, &partner.signature, d, -1, &r),
+	    0);
+	close(d);
+	assert_false(r.ok);
+	assert_non_null(strstr(r.reason, "exceeded 1 s (signature.timeout)"));
+	assert_true(gone(read_pid("slow.pid")));
+
+	/* shutting down (the caller's quit flag): no verdict, gpg killed */
+	{
+		static volatile int quit;
+
+		quit = 1;
+		vl.quit = &quit;
+		vl.gpg = fake;
+		verify_set_limits(&vl);
+		partner.signature.mode = SIG_DETACHED;
+		partner.signature.timeout_s = 60;
+		d = open_in("data.bin");
+		s = open_in("data.bin.sig");
+		t0 = mono_ms();
+		assert_int_equal(verify_detached(home, &partner.signature, d,
+		    s, &r), -1);
+		assert_true(mono_ms() - t0 < 10000);
+		close(d);
+		close(s);
+	}
+
+	partner.signature.timeout_s = 0;
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+}
+
+/*
+ * What gpg runs with: its own process group (the child's), the limits, and
+ * none of the caller's environment.
+ */
+static void
+test_child_limits(void **state)
+{
+	struct verify_limits vl;
+	struct verify_result r;
+	char fake[512], p[512], line[256];
+	long v;
+	FILE *f;
+	int d, s, n = 0;
+
+	(void)state;
+	fake_gpg("probe-gpg", "{ ulimit -v; ulimit -t; ulimit -c; ulimit -f; "
+	    "set -- $(sed 's/.*) //' /proc/$$/stat); echo \"$2 $3\"; "
+	    "env | grep -c SECRET_ACCESS; } > $T/probe.out 2>&1; drain; "
+	    "exit 2",
+	    fake, sizeof(fake));
+	setenv("AWS_SECRET_ACCESS_KEY", "not-for-gpg", 1);
+	memset(&vl, 0, sizeof(vl));
+	vl.gpg = fake;
+	vl.max_as = (int64_t)300 << 20;
+	verify_set_limits(&vl);
+	partner.signature.mode = SIG_DETACHED;
+	partner.signature.timeout_s = 30;
+	d = open_in("data.bin");
+	s = open_in("data.bin.sig");
+	/* a verdict or a failure, whatever gpgme makes of it */
+	(void)verify_detached(home, &partner.signature, d, s, &r);
+	close(d);
+	close(s);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	partner.signature.timeout_s = 0;
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+
+	path_in(p, sizeof(p), "probe.out");
+	f = fopen(p, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		switch (n++) {
+		case 0:		/* RLIMIT_AS, KiB */
+#ifdef __SANITIZE_ADDRESS__
+			(void)v;
+#else
+			v = strtol(line, NULL, 10);
+			assert_int_equal(v, 300 * 1024);
+#endif
+			break;
+		case 1:		/* RLIMIT_CPU: the time bound + 1 s */
+			assert_string_equal(line, "31");
+			break;
+		case 2:
+			assert_string_equal(line, "0");
+			break;
+		case 3:		/* RLIMIT_FSIZE, KiB (bash): 1 MiB */
+			assert_string_equal(line, "1024");
+			break;
+		case 4: {	/* ppid pgrp: the child's group, not ours
+				 * (gpgme double-forks: init is the parent) */
+			long pp, pg;
+
+			assert_int_equal(sscanf(line, "%ld %ld", &pp, &pg), 2);
+			assert_true(pg > 1);
+			assert_int_not_equal(pg, (long)getpgrp());
+			break;
+		}
+		case 5:
+			assert_string_equal(line, "0");
+			break;
+		}
+	}
+	fclose(f);
+	assert_int_equal(n, 6);
+}
+
+/* RLIMIT_AS stops a gpg that wants 2 GiB. */
+static void
+test_memory_bomb(void **state)
+{
+#ifdef __SANITIZE_ADDRESS__
+	(void)state;
+	skip();
+#else
+	struct verify_limits vl;
+	struct verify_result r;
+	char fake[512];
+	int d, s;
+
+	(void)state;
+	fake_gpg("bomb-gpg", "/usr/bin/python3 -c 'bytearray(2 << 30)' "
+	    "2>/dev/null; echo $? > $T/bomb.rc; drain; exit 2", fake, sizeof(fake));
+	memset(&vl, 0, sizeof(vl));
+	vl.gpg = fake;
+	verify_set_limits(&vl);
+	partner.signature.mode = SIG_DETACHED;
+	d = open_in("data.bin");
+	s = open_in("data.bin.sig");
+	(void)verify_detached(home, &partner.signature, d, s, &r);
+	close(d);
+	close(s);
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+	assert_false(r.ok);
+	assert_int_equal(sh("grep -qx 1 %s/bomb.rc", tmp), 0);	/* MemoryError */
+	/* and the same allocation works without the limit */
+	assert_int_equal(sh("/usr/bin/python3 -c 'bytearray(2 << 30)'"), 0);
+#endif
+}
+
+/*
+ * Several at once: a hung verification does not hold up another one
+ * started after it (verify_start / verify_wait), and verify_cancel kills it.
+ */
+static void
+test_concurrent(void **state)
+{
+	struct verify_limits vl;
+	struct verify_result r;
+	struct verify_job *slow, *fast;
+	struct pollfd pfd;
+	char fake[512];
+	int64_t t0;
+	pid_t pid;
+	int d1, s1, d2, s2;
+
+	(void)state;
+	fake_gpg("slow-gpg", "echo $$ > $T/slow.pid; exec sleep 3600", fake,
+	    sizeof(fake));
+	unlink("slow.pid");
+	memset(&vl, 0, sizeof(vl));
+	vl.gpg = fake;
+	verify_set_limits(&vl);		/* the child takes it at fork */
+	partner.signature.mode = SIG_DETACHED;
+	d1 = open_in("data.bin");
+	s1 = open_in("data.bin.sig");
+	assert_int_equal(verify_start(home, &partner.signature,
+	    VERIFY_DETACHED, d1, s1, -1, &slow), 0);
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+	d2 = open_in("data.bin");
+	s2 = open_in("data.bin.asc");
+	t0 = mono_ms();
+	assert_int_equal(verify_start(home, &partner.signature,
+	    VERIFY_DETACHED, d2, s2, -1, &fast), 0);
+	assert_true(verify_job_deadline(fast) > t0 + 100 * 1000);
+	pfd.fd = verify_job_fd(fast);
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 60000), 1);
+	assert_int_equal(verify_wait(fast, 0, &r), 0);
+	assert_true(r.ok);
+	assert_string_equal(r.signer, acme);
+	/* the slow one is still at it */
+	assert_int_equal(verify_wait(slow, 0, &r), 1);
+	for (int i = 0; i < 50 && (pid = read_pid("slow.pid")) <= 0; i++)
+		usleep(100000);
+	assert_true(pid > 0);
+	verify_cancel(slow);
+	assert_true(gone(pid));
+	close(d1);
+	close(s1);
+	close(d2);
+	close(s2);
+}
+
 int
 main(void)
 {
@@ -742,6 +1113,11 @@ main(void)
 		cmocka_unit_test(test_streaming),
 		cmocka_unit_test(test_bomb),
 		cmocka_unit_test(test_wrong_key_usage),
+		cmocka_unit_test(test_sig_cap),
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_child_limits),
+		cmocka_unit_test(test_memory_bomb),
+		cmocka_unit_test(test_concurrent),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
