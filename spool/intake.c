@@ -2497,6 +2497,7 @@ intake_run(const struct config *cfg)
 
 		memset(&vl, 0, sizeof(vl));
 		vl.max_file_size = cfg->server.max_file_size;
+		vl.quit = &proc_quit;	/* SIGTERM stops a running gpg */
 		verify_set_limits(&vl);
 	}
 	orphans(&in);
