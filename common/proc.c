@@ -214,10 +214,8 @@ proc_start(const char *role, const char *title, const struct proc_id *id,
 	}
 	if (proc_drop(id) == -1)
 		return -1;
-	/* a uid change resets these two: set them after it */
+	/* a uid change resets it: set it after */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	/* a role dies with the supervisor rather than running on alone */
-	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <netdb.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,6 +42,11 @@
 #include "uploader/uploader.h"
 
 #define DEFAULT_CONFIG	"/etc/sluice/sluice.yaml"
+#ifdef SLUICE_TEST_HOOKS
+#define VERSION_LINE	"sluice " SLUICE_VERSION " (test build: test hooks on)\n"
+#else
+#define VERSION_LINE	"sluice " SLUICE_VERSION "\n"
+#endif
 
 /* What the supervisor made for the roles before starting them. */
 static struct {
@@ -444,6 +450,11 @@ role_start(struct proc *r, const struct config *cfg)
 		if (proc_start(r->name, r->title, proc_id_of(&sup.users,
 		    r->user), r->flags) == -1)
 			_exit(1);
+		/* a role dies with the supervisor rather than running on
+		 * alone (after the user switch, which clears it) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+		if (getppid() == 1)
+			_exit(1);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(r->run(cfg));
 	}
@@ -768,7 +779,7 @@ main(int argc, char **argv)
 		case 'c': cfgpath = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
+		case 'V': printf(VERSION_LINE); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -793,7 +804,7 @@ main(int argc, char **argv)
 		case 'c': cfgpath = optarg; break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
+		case 'V': printf(VERSION_LINE); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
