@@ -94,7 +94,9 @@ class TestPrivsep(unittest.TestCase):
             cls.env["SLUICE_TEST_PROBE_PATHS"] = ":".join([
                 os.path.join(cls.tmp, "gw", "state", "landing", "globex", "g.bin"),
                 os.path.join(cls.tmp, "gw", "state", "sluice.db"),
-                "/etc/passwd"])
+                "/etc/passwd",
+                # the control: its own root is within reach
+                os.path.join(cls.tmp, "gw", "state", "landing", "acme")])
         cls.gw = H.Sluice(os.path.join(cls.tmp, "gw"), store={"url": "file://" + cls.objects},
                           partners=partners, env=cls.env)
         cls.addClassCleanup(cls.gw.kill)
@@ -257,6 +259,8 @@ class TestPrivsep(unittest.TestCase):
         lines = [l for l in H.tail(self.gw.log, 2000).splitlines() if "test probe" in l]
         # acme's sessions: globex's upload, the database and /etc/passwd are
         # all out of reach
+        own = [l for l in lines if l.endswith("landing/acme: opened")]
+        self.assertTrue(own, "the probe cannot open even its own root:\n%s" % "\n".join(lines))
         for target in ("landing/globex/g.bin", "sluice.db", "/etc/passwd"):
             hits = [l for l in lines if target in l]
             self.assertTrue(hits, target)
