@@ -5,19 +5,34 @@
 # 127.0.0.1:2222 in the foreground. Ctrl-C stops it.
 #
 #   deploy/demo.sh            build and run
-#   DEMO_DIR=/path deploy/demo.sh   keep the demo state elsewhere (default ./demo)
+#   DEMO_DIR=/path deploy/demo.sh   keep the demo state elsewhere (default
+#                             /var/lib/sluice-demo as root, ./demo otherwise)
+#
+# As root (the way it runs in production) sluice runs its roles as the
+# users deploy/create-users.sh makes: sluice (listener, intake, uploader,
+# audit writer) and sluice-session (one sandboxed process per connection).
+# They must reach the demo directory, so as root it lives in /var/lib.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-demo=${DEMO_DIR:-$top/demo}
+if [ "$(id -u)" -eq 0 ]; then
+  demo=${DEMO_DIR:-/var/lib/sluice-demo}
+else
+  demo=${DEMO_DIR:-$top/demo}
+fi
 
 "$top/deploy/install-deps.sh"
-# Started as root, sluice runs its roles as these unprivileged users.
 if [ "$(id -u)" -eq 0 ]; then "$top/deploy/create-users.sh"; fi
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j"$(nproc)" --target sluice
 
 mkdir -p "$demo/objects"
-chmod 700 "$demo"
+if [ "$(id -u)" -eq 0 ]; then
+  # the roles pass through (0711) and the uploader writes the objects
+  chmod 711 "$demo"
+  chown sluice:sluice "$demo/objects"
+else
+  chmod 700 "$demo"
+fi
 if [ ! -f "$demo/demo_key" ]; then
   ssh-keygen -q -t ed25519 -N '' -C sluice-demo -f "$demo/demo_key"
 fi

@@ -271,7 +271,8 @@ static const struct {
 	{ SCMP_SYS(faccessat2), POST },
 	{ SCMP_SYS(getdents64), POST },		/* READDIR */
 	{ SCMP_SYS(fsync), POST },		/* CLOSE: file and directories */
-	{ SCMP_SYS(fdatasync), POST },		/* audit records, SQLite */
+	{ SCMP_SYS(fdatasync), POST },		/* fsync@openssh.com */
+	{ SCMP_SYS(sync_file_range), POST },	/* write-behind of large uploads */
 	{ SCMP_SYS(ftruncate), POST },		/* OPEN with TRUNC */
 	{ SCMP_SYS(renameat), POST },		/* RENAME */
 	{ SCMP_SYS(renameat2), POST },

@@ -115,6 +115,9 @@ class UploaderCase(unittest.TestCase):
         e["AWS_EC2_METADATA_DISABLED"] = "true"
         e.update(self.moto.env())
         e.update(env or {})
+        # started as root, it runs as the service user: the case and what
+        # the class made beside it (a CA, keys) must be its to read
+        H.share_with_gateway(os.path.dirname(self.dir))
         log = open(os.path.join(self.dir, "uploader.log"), "ab")
         p = subprocess.Popen([H.SLUICE_BIN, "-v", "uploader", "-c", self.cfg], stdin=subprocess.DEVNULL,
                              stdout=log, stderr=subprocess.STDOUT, env=e, start_new_session=True)
