@@ -493,6 +493,11 @@ def share_with_gateway(path):
     uid, gid = ids
     path = os.path.abspath(path)
     for d, dirs, files in os.walk(path):
+        # a gateway's state_dir is the gateway's to fix (it gives what root
+        # left there to the right user: landing files to the session user)
+        if "landing" in dirs:
+            dirs[:] = []
+            continue
         for n in dirs + files:
             p = os.path.join(d, n)
             if os.path.islink(p):
