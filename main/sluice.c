@@ -181,6 +181,16 @@ cmd_check(const char *path)
 		    cfg->partners[i].password_hash ? ", password" : "",
 		    cfg->partners[i].nallow_from ? "allow_from set" :
 		    "from anywhere", cfg->partners[i].object_key);
+	/* the users the roles would run as (a missing one is named with
+	 * its fix by proc_users_resolve) */
+	if (proc_users_resolve(cfg, &sup.users) == -1) {
+		config_free(cfg);
+		return 1;
+	}
+	if (sup.users.separated)
+		printf("  roles run as %s (uid %ld), sessions as %s (uid %ld)\n",
+		    sup.users.service.name, (long)sup.users.service.uid,
+		    sup.users.session.name, (long)sup.users.session.uid);
 	config_free(cfg);
 	return 0;
 }
