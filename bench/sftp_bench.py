@@ -178,6 +178,17 @@ partners:
 %s""" % (self.port, self.dir, self.dir, self.dir, self.objects, pub, extra))
         self.log = os.path.join(self.dir, "sluice.log")
         self.roles = roles
+        # started as root, sluice runs its roles as "sluice" and sessions as
+        # "sluice-session" (deploy/create-users.sh): let them in, as an
+        # operator would with /var/lib/sluice
+        try:
+            import pwd
+            svc = pwd.getpwnam("sluice")
+            os.chmod(tmp, 0o711)
+            os.chmod(self.dir, 0o711)
+            os.chown(self.objects, svc.pw_uid, svc.pw_gid)
+        except KeyError:
+            sys.exit("user sluice missing: run deploy/create-users.sh")
         self.proc = subprocess.Popen([binary, roles, "-c", cfg], stdin=subprocess.DEVNULL,
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
                                      cwd=self.dir, start_new_session=True)
@@ -224,6 +235,16 @@ def small(srv, tmp, files, rep):
     srv.clean()
     lines = ["mkdir s%d" % rep] + ["put %s s%d/f%05d" % (p, rep, i) for i, p in enumerate(files)]
     return len(files) / run_batch(srv, lines, tmp)
+
+
+def connects(srv, tmp, n):
+    """n sessions one after another, each logging in and asking "pwd": what
+    a partner's script that connects per file pays (sluice starts a fresh,
+    re-exec'd and sandboxed process per connection, as sshd does)."""
+    t = 0.0
+    for _ in range(n):
+        t += run_batch(srv, ["pwd"], tmp)
+    return n / t
 
 
 def concurrent(srv, tmp, path, n, rep):
@@ -299,9 +320,10 @@ def main():
     ap.add_argument("--conc", type=int, default=8)
     ap.add_argument("--conc-mib", type=int, default=128)
     ap.add_argument("--idle", type=int, default=200)
+    ap.add_argument("--connects", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sluice-extra", default="", help="YAML appended to sluice's config (e.g. a server: block)")
-    ap.add_argument("--only", default="big,small,conc,idle")
+    ap.add_argument("--only", default="big,small,conc,connect,idle")
     ap.add_argument("--roles", choices=("serve", "server"), default="serve",
                     help="sluice serve (all roles) or sluice server (the SFTP role only)")
     a = ap.parse_args()
@@ -338,6 +360,8 @@ def main():
                     r.setdefault("big", []).append(big(srv, tmp, big_f, rep))
                 if "small" in only:
                     r.setdefault("small", []).append(small(srv, tmp, smalls, rep))
+                if "connect" in only:
+                    r.setdefault("connect", []).append(connects(srv, tmp, a.connects))
                 if "conc" in only:
                     dt, rss = concurrent(srv, tmp, conc_f, a.conc, rep)
                     r.setdefault("conc", []).append(dt)
@@ -366,6 +390,7 @@ def main():
     rows = [("1 file of %d MiB: seconds (median of %d)" % (a.big_mib, a.reps), "big", "lower"),
             ("%d x 16 KiB: files/s" % a.small, "small", "higher"),
             ("%d sessions x %d MiB: seconds" % (a.conc, a.conc_mib), "conc", "lower"),
+            ("%d sessions one after another: sessions/s" % a.connects, "connect", "higher"),
             ("  peak RSS per session, KiB", "conc_rss", "lower"),
             ("%d idle sessions: logged in" % a.idle, "idle_ok", ""),
             ("  peak RSS per session, KiB", "idle_rss", "lower"),
@@ -378,7 +403,7 @@ def main():
         print("%-44s %12.2f %12.2f %12.2f %s" % (label, o, s, ratio, "(%s is better)" % better if better else ""))
     # The machine's speed drifts (a shared VM): the ratio within each rep,
     # whose two runs were back to back, is steadier than a ratio of medians.
-    for k, label in (("small", "files/s"), ("big", "seconds")):
+    for k, label in (("small", "files/s"), ("big", "seconds"), ("connect", "sessions/s")):
         o, sl = res["openssh"].get(k, []), res["sluice"].get(k, [])
         if len(o) == len(sl) and len(o) > 1:
             pr = sorted(x / y for x, y in zip(sl, o))
