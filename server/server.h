@@ -1,8 +1,12 @@
 /*
- * server.h - the network-facing roles: the listener (accepts SSH
- * connections, forks one session process per connection) and the session
- * (libssh transport, authentication, then sluice's SFTP engine over the
- * channel). Neither ever holds S3 credentials or PGP secret keys.
+ * server.h - the network-facing roles: the listener (service user: accepts
+ * connections, applies the connection guard, answers the sessions' password
+ * and database questions, has the supervisor start one session per
+ * connection) and the session (session user, re-exec'd and sandboxed:
+ * libssh transport, authentication, then sluice's SFTP engine over the
+ * channel). Neither ever holds S3 credentials or PGP secret keys; only the
+ * listener holds password hashes. Host keys and the algorithm policy:
+ * server/hostkey.c.
  */
 #ifndef SLUICE_SERVER_H
 #define SLUICE_SERVER_H
