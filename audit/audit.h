@@ -34,8 +34,8 @@
 #include <jansson.h>
 
 #define AUDIT_MAX_LINE	(64 * 1024)	/* a line, and a client's message */
-/* The writer's socket, relative to the config's state_dir. */
-#define AUDIT_SOCKET	"run/audit.sock"
+/* The writer's socket: spool_dir_path(state_dir, SPOOL_AUDIT_SOCK, ...)
+ * (spool/layout.h). */
 /* How long a client waits for the writer (connect, send, ack). */
 #define AUDIT_TIMEOUT_MS	30000
 

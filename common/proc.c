@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "spool/layout.h"
 #include "spool/state.h"
 
 extern char **environ;
@@ -312,9 +313,10 @@ proc_audit_open(const struct config *cfg)
 {
 	char sock[PATH_MAX];
 
-	if (spool_path(cfg->state_dir, AUDIT_SOCKET, NULL, sock,
+	if (spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SOCK, NULL, sock,
 	    sizeof(sock)) == -1) {
-		log_warnx("state_dir is too long for %s", AUDIT_SOCKET);
+		log_warnx("state_dir is too long for %s",
+		    spool_dir_name(SPOOL_AUDIT_SOCK));
 		return NULL;
 	}
 	return audit_open_any(cfg->audit_path, sock);

@@ -372,9 +372,10 @@ serve_setup(const struct config *cfg)
 	uid_t owner = geteuid();
 	gid_t group = getegid();
 
-	if (spool_path(cfg->state_dir, AUDIT_SOCKET, NULL, sock,
+	if (spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SOCK, NULL, sock,
 	    sizeof(sock)) == -1) {
-		log_warnx("state_dir is too long for %s", AUDIT_SOCKET);
+		log_warnx("state_dir is too long for %s",
+		    spool_dir_name(SPOOL_AUDIT_SOCK));
 		return -1;
 	}
 	if (sup.users.separated) {

@@ -154,9 +154,7 @@ struct guard_ban {
 void guard_failure(struct guard *, const char *addr, const char *user,
     int64_t now_s, struct guard_ban *ban);
 
-/* --- the ban table on disk ------------------------------------------------ */
-
-#define GUARD_BANS_FILE	"bans.json"	/* under state_dir */
+/* --- the ban table on disk (SPOOL_BANS, spool/layout.h) -------------------- */
 
 /* Writes the bans, the repeat counts still remembered and the failures
  * still in the window to path, crash-safely (temp file, fsync, rename,

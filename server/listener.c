@@ -38,6 +38,7 @@
 #include "server/guard.h"
 #include "server/monitor.h"
 #include "server/server.h"
+#include "spool/layout.h"
 #include "spool/receipt.h"
 #include "spool/state.h"
 
@@ -307,7 +308,7 @@ mon_received(struct listener *l, struct child *c, struct mon_received *m)
 		return MON_ERROR;
 	}
 	r->id = 0;
-	r->state[0] = '\0';
+	r->state = FS_NONE;
 	if ((o = receipt_record(r)) == NULL ||
 	    (text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
 		goto fail;
@@ -598,9 +599,10 @@ server_run(const struct config *cfg, int listenfd, int supfd)
 		log_warnx("out of memory");
 		goto done;
 	}
-	if (spool_path(cfg->state_dir, GUARD_BANS_FILE, NULL, l.bans_path,
+	if (spool_dir_path(cfg->state_dir, SPOOL_BANS, NULL, l.bans_path,
 	    sizeof(l.bans_path)) == -1) {
-		log_warnx("state_dir path too long for %s", GUARD_BANS_FILE);
+		log_warnx("state_dir path too long for %s",
+		    spool_dir_name(SPOOL_BANS));
 		goto done;
 	}
 	/* a corrupt table is logged and ignored: it must not keep the

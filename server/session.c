@@ -46,6 +46,7 @@
 #include "server/sandbox.h"
 #include "server/server.h"
 #include "server/sftp.h"
+#include "spool/layout.h"
 #include "spool/receipt.h"
 #include "spool/state.h"
 
@@ -536,7 +537,8 @@ hook_file_complete(void *arg, const struct sftp_file_info *fi)
 		goto fail;
 	/* Already committed by the file's fsync on ext4: cheap. */
 	if (fsync(s->incomingfd) == -1) {
-		log_warn("session %s: fsync spool/incoming", s->id);
+		log_warn("session %s: fsync %s", s->id,
+		    spool_dir_name(SPOOL_INCOMING));
 		goto fail;
 	}
 	if (!s->staged_receipt) {
@@ -653,10 +655,10 @@ open_partner_root(struct session *s)
 	char landing[PATH_MAX], dir[PATH_MAX];
 	int lfd;
 
-	if (spool_path(s->cfg->state_dir, "landing", NULL, landing,
+	if (spool_dir_path(s->cfg->state_dir, SPOOL_LANDING, NULL, landing,
 	    sizeof(landing)) == -1 ||
-	    spool_path(s->cfg->state_dir, "landing", s->partner->name, dir,
-	    sizeof(dir)) == -1)
+	    spool_dir_path(s->cfg->state_dir, SPOOL_LANDING, s->partner->name,
+	    dir, sizeof(dir)) == -1)
 		return -1;
 	/* landing/ is searchable, not readable, by the session user */
 	lfd = open(landing, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -671,7 +673,7 @@ open_partner_root(struct session *s)
 		log_warn("session %s: open %s", s->id, dir);
 		return -1;
 	}
-	if (spool_path(s->cfg->state_dir, "spool/incoming", NULL, dir,
+	if (spool_dir_path(s->cfg->state_dir, SPOOL_INCOMING, NULL, dir,
 	    sizeof(dir)) == -1)
 		return -1;
 	s->incomingfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -896,9 +898,9 @@ session_run(const struct config *cfg, ssh_session ssh, int guardfd,
 	 * first object: now, while it still can.
 	 */
 	json_object_seed(0);
-	if (spool_path(cfg->state_dir, "landing", NULL, landing,
-	    sizeof(landing)) == -1 || spool_path(cfg->state_dir,
-	    "spool/incoming", NULL, incoming, sizeof(incoming)) == -1 ||
+	if (spool_dir_path(cfg->state_dir, SPOOL_LANDING, NULL, landing,
+	    sizeof(landing)) == -1 || spool_dir_path(cfg->state_dir,
+	    SPOOL_INCOMING, NULL, incoming, sizeof(incoming)) == -1 ||
 	    sandbox_preauth(landing, incoming) == -1)
 		_exit(1);
 #ifdef SLUICE_TEST_HOOKS
@@ -917,8 +919,8 @@ session_run(const struct config *cfg, ssh_session ssh, int guardfd,
 		goto out;
 	}
 	/* After login: one partner's root, and linking into incoming. */
-	if (spool_path(cfg->state_dir, "landing", s.partner->name, root,
-	    sizeof(root)) == -1 || sandbox_postauth(root, incoming) == -1) {
+	if (spool_dir_path(cfg->state_dir, SPOOL_LANDING, s.partner->name,
+	    root, sizeof(root)) == -1 || sandbox_postauth(root, incoming) == -1) {
 		log_warnx("session %s: the sandbox could not be set up; "
 		    "refusing %s", s.id, s.partner->name);
 		goto out;

@@ -191,23 +191,24 @@ spool_place_path(struct intake *in, const struct file_rec *r,
 	int rc = -1;
 
 	/* a row's fid and partner are a session's word: never joined into
-	 * a path unchecked (spool_path checks the partner) */
+	 * a path unchecked (spool_dir_path checks the partner) */
 	if (!spool_fid_ok(r->fid)) {
 		errno = EINVAL;
 		return -1;
 	}
 	switch (place) {
 	case SP_INCOMING:
-		rc = spool_path(sd, "spool/incoming", NULL, dir, dirlen);
+		rc = spool_dir_path(sd, SPOOL_INCOMING, NULL, dir, dirlen);
 		break;
 	case SP_READY:
-		rc = spool_path(sd, "spool/ready", NULL, dir, dirlen);
+		rc = spool_dir_path(sd, SPOOL_READY, NULL, dir, dirlen);
 		break;
 	case SP_SIDECARS:
-		rc = spool_path(sd, "sidecars", r->partner, dir, dirlen);
+		rc = spool_dir_path(sd, SPOOL_SIDECARS, r->partner, dir, dirlen);
 		break;
 	case SP_QUARANTINE:
-		rc = spool_path(sd, "quarantine", r->partner, dir, dirlen);
+		rc = spool_dir_path(sd, SPOOL_QUARANTINE, r->partner, dir,
+		    dirlen);
 		break;
 	default:
 		break;
@@ -259,8 +260,8 @@ spool_move(struct intake *in, const struct file_rec *r, enum spool_place to,
 		return 0;
 	if (at == -1)
 		return missing_ok ? 0 : -1;
-	if (to == SP_SIDECARS && (spool_path(in->cfg->state_dir, "sidecars",
-	    NULL, path, sizeof(path)) == -1 ||
+	if (to == SP_SIDECARS && (spool_dir_path(in->cfg->state_dir,
+	    SPOOL_SIDECARS, NULL, path, sizeof(path)) == -1 ||
 	    (dfd = spool_mkdir(path, 0750)) == -1 || close(dfd) == -1 ||
 	    spool_place_path(in, r, to, dir, dirlen, path, sizeof(path)) == -1))
 		return -1;
@@ -326,7 +327,8 @@ act_move(struct intake *in, struct act *a, char *dir, size_t dirlen)
 	switch (a->kind) {
 	case ACT_ACCEPT:
 		if (spool_move(in, r, SP_READY, 0, dir, dirlen) == -1) {
-			log_warn("cannot move %s into spool/ready", r->fid);
+			log_warn("cannot move %s into %s", r->fid,
+			    spool_dir_name(SPOOL_READY));
 			return -1;
 		}
 		return 0;
@@ -523,11 +525,11 @@ reject(struct pass *ps, struct item *x, const char *reason)
 
 	if (x->done)
 		return 0;
-	xstrlcpy(r->state, FS_REJECTED, sizeof(r->state));
+	r->state = FS_REJECTED;
 	xstrlcpy(r->last_error, reason, sizeof(r->last_error));
 	xsnprintf(msg, sizeof(msg), "%s/%s rejected: %s (kept in "
-	    "quarantine/%s/%s)", r->partner, r->path, reason, r->partner,
-	    r->fid);
+	    "%s/%s/%s)", r->partner, r->path, reason,
+	    spool_dir_name(SPOOL_QUARANTINE), r->partner, r->fid);
 	if (queue(ps, ACT_REJECT, r, reason, "file.rejected", json_pack(
 	    "{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "partner", r->partner, "fid",
 	    r->fid, "path", r->path, "size", (json_int_t)r->size, "sha256",
@@ -589,7 +591,7 @@ accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
 		xstrlcpy(r->meta, js, sizeof(r->meta));
 		free(js);
 	}
-	xstrlcpy(r->state, FS_ACCEPTED, sizeof(r->state));
+	r->state = FS_ACCEPTED;
 	r->next_attempt_ms = 0;
 	r->last_error[0] = '\0';
 	f = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "partner", r->partner,
@@ -626,7 +628,7 @@ consume(struct pass *ps, struct item *s, const struct item *of)
 	if (spool_place_path(in, r, SP_SIDECARS, dir, sizeof(dir), to,
 	    sizeof(to)) == -1)
 		return -1;
-	xstrlcpy(r->state, FS_CONSUMED, sizeof(r->state));
+	r->state = FS_CONSUMED;
 	r->last_error[0] = '\0';
 	xsnprintf(msg, sizeof(msg), "%s/%s (%s%s%s) used, not shipped",
 	    r->partner, r->path, sidecar_kind_name(s->kind), of ? " of " : "",
@@ -650,7 +652,7 @@ set_waiting(struct pass *ps, struct item *x)
 	if (x->done || strcmp(x->wait, r->last_error) == 0)
 		return;
 	xstrlcpy(r->last_error, x->wait, sizeof(r->last_error));
-	xstrlcpy(r->state, FS_WAITING, sizeof(r->state));
+	r->state = FS_WAITING;
 	xsnprintf(msg, sizeof(msg), "%s/%s waits for %s", r->partner, r->path,
 	    x->wait);
 	queue(ps, ACT_WAIT, r, NULL, "file.waiting", json_pack(
@@ -822,8 +824,8 @@ walk_incomplete(struct pass *ps, int dfd, const char *name, const char *rel,
 	    cur.st_ino != sb->st_ino || cur.st_dev != sb->st_dev ||
 	    !(cur.st_mode & S_IWUSR))
 		goto done;
-	if (spool_path(in->cfg->state_dir, "quarantine", ps->p->name, dir,
-	    sizeof(dir)) == -1 || (qfd = spool_mkdir(dir, 0750)) == -1 ||
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_QUARANTINE, ps->p->name,
+	    dir, sizeof(dir)) == -1 || (qfd = spool_mkdir(dir, 0750)) == -1 ||
 	    random_id(id, sizeof(id)) == -1 ||
 	    xsnprintf(qname, sizeof(qname), "incomplete-%s", id) < 0 ||
 	    xsnprintf(why, sizeof(why), "%s.reason", qname) < 0)
@@ -844,8 +846,9 @@ walk_incomplete(struct pass *ps, int dfd, const char *name, const char *rel,
 	    "{s:s,s:s,s:I,s:s,s:s}", "partner", ps->p->name, "path", rel,
 	    "size", (json_int_t)cur.st_size, "quarantined_as", qname,
 	    "reason", "incomplete upload untouched past incomplete_ttl"));
-	log_warnx("%s/%s: incomplete for over %s, moved to quarantine/%s/%s",
-	    ps->p->name, rel, ttl, ps->p->name, qname);
+	log_warnx("%s/%s: incomplete for over %s, moved to %s/%s/%s",
+	    ps->p->name, rel, ttl, spool_dir_name(SPOOL_QUARANTINE),
+	    ps->p->name, qname);
 done:
 	if (qfd != -1)
 		close(qfd);
@@ -1045,12 +1048,12 @@ check_signature(struct pass *ps, struct item *x, struct verify_result *res)
 			/* plaintext/<partner>/.<fid>.<random>.tmp, created
 			 * exclusively in our own 0700 directories */
 			if (!spool_fid_ok(x->r.fid) ||
-			    spool_path(in->cfg->state_dir, "plaintext", NULL,
-			    dir, sizeof(dir)) == -1 ||
+			    spool_dir_path(in->cfg->state_dir, SPOOL_PLAINTEXT,
+			    NULL, dir, sizeof(dir)) == -1 ||
 			    (pdir = spool_mkdir(dir, 0700)) == -1)
 				goto plain_fail;
 			close(pdir);
-			if (spool_path(in->cfg->state_dir, "plaintext",
+			if (spool_dir_path(in->cfg->state_dir, SPOOL_PLAINTEXT,
 			    x->r.partner, dir, sizeof(dir)) == -1 ||
 			    (pdir = spool_mkdir(dir, 0700)) == -1 ||
 			    random_id(id, sizeof(id)) == -1 ||
@@ -1523,7 +1526,7 @@ out:
 
 static int open_incoming(struct intake *);
 static int forge_row(struct intake *, int, const struct file_rec *,
-    const char *, const char *, const struct partner *, int);
+    enum file_state, const char *, const struct partner *, int);
 
 /* One pass over every waiting file of partner cfg->partners[pi]. */
 static void
@@ -1575,7 +1578,7 @@ judge_partner(struct intake *in, size_t pi)
 	}
 	free(rows);
 	rows = NULL;
-	if (spool_path(in->cfg->state_dir, "landing", p->name, landing,
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_LANDING, p->name, landing,
 	    sizeof(landing)) == 0)
 		ps.landingfd = open(landing, O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC);
@@ -1691,7 +1694,7 @@ incomplete_janitor(struct intake *in)
 		ps.p = &in->cfg->partners[i];
 		ps.pi = i;
 		ps.now = now_ms();
-		if (spool_path(in->cfg->state_dir, "landing", ps.p->name,
+		if (spool_dir_path(in->cfg->state_dir, SPOOL_LANDING, ps.p->name,
 		    landing, sizeof(landing)) == -1)
 			continue;
 		ps.landingfd = open(landing, O_RDONLY | O_DIRECTORY |
@@ -1724,7 +1727,7 @@ quarantine_unrecorded(struct intake *in, int dfd, int *qfd, const char *name,
 {
 	char dir[PATH_MAX], why[NAME_MAX + 1], text[1024];
 
-	if (spool_path(in->cfg->state_dir, "quarantine/_unrecorded", NULL,
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_UNRECORDED, NULL,
 	    dir, sizeof(dir)) == -1 || (*qfd == -1 &&
 	    (*qfd = spool_mkdir(dir, 0750)) == -1))
 		return -1;
@@ -1741,9 +1744,9 @@ quarantine_unrecorded(struct intake *in, int dfd, int *qfd, const char *name,
 	fsync(dfd);
 	audit_emit(in->au, "file.unrecorded", json_pack("{s:s,s:I,s:s,s:s}",
 	    "fid", name, "size", (json_int_t)size, "quarantined_as",
-	    "_unrecorded", "reason", reason));
-	log_warnx("spool/incoming/%s: %s; moved to quarantine/_unrecorded/",
-	    name, reason);
+	    spool_dir_base(SPOOL_UNRECORDED), "reason", reason));
+	log_warnx("%s/%s: %s; moved to %s/", spool_dir_name(SPOOL_INCOMING),
+	    name, reason, spool_dir_name(SPOOL_UNRECORDED));
 	return 0;
 }
 
@@ -1763,7 +1766,7 @@ unrecorded_sweep(struct intake *in)
 	if (age_s < 0 && ((env = getenv("SLUICE_TEST_UNRECORDED_AGE_S")) == NULL ||
 	    parse_int64(env, 0, INT64_MAX / 2000, &age_s) == -1))
 		age_s = UNRECORDED_AGE_S;
-	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_INCOMING, NULL, inc,
 	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
 		return;
 	dfd = dirfd(d);
@@ -1824,7 +1827,6 @@ same_sha256(int fd, const char *hex)
  * held in quarantine/_forged/ too (the intake reads spool/incoming every
  * 50 ms, so this takes a remove within moments of CLOSE).
  */
-#define FORGED_DIR	"_forged"
 
 /* A copy of a claimed string fit for a log line, a reason file and an
  * audit record: printable ASCII, anything else as '?'. */
@@ -1879,7 +1881,7 @@ open_landing(struct intake *in, const char *name)
 {
 	char dir[PATH_MAX];
 
-	if (spool_path(in->cfg->state_dir, "landing", name, dir,
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_LANDING, name, dir,
 	    sizeof(dir)) == -1)
 		return -1;
 	return open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -2012,11 +2014,14 @@ handoff_landing(struct intake *in, const struct file_rec *r,
 		return 0;
 	if (*real != NULL)
 		xsnprintf(why, whylen, "it claims partner %s but the file is in "
-		    "landing/%s", r->partner, (*real)->name);
+		    "%s/%s", r->partner, spool_dir_name(SPOOL_LANDING),
+		    (*real)->name);
 	else
-		xsnprintf(why, whylen, "no name under landing/%s holds the file "
-		    "(it claims landing/%s/%s): the partner that wrote it "
-		    "cannot be confirmed", r->partner, r->partner, r->path);
+		xsnprintf(why, whylen, "no name under %s/%s holds the file "
+		    "(it claims %s/%s/%s): the partner that wrote it "
+		    "cannot be confirmed", spool_dir_name(SPOOL_LANDING),
+		    r->partner, spool_dir_name(SPOOL_LANDING), r->partner,
+		    r->path);
 	return -1;
 }
 
@@ -2026,7 +2031,7 @@ open_incoming(struct intake *in)
 {
 	char inc[PATH_MAX];
 
-	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_INCOMING, NULL, inc,
 	    sizeof(inc)) == -1)
 		return -1;
 	return open(inc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -2057,9 +2062,11 @@ emit_forged(struct intake *in, const struct file_rec *r, const char *source,
 	if (f != NULL && r->id > 0)
 		json_object_set_new(f, "id", json_integer(r->id));
 	audit_emit(in->au, "file.forged", f);
-	log_warnx("%s %s (fid %s, partner %s, %s): %s%s%s", source,
+	log_warnx("%s %s (fid %s, partner %s, %s): %s%s%s%s%s", source,
 	    spool_name ? spool_name : "", fid, partner, path, reason,
-	    as[0] ? "; moved to quarantine/" : "; nothing moved", as);
+	    as[0] ? "; moved to " : "; nothing moved",
+	    as[0] ? spool_dir_name(SPOOL_QUARANTINE) : "", as[0] ? "/" : "",
+	    as);
 }
 
 /*
@@ -2079,9 +2086,9 @@ quarantine_forged(struct intake *in, int srcdfd, const char *name,
 	int qfd = -1, try, rc = -1;
 
 	as[0] = '\0';
-	if ((real != NULL ? spool_path(in->cfg->state_dir, "quarantine",
-	    real->name, dir, sizeof(dir)) : spool_path(in->cfg->state_dir,
-	    "quarantine/" FORGED_DIR, NULL, dir, sizeof(dir))) == -1 ||
+	if (spool_dir_path(in->cfg->state_dir, real != NULL ? SPOOL_QUARANTINE :
+	    SPOOL_FORGED, real != NULL ? real->name : NULL, dir,
+	    sizeof(dir)) == -1 ||
 	    (qfd = spool_mkdir(dir, 0750)) == -1)
 		goto fail;
 	printable(fid, r->fid, sizeof(fid));
@@ -2115,8 +2122,8 @@ quarantine_forged(struct intake *in, int srcdfd, const char *name,
 		goto fail;
 	if (fsync(qfd) == -1 || fsync(srcdfd) == -1)
 		log_warn("fsync after quarantining %s", qname);
-	xsnprintf(as, aslen, "%s/%s", real != NULL ? real->name : FORGED_DIR,
-	    qname);
+	xsnprintf(as, aslen, "%s/%s", real != NULL ? real->name :
+	    spool_dir_base(SPOOL_FORGED), qname);
 	rc = 0;
 fail:
 	if (rc == -1)
@@ -2134,7 +2141,7 @@ fail:
  */
 static int
 forge_row(struct intake *in, int incfd, const struct file_rec *r,
-    const char *from, const char *why, const struct partner *real,
+    enum file_state from, const char *why, const struct partner *real,
     int located)
 {
 	struct file_rec x = *r;
@@ -2153,7 +2160,7 @@ forge_row(struct intake *in, int incfd, const struct file_rec *r,
 	}
 	emit_forged(in, r, "record", spool_fid_ok(r->fid) ? r->fid : NULL,
 	    as[0] ? real : NULL, as, reason);
-	xstrlcpy(x.state, FS_REJECTED, sizeof(x.state));
+	x.state = FS_REJECTED;
 	xstrlcpy(x.last_error, reason, sizeof(x.last_error));
 	if (state_reject(in->st, &x, from, 0) == -1) {
 		log_warnx("could not mark the forged row %lld rejected; the "
@@ -2197,7 +2204,8 @@ admit_rows(struct intake *in)
 			rc = -1;
 		else if (fstatat(incfd, r->fid, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
 			xsnprintf(why, sizeof(why), "its spool file "
-			    "spool/incoming/%s is missing (%s)", r->fid,
+			    "%s/%s is missing (%s)",
+			    spool_dir_name(SPOOL_INCOMING), r->fid,
 			    strerror(errno));
 			rc = -1;
 		} else {
@@ -2275,7 +2283,7 @@ import_receipts(struct intake *in, int verify)
 	DIR *d;
 	int dfd, fd, qfd = -1, rc = -1, ok, hc;
 
-	if (spool_path(in->cfg->state_dir, "spool/incoming", NULL, inc,
+	if (spool_dir_path(in->cfg->state_dir, SPOOL_INCOMING, NULL, inc,
 	    sizeof(inc)) == -1 || (d = opendir(inc)) == NULL)
 		return -1;
 	dfd = dirfd(d);
@@ -2455,11 +2463,13 @@ recover_accepted(struct intake *in)
 			continue;
 		if (spool_move(in, &rows[i], SP_READY, 0, dir,
 		    sizeof(dir)) == -1) {
-			log_warn("cannot move %s into spool/ready", rows[i].fid);
+			log_warn("cannot move %s into %s", rows[i].fid,
+			    spool_dir_name(SPOOL_READY));
 			continue;
 		}
-		log_warnx("%s/%s (%s) was accepted but not in spool/ready: "
-		    "moved there", rows[i].partner, rows[i].path, rows[i].fid);
+		log_warnx("%s/%s (%s) was accepted but not in %s: moved there",
+		    rows[i].partner, rows[i].path, rows[i].fid,
+		    spool_dir_name(SPOOL_READY));
 		moved++;
 	}
 	if (moved > 0 && fsync_dir(dir) == -1)
@@ -2526,8 +2536,8 @@ intake_run(const struct config *cfg)
 			for (i = 0; i < cfg->npartners; i++) {
 				char home[PATH_MAX];
 
-				if (!in.agent[i] || spool_path(cfg->state_dir,
-				    "gnupg", cfg->partners[i].name, home,
+				if (!in.agent[i] || spool_dir_path(cfg->state_dir,
+				    SPOOL_GNUPG, cfg->partners[i].name, home,
 				    sizeof(home)) == -1)
 					continue;
 				verify_stop_agent(home);
@@ -2548,8 +2558,8 @@ intake_run(const struct config *cfg)
 		char home[PATH_MAX];
 
 		if (cfg->partners[i].signature.mode != SIG_NONE &&
-		    spool_path(cfg->state_dir, "gnupg", cfg->partners[i].name,
-		    home, sizeof(home)) == 0)
+		    spool_dir_path(cfg->state_dir, SPOOL_GNUPG,
+		    cfg->partners[i].name, home, sizeof(home)) == 0)
 			verify_stop_agent(home);
 	}
 	free(in.agent);

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "policy/config.h"
+#include "spool/layout.h"
 #include "spool/state.h"
 
 #define JANITOR_BATCH		256	/* rows per partner per pass */
@@ -206,7 +207,7 @@ pass_partner(const struct config *cfg, const struct partner *p,
 	if (n == 0)
 		return 0;
 	rootfd = -1;
-	if (spool_path(cfg->state_dir, "landing", p->name, dir,
+	if (spool_dir_path(cfg->state_dir, SPOOL_LANDING, p->name, dir,
 	    sizeof(dir)) == 0)
 		rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);

@@ -1,5 +1,6 @@
 /*
- * layout.c - owners and modes under state_dir (spool/layout.h).
+ * layout.c - the spool's names, paths, owners and modes under state_dir
+ * (spool/layout.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +12,136 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "policy/config.h"
 #include "spool/layout.h"
 #include "spool/state.h"
+
+/* One row per enum spool_dir, in its order. */
+static const struct {
+	const char	*path;		/* relative to state_dir */
+	int		 per_partner;	/* may have <partner>/ beneath */
+} spool_dirs[SPOOL_NDIRS] = {
+	[SPOOL_LANDING]		= { "landing",			1 },
+	[SPOOL_SPOOL]		= { "spool",			0 },
+	[SPOOL_INCOMING]	= { "spool/incoming",		0 },
+	[SPOOL_READY]		= { "spool/ready",		0 },
+	[SPOOL_QUARANTINE]	= { "quarantine",		1 },
+	[SPOOL_UNRECORDED]	= { "quarantine/_unrecorded",	0 },
+	[SPOOL_FORGED]		= { "quarantine/_forged",	0 },
+	[SPOOL_ARCHIVE]		= { "archive",			0 },
+	[SPOOL_SIDECARS]	= { "sidecars",			1 },
+	[SPOOL_PLAINTEXT]	= { "plaintext",		1 },
+	[SPOOL_GNUPG]		= { "gnupg",			1 },
+	[SPOOL_RUN]		= { "run",			0 },
+	[SPOOL_AUDIT_SOCK]	= { "run/audit.sock",		0 },
+	[SPOOL_DB]		= { "sluice.db",		0 },
+	[SPOOL_BANS]		= { "bans.json",		0 },
+};
+
+/* One name per enum file_state, in its order; the database stores these. */
+static const char *const file_states[FS_NSTATES] = {
+	[FS_NONE]	= "unknown",
+	[FS_RECEIVED]	= "received",
+	[FS_WAITING]	= "waiting",
+	[FS_ACCEPTED]	= "accepted",
+	[FS_UPLOADING]	= "uploading",
+	[FS_HELD]	= "held",
+	[FS_STORED]	= "stored",
+	[FS_REMOVED]	= "removed",
+	[FS_ARCHIVED]	= "archived",
+	[FS_REJECTED]	= "rejected",
+	[FS_CONSUMED]	= "consumed",
+};
+
+const char *
+spool_dir_name(enum spool_dir d)
+{
+	if ((unsigned)d >= SPOOL_NDIRS)
+		return "";
+	return spool_dirs[d].path;
+}
+
+const char *
+spool_dir_base(enum spool_dir d)
+{
+	const char *name = spool_dir_name(d), *slash;
+
+	return (slash = strrchr(name, '/')) != NULL ? slash + 1 : name;
+}
+
+int
+spool_dir_path(const char *state_dir, enum spool_dir d, const char *partner,
+    char *out, size_t outlen)
+{
+	int n;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if ((unsigned)d >= SPOOL_NDIRS || (partner != NULL &&
+	    (!spool_dirs[d].per_partner || !spool_partner_ok(partner)))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (partner != NULL)
+		n = xsnprintf(out, outlen, "%s/%s/%s", state_dir,
+		    spool_dirs[d].path, partner);
+	else
+		n = xsnprintf(out, outlen, "%s/%s", state_dir,
+		    spool_dirs[d].path);
+	if (n < 0) {
+		if (outlen > 0)
+			out[0] = '\0';
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_init(const char *state_dir)
+{
+	static const enum spool_dir dirs[] = { SPOOL_LANDING, SPOOL_INCOMING,
+	    SPOOL_READY, SPOOL_QUARANTINE };
+	char p[PATH_MAX];
+	size_t i;
+
+	if (mkdir_p(state_dir, 0750) == -1) {
+		log_warn("cannot create state_dir %s", state_dir);
+		return -1;
+	}
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (spool_dir_path(state_dir, dirs[i], NULL, p, sizeof(p)) ==
+		    -1 || mkdir_p(p, 0750) == -1) {
+			log_warn("cannot create %s/%s", state_dir,
+			    spool_dir_name(dirs[i]));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const char *
+file_state_name(enum file_state s)
+{
+	if ((unsigned)s >= FS_NSTATES)
+		return file_states[FS_NONE];
+	return file_states[s];
+}
+
+int
+file_state_parse(const char *name, enum file_state *s)
+{
+	int i;
+
+	*s = FS_NONE;
+	for (i = FS_NONE + 1; name != NULL && i < FS_NSTATES; i++)
+		if (strcmp(name, file_states[i]) == 0) {
+			*s = (enum file_state)i;
+			return 0;
+		}
+	errno = EINVAL;
+	return -1;
+}
 
 static const struct spool_owners *walk_o;
 static char walk_landing[PATH_MAX];
@@ -68,12 +197,12 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 static int
-own_sub(const struct config *cfg, const char *sub, uid_t uid, gid_t gid,
+own_sub(const struct config *cfg, enum spool_dir d, uid_t uid, gid_t gid,
     int mode)
 {
 	char p[PATH_MAX];
 
-	if (spool_path(cfg->state_dir, sub, NULL, p, sizeof(p)) == -1)
+	if (spool_dir_path(cfg->state_dir, d, NULL, p, sizeof(p)) == -1)
 		return -1;
 	return own(p, uid, gid, mode);
 }
@@ -87,13 +216,14 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 
 	if (spool_init(cfg->state_dir) == -1)
 		return -1;
-	if (spool_path(cfg->state_dir, "run", NULL, p, sizeof(p)) == -1 ||
+	if (spool_dir_path(cfg->state_dir, SPOOL_RUN, NULL, p, sizeof(p)) == -1 ||
 	    (mkdir(p, 0710) == -1 && errno != EEXIST)) {
 		log_warn("cannot create %s", p);
 		return -1;
 	}
 	for (i = 0; i < cfg->npartners; i++) {
-		if (spool_path(cfg->state_dir, "landing", cfg->partners[i].name,
+		if (spool_dir_path(cfg->state_dir, SPOOL_LANDING,
+		    cfg->partners[i].name,
 		    p, sizeof(p)) == -1 ||
 		    (mkdir(p, 02770) == -1 && errno != EEXIST)) {
 			log_warn("cannot create %s", p);
@@ -109,7 +239,7 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 	close(fd);
 	if (o == NULL)
 		return 0;
-	if (spool_path(cfg->state_dir, "landing", NULL, walk_landing,
+	if (spool_dir_path(cfg->state_dir, SPOOL_LANDING, NULL, walk_landing,
 	    sizeof(walk_landing)) == -1)
 		return -1;
 	walk_landing_len = strlen(walk_landing);
@@ -122,15 +252,15 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 	if (walk_rc == -1)
 		return -1;
 	if (own(cfg->state_dir, o->svc_uid, o->ses_gid, 0710) == -1 ||
-	    own_sub(cfg, "landing", o->svc_uid, o->ses_gid, 0710) == -1 ||
-	    own_sub(cfg, "spool", o->svc_uid, o->ses_gid, 0710) == -1 ||
-	    own_sub(cfg, "spool/incoming", o->svc_uid, o->ses_gid, 01770) ==
-	    -1 || own_sub(cfg, "run", o->svc_uid, o->ses_gid, 0710) == -1 ||
-	    own_sub(cfg, "spool/ready", o->svc_uid, o->svc_gid, 0700) == -1 ||
-	    own_sub(cfg, "quarantine", o->svc_uid, o->svc_gid, 0700) == -1)
+	    own_sub(cfg, SPOOL_LANDING, o->svc_uid, o->ses_gid, 0710) == -1 ||
+	    own_sub(cfg, SPOOL_SPOOL, o->svc_uid, o->ses_gid, 0710) == -1 ||
+	    own_sub(cfg, SPOOL_INCOMING, o->svc_uid, o->ses_gid, 01770) ==
+	    -1 || own_sub(cfg, SPOOL_RUN, o->svc_uid, o->ses_gid, 0710) == -1 ||
+	    own_sub(cfg, SPOOL_READY, o->svc_uid, o->svc_gid, 0700) == -1 ||
+	    own_sub(cfg, SPOOL_QUARANTINE, o->svc_uid, o->svc_gid, 0700) == -1)
 		return -1;
 	for (i = 0; i < cfg->npartners; i++)
-		if (spool_path(cfg->state_dir, "landing",
+		if (spool_dir_path(cfg->state_dir, SPOOL_LANDING,
 		    cfg->partners[i].name, p, sizeof(p)) == -1 ||
 		    own(p, o->ses_uid, o->svc_gid, 02770) == -1)
 			return -1;

@@ -1,7 +1,44 @@
 /*
- * layout.h - who owns what under state_dir once roles run as separate users
- * (ARCHITECTURE.md "Process roles", invariant 8). Applied by the supervisor,
- * as root, before any role starts (spool_own):
+ * layout.h - the spool's names and who owns them: every directory and file
+ * the roles use beneath state_dir and every state a file can be in, as
+ * enums with one table of names each (spool/layout.c), and one function
+ * that builds a path. No role spells "spool/ready" or "stored" itself.
+ *
+ *   enum spool_dir     path under state_dir        what lives there
+ *   SPOOL_LANDING      landing/[<partner>/]        what a partner sees over
+ *                                                  SFTP (its root "/")
+ *   SPOOL_SPOOL        spool/
+ *   SPOOL_INCOMING     spool/incoming/<fid>        hard link made at CLOSE:
+ *                                                  received, not yet judged
+ *   SPOOL_READY        spool/ready/<fid>           accepted by the intake,
+ *                                                  waiting for the uploader
+ *   SPOOL_QUARANTINE   quarantine/[<partner>/]     rejected files, each with
+ *                                                  a .reason file
+ *   SPOOL_UNRECORDED   quarantine/_unrecorded/     spool/incoming links no
+ *                                                  row records
+ *   SPOOL_FORGED       quarantine/_forged/         hand-offs whose partner
+ *                                                  cannot be confirmed
+ *   SPOOL_ARCHIVE      archive/<fid>               stored files kept for
+ *                                                  uploader.retention keep
+ *   SPOOL_SIDECARS     sidecars/[<partner>/]       sidecars the intake used
+ *                                                  and did not ship
+ *   SPOOL_PLAINTEXT    plaintext/[<partner>/]      decrypted copies
+ *                                                  (signature keep_plaintext)
+ *   SPOOL_GNUPG        gnupg/[<partner>/]          one GnuPG home per partner
+ *   SPOOL_RUN          run/                        sockets
+ *   SPOOL_AUDIT_SOCK   run/audit.sock              the audit writer's socket
+ *   SPOOL_DB           sluice.db                   the state database
+ *                                                  (spool/state.h)
+ *   SPOOL_BANS         bans.json                   the listener's bans
+ *                                                  (server/guard.h)
+ *
+ * A file's life (enum file_state, the names the database stores):
+ * received -> [waiting ->] accepted -> uploading -> stored -> removed or
+ * archived; or rejected; or held (needs an operator); a sidecar the intake
+ * used without shipping it ends consumed.
+ *
+ * Owners and modes, applied by the supervisor, as root, before any role
+ * starts (spool_own; ARCHITECTURE.md "Process roles", invariant 8):
  *
  *   path                     owner:group              mode
  *   state_dir/               service:session-group    0710  (sessions pass through)
@@ -21,13 +58,92 @@
  * spool/incoming; it cannot write sluice.db, the trail, bans.json or any
  * other directory of the spool. Separation between partners' sessions (one
  * uid) is the sandbox's (Landlock, server/sandbox.h).
+ *
+ * Every name returned here is a static string: never freed, never NULL.
  */
 #ifndef SLUICE_LAYOUT_H
 #define SLUICE_LAYOUT_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
-#include "policy/config.h"
+enum spool_dir {
+	SPOOL_LANDING,
+	SPOOL_SPOOL,
+	SPOOL_INCOMING,
+	SPOOL_READY,
+	SPOOL_QUARANTINE,
+	SPOOL_UNRECORDED,
+	SPOOL_FORGED,
+	SPOOL_ARCHIVE,
+	SPOOL_SIDECARS,
+	SPOOL_PLAINTEXT,
+	SPOOL_GNUPG,
+	SPOOL_RUN,
+	SPOOL_AUDIT_SOCK,
+	SPOOL_DB,
+	SPOOL_BANS,
+	SPOOL_NDIRS
+};
+
+/*
+ * d's path relative to state_dir ("spool/incoming"), for messages and
+ * comparisons; "" when d is out of range.
+ */
+const char *spool_dir_name(enum spool_dir d);
+/* The last component of d's path ("incoming", "_forged"); "" out of range. */
+const char *spool_dir_base(enum spool_dir d);
+/*
+ * Writes state_dir/<d's path>[/<partner>] into out (outlen bytes). partner
+ * NULL: the directory (or file) itself. partner not NULL: a partner's
+ * directory beneath d; partner must be a partner name (spool_partner_ok in
+ * spool/state.h: a name from a receipt or a row is a session's word) and d
+ * one of SPOOL_LANDING, SPOOL_QUARANTINE, SPOOL_SIDECARS, SPOOL_PLAINTEXT,
+ * SPOOL_GNUPG. 0, or -1 with errno EINVAL (bad partner, d out of range or
+ * not per partner) or ENAMETOOLONG (out too short; out holds "").
+ */
+int spool_dir_path(const char *state_dir, enum spool_dir d,
+    const char *partner, char *out, size_t outlen);
+/*
+ * Creates state_dir (and missing parents) and landing/, spool/incoming,
+ * spool/ready, quarantine/ (0750) if missing. 0 or -1 (logged).
+ */
+int spool_init(const char *state_dir);
+
+/*
+ * The states of a file (the files table's state column). FS_NONE is no
+ * state: a record not read from the database, or a name this version does
+ * not know; the state_* functions refuse to write it.
+ */
+enum file_state {
+	FS_NONE = 0,
+	FS_RECEIVED,	/* CLOSE recorded; the link is in spool/incoming */
+	FS_WAITING,	/* intake: complete-but-not-yet (rename, marker, signature...) */
+	FS_ACCEPTED,	/* in spool/ready, queued for the uploader */
+	FS_UPLOADING,	/* claimed by an uploader worker */
+	FS_HELD,	/* needs an operator: sluice queue retry */
+	FS_STORED,	/* the store confirmed the bytes */
+	FS_REMOVED,	/* stored; spool copy deleted (retention delete) */
+	FS_ARCHIVED,	/* stored; spool copy kept in archive/<fid> */
+	FS_REJECTED,	/* in quarantine/<partner>/ with its reason */
+	FS_CONSUMED,	/* intake: a sidecar used and not shipped (sidecars/) */
+	FS_NSTATES
+};
+
+/* A set of states, for the state_* functions that take one. */
+#define FS_BIT(s)	(1u << (unsigned)(s))
+
+/* s's name as the database stores it ("received"); "unknown" for FS_NONE
+ * or a value out of range. */
+const char *file_state_name(enum file_state s);
+/*
+ * The state named name (exactly, as file_state_name spells it) into *s.
+ * 0, or -1 with *s FS_NONE and errno EINVAL (NULL, "", "unknown", or a
+ * name that is no state).
+ */
+int file_state_parse(const char *name, enum file_state *s);
+
+struct config;
 
 struct spool_owners {
 	uid_t	 svc_uid;
@@ -40,7 +156,7 @@ struct spool_owners {
  * Creates every partner's landing directory, and gives state_dir and the
  * audit trail the owners and modes above (fixing a tree left by an older
  * version that ran everything as root). o NULL (not root): only creates the
- * directories. 0 or -1 (logged, naming the path).
+ * directories. cfg and o are borrowed. 0 or -1 (logged, naming the path).
  */
 int spool_own(const struct config *cfg, const struct spool_owners *o);
 

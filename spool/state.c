@@ -17,9 +17,11 @@
 #include "policy/path.h"
 
 struct state {
-	sqlite3	*db;
-	int	 depth;		/* open transactions: state_begin and inner */
-	char	 path[PATH_MAX];
+	sqlite3		*db;
+	int		 depth;		/* open transactions: state_begin and inner */
+	sqlite3_stmt	*due;		/* state_due, kept prepared */
+	sqlite3_stmt	*qdue;		/* state_qcopy_due, kept prepared */
+	char		 path[PATH_MAX];
 };
 
 static const char schema[] =
@@ -50,7 +52,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS files_dup ON files(partner, sha256);"	/* intake */
     "CREATE INDEX IF NOT EXISTS files_view ON files(partner, stored_ms) "
     " WHERE landing_ino != 0 AND stored_ms > 0;"	/* spool/janitor.c */
-    /* The uploader's (uploader/mpstate.c): the object each file became (or
+    /* The uploader's (state_upload_*): the object each file became (or
      * its multipart upload in progress) and the parts S3 has confirmed. */
     "CREATE TABLE IF NOT EXISTS uploads ("
     " file_id INTEGER PRIMARY KEY,"
@@ -115,9 +117,28 @@ col_name(sqlite3_stmt *s, int i, char *dst, size_t len)
 		xstrlcpy(dst, (const char *)t, len);
 }
 
+/* 1 if a and b are states a row can be in; else logged, 0. */
+static int
+states_ok(const char *what, enum file_state a, enum file_state b)
+{
+	if (a > FS_NONE && a < FS_NSTATES && b > FS_NONE && b < FS_NSTATES)
+		return 1;
+	log_warnx("state: %s: no such file state (%d, %d)", what, (int)a,
+	    (int)b);
+	return 0;
+}
+
+static void
+bind_state(sqlite3_stmt *s, int i, enum file_state fs)
+{
+	sqlite3_bind_text(s, i, file_state_name(fs), -1, SQLITE_STATIC);
+}
+
 static void
 row_to_rec(sqlite3_stmt *s, struct file_rec *r)
 {
+	char state[16];
+
 	memset(r, 0, sizeof(*r));
 	r->id = sqlite3_column_int64(s, 0);
 	col_name(s, 1, r->fid, sizeof(r->fid));
@@ -128,7 +149,8 @@ row_to_rec(sqlite3_stmt *s, struct file_rec *r)
 	r->size = sqlite3_column_int64(s, 6);
 	col_name(s, 7, r->sha256, sizeof(r->sha256));
 	r->received_ms = sqlite3_column_int64(s, 8);
-	col_text(s, 9, r->state, sizeof(r->state));
+	col_text(s, 9, state, sizeof(state));
+	(void)file_state_parse(state, &r->state);	/* unknown: FS_NONE */
 	col_text(s, 10, r->object_key, sizeof(r->object_key));
 	r->attempts = sqlite3_column_int(s, 11);
 	r->next_attempt_ms = sqlite3_column_int64(s, 12);
@@ -283,7 +305,7 @@ state_open(const char *state_dir)
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
-	if (spool_path(state_dir, "sluice.db", NULL, st->path,
+	if (spool_dir_path(state_dir, SPOOL_DB, NULL, st->path,
 	    sizeof(st->path)) == -1)
 		goto fail;
 	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE |
@@ -309,6 +331,8 @@ state_close(struct state *st)
 {
 	if (st == NULL)
 		return;
+	sqlite3_finalize(st->due);
+	sqlite3_finalize(st->qdue);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -344,7 +368,7 @@ state_insert(struct state *st, struct file_rec *r)
 	sqlite3_bind_int64(s, 6, r->size);
 	sqlite3_bind_text(s, 7, r->sha256, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 8, r->received_ms);
-	sqlite3_bind_text(s, 9, FS_RECEIVED, -1, SQLITE_STATIC);
+	bind_state(s, 9, FS_RECEIVED);
 	sqlite3_bind_int64(s, 10, now_ms());
 	sqlite3_bind_text(s, 11, r->meta[0] ? r->meta : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 12, r->landing_dev);
@@ -354,7 +378,7 @@ state_insert(struct state *st, struct file_rec *r)
 		goto fail;
 	}
 	r->id = sqlite3_last_insert_rowid(st->db);
-	xstrlcpy(r->state, FS_RECEIVED, sizeof(r->state));
+	r->state = FS_RECEIVED;
 	rc = 0;
 fail:
 	sqlite3_finalize(s);
@@ -429,19 +453,19 @@ state_outbox_delete(struct state *st, int64_t upto)
 }
 
 int
-state_claim(struct state *st, const char *from, const char *to,
+state_claim(struct state *st, enum file_state from, enum file_state to,
     int64_t now, struct file_rec *r)
 {
 	sqlite3_stmt *s = NULL, *u = NULL;
 	int rc = -1, step;
 
-	if (txn_begin(st) == -1)
+	if (!states_ok("claim", from, to) || txn_begin(st) == -1)
 		return -1;
 	s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
 	    "next_attempt_ms <= ? ORDER BY next_attempt_ms, id LIMIT 1");
 	if (s == NULL)
 		goto fail;
-	sqlite3_bind_text(s, 1, from, -1, SQLITE_STATIC);
+	bind_state(s, 1, from);
 	sqlite3_bind_int64(s, 2, now);
 	step = sqlite3_step(s);
 	if (step == SQLITE_DONE) {
@@ -456,14 +480,14 @@ state_claim(struct state *st, const char *from, const char *to,
 	u = prep(st, "UPDATE files SET state = ?, updated_ms = ? WHERE id = ?");
 	if (u == NULL)
 		goto fail;
-	sqlite3_bind_text(u, 1, to, -1, SQLITE_STATIC);
+	bind_state(u, 1, to);
 	sqlite3_bind_int64(u, 2, now_ms());
 	sqlite3_bind_int64(u, 3, r->id);
 	if (sqlite3_step(u) != SQLITE_DONE) {
 		log_warnx("state: claim: %s", sqlite3_errmsg(st->db));
 		goto fail;
 	}
-	xstrlcpy(r->state, to, sizeof(r->state));
+	r->state = to;
 	rc = 1;
 fail:
 	sqlite3_finalize(s);
@@ -479,18 +503,21 @@ fail:
 }
 
 int
-state_update(struct state *st, const struct file_rec *r, const char *from)
+state_update(struct state *st, const struct file_rec *r,
+    enum file_state from)
 {
 	sqlite3_stmt *s;
 	int rc = -1;
 
+	if (!states_ok("update", r->state, from))
+		return -1;
 	s = prep(st, "UPDATE files SET state = ?, object_key = ?, attempts = ?, "
 	    "next_attempt_ms = ?, last_error = ?, bucket = ?, etag = ?, "
 	    "version_id = ?, stored_ms = ?, updated_ms = ?, meta = ? "
 	    "WHERE id = ? AND state = ?");
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_text(s, 1, r->state, -1, SQLITE_STATIC);
+	bind_state(s, 1, r->state);
 	sqlite3_bind_text(s, 2, r->object_key, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 3, r->attempts);
 	sqlite3_bind_int64(s, 4, r->next_attempt_ms);
@@ -502,7 +529,7 @@ state_update(struct state *st, const struct file_rec *r, const char *from)
 	sqlite3_bind_int64(s, 10, now_ms());
 	sqlite3_bind_text(s, 11, r->meta[0] ? r->meta : "{}", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 12, r->id);
-	sqlite3_bind_text(s, 13, from, -1, SQLITE_STATIC);
+	bind_state(s, 13, from);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		log_warnx("state: update %lld: %s", (long long)r->id,
 		    sqlite3_errmsg(st->db));
@@ -510,7 +537,7 @@ state_update(struct state *st, const struct file_rec *r, const char *from)
 	}
 	if (sqlite3_changes(st->db) != 1) {
 		log_warnx("state: file %lld is no longer %s", (long long)r->id,
-		    from);
+		    file_state_name(from));
 		goto fail;
 	}
 	rc = 0;
@@ -520,17 +547,17 @@ fail:
 }
 
 int
-state_reset(struct state *st, const char *from, const char *to)
+state_reset(struct state *st, enum file_state from, enum file_state to)
 {
 	sqlite3_stmt *s;
 	int rc = -1;
 
-	if ((s = prep(st, "UPDATE files SET state = ?, updated_ms = ? "
+	if (!states_ok("reset", from, to) || (s = prep(st, "UPDATE files SET state = ?, updated_ms = ? "
 	    "WHERE state = ?")) == NULL)
 		return -1;
-	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+	bind_state(s, 1, to);
 	sqlite3_bind_int64(s, 2, now_ms());
-	sqlite3_bind_text(s, 3, from, -1, SQLITE_STATIC);
+	bind_state(s, 3, from);
 	if (sqlite3_step(s) == SQLITE_DONE)
 		rc = sqlite3_changes(st->db);
 	else
@@ -593,42 +620,36 @@ state_fid_known(struct state *st, const char *fid)
 }
 
 int
-state_any(struct state *st, const char *state)
+state_any(struct state *st, enum file_state state)
 {
 	sqlite3_stmt *s;
 
-	if ((s = prep(st, "SELECT 1 FROM files WHERE state = ? LIMIT 1")) ==
-	    NULL)
+	if (!states_ok("any", state, state) || (s = prep(st, "SELECT 1 FROM "
+	    "files WHERE state = ? LIMIT 1")) == NULL)
 		return -1;
-	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	bind_state(s, 1, state);
 	return found(s);
 }
 
-struct sqlite3 *
-state_db(struct state *st)
-{
-	return st->db;
-}
-
 int
-state_move(struct state *st, int64_t id, const char *from, const char *to,
-    const char *last_error)
+state_move(struct state *st, int64_t id, enum file_state from,
+    enum file_state to, const char *last_error)
 {
 	sqlite3_stmt *s;
 	int rc = -1;
 
-	if ((s = prep(st, "UPDATE files SET state = ?, next_attempt_ms = 0, "
+	if (!states_ok("move", from, to) || (s = prep(st, "UPDATE files SET state = ?, next_attempt_ms = 0, "
 	    "last_error = coalesce(?, last_error), updated_ms = ? "
 	    "WHERE id = ? AND state = ?")) == NULL)
 		return -1;
-	sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
+	bind_state(s, 1, to);
 	if (last_error != NULL)
 		sqlite3_bind_text(s, 2, last_error, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, 2);
 	sqlite3_bind_int64(s, 3, now_ms());
 	sqlite3_bind_int64(s, 4, id);
-	sqlite3_bind_text(s, 5, from, -1, SQLITE_STATIC);
+	bind_state(s, 5, from);
 	if (sqlite3_step(s) == SQLITE_DONE)
 		rc = sqlite3_changes(st->db) == 1;
 	else
@@ -676,36 +697,36 @@ fail:
 }
 
 int
-state_list(struct state *st, const char *state, const char *partner,
+state_list(struct state *st, enum file_state state, const char *partner,
     size_t max, struct file_rec **out, size_t *n)
 {
 	sqlite3_stmt *s;
 
 	*out = NULL;
 	*n = 0;
-	if ((s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
+	if (!states_ok("list", state, state) || (s = prep(st, "SELECT " COLS " FROM files WHERE state = ? AND "
 	    "(? IS NULL OR partner = ?) ORDER BY id")) == NULL)
 		return -1;
-	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	bind_state(s, 1, state);
 	sqlite3_bind_text(s, 2, partner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, partner, -1, SQLITE_STATIC);
 	return collect_rows(st, s, max, out, n);
 }
 
 int
-state_set_path(struct state *st, int64_t id, const char *from,
+state_set_path(struct state *st, int64_t id, enum file_state from,
     const char *path)
 {
 	sqlite3_stmt *s;
 	int rc = -1;
 
-	if ((s = prep(st, "UPDATE files SET path = ?, updated_ms = ? "
+	if (!states_ok("set path", from, from) || (s = prep(st, "UPDATE files SET path = ?, updated_ms = ? "
 	    "WHERE id = ? AND state = ?")) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now_ms());
 	sqlite3_bind_int64(s, 3, id);
-	sqlite3_bind_text(s, 4, from, -1, SQLITE_STATIC);
+	bind_state(s, 4, from);
 	if (sqlite3_step(s) == SQLITE_DONE)
 		rc = sqlite3_changes(st->db) == 1;
 	else
@@ -724,13 +745,18 @@ state_find_dup(struct state *st, const char *partner, const char *sha256,
 
 	if ((s = prep(st, "SELECT " COLS " FROM files WHERE partner = ? AND "
 	    "sha256 = ? AND received_ms >= ? AND id != ? AND state IN "
-	    "('accepted','uploading','stored','held','removed','archived') "
-	    "ORDER BY id DESC LIMIT 1")) == NULL)
+	    "(?,?,?,?,?,?) ORDER BY id DESC LIMIT 1")) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, partner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, sha256, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, since_ms);
 	sqlite3_bind_int64(s, 4, not_id);
+	bind_state(s, 5, FS_ACCEPTED);
+	bind_state(s, 6, FS_UPLOADING);
+	bind_state(s, 7, FS_STORED);
+	bind_state(s, 8, FS_HELD);
+	bind_state(s, 9, FS_REMOVED);
+	bind_state(s, 10, FS_ARCHIVED);
 	step = sqlite3_step(s);
 	if (step == SQLITE_ROW) {
 		row_to_rec(s, r);
@@ -779,8 +805,8 @@ state_clear_landing(struct state *st, int64_t id)
 }
 
 int
-state_reject(struct state *st, const struct file_rec *r, const char *from,
-    int copy)
+state_reject(struct state *st, const struct file_rec *r,
+    enum file_state from, int copy)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
@@ -885,6 +911,294 @@ state_qcopy_reset(struct state *st)
 	if (exec(st, "UPDATE files SET qcopy = 1 WHERE qcopy = 2;") == -1)
 		return -1;
 	return sqlite3_changes(st->db);
+}
+
+int
+state_foreach(struct state *st, unsigned states,
+    int (*cb)(void *, const struct file_rec *), void *arg)
+{
+	sqlite3_stmt *s;
+	struct file_rec r;
+	int i, n = 0, step;
+
+	if (states == 0)
+		s = prep(st, "SELECT " COLS " FROM files ORDER BY id");
+	else {
+		/* one parameter per state (parameter i is state i): its name
+		 * when in the set, else NULL (which IN never matches) */
+		_Static_assert(FS_NSTATES == 11, "one ? per state below");
+		s = prep(st, "SELECT " COLS " FROM files WHERE state IN "
+		    "(?,?,?,?,?,?,?,?,?,?) ORDER BY id");
+		for (i = FS_NONE + 1; s != NULL && i < FS_NSTATES; i++)
+			if (states & FS_BIT(i))
+				bind_state(s, i, (enum file_state)i);
+	}
+	if (s == NULL)
+		return -1;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		row_to_rec(s, &r);
+		if (cb(arg, &r) == -1)
+			break;
+		n++;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		log_warnx("state: list: %s", sqlite3_errmsg(st->db));
+		n = -1;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
+
+int
+state_list_stored_before(struct state *st, enum file_state state,
+    int64_t before_ms, size_t max, struct file_rec **out, size_t *n)
+{
+	sqlite3_stmt *s;
+
+	*out = NULL;
+	*n = 0;
+	if (!states_ok("list", state, state) || (s = prep(st, "SELECT " COLS
+	    " FROM files WHERE state = ? AND stored_ms < ? LIMIT ?")) == NULL)
+		return -1;
+	bind_state(s, 1, state);
+	sqlite3_bind_int64(s, 2, before_ms);
+	sqlite3_bind_int64(s, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	return collect_rows(st, s, max, out, n);
+}
+
+/* Steps a kept statement whose one column is a time or NULL, and resets it. */
+static int64_t
+min_of(struct state *st, sqlite3_stmt *s)
+{
+	int64_t v = INT64_MAX;
+	int step;
+
+	if ((step = sqlite3_step(s)) == SQLITE_ROW &&
+	    sqlite3_column_type(s, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(s, 0);
+	else if (step != SQLITE_ROW && step != SQLITE_DONE)
+		log_warnx("state: due: %s", sqlite3_errmsg(st->db));
+	sqlite3_reset(s);
+	return v;
+}
+
+int64_t
+state_due(struct state *st, enum file_state state)
+{
+	if (!states_ok("due", state, state) || (st->due == NULL &&
+	    (st->due = prep(st, "SELECT min(next_attempt_ms) FROM files "
+	    "WHERE state = ?")) == NULL))
+		return INT64_MAX;
+	bind_state(st->due, 1, state);
+	return min_of(st, st->due);
+}
+
+int64_t
+state_qcopy_due(struct state *st)
+{
+	if (st->qdue == NULL && (st->qdue = prep(st, "SELECT "
+	    "min(next_attempt_ms) FROM files WHERE qcopy = 1")) == NULL)
+		return INT64_MAX;
+	return min_of(st, st->qdue);
+}
+
+/* Steps a bound write statement and finalizes it. 0 or -1 (logged). */
+static int
+done(struct state *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = 0;
+
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		log_warnx("state: %s: %s", what, sqlite3_errmsg(st->db));
+		rc = -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Ends a transaction opened with txn_begin: commit when rc is 0. */
+static int
+txn_end(struct state *st, int rc)
+{
+	if (rc == 0 && txn_commit(st) == -1)
+		rc = -1;
+	if (rc == -1)
+		txn_rollback(st);
+	return rc;
+}
+
+int
+state_upload_load(struct state *st, int64_t file_id, struct state_upload *u)
+{
+	sqlite3_stmt *s;
+	struct state_part *np;
+	int rc = 0, step;
+
+	memset(u, 0, sizeof(*u));
+	if ((s = prep(st, "SELECT object_key, upload_id, part_size FROM "
+	    "uploads WHERE file_id = ? AND upload_id != ''")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	if ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		col_text(s, 0, u->key, sizeof(u->key));
+		col_text(s, 1, u->upload_id, sizeof(u->upload_id));
+		u->part_size = sqlite3_column_int64(s, 2);
+		rc = 1;
+	} else if (step != SQLITE_DONE)
+		rc = -1;
+	sqlite3_finalize(s);
+	if (rc != 1)
+		return rc;
+	if ((s = prep(st, "SELECT part, etag, checksum FROM parts WHERE "
+	    "file_id = ? ORDER BY part")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if ((np = reallocarray(u->parts, u->nparts + 1,
+		    sizeof(*np))) == NULL) {
+			rc = -1;
+			break;
+		}
+		u->parts = np;
+		memset(&np[u->nparts], 0, sizeof(*np));
+		np[u->nparts].number = sqlite3_column_int(s, 0);
+		col_text(s, 1, np[u->nparts].etag, sizeof(np->etag));
+		col_text(s, 2, np[u->nparts].checksum, sizeof(np->checksum));
+		u->nparts++;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+void
+state_upload_free(struct state_upload *u)
+{
+	free(u->parts);
+	u->parts = NULL;
+	u->nparts = 0;
+}
+
+/* Forgets file_id's parts and, upload_id_too, its upload's id. 0 or -1. */
+static int
+upload_forget(struct state *st, int64_t file_id, int upload_id_too)
+{
+	sqlite3_stmt *s;
+
+	if ((s = prep(st, "DELETE FROM parts WHERE file_id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	if (done(st, s, "parts") != 0)
+		return -1;
+	if (!upload_id_too)
+		return 0;
+	if ((s = prep(st, "UPDATE uploads SET upload_id = '' WHERE "
+	    "file_id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	return done(st, s, "uploads");
+}
+
+int
+state_upload_begin(struct state *st, int64_t file_id, const char *key,
+    const char *upload_id, int64_t part_size, int nparts)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if (txn_begin(st) == -1)
+		return -1;
+	if (upload_forget(st, file_id, 0) != 0 ||
+	    (s = prep(st, "INSERT OR REPLACE INTO uploads (file_id, "
+	    "object_key, upload_id, part_size, nparts, checksum, created_ms) "
+	    "VALUES (?,?,?,?,?,'',?)")) == NULL)
+		return txn_end(st, -1);
+	sqlite3_bind_int64(s, 1, file_id);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, upload_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, part_size);
+	sqlite3_bind_int(s, 5, nparts);
+	sqlite3_bind_int64(s, 6, now_ms());
+	rc = done(st, s, "uploads");
+	return txn_end(st, rc);
+}
+
+int
+state_upload_part(struct state *st, int64_t file_id,
+    const struct state_part *p)
+{
+	sqlite3_stmt *s;
+
+	if ((s = prep(st, "INSERT OR REPLACE INTO parts (file_id, part, "
+	    "etag, checksum) VALUES (?,?,?,?)")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	sqlite3_bind_int(s, 2, p->number);
+	sqlite3_bind_text(s, 3, p->etag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, p->checksum, -1, SQLITE_STATIC);
+	return done(st, s, "parts");
+}
+
+int
+state_upload_forget(struct state *st, int64_t file_id)
+{
+	if (txn_begin(st) == -1)
+		return -1;
+	return txn_end(st, upload_forget(st, file_id, 1));
+}
+
+int
+state_upload_stored(struct state *st, int64_t file_id, const char *key,
+    const char *checksum, int nparts)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if (txn_begin(st) == -1)
+		return -1;
+	if (upload_forget(st, file_id, 1) != 0 ||
+	    (s = prep(st, "INSERT OR REPLACE INTO uploads (file_id, "
+	    "object_key, upload_id, part_size, nparts, checksum, created_ms) "
+	    "VALUES (?,?,'',0,?,?,?)")) == NULL)
+		return txn_end(st, -1);
+	sqlite3_bind_int64(s, 1, file_id);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, nparts);
+	sqlite3_bind_text(s, 4, checksum, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, now_ms());
+	rc = done(st, s, "uploads");
+	return txn_end(st, rc);
+}
+
+int
+state_upload_known(struct state *st, const char *upload_id)
+{
+	sqlite3_stmt *s;
+
+	if ((s = prep(st, "SELECT 1 FROM uploads WHERE upload_id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, upload_id, -1, SQLITE_STATIC);
+	return found(s);
+}
+
+int
+state_upload_checksum(struct state *st, int64_t file_id, char *checksum,
+    size_t len)
+{
+	sqlite3_stmt *s;
+	int rc = 0, step;
+
+	checksum[0] = '\0';
+	if ((s = prep(st, "SELECT checksum FROM uploads WHERE file_id = ?")) ==
+	    NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	if ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		col_text(s, 0, checksum, len);
+		rc = checksum[0] != '\0';
+	} else if (step != SQLITE_DONE)
+		rc = -1;
+	sqlite3_finalize(s);
+	return rc;
 }
 
 int
@@ -1008,40 +1322,4 @@ fail:
 	unlinkat(dirfd, tmp, 0);
 	errno = err;
 	return -1;
-}
-
-int
-spool_path(const char *state_dir, const char *sub, const char *name,
-    char *out, size_t outlen)
-{
-	if (name != NULL && !spool_partner_ok(name)) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (name != NULL)
-		return xsnprintf(out, outlen, "%s/%s/%s", state_dir, sub, name) < 0 ?
-		    -1 : 0;
-	return xsnprintf(out, outlen, "%s/%s", state_dir, sub) < 0 ? -1 : 0;
-}
-
-int
-spool_init(const char *state_dir)
-{
-	static const char *dirs[] = { "landing", "spool/incoming",
-	    "spool/ready", "quarantine" };
-	char p[PATH_MAX];
-	size_t i;
-
-	if (mkdir_p(state_dir, 0750) == -1) {
-		log_warn("cannot create state_dir %s", state_dir);
-		return -1;
-	}
-	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		if (spool_path(state_dir, dirs[i], NULL, p, sizeof(p)) == -1 ||
-		    mkdir_p(p, 0750) == -1) {
-			log_warn("cannot create %s/%s", state_dir, dirs[i]);
-			return -1;
-		}
-	}
-	return 0;
 }

@@ -1,20 +1,20 @@
 /*
- * state.h - the state database (SQLite, WAL) holding every file's state and
- * the upload queue, and the spool layout beneath state_dir:
- *
- *   landing/<partner>/   what the partner sees over SFTP (its root "/")
- *   spool/incoming/<fid> hard link made at CLOSE: received, not yet judged
- *   spool/ready/<fid>    accepted by intake, waiting for the uploader
- *   quarantine/<partner>/ rejected files with a .reason file
- *   sluice.db            this database
+ * state.h - the state database (SQLite, WAL, state_dir/sluice.db) holding
+ * every file's state, the upload queue, the uploader's multipart progress
+ * and the audit outbox. Every SQL statement of sluice lives in state.c; the
+ * other modules call the functions below. The spool's directories and the
+ * states' names are spool/layout.h's.
  *
  * A file's life: received -> [waiting ->] accepted -> uploading -> stored, or
  * rejected, or held (needs an operator); a sidecar the intake used without
  * shipping it ends "consumed". Every transition is one transaction, guarded by
- * the state it leaves, so two processes never move one file twice.
+ * the state it leaves, so two processes never move one file twice. A state
+ * argument must be a real state (not FS_NONE): a function given one that is
+ * not writes nothing and fails (-1, logged).
  *
- * Ownership: struct state is owned by the caller of state_open; struct
- * file_rec is a plain value the caller owns.
+ * Ownership: struct state is owned by the caller of state_open and used by
+ * one thread at a time; struct file_rec is a plain value the caller owns;
+ * string arguments are borrowed for the call.
  */
 #ifndef SLUICE_STATE_H
 #define SLUICE_STATE_H
@@ -23,16 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define FS_RECEIVED	"received"
-#define FS_ACCEPTED	"accepted"
-#define FS_UPLOADING	"uploading"
-#define FS_STORED	"stored"
-#define FS_HELD		"held"
-#define FS_REJECTED	"rejected"
-#define FS_REMOVED	"removed"	/* stored; spool copy deleted (retention delete) */
-#define FS_ARCHIVED	"archived"	/* stored; spool copy kept in state_dir/archive/<fid> */
-#define FS_WAITING	"waiting"	/* intake: complete-but-not-yet (rename, marker, signature...) */
-#define FS_CONSUMED	"consumed"	/* intake: a sidecar used and not shipped (state_dir/sidecars/) */
+#include "spool/layout.h"
 
 struct file_rec {
 	int64_t	 id;
@@ -44,7 +35,7 @@ struct file_rec {
 	int64_t	 size;
 	char	 sha256[65];
 	int64_t	 received_ms;
-	char	 state[16];
+	enum file_state state;		/* FS_NONE: a name this version does not know */
 	char	 object_key[1100];
 	int	 attempts;
 	int64_t	 next_attempt_ms;
@@ -111,16 +102,17 @@ int state_insert(struct state *, struct file_rec *r);
  * Takes the oldest file in state `from` whose next attempt is due (<= now_ms),
  * moves it to `to` and fills *r. Returns 1, 0 when there is none, -1 on error.
  */
-int state_claim(struct state *, const char *from, const char *to,
+int state_claim(struct state *, enum file_state from, enum file_state to,
     int64_t now_ms, struct file_rec *r);
 /*
  * Writes r's mutable fields (state, object_key, attempts, next_attempt_ms,
  * last_error, bucket, etag, version_id, stored_ms, meta) if the row is still in
  * state `from`. 0, or -1 (also when it was not in `from`).
  */
-int state_update(struct state *, const struct file_rec *r, const char *from);
+int state_update(struct state *, const struct file_rec *r,
+    enum file_state from);
 /* Moves every file in `from` to `to` (crash recovery). Returns the count or -1. */
-int state_reset(struct state *, const char *from, const char *to);
+int state_reset(struct state *, enum file_state from, enum file_state to);
 /* Reads one file by id: 1 found, 0 not, -1 error. */
 int state_get(struct state *, int64_t id, struct file_rec *r);
 /* 1 if a file was received at this landing inode (and the visibility
@@ -128,20 +120,16 @@ int state_get(struct state *, int64_t id, struct file_rec *r);
 int state_landing_known(struct state *, int64_t dev, int64_t ino);
 /* 1 if any file is in `state`, 0 if none, -1 on error. A read: it takes no
  * write lock, so a role polling an empty queue never delays a session. */
-int state_any(struct state *, const char *state);
+int state_any(struct state *, enum file_state state);
 /* 1 if a file with this fid exists, 0 if not, -1 on error. */
 int state_fid_known(struct state *, const char *fid);
 
-/* The open SQLite handle (borrowed), for modules keeping their own tables
- * (uploader/mpstate.c: uploads, parts). */
-struct sqlite3;
-struct sqlite3 *state_db(struct state *);
 /*
  * Moves file id from `from` to `to` (next attempt due now; last_error set when
  * not NULL). 1 moved, 0 when it is not in `from`, -1 on error.
  */
-int state_move(struct state *, int64_t id, const char *from, const char *to,
-    const char *last_error);
+int state_move(struct state *, int64_t id, enum file_state from,
+    enum file_state to, const char *last_error);
 
 /*
  * Intake (issue 4). state_list: every file in `state` (of `partner`, or all
@@ -152,9 +140,9 @@ int state_move(struct state *, int64_t id, const char *from, const char *to,
  * after since_ms that was accepted (accepted, uploading, stored, held,
  * removed, archived); 1 found (into *r), 0 none, -1 error.
  */
-int state_list(struct state *, const char *state, const char *partner,
+int state_list(struct state *, enum file_state state, const char *partner,
     size_t max, struct file_rec **out, size_t *n);
-int state_set_path(struct state *, int64_t id, const char *from,
+int state_set_path(struct state *, int64_t id, enum file_state from,
     const char *path);
 int state_find_dup(struct state *, const char *partner, const char *sha256,
     int64_t since_ms, int64_t not_id, struct file_rec *r);
@@ -172,6 +160,78 @@ int state_list_visible(struct state *, const char *partner,
 int state_clear_landing(struct state *, int64_t id);
 
 /*
+ * The uploader's reads (uploader/uploader.c, uploader/queue.c).
+ * state_foreach: calls cb with each file whose state is in the set states
+ * (FS_BIT(FS_HELD) | FS_BIT(...); 0: every file, whatever its state, even
+ * one this version does not know), in id order, until cb returns -1. r is
+ * the callback's for the call only. cb may call other state_* reads, no
+ * writes. Returns how many rows cb accepted (did not return -1 for), or -1
+ * on an error (logged).
+ * state_list_stored_before: up to max files in `state` whose stored_ms is
+ * before before_ms, in no particular order, into a malloc'd array the
+ * caller frees; 0 or -1.
+ * state_due: the earliest next_attempt_ms of a file in `state`;
+ * state_qcopy_due: of a pending quarantine copy. INT64_MAX when there is
+ * none, or on an error (logged). Both are reads (no write lock) of a
+ * statement kept prepared on the connection.
+ */
+int state_foreach(struct state *, unsigned states,
+    int (*cb)(void *arg, const struct file_rec *r), void *arg);
+int state_list_stored_before(struct state *, enum file_state state,
+    int64_t before_ms, size_t max, struct file_rec **out, size_t *n);
+int64_t state_due(struct state *, enum file_state state);
+int64_t state_qcopy_due(struct state *);
+
+/*
+ * The uploader's progress (tables uploads and parts): per file, the object
+ * it became (key, and the checksum the store reports for it) or, while a
+ * multipart upload runs, the upload's id and part size and the parts the
+ * store confirmed, so a restart resumes instead of starting over. Each
+ * call is one transaction on the caller's connection (inside a batch it
+ * joins the batch).
+ * state_upload_load: the multipart upload in progress for file_id into *u
+ * (u->parts malloc'd: state_upload_free it whatever this returns); 1 found,
+ * 0 none, -1 error.
+ * state_upload_begin: file_id's new multipart upload (forgets the parts of
+ * any earlier one); 0 or -1.
+ * state_upload_part: records one part the store confirmed (replacing one
+ * with the same number); 0 or -1.
+ * state_upload_forget: the upload in progress is gone (completed, aborted
+ * or unknown to the store): its id and parts are forgotten; 0 or -1.
+ * state_upload_stored: file_id is stored at key; checksum is what the store
+ * reports for it, nparts 0 for a single PUT; forgets any upload in
+ * progress; 0 or -1.
+ * state_upload_known: 1 if upload_id is an upload of ours in progress, 0
+ * not, -1 error.
+ * state_upload_checksum: the checksum recorded for stored file_id into
+ * checksum (len bytes); 1 filled, 0 none recorded (checksum ""), -1 error.
+ */
+struct state_part {
+	int	 number;		/* 1.. */
+	char	 etag[128];
+	char	 checksum[64];		/* base64 SHA-256 of the part */
+};
+struct state_upload {
+	char			 upload_id[1024];
+	char			 key[1100];
+	int64_t			 part_size;
+	struct state_part	*parts;		/* malloc'd, by number */
+	size_t			 nparts;
+};
+int state_upload_load(struct state *, int64_t file_id, struct state_upload *u);
+void state_upload_free(struct state_upload *u);
+int state_upload_begin(struct state *, int64_t file_id, const char *key,
+    const char *upload_id, int64_t part_size, int nparts);
+int state_upload_part(struct state *, int64_t file_id,
+    const struct state_part *p);
+int state_upload_forget(struct state *, int64_t file_id);
+int state_upload_stored(struct state *, int64_t file_id, const char *key,
+    const char *checksum, int nparts);
+int state_upload_known(struct state *, const char *upload_id);
+int state_upload_checksum(struct state *, int64_t file_id, char *checksum,
+    size_t len);
+
+/*
  * Quarantine copies (issue 4, store.quarantine_prefix): column qcopy, 0 none,
  * 1 pending, 2 copying, 3 done; the copy's retries use attempts and
  * next_attempt_ms (a rejected file has no other use for them) and
@@ -184,8 +244,8 @@ int state_clear_landing(struct state *, int64_t id);
  * r's attempts and next_attempt_ms; 0 or -1.
  * state_qcopy_reset: copying -> pending (crash recovery); count or -1.
  */
-int state_reject(struct state *, const struct file_rec *r, const char *from,
-    int copy);
+int state_reject(struct state *, const struct file_rec *r,
+    enum file_state from, int copy);
 int state_qcopy_claim(struct state *, int64_t now_ms, struct file_rec *r);
 int state_qcopy_finish(struct state *, const struct file_rec *r, int done);
 int state_qcopy_reset(struct state *);
@@ -208,11 +268,6 @@ int spool_fid_ok(const char *fid);
 int spool_partner_ok(const char *name);
 int spool_relpath_ok(const char *path);
 
-/* Directory helpers: state_dir/<sub>[/<name>] into out. name, when not
- * NULL, must be a partner name (spool_partner_ok); sub is the caller's
- * constant. 0, or -1 on truncation or a bad name (errno EINVAL). */
-int spool_path(const char *state_dir, const char *sub, const char *name,
-    char *out, size_t outlen);
 /*
  * Creates directory path (its parent must exist) with mode if missing, and
  * opens it without following a symbolic link: it must be a directory owned
@@ -229,7 +284,5 @@ int spool_mkdir(const char *path, mode_t mode);
  */
 int spool_write_at(int dirfd, const char *name, const void *data, size_t len,
     mode_t mode);
-/* Creates landing/, spool/incoming, spool/ready, quarantine/ (0750). 0 or -1. */
-int spool_init(const char *state_dir);
 
 #endif

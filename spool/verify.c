@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "spool/layout.h"
 #include "spool/state.h"
 
 extern char **environ;
@@ -197,8 +198,9 @@ verify_home(const char *state_dir, const struct partner *p, char *home,
 	size_t i;
 	int fd, rc = -1;
 
-	if (spool_path(state_dir, "gnupg", NULL, dir, sizeof(dir)) == -1 ||
-	    spool_path(state_dir, "gnupg", p->name, home, homelen) == -1 ||
+	if (spool_dir_path(state_dir, SPOOL_GNUPG, NULL, dir, sizeof(dir)) ==
+	    -1 || spool_dir_path(state_dir, SPOOL_GNUPG, p->name, home,
+	    homelen) == -1 ||
 	    xsnprintf(stamp, sizeof(stamp), "%s/sluice-keys.stamp", home) < 0)
 		return -1;
 	/* gnupg/ and gnupg/<partner>: real directories of ours, 0700 (an

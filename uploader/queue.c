@@ -20,7 +20,6 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "audit/audit.h"
 #include "common/log.h"
@@ -52,57 +51,56 @@ age(int64_t ms, char *out, size_t len)
 		xsnprintf(out, len, "%lldd", (long long)(s / 86400));
 }
 
+/* `queue list`: how many files it showed, in all and per state. */
+struct listing {
+	int	 count[FS_NSTATES];
+	int	 n;
+};
+
+static int
+list_one(void *arg, const struct file_rec *r)
+{
+	struct listing *l = arg;
+	char a[32], pp[4200];
+
+	age(r->received_ms, a, sizeof(a));
+	xsnprintf(pp, sizeof(pp), "%s/%s", r->partner, r->path);
+	printf("%-8lld %-10s %-6s %-8d %-40s %s\n", (long long)r->id,
+	    file_state_name(r->state), a, r->attempts, pp, r->last_error);
+	if (r->state != FS_NONE)
+		l->count[r->state]++;
+	l->n++;
+	return 0;
+}
+
 static int
 q_list(struct state *st, int all)
 {
-	static const char *states[] = { "received", "waiting", "accepted",
-	    "uploading", "held", "stored", "removed", "archived", "rejected" };
-	int count[sizeof(states) / sizeof(states[0])] = { 0 };
-	sqlite3_stmt *s = NULL;
-	const char *state;
-	char a[32];
-	size_t k;
-	int n = 0, sep = 0;
+	struct listing l;
+	int k, sep = 0;
 
-	if (sqlite3_prepare_v2(state_db(st), all ?
-	    "SELECT id, state, received_ms, attempts, last_error, partner, path "
-	    "FROM files ORDER BY id" :
-	    "SELECT id, state, received_ms, attempts, last_error, partner, path "
-	    "FROM files WHERE state IN ('received','accepted','uploading',"
-	    "'held','stored') ORDER BY id", -1, &s, NULL) != SQLITE_OK) {
-		fprintf(stderr, "sluice: %s\n", sqlite3_errmsg(state_db(st)));
-		return 1;
-	}
+	memset(&l, 0, sizeof(l));
 	printf("%-8s %-10s %-6s %-8s %-40s %s\n", "ID", "STATE", "AGE",
 	    "ATTEMPTS", "PARTNER/PATH", "LAST ERROR");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		char pp[4200];
-
-		age(sqlite3_column_int64(s, 2), a, sizeof(a));
-		xsnprintf(pp, sizeof(pp), "%s/%s", sqlite3_column_text(s, 5),
-		    sqlite3_column_text(s, 6));
-		printf("%-8lld %-10s %-6s %-8d %-40s %s\n",
-		    (long long)sqlite3_column_int64(s, 0),
-		    sqlite3_column_text(s, 1), a, sqlite3_column_int(s, 3), pp,
-		    sqlite3_column_text(s, 4));
-		state = (const char *)sqlite3_column_text(s, 1);
-		for (k = 0; state != NULL && k < sizeof(states) / sizeof(states[0]); k++)
-			if (strcmp(state, states[k]) == 0)
-				count[k]++;
-		n++;
+	if (state_foreach(st, all ? 0 : FS_BIT(FS_RECEIVED) |
+	    FS_BIT(FS_ACCEPTED) | FS_BIT(FS_UPLOADING) | FS_BIT(FS_HELD) |
+	    FS_BIT(FS_STORED), list_one, &l) == -1) {
+		fprintf(stderr, "sluice: cannot read the state database (see "
+		    "the log above)\n");
+		return 1;
 	}
-	sqlite3_finalize(s);
-	printf("%d file(s)", n);
-	for (k = 0; k < sizeof(states) / sizeof(states[0]); k++)
-		if (count[k] > 0)
-			printf("%s %d %s", sep++ ? "," : ":", count[k], states[k]);
+	printf("%d file(s)", l.n);
+	for (k = FS_NONE + 1; k < FS_NSTATES; k++)
+		if (l.count[k] > 0)
+			printf("%s %d %s", sep++ ? "," : ":", l.count[k],
+			    file_state_name((enum file_state)k));
 	printf("\n");
 	return 0;
 }
 
 static int
-q_move(struct state *st, struct audit *au, int64_t id, const char *from,
-    const char *to, const char *event)
+q_move(struct state *st, struct audit *au, int64_t id, enum file_state from,
+    enum file_state to, const char *event)
 {
 	struct file_rec r;
 	int m;
@@ -115,14 +113,15 @@ q_move(struct state *st, struct audit *au, int64_t id, const char *from,
 	if ((m = state_move(st, id, from, to, NULL)) != 1) {
 		fprintf(stderr, "sluice: file %lld (%s/%s) is %s, not %s; "
 		    "nothing changed\n", (long long)id, r.partner, r.path,
-		    r.state, from);
+		    file_state_name(r.state), file_state_name(from));
 		return 1;
 	}
 	audit_emit(au, event, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "fid",
-	    r.fid, "partner", r.partner, "path", r.path, "from", from, "to", to,
-	    "operator", operator_name()));
+	    r.fid, "partner", r.partner, "path", r.path, "from",
+	    file_state_name(from), "to", file_state_name(to), "operator",
+	    operator_name()));
 	printf("%lld %s/%s: %s -> %s\n", (long long)id, r.partner, r.path,
-	    from, to);
+	    file_state_name(from), file_state_name(to));
 	return 0;
 }
 
@@ -148,7 +147,6 @@ queue_main(int argc, char **argv, const char *cfgpath)
 	struct config *cfg = NULL;
 	struct state *st = NULL;
 	struct audit *au = NULL;
-	sqlite3_stmt *s = NULL;
 	const char *sub;
 	int64_t id = 0;
 	int ch, all = 0, rc = 2, n = 0;
@@ -203,24 +201,18 @@ queue_main(int argc, char **argv, const char *cfgpath)
 	else if (!all)
 		rc = q_move(st, au, id, FS_HELD, FS_ACCEPTED, "queue.retry");
 	else {
-		int64_t ids[1024];
-		int i, k;
+		struct file_rec *rows;
+		size_t i, k;
 
 		rc = 0;
 		do {
-			k = 0;
-			if (sqlite3_prepare_v2(state_db(st), "SELECT id FROM files "
-			    "WHERE state = 'held' ORDER BY id LIMIT 1024", -1, &s,
-			    NULL) != SQLITE_OK)
+			if (state_list(st, FS_HELD, NULL, 1024, &rows, &k) == -1)
 				goto out;
-			while (k < 1024 && sqlite3_step(s) == SQLITE_ROW)
-				ids[k++] = sqlite3_column_int64(s, 0);
-			sqlite3_finalize(s);
-			s = NULL;
 			for (i = 0; i < k; i++)
-				if (q_move(st, au, ids[i], FS_HELD, FS_ACCEPTED,
-				    "queue.retry") == 0)
+				if (q_move(st, au, rows[i].id, FS_HELD,
+				    FS_ACCEPTED, "queue.retry") == 0)
 					n++;
+			free(rows);
 		} while (k == 1024);
 		printf("%d held file(s) released\n", n);
 	}
@@ -282,6 +274,38 @@ check(struct store *store, const char *who, const char *key,
 	return 1;
 }
 
+/* The database's side of a reconcile. */
+struct recon {
+	struct state	*st;
+	struct store	*store;
+	struct claim	*claims;	/* the trail's, marked when checked */
+	size_t		 nclaims;
+	int		 ok;
+	int		 bad;
+};
+
+static int
+recon_one(void *arg, const struct file_rec *r)
+{
+	struct recon *x = arg;
+	char rec[80], who[64];
+	size_t i;
+
+	if (state_upload_checksum(x->st, r->id, rec, sizeof(rec)) != 1)
+		rec[0] = '\0';
+	xsnprintf(who, sizeof(who), "file %lld", (long long)r->id);
+	if (check(x->store, who, r->object_key, r->version_id, r->sha256,
+	    rec) == 0)
+		x->ok++;
+	else
+		x->bad++;
+	for (i = 0; i < x->nclaims; i++)
+		if (strcmp(x->claims[i].fid, r->fid) == 0 &&
+		    strcmp(x->claims[i].key, r->object_key) == 0)
+			x->claims[i].checked = 1;
+	return 0;
+}
+
 int
 reconcile_main(int argc, char **argv, const char *cfgpath)
 {
@@ -294,9 +318,9 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	struct store *store = NULL;
 	struct claim *claims = NULL, *np;
 	size_t nclaims = 0, i;
-	sqlite3_stmt *s = NULL;
+	struct recon rc_db;
 	FILE *f = NULL;
-	char *line = NULL, rec[80], who[64];
+	char *line = NULL, who[64];
 	size_t cap = 0;
 	int ch, rc = 1, bad = 0, ok = 0;
 	json_t *j;
@@ -355,32 +379,16 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	}
 
 	/* What the database says was stored. */
-	if (sqlite3_prepare_v2(state_db(st), "SELECT id, fid, object_key, "
-	    "sha256, version_id FROM files WHERE state IN ('stored','removed',"
-	    "'archived') ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+	memset(&rc_db, 0, sizeof(rc_db));
+	rc_db.st = st;
+	rc_db.store = store;
+	rc_db.claims = claims;
+	rc_db.nclaims = nclaims;
+	if (state_foreach(st, FS_BIT(FS_STORED) | FS_BIT(FS_REMOVED) |
+	    FS_BIT(FS_ARCHIVED), recon_one, &rc_db) == -1)
 		goto out;
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *fid = (const char *)sqlite3_column_text(s, 1);
-		const char *key = (const char *)sqlite3_column_text(s, 2);
-		const char *sha = (const char *)sqlite3_column_text(s, 3);
-		const char *ver = (const char *)sqlite3_column_text(s, 4);
-
-		if (mp_expected(st, sqlite3_column_int64(s, 0), rec,
-		    sizeof(rec)) != 1)
-			rec[0] = '\0';
-		xsnprintf(who, sizeof(who), "file %lld",
-		    (long long)sqlite3_column_int64(s, 0));
-		if (check(store, who, key, ver, sha, rec) == 0)
-			ok++;
-		else
-			bad++;
-		for (i = 0; i < nclaims; i++)
-			if (strcmp(claims[i].fid, fid) == 0 &&
-			    strcmp(claims[i].key, key) == 0)
-				claims[i].checked = 1;
-	}
-	sqlite3_finalize(s);
-	s = NULL;
+	ok = rc_db.ok;
+	bad = rc_db.bad;
 	/* Audit claims the database does not back (or at another key). */
 	for (i = 0; i < nclaims; i++) {
 		size_t k;
@@ -401,7 +409,6 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	printf("reconcile: %d proven, %d unproven\n", ok, bad);
 	rc = bad > 0 ? 1 : 0;
 out:
-	sqlite3_finalize(s);
 	free(line);
 	free(claims);
 	store_close(store);

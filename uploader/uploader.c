@@ -45,7 +45,6 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "audit/audit.h"
 #include "common/log.h"
@@ -73,7 +72,7 @@ struct job {
 	struct put_result	 res;
 	int64_t			 wait_ms;	/* PUT_RETRY: backoff */
 	int			 budget_ok;	/* PUT_RETRY: from the budget */
-	const char		*to;		/* JOB_RETENTION: removed|archived */
+	enum file_state		 to;		/* JOB_RETENTION: removed|archived */
 	int			 ok;		/* recorded in this cycle */
 };
 
@@ -193,15 +192,21 @@ hk_begin(void *arg, const char *key, const char *upload_id, int64_t part_size,
 {
 	struct worker *w = arg;
 
-	return mp_begin(w->st, w->cur->id, key, upload_id, part_size, nparts);
+	return state_upload_begin(w->st, w->cur->id, key, upload_id, part_size,
+	    nparts);
 }
 
 static int
 hk_part(void *arg, const struct mp_part *p)
 {
 	struct worker *w = arg;
+	struct state_part sp;
 
-	return mp_part_save(w->st, w->cur->id, p);
+	memset(&sp, 0, sizeof(sp));
+	sp.number = p->number;
+	xstrlcpy(sp.etag, p->etag, sizeof(sp.etag));
+	xstrlcpy(sp.checksum, p->checksum, sizeof(sp.checksum));
+	return state_upload_part(w->st, w->cur->id, &sp);
 }
 
 static void
@@ -209,7 +214,35 @@ hk_forget(void *arg)
 {
 	struct worker *w = arg;
 
-	mp_forget(w->st, w->cur->id);
+	state_upload_forget(w->st, w->cur->id);
+}
+
+/*
+ * The multipart upload a previous attempt at file_id left, with its parts
+ * as the store's type (*parts malloc'd, the caller frees). 1 found, 0 none,
+ * -1 error.
+ */
+static int
+saved_upload(struct state *st, int64_t file_id, struct state_upload *u,
+    struct mp_part **parts)
+{
+	size_t i;
+	int rc;
+
+	*parts = NULL;
+	if ((rc = state_upload_load(st, file_id, u)) != 1)
+		return rc;
+	if (u->nparts > 0 &&
+	    (*parts = calloc(u->nparts, sizeof(**parts))) == NULL)
+		return -1;
+	for (i = 0; i < u->nparts; i++) {
+		(*parts)[i].number = u->parts[i].number;
+		xstrlcpy((*parts)[i].etag, u->parts[i].etag,
+		    sizeof((*parts)[i].etag));
+		xstrlcpy((*parts)[i].checksum, u->parts[i].checksum,
+		    sizeof((*parts)[i].checksum));
+	}
+	return 1;
 }
 
 /* ---- retention ------------------------------------------------------------ */
@@ -217,24 +250,27 @@ hk_forget(void *arg)
 /*
  * r is stored, recorded and audited: deletes its spool copy or moves it to
  * archive/, without fsyncing the directory (the caller does, once for the
- * batch). Returns the state it goes to next, or NULL (logged; it stays
+ * batch). Returns the state it goes to next, or FS_NONE (logged; it stays
  * "stored" and a restart tries again). A copy already gone counts as done:
  * a crash after the unlink and before the next batch leaves exactly that.
  */
-static const char *
+static enum file_state
 retention(struct uploader *u, const struct file_rec *r)
 {
 	if (u->cfg->uploader.retention_keep_s > 0) {
 		if (renameat(u->readyfd, r->fid, u->archivefd, r->fid) == -1 &&
 		    errno != ENOENT) {
-			log_warn("cannot move spool/ready/%s to archive/", r->fid);
-			return NULL;
+			log_warn("cannot move %s/%s to %s/",
+			    spool_dir_name(SPOOL_READY), r->fid,
+			    spool_dir_name(SPOOL_ARCHIVE));
+			return FS_NONE;
 		}
 		return FS_ARCHIVED;
 	}
 	if (unlinkat(u->readyfd, r->fid, 0) == -1 && errno != ENOENT) {
-		log_warn("cannot remove spool/ready/%s", r->fid);
-		return NULL;
+		log_warn("cannot remove %s/%s", spool_dir_name(SPOOL_READY),
+		    r->fid);
+		return FS_NONE;
 	}
 	return FS_REMOVED;
 }
@@ -256,30 +292,26 @@ retention_sync(struct uploader *u, int archived)
 static void
 finish_stored(struct worker *w, struct jobq *gone)
 {
-	sqlite3_stmt *s = NULL;
+	struct file_rec *rows = NULL;
 	struct job *j;
-	int64_t ids[1024];
-	int n = 0, i, archived = 0;
+	size_t n = 0, i;
+	int archived = 0;
 
-	if (sqlite3_prepare_v2(state_db(w->st), "SELECT id FROM files WHERE "
-	    "state = 'stored' LIMIT 1024", -1, &s, NULL) != SQLITE_OK)
+	if (state_list(w->st, FS_STORED, NULL, 1024, &rows, &n) == -1)
 		return;
-	while (n < 1024 && sqlite3_step(s) == SQLITE_ROW)
-		ids[n++] = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
 	for (i = 0; i < n; i++) {
 		if ((j = calloc(1, sizeof(*j))) == NULL)
 			break;
 		j->kind = JOB_RETENTION;
-		if (state_get(w->st, ids[i], &j->r) != 1 ||
-		    strcmp(j->r.state, FS_STORED) != 0 ||
-		    (j->to = retention(w->u, &j->r)) == NULL) {
+		j->r = rows[i];
+		if ((j->to = retention(w->u, &j->r)) == FS_NONE) {
 			free(j);
 			continue;
 		}
-		archived |= strcmp(j->to, FS_ARCHIVED) == 0;
+		archived |= j->to == FS_ARCHIVED;
 		jq_push(gone, j);
 	}
+	free(rows);
 	if (gone->n > 0)
 		retention_sync(w->u, archived);
 }
@@ -288,31 +320,26 @@ finish_stored(struct worker *w, struct jobq *gone)
 static void
 purge_archive(struct worker *w)
 {
-	sqlite3_stmt *s = NULL;
 	struct file_rec *r = NULL;
-	int64_t ids[256], cutoff;
+	int64_t cutoff;
 	unsigned char del[256];
-	int n = 0, i, ndel = 0;
+	size_t n = 0, i;
+	int ndel = 0;
 
 	cutoff = now_ms() - w->u->cfg->uploader.retention_keep_s * 1000;
-	if (sqlite3_prepare_v2(state_db(w->st), "SELECT id FROM files WHERE "
-	    "state = 'archived' AND stored_ms < ? LIMIT 256", -1, &s,
-	    NULL) != SQLITE_OK)
+	if (state_list_stored_before(w->st, FS_ARCHIVED, cutoff, 256, &r,
+	    &n) == -1)
 		return;
-	sqlite3_bind_int64(s, 1, cutoff);
-	while (n < 256 && sqlite3_step(s) == SQLITE_ROW)
-		ids[n++] = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	if (n == 0 || (r = calloc((size_t)n, sizeof(*r))) == NULL)
-		return;
+	if (n == 0)
+		goto out;
 	for (i = 0; i < n; i++) {
 		del[i] = 0;
-		if (state_get(w->st, ids[i], &r[i]) != 1 ||
-		    !spool_fid_ok(r[i].fid))
+		if (!spool_fid_ok(r[i].fid))
 			continue;
 		if (unlinkat(w->u->archivefd, r[i].fid, 0) == -1 &&
 		    errno != ENOENT) {
-			log_warn("cannot remove archive/%s", r[i].fid);
+			log_warn("cannot remove %s/%s",
+			    spool_dir_name(SPOOL_ARCHIVE), r[i].fid);
 			continue;
 		}
 		del[i] = 1;
@@ -344,7 +371,7 @@ keep_upload(void *arg, const char *key, const char *upload_id)
 {
 	struct worker *w = arg;
 
-	return mp_upload_known(w->st, upload_id) != 0;	/* error: keep */
+	return state_upload_known(w->st, upload_id) != 0;	/* error: keep */
 }
 
 /* ---- one file (a worker) --------------------------------------------------- */
@@ -356,7 +383,7 @@ in_incoming(const struct config *cfg, const char *fid)
 {
 	char p[PATH_MAX];
 
-	if (spool_path(cfg->state_dir, "spool/incoming", NULL, p,
+	if (spool_dir_path(cfg->state_dir, SPOOL_INCOMING, NULL, p,
 	    sizeof(p)) == -1 || xstrlcat(p, "/", sizeof(p)) >= sizeof(p) ||
 	    xstrlcat(p, fid, sizeof(p)) >= sizeof(p))
 		return 0;
@@ -370,7 +397,8 @@ upload_one(struct worker *w, struct job *j)
 	struct file_rec *r = &j->r;
 	struct put_result *res = &j->res;
 	struct put_request req;
-	struct mp_saved saved;
+	struct state_upload saved;
+	struct mp_part *parts = NULL;
 	struct mp_hooks hooks;
 	struct stat sb;
 	char received[40];
@@ -391,7 +419,7 @@ upload_one(struct worker *w, struct job *j)
 		 * start-up recovery moves it into spool/ready; try later */
 		res->outcome = PUT_RETRY;
 		xsnprintf(res->error, sizeof(res->error), "spool file %s not "
-		    "in spool/ready yet", r->fid);
+		    "in %s yet", r->fid, spool_dir_name(SPOOL_READY));
 	} else if (fd == -1 || fstat(fd, &sb) == -1 || sb.st_size != r->size) {
 		res->outcome = PUT_FATAL;
 		xsnprintf(res->error, sizeof(res->error), "spool file %s %s",
@@ -421,11 +449,11 @@ upload_one(struct worker *w, struct job *j)
 		/* Only a multipart upload can have saved parts. */
 		if (r->size > (cfg->uploader.multipart_threshold > 0 ?
 		    cfg->uploader.multipart_threshold : 16 * 1024 * 1024) &&
-		    mp_load(w->st, r->id, &saved) == 1) {
+		    saved_upload(w->st, r->id, &saved, &parts) == 1) {
 			hooks.upload_id = saved.upload_id;
 			hooks.key = saved.key;
 			hooks.part_size = saved.part_size;
-			hooks.parts = saved.parts;
+			hooks.parts = parts;
 			hooks.nparts = saved.nparts;
 		}
 		memset(&req, 0, sizeof(req));
@@ -442,7 +470,8 @@ upload_one(struct worker *w, struct job *j)
 		req.max_backoff_ms = max_backoff_ms(cfg);
 		req.mp = &hooks;
 		store_put(w->store, &req, res);
-		mp_saved_free(&saved);
+		state_upload_free(&saved);
+		free(parts);
 	}
 	json_decref(meta);
 	if (fd != -1)
@@ -452,7 +481,7 @@ upload_one(struct worker *w, struct job *j)
 
 	switch (res->outcome) {
 	case PUT_STORED:
-		xstrlcpy(r->state, FS_STORED, sizeof(r->state));
+		r->state = FS_STORED;
 		xstrlcpy(r->bucket, res->bucket, sizeof(r->bucket));
 		xstrlcpy(r->etag, res->etag, sizeof(r->etag));
 		xstrlcpy(r->version_id, res->version_id, sizeof(r->version_id));
@@ -469,14 +498,14 @@ upload_one(struct worker *w, struct job *j)
 		j->wait_ms = j->budget_ok ? retry_backoff_ms(r->attempts - 1,
 		    UPLOAD_BACKOFF_BASE_MS, max_backoff_ms(cfg)) :
 		    max_backoff_ms(cfg);
-		xstrlcpy(r->state, FS_ACCEPTED, sizeof(r->state));
+		r->state = FS_ACCEPTED;
 		xstrlcpy(r->last_error, res->error, sizeof(r->last_error));
 		r->next_attempt_ms = now_ms() + j->wait_ms;
 		break;
 	case PUT_FATAL:
 	default:
 		res->outcome = PUT_FATAL;
-		xstrlcpy(r->state, FS_HELD, sizeof(r->state));
+		r->state = FS_HELD;
 		xstrlcpy(r->last_error, res->error, sizeof(r->last_error));
 		break;
 	}
@@ -495,7 +524,7 @@ record(struct worker *a, struct job *j)
 	/* The uploads row and the files row together (a nested savepoint). */
 	if (state_begin(a->st) != 0)
 		return -1;
-	if (mp_record_stored(a->st, r->id, r->object_key, j->res.checksum,
+	if (state_upload_stored(a->st, r->id, r->object_key, j->res.checksum,
 	    j->res.nparts) != 0 || state_update(a->st, r, FS_UPLOADING) != 0) {
 		state_rollback(a->st);
 		return -1;
@@ -536,9 +565,10 @@ report(struct worker *a, struct job *j)
 		audit_file(a, "file.held", r, json_pack("{s:s,s:i}", "error",
 		    res->error, "attempt", r->attempts));
 		log_warnx("%s/%s is HELD: %s. The file is kept in "
-		    "spool/ready/%s; fix the cause (bucket, credentials, policy) "
+		    "%s/%s; fix the cause (bucket, credentials, policy) "
 		    "and release it with 'sluice queue retry -c CONFIG %lld'",
-		    r->partner, r->path, res->error, r->fid, (long long)r->id);
+		    r->partner, r->path, res->error,
+		    spool_dir_name(SPOOL_READY), r->fid, (long long)r->id);
 		break;
 	}
 }
@@ -570,7 +600,8 @@ qcopy_one(struct worker *w, struct file_rec *r)
 	const char *values[4], *base;
 	struct put_request req;
 	struct put_result res;
-	char path[PATH_MAX], key[1100], name[256], reason[1024];
+	char dir[PATH_MAX], path[PATH_MAX], key[1100], name[256];
+	char reason[1024];
 	struct stat sb;
 	int64_t wait_ms;
 	int fd = -1;
@@ -580,9 +611,9 @@ qcopy_one(struct worker *w, struct file_rec *r)
 	    r->path;
 	ascii_copy(name, base, sizeof(name), '_');
 	ascii_copy(reason, r->last_error, sizeof(reason), '?');
-	if (!spool_fid_ok(r->fid) || !spool_partner_ok(r->partner) ||
-	    xsnprintf(path, sizeof(path), "%s/quarantine/%s/%s",
-	    cfg->state_dir, r->partner, r->fid) < 0 ||
+	if (!spool_fid_ok(r->fid) || spool_dir_path(cfg->state_dir,
+	    SPOOL_QUARANTINE, r->partner, dir, sizeof(dir)) == -1 ||
+	    xsnprintf(path, sizeof(path), "%s/%s", dir, r->fid) < 0 ||
 	    xsnprintf(key, sizeof(key), "%s%s/%s-%s",
 	    cfg->store.quarantine_prefix, r->partner, r->fid, name) < 0) {
 		res.outcome = PUT_FATAL;
@@ -591,8 +622,9 @@ qcopy_one(struct worker *w, struct file_rec *r)
 	} else if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &sb) == -1) {
 		res.outcome = PUT_FATAL;
-		xsnprintf(res.error, sizeof(res.error), "quarantine/%s/%s: %s",
-		    r->partner, r->fid, strerror(errno));
+		xsnprintf(res.error, sizeof(res.error), "%s/%s/%s: %s",
+		    spool_dir_name(SPOOL_QUARANTINE), r->partner, r->fid,
+		    strerror(errno));
 	} else {
 		values[0] = reason;
 		values[1] = r->partner;
@@ -612,8 +644,9 @@ qcopy_one(struct worker *w, struct file_rec *r)
 		req.max_backoff_ms = max_backoff_ms(cfg);
 		if (req.sha256 == NULL) {
 			res.outcome = PUT_FATAL;
-			xsnprintf(res.error, sizeof(res.error), "quarantine/%s/%s "
-			    "changed size since it was received", r->partner,
+			xsnprintf(res.error, sizeof(res.error), "%s/%s/%s "
+			    "changed size since it was received",
+			    spool_dir_name(SPOOL_QUARANTINE), r->partner,
 			    r->fid);
 		} else
 			store_put(w->store, &req, &res);
@@ -643,8 +676,9 @@ qcopy_one(struct worker *w, struct file_rec *r)
 	    "{s:s,s:s,s:i,s:I}", "quarantine_key", key, "error", res.error,
 	    "attempt", r->attempts, "retry_in_ms", (json_int_t)wait_ms));
 	log_warnx("cannot copy the rejected %s/%s to %s: %s; retrying in %lld "
-	    "s (it stays in quarantine/%s/)", r->partner, r->path, key,
-	    res.error, (long long)(wait_ms / 1000), r->partner);
+	    "s (it stays in %s/%s/)", r->partner, r->path, key, res.error,
+	    (long long)(wait_ms / 1000), spool_dir_name(SPOOL_QUARANTINE),
+	    r->partner);
 }
 
 /* ---- workers ------------------------------------------------------------- */
@@ -685,8 +719,6 @@ static int wal_changed(int);
 struct dispatch {
 	struct uploader	*u;
 	struct worker	*a;		/* its own connection and audit handle */
-	sqlite3_stmt	*due_q;		/* earliest accepted file */
-	sqlite3_stmt	*due_c;		/* earliest pending quarantine copy */
 	struct jobq	 pend;		/* done, not yet recorded */
 	struct jobq	 gone;		/* spool copy gone, not yet recorded */
 	struct jobq	 back;		/* claimed, never started: to accepted */
@@ -697,20 +729,6 @@ struct dispatch {
 	int64_t		 recheck;	/* mono ms: read the queue again then */
 	int		 rechecks;	/* how many are left after a WAL write */
 };
-
-static int64_t
-min_due(sqlite3_stmt *s)
-{
-	int64_t v = INT64_MAX;
-
-	if (s == NULL)
-		return v;
-	if (sqlite3_step(s) == SQLITE_ROW &&
-	    sqlite3_column_type(s, 0) != SQLITE_NULL)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return v;
-}
 
 /*
  * How many files to claim now: a read of the queue (no write lock) finds
@@ -730,8 +748,9 @@ want_claims(struct dispatch *d, int room)
 		return 0;
 	d->dirty = 0;
 	d->last_check = mono_ms();
-	q = min_due(d->due_q);
-	c = min_due(d->due_c);
+	q = state_due(d->a->st, FS_ACCEPTED);
+	c = d->u->cfg->store.quarantine_prefix != NULL ?
+	    state_qcopy_due(d->a->st) : INT64_MAX;
 	d->next_due = q < c ? q : c;
 	return d->next_due <= now_ms() ? room : 0;
 }
@@ -819,7 +838,7 @@ cycle(struct dispatch *d, int nclaim)
 	audit_defer(a->au);
 	for (j = d->gone.head; j != NULL; j = j->next)
 		if (j->ok)
-			audit_file(a, strcmp(j->to, FS_ARCHIVED) == 0 ?
+			audit_file(a, j->to == FS_ARCHIVED ?
 			    "file.archived" :
 			    "file.removed", &j->r, NULL);
 	for (j = d->pend.head; j != NULL; j = j->next)
@@ -853,9 +872,9 @@ cycle(struct dispatch *d, int nclaim)
 		u->inflight--;
 		d->dirty = 1;	/* room for another claim */
 		if (j->ok && j->res.outcome == PUT_STORED &&
-		    (j->to = retention(u, &j->r)) != NULL) {
+		    (j->to = retention(u, &j->r)) != FS_NONE) {
 			j->kind = JOB_RETENTION;
-			archived |= strcmp(j->to, FS_ARCHIVED) == 0;
+			archived |= j->to == FS_ARCHIVED;
 			jq_push(&gone, j);
 		} else
 			free(j);
@@ -967,13 +986,15 @@ wal_changed(int ifd)
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	const struct inotify_event *ev;
 	ssize_t n;
+	const char *db = spool_dir_name(SPOOL_DB);
+	size_t dblen = strlen(db);
 	char *p;
 	int hit = 0;
 
 	while ((n = read(ifd, buf, sizeof(buf))) > 0)
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
-			if (ev->len > 0 && strncmp(ev->name, "sluice.db", 9) == 0)
+			if (ev->len > 0 && strncmp(ev->name, db, dblen) == 0)
 				hit = 1;
 		}
 	return hit;
@@ -1034,13 +1055,13 @@ uploader_run(const struct config *cfg)
 		log_warn("uploader: eventfd");
 		goto out;
 	}
-	if (spool_path(cfg->state_dir, "spool/ready", NULL, u.ready,
+	if (spool_dir_path(cfg->state_dir, SPOOL_READY, NULL, u.ready,
 	    sizeof(u.ready)) == -1 ||
 	    (u.readyfd = open(u.ready, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		log_warn("cannot open %s", u.ready);
 		goto out;
 	}
-	if (spool_path(cfg->state_dir, "archive", NULL, u.archive,
+	if (spool_dir_path(cfg->state_dir, SPOOL_ARCHIVE, NULL, u.archive,
 	    sizeof(u.archive)) == -1 || mkdir_p(u.archive, 0750) == -1 ||
 	    (u.archivefd = open(u.archive, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
@@ -1053,15 +1074,6 @@ uploader_run(const struct config *cfg)
 	d.u = &u;
 	d.a = admin;
 	d.dirty = 1;
-	if (sqlite3_prepare_v2(state_db(admin->st), "SELECT min(next_attempt_ms) "
-	    "FROM files WHERE state = 'accepted'", -1, &d.due_q, NULL) !=
-	    SQLITE_OK || (cfg->store.quarantine_prefix != NULL &&
-	    sqlite3_prepare_v2(state_db(admin->st), "SELECT "
-	    "min(next_attempt_ms) FROM files WHERE qcopy = 1", -1, &d.due_c,
-	    NULL) != SQLITE_OK)) {
-		log_warnx("uploader: %s", sqlite3_errmsg(state_db(admin->st)));
-		goto out;
-	}
 	/* A crash mid-upload (or before its batch committed): the
 	 * conditional write makes a repeat safe. */
 	if ((n = state_reset(admin->st, FS_UPLOADING, FS_ACCEPTED)) > 0)
@@ -1114,8 +1126,6 @@ out:
 			pthread_join(workers[i].tid, NULL);
 	if (d.a != NULL && rc == 0)
 		drain(&d);
-	sqlite3_finalize(d.due_q);
-	sqlite3_finalize(d.due_c);
 	for (i = 0; i <= nw; i++)
 		worker_close(&workers[i]);
 	if (u.readyfd != -1)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "server/guard.h"
+#include "spool/layout.h"
 
 static struct sockaddr_storage
 sa_of(const char *addr)
@@ -637,7 +638,7 @@ test_persist(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/%s", dir, GUARD_BANS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", dir, spool_dir_name(SPOOL_BANS));
 	setup_cfg();
 
 	/* No file yet: an empty table, no error. */

@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 #include "audit/audit.h"
+#include "spool/layout.h"
 #include "spool/outbox.h"
 #include "spool/state.h"
 
@@ -55,7 +56,7 @@ add(struct state *st, const char *fid, const char *path, struct file_rec *r)
 	r->received_ms = now_ms();
 	assert_int_equal(state_insert(st, r), 0);
 	assert_true(r->id > 0);
-	assert_string_equal(r->state, FS_RECEIVED);
+	assert_int_equal(r->state, FS_RECEIVED);
 }
 
 static void
@@ -82,13 +83,13 @@ test_claim_in_order_and_once(void **state)
 	add(st, "f2", "two.csv", &b);
 	assert_int_equal(state_claim(st, FS_RECEIVED, FS_ACCEPTED, now_ms(), &r), 1);
 	assert_int_equal(r.id, a.id);
-	assert_string_equal(r.state, FS_ACCEPTED);
+	assert_int_equal(r.state, FS_ACCEPTED);
 	assert_string_equal(r.path, "one.csv");
 	assert_int_equal(state_claim(st, FS_RECEIVED, FS_ACCEPTED, now_ms(), &r), 1);
 	assert_int_equal(r.id, b.id);
 	assert_int_equal(state_claim(st, FS_RECEIVED, FS_ACCEPTED, now_ms(), &r), 0);
 	assert_int_equal(state_get(st, a.id, &r), 1);
-	assert_string_equal(r.state, FS_ACCEPTED);
+	assert_int_equal(r.state, FS_ACCEPTED);
 	assert_int_equal(state_fid_known(st, "f2"), 1);
 	assert_int_equal(state_fid_known(st, "nope"), 0);
 	/* fids are unique */
@@ -105,13 +106,13 @@ test_update_is_guarded_by_state(void **state)
 
 	add(st, "g1", "x", &a);
 	assert_int_equal(state_claim(st, FS_RECEIVED, FS_UPLOADING, now_ms(), &r), 1);
-	xstrlcpy(r.state, FS_STORED, sizeof(r.state));
+	r.state = FS_STORED;
 	xstrlcpy(r.etag, "\"e\"", sizeof(r.etag));
 	/* Not in "accepted": refused, nothing written. */
 	assert_int_equal(state_update(st, &r, FS_ACCEPTED), -1);
 	assert_int_equal(state_update(st, &r, FS_UPLOADING), 0);
 	assert_int_equal(state_get(st, a.id, &r), 1);
-	assert_string_equal(r.state, FS_STORED);
+	assert_int_equal(r.state, FS_STORED);
 	assert_string_equal(r.etag, "\"e\"");
 	/* A second transition from the old state fails. */
 	assert_int_equal(state_update(st, &r, FS_UPLOADING), -1);
@@ -126,7 +127,7 @@ test_backoff_delays_claim_and_reset_recovers(void **state)
 
 	add(st, "h1", "x", &a);
 	assert_int_equal(state_claim(st, FS_RECEIVED, FS_UPLOADING, now, &r), 1);
-	xstrlcpy(r.state, FS_ACCEPTED, sizeof(r.state));
+	r.state = FS_ACCEPTED;
 	r.attempts = 1;
 	r.next_attempt_ms = now + 60000;
 	assert_int_equal(state_update(st, &r, FS_UPLOADING), 0);
@@ -136,7 +137,7 @@ test_backoff_delays_claim_and_reset_recovers(void **state)
 	/* A crash leaves it "uploading"; a restart puts it back in the queue. */
 	assert_int_equal(state_reset(st, FS_UPLOADING, FS_ACCEPTED), 1);
 	assert_int_equal(state_get(st, a.id, &r), 1);
-	assert_string_equal(r.state, FS_ACCEPTED);
+	assert_int_equal(r.state, FS_ACCEPTED);
 }
 
 static void
@@ -177,14 +178,14 @@ test_batch_commit_and_rollback(void **state)
 	    1);
 	assert_int_equal(state_commit(st), 0);
 	assert_int_equal(state_get(st, a.id, &r), 1);
-	assert_string_equal(r.state, FS_WAITING);
+	assert_int_equal(r.state, FS_WAITING);
 	/* a second connection sees the commit */
 	{
 		struct state *st2 = state_open(dir);
 
 		assert_non_null(st2);
 		assert_int_equal(state_get(st2, a.id, &r), 1);
-		assert_string_equal(r.state, FS_WAITING);
+		assert_int_equal(r.state, FS_WAITING);
 		state_close(st2);
 	}
 	/* commit without begin fails */
@@ -278,23 +279,57 @@ test_outbox_keeps_on_failure(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* A connection of the test's own, to plant rows state.c would never write. */
+static sqlite3 *
+raw_db(void)
+{
+	char p[128];
+	sqlite3 *db = NULL;
+
+	snprintf(p, sizeof(p), "%s/sluice.db", dir);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+/* The text a row's state column holds. */
+static void
+raw_state(sqlite3 *db, int64_t id, char *out, size_t len)
+{
+	sqlite3_stmt *s;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM files "
+	    "WHERE id = ?", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_int64(s, 1, id);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	xstrlcpy(out, (const char *)sqlite3_column_text(s, 0), len);
+	sqlite3_finalize(s);
+}
+
 /* No name from a row is joined into a path unchecked. */
 static void
 test_spool_names(void **state)
 {
 	struct state *st = *state;
 	struct file_rec r, *rows = NULL;
-	sqlite3 *db = state_db(st);
+	sqlite3 *db = raw_db();
 	char p[256], big[200];
 	size_t n = 0;
 
-	assert_int_equal(spool_path(dir, "quarantine", "acme", p, sizeof(p)), 0);
-	assert_int_equal(spool_path(dir, "quarantine", "../..", p, sizeof(p)), -1);
+	assert_int_equal(spool_dir_path(dir, SPOOL_QUARANTINE, "acme", p,
+	    sizeof(p)), 0);
+	assert_int_equal(spool_dir_path(dir, SPOOL_QUARANTINE, "../..", p,
+	    sizeof(p)), -1);
 	assert_int_equal(errno, EINVAL);
-	assert_int_equal(spool_path(dir, "landing", "", p, sizeof(p)), -1);
-	assert_int_equal(spool_path(dir, "landing", "a/b", p, sizeof(p)), -1);
-	assert_int_equal(spool_path(dir, "landing", "..", p, sizeof(p)), -1);
-	assert_int_equal(spool_path(dir, "landing", NULL, p, sizeof(p)), 0);
+	assert_int_equal(spool_dir_path(dir, SPOOL_LANDING, "", p, sizeof(p)), -1);
+	assert_int_equal(spool_dir_path(dir, SPOOL_LANDING, "a/b", p, sizeof(p)),
+	    -1);
+	assert_int_equal(spool_dir_path(dir, SPOOL_LANDING, "..", p, sizeof(p)),
+	    -1);
+	assert_int_equal(spool_dir_path(dir, SPOOL_LANDING, "_forged", p,
+	    sizeof(p)), -1);
+	assert_int_equal(spool_dir_path(dir, SPOOL_LANDING, NULL, p, sizeof(p)),
+	    0);
 	assert_int_equal(spool_fid_ok("0123456789abcdef0123456789abcdef"), 1);
 	assert_int_equal(spool_fid_ok("../x"), 0);
 	assert_int_equal(spool_fid_ok(""), 0);
@@ -318,7 +353,344 @@ test_spool_names(void **state)
 	assert_string_equal(rows[1].fid, "0123456789abcdef0123456789abcde0");
 	assert_string_equal(rows[1].partner, "");
 	free(rows);
+	sqlite3_close(db);
 	(void)big;
+}
+
+/*
+ * The layout's names are the ones every existing state_dir has on disk
+ * (the literals the roles spelled before spool/layout.h): renaming one
+ * would strand files, so each is pinned here. One function builds every
+ * path, and only the per-partner directories take a partner.
+ */
+static void
+test_layout_names(void **state)
+{
+	static const struct {
+		enum spool_dir	 d;
+		const char	*path;
+		const char	*base;
+		int		 per_partner;
+	} want[] = {
+		{ SPOOL_LANDING,	"landing",		"landing",	1 },
+		{ SPOOL_SPOOL,		"spool",		"spool",	0 },
+		{ SPOOL_INCOMING,	"spool/incoming",	"incoming",	0 },
+		{ SPOOL_READY,		"spool/ready",		"ready",	0 },
+		{ SPOOL_QUARANTINE,	"quarantine",		"quarantine",	1 },
+		{ SPOOL_UNRECORDED,	"quarantine/_unrecorded", "_unrecorded", 0 },
+		{ SPOOL_FORGED,		"quarantine/_forged",	"_forged",	0 },
+		{ SPOOL_ARCHIVE,	"archive",		"archive",	0 },
+		{ SPOOL_SIDECARS,	"sidecars",		"sidecars",	1 },
+		{ SPOOL_PLAINTEXT,	"plaintext",		"plaintext",	1 },
+		{ SPOOL_GNUPG,		"gnupg",		"gnupg",	1 },
+		{ SPOOL_RUN,		"run",			"run",		0 },
+		{ SPOOL_AUDIT_SOCK,	"run/audit.sock",	"audit.sock",	0 },
+		{ SPOOL_DB,		"sluice.db",		"sluice.db",	0 },
+		{ SPOOL_BANS,		"bans.json",		"bans.json",	0 },
+	};
+	char p[256], q[256];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(sizeof(want) / sizeof(want[0]), SPOOL_NDIRS);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_string_equal(spool_dir_name(want[i].d), want[i].path);
+		assert_string_equal(spool_dir_base(want[i].d), want[i].base);
+		assert_int_equal(spool_dir_path("/sd", want[i].d, NULL, p,
+		    sizeof(p)), 0);
+		snprintf(q, sizeof(q), "/sd/%s", want[i].path);
+		assert_string_equal(p, q);
+		errno = 0;
+		assert_int_equal(spool_dir_path("/sd", want[i].d, "acme", p,
+		    sizeof(p)), want[i].per_partner ? 0 : -1);
+		if (want[i].per_partner) {
+			snprintf(q, sizeof(q), "/sd/%s/acme", want[i].path);
+			assert_string_equal(p, q);
+		} else {
+			assert_int_equal(errno, EINVAL);
+			assert_string_equal(p, "");
+		}
+	}
+	/* out of range: refused, named "" */
+	assert_string_equal(spool_dir_name(SPOOL_NDIRS), "");
+	assert_string_equal(spool_dir_name((enum spool_dir)-1), "");
+	assert_int_equal(spool_dir_path("/sd", SPOOL_NDIRS, NULL, p, sizeof(p)),
+	    -1);
+	assert_int_equal(errno, EINVAL);
+	/* too long: refused, never a path cut short */
+	assert_int_equal(spool_dir_path("/sd", SPOOL_INCOMING, NULL, p, 10), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	assert_string_equal(p, "");
+	assert_int_equal(spool_dir_path("/sd", SPOOL_INCOMING, NULL, p, 18), -1);
+	assert_int_equal(spool_dir_path("/sd", SPOOL_INCOMING, NULL, p, 19), 0);
+	assert_string_equal(p, "/sd/spool/incoming");
+	/* spool_init made the directories the roles need (and state_open
+	 * the database) where spool_dir_path says they are */
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct stat sb;
+
+		if (want[i].d != SPOOL_LANDING && want[i].d != SPOOL_INCOMING &&
+		    want[i].d != SPOOL_READY && want[i].d != SPOOL_QUARANTINE &&
+		    want[i].d != SPOOL_DB)
+			continue;
+		assert_int_equal(spool_dir_path(dir, want[i].d, NULL, p,
+		    sizeof(p)), 0);
+		assert_int_equal(stat(p, &sb), 0);
+	}
+}
+
+/* The states' names are the database's (existing rows keep meaning what
+ * they meant); a name this version does not know reads as FS_NONE, and no
+ * state_* function writes FS_NONE. */
+static void
+test_file_states(void **state)
+{
+	static const char *names[FS_NSTATES] = { "unknown", "received",
+	    "waiting", "accepted", "uploading", "held", "stored", "removed",
+	    "archived", "rejected", "consumed" };
+	struct state *st = *state;
+	struct file_rec a, r;
+	enum file_state fs;
+	sqlite3 *db;
+	char text[32];
+	int i;
+
+	for (i = FS_NONE; i < FS_NSTATES; i++) {
+		assert_string_equal(file_state_name((enum file_state)i),
+		    names[i]);
+		if (i == FS_NONE)
+			continue;
+		fs = FS_NONE;
+		assert_int_equal(file_state_parse(names[i], &fs), 0);
+		assert_int_equal(fs, i);
+	}
+	assert_string_equal(file_state_name(FS_NSTATES), "unknown");
+	assert_string_equal(file_state_name((enum file_state)-3), "unknown");
+	fs = FS_STORED;
+	assert_int_equal(file_state_parse("unknown", &fs), -1);
+	assert_int_equal(fs, FS_NONE);
+	assert_int_equal(file_state_parse("Stored", &fs), -1);
+	assert_int_equal(file_state_parse("stored ", &fs), -1);
+	assert_int_equal(file_state_parse("", &fs), -1);
+	assert_int_equal(file_state_parse(NULL, &fs), -1);
+	assert_int_equal(errno, EINVAL);
+
+	/* what the rows hold is the name */
+	db = raw_db();
+	add(st, "s1", "one.csv", &a);
+	raw_state(db, a.id, text, sizeof(text));
+	assert_string_equal(text, "received");
+	assert_int_equal(state_claim(st, FS_RECEIVED, FS_HELD, now_ms(), &r), 1);
+	raw_state(db, a.id, text, sizeof(text));
+	assert_string_equal(text, "held");
+
+	/* FS_NONE (or garbage) is never written */
+	assert_int_equal(state_move(st, a.id, FS_HELD, FS_NONE, NULL), -1);
+	assert_int_equal(state_move(st, a.id, FS_HELD, FS_NSTATES, NULL), -1);
+	assert_int_equal(state_claim(st, FS_NONE, FS_ACCEPTED, now_ms(), &r),
+	    -1);
+	assert_int_equal(state_reset(st, FS_HELD, FS_NONE), -1);
+	assert_int_equal(state_any(st, FS_NONE), -1);
+	assert_int_equal(state_get(st, a.id, &r), 1);
+	r.state = FS_NONE;
+	assert_int_equal(state_update(st, &r, FS_HELD), -1);
+	raw_state(db, a.id, text, sizeof(text));
+	assert_string_equal(text, "held");
+
+	/* a row in a state this version does not know */
+	assert_int_equal(sqlite3_exec(db, "UPDATE files SET state = 'future'",
+	    NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(state_get(st, a.id, &r), 1);
+	assert_int_equal(r.state, FS_NONE);
+	assert_int_equal(state_any(st, FS_HELD), 0);
+	sqlite3_close(db);
+}
+
+struct seen {
+	int64_t	 ids[16];
+	int	 n;
+	int	 stop_after;	/* > 0: return -1 for the one after */
+};
+
+static int
+seen_cb(void *arg, const struct file_rec *r)
+{
+	struct seen *x = arg;
+
+	if (x->stop_after > 0 && x->n == x->stop_after)
+		return -1;
+	assert_true(x->n < 16);
+	x->ids[x->n++] = r->id;
+	return 0;
+}
+
+/* The uploader's reads: a set of states, in id order; archived before a
+ * time; the next due time. */
+static void
+test_foreach_and_due(void **state)
+{
+	struct state *st = *state;
+	struct file_rec f[5], r, *rows = NULL;
+	struct seen x;
+	sqlite3 *db;
+	size_t n = 0;
+	int64_t now = now_ms();
+
+	/* f0 held, f1 stored (at 1000), f2 archived (at 2000), f3 accepted
+	 * (due now + 5000), f4 received */
+	add(st, "e0", "a", &f[0]);
+	add(st, "e1", "b", &f[1]);
+	add(st, "e2", "c", &f[2]);
+	add(st, "e3", "d", &f[3]);
+	add(st, "e4", "e", &f[4]);
+	assert_int_equal(state_move(st, f[0].id, FS_RECEIVED, FS_HELD, NULL), 1);
+	f[1].state = FS_STORED;
+	f[1].stored_ms = 1000;
+	assert_int_equal(state_update(st, &f[1], FS_RECEIVED), 0);
+	f[2].state = FS_ARCHIVED;
+	f[2].stored_ms = 2000;
+	assert_int_equal(state_update(st, &f[2], FS_RECEIVED), 0);
+	f[3].state = FS_ACCEPTED;
+	f[3].next_attempt_ms = now + 5000;
+	assert_int_equal(state_update(st, &f[3], FS_RECEIVED), 0);
+
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(state_foreach(st, FS_BIT(FS_STORED) |
+	    FS_BIT(FS_ARCHIVED) | FS_BIT(FS_REMOVED), seen_cb, &x), 2);
+	assert_int_equal(x.n, 2);
+	assert_int_equal(x.ids[0], f[1].id);
+	assert_int_equal(x.ids[1], f[2].id);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(state_foreach(st, FS_BIT(FS_HELD), seen_cb, &x), 1);
+	assert_int_equal(x.ids[0], f[0].id);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(state_foreach(st, FS_BIT(FS_CONSUMED), seen_cb, &x), 0);
+	/* 0: every file, even one in a state this version does not know */
+	db = raw_db();
+	assert_int_equal(sqlite3_exec(db, "UPDATE files SET state = 'future' "
+	    "WHERE fid = 'e4'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(state_foreach(st, 0, seen_cb, &x), 5);
+	assert_int_equal(x.ids[0], f[0].id);
+	assert_int_equal(x.ids[4], f[4].id);
+	/* the callback stops the walk */
+	memset(&x, 0, sizeof(x));
+	x.stop_after = 2;
+	assert_int_equal(state_foreach(st, 0, seen_cb, &x), 2);
+
+	/* archived before a time */
+	assert_int_equal(state_list_stored_before(st, FS_ARCHIVED, 2000, 10,
+	    &rows, &n), 0);
+	assert_int_equal(n, 0);
+	free(rows);
+	assert_int_equal(state_list_stored_before(st, FS_ARCHIVED, 2001, 10,
+	    &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].id, f[2].id);
+	assert_int_equal(rows[0].state, FS_ARCHIVED);
+	free(rows);
+	assert_int_equal(state_list_stored_before(st, FS_STORED, INT64_MAX, 0,
+	    &rows, &n), 0);
+	assert_int_equal(n, 0);
+	free(rows);
+
+	/* the next due time, asked twice (the statement is kept) */
+	assert_int_equal(state_due(st, FS_ACCEPTED), now + 5000);
+	assert_int_equal(state_due(st, FS_ACCEPTED), now + 5000);
+	assert_int_equal(state_due(st, FS_UPLOADING), INT64_MAX);
+	assert_int_equal(state_due(st, FS_NONE), INT64_MAX);
+	assert_int_equal(state_qcopy_due(st), INT64_MAX);
+	assert_int_equal(state_claim(st, FS_ACCEPTED, FS_UPLOADING, now + 5000,
+	    &r), 1);
+	assert_int_equal(state_due(st, FS_ACCEPTED), INT64_MAX);
+	/* a rejected file to copy: due at once */
+	add(st, "e5", "f", &r);
+	r.state = FS_REJECTED;
+	assert_int_equal(state_reject(st, &r, FS_RECEIVED, 1), 0);
+	assert_int_equal(state_qcopy_due(st), 0);
+
+	/* duplicates: only of files that were accepted */
+	assert_int_equal(state_find_dup(st, "acme", "ab", 0, 0, &r), 1);
+	assert_int_equal(r.id, f[3].id);	/* the newest accepted one */
+	assert_int_equal(state_find_dup(st, "acme", "ab", 0, f[3].id, &r), 1);
+	assert_int_equal(r.id, f[2].id);
+	assert_int_equal(state_find_dup(st, "acme", "cd", 0, 0, &r), 0);
+}
+
+/* The uploader's multipart progress: saved, resumed, forgotten; the
+ * checksum of a stored object. */
+static void
+test_uploads(void **state)
+{
+	struct state *st = *state;
+	struct state_upload u;
+	struct state_part p;
+	char cs[80];
+
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(state_upload_load(st, 7, &u), 0);
+	state_upload_free(&u);
+	assert_int_equal(state_upload_known(st, "up-1"), 0);
+	assert_int_equal(state_upload_begin(st, 7, "k/x.bin", "up-1", 8 << 20,
+	    3), 0);
+	memset(&p, 0, sizeof(p));
+	p.number = 2;
+	xstrlcpy(p.etag, "\"e2\"", sizeof(p.etag));
+	xstrlcpy(p.checksum, "c2", sizeof(p.checksum));
+	assert_int_equal(state_upload_part(st, 7, &p), 0);
+	p.number = 1;
+	xstrlcpy(p.etag, "\"old\"", sizeof(p.etag));
+	assert_int_equal(state_upload_part(st, 7, &p), 0);
+	xstrlcpy(p.etag, "\"e1\"", sizeof(p.etag));	/* replaces part 1 */
+	xstrlcpy(p.checksum, "c1", sizeof(p.checksum));
+	assert_int_equal(state_upload_part(st, 7, &p), 0);
+	assert_int_equal(state_upload_known(st, "up-1"), 1);
+	assert_int_equal(state_upload_load(st, 7, &u), 1);
+	assert_string_equal(u.key, "k/x.bin");
+	assert_string_equal(u.upload_id, "up-1");
+	assert_int_equal(u.part_size, 8 << 20);
+	assert_int_equal(u.nparts, 2);
+	assert_int_equal(u.parts[0].number, 1);
+	assert_string_equal(u.parts[0].etag, "\"e1\"");
+	assert_string_equal(u.parts[0].checksum, "c1");
+	assert_int_equal(u.parts[1].number, 2);
+	state_upload_free(&u);
+	assert_null(u.parts);
+	assert_int_equal(u.nparts, 0);
+
+	/* a new upload forgets the parts of the old one */
+	assert_int_equal(state_upload_begin(st, 7, "k/x.bin", "up-2", 8 << 20,
+	    3), 0);
+	assert_int_equal(state_upload_load(st, 7, &u), 1);
+	assert_string_equal(u.upload_id, "up-2");
+	assert_int_equal(u.nparts, 0);
+	state_upload_free(&u);
+	assert_int_equal(state_upload_known(st, "up-1"), 0);
+
+	/* forgotten: nothing to resume */
+	assert_int_equal(state_upload_forget(st, 7), 0);
+	assert_int_equal(state_upload_load(st, 7, &u), 0);
+	state_upload_free(&u);
+	assert_int_equal(state_upload_known(st, "up-2"), 0);
+
+	/* stored: the checksum the store reported, and no upload left */
+	assert_int_equal(state_upload_checksum(st, 7, cs, sizeof(cs)), 0);
+	assert_string_equal(cs, "");
+	assert_int_equal(state_upload_begin(st, 8, "k/y.bin", "up-3", 8 << 20,
+	    2), 0);
+	assert_int_equal(state_upload_part(st, 8, &p), 0);
+	assert_int_equal(state_upload_stored(st, 8, "k/y.bin", "abc-2", 2), 0);
+	assert_int_equal(state_upload_checksum(st, 8, cs, sizeof(cs)), 1);
+	assert_string_equal(cs, "abc-2");
+	assert_int_equal(state_upload_load(st, 8, &u), 0);
+	state_upload_free(&u);
+	assert_int_equal(state_upload_known(st, "up-3"), 0);
+	/* inside a batch that rolls back, nothing stays */
+	assert_int_equal(state_begin(st), 0);
+	assert_int_equal(state_upload_stored(st, 9, "k/z.bin", "zz", 0), 0);
+	state_rollback(st);
+	assert_int_equal(state_upload_checksum(st, 9, cs, sizeof(cs)), 0);
 }
 
 /* Service-side creation: directories of ours only, temp files exclusive. */
@@ -392,6 +764,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_outbox_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_keeps_on_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_layout_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreach_and_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_mkdir_and_write, setup, teardown),
 	};
 
