@@ -91,6 +91,7 @@ class VerifyConcurrency(unittest.TestCase):
         names = ("slow", "fast", "fast2")
         plist = [{"name": n, "authorized_keys": [cls.keys.pub(n)]} for n in names]
         cls.objects = os.path.join(tmp, "objects")
+        os.makedirs(cls.objects)
         cls.gw = H.Sluice(os.path.join(tmp, "gw"), {"url": "file://" + cls.objects}, plist,
                           env={"SLUICE_TEST_GPG": cls.wrapper})
         lines = []
@@ -166,7 +167,7 @@ class VerifyConcurrency(unittest.TestCase):
         self.signed_put("slow", "s1.csv")
         self.slow_started()
         t0 = time.monotonic()
-        self.signed_put("fast", "f1.csv")
+        data = self.signed_put("fast", "f1.csv")
         t1 = time.monotonic()
         self.accepted("fast", "f1.csv", SLOW + 30)
         t2 = time.monotonic()
@@ -179,8 +180,11 @@ class VerifyConcurrency(unittest.TestCase):
         self.assertLess(t2 - t1, SLOW / 2, "the fast partner's file waited %.1f s" % (t2 - t1))
         acc = self.accepted("slow", "s1.csv", SLOW + 30)
         self.assertEqual(acc["signer"], self.fpr)
-        self.assertTrue(os.path.isfile(os.path.join(self.objects, "fast", "f1.csv")) or
-                        H.poll(lambda: H.find_named(self.objects, "f1.csv"), 30))
+        stored = os.path.join(self.objects, "fast", "f1.csv")
+        self.assertTrue(H.poll(lambda: os.path.isfile(stored), 30),
+                        "%s not stored\n%s" % (stored, self.gw.diagnostics()))
+        with open(stored, "rb") as f:
+            self.assertEqual(f.read(), data)
 
     def test_2_one_job_per_partner(self):
         # slow: two files, verified one after the other (one gpg-agent a
