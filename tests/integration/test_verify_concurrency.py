@@ -5,6 +5,8 @@ One gateway (file:// store), three partners with detached signatures:
   slow    its verifications take SLOW seconds (a gpg wrapper sleeps first)
   fast    ordinary
   fast2   ordinary
+  batch   completion.manifest *.manifest: a batch's signatures go through
+          the same queue, and it ships when all are good
 The gpg wrapper is given to the intake with SLUICE_TEST_GPG, which only a
 test build (cmake -DSLUICE_TEST_HOOKS=ON) reads. It logs the start and end
 of every verification per partner home, then runs the real gpg, so the test
@@ -88,7 +90,7 @@ class VerifyConcurrency(unittest.TestCase):
 
         block = ("    signature:\n      mode: detached\n      signers: [\"%s\"]\n"
                  "      keyring: %s\n      timeout: 60s\n" % (cls.fpr, H.yaml_str(keyring)))
-        names = ("slow", "fast", "fast2")
+        names = ("slow", "fast", "fast2", "batch")
         plist = [{"name": n, "authorized_keys": [cls.keys.pub(n)]} for n in names]
         cls.objects = os.path.join(tmp, "objects")
         os.makedirs(cls.objects)
@@ -99,6 +101,9 @@ class VerifyConcurrency(unittest.TestCase):
             lines.append(line)
             if any(line == "  - name: %s" % H.yaml_str(n) for n in names):
                 lines.append(block.rstrip("\n"))
+            if line == "  - name: %s" % H.yaml_str("batch"):
+                lines.append("    completion:\n      manifest: \"*.manifest\"\n"
+                             "      manifest_timeout: 60s")
         cls.gw.config_text = "\n".join(lines) + "\n"
         with open(cls.gw.config_path, "w") as f:
             f.write(cls.gw.config_text)
@@ -223,7 +228,74 @@ class VerifyConcurrency(unittest.TestCase):
         if res.rc != 0:
             self.fail("sftp failed: %r\n%s" % (res, self.gw.log_tail()))
 
-    def test_3_sigterm_during_slow_verification(self):
+    def sig(self, data, *mode):
+        path = os.path.join(self.tmp, "local", "tosign")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        gpg(self.pgp, "-u", self.fpr, *mode, "-o", path + ".out", path)
+        with open(path + ".out", "rb") as f:
+            return f.read()
+
+    def put_files(self, partner, files):
+        """files: [(remote name, bytes)], uploaded in that order, one session."""
+        cmds = []
+        for i, (name, data) in enumerate(files):
+            local = os.path.join(self.tmp, "local", "%s-%d" % (partner, i))
+            with open(local, "wb") as f:
+                f.write(data)
+            cmds.append("put %s %s" % (local, name))
+        res = H.sftp(self.gw.port, partner, self.keys.get(partner), cmds)
+        if res.rc != 0:
+            self.fail("sftp failed: %r\n%s" % (res, self.gw.log_tail()))
+
+    def rejected(self, partner, path, timeout=30):
+        r = self.gw.wait_audit(lambda r: r.get("event") == "file.rejected" and
+                               r.get("partner") == partner and r.get("path") == path, timeout)
+        if r is None:
+            self.fail("no file.rejected for %s/%s within %ss\n%s"
+                      % (partner, path, timeout, self.gw.diagnostics()))
+        return r
+
+    def test_3_sig_and_asc_both_checked(self):
+        good = os.urandom(2000)
+        self.put_files("fast", [("both.csv", good),
+                                ("both.csv.sig", self.sig(good, "--detach-sign")),
+                                ("both.csv.asc", self.sig(good, "--armor", "--detach-sign"))])
+        self.assertEqual(self.accepted("fast", "both.csv", 30)["signer"], self.fpr)
+        # a good .sig does not excuse a bad .asc: the second is checked too
+        data = os.urandom(2000)
+        self.put_files("fast", [("half.csv", data),
+                                ("half.csv.sig", self.sig(data, "--detach-sign")),
+                                ("half.csv.asc", self.sig(os.urandom(2000), "--armor",
+                                                          "--detach-sign"))])
+        self.assertIn("bad signature", self.rejected("fast", "half.csv")["reason"])
+        self.assertFalse(self.is_accepted("fast", "half.csv"))
+
+    def test_4_signed_batch(self):
+        a, b = os.urandom(1000), os.urandom(1500)
+        man = "%s %d a.csv\n%s %d b.csv\n" % (H.sha256_bytes(a), len(a), H.sha256_bytes(b), len(b))
+        self.put_files("batch", [("a.csv", a), ("a.csv.sig", self.sig(a, "--detach-sign")),
+                                 ("b.csv", b), ("b.csv.sig", self.sig(b, "--detach-sign")),
+                                 ("day1.manifest", man.encode())])
+        for n in ("a.csv", "b.csv"):
+            acc = self.accepted("batch", n, 30)
+            self.assertIn("manifest", acc["rule"])
+            self.assertIn("signature", acc["rule"])
+            self.assertEqual(acc["signer"], self.fpr)
+        # one member signed over other bytes: the whole batch is rejected
+        c, d = os.urandom(1000), os.urandom(1500)
+        man = "%s %d c.csv\n%s %d d.csv\n" % (H.sha256_bytes(c), len(c), H.sha256_bytes(d), len(d))
+        self.put_files("batch", [("c.csv", c), ("c.csv.sig", self.sig(c, "--detach-sign")),
+                                 ("d.csv", d), ("d.csv.sig", self.sig(c, "--detach-sign")),
+                                 ("day2.manifest", man.encode())])
+        r = self.rejected("batch", "day2.manifest")
+        self.assertIn("batch day2.manifest: d.csv: signature: bad signature", r["reason"])
+        for n in ("c.csv", "d.csv", "c.csv.sig", "d.csv.sig"):
+            self.rejected("batch", n)
+            self.assertFalse(self.is_accepted("batch", n))
+
+    def test_9_sigterm_during_slow_verification(self):
         self.signed_put("slow", "s9.csv")
         pid = self.slow_started()
         t0 = time.monotonic()
