@@ -1784,6 +1784,9 @@ pass_collect(struct pass *ps, int cancel)
 
 	if (cancel) {
 		verify_cancel(x->job);
+		log_info("%s/%s: signature verification stopped (the intake "
+		    "is stopping); checked again at the next start",
+		    x->r.partner, x->r.path);
 		memset(&x->vr, 0, sizeof(x->vr));
 		rc = -1;
 	} else if ((rc = verify_wait(x->job, 0, &x->vr)) == 1)
