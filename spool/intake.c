@@ -5,11 +5,17 @@
  *
  * Design.
  *  - Every file the session recorded as "received" is moved to "waiting"
- *    and judged in passes, one partner at a time, over all of that
+ *    and judged in passes, one pass per partner, over all of that
  *    partner's waiting files, so a data file and its sidecars pair up in
  *    whatever order they arrive. A pass decides what it can and leaves the
  *    rest waiting; the reason a file waits is kept in last_error and
  *    audited (file.waiting) whenever it changes.
+ *  - Signatures (struct pass): a partner's pass checks its files'
+ *    signatures one after another, one gpg job at a time (one gpg-agent a
+ *    home); the passes of different partners run theirs at the same time
+ *    (up to VERIFY_JOBS jobs, verify_turn), so one partner's slow
+ *    verification (up to signature.timeout) delays no other partner. The
+ *    database and the audit trail are written by this process alone.
  *  - Temp names (completion.temp_patterns). The session links a file at
  *    CLOSE under the name it was written as, recording the landing inode
  *    (landing_dev/ino). A temp-named file waits; each pass looks the inode
@@ -49,6 +55,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +91,10 @@
 #define MANIFEST_MAX		(16 << 20)
 #define WALK_MAX_DEPTH		32
 #define WALK_MAX_ENTRIES	200000
+#define VERIFY_JOBS		4		/* verifications at once (one a partner) */
+#define VERIFY_POLL_MS		50		/* the loop's pace while they run */
+
+struct pass;
 
 struct intake {
 	const struct config *cfg;
@@ -91,6 +102,9 @@ struct intake {
 	struct audit	*au;
 	int		*agent;		/* per partner: decrypted since the last stop */
 	int64_t		*home_retry;	/* per partner: no key import before this */
+	struct pass	**pass;		/* per partner: its pass under way (owned) */
+	size_t		 rr;		/* partner offered a free job slot first */
+	int		 running;	/* verification jobs running */
 	int64_t		 janitor_ms;
 	struct timespec	 incoming_mtime; /* spool/incoming when last read */
 	int		 import_again;	/* read it next pass regardless */
@@ -105,10 +119,18 @@ struct item {
 	int		 done;		/* judged in this pass */
 	int		 ready;		/* data: every rule but the batch holds */
 	int		 manifest;	/* data: listed in a manifest (-1 none) */
-	int		 batch_ok;	/* manifest: its batch has arrived */
+	int		 batch;		/* data: its batch in pass->batches (-1) */
 	struct item	*side[4];	/* data: marker, checksum, .sig, .asc */
 	char		*found;		/* temp: where the inode is now */
 	struct verify_result vr;	/* data: its signature verdict */
+	/* data, while its signature is checked (sig_begin .. sig_next) */
+	struct verify_job *job;		/* the step running (owned) */
+	int		 vfd;		/* the spool file (-1) */
+	int		 vsfd;		/* detached: the signature file (-1) */
+	int		 vside;		/* detached: the next side[] to check */
+	int		 vpfd;		/* encrypted: the plaintext temp file (-1) */
+	int		 vpdir;		/* its directory (-1) */
+	char		 plain[128];	/* its name there */
 	char		 rule[128];
 	char		 wait[512];
 };
@@ -138,6 +160,24 @@ struct act {
 #define BATCH_MS	1000		/* nor older than this before applied */
 #define FLUSH_DIRS	16
 
+/* A manifest whose batch has arrived: its members' signatures are being
+ * checked; it ships when all are good. */
+struct batch {
+	struct item	*mf;		/* the manifest */
+	struct manifest	 m;		/* its entries (owned) */
+	struct item	**mem;		/* its members, m.n of them (owned) */
+	size_t		 left;		/* data members not verified yet */
+	int		 decided;	/* shipped, rejected or waiting */
+};
+
+/*
+ * One partner's pass. It lives across turns of the intake's loop: prepared
+ * (judge_partner: every rule but the signatures), then its data files'
+ * signatures are checked one after another, one gpg job at a time for the
+ * partner (vq, cur; pass_advance, pass_collect) while other partners' jobs
+ * run too, then finished (pass_finish: sidecars' timeouts, waiting
+ * reasons, the last verdicts applied).
+ */
 struct pass {
 	struct intake	*in;
 	struct act	*acts;		/* queued verdicts */
@@ -155,6 +195,12 @@ struct pass {
 	int		 home_state;	/* 0 not yet, 1 ready, -1 failed */
 	int64_t		 now;
 	int		 landingfd;
+	struct item	**vq;		/* data files to verify, in order (owned) */
+	size_t		 nvq;
+	size_t		 vqi;		/* the next one to start */
+	struct item	*cur;		/* the one whose job runs, or NULL */
+	struct batch	*batches;	/* (owned) */
+	size_t		 nbatches;
 };
 
 static int64_t
@@ -1000,93 +1046,146 @@ need_home(struct pass *ps)
 }
 
 /*
- * Checks x's signature(s) per signature.mode. 0 with res filled (res->ok),
- * -1 when the check could not run (try again later).
+ * Closes the descriptors of x's signature check; the plaintext temp file
+ * (encrypted mode, keep_plaintext) becomes plaintext/<partner>/<fid> when
+ * good, else it is removed.
+ */
+static void
+sig_close(struct item *x, int good)
+{
+	if (x->vpfd != -1) {
+		if (good && fsync(x->vpfd) == 0 &&
+		    renameat(x->vpdir, x->plain, x->vpdir, x->r.fid) == 0)
+			fsync(x->vpdir);
+		else
+			unlinkat(x->vpdir, x->plain, 0);
+		close(x->vpfd);
+	}
+	if (x->vpdir != -1)
+		close(x->vpdir);
+	if (x->vsfd != -1)
+		close(x->vsfd);
+	if (x->vfd != -1)
+		close(x->vfd);
+	x->vfd = x->vsfd = x->vpfd = x->vpdir = -1;
+}
+
+/*
+ * Starts the next step of x's check: detached, the next signature file
+ * (.sig, then .asc); inline or encrypted, the only one. 1 when its job
+ * runs (x->job), -1 when it could not start (descriptors closed).
  */
 static int
-check_signature(struct pass *ps, struct item *x, struct verify_result *res)
+sig_launch(struct pass *ps, struct item *x)
 {
 	const struct signature_config *sc = &ps->p->signature;
 	struct intake *in = ps->in;
-	char plain[PATH_MAX], dir[PATH_MAX], id[33];
-	int fd = -1, sfd = -1, pfd = -1, pdir = -1, rc = -1, k;
+	char dir[PATH_MAX], id[33];
+	int k;
 
-	memset(res, 0, sizeof(*res));
-	if (sc->mode == SIG_NONE) {
-		res->ok = 1;
-		return 0;
-	}
-	if (need_home(ps) == -1)
-		return -1;
-	if ((fd = open_spool(in, &x->r)) == -1) {
-		log_warn("cannot open spool file %s", x->r.fid);
-		return -1;
-	}
 	switch (sc->mode) {
 	case SIG_DETACHED:
-		for (k = 2; k < 4; k++) {
-			if (x->side[k] == NULL)
-				continue;
-			if ((sfd = open_spool(in, &x->side[k]->r)) == -1) {
-				log_warn("cannot open spool file %s",
-				    x->side[k]->r.fid);
-				goto fail;
-			}
-			rc = verify_detached(ps->home, sc, fd, sfd, res);
-			close(sfd);
-			sfd = -1;
-			if (rc == -1 || !res->ok)
-				break;
+		for (k = x->vside; k < 4 && x->side[k] == NULL; k++)
+			;
+		if (k == 4)
+			break;
+		x->vside = k + 1;
+		if (x->vsfd != -1)
+			close(x->vsfd);
+		if ((x->vsfd = open_spool(in, &x->side[k]->r)) == -1) {
+			log_warn("cannot open spool file %s", x->side[k]->r.fid);
+			break;
 		}
-		break;
+		if (verify_start(ps->home, sc, VERIFY_DETACHED, x->vfd,
+		    x->vsfd, -1, &x->job) == -1)
+			break;
+		return 1;
 	case SIG_INLINE:
-		rc = verify_inline(ps->home, sc, fd, -1, res);
-		break;
+		if (verify_start(ps->home, sc, VERIFY_INLINE, x->vfd, -1, -1,
+		    &x->job) == -1)
+			break;
+		return 1;
 	case SIG_ENCRYPTED:
-		plain[0] = '\0';
 		if (sc->keep_plaintext) {
 			/* plaintext/<partner>/.<fid>.<random>.tmp, created
 			 * exclusively in our own 0700 directories */
 			if (!spool_fid_ok(x->r.fid) ||
 			    spool_dir_path(in->cfg->state_dir, SPOOL_PLAINTEXT,
 			    NULL, dir, sizeof(dir)) == -1 ||
-			    (pdir = spool_mkdir(dir, 0700)) == -1)
+			    (x->vpdir = spool_mkdir(dir, 0700)) == -1)
 				goto plain_fail;
-			close(pdir);
+			close(x->vpdir);
 			if (spool_dir_path(in->cfg->state_dir, SPOOL_PLAINTEXT,
 			    x->r.partner, dir, sizeof(dir)) == -1 ||
-			    (pdir = spool_mkdir(dir, 0700)) == -1 ||
+			    (x->vpdir = spool_mkdir(dir, 0700)) == -1 ||
 			    random_id(id, sizeof(id)) == -1 ||
-			    xsnprintf(plain, sizeof(plain), ".%s.%s.tmp",
+			    xsnprintf(x->plain, sizeof(x->plain), ".%s.%s.tmp",
 			    x->r.fid, id) < 0 ||
-			    (pfd = openat(pdir, plain, O_WRONLY | O_CREAT |
-			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+			    (x->vpfd = openat(x->vpdir, x->plain, O_WRONLY |
+			    O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0600)) == -1)
 				goto plain_fail;
 		}
 		in->agent[ps->pi] = 1;
-		rc = verify_encrypted(ps->home, sc, fd, pfd, res);
-		if (pfd != -1) {
-			if (rc == 0 && res->ok && fsync(pfd) == 0 &&
-			    renameat(pdir, plain, pdir, x->r.fid) == 0)
-				fsync(pdir);
-			else
-				unlinkat(pdir, plain, 0);
-		}
-		break;
+		if (verify_start(ps->home, sc, VERIFY_ENCRYPTED, x->vfd, -1,
+		    x->vpfd, &x->job) == -1)
+			break;
+		return 1;
 	plain_fail:
 		log_warn("cannot create the plaintext file for %s", x->r.fid);
-		goto fail;
+		break;
 	default:
 		break;
 	}
-fail:
-	if (pfd != -1)
-		close(pfd);
-	if (pdir != -1)
-		close(pdir);
-	if (sfd != -1)
-		close(sfd);
-	close(fd);
+	sig_close(x, 0);
+	return -1;
+}
+
+/*
+ * Starts checking x's signature(s) per signature.mode (the start half; the
+ * job's descriptors stay in x until sig_next). 1 when a job runs (x->job),
+ * 0 with x->vr filled when decided without gpg (signature.mode none), -1
+ * when the check could not run (try again later).
+ */
+static int
+sig_begin(struct pass *ps, struct item *x)
+{
+	memset(&x->vr, 0, sizeof(x->vr));
+	x->job = NULL;
+	x->vfd = x->vsfd = x->vpfd = x->vpdir = -1;
+	x->vside = 2;
+	if (ps->p->signature.mode == SIG_NONE) {
+		x->vr.ok = 1;
+		return 0;
+	}
+	if (need_home(ps) == -1)
+		return -1;
+	if ((x->vfd = open_spool(ps->in, &x->r)) == -1) {
+		log_warn("cannot open spool file %s", x->r.fid);
+		return -1;
+	}
+	return sig_launch(ps, x);
+}
+
+/*
+ * The end half: x's job was collected (verify_wait gave rc, x->vr). With
+ * both .sig and .asc, a good first one starts the second: 1, its job runs.
+ * Otherwise the descriptors are closed (the plaintext kept only when good)
+ * and rc is returned: 0 with x->vr the verdict, -1 try again later.
+ */
+static int
+sig_next(struct pass *ps, struct item *x, int rc)
+{
+	int k;
+
+	x->job = NULL;
+	if (rc == 0 && x->vr.ok && ps->p->signature.mode == SIG_DETACHED) {
+		for (k = x->vside; k < 4 && x->side[k] == NULL; k++)
+			;
+		if (k < 4)
+			return sig_launch(ps, x);
+	}
+	sig_close(x, rc == 0 && x->vr.ok);
 	return rc;
 }
 
@@ -1301,14 +1400,15 @@ ship(struct pass *ps, struct item *x, const struct verify_result *vr,
 	flush_due(ps);
 }
 
-/* Checks x's signature into x->vr. 0 good, 1 rejected (with its sidecars
- * when reject_it), -1 try again later. */
+/* The verdict on x's signature check (rc from sig_begin/sig_next, x->vr).
+ * 0 good, 1 rejected (with its sidecars when reject_it), -1 try again
+ * later. */
 static int
-verify_item(struct pass *ps, struct item *x, int reject_it)
+verify_item(struct pass *ps, struct item *x, int rc, int reject_it)
 {
 	char why[700];
 
-	if (check_signature(ps, x, &x->vr) == -1) {
+	if (rc == -1) {
 		xstrlcpy(x->wait, "signature verification to be possible "
 		    "(see the log)", sizeof(x->wait));
 		return -1;
@@ -1338,6 +1438,169 @@ ship_item(struct pass *ps, struct item *x)
 	ship(ps, x, &x->vr, d == 2 ? &orig : NULL);
 }
 
+/* Member j of manifest mf (entries m) by name: its item not yet judged in
+ * this pass, or NULL. */
+static struct item *
+batch_member(struct pass *ps, const struct item *mf, const struct manifest *m,
+    size_t j)
+{
+	char want[8192];
+	const char *slash = strrchr(mf->r.path, '/');
+
+	if (xsnprintf(want, sizeof(want), "%.*s%s%s",
+	    slash ? (int)(slash - mf->r.path) : 0, mf->r.path,
+	    slash ? "/" : "", m->e[j].name) < 0)
+		return NULL;
+	return lookup(ps, want);
+}
+
+/* Rejects manifest mf (entries m) and every member of its batch. */
+static void
+batch_reject(struct pass *ps, struct item *mf, const struct manifest *m,
+    const char *why)
+{
+	struct item *x;
+	size_t j;
+
+	for (j = 0; j < m->n; j++)
+		if ((x = batch_member(ps, mf, m, j)) != NULL)
+			reject_all(ps, x, why);
+	reject(ps, mf, why);
+}
+
+/* mf's batch is not complete (why): it waits, or past manifest_timeout it
+ * is rejected with every member. */
+static void
+batch_wait(struct pass *ps, struct item *mf, const struct manifest *m,
+    const char *why)
+{
+	const struct completion_config *c = &ps->p->completion;
+	char w2[1400], d[24];
+	struct item *x;
+	size_t j;
+
+	if (expired(ps, mf, secs_or(c->manifest_timeout_s,
+	    DEFAULT_MANIFEST_TIMEOUT))) {
+		duration_text(secs_or(c->manifest_timeout_s,
+		    DEFAULT_MANIFEST_TIMEOUT), d, sizeof(d));
+		xsnprintf(w2, sizeof(w2), "batch %s incomplete after %s: %s",
+		    mf->r.path, d, why);
+		batch_reject(ps, mf, m, w2);
+		return;
+	}
+	xsnprintf(mf->wait, sizeof(mf->wait), "its batch: %s", why);
+	for (j = 0; j < m->n; j++) {
+		/* members wait for the batch, not a manifest */
+		if ((x = batch_member(ps, mf, m, j)) != NULL &&
+		    x->kind == SIDECAR_NONE && x->manifest < 0) {
+			x->manifest = (int)(mf - ps->it);
+			if (x->ready)
+				xsnprintf(x->wait, sizeof(x->wait),
+				    "its batch %s: %s", mf->r.path, why);
+		}
+	}
+}
+
+/* Every member of batch b verified: ships them with their manifest. */
+static void
+batch_ship(struct pass *ps, struct batch *b)
+{
+	size_t j;
+
+	b->decided = 1;
+	for (j = 0; j < b->m.n; j++) {
+		struct item *x = b->mem[j];
+
+		if (x->kind == SIDECAR_NONE && !x->done)
+			ship_item(ps, x);
+		else
+			consume(ps, x, b->mf);
+	}
+	consume(ps, b->mf, NULL);
+}
+
+/* Member x of its batch was verified (rc as verify_item gives it, its
+ * verdict given): the batch waits, is rejected, or ships once all are. */
+static void
+batch_verified(struct pass *ps, struct item *x, int rc)
+{
+	struct batch *b = &ps->batches[x->batch];
+	struct file_rec orig;
+	char w2[1400];
+
+	if (b->decided)
+		return;
+	if (rc == -1) {
+		b->decided = 1;
+		batch_wait(ps, b->mf, &b->m, "signature verification to be "
+		    "possible");
+		return;
+	}
+	if (rc == 1) {
+		xsnprintf(w2, sizeof(w2), "batch %s: %s: signature: %s",
+		    b->mf->r.path, x->r.path, x->vr.reason);
+		b->decided = 1;
+		batch_reject(ps, b->mf, &b->m, w2);
+		return;
+	}
+	if (ps->p->duplicate_window_s > 0 &&
+	    ps->p->duplicate_policy == DUP_REJECT && state_find_dup(ps->in->st,
+	    x->r.partner, x->r.sha256, x->r.received_ms -
+	    ps->p->duplicate_window_s * 1000, x->r.id, &orig) == 1) {
+		xsnprintf(w2, sizeof(w2), "batch %s: %s duplicates %s",
+		    b->mf->r.path, x->r.path, orig.path);
+		b->decided = 1;
+		batch_reject(ps, b->mf, &b->m, w2);
+		return;
+	}
+	if (--b->left == 0)
+		batch_ship(ps, b);
+}
+
+/*
+ * mf's batch has arrived (m: its entries, taken on success; members
+ * bi[match[j]]): its data members join the pass's verification queue, and
+ * it ships when all are verified (batch_verified). 0, or -1 (no memory).
+ */
+static int
+batch_queue(struct pass *ps, struct item *mf, struct manifest *m,
+    struct item **bi, const size_t *match)
+{
+	struct batch *nb, *b;
+	struct item **mem;
+	size_t j, bn = ps->nbatches;
+
+	if ((mem = calloc(m->n ? m->n : 1, sizeof(*mem))) == NULL)
+		return -1;
+	if ((nb = reallocarray(ps->batches, bn + 1, sizeof(*nb))) == NULL) {
+		free(mem);
+		return -1;
+	}
+	ps->batches = nb;
+	b = &ps->batches[bn];
+	memset(b, 0, sizeof(*b));
+	b->mf = mf;
+	b->m = *m;
+	b->mem = mem;
+	ps->nbatches++;
+	for (j = 0; j < m->n; j++) {
+		struct item *x = bi[match[j]];
+
+		mem[j] = x;
+		if (x->kind != SIDECAR_NONE || x->batch >= 0)
+			continue;
+		add_rule(x, "manifest");
+		x->manifest = (int)(mf - ps->it);
+		x->batch = (int)bn;
+		ps->vq[ps->nvq++] = x;	/* each item at most once */
+		b->left++;
+	}
+	memset(m, 0, sizeof(*m));
+	if (b->left == 0)
+		batch_ship(ps, b);
+	return 0;
+}
+
 static void
 judge_manifests(struct pass *ps)
 {
@@ -1345,7 +1608,7 @@ judge_manifests(struct pass *ps)
 	struct batch_file *bf = NULL;
 	struct item **bi = NULL;
 	struct manifest m;
-	char why[1200], w2[1400], d[24];
+	char why[1200], w2[1400];
 	size_t i, j, nb = 0, *match = NULL;
 	char *buf;
 	size_t len;
@@ -1364,8 +1627,6 @@ judge_manifests(struct pass *ps)
 		bf[nb].sha256 = ps->it[i].r.sha256;
 		bi[nb++] = &ps->it[i];
 	}
-	duration_text(secs_or(c->manifest_timeout_s, DEFAULT_MANIFEST_TIMEOUT),
-	    d, sizeof(d));
 	for (i = 0; i < ps->n; i++) {
 		struct item *mf = &ps->it[i];
 
@@ -1408,114 +1669,25 @@ judge_manifests(struct pass *ps)
 					all = 0;
 					xsnprintf(why, sizeof(why), "%s: %s",
 					    x->r.path, x->wait);
+				} else if (x->kind == SIDECAR_NONE &&
+				    x->batch >= 0) {
+					all = 0;
+					xsnprintf(why, sizeof(why), "%s is in "
+					    "the batch of %s too", x->r.path,
+					    ps->batches[x->batch].mf->r.path);
 				}
 			}
-			if (all) {
-				for (j = 0; j < m.n && all; j++) {
-					struct item *x = bi[match[j]];
-
-					if (x->kind != SIDECAR_NONE)
-						continue;
-					add_rule(x, "manifest");
-					/* the batch ships together: each
-					 * signature first, then ship all */
-					x->manifest = (int)i;
-				}
-				mf->batch_ok = 1;
-				/* signatures + duplicates of all members */
-				for (j = 0; j < m.n; j++) {
-					struct item *x = bi[match[j]];
-					struct file_rec orig;
-
-					if (x->kind != SIDECAR_NONE)
-						continue;
-					rc = verify_item(ps, x, 0);
-					if (rc == -1) {
-						mf->batch_ok = 0;
-						xstrlcpy(why, "signature "
-						    "verification to be possible",
-						    sizeof(why));
-						break;
-					}
-					if (rc == 1) {
-						xsnprintf(w2, sizeof(w2),
-						    "batch %s: %s: signature: %s",
-						    mf->r.path, x->r.path,
-						    x->vr.reason);
-						goto reject_batch;
-					}
-					if (ps->p->duplicate_window_s > 0 &&
-					    ps->p->duplicate_policy ==
-					    DUP_REJECT && state_find_dup(
-					    ps->in->st, x->r.partner,
-					    x->r.sha256, x->r.received_ms -
-					    ps->p->duplicate_window_s * 1000,
-					    x->r.id, &orig) == 1) {
-						xsnprintf(w2, sizeof(w2),
-						    "batch %s: %s duplicates %s",
-						    mf->r.path, x->r.path,
-						    orig.path);
-						goto reject_batch;
-					}
-				}
-				if (mf->batch_ok) {
-					for (j = 0; j < m.n; j++) {
-						struct item *x = bi[match[j]];
-
-						if (x->kind == SIDECAR_NONE)
-							ship_item(ps, x);
-						else
-							consume(ps, x, mf);
-					}
-					consume(ps, mf, NULL);
-					manifest_free(&m);
-					continue;
-				}
-			}
+			/* the batch ships together: each signature first
+			 * (in the pass's queue), then all */
+			if (all && batch_queue(ps, mf, &m, bi, match) == 0)
+				continue;
+			if (all)
+				xstrlcpy(why, "memory to check its signatures",
+				    sizeof(why));
 		}
 		if (rc == -1)
 			xstrlcpy(why, "a name in it is too long", sizeof(why));
-		if (expired(ps, mf, secs_or(c->manifest_timeout_s,
-		    DEFAULT_MANIFEST_TIMEOUT))) {
-			xsnprintf(w2, sizeof(w2), "batch %s incomplete after "
-			    "%s: %s", mf->r.path, d, why);
-			goto reject_batch;
-		}
-		xsnprintf(mf->wait, sizeof(mf->wait), "its batch: %s", why);
-		for (j = 0; j < m.n; j++) {
-			/* members wait for the batch, not a manifest */
-			char want[8192];
-			struct item *x;
-			const char *slash = strrchr(mf->r.path, '/');
-
-			if (xsnprintf(want, sizeof(want), "%.*s%s%s",
-			    slash ? (int)(slash - mf->r.path) : 0, mf->r.path,
-			    slash ? "/" : "", m.e[j].name) < 0)
-				continue;
-			if ((x = lookup(ps, want)) != NULL &&
-			    x->kind == SIDECAR_NONE && x->manifest < 0) {
-				x->manifest = (int)i;
-				if (x->ready)
-					xsnprintf(x->wait, sizeof(x->wait),
-					    "its batch %s: %s", mf->r.path, why);
-			}
-		}
-		manifest_free(&m);
-		continue;
-reject_batch:
-		for (j = 0; j < m.n; j++) {
-			char want[8192];
-			struct item *x;
-			const char *slash = strrchr(mf->r.path, '/');
-
-			if (xsnprintf(want, sizeof(want), "%.*s%s%s",
-			    slash ? (int)(slash - mf->r.path) : 0, mf->r.path,
-			    slash ? "/" : "", m.e[j].name) < 0)
-				continue;
-			if ((x = lookup(ps, want)) != NULL)
-				reject_all(ps, x, w2);
-		}
-		reject(ps, mf, w2);
+		batch_wait(ps, mf, &m, why);
 		manifest_free(&m);
 	}
 out:
@@ -1528,20 +1700,173 @@ static int open_incoming(struct intake *);
 static int forge_row(struct intake *, int, const struct file_rec *,
     enum file_state, const char *, const struct partner *, int);
 
-/* One pass over every waiting file of partner cfg->partners[pi]. */
+/* Applies ps's last verdicts and frees what it holds (not ps). */
+static void
+pass_free(struct pass *ps)
+{
+	size_t i;
+
+	flush(ps);
+	free(ps->acts);
+	if (ps->it != NULL)
+		for (i = 0; i < ps->n; i++) {
+			if (ps->it[i].job != NULL) {	/* never: defensive */
+				verify_cancel(ps->it[i].job);
+				sig_close(&ps->it[i], 0);
+			}
+			free(ps->it[i].found);
+		}
+	for (i = 0; i < ps->nbatches; i++) {
+		manifest_free(&ps->batches[i].m);
+		free(ps->batches[i].mem);
+	}
+	free(ps->batches);
+	free(ps->vq);
+	free(ps->it);
+	free(ps->byname);
+	if (ps->landingfd != -1)
+		close(ps->landingfd);
+}
+
+/* x's signature check ended (rc from sig_begin/sig_next): its verdict,
+ * then x ships, or its batch decides. */
+static void
+item_verified(struct pass *ps, struct item *x, int rc)
+{
+	if (x->batch >= 0)
+		batch_verified(ps, x, verify_item(ps, x, rc, 0));
+	else if (verify_item(ps, x, rc, 1) == 0)
+		ship_item(ps, x);
+}
+
+/*
+ * Moves ps's queue on: a check decided without gpg is finished at once;
+ * the next that needs gpg starts when a job slot is free (in->running <
+ * VERIFY_JOBS), in queue order, one job at a time for the partner (one
+ * gpg-agent a home).
+ */
+static void
+pass_advance(struct pass *ps)
+{
+	struct intake *in = ps->in;
+	struct item *x;
+	int rc;
+
+	while (ps->cur == NULL && ps->vqi < ps->nvq && !proc_quit) {
+		x = ps->vq[ps->vqi];
+		if (x->done || (x->batch >= 0 &&
+		    ps->batches[x->batch].decided)) {
+			ps->vqi++;
+			continue;
+		}
+		if (ps->p->signature.mode != SIG_NONE &&
+		    in->running >= VERIFY_JOBS)
+			return;
+		ps->vqi++;
+		flush_due(ps);		/* not behind a slow gpg */
+		if ((rc = sig_begin(ps, x)) == 1) {
+			ps->cur = x;
+			in->running++;
+			return;
+		}
+		item_verified(ps, x, rc);
+	}
+}
+
+/*
+ * ps's job answered, or its deadline passed, or (cancel) the intake stops:
+ * collects it (verify_wait without blocking; cancel kills it). A second
+ * detached signature to check keeps the slot; otherwise the verdict is
+ * given and the slot freed.
+ */
+static void
+pass_collect(struct pass *ps, int cancel)
+{
+	struct item *x = ps->cur;
+	int rc;
+
+	if (cancel) {
+		verify_cancel(x->job);
+		log_info("%s/%s: signature verification stopped (the intake "
+		    "is stopping); checked again at the next start",
+		    x->r.partner, x->r.path);
+		memset(&x->vr, 0, sizeof(x->vr));
+		rc = -1;
+	} else if ((rc = verify_wait(x->job, 0, &x->vr)) == 1)
+		return;				/* not yet */
+	x->job = NULL;
+	if ((rc = sig_next(ps, x, rc)) == 1)
+		return;
+	ps->cur = NULL;
+	ps->in->running--;
+	item_verified(ps, x, rc);
+}
+
+/* The last phase of a pass (its queue done): sidecars whose data file
+ * never came, the waiting reasons; the partner's gpg-agent (encrypted
+ * mode) is stopped. The caller then applies the verdicts (pass_free). */
+static void
+pass_finish(struct pass *ps)
+{
+	struct intake *in = ps->in;
+	const struct partner *p = ps->p;
+	char why[1200], d[24], home[PATH_MAX];
+	size_t i, pi = ps->pi;
+
+	/* sidecars still here: their data file waits, or never came */
+	duration_text(ttl_s(p), d, sizeof(d));
+	for (i = 0; i < ps->n; i++) {
+		struct item *s = &ps->it[i], *x;
+
+		if (s->done || s->temp || s->kind == SIDECAR_NONE ||
+		    s->kind == SIDECAR_MANIFEST)
+			continue;
+		if ((x = lookup(ps, s->data)) != NULL &&
+		    x->kind == SIDECAR_NONE) {
+			xsnprintf(s->wait, sizeof(s->wait), "%s to be complete",
+			    s->data);
+			continue;
+		}
+		if (expired(ps, s, ttl_s(p))) {
+			xsnprintf(why, sizeof(why), "no data file %s arrived "
+			    "for this %s within %s", s->data,
+			    sidecar_kind_name(s->kind), d);
+			reject(ps, s, why);
+		} else
+			xsnprintf(s->wait, sizeof(s->wait), "its data file %s",
+			    s->data);
+	}
+	for (i = 0; i < ps->n; i++)
+		if (!ps->it[i].done && ps->it[i].wait[0] != '\0')
+			set_waiting(ps, &ps->it[i]);
+	if (in->agent[pi] && spool_dir_path(in->cfg->state_dir, SPOOL_GNUPG,
+	    p->name, home, sizeof(home)) == 0) {
+		verify_stop_agent(home);
+		in->agent[pi] = 0;
+	}
+}
+
+/*
+ * A pass over every waiting file of partner cfg->partners[pi], up to its
+ * signature checks: every other rule is judged, and the data files whose
+ * signature decides (alone, or as members of an arrived manifest batch)
+ * are queued in ps.vq. A pass with signatures to check lives on in
+ * in->pass[pi] (moved to the heap, keep) and verify_turn() goes on with it;
+ * any other is finished here.
+ */
 static void
 judge_partner(struct intake *in, size_t pi)
 {
 	const struct partner *p = &in->cfg->partners[pi];
 	const struct completion_config *c = &p->completion;
 	struct file_rec *rows = NULL;
-	struct pass ps;
+	struct pass ps, *keep = NULL;
 	char landing[PATH_MAX], why[1200], d[24], when[40];
 	size_t n = 0, i, k;
 	int incfd;
 
 	if (state_list(in->st, FS_WAITING, p->name, MAX_WAITING, &rows,
-	    &n) == -1 || n == 0) {
+	    &n) == -1 || n == 0 || (keep = malloc(sizeof(*keep))) == NULL) {
 		free(rows);
 		return;
 	}
@@ -1553,7 +1878,8 @@ judge_partner(struct intake *in, size_t pi)
 	ps.landingfd = -1;
 	ps.dep = -1;
 	if ((ps.it = calloc(n, sizeof(*ps.it))) == NULL ||
-	    (ps.byname = calloc(n, sizeof(*ps.byname))) == NULL)
+	    (ps.byname = calloc(n, sizeof(*ps.byname))) == NULL ||
+	    (ps.vq = calloc(n, sizeof(*ps.vq))) == NULL)
 		goto out;
 	/* a waiting row no session of ours wrote: forged, never judged */
 	for (i = k = 0; i < n; i++) {
@@ -1575,6 +1901,9 @@ judge_partner(struct intake *in, size_t pi)
 		ps.it[i].r = rows[i];
 		ps.it[i].temp = completion_is_temp(c, rows[i].path);
 		ps.it[i].manifest = -1;
+		ps.it[i].batch = -1;
+		ps.it[i].vfd = ps.it[i].vsfd = -1;
+		ps.it[i].vpfd = ps.it[i].vpdir = -1;
 	}
 	free(rows);
 	rows = NULL;
@@ -1636,48 +1965,106 @@ judge_partner(struct intake *in, size_t pi)
 				    sizeof(x->wait));
 			continue;
 		}
-		flush_due(&ps);		/* not behind a slow gpg */
-		if (verify_item(&ps, x, 1) == 0)
-			ship_item(&ps, x);
+		ps.vq[ps.nvq++] = x;	/* its signature decides */
 	}
-
-	/* sidecars still here: their data file waits, or never came */
-	duration_text(ttl_s(p), d, sizeof(d));
-	for (i = 0; i < n; i++) {
-		struct item *s = &ps.it[i], *x;
-
-		if (s->done || s->temp || s->kind == SIDECAR_NONE ||
-		    s->kind == SIDECAR_MANIFEST)
-			continue;
-		if ((x = lookup(&ps, s->data)) != NULL &&
-		    x->kind == SIDECAR_NONE) {
-			xsnprintf(s->wait, sizeof(s->wait), "%s to be complete",
-			    s->data);
-			continue;
-		}
-		if (expired(&ps, s, ttl_s(p))) {
-			xsnprintf(why, sizeof(why), "no data file %s arrived "
-			    "for this %s within %s", s->data,
-			    sidecar_kind_name(s->kind), d);
-			reject(&ps, s, why);
-		} else
-			xsnprintf(s->wait, sizeof(s->wait), "its data file %s",
-			    s->data);
+	pass_advance(&ps);	/* signature.mode none: all of it now */
+	if (ps.cur != NULL || ps.vqi < ps.nvq) {
+		*keep = ps;
+		in->pass[pi] = keep;
+		return;
 	}
-	for (i = 0; i < n; i++)
-		if (!ps.it[i].done && ps.it[i].wait[0] != '\0')
-			set_waiting(&ps, &ps.it[i]);
+	pass_finish(&ps);
 out:
-	flush(&ps);
-	free(ps.acts);
-	if (ps.it != NULL)
-		for (i = 0; i < ps.n; i++)
-			free(ps.it[i].found);
-	free(ps.it);
-	free(ps.byname);
+	pass_free(&ps);
+	free(keep);
 	free(rows);
-	if (ps.landingfd != -1)
-		close(ps.landingfd);
+}
+
+/* Every pass's queue moves on; partners take free slots in turn. */
+static void
+advance_all(struct intake *in)
+{
+	struct pass *ps;
+	size_t np = in->cfg->npartners, k;
+
+	for (k = 0; k < np; k++) {
+		if ((ps = in->pass[(in->rr + k) % np]) != NULL) {
+			flush_due(ps);
+			pass_advance(ps);
+		}
+	}
+	in->rr = np ? (in->rr + 1) % np : 0;
+}
+
+/*
+ * One turn of the verifications: queues move on and free slots are taken
+ * (partners in turn), then up to VERIFY_POLL_MS is spent in poll() on the
+ * running jobs (never past the earliest deadline), and the jobs that
+ * answered are collected. Passes whose queue is done are finished. 1 when
+ * it waited for jobs, 0 when none ran (the caller sleeps).
+ */
+static int
+verify_turn(struct intake *in)
+{
+	struct pollfd pfd[VERIFY_JOBS];
+	struct pass *run[VERIFY_JOBS], *ps;
+	size_t np = in->cfg->npartners, i, nrun = 0;
+	int64_t now, wait = VERIFY_POLL_MS, left;
+
+	advance_all(in);
+	now = mono_ms();
+	for (i = 0; i < np && nrun < VERIFY_JOBS; i++) {
+		if ((ps = in->pass[i]) == NULL || ps->cur == NULL)
+			continue;
+		run[nrun] = ps;
+		pfd[nrun].fd = verify_job_fd(ps->cur->job);
+		pfd[nrun].events = POLLIN;
+		pfd[nrun].revents = 0;
+		left = pfd[nrun].fd == -1 ? 0 :
+		    verify_job_deadline(ps->cur->job) - now;
+		if (left < wait)
+			wait = left < 0 ? 0 : left;
+		nrun++;
+	}
+	if (nrun > 0 && poll(pfd, nrun, (int)wait) == -1 && errno != EINTR)
+		log_warn("intake: poll");
+	now = mono_ms();
+	for (i = 0; i < nrun; i++)
+		if (pfd[i].fd == -1 || pfd[i].revents != 0 ||
+		    now >= verify_job_deadline(run[i]->cur->job))
+			pass_collect(run[i], 0);
+	advance_all(in);
+	for (i = 0; i < np; i++) {
+		if ((ps = in->pass[i]) == NULL)
+			continue;
+		if (ps->cur == NULL && (ps->vqi == ps->nvq || proc_quit)) {
+			in->pass[i] = NULL;
+			pass_finish(ps);
+			pass_free(ps);
+			free(ps);
+		}
+	}
+	return nrun > 0;
+}
+
+/* Stopping: every running job is killed (its file waits), every pass
+ * finished. */
+static void
+verify_stop_all(struct intake *in)
+{
+	struct pass *ps;
+	size_t i;
+
+	for (i = 0; i < in->cfg->npartners; i++) {
+		if ((ps = in->pass[i]) == NULL)
+			continue;
+		if (ps->cur != NULL)
+			pass_collect(ps, 1);
+		in->pass[i] = NULL;
+		pass_finish(ps);
+		pass_free(ps);
+		free(ps);
+	}
 }
 
 /* Moves incomplete landing files past incomplete_ttl to quarantine. */
@@ -2483,7 +2870,7 @@ intake_run(const struct config *cfg)
 	struct intake in;
 	int64_t last = 0, janitor_every = 60000, t;
 	size_t i;
-	int k, moved, sig = 0, verify = 1;
+	int k, moved, sig = 0, verify = 1, waited;
 
 	memset(&in, 0, sizeof(in));
 	in.cfg = cfg;
@@ -2491,7 +2878,8 @@ intake_run(const struct config *cfg)
 	    (in.au = proc_audit_open(cfg)) == NULL ||
 	    (in.agent = calloc(cfg->npartners + 1, sizeof(int))) == NULL ||
 	    (in.home_retry = calloc(cfg->npartners + 1,
-	    sizeof(int64_t))) == NULL)
+	    sizeof(int64_t))) == NULL ||
+	    (in.pass = calloc(cfg->npartners + 1, sizeof(*in.pass))) == NULL)
 		return 1;
 	for (i = 0; i < cfg->npartners; i++) {
 		if (cfg->partners[i].signature.mode != SIG_NONE)
@@ -2508,6 +2896,21 @@ intake_run(const struct config *cfg)
 		memset(&vl, 0, sizeof(vl));
 		vl.max_file_size = cfg->server.max_file_size;
 		vl.quit = &proc_quit;	/* SIGTERM stops a running gpg */
+#ifdef SLUICE_TEST_HOOKS
+		{
+			/* SLUICE_TEST_GPG: test builds only, a gpg wrapper
+			 * (tests: one partner's verification made slow) */
+			static char fake[PATH_MAX];
+			const char *env = getenv("SLUICE_TEST_GPG");
+
+			if (env != NULL && env[0] == '/' &&
+			    xstrlcpy(fake, env, sizeof(fake)) < sizeof(fake)) {
+				vl.gpg = fake;
+				log_warnx("test build: gpg is %s "
+				    "(SLUICE_TEST_GPG)", fake);
+			}
+		}
+#endif
 		verify_set_limits(&vl);
 	}
 	orphans(&in);
@@ -2531,19 +2934,14 @@ intake_run(const struct config *cfg)
 		t = now_ms();
 		if (moved > 0 || t - last >= 1000) {
 			last = t;
+			/* a partner whose pass still verifies gets its next
+			 * one when that ends */
 			for (i = 0; i < cfg->npartners && !proc_quit; i++)
-				judge_partner(&in, i);
-			for (i = 0; i < cfg->npartners; i++) {
-				char home[PATH_MAX];
-
-				if (!in.agent[i] || spool_dir_path(cfg->state_dir,
-				    SPOOL_GNUPG, cfg->partners[i].name, home,
-				    sizeof(home)) == -1)
-					continue;
-				verify_stop_agent(home);
-				in.agent[i] = 0;
-			}
+				if (in.pass[i] == NULL)
+					judge_partner(&in, i);
 		}
+		/* verifications of different partners run at once */
+		waited = verify_turn(&in);
 		if (t - in.janitor_ms >= janitor_every) {
 			in.janitor_ms = t;
 			incomplete_janitor(&in);
@@ -2551,8 +2949,10 @@ intake_run(const struct config *cfg)
 			orphans(&in);
 		}
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
-		proc_sleep(50);	/* a new file waits at most this long */
+		if (!waited)	/* a new file waits at most this long */
+			proc_sleep(VERIFY_POLL_MS);
 	}
+	verify_stop_all(&in);	/* their files wait for the next start */
 	(void)outbox_flush(in.st, in.au);
 	for (i = 0; i < cfg->npartners; i++) {
 		char home[PATH_MAX];
@@ -2564,6 +2964,7 @@ intake_run(const struct config *cfg)
 	}
 	free(in.agent);
 	free(in.home_retry);
+	free(in.pass);
 	audit_close(in.au);
 	state_close(in.st);
 	return 0;
