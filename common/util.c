@@ -88,6 +88,96 @@ base64_encode(const uint8_t *in, size_t len, char *out)
 	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
 }
 
+int
+is_hostname(const char *s)
+{
+	size_t i, n = strlen(s), lab = 0;
+
+	if (n == 0 || n > 253 || s[0] == '-' || s[0] == '.' ||
+	    s[n - 1] == '-' || s[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			if (lab == 0)
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return 0;
+		if (++lab > 63)
+			return 0;
+	}
+	return 1;
+}
+
+int
+parse_port(const char *s)
+{
+	int64_t v;
+	size_t i;
+
+	if (s[0] == '\0' || strlen(s) > 5)
+		return -1;
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+	if (parse_int64(s, 1, 65535, &v) != 0)
+		return -1;
+	return (int)v;
+}
+
+static int
+b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+uint8_t *
+base64_decode(const char *s, size_t n, size_t *outlen)
+{
+	uint8_t *out;
+	size_t i, o = 0, pad = 0;
+	int v[4], j;
+
+	if (n == 0 || n % 4 != 0)
+		return NULL;
+	if (s[n - 1] == '=')
+		pad++;
+	if (s[n - 2] == '=')
+		pad++;
+	if ((out = malloc(n / 4 * 3)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i += 4) {
+		for (j = 0; j < 4; j++) {
+			if (s[i + j] == '=' && i + 4 == n && j >= 4 - (int)pad)
+				v[j] = 0;
+			else if ((v[j] = b64val((unsigned char)s[i + j])) < 0)
+				goto fail;
+		}
+		out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+		out[o++] = (uint8_t)(v[1] << 4 | v[2] >> 2);
+		out[o++] = (uint8_t)(v[2] << 6 | v[3]);
+	}
+	*outlen = o - pad;
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
 struct sha256 {
 	EVP_MD_CTX *ctx;
 };

@@ -29,6 +29,14 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 void hex_encode(const uint8_t *in, size_t len, char *out);
 /* Standard base64 with padding into out (4*ceil(len/3)+1 bytes). */
 void base64_encode(const uint8_t *in, size_t len, char *out);
+/* Strict standard base64 of s[0..n) (padding required): malloc'd bytes
+ * (the caller frees them) with their count in *outlen, or NULL. */
+uint8_t *base64_decode(const char *s, size_t n, size_t *outlen);
+/* 1 if s is a DNS host name (letters, digits, '-', dot-separated labels of
+ * at most 63, 253 in all), else 0. */
+int is_hostname(const char *s);
+/* A decimal port 1..65535 (no sign, no blanks), or -1. */
+int parse_port(const char *s);
 
 /* Incremental SHA-256 (OpenSSL EVP). */
 struct sha256;

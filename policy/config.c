@@ -11,7 +11,6 @@
 #include "policy/config.h"
 
 #include <arpa/inet.h>
-#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -24,19 +23,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <libssh/libssh.h>
 #include <yaml.h>
 
 #include "common/util.h"
 #include "policy/algos.h"
 #include "policy/policy.h"
+#include "server/keys.h"
+#include "uploader/s3names.h"
 
 #define CONFIG_MAX_BYTES	(1024 * 1024)
 #define KEYFILE_MAX_BYTES	(1024 * 1024)
 #define KEYS_MAX		10000	/* per partner */
 #define SHOW_MAX		80	/* bytes of a value quoted in a message */
 #define KP_MAX			160	/* a key path such as partners[12].allow_from[3] */
-#define RSA_MIN_BITS		2048
 #define WALK_KEYS_MAX		24	/* keys of one mapping */
 
 #define DEFAULT_LISTEN_HOST	"127.0.0.1"
@@ -475,48 +474,6 @@ get_abspath(struct loader *ld, const yaml_node_t *n, const char *kp,
 	while (len > 1 && d[len - 1] == '/')
 		d[--len] = '\0';
 	return d;
-}
-
-static int
-is_hostname(const char *s)
-{
-	size_t i, n = strlen(s), lab = 0;
-
-	if (n == 0 || n > 253 || s[0] == '-' || s[0] == '.' ||
-	    s[n - 1] == '-' || s[n - 1] == '.')
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (s[i] == '.') {
-			if (lab == 0)
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return 0;
-		if (++lab > 63)
-			return 0;
-	}
-	return 1;
-}
-
-/* A decimal port 1..65535 (no sign, no blanks), or -1. */
-static int
-parse_port(const char *s)
-{
-	int64_t v;
-	size_t i;
-
-	if (s[0] == '\0' || strlen(s) > 5)
-		return -1;
-	for (i = 0; s[i] != '\0'; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-	if (parse_int64(s, 1, 65535, &v) != 0)
-		return -1;
-	return (int)v;
 }
 
 /* ---- typed values: numbers, durations, sizes, choices, files ------------- */
@@ -1060,70 +1017,6 @@ load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 
 /* ---- store --------------------------------------------------------------- */
 
-/* NULL if name is a valid S3 bucket name, else why not. */
-static const char *
-bucket_problem(const char *b, size_t n)
-{
-	size_t i;
-	struct in_addr a;
-	char tmp[64];
-
-	if (n < 3 || n > 63)
-		return "must be 3 to 63 characters long";
-	for (i = 0; i < n; i++)
-		if (!((b[i] >= 'a' && b[i] <= 'z') ||
-		    (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-'))
-			return "may only contain lower-case letters, digits, "
-			    "dots and hyphens";
-	if (!((b[0] >= 'a' && b[0] <= 'z') || (b[0] >= '0' && b[0] <= '9')) ||
-	    !((b[n - 1] >= 'a' && b[n - 1] <= 'z') ||
-	    (b[n - 1] >= '0' && b[n - 1] <= '9')))
-		return "must begin and end with a letter or digit";
-	for (i = 0; i + 1 < n; i++)
-		if (b[i] == '.' && (b[i + 1] == '.' || b[i + 1] == '-' ||
-		    (i > 0 && b[i - 1] == '-')))
-			return "must not contain \"..\", \".-\" or \"-.\"";
-	memcpy(tmp, b, n);
-	tmp[n] = '\0';
-	if (inet_pton(AF_INET, tmp, &a) == 1)
-		return "must not be formatted as an IP address";
-	if (strncmp(tmp, "xn--", 4) == 0 || strncmp(tmp, "sthree-", 7) == 0 ||
-	    (n > 8 && strcmp(tmp + n - 8, "-s3alias") == 0) ||
-	    (n > 7 && strcmp(tmp + n - 7, "--ol-s3") == 0))
-		return "uses a prefix or suffix S3 reserves";
-	return NULL;
-}
-
-/* NULL if p (the part after "bucket/") is a clean key prefix, else why. */
-static const char *
-prefix_problem(const char *p)
-{
-	const char *seg = p, *c;
-	size_t sl;
-
-	if (p[0] == '/')
-		return "the prefix must not start with '/'";
-	if (strlen(p) > 512)
-		return "the prefix is longer than 512 bytes";
-	for (c = p;; c++) {
-		if (*c == '\\')
-			return "the prefix must not contain backslashes";
-		if (*c == '/' || *c == '\0') {
-			sl = (size_t)(c - seg);
-			if (sl == 0 && *c == '/')
-				return "the prefix must not contain \"//\"";
-			if ((sl == 1 && seg[0] == '.') ||
-			    (sl == 2 && seg[0] == '.' && seg[1] == '.'))
-				return "the prefix must not contain \".\" or "
-				    "\"..\" segments";
-			if (*c == '\0')
-				break;
-			seg = c + 1;
-		}
-	}
-	return NULL;
-}
-
 static int
 parse_store_url(struct loader *ld, const yaml_node_t *n, const char *u,
     struct store_config *st)
@@ -1136,14 +1029,14 @@ parse_store_url(struct loader *ld, const yaml_node_t *n, const char *u,
 		rest = u + 5;
 		slash = strchr(rest, '/');
 		blen = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
-		if ((why = bucket_problem(rest, blen)) != NULL) {
+		if ((why = s3_bucket_problem(rest, blen)) != NULL) {
 			report(ld, line_of(n), "%s: %s: the bucket name %s "
 			    "(e.g. s3://my-bucket/optional/prefix)", kp,
 			    q(&qb, u), why);
 			return -1;
 		}
 		rest = slash != NULL ? slash + 1 : "";
-		if ((why = prefix_problem(rest)) != NULL) {
+		if ((why = s3_prefix_problem(rest)) != NULL) {
 			report(ld, line_of(n), "%s: %s: %s (e.g. "
 			    "s3://my-bucket/optional/prefix)", kp, q(&qb, u),
 			    why);
@@ -1186,112 +1079,28 @@ oom:
 	return -1;
 }
 
-static int
-region_ok(const char *r)
-{
-	size_t i, n = strlen(r);
-
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((r[i] >= 'a' && r[i] <= 'z') ||
-		    (r[i] >= 'A' && r[i] <= 'Z') ||
-		    (r[i] >= '0' && r[i] <= '9') || r[i] == '-' ||
-		    r[i] == '_' || r[i] == '.'))
-			return 0;
-	return 1;
-}
-
 /* A copy of endpoint without a trailing '/', or NULL after reporting. */
 static char *
 parse_endpoint(struct loader *ld, const yaml_node_t *n, const char *e)
 {
-	const char *kp = "store.endpoint", *hp, *end, *portp = NULL;
 	struct qbuf qb;
-	char host[256];
-	unsigned char a[16];
-	size_t hl, len;
+	const char *why;
+	size_t len;
+	int secret;
 	char *d;
 
-	if (strncmp(e, "https://", 8) == 0)
-		hp = e + 8;
-	else if (strncmp(e, "http://", 7) == 0)
-		hp = e + 7;
-	else {
-		report(ld, line_of(n), "%s: %s must start with http:// or "
-		    "https:// (e.g. http://127.0.0.1:9000)", kp, q(&qb, e));
+	if ((why = s3_endpoint_problem(e, &len, &secret)) != NULL) {
+		if (secret)	/* might hold a password: do not echo it */
+			report(ld, line_of(n), "store.endpoint: %s", why);
+		else
+			report(ld, line_of(n), "store.endpoint: %s %s",
+			    q(&qb, e), why);
 		return NULL;
 	}
-	if (strchr(hp, '@') != NULL) {
-		/* Might hold a secret: do not echo it. */
-		report(ld, line_of(n), "%s: must not contain user:password@; "
-		    "give credentials through the environment", kp);
-		return NULL;
-	}
-	len = strlen(hp);
-	if (len > 0 && hp[len - 1] == '/')
-		len--;
-	end = hp + len;
-	if (memchr(hp, '/', len) != NULL || memchr(hp, '?', len) != NULL ||
-	    memchr(hp, '#', len) != NULL) {
-		report(ld, line_of(n), "%s: %s must be scheme://host[:port] "
-		    "without a path or query (the bucket goes in store.url)",
-		    kp, q(&qb, e));
-		return NULL;
-	}
-	if (hp[0] == '[') {
-		const char *close = memchr(hp, ']', len);
-
-		if (close == NULL || (close + 1 != end && close[1] != ':'))
-			goto badhost;
-		hl = (size_t)(close - hp - 1);
-		if (hl == 0 || hl >= sizeof(host))
-			goto badhost;
-		memcpy(host, hp + 1, hl);
-		host[hl] = '\0';
-		if (inet_pton(AF_INET6, host, a) != 1)
-			goto badhost;
-		if (close + 1 != end)
-			portp = close + 2;
-	} else {
-		const char *colon = memchr(hp, ':', len);
-
-		hl = colon != NULL ? (size_t)(colon - hp) : len;
-		if (hl == 0 || hl >= sizeof(host))
-			goto badhost;
-		memcpy(host, hp, hl);
-		host[hl] = '\0';
-		if (inet_pton(AF_INET, host, a) != 1 && !is_hostname(host))
-			goto badhost;
-		if (colon != NULL)
-			portp = colon + 1;
-	}
-	if (portp != NULL) {
-		char pb[8];
-		size_t pl = (size_t)(end - portp);
-
-		if (pl == 0 || pl >= sizeof(pb))
-			goto badport;
-		memcpy(pb, portp, pl);
-		pb[pl] = '\0';
-		if (parse_port(pb) < 0)
-			goto badport;
-	}
-	if ((d = strndup(e, (size_t)(end - e))) == NULL)
+	if ((d = strndup(e, len)) == NULL)
 		report(ld, line_of(n), "out of memory");
 	return d;
-badhost:
-	report(ld, line_of(n), "%s: %s has no valid host (e.g. "
-	    "https://s3.eu-central-1.amazonaws.com or http://[::1]:9000)", kp,
-	    q(&qb, e));
-	return NULL;
-badport:
-	report(ld, line_of(n), "%s: %s has a bad port; use 1 to 65535", kp,
-	    q(&qb, e));
-	return NULL;
 }
-
-static uint8_t *b64_decode(const char *, size_t, size_t *);
 
 /* ---- store: S3 options (issue 5) ----------------------------------------- */
 
@@ -1454,7 +1263,7 @@ pin_problem(const char *s)
 		p += 8;
 		e = p + strcspn(p, ";");
 		n = (size_t)(e - p);
-		if ((raw = b64_decode(p, n, &rawlen)) == NULL)
+		if ((raw = base64_decode(p, n, &rawlen)) == NULL)
 			return "has a pin that is not base64; get it with: "
 			    "openssl x509 -pubkey -noout | openssl pkey "
 			    "-pubin -outform der | openssl dgst -sha256 "
@@ -1583,7 +1392,7 @@ load_quarantine_prefix(struct loader *ld, const yaml_node_t *n,
 		return;
 	}
 	why = strpbrk(s, " \t") != NULL ? "blanks are not allowed" :
-	    prefix_problem(s);
+	    s3_prefix_problem(s);
 	for (i = 0; why == NULL && i < len; i++)
 		if ((unsigned char)s[i] >= 0x7f)
 			why = "only printable ASCII is allowed";
@@ -1625,7 +1434,7 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	struct qbuf qb;
-	const char *s, *region = NULL, *endpoint = NULL;
+	const char *s, *why, *region = NULL, *endpoint = NULL;
 	int ps = -1;
 
 	st->line = keyline;
@@ -1657,17 +1466,16 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 
 	/* S3, or a URL that was wrong: check the rest all the same. */
 	if (region != NULL) {
-		if (!region_ok(region))
-			report(ld, line_of(v[K_REGION]), "store.region: %s is "
-			    "not a region name (e.g. us-east-1)",
-			    q(&qb, region));
+		if ((why = s3_region_problem(region)) != NULL)
+			report(ld, line_of(v[K_REGION]), "store.region: %s %s "
+			    "(e.g. us-east-1)", q(&qb, region), why);
 		else
 			st->region = dup_or_report(ld,
 			    line_of(v[K_REGION]), region);
 	} else if ((s = getenv("AWS_REGION")) != NULL && s[0] != '\0') {
-		if (!region_ok(s))
-			report(ld, st->line, "store.region: $AWS_REGION %s is "
-			    "not a region name; set store.region", q(&qb, s));
+		if ((why = s3_region_problem(s)) != NULL)
+			report(ld, st->line, "store.region: $AWS_REGION %s %s; "
+			    "set store.region", q(&qb, s), why);
 		else
 			st->region = dup_or_report(ld, st->line, s);
 	} else
@@ -1678,238 +1486,6 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 }
 
 /* ---- partners: keys ------------------------------------------------------ */
-
-static const char *const key_types[] = {
-	"ssh-ed25519",
-	"ecdsa-sha2-nistp256",
-	"ecdsa-sha2-nistp384",
-	"ecdsa-sha2-nistp521",
-	"ssh-rsa",
-	"sk-ssh-ed25519@openssh.com",
-	"sk-ecdsa-sha2-nistp256@openssh.com",
-};
-#define KEY_TYPES_HINT "ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa, " \
-	"sk-ssh-ed25519@openssh.com or sk-ecdsa-sha2-nistp256@openssh.com"
-
-static int
-known_type(const char *t, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(key_types) / sizeof(key_types[0]); i++)
-		if (strlen(key_types[i]) == n && memcmp(key_types[i], t, n) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Strict standard base64 (padding required); malloc'd bytes or NULL. */
-static uint8_t *
-b64_decode(const char *s, size_t n, size_t *outlen)
-{
-	uint8_t *out;
-	size_t i, o = 0, pad = 0;
-	int v[4], j;
-
-	if (n == 0 || n % 4 != 0)
-		return NULL;
-	if (s[n - 1] == '=')
-		pad++;
-	if (s[n - 2] == '=')
-		pad++;
-	if ((out = malloc(n / 4 * 3)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i += 4) {
-		for (j = 0; j < 4; j++) {
-			if (s[i + j] == '=' && i + 4 == n && j >= 4 - (int)pad)
-				v[j] = 0;
-			else if ((v[j] = b64val((unsigned char)s[i + j])) < 0)
-				goto fail;
-		}
-		out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-		out[o++] = (uint8_t)(v[1] << 4 | v[2] >> 2);
-		out[o++] = (uint8_t)(v[2] << 6 | v[3]);
-	}
-	*outlen = o - pad;
-	return out;
-fail:
-	free(out);
-	return NULL;
-}
-
-/* The next SSH wire string of blob at *off; 0 or -1. */
-static int
-blob_string(const uint8_t *b, size_t blen, size_t *off, const uint8_t **s,
-    size_t *slen)
-{
-	uint32_t l;
-
-	if (blen - *off < 4)
-		return -1;
-	l = (uint32_t)b[*off] << 24 | (uint32_t)b[*off + 1] << 16 |
-	    (uint32_t)b[*off + 2] << 8 | b[*off + 3];
-	*off += 4;
-	if (blen - *off < l)
-		return -1;
-	*s = b + *off;
-	*slen = l;
-	*off += l;
-	return 0;
-}
-
-/*
- * Validates one authorized_keys line. On success returns 0 and a malloc'd
- * "type base64" in *norm; on failure -1 with the reason in why.
- */
-static int
-check_key_line(const char *line, char **norm, char *why, size_t whylen)
-{
-	const char *t, *te, *b, *be, *p;
-	const uint8_t *bt, *e, *mod;
-	uint8_t *blob = NULL;
-	size_t tl, bl, blen, off = 0, btl, el, ml, bits;
-	char type[64], *b64 = NULL;
-	enum ssh_keytypes_e kt;
-	ssh_key key = NULL;
-	int rc = -1;
-
-	*norm = NULL;
-	t = line + strspn(line, " \t");
-	te = t + strcspn(t, " \t");
-	tl = (size_t)(te - t);
-	if (!known_type(t, tl)) {
-		/* Options come before the type: "from=... ssh-ed25519 AAAA". */
-		for (p = te; *p != '\0';) {
-			p += strspn(p, " \t");
-			bl = strcspn(p, " \t");
-			if (bl > 0 && known_type(p, bl)) {
-				(void)xsnprintf(why, whylen, "options are not "
-				    "supported; use allow_from (and remove "
-				    "from=, command=, ... before the key "
-				    "type)");
-				return -1;
-			}
-			p += bl;
-		}
-		if (tl == 7 && memcmp(t, "ssh-dss", 7) == 0)
-			(void)xsnprintf(why, whylen, "DSA keys are not "
-			    "accepted; use " KEY_TYPES_HINT);
-		else if (tl > 21 && memcmp(te - 21, "-cert-v01@openssh.com",
-		    21) == 0)
-			(void)xsnprintf(why, whylen, "certificates are not "
-			    "supported; give the plain public key");
-		else
-			(void)xsnprintf(why, whylen, "is not an OpenSSH public "
-			    "key line (expected TYPE BASE64 [COMMENT], TYPE "
-			    "one of " KEY_TYPES_HINT ")");
-		return -1;
-	}
-	memcpy(type, t, tl);
-	type[tl] = '\0';
-	b = te + strspn(te, " \t");
-	be = b + strcspn(b, " \t");
-	bl = (size_t)(be - b);
-	if (bl == 0) {
-		(void)xsnprintf(why, whylen, "has no base64 key after \"%s\"",
-		    type);
-		return -1;
-	}
-	if ((blob = b64_decode(b, bl, &blen)) == NULL ||
-	    blob_string(blob, blen, &off, &bt, &btl) != 0) {
-		(void)xsnprintf(why, whylen, "the base64 key does not decode; "
-		    "copy the whole line from the partner's .pub file");
-		goto out;
-	}
-	if (btl != tl || memcmp(bt, type, tl) != 0) {
-		(void)xsnprintf(why, whylen, "the key data is not a %s key; "
-		    "check the type and the base64 text", type);
-		goto out;
-	}
-	if ((b64 = strndup(b, bl)) == NULL) {
-		(void)xsnprintf(why, whylen, "out of memory");
-		goto out;
-	}
-	kt = ssh_key_type_from_name(type);
-	if (kt == SSH_KEYTYPE_UNKNOWN ||
-	    ssh_pki_import_pubkey_base64(b64, kt, &key) != SSH_OK ||
-	    ssh_key_type(key) != kt) {
-		(void)xsnprintf(why, whylen, "is not a valid %s key; copy the "
-		    "whole line from the partner's .pub file", type);
-		goto out;
-	}
-	if (kt == SSH_KEYTYPE_RSA) {
-		/* ssh_key_size() is newer than libssh 0.10: read n's length. */
-		if (blob_string(blob, blen, &off, &e, &el) != 0 ||
-		    blob_string(blob, blen, &off, &mod, &ml) != 0) {
-			(void)xsnprintf(why, whylen, "is not a valid ssh-rsa "
-			    "key");
-			goto out;
-		}
-		while (ml > 0 && mod[0] == 0) {
-			mod++;
-			ml--;
-		}
-		bits = ml * 8;
-		if (ml > 0) {
-			uint8_t top = mod[0];
-
-			while (!(top & 0x80)) {
-				top <<= 1;
-				bits--;
-			}
-		}
-		if (bits < RSA_MIN_BITS) {
-			(void)xsnprintf(why, whylen, "is a %zu-bit RSA key; "
-			    "RSA keys need %d bits or more (better: "
-			    "ssh-ed25519)", bits, RSA_MIN_BITS);
-			goto out;
-		}
-	}
-	if ((*norm = malloc(tl + 1 + bl + 1)) == NULL) {
-		(void)xsnprintf(why, whylen, "out of memory");
-		goto out;
-	}
-	memcpy(*norm, type, tl);
-	(*norm)[tl] = ' ';
-	memcpy(*norm + tl + 1, b, bl);
-	(*norm)[tl + 1 + bl] = '\0';
-	rc = 0;
-out:
-	ssh_key_free(key);
-	free(blob);
-	free(b64);
-	return rc;
-}
-
-/* Whether an authorized_keys string is a key line (else a file path). */
-static int
-looks_like_key(const char *s)
-{
-	const char *t = s + strspn(s, " \t");
-	size_t tl = strcspn(t, " \t");
-
-	if (known_type(t, tl) || strncmp(t, "ssh-", 4) == 0 ||
-	    strncmp(t, "ecdsa-", 6) == 0 || strncmp(t, "sk-", 3) == 0)
-		return 1;
-	if (t[0] == '/' || t[0] == '.')
-		return 0;
-	return t[tl] != '\0';	/* several words: a key line with options */
-}
 
 static int
 add_key(struct loader *ld, int line, struct partner *p, char *norm,
@@ -1998,7 +1574,7 @@ load_key_file(struct loader *ld, const yaml_node_t *n, const char *kp,
 		s = line + strspn(line, " \t");
 		if (*s == '\0' || *s == '#')
 			continue;
-		if (check_key_line(s, &norm, why, sizeof(why)) != 0) {
+		if (pubkey_line_problem(s, &norm, why, sizeof(why)) != NULL) {
 			report_at(ld, line_of(n), path, lineno, "%s: %s "
 			    "(from %s)", q(&qb, s), why, kp);
 			continue;
@@ -2032,11 +1608,11 @@ load_key_entry(struct loader *ld, const yaml_node_t *n, const char *kp,
 	if ((s = get_string(ld, n, kp, "an OpenSSH public key line or the "
 	    "path of an authorized_keys file")) == NULL)
 		return;
-	if (!looks_like_key(s)) {
+	if (!pubkey_line_like(s)) {
 		load_key_file(ld, n, kp, s, p, cap);
 		return;
 	}
-	if (check_key_line(s, &norm, why, sizeof(why)) != 0) {
+	if (pubkey_line_problem(s, &norm, why, sizeof(why)) != NULL) {
 		report(ld, line_of(n), "%s: %s: %s", kp, q(&qb, s), why);
 		return;
 	}
@@ -2073,63 +1649,6 @@ load_authorized_keys(struct loader *ld, const yaml_node_t *n, const char *pkp,
 }
 
 /* ---- partners: password, addresses, names -------------------------------- */
-
-/*
- * NULL if h is a complete crypt(3) hash with a strong scheme, else why not.
- * Never includes the hash itself.
- */
-static const char *
-hash_problem(const char *h)
-{
-	static const char *const strong[] = {
-		"$y$", "$gy$", "$7$", "$6$", "$5$", "$2b$", "$2y$", "$2a$"
-	};
-	static const char *const weak[] = {
-		"$1$", "$md5", "$sha1$", "$3$", "$2$", "$2x$", "$sha1"
-	};
-	static const char weakmsg[] = "weak hash scheme; generate a strong "
-	    "one with: mkpasswd -m yescrypt";
-	const char *last;
-	size_t i, tail, n = strlen(h);
-	int good = 0;
-
-	for (i = 0; i < sizeof(weak) / sizeof(weak[0]); i++)
-		if (strncmp(h, weak[i], strlen(weak[i])) == 0)
-			return weakmsg;
-	if ((n == 13 && strspn(h, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz") == 13) ||
-	    (n == 20 && h[0] == '_'))
-		return weakmsg;		/* traditional / BSDi DES */
-	for (i = 0; i < sizeof(strong) / sizeof(strong[0]); i++)
-		if (strncmp(h, strong[i], strlen(strong[i])) == 0)
-			good = 1;
-	if (!good)
-		return "not a crypt(3) hash ($y$... yescrypt, $6$... "
-		    "sha512-crypt or $2b$... bcrypt); generate one with: "
-		    "mkpasswd -m yescrypt";
-	/* The setting must be one this libxcrypt accepts, and the hash part
-	 * must be all there, so "$6$..." (a bare salt) or a cut-off hash is
-	 * caught here. Cheap on purpose: no crypt(3) run per partner. */
-	i = (size_t)crypt_checksalt(h);
-	if (i != CRYPT_SALT_OK && i != CRYPT_SALT_METHOD_LEGACY)	/* $5$ */
-		return "not a usable crypt(3) hash (malformed settings?); "
-		    "generate one with: mkpasswd -m yescrypt";
-	last = strrchr(h, '$');
-	tail = strlen(last + 1);
-	if (strncmp(h, "$2", 2) == 0)
-		good = n == 60 && tail == 53;
-	else if (strncmp(h, "$6$", 3) == 0)
-		good = tail == 86;
-	else
-		good = tail == 43;	/* yescrypt, gost-yescrypt, scrypt, sha256 */
-	if (good && strspn(last + 1, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz") != tail)
-		good = 0;
-	if (!good)
-		return "not a complete crypt(3) hash (a salt only, or cut "
-		    "off?); generate one with: mkpasswd -m yescrypt";
-	return NULL;
-}
 
 static void
 load_cidr_entry(struct loader *ld, const yaml_node_t *n, const char *kp,
@@ -2284,7 +1803,7 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 		if ((s = get_string(ld, v[K_HASH], kpk, "a crypt(3) hash "
 		    "(generate one with: mkpasswd -m yescrypt)")) == NULL)
 			;
-		else if ((why = hash_problem(s)) != NULL)
+		else if ((why = policy_hash_problem(s)) != NULL)
 			report(ld, line_of(v[K_HASH]), "%s: %s", kpk, why);
 		else
 			p->password_hash = dup_or_report(ld,

@@ -25,6 +25,14 @@ int policy_addr_allowed(const struct partner *p, const struct sockaddr *sa);
  */
 int policy_password_ok(const struct partner *p, const char *password);
 
+/*
+ * NULL if h is a complete crypt(3) hash with a strong scheme (yescrypt,
+ * gost-yescrypt, scrypt, sha512/256-crypt, bcrypt) that this libxcrypt
+ * accepts, else a static string saying why not and how to make a good one.
+ * The reason never contains the hash. Cheap: no crypt(3) run.
+ */
+const char *policy_hash_problem(const char *h);
+
 struct objkey_vars {
 	const char	*partner;
 	const char	*path;		/* inside the partner root, no leading '/' */
