@@ -1,5 +1,6 @@
 /*
- * test_policy.c - CIDR parsing and matching, password checks, object keys.
+ * test_policy.c - CIDR parsing and matching, password checks, the password
+ * hash rule, object keys.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "policy/policy.h"
 
 static struct sockaddr_storage
@@ -196,6 +198,74 @@ make_hash(const char *prefix, const char *pw)
 	assert_non_null(h);
 	assert_true(h[0] == '$');
 	return h;
+}
+
+/* h without its last character into out; 0 or -1. */
+static int
+chop_last(const char *h, char *out, size_t outlen)
+{
+	size_t n = strlen(h);
+
+	if (n == 0 || n > outlen)
+		return -1;
+	memcpy(out, h, n - 1);
+	out[n - 1] = '\0';
+	return 0;
+}
+
+static void
+test_hash_problem(void **state)
+{
+	char *y = make_hash("$y$", "correct horse");
+	char *s6 = make_hash("$6$", "battery staple");
+	char *b = make_hash("$2b$", "s3cret");
+	char cut[256];
+	const char *why;
+
+	(void)state;
+	assert_null(policy_hash_problem(y));
+	assert_null(policy_hash_problem(s6));
+	assert_null(policy_hash_problem(b));
+
+	/* weak schemes, whatever follows */
+	assert_non_null(why = policy_hash_problem("$1$abcdefgh$"
+	    "0123456789012345678901"));
+	assert_non_null(strstr(why, "weak hash scheme"));
+	assert_non_null(strstr(policy_hash_problem("abJnggxhB/yWI"),
+	    "weak hash scheme"));		/* traditional DES */
+	assert_non_null(strstr(policy_hash_problem("_J9..CCCCXBrJUJV154M"),
+	    "weak hash scheme"));		/* BSDi DES */
+	assert_non_null(strstr(policy_hash_problem("$2x$10$abc"),
+	    "weak hash scheme"));
+
+	/* not a hash at all: a plain password, empty, a locked account */
+	assert_non_null(strstr(policy_hash_problem("hunter2"),
+	    "not a crypt(3) hash"));
+	assert_non_null(strstr(policy_hash_problem(""), "not a crypt(3) hash"));
+	assert_non_null(strstr(policy_hash_problem("!"), "not a crypt(3) hash"));
+
+	/* a salt only, or a hash cut off by one character */
+	assert_non_null(policy_hash_problem("$6$saltsalt$"));
+	assert_int_equal(chop_last(y, cut, sizeof(cut)), 0);
+	assert_non_null(why = policy_hash_problem(cut));
+	assert_non_null(strstr(why, "crypt(3) hash"));
+	assert_int_equal(chop_last(s6, cut, sizeof(cut)), 0);
+	assert_non_null(policy_hash_problem(cut));
+	assert_int_equal(chop_last(b, cut, sizeof(cut)), 0);
+	assert_non_null(policy_hash_problem(cut));
+
+	/* a character outside crypt's alphabet in the hash part */
+	(void)xstrlcpy(cut, y, sizeof(cut));
+	cut[strlen(cut) - 1] = '!';
+	assert_non_null(policy_hash_problem(cut));
+
+	/* the reason never holds the hash */
+	why = policy_hash_problem("$1$secretsecret$");
+	assert_null(strstr(why, "secretsecret"));
+
+	free(y);
+	free(s6);
+	free(b);
 }
 
 static void
@@ -416,6 +486,7 @@ main(void)
 		cmocka_unit_test(test_cidr_match_mapped),
 		cmocka_unit_test(test_addr_allowed),
 		cmocka_unit_test(test_password),
+		cmocka_unit_test(test_hash_problem),
 		cmocka_unit_test(test_objkey_expand),
 		cmocka_unit_test(test_objkey_reject),
 		cmocka_unit_test(test_objkey_check),
