@@ -134,12 +134,15 @@ class TestPrivsep(unittest.TestCase):
         assert r.rc == 0, "%r\n%s" % (r, cls.gw.log_tail())
 
     def open_session(self, user="acme"):
+        # sessions of earlier tests may still be closing: ours is a new one
+        before = {pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
+                  if c == "sluice-session"}
         p = H.sftp_open(self.gw.port, user, self.keys.get(user))
         self.addCleanup(self._end, p)
         p.stdin.write(b"pwd\n")
         p.stdin.flush()
         pid = H.poll(lambda: next((pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
-                                   if c == "sluice-session"), None), 15)
+                                   if c == "sluice-session" and pid not in before), None), 15)
         self.assertIsNotNone(pid, "no session process\n%s" % self.gw.log_tail())
         # logged in: the post-auth sandbox is on once auth.success is written
         self.assertIsNotNone(self.gw.wait_audit(lambda r: r.get("event") == "auth.success"
