@@ -577,11 +577,13 @@ test_mixed_and_stripped(void **state)
 static char sockdir[] = "/tmp/sluice-test-auditsock-XXXXXX";
 static char sockpath[128];
 static pid_t writer_pid;	/* a writer a failed test left running */
+static const char *writer_key;	/* the writer's audit_key_path, or NULL */
 
 static int
 teardown(void **state)
 {
 	(void)state;
+	writer_key = NULL;
 	if (writer_pid > 0) {
 		kill(writer_pid, SIGKILL);
 		waitpid(writer_pid, NULL, 0);
@@ -612,6 +614,7 @@ writer_start(const char *trail, uid_t restrict_uid)
 
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.audit_path = (char *)trail;
+		cfg.audit_key_path = (char *)writer_key;
 		if (restrict_uid != (uid_t)-1)
 			audit_writer_restrict_uid(restrict_uid);
 		_exit(audit_writer_run(&cfg, fd) == 0 ? 0 : 1);
@@ -1073,6 +1076,52 @@ test_listen_refuses_what_is_not_a_socket(void **state)
 #define BENCH_RECORDS	100
 
 /* Measures (does not assert) durable records/s with many clients. */
+/*
+ * The writer creates its key (0400, its own) on first start, MACs every
+ * record, and goes on from the last MAC after a restart; it does not start
+ * with a key group or others may read.
+ */
+static void
+test_writer_creates_key_and_macs(void **state)
+{
+	struct audit_key *k;
+	struct audit *a;
+	struct stat st;
+	char msg[1024];
+	pid_t pid;
+	int i, status;
+
+	(void)state;
+	snprintf(keypath, sizeof(keypath), "%s.wkey", path);
+	unlink(keypath);
+	writer_key = keypath;
+	for (i = 0; i < 2; i++) {
+		writer_start(path, (uid_t)-1);
+		assert_non_null(a = audit_connect(sockpath));
+		assert_int_equal(audit_emit(a, "file.received",
+		    json_pack("{s:i}", "size", i)), 0);
+		assert_int_equal(audit_emit(a, "file.stored", NULL), 0);
+		audit_close(a);
+		writer_stop(writer_pid);
+	}
+	assert_int_equal(stat(keypath, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_non_null(k = audit_key_load(keypath, 1));
+	assert_int_equal(count_lines(path, audit_key_id(k)), 4);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "4 records, chain intact, MACs good"));
+	audit_key_free(k);
+	/* A group-readable key: the writer does not start. */
+	assert_int_equal(chmod(keypath, 0440), 0);
+	pid = writer_start(path, (uid_t)-1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	writer_pid = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	writer_key = NULL;
+}
+
 static void
 test_writer_throughput(void **state)
 {
@@ -1148,6 +1197,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_reconnects_after_writer_restart,
 		    setup, teardown),
 		cmocka_unit_test_setup(test_listen_refuses_what_is_not_a_socket, setup),
+		cmocka_unit_test_setup_teardown(test_writer_creates_key_and_macs,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_throughput, setup,
 		    teardown),
 	};
