@@ -1,5 +1,9 @@
 #include "audit/audit.h"
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,32 +23,242 @@
 static const char zero_hash[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-/*
- * A line is PREFIX + ",\"hash\":\"" + 64 hex + "\"}" where the hash is the
- * SHA-256 of PREFIX (the record up to and including "prev"). Returns the
- * length of PREFIX and copies the stored hash to `stored`, or -1 if the line
- * does not end that way.
- */
-static ssize_t
-record_split(const char *line, size_t len, char stored[SHA256_HEX])
+/* 1 if p holds 64 lower-case hex digits. */
+static int
+hex64(const char *p)
 {
-	static const char tag[] = ",\"hash\":\"";
-	const size_t taglen = sizeof(tag) - 1, tail = taglen + 64 + 2;
 	size_t i;
 
-	if (len < tail + 2)
-		return -1;
-	if (memcmp(line + len - tail, tag, taglen) != 0 ||
-	    memcmp(line + len - 2, "\"}", 2) != 0)
-		return -1;
-	for (i = 0; i < 64; i++) {
-		char c = line[len - 66 + i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -1;
-		stored[i] = c;
+	for (i = 0; i < 64; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static void
+hex_decode32(const char *hex, uint8_t out[SHA256_LEN])
+{
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < SHA256_LEN; i++) {
+		hi = hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10;
+		lo = hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0' :
+		    hex[2 * i + 1] - 'a' + 10;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
+}
+
+/*
+ * A line is PREFIX + ',"hash":"' + 64 hex + '"}', or, keyed, PREFIX +
+ * ',"hash":"' + 64 hex + '","mac":"' + 64 hex + '"}' (audit.h). Returns the
+ * length of PREFIX, copies the stored hash to `stored` and the MAC (or "")
+ * to `mac`, or -1 if the line does not end either way.
+ */
+static ssize_t
+record_split(const char *line, size_t len, char stored[SHA256_HEX],
+    char mac[SHA256_HEX])
+{
+	static const char htag[] = ",\"hash\":\"", mtag[] = "\",\"mac\":\"";
+	const size_t hl = sizeof(htag) - 1, ml = sizeof(mtag) - 1;
+	const size_t keyed = hl + 64 + ml + 64 + 2, plain = hl + 64 + 2;
+
+	mac[0] = '\0';
+	if (len < plain + 2 || memcmp(line + len - 2, "\"}", 2) != 0)
+		return -1;
+	if (len >= keyed + 2 &&
+	    memcmp(line + len - 2 - 64 - ml, mtag, ml) == 0 &&
+	    memcmp(line + len - keyed, htag, hl) == 0) {
+		if (!hex64(line + len - 2 - 64) ||
+		    !hex64(line + len - keyed + hl))
+			return -1;
+		memcpy(stored, line + len - keyed + hl, 64);
+		stored[64] = '\0';
+		memcpy(mac, line + len - 2 - 64, 64);
+		mac[64] = '\0';
+		return (ssize_t)(len - keyed);
+	}
+	if (memcmp(line + len - plain, htag, hl) != 0 ||
+	    !hex64(line + len - 2 - 64))
+		return -1;
+	memcpy(stored, line + len - 2 - 64, 64);
 	stored[64] = '\0';
-	return (ssize_t)(len - tail);
+	return (ssize_t)(len - plain);
+}
+
+int
+audit_mac(const struct audit_key *k, const uint8_t prevmac[SHA256_LEN],
+    const char *data, size_t len, uint8_t out[SHA256_LEN])
+{
+	EVP_MAC_CTX *ctx;
+	OSSL_PARAM params[2];
+	size_t outlen = 0;
+	int rc = -1;
+
+	if ((ctx = EVP_MAC_CTX_new(k->mac)) == NULL)
+		return -1;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, k->key, sizeof(k->key), params) != 1 ||
+	    EVP_MAC_update(ctx, prevmac, SHA256_LEN) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)data, len) != 1 ||
+	    EVP_MAC_final(ctx, out, &outlen, SHA256_LEN) != 1 ||
+	    outlen != SHA256_LEN)
+		goto fail;
+	rc = 0;
+fail:
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
+static struct audit_key *
+key_new(const uint8_t bytes[AUDIT_KEY_LEN])
+{
+	struct audit_key *k;
+	uint8_t h[SHA256_LEN];
+	char hex[SHA256_HEX];
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	memcpy(k->key, bytes, AUDIT_KEY_LEN);
+	if (sha256_buf(k->key, sizeof(k->key), h) != 0 ||
+	    (k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) {
+		audit_key_free(k);
+		return NULL;
+	}
+	hex_encode(h, sizeof(h), hex);
+	memcpy(k->kid, hex, AUDIT_KID_HEX - 1);
+	k->kid[AUDIT_KID_HEX - 1] = '\0';
+	return k;
+}
+
+void
+audit_key_free(struct audit_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_MAC_free(k->mac);
+	explicit_bzero(k, sizeof(*k));
+	free(k);
+}
+
+const char *
+audit_key_id(const struct audit_key *k)
+{
+	return k->kid;
+}
+
+struct audit_key *
+audit_key_load(const char *path, int must_own)
+{
+	struct audit_key *k = NULL;
+	struct stat st;
+	uint8_t buf[AUDIT_KEY_LEN + 1];
+	ssize_t n;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("audit: cannot read the audit key %s", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("audit: %s", path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_warnx("audit: the audit key %s is not a regular file",
+		    path);
+		goto inval;
+	}
+	if (st.st_mode & 077) {
+		log_warnx("audit: the audit key %s may be read or written by "
+		    "group or others (mode %04o); anyone who reads it can "
+		    "forge the trail: chmod 0400 %s (and check who copied it)",
+		    path, (unsigned)(st.st_mode & 07777), path);
+		goto inval;
+	}
+	if (must_own && st.st_uid != geteuid()) {
+		log_warnx("audit: the audit key %s is owned by uid %u, not by "
+		    "the audit writer's uid %u; chown it to the service user",
+		    path, (unsigned)st.st_uid, (unsigned)geteuid());
+		goto inval;
+	}
+	do
+		n = pread(fd, buf, sizeof(buf), 0);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		log_warn("audit: cannot read the audit key %s", path);
+		goto fail;
+	}
+	if (n != AUDIT_KEY_LEN) {
+		log_warnx("audit: the audit key %s holds %zd bytes, not %d; "
+		    "restore it from its backup", path, n, AUDIT_KEY_LEN);
+		goto inval;
+	}
+	if ((k = key_new(buf)) == NULL)
+		log_warnx("audit: cannot set up HMAC-SHA256 for the key %s",
+		    path);
+	goto fail;
+inval:
+	errno = EINVAL;
+fail:
+	saved = errno;
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	if (k == NULL)
+		errno = saved == ENOENT ? EINVAL : saved;
+	return k;
+}
+
+struct audit_key *
+audit_key_create(const char *path)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX], *slash;
+	uint8_t buf[AUDIT_KEY_LEN];
+	struct audit_key *k = NULL;
+	int fd = -1, linked = 0;
+
+	if (xsnprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid()) < 0 ||
+	    xstrlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
+		log_warnx("audit: key path too long: %s", path);
+		return NULL;
+	}
+	if (random_bytes(buf, sizeof(buf)) == -1) {
+		log_warn("audit: no random bytes for a new audit key");
+		goto fail;
+	}
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (fd == -1 || fchmod(fd, 0400) == -1 ||
+	    write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+	    fsync(fd) == -1) {
+		log_warn("audit: cannot write a new audit key %s", tmp);
+		goto fail;
+	}
+	/* link(2) never replaces: a key someone else made wins. */
+	if (link(tmp, path) == -1 && errno != EEXIST) {
+		log_warn("audit: cannot create the audit key %s", path);
+		goto fail;
+	}
+	linked = 1;
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		slash[slash == dir ? 1 : 0] = '\0';
+		if (fsync_dir(dir) == -1)
+			log_warn("audit: fsync %s", dir);
+	}
+fail:
+	if (fd != -1) {
+		close(fd);
+		(void)unlink(tmp);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (linked && (k = audit_key_load(path, 1)) != NULL)
+		log_info("audit: created the audit key %s (key id %s); back it "
+		    "up somewhere safe: 'sluice audit verify --key' needs it",
+		    path, k->kid);
+	return k;
 }
 
 int
@@ -125,10 +339,10 @@ audit_lock(int fd, const char *path)
  * number. Reads backwards in blocks; a line is at most AUDIT_MAX_LINE.
  */
 int
-audit_tail(int fd, char prev[SHA256_HEX], int64_t *seq, off_t *size)
+audit_tail(int fd, struct audit_chain *ch, off_t *size)
 {
 	struct stat st;
-	char *buf = NULL, *line;
+	char *buf = NULL, *line, mac[SHA256_HEX];
 	off_t end, start, win;
 	size_t len;
 	ssize_t n;
@@ -139,11 +353,10 @@ audit_tail(int fd, char prev[SHA256_HEX], int64_t *seq, off_t *size)
 	if (fstat(fd, &st) == -1)
 		return -1;
 	*size = st.st_size;
-	if (st.st_size == 0) {
-		memcpy(prev, zero_hash, SHA256_HEX);
-		*seq = 0;
+	memset(ch, 0, sizeof(*ch));
+	memcpy(ch->prev, zero_hash, SHA256_HEX);
+	if (st.st_size == 0)
 		return 0;
-	}
 	end = st.st_size;
 	/* Most records are well under 8 KiB: look there first. */
 	for (win = 8192;; win = AUDIT_MAX_LINE + 1) {
@@ -170,12 +383,16 @@ audit_tail(int fd, char prev[SHA256_HEX], int64_t *seq, off_t *size)
 		if (win == AUDIT_MAX_LINE + 1)
 			goto fail;
 	}
-	if (record_split(line, strlen(line), prev) == -1)
+	if (record_split(line, strlen(line), ch->prev, mac) == -1)
 		goto fail;
 	if ((rec = json_loads(line, 0, &jerr)) == NULL ||
 	    !json_is_integer(json_object_get(rec, "seq")))
 		goto fail;
-	*seq = json_integer_value(json_object_get(rec, "seq"));
+	ch->seq = json_integer_value(json_object_get(rec, "seq"));
+	if (mac[0] != '\0') {
+		ch->keyed = 1;
+		hex_decode32(mac, ch->mac);
+	}
 	rc = 0;
 fail:
 	json_decref(rec);
@@ -184,37 +401,41 @@ fail:
 }
 
 char *
-audit_seal(int64_t seq, const char *event, json_t *fields,
-    const char prev[SHA256_HEX], char hash[SHA256_HEX], size_t *lenp)
+audit_seal(const struct audit_key *key, struct audit_chain *ch,
+    const char *event, json_t *fields, size_t *lenp)
 {
 	json_t *rec, *v;
-	char ts[40], *line = NULL, *full = NULL;
-	uint8_t h[SHA256_LEN];
+	char ts[40], hash[SHA256_HEX], machex[SHA256_HEX];
+	char *line = NULL, *full = NULL;
+	uint8_t h[SHA256_LEN], m[SHA256_LEN];
 	const char *k;
 	size_t len;
 
 	iso8601_ms(now_ms(), ts, sizeof(ts));
 	if ((rec = json_object()) == NULL)
 		return NULL;
-	json_object_set_new(rec, "seq", json_integer(seq));
+	json_object_set_new(rec, "seq", json_integer(ch->seq + 1));
 	json_object_set_new(rec, "ts", json_string(ts));
 	json_object_set_new(rec, "event", json_string(event));
 	if (json_is_object(fields)) {
 		json_object_foreach(fields, k, v) {
 			if (strcmp(k, "seq") == 0 || strcmp(k, "ts") == 0 ||
 			    strcmp(k, "event") == 0 || strcmp(k, "prev") == 0 ||
-			    strcmp(k, "hash") == 0)
+			    strcmp(k, "kid") == 0 || strcmp(k, "hash") == 0 ||
+			    strcmp(k, "mac") == 0)
 				continue;
 			json_object_set(rec, k, v);
 		}
 	}
-	json_object_set_new(rec, "prev", json_string(prev));
+	json_object_set_new(rec, "prev", json_string(ch->prev));
+	if (key != NULL)
+		json_object_set_new(rec, "kid", json_string(key->kid));
 	line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER |
 	    JSON_ENSURE_ASCII);
 	if (line == NULL)
 		goto fail;
 	len = strlen(line);
-	if (len + 80 >= AUDIT_MAX_LINE) {
+	if (len + 160 >= AUDIT_MAX_LINE) {
 		log_warnx("audit: record for %s too long (%zu bytes)", event, len);
 		goto fail;
 	}
@@ -223,10 +444,24 @@ audit_seal(int64_t seq, const char *event, json_t *fields,
 	if (sha256_buf(line, len, h) != 0)
 		goto fail;
 	hex_encode(h, sizeof(h), hash);
-	if (asprintf(&full, "%s,\"hash\":\"%s\"}\n", line, hash) == -1) {
+	if (key != NULL) {
+		if (audit_mac(key, ch->mac, line, len, m) != 0)
+			goto fail;
+		hex_encode(m, sizeof(m), machex);
+		if (asprintf(&full, "%s,\"hash\":\"%s\",\"mac\":\"%s\"}\n",
+		    line, hash, machex) == -1) {
+			full = NULL;
+			goto fail;
+		}
+		memcpy(ch->mac, m, SHA256_LEN);
+		ch->keyed = 1;
+	} else if (asprintf(&full, "%s,\"hash\":\"%s\"}\n", line, hash) == -1) {
 		full = NULL;
 		goto fail;
-	}
+	} else
+		ch->keyed = 0;
+	memcpy(ch->prev, hash, SHA256_HEX);
+	ch->seq++;
 	*lenp = strlen(full);
 fail:
 	free(line);
@@ -246,6 +481,8 @@ struct audit {
 					   the last SYNC */
 	int		 lost;		/* client: deferred records were sent on a
 					   connection that broke before SYNC */
+	struct audit_key *key;		/* file: owned; NULL: no key */
+	char		*keypath;	/* file: where the key is (for messages) */
 };
 
 struct audit *
@@ -265,6 +502,24 @@ audit_open(const char *path)
 		return NULL;
 	}
 	return a;
+}
+
+int
+audit_set_key(struct audit *a, const char *keypath)
+{
+	if (a == NULL || a->mode != AUDIT_FILE || keypath == NULL)
+		return 0;
+	free(a->keypath);
+	audit_key_free(a->key);
+	a->key = NULL;
+	if ((a->keypath = strdup(keypath)) == NULL)
+		return -1;
+	if ((a->key = audit_key_load(keypath, 0)) == NULL) {
+		if (errno == ENOENT)
+			log_debug("audit: no audit key at %s yet", keypath);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -524,6 +779,8 @@ audit_close(struct audit *a)
 		(void)audit_sync(a);
 	if (a->fd != -1)
 		close(a->fd);
+	audit_key_free(a->key);
+	free(a->keypath);
 	free(a->path);
 	free(a);
 }
@@ -531,8 +788,8 @@ audit_close(struct audit *a)
 int
 audit_emit(struct audit *a, const char *event, json_t *fields)
 {
-	char prev[SHA256_HEX], hash[SHA256_HEX], *full = NULL;
-	int64_t seq;
+	struct audit_chain ch;
+	char *full = NULL;
 	off_t size;
 	size_t len;
 	ssize_t n;
@@ -552,11 +809,19 @@ audit_emit(struct audit *a, const char *event, json_t *fields)
 	if (audit_lock(a->fd, a->path) == -1)
 		goto fail;
 	locked = 1;
-	if (audit_tail(a->fd, prev, &seq, &size) == -1) {
+	if (audit_tail(a->fd, &ch, &size) == -1) {
 		log_warn("audit: cannot read the last record of %s", a->path);
 		goto fail;
 	}
-	if ((full = audit_seal(seq + 1, event, fields, prev, hash, &len)) == NULL)
+	if (ch.keyed && a->key == NULL) {
+		log_warnx("audit: %s is a keyed (HMAC) trail and this process "
+		    "cannot read its key %s, so it does not append %s there; "
+		    "start the gateway (its audit writer records it) or run "
+		    "this as root", a->path, a->keypath ? a->keypath :
+		    "(none given)", event);
+		goto fail;
+	}
+	if ((full = audit_seal(a->key, &ch, event, fields, &len)) == NULL)
 		goto fail;
 	n = write(a->fd, full, len);
 	if (n < 0 || (size_t)n != len) {
@@ -660,16 +925,31 @@ fail:
 	return -1;
 }
 
+/* The key of keys[0..n) with this kid, or NULL. */
+static const struct audit_key *
+key_find(struct audit_key *const *keys, size_t n, const char *kid)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(keys[i]->kid, kid) == 0)
+			return keys[i];
+	return NULL;
+}
+
 int
-audit_verify(const char *path, FILE *out)
+audit_verify_keys(const char *path, struct audit_key *const *keys,
+    size_t nkeys, FILE *out)
 {
 	FILE *f;
 	char *line = NULL, prev[SHA256_HEX], stored[SHA256_HEX], hex[SHA256_HEX];
-	size_t cap = 0;
+	char machex[SHA256_HEX], given[128];
+	const struct audit_key *k;
+	size_t cap = 0, i;
 	ssize_t n, plen;
-	int64_t lineno = 0, seq;
-	uint8_t h[SHA256_LEN];
-	json_t *rec, *p;
+	int64_t lineno = 0, seq, nkeyed = 0, firstkeyed = 0;
+	uint8_t h[SHA256_LEN], prevmac[SHA256_LEN], m[SHA256_LEN];
+	json_t *rec = NULL, *p, *kid;
 	json_error_t jerr;
 	int rc = 1;
 
@@ -677,9 +957,18 @@ audit_verify(const char *path, FILE *out)
 		fprintf(out, "%s: %s\n", path, strerror(errno));
 		return 2;
 	}
+	given[0] = '\0';
+	for (i = 0; i < nkeys; i++) {
+		if (i > 0)
+			xstrlcat(given, ", ", sizeof(given));
+		xstrlcat(given, keys[i]->kid, sizeof(given));
+	}
 	memcpy(prev, zero_hash, SHA256_HEX);
+	memset(prevmac, 0, sizeof(prevmac));
 	while ((n = getline(&line, &cap, f)) != -1) {
 		lineno++;
+		json_decref(rec);
+		rec = NULL;
 		if (n == 0 || line[n - 1] != '\n') {
 			fprintf(out, "%s:%lld: record is not terminated by a "
 			    "newline (torn write or truncation)\n", path,
@@ -692,7 +981,7 @@ audit_verify(const char *path, FILE *out)
 			    path, (long long)lineno);
 			goto done;
 		}
-		if ((plen = record_split(line, (size_t)n, stored)) == -1) {
+		if ((plen = record_split(line, (size_t)n, stored, machex)) == -1) {
 			fprintf(out, "%s:%lld: record has no \"hash\" seal at "
 			    "its end\n", path, (long long)lineno);
 			goto done;
@@ -718,17 +1007,56 @@ audit_verify(const char *path, FILE *out)
 			    "match the hash of the record before it (a record was "
 			    "removed, inserted or reordered)\n", path,
 			    (long long)lineno);
-			json_decref(rec);
 			goto done;
 		}
 		if (seq != lineno) {
 			fprintf(out, "%s:%lld: sequence number %lld, expected "
 			    "%lld\n", path, (long long)lineno, (long long)seq,
 			    (long long)lineno);
-			json_decref(rec);
 			goto done;
 		}
-		json_decref(rec);
+		kid = json_object_get(rec, "kid");
+		if (machex[0] == '\0') {
+			if (nkeyed > 0) {
+				fprintf(out, "%s:%lld: record has no \"mac\" "
+				    "after keyed records (its MAC was stripped, "
+				    "or a process without the key appended it)\n",
+				    path, (long long)lineno);
+				goto done;
+			}
+		} else {
+			if (!json_is_string(kid) ||
+			    strlen(json_string_value(kid)) != AUDIT_KID_HEX - 1) {
+				fprintf(out, "%s:%lld: keyed record has no valid "
+				    "\"kid\"\n", path, (long long)lineno);
+				goto done;
+			}
+			if (nkeyed++ == 0)
+				firstkeyed = lineno;
+			if (nkeys > 0) {
+				k = key_find(keys, nkeys, json_string_value(kid));
+				if (k == NULL) {
+					fprintf(out, "%s:%lld: wrong key: the record "
+					    "was MAC'd with key id %s, and no --key "
+					    "given has that id (given: %s)\n", path,
+					    (long long)lineno,
+					    json_string_value(kid), given);
+					goto done;
+				}
+				if (audit_mac(k, prevmac, line, (size_t)plen, m) != 0)
+					goto done;
+				hex_encode(m, sizeof(m), hex);
+				if (CRYPTO_memcmp(hex, machex, 64) != 0) {
+					fprintf(out, "%s:%lld: MAC does not match "
+					    "(key id %s): this record was changed, "
+					    "or one before it removed, inserted or "
+					    "reordered, by someone without the key\n",
+					    path, (long long)lineno, k->kid);
+					goto done;
+				}
+			}
+			hex_decode32(machex, prevmac);
+		}
 		memcpy(prev, stored, SHA256_HEX);
 	}
 	if (ferror(f)) {
@@ -736,11 +1064,36 @@ audit_verify(const char *path, FILE *out)
 		rc = 2;
 		goto done;
 	}
-	fprintf(out, "%s: %lld records, chain intact, last hash %s\n", path,
-	    (long long)lineno, prev);
+	if (nkeys > 0 && nkeyed == 0 && lineno > 0) {
+		fprintf(out, "%s:1: no record carries a MAC: the trail was not "
+		    "written with a key, or its MACs were stripped\n", path);
+		goto done;
+	}
+	if (nkeys == 0)
+		fprintf(out, "%s: %lld records, chain intact, last hash %s; "
+		    "MACs not checked (no --key given; %lld records carry "
+		    "one)\n", path, (long long)lineno, prev, (long long)nkeyed);
+	else if (firstkeyed > 1)
+		fprintf(out, "%s: %lld records, chain intact, MACs good (key "
+		    "ids %s) from line %lld; lines 1-%lld have no MAC (written "
+		    "before the key) and are bound by the hash chain to the MAC "
+		    "of line %lld; last hash %s\n", path, (long long)lineno,
+		    given, (long long)firstkeyed, (long long)firstkeyed - 1,
+		    (long long)firstkeyed, prev);
+	else
+		fprintf(out, "%s: %lld records, chain intact, MACs good (key "
+		    "ids %s), last hash %s\n", path, (long long)lineno, given,
+		    prev);
 	rc = 0;
 done:
+	json_decref(rec);
 	free(line);
 	fclose(f);
 	return rc;
+}
+
+int
+audit_verify(const char *path, FILE *out)
+{
+	return audit_verify_keys(path, NULL, 0, out);
 }

@@ -1,15 +1,36 @@
 /*
  * audit.h - the tamper-evident audit trail: JSON Lines, one record per event,
- * each carrying the SHA-256 of the previous line ("prev"), so that removing,
- * reordering or editing any record breaks the chain at that line.
+ * in two chains: a plain SHA-256 chain anyone can check ("prev"/"hash") and
+ * a keyed HMAC-SHA256 chain ("kid"/"mac") only the holder of the audit key
+ * can extend.
  *
  * A record reads (keys in this order):
  *   {"seq":N,"ts":"2026-11-22T02:52:13.123Z","event":"file.received",
- *    ...fields...,"prev":"<64 hex>","hash":"<64 hex>"}
- * "hash" is the SHA-256 of the line's bytes before ',"hash":' (so an edited
- * record is named by its own line), and "prev" is the previous record's
- * "hash" (so a removed, inserted or reordered record breaks the chain). The
- * first record's prev is 64 zeros. A keyed seal (HMAC) comes on top later.
+ *    ...fields...,"prev":"<64 hex>","kid":"<8 hex>","hash":"<64 hex>",
+ *    "mac":"<64 hex>"}
+ * Call PREFIX the line's bytes before ',"hash":'. "hash" is the SHA-256 of
+ * PREFIX (so an edited record is named by its own line), and "prev" is the
+ * previous record's "hash" (so a removed, inserted or reordered record
+ * breaks the chain); the first record's prev is 64 zeros. This chain shows
+ * structure only: whoever can write the file can recompute it.
+ * "mac" is HMAC-SHA256(key, the previous record's mac || PREFIX), starting
+ * from 32 zero bytes, with the key "kid" names (the first 8 hex digits of
+ * the SHA-256 of the key's bytes). PREFIX holds "prev" and "kid", so a MAC
+ * also binds every record before it (through the hash chain) and the key
+ * id. Without the key nobody can edit, insert, remove or reorder a record
+ * and make the MACs match again. Records cut off the end are not detected
+ * yet (that needs seals).
+ *
+ * The key is the file cfg->audit_key_path (config audit.key, default
+ * state_dir/audit.key): 32 random bytes, mode 0400, owned by the service
+ * user. The audit writer creates it on its first start, and refuses to
+ * start with a key that is not its own or that group or others may read.
+ * Records written without a key (a trail from before keys, or a writer run
+ * without audit_key_path, as in tests) have neither "kid" nor "mac"; once a
+ * record carries a MAC, every later one must. Rotating the key: stop the
+ * gateway, move audit.key aside (keep it: verify needs it for the older
+ * records), start again; the new key's records go on from the last MAC
+ * under a new kid.
  *
  * One process, the audit writer (audit_writer_run), is the trail's only
  * writer when sluice runs as a service: every other role sends it records
@@ -19,7 +40,10 @@
  * audit_open_any when a writer may or may not run). Either way each append
  * takes flock(LOCK_EX), reads the last line to chain from it, writes whole
  * lines and fdatasyncs before unlocking, so a writer and a tool appending
- * at the same time keep one chain.
+ * at the same time keep one chain. File mode MACs its records when it was
+ * given a key it can read (audit_set_key; root can); without one it refuses
+ * to append to a keyed trail (its record would end the MAC chain) and says
+ * so, and appends unkeyed records to an unkeyed trail.
  *
  * The durability rule is the same in both modes: once audit_emit (not
  * deferred) or audit_sync returned 0, the records are on disk.
@@ -47,6 +71,15 @@ struct config;
  * and appends to it directly. NULL on error (logged). path is copied.
  */
 struct audit *audit_open(const char *path);
+/*
+ * File mode: MAC the records with the key at keypath (audit_key_load, not
+ * required to be the caller's own). If it cannot be read (missing, not
+ * readable by this user, unsafe mode: logged except when missing), the
+ * handle goes on without a key, as described above. A no-op in client mode
+ * (the writer holds the key) and for a NULL keypath. 0, or -1 when no key
+ * was loaded in file mode.
+ */
+int audit_set_key(struct audit *, const char *keypath);
 /*
  * Client mode: connects to the writer listening at sockpath. The returned
  * handle takes audit_emit/audit_defer/audit_sync/audit_close as in file
@@ -123,10 +156,35 @@ void audit_writer_restrict_uid(uid_t session_uid);
 void audit_writer_quit_flag(volatile sig_atomic_t *flag);
 
 /*
- * Walks the chain of path. Returns 0 and prints "PATH: N records, chain
- * intact" to out, or 1 and prints "PATH:LINE: why" for the first bad record
- * (2 if the file cannot be read).
+ * The audit key at path: a regular file of exactly 32 bytes, not readable
+ * or writable by group or others, and (must_own) owned by the caller's
+ * euid. Returns a new key the caller frees with audit_key_free, or NULL:
+ * errno ENOENT (not logged) when there is no file, else logged naming the
+ * file and the fix.
  */
+struct audit_key *audit_key_load(const char *path, int must_own);
+/*
+ * Creates a key at path (32 bytes from getrandom, 0400, owned by the
+ * caller; never replaces a file) and loads it. NULL on error (logged).
+ */
+struct audit_key *audit_key_create(const char *path);
+/* Its key id (8 hex digits; points into the key). */
+const char *audit_key_id(const struct audit_key *);
+/* Wipes and frees. NULL is a no-op. */
+void audit_key_free(struct audit_key *);
+
+/*
+ * Walks the chains of path. Returns 0 and prints "PATH: N records, chain
+ * intact, ..." to out, or 1 and prints "PATH:LINE: why" for the first bad
+ * record (2 if the file cannot be read). With keys (nkeys > 0; borrowed) it
+ * checks every record's MAC with the key its "kid" names: a bad MAC, a kid
+ * none of the keys has (a wrong key), a record without a MAC after keyed
+ * records, or a trail without any MAC is bad. Without keys it checks the
+ * hash chain only and says on its summary line that MACs were not checked.
+ */
+int audit_verify_keys(const char *path, struct audit_key *const *keys,
+    size_t nkeys, FILE *out);
+/* audit_verify_keys without keys. */
 int audit_verify(const char *path, FILE *out);
 
 #endif

@@ -47,20 +47,44 @@ int audit_file_open(const char *path);
 /* flock(LOCK_EX) retrying on EINTR; 0 or -1 (logged, naming path). */
 int audit_lock(int fd, const char *path);
 /*
- * The chain's tail: the last record's hash (zeros for an empty file), its
- * seq and the file size. 0 or -1 (not logged; the trail's tail is torn or
- * unreadable).
+ * The HMAC key (audit.h: audit_key_load). kid is the first 8 hex digits of
+ * the SHA-256 of the key bytes; mac is fetched once per key.
  */
-int audit_tail(int fd, char prev[SHA256_HEX], int64_t *seq, off_t *size);
+#define AUDIT_KEY_LEN		32
+#define AUDIT_KID_HEX		9	/* 8 hex digits + NUL */
+struct audit_key {
+	uint8_t		 key[AUDIT_KEY_LEN];
+	char		 kid[AUDIT_KID_HEX];
+	struct evp_mac_st *mac;		/* EVP_MAC "HMAC" */
+};
+/* HMAC-SHA256(key, prevmac || data[0..len)); 0 or -1. */
+int audit_mac(const struct audit_key *, const uint8_t prevmac[SHA256_LEN],
+    const char *data, size_t len, uint8_t out[SHA256_LEN]);
+
+/* Where the chain stands after its last record. */
+struct audit_chain {
+	char		 prev[SHA256_HEX];	/* its "hash" (zeros: no record) */
+	uint8_t		 mac[SHA256_LEN];	/* its MAC (zeros: none yet) */
+	int		 keyed;			/* it carries a MAC */
+	int64_t		 seq;			/* its seq (0: no record) */
+};
+
 /*
- * Builds record seq chained to prev: the whole line with its newline, in a
- * new buffer the caller frees, its length in *len; the record's own hash goes
- * to hash (the next record's prev). Keys of fields named seq, ts, event,
- * prev or hash are dropped. NULL if the record would be longer than
- * AUDIT_MAX_LINE (logged) or on allocation failure. fields is borrowed.
+ * The chain's tail: reads the last record into *ch and the file size into
+ * *size. 0 or -1 (not logged; the trail's tail is torn or unreadable).
  */
-char *audit_seal(int64_t seq, const char *event, json_t *fields,
-    const char prev[SHA256_HEX], char hash[SHA256_HEX], size_t *len);
+int audit_tail(int fd, struct audit_chain *ch, off_t *size);
+/*
+ * Builds the record after *ch: the whole line with its newline, in a new
+ * buffer the caller frees, its length in *len; on success *ch moves on to
+ * the new record. With a key the record carries "kid" (last before "hash")
+ * and ends with "mac"; without one it has neither. Keys of fields named seq,
+ * ts, event, prev, kid, hash or mac are dropped. NULL if the record would be
+ * longer than AUDIT_MAX_LINE (logged) or on allocation failure. fields and
+ * key are borrowed; key may be NULL.
+ */
+char *audit_seal(const struct audit_key *key, struct audit_chain *ch,
+    const char *event, json_t *fields, size_t *len);
 /* Names an AUDIT_* reply status for a log line. */
 const char *audit_status_str(uint32_t status);
 

@@ -4,6 +4,8 @@
  * record per SOCK_SEQPACKET message; the writer reads whatever every client
  * has ready, appends it all under one flock with one fdatasync (group
  * commit), then acks those that asked. The wire format is in audit_int.h.
+ * It alone holds the audit key (audit.h): it loads cfg->audit_key_path at
+ * start, creating it (0400) if missing, and MACs every record it appends.
  *
  * Nothing a client sends can make the writer block or write elsewhere: all
  * sockets are non-blocking, a message is at most AUDIT_MAX_LINE bytes, a
@@ -60,6 +62,7 @@ struct entry {
 struct writer {
 	const char	*path;
 	int		 fd;		/* the trail */
+	struct audit_key *key;		/* owned; NULL: no audit_key_path */
 	int		 listenfd;
 	uid_t		 self;
 	struct client	*clients[WRITER_MAX_CLIENTS];
@@ -342,9 +345,9 @@ out_add(struct writer *w, const char *line, size_t len)
 static int
 batch_append(struct writer *w)
 {
-	char prev[SHA256_HEX], hash[SHA256_HEX], *line;
+	struct audit_chain ch;
 	struct entry *e;
-	int64_t seq;
+	char *line;
 	off_t size;
 	size_t i, len, nrec = 0;
 	int rc = 0, ok = 0;
@@ -357,7 +360,7 @@ batch_append(struct writer *w)
 		return 0;
 	if (audit_lock(w->fd, w->path) == -1)
 		goto fail;
-	if (audit_tail(w->fd, prev, &seq, &size) == -1) {
+	if (audit_tail(w->fd, &ch, &size) == -1) {
 		log_warn("audit writer: cannot read the last record of %s; run "
 		    "'sluice audit verify %s'", w->path, w->path);
 		goto unlock;
@@ -367,7 +370,7 @@ batch_append(struct writer *w)
 		e = &w->batch[i];
 		if (e->type != AUDIT_MSG_RECORD || e->status != AUDIT_OK)
 			continue;
-		line = audit_seal(seq + 1, e->event, e->fields, prev, hash, &len);
+		line = audit_seal(w->key, &ch, e->event, e->fields, &len);
 		if (line == NULL) {
 			e->status = AUDIT_ERR_INVALID;
 			continue;
@@ -378,8 +381,6 @@ batch_append(struct writer *w)
 			goto truncate;
 		}
 		free(line);
-		seq++;
-		memcpy(prev, hash, SHA256_HEX);
 		if (w->outlen >= WRITER_OUT_FLUSH) {
 			if (write_all(w->fd, w->out, w->outlen) == -1)
 				goto werr;
@@ -596,6 +597,17 @@ audit_writer_run(const struct config *cfg, int listenfd)
 		    "their own", (unsigned)restrict_uid);
 		restrict_set = 0;
 	}
+	if (cfg->audit_key_path == NULL)
+		log_warnx("audit writer: no audit key configured; records "
+		    "carry no MAC");
+	else if ((w->key = audit_key_load(cfg->audit_key_path, 1)) == NULL) {
+		if (errno != ENOENT ||
+		    (w->key = audit_key_create(cfg->audit_key_path)) == NULL) {
+			log_warnx("audit writer: no usable audit key at %s; "
+			    "not starting", cfg->audit_key_path);
+			goto fail;
+		}
+	}
 	if ((w->fd = audit_file_open(w->path)) == -1)
 		goto fail;
 	if ((fl = fcntl(listenfd, F_GETFL)) == -1 ||
@@ -610,7 +622,8 @@ audit_writer_run(const struct config *cfg, int listenfd)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	log_info("audit writer: appending to %s", w->path);
+	log_info("audit writer: appending to %s%s%s", w->path,
+	    w->key ? ", MAC key id " : "", w->key ? audit_key_id(w->key) : "");
 	while (!quitting())
 		if (writer_round(w, pfd, 1000) == -1)
 			goto fail;
@@ -625,6 +638,7 @@ fail:
 	}
 	if (w->fd != -1)
 		close(w->fd);
+	audit_key_free(w->key);
 	free(w->batch);
 	free(w->in);
 	free(w->out);

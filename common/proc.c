@@ -311,6 +311,7 @@ fd_nonblock(int fd)
 struct audit *
 proc_audit_open(const struct config *cfg)
 {
+	struct audit *a;
 	char sock[PATH_MAX];
 
 	if (spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SOCK, NULL, sock,
@@ -319,5 +320,7 @@ proc_audit_open(const struct config *cfg)
 		    spool_dir_name(SPOOL_AUDIT_SOCK));
 		return NULL;
 	}
-	return audit_open_any(cfg->audit_path, sock);
+	if ((a = audit_open_any(cfg->audit_path, sock)) != NULL)
+		(void)audit_set_key(a, cfg->audit_key_path);	/* file mode */
+	return a;
 }

@@ -130,7 +130,9 @@ usage(FILE *f)
 "  intake -c FILE         run only the intake role (completion and verdicts)\n"
 "  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
-"  audit verify FILE...   check the audit trail's hash chain\n"
+"  audit verify [--key FILE]... FILE...\n"
+"                         check the audit trail's hash chain, and with the\n"
+"                         audit key (repeat --key for rotated keys) its MACs\n"
 "  queue list [--all] -c FILE   files waiting, uploading or held (id, state,\n"
 "                         age, attempts, last error)\n"
 "  queue retry -c FILE ID|--all  release held file(s) to the uploader\n"
@@ -198,17 +200,46 @@ cmd_check(const char *path)
 static int
 cmd_audit(int argc, char **argv)
 {
+	struct audit_key *keys[16];
+	size_t nkeys = 0, j;
 	int i, rc = 0, r;
 
 	if (argc < 2 || strcmp(argv[0], "verify") != 0) {
-		fprintf(stderr, "usage: sluice audit verify FILE...\n");
+		fprintf(stderr, "usage: sluice audit verify [--key FILE]... "
+		    "FILE...\n");
 		return 2;
 	}
-	for (i = 1; i < argc; i++) {
-		r = audit_verify(argv[i], stdout);
+	for (i = 1; i < argc && strcmp(argv[i], "--key") == 0; i += 2) {
+		if (i + 1 >= argc || nkeys == sizeof(keys) / sizeof(keys[0])) {
+			fprintf(stderr, "usage: sluice audit verify [--key FILE]"
+			    "... FILE... (at most %zu keys)\n",
+			    sizeof(keys) / sizeof(keys[0]));
+			rc = 2;
+			goto done;
+		}
+		if ((keys[nkeys] = audit_key_load(argv[i + 1], 0)) == NULL) {
+			if (errno == ENOENT)
+				fprintf(stderr, "sluice: %s: no such audit key\n",
+				    argv[i + 1]);
+			rc = 2;
+			goto done;
+		}
+		nkeys++;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "usage: sluice audit verify [--key FILE]... "
+		    "FILE...\n");
+		rc = 2;
+		goto done;
+	}
+	for (; i < argc; i++) {
+		r = audit_verify_keys(argv[i], keys, nkeys, stdout);
 		if (r > rc)
 			rc = r;
 	}
+done:
+	for (j = 0; j < nkeys; j++)
+		audit_key_free(keys[j]);
 	return rc;
 }
 

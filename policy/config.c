@@ -1002,16 +1002,22 @@ load_host_keys(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 static void
 load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
-	static const char *const keys[] = { "path" };
-	yaml_node_t *v[1];
+	static const char *const keys[] = { "path", "key" };
+	yaml_node_t *v[2];
 	char *p;
 
-	if (walk_map(ld, n, "audit", keys, 1, v, NULL) != 0 || v[0] == NULL)
+	if (walk_map(ld, n, "audit", keys, 2, v, NULL) != 0)
 		return;
-	if ((p = get_abspath(ld, v[0], "audit.path",
+	if (v[0] != NULL && (p = get_abspath(ld, v[0], "audit.path",
 	    DEFAULT_AUDIT_PATH)) != NULL) {
 		free(cfg->audit_path);
+	free(cfg->audit_key_path);
 		cfg->audit_path = p;
+	}
+	if (v[1] != NULL && (p = get_abspath(ld, v[1], "audit.key",
+	    "/var/lib/sluice/audit.key")) != NULL) {
+		free(cfg->audit_key_path);
+		cfg->audit_key_path = p;
 	}
 }
 
@@ -2905,6 +2911,13 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	cfg->audit_path = dup_or_report(ld, 1, DEFAULT_AUDIT_PATH);
 	if (v[K_AUDIT] != NULL)
 		load_audit(ld, v[K_AUDIT], cfg);
+	if (cfg->audit_key_path == NULL && cfg->state_dir != NULL) {
+		if (xsnprintf(buf, sizeof(buf), "%s/audit.key",
+		    strcmp(cfg->state_dir, "/") == 0 ? "" : cfg->state_dir) < 0)
+			report(ld, 1, "state_dir: the path is too long");
+		else
+			cfg->audit_key_path = dup_or_report(ld, 1, buf);
+	}
 
 	if (v[K_STORE] != NULL)
 		load_store(ld, v[K_STORE], kl[K_STORE], cfg);

@@ -190,6 +190,8 @@ struct config {
 	size_t		 nhost_keys;
 	char		*state_dir;
 	char		*audit_path;
+	char		*audit_key_path;	/* audit.key: the trail's HMAC key
+					   (default state_dir/audit.key) */
 	struct store_config store;
 	struct partner	*partners;
 	size_t		 npartners;

@@ -225,6 +225,7 @@ class TestPrivsep(unittest.TestCase):
             "append to the audit trail": ["sh", "-c", "echo '{}' >> '%s'" % self.gw.audit_path],
             "truncate the audit trail": ["truncate", "-s", "0", self.gw.audit_path],
             "read the audit trail": ["cat", self.gw.audit_path],
+            "read the audit key": ["cat", os.path.join(sd, "audit.key")],
             "read the uploader's environment": ["cat", "/proc/%d/environ" % uploader],
             "read a keyring": ["cat", self.keyring],
             "create a file in state_dir": ["touch", os.path.join(sd, "evil")],
@@ -248,6 +249,25 @@ class TestPrivsep(unittest.TestCase):
         self.assertEqual(r.returncode, 0, "the session user cannot reach landing/acme: %s" % r.stderr)
         rc, out, err = H.run_sluice(["audit", "verify", self.gw.audit_path])
         self.assertEqual(rc, 0, out + err)
+        self.assertIn("MACs not checked", out)
+
+    def test_audit_key_belongs_to_the_writer(self):
+        # the writer (user sluice) made the key on its first start; only it
+        # reads it, and with it every record's MAC checks
+        key = os.path.join(self.gw.state_dir, "audit.key")
+        H.poll(lambda: os.path.exists(key), 10)
+        st = os.stat(key)
+        self.assertEqual(st.st_mode & 0o7777, 0o400)
+        self.assertEqual(st.st_size, 32)
+        self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, "sluice")
+        r = H.sftp_password(self.gw.port, "acme", self.pw_acme, ["pwd"])
+        self.assertEqual(r.rc, 0, "password login failed: %r" % (r,))
+        rc, out, err = H.run_sluice(["audit", "verify", "--key", key, self.gw.audit_path])
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("MACs good", out)
+        with open(self.gw.audit_path) as f:
+            recs = [l for l in f if l.strip()]
+        self.assertTrue(recs and all('"mac":"' in l for l in recs), recs[:3])
 
     def test_sandbox_probe(self):
         if not _test_build():

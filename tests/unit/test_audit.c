@@ -263,16 +263,327 @@ test_missing_file(void **state)
 }
 
 
+/* ---- the keyed (HMAC) chain ---- */
+
+static char keypath[300], keypath2[300];
+
+/* A fresh key at keypath (and another at keypath2); returns the first. */
+static struct audit_key *
+keys_make(struct audit_key **other)
+{
+	struct audit_key *k;
+
+	snprintf(keypath, sizeof(keypath), "%s.key", path);
+	snprintf(keypath2, sizeof(keypath2), "%s.key2", path);
+	unlink(keypath);
+	unlink(keypath2);
+	k = audit_key_create(keypath);
+	assert_non_null(k);
+	if (other != NULL) {
+		*other = audit_key_create(keypath2);
+		assert_non_null(*other);
+		assert_string_not_equal(audit_key_id(k), audit_key_id(*other));
+	}
+	return k;
+}
+
+static void
+emit_keyed(const char *p, const char *kp, int n)
+{
+	struct audit *a = audit_open(p);
+	int i;
+
+	assert_non_null(a);
+	assert_int_equal(audit_set_key(a, kp), 0);
+	for (i = 0; i < n; i++)
+		assert_int_equal(audit_emit(a, "file.received",
+		    json_pack("{s:s,s:i}", "path", "a/b.csv", "size", i)), 0);
+	audit_close(a);
+}
+
+static int
+verify_keys_quiet(const char *p, struct audit_key *k, char *msg, size_t len)
+{
+	FILE *out = fmemopen(msg, len, "w");
+	struct audit_key *keys[1] = { k };
+	int rc;
+
+	assert_non_null(out);
+	rc = audit_verify_keys(p, keys, k ? 1 : 0, out);
+	fclose(out);
+	return rc;
+}
+
+#define MAXL	32
+
+/* The trail's lines (without newlines), malloc'd; returns how many. */
+static int
+lines_read(const char *p, char **lines)
+{
+	char *buf, *line, *nl;
+	size_t len;
+	int n = 0;
+
+	buf = slurp(p, &len);
+	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		*nl = '\0';
+		assert_true(n < MAXL);
+		lines[n++] = strdup(line);
+	}
+	free(buf);
+	return n;
+}
+
+/*
+ * What someone with write access but without the key can do: renumber
+ * "seq", recompute every "prev" and "hash" (the plain chain), keep the
+ * "kid" and "mac" as they are. Writes the lines to p and frees them.
+ */
+static void
+lines_rechain(const char *p, char **lines, int n)
+{
+	char prev[SHA256_HEX], hex[SHA256_HEX], *pre, *out, *hp, *pp, *rest;
+	uint8_t h[SHA256_LEN];
+	FILE *f;
+	int i;
+
+	memset(prev, '0', 64);
+	prev[64] = '\0';
+	assert_non_null(f = fopen(p, "w"));
+	for (i = 0; i < n; i++) {
+		hp = strstr(lines[i], ",\"hash\":\"");
+		assert_non_null(hp);
+		rest = hp + 9 + 64;		/* '"}' or '","mac":"..."}' */
+		*hp = '\0';
+		pp = strstr(lines[i], "\"prev\":\"");
+		assert_non_null(pp);
+		memcpy(pp + 8, prev, 64);
+		pre = strchr(lines[i], ',');	/* after {"seq":N */
+		assert_true(asprintf(&out, "{\"seq\":%d%s", i + 1, pre) > 0);
+		assert_int_equal(sha256_buf(out, strlen(out), h), 0);
+		hex_encode(h, sizeof(h), hex);
+		fprintf(f, "%s,\"hash\":\"%s%s\n", out, hex, rest);
+		memcpy(prev, hex, SHA256_HEX);
+		free(out);
+		free(lines[i]);
+	}
+	fclose(f);
+}
+
+static void
+test_key_file_rules(void **state)
+{
+	struct audit_key *k, *k2;
+	struct stat st;
+
+	(void)state;
+	k = keys_make(NULL);
+	assert_int_equal(stat(keypath, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	assert_int_equal(st.st_size, 32);
+	assert_int_equal(strlen(audit_key_id(k)), 8);
+	/* Loading it again gives the same key id; create never replaces. */
+	assert_non_null(k2 = audit_key_load(keypath, 1));
+	assert_string_equal(audit_key_id(k), audit_key_id(k2));
+	audit_key_free(k2);
+	assert_non_null(k2 = audit_key_create(keypath));
+	assert_string_equal(audit_key_id(k), audit_key_id(k2));
+	audit_key_free(k2);
+	/* Group- or world-readable: refused. */
+	assert_int_equal(chmod(keypath, 0440), 0);
+	assert_null(audit_key_load(keypath, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(chmod(keypath, 0404), 0);
+	assert_null(audit_key_load(keypath, 0));
+	assert_int_equal(chmod(keypath, 0400), 0);
+	/* Missing: ENOENT, so the writer knows to create one. */
+	assert_null(audit_key_load("/nonexistent/sluice/audit.key", 1));
+	assert_int_equal(errno, ENOENT);
+	audit_key_free(k);
+}
+
+static void
+test_keyed_chain_verifies(void **state)
+{
+	struct audit_key *k;
+	char msg[1024], *lines[MAXL];
+	json_t *r;
+	int n;
+
+	(void)state;
+	k = keys_make(NULL);
+	emit_keyed(path, keypath, 4);
+	n = lines_read(path, lines);
+	assert_int_equal(n, 4);
+	r = json_loads(lines[3], JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r, "kid")),
+	    audit_key_id(k));
+	assert_int_equal(strlen(json_string_value(json_object_get(r, "mac"))),
+	    64);
+	json_decref(r);
+	while (n > 0)
+		free(lines[--n]);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "4 records, chain intact, MACs good"));
+	/* No key: the structure is checked, and it says what was not. */
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "4 records, chain intact"));
+	assert_non_null(strstr(msg, "MACs not checked"));
+	audit_key_free(k);
+}
+
+/* An edited field, the plain chain recomputed: only the MAC tells. */
+static void
+test_edit_rechained_caught_by_mac(void **state)
+{
+	struct audit_key *k;
+	char msg[1024], *lines[MAXL], *p;
+	int n;
+
+	(void)state;
+	k = keys_make(NULL);
+	emit_keyed(path, keypath, 5);
+	n = lines_read(path, lines);
+	assert_non_null(p = strstr(lines[2], "\"size\":2"));
+	p[7] = '7';
+	lines_rechain(path, lines, n);
+	/* The forgery passes the plain chain (that is the point)... */
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "MACs not checked"));
+	/* ...and fails the keyed one, at the edited line. */
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":3: MAC does not match"));
+	audit_key_free(k);
+}
+
+static void
+test_delete_insert_swap_rechained_caught(void **state)
+{
+	struct audit_key *k;
+	char msg[1024], *lines[MAXL], *tmp;
+	int n, i;
+
+	(void)state;
+	k = keys_make(NULL);
+	/* Deleted record 3. */
+	emit_keyed(path, keypath, 5);
+	n = lines_read(path, lines);
+	free(lines[2]);
+	for (i = 2; i < n - 1; i++)
+		lines[i] = lines[i + 1];
+	lines_rechain(path, lines, n - 1);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":3: MAC does not match"));
+
+	/* A copy of record 2 inserted after it. */
+	unlink(path);
+	emit_keyed(path, keypath, 5);
+	n = lines_read(path, lines);
+	for (i = n; i > 2; i--)
+		lines[i] = lines[i - 1];
+	lines[2] = strdup(lines[1]);
+	lines_rechain(path, lines, n + 1);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":3: MAC does not match"));
+
+	/* Records 2 and 3 swapped. */
+	unlink(path);
+	emit_keyed(path, keypath, 5);
+	n = lines_read(path, lines);
+	tmp = lines[1];
+	lines[1] = lines[2];
+	lines[2] = tmp;
+	lines_rechain(path, lines, n);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 0);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":2: MAC does not match"));
+	audit_key_free(k);
+}
+
+static void
+test_wrong_key_named(void **state)
+{
+	struct audit_key *k, *other;
+	char msg[1024];
+
+	(void)state;
+	k = keys_make(&other);
+	emit_keyed(path, keypath, 3);
+	assert_int_equal(verify_keys_quiet(path, other, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":1: wrong key"));
+	assert_non_null(strstr(msg, audit_key_id(k)));
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
+	audit_key_free(k);
+	audit_key_free(other);
+}
+
+/*
+ * Stripped MACs are caught; an unkeyed trail fails a check with a key; a
+ * process without the key does not append to a keyed trail; an unkeyed
+ * start (before the key) is bound by the first MAC.
+ */
+static void
+test_mixed_and_stripped(void **state)
+{
+	struct audit_key *k;
+	struct audit *a;
+	char msg[1024], *lines[MAXL], *p, *before, *after;
+	size_t blen, alen;
+	int n;
+
+	(void)state;
+	k = keys_make(NULL);
+	emit_n(path, 2);			/* before the key */
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":1: no record carries a MAC"));
+	emit_keyed(path, keypath, 2);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "lines 1-2 have no MAC"));
+	/* Without the key: refused, the trail unchanged. */
+	before = slurp(path, &blen);
+	assert_non_null(a = audit_open(path));
+	assert_int_equal(audit_set_key(a, "/nonexistent/sluice/audit.key"), -1);
+	assert_int_equal(audit_emit(a, "queue.retry", NULL), -1);
+	audit_close(a);
+	after = slurp(path, &alen);
+	assert_int_equal(blen, alen);
+	assert_memory_equal(before, after, blen);
+	free(before);
+	free(after);
+	/* Record 2 of the unkeyed start edited and rechained: line 3's MAC. */
+	n = lines_read(path, lines);
+	assert_non_null(p = strstr(lines[1], "\"size\":1"));
+	p[7] = '8';
+	lines_rechain(path, lines, n);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":3: MAC does not match"));
+	/* The last record's MAC stripped. */
+	unlink(path);
+	emit_keyed(path, keypath, 3);
+	n = lines_read(path, lines);
+	assert_non_null(p = strstr(lines[2], "\",\"mac\":\""));
+	memcpy(p, "\"}", 3);
+	lines_rechain(path, lines, n);
+	assert_int_equal(verify_quiet(path, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, ":3: record has no \"mac\""));
+	audit_key_free(k);
+}
+
 /* ---- the writer role and its clients ---- */
 
 static char sockdir[] = "/tmp/sluice-test-auditsock-XXXXXX";
 static char sockpath[128];
 static pid_t writer_pid;	/* a writer a failed test left running */
+static const char *writer_key;	/* the writer's audit_key_path, or NULL */
 
 static int
 teardown(void **state)
 {
 	(void)state;
+	writer_key = NULL;
 	if (writer_pid > 0) {
 		kill(writer_pid, SIGKILL);
 		waitpid(writer_pid, NULL, 0);
@@ -303,6 +614,7 @@ writer_start(const char *trail, uid_t restrict_uid)
 
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.audit_path = (char *)trail;
+		cfg.audit_key_path = (char *)writer_key;
 		if (restrict_uid != (uid_t)-1)
 			audit_writer_restrict_uid(restrict_uid);
 		_exit(audit_writer_run(&cfg, fd) == 0 ? 0 : 1);
@@ -764,6 +1076,52 @@ test_listen_refuses_what_is_not_a_socket(void **state)
 #define BENCH_RECORDS	100
 
 /* Measures (does not assert) durable records/s with many clients. */
+/*
+ * The writer creates its key (0400, its own) on first start, MACs every
+ * record, and goes on from the last MAC after a restart; it does not start
+ * with a key group or others may read.
+ */
+static void
+test_writer_creates_key_and_macs(void **state)
+{
+	struct audit_key *k;
+	struct audit *a;
+	struct stat st;
+	char msg[1024];
+	pid_t pid;
+	int i, status;
+
+	(void)state;
+	snprintf(keypath, sizeof(keypath), "%s.wkey", path);
+	unlink(keypath);
+	writer_key = keypath;
+	for (i = 0; i < 2; i++) {
+		writer_start(path, (uid_t)-1);
+		assert_non_null(a = audit_connect(sockpath));
+		assert_int_equal(audit_emit(a, "file.received",
+		    json_pack("{s:i}", "size", i)), 0);
+		assert_int_equal(audit_emit(a, "file.stored", NULL), 0);
+		audit_close(a);
+		writer_stop(writer_pid);
+	}
+	assert_int_equal(stat(keypath, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_non_null(k = audit_key_load(keypath, 1));
+	assert_int_equal(count_lines(path, audit_key_id(k)), 4);
+	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "4 records, chain intact, MACs good"));
+	audit_key_free(k);
+	/* A group-readable key: the writer does not start. */
+	assert_int_equal(chmod(keypath, 0440), 0);
+	pid = writer_start(path, (uid_t)-1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	writer_pid = 0;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	writer_key = NULL;
+}
+
 static void
 test_writer_throughput(void **state)
 {
@@ -821,6 +1179,13 @@ main(void)
 		cmocka_unit_test_setup(test_concurrent_writers_keep_one_chain, setup),
 		cmocka_unit_test_setup(test_long_record_chains, setup),
 		cmocka_unit_test_setup(test_missing_file, setup),
+		cmocka_unit_test_setup(test_key_file_rules, setup),
+		cmocka_unit_test_setup(test_keyed_chain_verifies, setup),
+		cmocka_unit_test_setup(test_edit_rechained_caught_by_mac, setup),
+		cmocka_unit_test_setup(test_delete_insert_swap_rechained_caught,
+		    setup),
+		cmocka_unit_test_setup(test_wrong_key_named, setup),
+		cmocka_unit_test_setup(test_mixed_and_stripped, setup),
 		cmocka_unit_test_setup_teardown(test_writer_many_clients_one_chain, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_writer_restricts_session_user, setup,
@@ -832,6 +1197,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_reconnects_after_writer_restart,
 		    setup, teardown),
 		cmocka_unit_test_setup(test_listen_refuses_what_is_not_a_socket, setup),
+		cmocka_unit_test_setup_teardown(test_writer_creates_key_and_macs,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_throughput, setup,
 		    teardown),
 	};

@@ -231,6 +231,7 @@ test_example(void **state)
 	    "/var/lib/sluice/ssh_host_ed25519_key");
 	assert_string_equal(cfg->state_dir, "/var/lib/sluice");
 	assert_string_equal(cfg->audit_path, "/var/log/sluice/audit.jsonl");
+	assert_string_equal(cfg->audit_key_path, "/var/lib/sluice/audit.key");
 
 	assert_int_equal(cfg->store.kind, STORE_S3);
 	assert_string_equal(cfg->store.url, "s3://my-bucket/optional/prefix");
@@ -347,6 +348,7 @@ test_alternatives(void **state)
 	assert_int_equal(cfg->listen_port, 22);
 	assert_string_equal(cfg->state_dir, "/srv/sluice");
 	assert_string_equal(cfg->host_keys[0], "/srv/sluice/ssh_host_ed25519_key");
+	assert_string_equal(cfg->audit_key_path, "/srv/sluice/audit.key");
 	assert_string_equal(cfg->store.bucket, "bank.example-data");
 	assert_string_equal(cfg->store.prefix, "");
 	assert_string_equal(cfg->store.region, "eu-central-1");
@@ -527,6 +529,8 @@ static const struct bad bad[] = {
 	    3, "host_keys[1]: ", "must be an absolute path" },
 	{ "empty host_keys", "host_keys: []\n" STORE ACME,
 	    1, "host_keys: ", "empty" },
+	{ "relative audit key", "audit:\n  key: audit.key\n" STORE ACME,
+	    2, "audit.key: ", "must be an absolute path" },
 	{ "relative audit path", "audit:\n  path: audit.jsonl\n" STORE ACME,
 	    2, "audit.path: ", "\"audit.jsonl\" must be an absolute path" },
 	{ "bad bucket", "store:\n  url: s3://My_Bucket/x\n" ACME,
