@@ -3063,6 +3063,7 @@ config_free(struct config *cfg)
 	free(cfg->host_keys);
 	free(cfg->state_dir);
 	free(cfg->audit_path);
+	free(cfg->audit_key_path);
 	free(cfg->store.url);
 	free(cfg->store.bucket);
 	free(cfg->store.prefix);
