@@ -837,8 +837,14 @@ stop:
 	 * last records reach the trail. */
 	stop_procs(not_audit, 1, 15000);
 	/* Before the writer stops, so the record is written by it. (A start
-	 * that failed wrote no process.start, and the writer may be gone.) */
-	if (started)
+	 * that failed wrote no process.start; a writer that is gone would
+	 * leave the record unanswered for AUDIT_TIMEOUT_MS.) */
+	for (i = 0; i < NPROCS && !is_audit(&procs[i]); i++)
+		;
+	if (started && i < NPROCS && procs[i].pid <= 0)
+		log_warnx("the audit writer is not running: no process.stop "
+		    "record in %s", cfg->audit_path);
+	else if (started)
 		sup_audit(cfg, "process.stop", only_server ? "server" : "serve",
 		    sup_quit_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	stop_procs(is_audit, 0, 15000);
