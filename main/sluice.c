@@ -430,12 +430,16 @@ serve_setup(const struct config *cfg)
 }
 
 static volatile sig_atomic_t sup_quit;
+static volatile sig_atomic_t sup_quit_sig;	/* the signal that stopped us */
 
 static void
 sup_signal(int sig)
 {
-	if (sig != SIGCHLD)
+	if (sig != SIGCHLD) {
+		if (!sup_quit)
+			sup_quit_sig = sig;
 		sup_quit = 1;
+	}
 	/* SIGCHLD: only wakes poll(2), so an ended session is reported to
 	 * the listener at once (its address may connect again) */
 }
@@ -716,6 +720,60 @@ not_audit(const struct proc *r)
 }
 
 /*
+ * Writes a process.start or process.stop record (reason: NULL for start)
+ * through the audit writer, which accepts root. The supervisor carries on
+ * if it cannot: the failure is logged.
+ */
+static void
+sup_audit(const struct config *cfg, const char *event, const char *command,
+    const char *reason)
+{
+	struct audit *au = NULL;
+	json_t *f = NULL;
+	uint8_t md[SHA256_LEN];
+	char hex[SHA256_HEX], host[256], path[PATH_MAX];
+	int fd = -1;
+
+	if (realpath(cfg->path, path) == NULL &&
+	    xstrlcpy(path, cfg->path, sizeof(path)) >= sizeof(path))
+		goto fail;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    sha256_fd(fd, md) == -1) {
+		log_warn("%s: cannot hash the configuration for the %s audit "
+		    "record", path, event);
+		goto fail;
+	}
+	hex_encode(md, sizeof(md), hex);
+	if (gethostname(host, sizeof(host)) == -1)
+		xstrlcpy(host, "unknown", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	if ((f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "version",
+	    SLUICE_VERSION, "command", command, "config", path,
+	    "config_sha256", hex, "host", host, "pid",
+	    (json_int_t)getpid())) == NULL)
+		goto fail;
+	if (reason != NULL && json_object_set_new(f, "reason",
+	    json_string(reason)) == -1)
+		goto fail;
+	if ((au = proc_audit_open(cfg)) == NULL)
+		goto fail;
+	if (audit_emit(au, event, f) == -1) {
+		f = NULL;	/* audit_emit took it */
+		goto fail;
+	}
+	audit_close(au);
+	close(fd);
+	return;
+fail:
+	log_warnx("the %s record was not written to the audit trail (%s); "
+	    "carrying on: check the audit writer's log", event, cfg->audit_path);
+	json_decref(f);
+	audit_close(au);
+	if (fd != -1)
+		close(fd);
+}
+
+/*
  * The supervisor: starts the roles (only the audit writer and the listener
  * for `sluice server`), starts sessions for the listener, restarts a role
  * that dies, and stops everything in order on SIGTERM/SIGINT.
@@ -728,7 +786,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	struct proc *r;
 	size_t i;
 	pid_t pid;
-	int status;
+	int status, started = 0;
 
 	log_setrole("supervisor");
 	if (prepare(cfg) == -1 || serve_setup(cfg) == -1)
@@ -751,6 +809,8 @@ cmd_serve(const struct config *cfg, int only_server)
 		if (role_start(&procs[i], cfg) == -1)
 			goto stop;
 	}
+	started = 1;
+	sup_audit(cfg, "process.start", only_server ? "server" : "serve", NULL);
 	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
 
@@ -776,6 +836,17 @@ stop:
 	/* Everything but the audit writer, then the writer: the others'
 	 * last records reach the trail. */
 	stop_procs(not_audit, 1, 15000);
+	/* Before the writer stops, so the record is written by it. (A start
+	 * that failed wrote no process.start; a writer that is gone would
+	 * leave the record unanswered for AUDIT_TIMEOUT_MS.) */
+	for (i = 0; i < NPROCS && !is_audit(&procs[i]); i++)
+		;
+	if (started && i < NPROCS && procs[i].pid <= 0)
+		log_warnx("the audit writer is not running: no process.stop "
+		    "record in %s", cfg->audit_path);
+	else if (started)
+		sup_audit(cfg, "process.stop", only_server ? "server" : "serve",
+		    sup_quit_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	stop_procs(is_audit, 0, 15000);
 	log_info("stopped");
 	free(sessions);

@@ -12,11 +12,16 @@ on a running gateway (as root, so sluice separates its roles):
   - inside the sandbox a session cannot open another partner's upload, the
     database or /etc/passwd (test build probe);
   - a session that makes a forbidden system call is killed by SIGSYS,
-    logged, audited and counted, and the gateway keeps serving.
+    logged, audited and counted, and the gateway keeps serving;
+  - the supervisor (root) records process.start and process.stop through
+    the audit writer, and the keyed trail still verifies.
 """
 
+import hashlib
 import os
 import pwd
+import signal
+import socket
 import re
 import subprocess
 import tempfile
@@ -320,6 +325,55 @@ class TestForbiddenSyscall(unittest.TestCase):
         with socket.create_connection((H.LOCALHOST, gw.port), timeout=5) as s:
             s.settimeout(5)
             self.assertTrue(s.recv(64).startswith(b"SSH-2.0-"))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root")
+class TestProcessRecords(unittest.TestCase):
+
+    def test_start_and_stop_recorded(self):
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-procrec-")
+        self.addCleanup(d.cleanup)
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                      partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}])
+        self.addCleanup(gw.kill)
+        rc, out, _ = H.run_sluice(["--version"])
+        version = out.split()[1]
+        with open(gw.config_path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        config = os.path.realpath(gw.config_path)
+
+        def check(r, pid):
+            self.assertEqual(r.get("version"), version, r)
+            self.assertEqual(r.get("command"), "serve", r)
+            self.assertEqual(r.get("config"), config, r)
+            self.assertEqual(r.get("config_sha256"), digest, r)
+            self.assertEqual(r.get("host"), socket.gethostname(), r)
+            self.assertEqual(r.get("pid"), pid, r)
+
+        for sig, reason in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+            gw.start()
+            pid = gw.proc.pid
+            r = gw.wait_audit(lambda r: r.get("event") == "process.start" and r.get("pid") == pid)
+            self.assertIsNotNone(r, "no process.start record\n%s" % gw.log_tail())
+            check(r, pid)
+            self.assertNotIn("reason", r)
+            gw.proc.send_signal(sig)
+            # let it end on this signal alone (stop() would add a SIGTERM)
+            gw.proc.wait(20)
+            self.assertEqual(gw.stop(), 0, gw.log_tail())
+            recs = gw.audit_records()
+            # the last record: every other role stopped first, the writer after it
+            self.assertEqual(recs[-1].get("event"), "process.stop", recs[-3:])
+            check(recs[-1], pid)
+            self.assertEqual(recs[-1].get("reason"), reason, gw.log_tail())
+        key = os.path.join(gw.state_dir, "audit.key")
+        rc, out, err = H.run_sluice(["audit", "verify", "--key", key, gw.audit_path])
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("MACs good", out)
 
 
 if __name__ == "__main__":
