@@ -245,6 +245,7 @@ mon_password(struct listener *l, struct child *c, struct mon_password *m)
 	int banned, ok;
 
 	m->password[sizeof(m->password) - 1] = '\0';
+	m->user[sizeof(m->user) - 1] = '\0';
 	xstrlcpy(user, m->user, sizeof(user));
 	p = config_partner(l->cfg, user);
 	banned = p != NULL && guard_user_banned(l->guard, p->name, c->addr,
@@ -283,6 +284,27 @@ mon_recorded(struct listener *l, struct mon_recorded *m)
 	return known == -1 ? MON_ERROR : (uint32_t)known;
 }
 
+/* Keeps the facts a session reports at CLOSE and clears every other field
+ * of r. */
+static void
+clean_received(struct file_rec *r)
+{
+	struct file_rec k;
+
+	memset(&k, 0, sizeof(k));
+	memcpy(k.fid, r->fid, sizeof(k.fid));
+	memcpy(k.partner, r->partner, sizeof(k.partner));
+	memcpy(k.path, r->path, sizeof(k.path));
+	memcpy(k.remote, r->remote, sizeof(k.remote));
+	memcpy(k.session, r->session, sizeof(k.session));
+	memcpy(k.sha256, r->sha256, sizeof(k.sha256));
+	k.size = r->size;
+	k.received_ms = r->received_ms;
+	k.landing_dev = r->landing_dev;
+	k.landing_ino = r->landing_ino;
+	*r = k;
+}
+
 /*
  * MON_RECEIVED: a session on a file system without receipts hands over a
  * received file. Its row and file.received record are written here (the
@@ -300,6 +322,9 @@ mon_received(struct listener *l, struct child *c, struct mon_received *m)
 	    r->path[sizeof(r->path) - 1] = r->sha256[sizeof(r->sha256) - 1] =
 	    r->remote[sizeof(r->remote) - 1] =
 	    r->session[sizeof(r->session) - 1] = '\0';
+	/* only what a session knows of a file; the rest (object key,
+	 * metadata, store fields, state) is never a session's to set */
+	clean_received(r);
 	if (l->state == NULL || c->partner[0] == '\0' ||
 	    strcmp(r->partner, c->partner) != 0) {
 		log_warnx("session process %ld (%s) handed over a file for "
