@@ -371,32 +371,24 @@ mkdir_p(const char *path, mode_t mode)
 }
 
 int
-write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+write_file_at(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX], id[33], *slash;
+	char tmp[NAME_MAX + 1], id[33];
 	const uint8_t *p = data;
-	int fd = -1;
 	ssize_t n;
+	int fd = -1, err;
 
-	/* an unpredictable temp name, created exclusively: nobody can plant
-	 * a link or a file there first */
 	if (random_id(id, sizeof(id)) == -1 ||
-	    xsnprintf(tmp, sizeof(tmp), "%s.tmp.%s", path, id) < 0 ||
-	    xstrlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
+	    xsnprintf(tmp, sizeof(tmp), ".%.*s.%s.tmp", 160, name, id) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((slash = strrchr(dir, '/')) != NULL)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	else
-		xstrlcpy(dir, ".", sizeof(dir));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    mode & 0600);
-	if (fd == -1)
+	if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode & 0600)) == -1)
 		return -1;
 	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0) {
+		if ((n = write(fd, p, len)) == -1) {
 			if (errno == EINTR)
 				continue;
 			goto fail;
@@ -411,14 +403,41 @@ write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) == -1)
+	if (renameat(dirfd, tmp, dirfd, name) == -1)
 		goto fail;
-	return fsync_dir(dir);
+	return fsync(dirfd) == -1 && errno != EINVAL ? -1 : 0;
 fail:
+	err = errno;
 	if (fd != -1)
 		close(fd);
-	unlink(tmp);
+	unlinkat(dirfd, tmp, 0);
+	errno = err;
 	return -1;
+}
+
+int
+write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char dir[PATH_MAX], *slash;
+	const char *name = path;
+	int dfd, rc, err;
+
+	if (xstrlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		name = path + (slash - dir) + 1;
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	} else
+		xstrlcpy(dir, ".", sizeof(dir));
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = write_file_at(dfd, name, data, len, mode);
+	err = errno;
+	close(dfd);
+	errno = err;
+	return rc;
 }
 
 int64_t

@@ -62,6 +62,15 @@ int fsync_dirat(int dirfd, const char *dir);
 int mkdir_p(const char *path, mode_t mode);
 /* Writes data to path atomically with the given mode. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/*
+ * The same beneath an open directory: writes len bytes of data as
+ * dirfd/name, durably and atomically (a temp file created with O_EXCL |
+ * O_NOFOLLOW under an unpredictable name in the same directory, fsync,
+ * renameat over name, fsync of the directory); mode set with fchmod.
+ * write_file_atomic is this on path's directory. 0 or -1 (errno).
+ */
+int write_file_at(int dirfd, const char *name, const void *data, size_t len,
+    mode_t mode);
 
 /* Monotonic and wall clocks in milliseconds. */
 int64_t now_ms(void);

@@ -650,61 +650,60 @@ reaped(pid_t pid, int status)
 	}
 }
 
-/* Signals every running role for which `which` is true, and (sessions
- * set) every session, and waits up to ms for them; then kills what is
- * left. */
+/*
+ * Sends sig (0: none, only counts) to every running role for which `which`
+ * is true and, with_sessions set, to every session. Returns how many there
+ * are.
+ */
+static int
+signal_procs(int (*which)(const struct proc *), int with_sessions, int sig)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < NPROCS; i++) {
+		if (procs[i].pid <= 0 || !which(&procs[i]))
+			continue;
+		if (sig == SIGKILL)
+			log_warnx("role %s did not stop; killing it",
+			    procs[i].name);
+		if (sig != 0)
+			kill(procs[i].pid, sig);
+		n++;
+	}
+	for (i = 0; with_sessions && i < nsessions; i++) {
+		if (sessions[i] <= 0)
+			continue;
+		if (sig != 0)
+			kill(sessions[i], sig);
+		n++;
+	}
+	return n;
+}
+
+/* SIGTERM to those processes, up to ms for them to end, then SIGKILL. */
 static void
 stop_procs(int (*which)(const struct proc *), int with_sessions, int ms)
 {
 	int64_t deadline = mono_ms() + ms;
-	size_t i;
-	int alive, status;
+	int status;
 	pid_t pid;
 
-	for (i = 0; i < NPROCS; i++)
-		if (procs[i].pid > 0 && which(&procs[i]))
-			kill(procs[i].pid, SIGTERM);
-	if (with_sessions)
-		for (i = 0; i < nsessions; i++)
-			if (sessions[i] > 0)
-				kill(sessions[i], SIGTERM);
+	signal_procs(which, with_sessions, SIGTERM);
 	for (;;) {
 		spawn_request();	/* refused now: the listener stops waiting */
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(pid, status);
-		alive = 0;
-		for (i = 0; i < NPROCS; i++)
-			if (procs[i].pid > 0 && which(&procs[i]))
-				alive++;
-		for (i = 0; with_sessions && i < nsessions; i++)
-			if (sessions[i] > 0)
-				alive++;
-		if (alive == 0)
+		if (signal_procs(which, with_sessions, 0) == 0)
 			return;
 		if (mono_ms() > deadline)
 			break;
 		usleep(20000);
 	}
-	for (i = 0; i < NPROCS; i++)
-		if (procs[i].pid > 0 && which(&procs[i])) {
-			log_warnx("role %s did not stop; killing it",
-			    procs[i].name);
-			kill(procs[i].pid, SIGKILL);
-		}
-	for (i = 0; with_sessions && i < nsessions; i++)
-		if (sessions[i] > 0)
-			kill(sessions[i], SIGKILL);
-	while ((pid = waitpid(-1, &status, 0)) > 0) {
+	signal_procs(which, with_sessions, SIGKILL);
+	while (signal_procs(which, with_sessions, 0) > 0 &&
+	    (pid = waitpid(-1, &status, 0)) > 0)
 		reaped(pid, status);
-		for (i = alive = 0; i < NPROCS; i++)
-			if (procs[i].pid > 0 && which(&procs[i]))
-				alive++;
-		for (i = 0; with_sessions && i < nsessions; i++)
-			if (sessions[i] > 0)
-				alive++;
-		if (alive == 0)
-			break;
-	}
 }
 
 static int

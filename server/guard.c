@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "policy/policy.h"
 #include "server/guard.h"
+#include "server/monitor.h"
 
 #define FORGET_REPEATS_S	86400
 #define BANS_VERSION		2	/* 1: user bans were global */
@@ -789,40 +790,20 @@ guard_conn_login(struct guard *g, pid_t pid, const char *partner,
 enum guard_verdict
 guard_ask(int fd, const struct guard_msg *m, int timeout_ms)
 {
-	struct pollfd pfd;
 	uint32_t reply;
 	ssize_t n;
-	int64_t deadline;
-	int left;
 
 	if (fd == -1)
 		return GUARD_OK;
+	if (m->type != GUARD_MSG_FAIL) {
+		/* the same socketpair and round trip as the monitor's
+		 * questions (server/monitor.h) */
+		reply = monitor_ask(fd, m, sizeof(*m), timeout_ms);
+		return reply > GUARD_ERROR ? GUARD_ERROR :
+		    (enum guard_verdict)reply;
+	}
 	do
 		n = send(fd, m, sizeof(*m), MSG_NOSIGNAL);
 	while (n == -1 && errno == EINTR);
-	if (n != (ssize_t)sizeof(*m))
-		return GUARD_ERROR;
-	if (m->type == GUARD_MSG_FAIL)
-		return GUARD_OK;
-	deadline = mono_ms() + timeout_ms;
-	for (;;) {
-		left = (int)(deadline - mono_ms());
-		if (left <= 0)
-			return GUARD_ERROR;
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, left) == -1) {
-			if (errno == EINTR)
-				continue;
-			return GUARD_ERROR;
-		}
-		if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-		n = recv(fd, &reply, sizeof(reply), 0);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(reply) || reply > GUARD_ERROR)
-			return GUARD_ERROR;
-		return (enum guard_verdict)reply;
-	}
+	return n == (ssize_t)sizeof(*m) ? GUARD_OK : GUARD_ERROR;
 }

@@ -343,7 +343,7 @@ write_reason(struct intake *in, const struct file_rec *r, const char *reason,
 	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
 	    "sha256: %s\nreceived: %s\nfrom: %s\nreason: %s\n", r->path,
 	    r->partner, (long long)r->size, r->sha256, when, r->remote, reason);
-	rc = spool_write_at(dfd, name, text, strlen(text), 0640);
+	rc = write_file_at(dfd, name, text, strlen(text), 0640);
 	close(dfd);
 	return rc;
 }
@@ -880,7 +880,7 @@ walk_incomplete(struct pass *ps, int dfd, const char *name, const char *rel,
 	xsnprintf(text, sizeof(text), "file: %s\npartner: %s\nsize: %lld\n"
 	    "reason: incomplete upload (connection dropped before CLOSE), "
 	    "untouched for %s\n", rel, ps->p->name, (long long)cur.st_size, ttl);
-	if (spool_write_at(qfd, why, text, strlen(text), 0640) == -1 ||
+	if (write_file_at(qfd, why, text, strlen(text), 0640) == -1 ||
 	    renameat2(dfd, name, qfd, qname, RENAME_NOREPLACE) == -1) {
 		log_warn("cannot quarantine the incomplete %s/%s", ps->p->name,
 		    rel);
@@ -2122,7 +2122,7 @@ quarantine_unrecorded(struct intake *in, int dfd, int *qfd, const char *name,
 		return -1;
 	xsnprintf(text, sizeof(text), "size: %lld\nreason: %s\n",
 	    (long long)size, reason);
-	if (spool_write_at(*qfd, why, text, strlen(text), 0640) == -1 ||
+	if (write_file_at(*qfd, why, text, strlen(text), 0640) == -1 ||
 	    renameat2(dfd, name, *qfd, name, RENAME_NOREPLACE) == -1) {
 		log_warn("cannot quarantine unrecorded spool file %s", name);
 		return -1;
@@ -2497,7 +2497,7 @@ quarantine_forged(struct intake *in, int srcdfd, const char *name,
 		if (fstatat(qfd, qname, &sb, AT_SYMLINK_NOFOLLOW) == 0 ||
 		    fstatat(qfd, rname, &sb, AT_SYMLINK_NOFOLLOW) == 0)
 			continue;
-		if (spool_write_at(qfd, rname, text, strlen(text), 0640) == -1)
+		if (write_file_at(qfd, rname, text, strlen(text), 0640) == -1)
 			goto fail;
 		if (renameat2(srcdfd, name, qfd, qname, RENAME_NOREPLACE) == 0)
 			break;

@@ -276,13 +276,5 @@ int spool_relpath_ok(const char *path);
  * (logged).
  */
 int spool_mkdir(const char *path, mode_t mode);
-/*
- * Writes len bytes of data as dirfd/name, durably and atomically: a temp
- * file created with O_EXCL | O_NOFOLLOW under an unpredictable name in the
- * same directory, fsync, renameat over name, fsync of the directory. mode
- * is set with fchmod. 0 or -1 (errno).
- */
-int spool_write_at(int dirfd, const char *name, const void *data, size_t len,
-    mode_t mode);
 
 #endif

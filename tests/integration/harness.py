@@ -739,6 +739,22 @@ def sftp_open(port, user, key, host=LOCALHOST):
     return p
 
 
+def sftp_close(p):
+    """Ends an sftp_open session: closes its pipes, waits for it (killing
+    its group if it does not end) and forgets it."""
+    for f in (p.stdin, p.stdout, p.stderr):
+        try:
+            f.close()
+        except OSError:
+            pass
+    try:
+        p.wait(5)
+    except subprocess.TimeoutExpired:
+        _kill_group(p)
+        p.wait(5)
+    _live.discard(p)
+
+
 def _s(b):
     if b is None:
         return ""

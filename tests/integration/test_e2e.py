@@ -453,25 +453,11 @@ class TestShutdown(unittest.TestCase):
     def test_sigterm_with_idle_sftp_session(self):
         # a partner logged in and idle: its session ends, the gateway exits 0
         p = H.sftp_open(self.gw.port, "acme", self.keys.get("acme"))
-        self.addCleanup(_end, p)
+        self.addCleanup(H.sftp_close, p)
         ok = self.gw.wait_audit(lambda r: r.get("event") == "auth.success", timeout=15)
         self.assertIsNotNone(ok, "the idle sftp session did not log in\n%s" % self.gw.log_tail())
         rc = self.gw.stop()
         self.assertEqual(rc, 0, "sluice serve exited %s on SIGTERM\n%s" % (rc, self.gw.log_tail()))
-
-
-def _end(p):
-    for f in (p.stdin, p.stdout, p.stderr):
-        try:
-            f.close()
-        except OSError:
-            pass
-    try:
-        p.wait(5)
-    except Exception:
-        H._kill_group(p)
-        p.wait(5)
-    H._live.discard(p)
 
 
 if __name__ == "__main__":

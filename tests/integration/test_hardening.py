@@ -152,14 +152,14 @@ class TestStartupLimits(HardeningCase):
     def test_partner_session_limit(self):
         self.start_gw("server:\n  max_sessions_per_partner: 1\n")
         p = H.sftp_open(self.gw.port, "acme", self.keys.get("acme"))
-        self.addCleanup(_end, p)
+        self.addCleanup(H.sftp_close, p)
         self.assertIsNotNone(self.gw.wait_audit(lambda r: r.get("event") == "auth.success"),
                              "the first session did not log in\n%s" % self.gw.log_tail())
         res, _, _ = self.upload("acme")
         self.assertRefused(res, "second acme session over max_sessions_per_partner=1")
         self.assertTrue(self.audit("session.refused", user="acme"), self.gw.log_tail())
         self.assertUploadOk("globex", what="another partner is not affected")
-        _end(p)
+        H.sftp_close(p)
         self.assertTrue(H.poll(lambda: self.upload("acme")[0].rc == 0, 15),
                         "acme still refused after its session ended\n%s" % self.gw.log_tail())
 
@@ -167,25 +167,12 @@ class TestStartupLimits(HardeningCase):
     def test_idle_timeout(self):
         self.start_gw("server:\n  idle_timeout: 2s\n")
         p = H.sftp_open(self.gw.port, "acme", self.keys.get("acme"))
-        self.addCleanup(_end, p)
+        self.addCleanup(H.sftp_close, p)
         self.assertIsNotNone(self.gw.wait_audit(lambda r: r.get("event") == "auth.success"),
                              "the session did not log in\n%s" % self.gw.log_tail())
         end = self.gw.wait_audit(lambda r: r.get("event") == "session.end", 15)
         self.assertIsNotNone(end, "an idle session outlived idle_timeout (2s)\n%s" % self.gw.log_tail())
         self.assertIn("idle timeout", H.tail(self.gw.log, 400))
-
-
-def _end(p):
-    for f in (p.stdin, p.stdout, p.stderr):
-        try:
-            f.close()
-        except OSError:
-            pass
-    try:
-        p.wait(5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
 
 
 # ---------------------------------------------------------------------------
@@ -343,7 +330,7 @@ class TestPrivsep(HardeningCase):
         uid = pwd.getpwnam(user).pw_uid
         self.start_gw("server:\n  user: %s\n" % user)
         p = H.sftp_open(self.gw.port, "acme", self.keys.get("acme"))
-        self.addCleanup(_end, p)
+        self.addCleanup(H.sftp_close, p)
         self.assertIsNotNone(self.gw.wait_audit(lambda r: r.get("event") == "auth.success"),
                              "no login with server.user set\n%s" % self.gw.log_tail())
         uids = {pid: _uid_of(pid) for pid in H.group_members(self.gw.proc.pid)}
@@ -354,7 +341,7 @@ class TestPrivsep(HardeningCase):
         # the host key stays root's and unreadable to the session user
         st = os.stat(self.gw.host_key)
         self.assertEqual((st.st_uid, st.st_mode & 0o077), (0, 0), "host key mode/owner")
-        _end(p)
+        H.sftp_close(p)
         self.assertUploadOk("acme", what="upload with server.user")
         f = [n for n in os.listdir(self.gw.landing("acme")) if n.startswith("f-")]
         self.assertTrue(f)

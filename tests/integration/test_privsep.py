@@ -143,7 +143,7 @@ class TestPrivsep(unittest.TestCase):
         before = {pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
                   if c == "sluice-session"}
         p = H.sftp_open(self.gw.port, user, self.keys.get(user))
-        self.addCleanup(self._end, p)
+        self.addCleanup(H.sftp_close, p)
         p.stdin.write(b"pwd\n")
         p.stdin.flush()
         pid = H.poll(lambda: next((pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
@@ -155,19 +155,6 @@ class TestPrivsep(unittest.TestCase):
                              "no login\n%s" % self.gw.log_tail())
         time.sleep(0.3)
         return pid
-
-    @staticmethod
-    def _end(p):
-        for f in (p.stdin, p.stdout, p.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
 
     # -- users ---------------------------------------------------------------
 

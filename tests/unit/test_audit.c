@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testtree.h"
+
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
@@ -1204,13 +1206,10 @@ main(void)
 	};
 
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (dir[sizeof(dir) - 2] != 'X' && system(cmd) != 0)
+	if (dir[sizeof(dir) - 2] != 'X' && testtree_remove(dir) != 0)
 		rc++;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", sockdir);
-	if (sockdir[sizeof(sockdir) - 2] != 'X' && system(cmd) != 0)
+	if (sockdir[sizeof(sockdir) - 2] != 'X' && testtree_remove(sockdir) != 0)
 		rc++;
 	return rc;
 }

@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testtree.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,12 +62,10 @@ static int
 teardown(void **state)
 {
 	struct env *e = *state;
-	char cmd[128];
 
 	audit_close(e->au);
 	state_close(e->st);
-	xsnprintf(cmd, sizeof(cmd), "chmod -R u+w %s; rm -rf %s", e->dir, e->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(testtree_remove(e->dir), 0);
 	free(e);
 	return 0;
 }

@@ -721,12 +721,12 @@ test_spool_mkdir_and_write(void **state)
 	assert_int_equal(lstat(q, &sb), 0);
 	assert_true(S_ISLNK(sb.st_mode));
 
-	/* spool_write_at: the content, the mode, no temp file left, and a
+	/* write_file_at: the content, the mode, no temp file left, and a
 	 * link at the final name is replaced, not followed */
 	assert_true((dfd = open(p, O_RDONLY | O_DIRECTORY)) >= 0);
 	snprintf(q, sizeof(q), "%s/target", dir);
 	assert_int_equal(symlinkat(q, dfd, "x.reason"), 0);
-	assert_int_equal(spool_write_at(dfd, "x.reason", "hello", 5, 0640), 0);
+	assert_int_equal(write_file_at(dfd, "x.reason", "hello", 5, 0640), 0);
 	assert_int_equal(access(q, F_OK), -1);		/* not followed */
 	assert_int_equal(fstatat(dfd, "x.reason", &sb, AT_SYMLINK_NOFOLLOW), 0);
 	assert_true(S_ISREG(sb.st_mode));
