@@ -1011,7 +1011,6 @@ load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	if (v[0] != NULL && (p = get_abspath(ld, v[0], "audit.path",
 	    DEFAULT_AUDIT_PATH)) != NULL) {
 		free(cfg->audit_path);
-	free(cfg->audit_key_path);
 		cfg->audit_path = p;
 	}
 	if (v[1] != NULL && (p = get_abspath(ld, v[1], "audit.key",
