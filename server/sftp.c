@@ -61,6 +61,10 @@ struct handle {
 	int64_t		 end;		/* write handles: highest byte written */
 	int64_t		 flushed_to;	/* write-back started for [0, flushed_to) */
 	int64_t		 sent;		/* bytes the file had + bytes written */
+	/* for hooks.access: what was read or listed through the handle */
+	int64_t		 rbytes;	/* file: bytes sent; dir: names sent */
+	int64_t		 nreads;	/* DATA or NAME replies */
+	int64_t		 rfirst, rend;	/* file: offsets read [rfirst, rend) */
 	struct sha256	*sha;
 	char		*path;		/* normalised, owned */
 };
@@ -680,6 +684,8 @@ handle_new(struct sftp *s, enum hkind kind, const char *path, uint32_t *idx)
 	    h->created = 0;
 	h->poison = POISON_NONE;
 	h->hashed_to = h->end = h->sent = h->flushed_to = 0;
+	h->rbytes = h->nreads = h->rend = 0;
+	h->rfirst = -1;
 	h->sha = NULL;
 	h->path = p;
 	s->nopen++;
@@ -705,6 +711,40 @@ handle_release(struct sftp *s, struct handle *h)
 	h->kind = H_FREE;
 	h->gen++;		/* every old handle string for this slot dies */
 	s->nopen--;
+}
+
+/*
+ * Tells hooks.access what a handle that is about to be released was used
+ * for: every directory handle, every read-only file handle, a write handle
+ * only if it was read from.
+ */
+static void
+handle_report(struct sftp *s, const struct handle *h, int at_end)
+{
+	struct sftp_access a;
+	struct stat st;
+
+	if (s->hooks.access == NULL || h->kind == H_FREE ||
+	    (h->kind == H_FILE && (!h->readable ||
+	    (h->writable && h->nreads == 0))))
+		return;
+	memset(&a, 0, sizeof(a));
+	a.path = h->path;
+	a.dir = h->kind == H_DIR;
+	a.at_end = at_end;
+	a.reads = h->nreads;
+	a.first = -1;
+	a.size = -1;
+	if (a.dir)
+		a.entries = h->rbytes;
+	else {
+		a.bytes = h->rbytes;
+		a.first = h->rfirst;
+		a.end = h->rend;
+		if (fstat(h->fd, &st) == 0)
+			a.size = (int64_t)st.st_size;
+	}
+	s->hooks.access(s->hooks.arg, &a);
 }
 
 static void
@@ -1258,6 +1298,7 @@ h_close(struct sftp *s, uint32_t id, struct msg *m)
 		st = complete_file(s, h, &text, why, sizeof(why));
 		event_handle(s, "close", h, st);
 	}
+	handle_report(s, h, 0);
 	handle_release(s, h);	/* releases the flock */
 	send_status(s, id, st, text);
 	return 0;
@@ -1312,6 +1353,12 @@ h_read(struct sftp *s, uint32_t id, struct msg *m)
 	put_be32(s->out + s->outlen, (uint32_t)n);
 	s->outlen += 4 + (size_t)n;
 	reply_end(s, start);
+	h->rbytes += n;
+	h->nreads++;
+	if (h->rfirst == -1 || (int64_t)off < h->rfirst)
+		h->rfirst = (int64_t)off;
+	if ((int64_t)off + n > h->rend)	/* <= the file's size */
+		h->rend = (int64_t)off + n;
 	return 0;
 }
 
@@ -1683,6 +1730,8 @@ h_readdir(struct sftp *s, uint32_t id, struct msg *m)
 	}
 	put_be32(s->out + countpos, count);
 	reply_end(s, start);
+	h->rbytes += count;
+	h->nreads++;
 	return 0;
 }
 
@@ -2381,8 +2430,10 @@ sftp_free(struct sftp *s)
 		return;
 	/* open write handles are dropped, not completed: they stay 0600 */
 	for (i = 0; i < s->max_handles; i++)
-		if (s->handles[i].kind != H_FREE)
+		if (s->handles[i].kind != H_FREE) {
+			handle_report(s, &s->handles[i], 1);
 			handle_release(s, &s->handles[i]);
+		}
 	free(s->handles);
 	free(s->in);
 	free(s->out);

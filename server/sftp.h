@@ -58,6 +58,19 @@ struct sftp_file_info {
 	const char	*sha256;	/* 64 lower-case hex chars */
 };
 
+/* What one handle was used for (hooks.access). Borrowed for the call. */
+struct sftp_access {
+	const char	*path;		/* normalised, relative to the root */
+	int		 dir;		/* 1: a directory handle (a listing) */
+	int		 at_end;	/* 1: still open when the session ended */
+	int64_t		 bytes;		/* file: bytes sent in DATA replies */
+	int64_t		 reads;		/* file: DATA replies; dir: NAME replies */
+	int64_t		 first;		/* file: lowest offset read (-1: none) */
+	int64_t		 end;		/* file: highest offset + length read */
+	int64_t		 size;		/* file: its size at the end (-1: unknown) */
+	int64_t		 entries;	/* dir: names returned */
+};
+
 struct sftp_hooks {
 	void	*arg;
 	/*
@@ -96,6 +109,13 @@ struct sftp_hooks {
 	 * so no CLOSE is under way. May be NULL (everything counts as recorded).
 	 */
 	int	(*is_recorded)(void *arg, int fd, int64_t dev, int64_t ino);
+	/*
+	 * A readable file handle or a directory handle ended (CLOSE, or the
+	 * session ended with it open: sftp_free): what the partner read or
+	 * listed through it, once per handle, never per READ or READDIR.
+	 * A write handle is reported only if it was read from. May be NULL.
+	 */
+	void	(*access)(void *arg, const struct sftp_access *a);
 };
 
 struct sftp_params {
