@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "policy/confdiff.h"
 #include "policy/config.h"
 #include "policy/sessioncfg.h"
 #include "server/server.h"
@@ -718,6 +719,31 @@ not_audit(const struct proc *r)
 	return r->run != run_audit;
 }
 
+/* The configuration file's absolute path and the hex SHA-256 of its bytes
+ * now, for the record event. 0 or -1 (logged). */
+static int
+config_identity(const struct config *cfg, const char *event,
+    char path[PATH_MAX], char hex[SHA256_HEX])
+{
+	uint8_t md[SHA256_LEN];
+	int fd, rc;
+
+	if (realpath(cfg->path, path) == NULL &&
+	    xstrlcpy(path, cfg->path, PATH_MAX) >= PATH_MAX)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (rc = sha256_fd(fd, md)) == -1) {
+		log_warn("%s: cannot hash the configuration for the %s audit "
+		    "record", path, event);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	hex_encode(md, SHA256_LEN, hex);
+	return rc;
+}
+
 /*
  * Writes a process.start or process.stop record (reason: NULL for start)
  * through the audit writer, which accepts root. The supervisor carries on
@@ -729,20 +755,10 @@ sup_audit(const struct config *cfg, const char *event, const char *command,
 {
 	struct audit *au = NULL;
 	json_t *f = NULL;
-	uint8_t md[SHA256_LEN];
 	char hex[SHA256_HEX], host[256], path[PATH_MAX];
-	int fd = -1;
 
-	if (realpath(cfg->path, path) == NULL &&
-	    xstrlcpy(path, cfg->path, sizeof(path)) >= sizeof(path))
+	if (config_identity(cfg, event, path, hex) == -1)
 		goto fail;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    sha256_fd(fd, md) == -1) {
-		log_warn("%s: cannot hash the configuration for the %s audit "
-		    "record", path, event);
-		goto fail;
-	}
-	hex_encode(md, sizeof(md), hex);
 	if (gethostname(host, sizeof(host)) == -1)
 		xstrlcpy(host, "unknown", sizeof(host));
 	host[sizeof(host) - 1] = '\0';
@@ -761,15 +777,48 @@ sup_audit(const struct config *cfg, const char *event, const char *command,
 		goto fail;
 	}
 	audit_close(au);
-	close(fd);
 	return;
 fail:
 	log_warnx("the %s record was not written to the audit trail (%s); "
 	    "carrying on: check the audit writer's log", event, cfg->audit_path);
 	json_decref(f);
 	audit_close(au);
-	if (fd != -1)
-		close(fd);
+}
+
+/*
+ * config.loaded: the configuration the roles were started with, its
+ * partners and a digest of each partner's keys, allowlist, role and rules
+ * (policy/confdiff.h), so a later reload or restart can say what changed.
+ * Written by the supervisor, which alone holds all of the configuration.
+ */
+static void
+sup_config_loaded(const struct config *cfg)
+{
+	struct audit *au = NULL;
+	json_t *f = NULL, *sum = NULL;
+	char hex[SHA256_HEX], path[PATH_MAX];
+
+	if (config_identity(cfg, "config.loaded", path, hex) == -1 ||
+	    (sum = confdiff_summary(cfg)) == NULL ||
+	    (f = json_pack("{s:s,s:s}", "config", path, "config_sha256",
+	    hex)) == NULL || json_object_update(f, sum) == -1 ||
+	    (au = proc_audit_open(cfg)) == NULL)
+		goto fail;
+	json_decref(sum);
+	sum = NULL;
+	if (audit_emit(au, "config.loaded", f) == -1) {
+		f = NULL;	/* audit_emit took it */
+		goto fail;
+	}
+	audit_close(au);
+	return;
+fail:
+	log_warnx("the config.loaded record was not written to the audit "
+	    "trail (%s); carrying on: check the audit writer's log",
+	    cfg->audit_path);
+	json_decref(sum);
+	json_decref(f);
+	audit_close(au);
 }
 
 /*
@@ -810,6 +859,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	}
 	started = 1;
 	sup_audit(cfg, "process.start", only_server ? "server" : "serve", NULL);
+	sup_config_loaded(cfg);
 	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
 
