@@ -8,6 +8,8 @@
  *   sluice reconcile -c FILE            HEAD + checksum every file the state
  *                                       database or the audit trail says was
  *                                       stored; exit 1 listing the unproven
+ *                                       (audited: reconcile.unproven per
+ *                                       file, then reconcile.run)
  */
 #include "uploader/uploader.h"
 
@@ -227,6 +229,8 @@ out:
 
 struct claim {
 	char	 fid[33];
+	char	 partner[65];
+	char	 path[4096];
 	char	 key[1100];
 	char	 sha256[65];
 	char	 checksum[80];
@@ -249,29 +253,74 @@ b64_of_hex(const char *hex, char out[SHA256_B64])
 	return 0;
 }
 
-/* Checks one claim; prints a line when unproven. 0 proven, 1 not. */
-static int
-check(struct store *store, const char *who, const char *key,
-    const char *version_id, const char *sha256, const char *recorded)
+/* Why a stored file is not proven (the "why" of reconcile.unproven). */
+enum verdict { V_PROVEN = 0, V_MISSING, V_MISMATCHED, V_NO_CHECKSUM,
+	V_ERROR, V_N };
+static const char *const verdict_names[V_N] = {
+	"proven", "missing", "mismatched", "no_checksum", "error"
+};
+
+/* One stored file to check, and where the claim comes from. */
+struct subject {
+	const char	*source;	/* "database" or "trail" */
+	int64_t		 id;		/* database row, 0 for the trail */
+	const char	*fid, *partner, *path, *key, *version_id, *sha256;
+	const char	*recorded;	/* the checksum recorded at upload */
+};
+
+/* The counts of a run, and where unproven files are recorded. */
+struct tally {
+	struct audit	*au;		/* NULL: not audited (warned) */
+	int		 n[V_N];
+};
+
+/*
+ * Checks one file against the store; prints a line and records a
+ * reconcile.unproven (deferred) when unproven. Counts the verdict.
+ */
+static void
+check(struct store *store, struct tally *t, const struct subject *x)
 {
-	char cs[128], err[512], b64[SHA256_B64];
+	char cs[128], err[512], b64[SHA256_B64], who[64], detail[800];
+	enum verdict v;
 	int e;
 
 	b64[0] = '\0';
-	b64_of_hex(sha256, b64);
-	e = store_head(store, key, version_id, cs, sizeof(cs), err, sizeof(err));
-	if (e == 1 && store_checksum_matches(cs, b64, recorded))
-		return 0;
-	if (e == 1 && cs[0] == '\0')
-		printf("UNPROVEN %s %s: the store reports no checksum\n", who, key);
-	else if (e == 1)
-		printf("UNPROVEN %s %s: checksum %s, expected %s\n", who, key, cs,
-		    recorded && recorded[0] ? recorded : b64);
-	else if (e == 0)
-		printf("UNPROVEN %s %s: not in the store\n", who, key);
+	b64_of_hex(x->sha256, b64);
+	e = store_head(store, x->key, x->version_id, cs, sizeof(cs), err,
+	    sizeof(err));
+	if (e == 1 && store_checksum_matches(cs, b64, x->recorded)) {
+		t->n[V_PROVEN]++;
+		return;
+	}
+	if (e == 1 && cs[0] == '\0') {
+		v = V_NO_CHECKSUM;
+		xstrlcpy(detail, "the store reports no checksum",
+		    sizeof(detail));
+	} else if (e == 1) {
+		v = V_MISMATCHED;
+		xsnprintf(detail, sizeof(detail), "checksum %s, expected %s",
+		    cs, x->recorded && x->recorded[0] ? x->recorded : b64);
+	} else if (e == 0) {
+		v = V_MISSING;
+		xstrlcpy(detail, "not in the store", sizeof(detail));
+	} else {
+		v = V_ERROR;
+		xstrlcpy(detail, err, sizeof(detail));
+	}
+	t->n[v]++;
+	if (x->id > 0)
+		xsnprintf(who, sizeof(who), "file %lld", (long long)x->id);
 	else
-		printf("UNPROVEN %s %s: %s\n", who, key, err);
-	return 1;
+		xsnprintf(who, sizeof(who), "audit fid %s", x->fid);
+	printf("UNPROVEN %s %s: %s\n", who, x->key, detail);
+	if (t->au != NULL && audit_emit(t->au, "reconcile.unproven",
+	    json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "fid", x->fid,
+	    "partner", x->partner, "path", x->path, "key", x->key, "why",
+	    verdict_names[v], "reason", detail, "source", x->source, "id",
+	    (json_int_t)x->id)) == -1)
+		fprintf(stderr, "sluice: the reconcile.unproven record of %s "
+		    "was not written (see the log above)\n", who);
 }
 
 /* The database's side of a reconcile. */
@@ -280,30 +329,57 @@ struct recon {
 	struct store	*store;
 	struct claim	*claims;	/* the trail's, marked when checked */
 	size_t		 nclaims;
-	int		 ok;
-	int		 bad;
+	struct tally	*tally;
 };
 
 static int
 recon_one(void *arg, const struct file_rec *r)
 {
 	struct recon *x = arg;
-	char rec[80], who[64];
+	struct subject sub;
+	char rec[80];
 	size_t i;
 
 	if (state_upload_checksum(x->st, r->id, rec, sizeof(rec)) != 1)
 		rec[0] = '\0';
-	xsnprintf(who, sizeof(who), "file %lld", (long long)r->id);
-	if (check(x->store, who, r->object_key, r->version_id, r->sha256,
-	    rec) == 0)
-		x->ok++;
-	else
-		x->bad++;
+	memset(&sub, 0, sizeof(sub));
+	sub.source = "database";
+	sub.id = r->id;
+	sub.fid = r->fid;
+	sub.partner = r->partner;
+	sub.path = r->path;
+	sub.key = r->object_key;
+	sub.version_id = r->version_id;
+	sub.sha256 = r->sha256;
+	sub.recorded = rec;
+	check(x->store, x->tally, &sub);
 	for (i = 0; i < x->nclaims; i++)
 		if (strcmp(x->claims[i].fid, r->fid) == 0 &&
 		    strcmp(x->claims[i].key, r->object_key) == 0)
 			x->claims[i].checked = 1;
 	return 0;
+}
+
+/* reconcile.run: who ran it and the counts; made durable with the
+ * reconcile.unproven records before it. */
+static void
+record_run(struct tally *t)
+{
+	int checked = 0, k;
+
+	if (t->au == NULL)
+		return;
+	for (k = 0; k < V_N; k++)
+		checked += t->n[k];
+	if (audit_emit(t->au, "reconcile.run", json_pack("{s:s,s:i,s:i,s:i,"
+	    "s:i,s:i,s:i,s:i}", "operator", operator_name(), "checked",
+	    checked, "proven", t->n[V_PROVEN], "unproven",
+	    checked - t->n[V_PROVEN], "missing", t->n[V_MISSING],
+	    "mismatched", t->n[V_MISMATCHED], "no_checksum",
+	    t->n[V_NO_CHECKSUM], "errors", t->n[V_ERROR])) == -1 ||
+	    audit_sync(t->au) == -1)
+		fprintf(stderr, "sluice: the reconcile records were not all "
+		    "written to the audit trail (see the log above)\n");
 }
 
 int
@@ -319,11 +395,15 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	struct claim *claims = NULL, *np;
 	size_t nclaims = 0, i;
 	struct recon rc_db;
+	struct tally tally;
+	struct subject sub;
 	FILE *f = NULL;
-	char *line = NULL, who[64];
+	char *line = NULL;
 	size_t cap = 0;
-	int ch, rc = 1, bad = 0, ok = 0;
+	int ch, rc = 1, bad;
 	json_t *j;
+
+	memset(&tally, 0, sizeof(tally));
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
@@ -347,7 +427,7 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	/* What the audit trail says was stored. */
 	if ((f = fopen(cfg->audit_path, "r")) != NULL) {
 		while (getline(&line, &cap, f) > 0) {
-			const char *ev, *fid, *key, *sha, *cs, *ver;
+			const char *ev, *fid, *key, *sha, *cs, *ver, *pa, *pp;
 
 			if ((j = json_loads(line, 0, NULL)) == NULL)
 				continue;
@@ -357,6 +437,8 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 			sha = json_string_value(json_object_get(j, "sha256"));
 			cs = json_string_value(json_object_get(j, "checksum"));
 			ver = json_string_value(json_object_get(j, "version_id"));
+			pa = json_string_value(json_object_get(j, "partner"));
+			pp = json_string_value(json_object_get(j, "path"));
 			if (ev != NULL && strcmp(ev, "file.stored") == 0 &&
 			    fid != NULL && key != NULL && sha != NULL &&
 			    (np = reallocarray(claims, nclaims + 1,
@@ -371,6 +453,10 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 				    sizeof(np->checksum));
 				xstrlcpy(claims[nclaims].version_id, ver ? ver : "",
 				    sizeof(np->version_id));
+				xstrlcpy(claims[nclaims].partner, pa ? pa : "",
+				    sizeof(np->partner));
+				xstrlcpy(claims[nclaims].path, pp ? pp : "",
+				    sizeof(np->path));
 				nclaims++;
 			}
 			json_decref(j);
@@ -378,17 +464,25 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 		fclose(f);
 	}
 
+	/* The verdicts go to the trail: reconcile.unproven (deferred), then
+	 * reconcile.run, made durable together. Without a trail to write
+	 * to, the check still runs (it changes nothing) and says so. */
+	if ((tally.au = proc_audit_open(cfg)) == NULL)
+		fprintf(stderr, "sluice: cannot write to the audit trail %s; "
+		    "this reconcile is not recorded (see the log above)\n",
+		    cfg->audit_path);
+	audit_defer(tally.au);
+
 	/* What the database says was stored. */
 	memset(&rc_db, 0, sizeof(rc_db));
 	rc_db.st = st;
 	rc_db.store = store;
 	rc_db.claims = claims;
 	rc_db.nclaims = nclaims;
+	rc_db.tally = &tally;
 	if (state_foreach(st, FS_BIT(FS_STORED) | FS_BIT(FS_REMOVED) |
 	    FS_BIT(FS_ARCHIVED), recon_one, &rc_db) == -1)
 		goto out;
-	ok = rc_db.ok;
-	bad = rc_db.bad;
 	/* Audit claims the database does not back (or at another key). */
 	for (i = 0; i < nclaims; i++) {
 		size_t k;
@@ -399,16 +493,24 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 			if (strcmp(claims[k].fid, claims[i].fid) == 0 &&
 			    strcmp(claims[k].key, claims[i].key) == 0)
 				claims[k].checked = 1;
-		xsnprintf(who, sizeof(who), "audit fid %s", claims[i].fid);
-		if (check(store, who, claims[i].key, claims[i].version_id,
-		    claims[i].sha256, claims[i].checksum) == 0)
-			ok++;
-		else
-			bad++;
+		memset(&sub, 0, sizeof(sub));
+		sub.source = "trail";
+		sub.fid = claims[i].fid;
+		sub.partner = claims[i].partner;
+		sub.path = claims[i].path;
+		sub.key = claims[i].key;
+		sub.version_id = claims[i].version_id;
+		sub.sha256 = claims[i].sha256;
+		sub.recorded = claims[i].checksum;
+		check(store, &tally, &sub);
 	}
-	printf("reconcile: %d proven, %d unproven\n", ok, bad);
+	record_run(&tally);
+	bad = tally.n[V_MISSING] + tally.n[V_MISMATCHED] +
+	    tally.n[V_NO_CHECKSUM] + tally.n[V_ERROR];
+	printf("reconcile: %d proven, %d unproven\n", tally.n[V_PROVEN], bad);
 	rc = bad > 0 ? 1 : 0;
 out:
+	audit_close(tally.au);
 	free(line);
 	free(claims);
 	store_close(store);
