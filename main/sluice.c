@@ -789,35 +789,46 @@ fail:
  * config.loaded: the configuration the roles were started with, its
  * partners and a digest of each partner's keys, allowlist, role and rules
  * (policy/confdiff.h), so a later reload or restart can say what changed.
- * Written by the supervisor, which alone holds all of the configuration.
+ * Written by the supervisor, which alone holds all of the configuration;
+ * many partners make several records (part/parts), synced together.
  */
 static void
 sup_config_loaded(const struct config *cfg)
 {
 	struct audit *au = NULL;
-	json_t *f = NULL, *sum = NULL;
+	json_t *sum = NULL, *parts = NULL, *f;
 	char hex[SHA256_HEX], path[PATH_MAX];
+	size_t i;
+	int rc = 0;
 
 	if (config_identity(cfg, "config.loaded", path, hex) == -1 ||
 	    (sum = confdiff_summary(cfg)) == NULL ||
-	    (f = json_pack("{s:s,s:s}", "config", path, "config_sha256",
-	    hex)) == NULL || json_object_update(f, sum) == -1 ||
-	    (au = proc_audit_open(cfg)) == NULL)
-		goto fail;
-	json_decref(sum);
-	sum = NULL;
-	if (audit_emit(au, "config.loaded", f) == -1) {
-		f = NULL;	/* audit_emit took it */
-		goto fail;
+	    (parts = confdiff_summary_parts(sum, AUDIT_MAX_LINE / 2)) == NULL ||
+	    (au = proc_audit_open(cfg)) == NULL) {
+		rc = -1;
+		goto done;
 	}
-	audit_close(au);
-	return;
-fail:
-	log_warnx("the config.loaded record was not written to the audit "
-	    "trail (%s); carrying on: check the audit writer's log",
-	    cfg->audit_path);
+	audit_defer(au);
+	for (i = 0; i < json_array_size(parts); i++) {
+		if ((f = json_pack("{s:s,s:s}", "config", path, "config_sha256",
+		    hex)) == NULL || json_object_update(f,
+		    json_array_get(parts, i)) == -1) {
+			json_decref(f);
+			rc = -1;
+			break;
+		}
+		if (audit_emit(au, "config.loaded", f) == -1)
+			rc = -1;
+	}
+	if (audit_sync(au) == -1)
+		rc = -1;
+done:
+	if (rc == -1)
+		log_warnx("the config.loaded record was not written to the "
+		    "audit trail (%s); carrying on: check the audit writer's "
+		    "log", cfg->audit_path);
 	json_decref(sum);
-	json_decref(f);
+	json_decref(parts);
 	audit_close(au);
 }
 

@@ -416,6 +416,69 @@ fail:
 	return NULL;
 }
 
+/* A new part {"part":..,"parts":0,"partners":[],"partner_digests":{},..}
+ * appended to parts; parts is fixed up at the end. */
+static json_t *
+part_new(json_t *parts, const char *settings)
+{
+	json_t *p;
+
+	p = json_pack("{s:I,s:i,s:[],s:{},s:s}", "part",
+	    (json_int_t)json_array_size(parts) + 1, "parts", 0, "partners",
+	    "partner_digests", "settings_sha256", settings);
+	if (p == NULL || json_array_append_new(parts, p) == -1)
+		return NULL;
+	return p;
+}
+
+json_t *
+confdiff_summary_parts(const json_t *summary, size_t max)
+{
+	const json_t *names, *dig, *pd;
+	const char *settings, *name;
+	json_t *parts, *cur;
+	size_t i, used, cost;
+	char *t;
+
+	names = json_object_get(summary, "partners");
+	dig = json_object_get(summary, "partner_digests");
+	settings = json_string_value(json_object_get(summary,
+	    "settings_sha256"));
+	if (!json_is_array(names) || !json_is_object(dig) || settings == NULL ||
+	    (parts = json_array()) == NULL)
+		return NULL;
+	if ((cur = part_new(parts, settings)) == NULL)
+		goto fail;
+	used = 256;	/* the part's own members */
+	for (i = 0; i < json_array_size(names); i++) {
+		name = json_string_value(json_array_get(names, i));
+		if (name == NULL || (pd = json_object_get(dig, name)) == NULL ||
+		    (t = json_dumps(pd, JSON_COMPACT)) == NULL)
+			goto fail;
+		cost = strlen(t) + 2 * strlen(name) + 16;
+		free(t);
+		if (used + cost > max && json_array_size(json_object_get(cur,
+		    "partners")) > 0) {
+			if ((cur = part_new(parts, settings)) == NULL)
+				goto fail;
+			used = 256;
+		}
+		used += cost;
+		if (json_array_append_new(json_object_get(cur, "partners"),
+		    json_string(name)) == -1 || json_object_set(
+		    json_object_get(cur, "partner_digests"), name,
+		    (json_t *)pd) == -1)
+			goto fail;
+	}
+	for (i = 0; i < json_array_size(parts); i++)
+		json_object_set_new(json_array_get(parts, i), "parts",
+		    json_integer((json_int_t)json_array_size(parts)));
+	return parts;
+fail:
+	json_decref(parts);
+	return NULL;
+}
+
 /* ---- config.reloaded ----------------------------------------------------- */
 
 /* {"added":[in b, not a],"removed":[in a, not b]} of two sorted string

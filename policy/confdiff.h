@@ -44,6 +44,17 @@ struct partner;
 json_t *confdiff_summary(const struct config *cfg);
 
 /*
+ * A summary cut into records that fit the trail (a record is at most
+ * AUDIT_MAX_LINE): a JSON array of one or more objects
+ *   {"part":i,"parts":n,"partners":[...],"partner_digests":{...},
+ *    "settings_sha256":..}
+ * holding the partners in their order, each part's JSON text under about
+ * max bytes (a single partner larger than that gets a part of its own).
+ * NULL on allocation failure or a summary of another shape.
+ */
+json_t *confdiff_summary_parts(const json_t *summary, size_t max);
+
+/*
  * What changed from old to new, for config.reloaded. An empty object when
  * nothing this module compares changed; else only the members that apply:
  *   "partners_added":[name,...], "partners_removed":[name,...],

@@ -383,6 +383,58 @@ test_summary(void **state)
 	config_free(b);
 }
 
+static void
+test_summary_parts(void **state)
+{
+	struct config *a;
+	json_t *sum, *parts, *p;
+	size_t i;
+	char *t;
+
+	(void)state;
+	a = base();
+	sum = confdiff_summary(a);
+	/* room enough: one part with everything */
+	parts = confdiff_summary_parts(sum, 65536);
+	assert_int_equal(json_array_size(parts), 1);
+	p = json_array_get(parts, 0);
+	assert_int_equal(json_integer_value(json_object_get(p, "part")), 1);
+	assert_int_equal(json_integer_value(json_object_get(p, "parts")), 1);
+	assert_true(json_equal(json_object_get(p, "partners"),
+	    json_object_get(sum, "partners")));
+	assert_true(json_equal(json_object_get(p, "partner_digests"),
+	    json_object_get(sum, "partner_digests")));
+	json_decref(parts);
+	/* too small for two partners: one each, in order, each under max
+	 * when one fits */
+	parts = confdiff_summary_parts(sum, 1000);
+	assert_int_equal(json_array_size(parts), 2);
+	for (i = 0; i < 2; i++) {
+		p = json_array_get(parts, i);
+		assert_int_equal(json_integer_value(json_object_get(p, "part")),
+		    (json_int_t)i + 1);
+		assert_int_equal(json_integer_value(json_object_get(p,
+		    "parts")), 2);
+		assert_int_equal(json_array_size(json_object_get(p,
+		    "partners")), 1);
+		assert_int_equal(json_object_size(json_object_get(p,
+		    "partner_digests")), 1);
+		assert_string_equal(json_string_value(json_object_get(p,
+		    "settings_sha256")), json_string_value(json_object_get(sum,
+		    "settings_sha256")));
+		t = json_dumps(p, JSON_COMPACT);
+		assert_true(strlen(t) < 1000);
+		free(t);
+	}
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+	    json_array_get(parts, 0), "partners"), 0)), "acme");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+	    json_array_get(parts, 1), "partners"), 0)), "beta");
+	json_decref(parts);
+	json_decref(sum);
+	config_free(a);
+}
+
 int
 main(void)
 {
@@ -393,6 +445,7 @@ main(void)
 		cmocka_unit_test(test_allowlist_changed),
 		cmocka_unit_test(test_password_role_limit_changed),
 		cmocka_unit_test(test_summary),
+		cmocka_unit_test(test_summary_parts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
