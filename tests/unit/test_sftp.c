@@ -48,6 +48,10 @@ struct env {
 	uint32_t	 ev_status;
 	int		 denials;		/* events with PERMISSION_DENIED */
 	int		 denials_seen;		/* ... checked by expect_denied */
+	/* access hook: the calls, the last one's report and path */
+	int		 accesses;
+	struct sftp_access acc;
+	char		 acc_path[PATH_MAX];
 	/* engine params; perms 0 here means PERM_ALL */
 	unsigned	 perms;
 	int64_t		 max_file_size;
@@ -89,6 +93,17 @@ hook_event(void *arg, const char *op, const char *path, const char *path2,
 		e->denials++;
 }
 
+static void
+hook_access(void *arg, const struct sftp_access *a)
+{
+	struct env *e = arg;
+
+	e->accesses++;
+	e->acc = *a;
+	snprintf(e->acc_path, sizeof(e->acc_path), "%s", a->path);
+	e->acc.path = e->acc_path;
+}
+
 static struct sftp *
 engine(struct env *e, uint32_t max_handles)
 {
@@ -103,6 +118,7 @@ engine(struct env *e, uint32_t max_handles)
 	p.hooks.arg = e;
 	p.hooks.file_complete = hook_complete;
 	p.hooks.event = hook_event;
+	p.hooks.access = hook_access;
 	return sftp_new(&p);
 }
 
@@ -1336,6 +1352,127 @@ test_read_cap_and_offsets(void **state)
 	free(d);
 }
 
+/* READ of len at off on h: the bytes returned (0 for EOF). */
+static size_t
+read_at(struct env *e, const struct hnd *h, uint64_t off, uint32_t len)
+{
+	struct pkt p = { 0 };
+	struct reply r;
+	uint32_t id = e->nextid++;
+	size_t n = 0;
+	char *got;
+
+	pk_begin(&p, SSH_FXP_READ, id);
+	pk_data(&p, h->b, h->len);
+	pk_u64(&p, off);
+	pk_u32(&p, len);
+	pk_end(&p);
+	assert_int_equal(feed(e, &p), 0);
+	pk_free(&p);
+	take(e, &r);
+	assert_int_equal(r.id, id);
+	if (r.type == SSH_FXP_DATA) {
+		got = r_str(&r, &n);
+		free(got);
+	} else {
+		assert_int_equal(r.type, SSH_FXP_STATUS);
+		assert_int_equal(r_u32(&r), SSH_FX_EOF);
+	}
+	r_free(&r);
+	return n;
+}
+
+/* READDIR on h until EOF: the names returned. */
+static uint32_t
+list_all(struct env *e, const struct hnd *h)
+{
+	struct reply r;
+	uint32_t id, total = 0;
+
+	for (;;) {
+		id = req_handle_only(e, SSH_FXP_READDIR, h);
+		take(e, &r);
+		assert_int_equal(r.id, id);
+		if (r.type == SSH_FXP_STATUS) {
+			r_free(&r);
+			return total;
+		}
+		assert_int_equal(r.type, SSH_FXP_NAME);
+		total += r_u32(&r);
+		r_free(&r);
+	}
+}
+
+/* hooks.access: once per read or directory handle, at CLOSE or sftp_free;
+ * never for a write handle nobody read from. */
+static void
+test_access_reports(void **state)
+{
+	struct env *e = *state;
+	uint8_t d[1000];
+	struct hnd h, hd;
+	uint32_t id, names;
+	char name[PATH_MAX];
+	int i;
+
+	do_init(e);
+	fill(d, sizeof(d), 7);
+	upload(e, "/f", d, sizeof(d), SSH_FX_OK);
+	assert_int_equal(e->accesses, 0);	/* an upload is not a read */
+
+	open_ok(e, "/f", SSH_FXF_READ, &h);
+	assert_int_equal(read_at(e, &h, 200, 600), 600);
+	assert_int_equal(read_at(e, &h, 800, 600), 200);
+	assert_int_equal(read_at(e, &h, 1000, 600), 0);	/* EOF: no bytes */
+	assert_int_equal(e->accesses, 0);	/* nothing per READ */
+	close_expect(e, &h, SSH_FX_OK);
+	assert_int_equal(e->accesses, 1);
+	assert_string_equal(e->acc.path, "f");
+	assert_int_equal(e->acc.dir, 0);
+	assert_int_equal(e->acc.at_end, 0);
+	assert_int_equal(e->acc.bytes, 800);
+	assert_int_equal(e->acc.reads, 2);
+	assert_int_equal(e->acc.first, 200);
+	assert_int_equal(e->acc.end, 1000);
+	assert_int_equal(e->acc.size, 1000);
+
+	/* opened and closed without a READ: reported, 0 bytes */
+	open_ok(e, "/f", SSH_FXF_READ, &h);
+	close_expect(e, &h, SSH_FX_OK);
+	assert_int_equal(e->accesses, 2);
+	assert_int_equal(e->acc.bytes, 0);
+	assert_int_equal(e->acc.reads, 0);
+	assert_int_equal(e->acc.first, -1);
+
+	/* a listing */
+	path_expect(e, SSH_FXP_MKDIR, "/dir", SSH_FX_OK);
+	for (i = 0; i < 150; i++) {
+		snprintf(name, sizeof(name), "%s/dir/n%03d", e->root, i);
+		write_file(name, "", 0600);
+	}
+	id = req_path(e, SSH_FXP_OPENDIR, "/dir");
+	expect_handle(e, id, &hd);
+	names = list_all(e, &hd);
+	assert_int_equal(names, 152);	/* . and .. too */
+	close_expect(e, &hd, SSH_FX_OK);
+	assert_int_equal(e->accesses, 3);
+	assert_string_equal(e->acc.path, "dir");
+	assert_int_equal(e->acc.dir, 1);
+	assert_int_equal(e->acc.entries, 152);
+	assert_int_equal(e->acc.reads, 2);	/* 100 + 52 */
+
+	/* the session ends with both kinds open: reported, at_end */
+	open_ok(e, "/f", SSH_FXF_READ, &h);
+	assert_int_equal(read_at(e, &h, 0, 10), 10);
+	id = req_path(e, SSH_FXP_OPENDIR, "/");
+	expect_handle(e, id, &hd);
+	sftp_free(e->s);
+	e->s = engine(e, 0);
+	assert_non_null(e->s);
+	assert_int_equal(e->accesses, 5);
+	assert_int_equal(e->acc.at_end, 1);
+}
+
 static void
 test_readdir(void **state)
 {
@@ -2134,6 +2271,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_init_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_enders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_access_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
