@@ -475,7 +475,7 @@ writer_open_trail(struct writer *w)
 		log_warnx("audit writer: the last record of %s cannot be read, "
 		    "so it is not sealed; run 'sluice audit verify %s'",
 		    w->path, w->path);
-	else if (torn == 1 || !live_fresh(w, &ch))
+	else if (ch.seq > 0 && (torn == 1 || !live_fresh(w, &ch)))
 		(void)writer_rotate(w, "restart", extra, NULL);
 	json_decref(extra);
 	flock(w->fd, LOCK_UN);
