@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit/audit_int.h"
@@ -35,8 +36,8 @@ hex64(const char *p)
 	return 1;
 }
 
-static void
-hex_decode32(const char *hex, uint8_t out[SHA256_LEN])
+void
+audit_hex_decode32(const char *hex, uint8_t out[SHA256_LEN])
 {
 	size_t i;
 	int hi, lo;
@@ -55,8 +56,8 @@ hex_decode32(const char *hex, uint8_t out[SHA256_LEN])
  * length of PREFIX, copies the stored hash to `stored` and the MAC (or "")
  * to `mac`, or -1 if the line does not end either way.
  */
-static ssize_t
-record_split(const char *line, size_t len, char stored[SHA256_HEX],
+ssize_t
+audit_record_split(const char *line, size_t len, char stored[SHA256_HEX],
     char mac[SHA256_HEX])
 {
 	static const char htag[] = ",\"hash\":\"", mtag[] = "\",\"mac\":\"";
@@ -342,22 +343,28 @@ int
 audit_tail(int fd, struct audit_chain *ch, off_t *size)
 {
 	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	*size = st.st_size;
+	return audit_tail_at(fd, st.st_size, ch);
+}
+
+int
+audit_tail_at(int fd, off_t end, struct audit_chain *ch)
+{
 	char *buf = NULL, *line, mac[SHA256_HEX];
-	off_t end, start, win;
+	off_t start, win;
 	size_t len;
 	ssize_t n;
 	json_t *rec = NULL;
 	json_error_t jerr;
 	int rc = -1;
 
-	if (fstat(fd, &st) == -1)
-		return -1;
-	*size = st.st_size;
 	memset(ch, 0, sizeof(*ch));
 	memcpy(ch->prev, zero_hash, SHA256_HEX);
-	if (st.st_size == 0)
+	if (end == 0)
 		return 0;
-	end = st.st_size;
 	/* Most records are well under 8 KiB: look there first. */
 	for (win = 8192;; win = AUDIT_MAX_LINE + 1) {
 		start = end > win ? end - win : 0;
@@ -383,15 +390,18 @@ audit_tail(int fd, struct audit_chain *ch, off_t *size)
 		if (win == AUDIT_MAX_LINE + 1)
 			goto fail;
 	}
-	if (record_split(line, strlen(line), ch->prev, mac) == -1)
+	if (audit_record_split(line, strlen(line), ch->prev, mac) == -1)
 		goto fail;
 	if ((rec = json_loads(line, 0, &jerr)) == NULL ||
 	    !json_is_integer(json_object_get(rec, "seq")))
 		goto fail;
 	ch->seq = json_integer_value(json_object_get(rec, "seq"));
+	ch->sealed = json_is_string(json_object_get(rec, "event")) &&
+	    strcmp(json_string_value(json_object_get(rec, "event")),
+	    "audit.seal") == 0;
 	if (mac[0] != '\0') {
 		ch->keyed = 1;
-		hex_decode32(mac, ch->mac);
+		audit_hex_decode32(mac, ch->mac);
 	}
 	rc = 0;
 fail:
@@ -400,26 +410,62 @@ fail:
 	return rc;
 }
 
+void
+audit_ts_now(char *buf, size_t len)
+{
+	struct timespec tv;
+	struct tm tm;
+	char day[32];
+
+	clock_gettime(CLOCK_REALTIME, &tv);
+	gmtime_r(&tv.tv_sec, &tm);
+	if (strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		day[0] = '\0';
+	(void)xsnprintf(buf, len, "%s.%06ldZ", day, tv.tv_nsec / 1000);
+}
+
+void
+audit_host_default(char out[AUDIT_HOST_MAX + 1])
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	char host[256];
+	size_t i;
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		(void)xstrlcpy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	for (i = 0; host[i] != '\0' && i < AUDIT_HOST_MAX; i++)
+		out[i] = strchr(ok, host[i]) != NULL ? host[i] : '-';
+	out[i] = '\0';
+}
+
 char *
-audit_seal(const struct audit_key *key, struct audit_chain *ch,
-    const char *event, json_t *fields, size_t *lenp)
+audit_seal(const struct audit_key *key, const char *host,
+    struct audit_chain *ch, const char *event, json_t *fields, size_t *lenp)
 {
 	json_t *rec, *v;
 	char ts[40], hash[SHA256_HEX], machex[SHA256_HEX];
-	char *line = NULL, *full = NULL;
+	char *line = NULL, *full = NULL, hbuf[AUDIT_HOST_MAX + 1];
 	uint8_t h[SHA256_LEN], m[SHA256_LEN];
 	const char *k;
 	size_t len;
 
-	iso8601_ms(now_ms(), ts, sizeof(ts));
+	audit_ts_now(ts, sizeof(ts));
+	if (host == NULL) {
+		audit_host_default(hbuf);
+		host = hbuf;
+	}
 	if ((rec = json_object()) == NULL)
 		return NULL;
 	json_object_set_new(rec, "seq", json_integer(ch->seq + 1));
 	json_object_set_new(rec, "ts", json_string(ts));
+	json_object_set_new(rec, "host", json_string(host));
 	json_object_set_new(rec, "event", json_string(event));
 	if (json_is_object(fields)) {
 		json_object_foreach(fields, k, v) {
 			if (strcmp(k, "seq") == 0 || strcmp(k, "ts") == 0 ||
+			    strcmp(k, "host") == 0 ||
 			    strcmp(k, "event") == 0 || strcmp(k, "prev") == 0 ||
 			    strcmp(k, "kid") == 0 || strcmp(k, "hash") == 0 ||
 			    strcmp(k, "mac") == 0)
@@ -462,6 +508,7 @@ audit_seal(const struct audit_key *key, struct audit_chain *ch,
 		ch->keyed = 0;
 	memcpy(ch->prev, hash, SHA256_HEX);
 	ch->seq++;
+	ch->sealed = strcmp(event, "audit.seal") == 0;
 	*lenp = strlen(full);
 fail:
 	free(line);
@@ -483,6 +530,7 @@ struct audit {
 					   connection that broke before SYNC */
 	struct audit_key *key;		/* file: owned; NULL: no key */
 	char		*keypath;	/* file: where the key is (for messages) */
+	char		*host;		/* file: owned; NULL: gethostname() */
 };
 
 struct audit *
@@ -519,6 +567,17 @@ audit_set_key(struct audit *a, const char *keypath)
 			log_debug("audit: no audit key at %s yet", keypath);
 		return -1;
 	}
+	return 0;
+}
+
+int
+audit_set_host(struct audit *a, const char *host)
+{
+	if (a == NULL || a->mode != AUDIT_FILE || host == NULL)
+		return 0;
+	free(a->host);
+	if ((a->host = strdup(host)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -781,8 +840,48 @@ audit_close(struct audit *a)
 		close(a->fd);
 	audit_key_free(a->key);
 	free(a->keypath);
+	free(a->host);
 	free(a->path);
 	free(a);
+}
+
+/*
+ * Locks the live trail. The writer may have sealed the file this handle
+ * opened and moved it to the segments directory since: then the path names
+ * a new file, and the handle reopens it (a sealed segment is never
+ * appended to). 0 or -1 (logged).
+ */
+static int
+file_lock_live(struct audit *a)
+{
+	struct stat fst, pst;
+	int i, fd;
+
+	for (i = 0; i < 8; i++) {
+		if (audit_lock(a->fd, a->path) == -1)
+			return -1;
+		if (fstat(a->fd, &fst) == -1) {
+			log_warn("audit: %s", a->path);
+			break;
+		}
+		if (stat(a->path, &pst) == 0 && pst.st_dev == fst.st_dev &&
+		    pst.st_ino == fst.st_ino)
+			return 0;
+		flock(a->fd, LOCK_UN);
+		if (a->dirty && fdatasync(a->fd) == -1) {
+			log_warn("audit: fdatasync %s", a->path);
+			return -1;
+		}
+		a->dirty = 0;
+		if ((fd = audit_file_open(a->path)) == -1)
+			return -1;
+		close(a->fd);
+		a->fd = fd;
+	}
+	flock(a->fd, LOCK_UN);
+	log_warnx("audit: %s keeps changing under this process; is another "
+	    "program moving it?", a->path);
+	return -1;
 }
 
 int
@@ -806,11 +905,18 @@ audit_emit(struct audit *a, const char *event, json_t *fields)
 		rc = client_emit(a, event, fields);
 		goto fail;
 	}
-	if (audit_lock(a->fd, a->path) == -1)
+	if (file_lock_live(a) == -1)
 		goto fail;
 	locked = 1;
 	if (audit_tail(a->fd, &ch, &size) == -1) {
 		log_warn("audit: cannot read the last record of %s", a->path);
+		goto fail;
+	}
+	if (ch.sealed) {
+		log_warnx("audit: %s ends with an audit.seal record: the audit "
+		    "writer sealed it and stopped before it started the next "
+		    "segment, so %s is not appended there; start the gateway "
+		    "(its writer finishes the rotation)", a->path, event);
 		goto fail;
 	}
 	if (ch.keyed && a->key == NULL) {
@@ -821,7 +927,8 @@ audit_emit(struct audit *a, const char *event, json_t *fields)
 		    "(none given)", event);
 		goto fail;
 	}
-	if ((full = audit_seal(a->key, &ch, event, fields, &len)) == NULL)
+	if ((full = audit_seal(a->key, a->host, &ch, event, fields, &len)) ==
+	    NULL)
 		goto fail;
 	n = write(a->fd, full, len);
 	if (n < 0 || (size_t)n != len) {
@@ -925,175 +1032,45 @@ fail:
 	return -1;
 }
 
-/* The key of keys[0..n) with this kid, or NULL. */
-static const struct audit_key *
-key_find(struct audit_key *const *keys, size_t n, const char *kid)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(keys[i]->kid, kid) == 0)
-			return keys[i];
-	return NULL;
-}
-
 int
-audit_verify_keys(const char *path, struct audit_key *const *keys,
-    size_t nkeys, FILE *out)
+audit_rotate_key(const char *sockpath, const char *operator_name)
 {
-	FILE *f;
-	char *line = NULL, prev[SHA256_HEX], stored[SHA256_HEX], hex[SHA256_HEX];
-	char machex[SHA256_HEX], given[128];
-	const struct audit_key *k;
-	size_t cap = 0, i;
-	ssize_t n, plen;
-	int64_t lineno = 0, seq, nkeyed = 0, firstkeyed = 0;
-	uint8_t h[SHA256_LEN], prevmac[SHA256_LEN], m[SHA256_LEN];
-	json_t *rec = NULL, *p, *kid;
-	json_error_t jerr;
+	struct audit a;
+	struct audit_msg h = { AUDIT_MSG_ROTATE_KEY, AUDIT_F_ACK };
+	json_t *body;
+	char *text = NULL, *msg = NULL;
+	uint32_t status;
+	size_t tlen;
 	int rc = 1;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		fprintf(out, "%s: %s\n", path, strerror(errno));
-		return 2;
+	memset(&a, 0, sizeof(a));
+	a.mode = AUDIT_CLIENT;
+	a.path = (char *)sockpath;
+	if ((a.fd = client_dial(sockpath, 1)) == -1)
+		return -1;
+	body = json_pack("{s:s?}", "operator", operator_name);
+	if (body == NULL || (text = json_dumps(body, JSON_COMPACT)) == NULL ||
+	    (tlen = strlen(text)) + sizeof(h) > AUDIT_MAX_LINE ||
+	    (msg = malloc(sizeof(h) + tlen)) == NULL) {
+		log_warnx("audit: cannot encode the rotate-key request");
+		goto fail;
 	}
-	given[0] = '\0';
-	for (i = 0; i < nkeys; i++) {
-		if (i > 0)
-			xstrlcat(given, ", ", sizeof(given));
-		xstrlcat(given, keys[i]->kid, sizeof(given));
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), text, tlen);
+	if (client_send(&a, msg, sizeof(h) + tlen) == -1 ||
+	    client_wait(&a, &status) == -1)
+		goto fail;
+	if (status != AUDIT_OK) {
+		log_warnx("audit: the audit writer did not rotate the key: %s",
+		    audit_status_str(status));
+		goto fail;
 	}
-	memcpy(prev, zero_hash, SHA256_HEX);
-	memset(prevmac, 0, sizeof(prevmac));
-	while ((n = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		json_decref(rec);
-		rec = NULL;
-		if (n == 0 || line[n - 1] != '\n') {
-			fprintf(out, "%s:%lld: record is not terminated by a "
-			    "newline (torn write or truncation)\n", path,
-			    (long long)lineno);
-			goto done;
-		}
-		line[--n] = '\0';
-		if ((size_t)n != strlen(line)) {
-			fprintf(out, "%s:%lld: record contains a NUL byte\n",
-			    path, (long long)lineno);
-			goto done;
-		}
-		if ((plen = record_split(line, (size_t)n, stored, machex)) == -1) {
-			fprintf(out, "%s:%lld: record has no \"hash\" seal at "
-			    "its end\n", path, (long long)lineno);
-			goto done;
-		}
-		if (sha256_buf(line, (size_t)plen, h) != 0)
-			goto done;
-		hex_encode(h, sizeof(h), hex);
-		if (strcmp(hex, stored) != 0) {
-			fprintf(out, "%s:%lld: record was altered: its content "
-			    "does not match its \"hash\"\n", path,
-			    (long long)lineno);
-			goto done;
-		}
-		if ((rec = json_loads(line, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-			fprintf(out, "%s:%lld: not a JSON record: %s\n", path,
-			    (long long)lineno, jerr.text);
-			goto done;
-		}
-		p = json_object_get(rec, "prev");
-		seq = json_integer_value(json_object_get(rec, "seq"));
-		if (!json_is_string(p) || strcmp(json_string_value(p), prev) != 0) {
-			fprintf(out, "%s:%lld: chain broken: \"prev\" does not "
-			    "match the hash of the record before it (a record was "
-			    "removed, inserted or reordered)\n", path,
-			    (long long)lineno);
-			goto done;
-		}
-		if (seq != lineno) {
-			fprintf(out, "%s:%lld: sequence number %lld, expected "
-			    "%lld\n", path, (long long)lineno, (long long)seq,
-			    (long long)lineno);
-			goto done;
-		}
-		kid = json_object_get(rec, "kid");
-		if (machex[0] == '\0') {
-			if (nkeyed > 0) {
-				fprintf(out, "%s:%lld: record has no \"mac\" "
-				    "after keyed records (its MAC was stripped, "
-				    "or a process without the key appended it)\n",
-				    path, (long long)lineno);
-				goto done;
-			}
-		} else {
-			if (!json_is_string(kid) ||
-			    strlen(json_string_value(kid)) != AUDIT_KID_HEX - 1) {
-				fprintf(out, "%s:%lld: keyed record has no valid "
-				    "\"kid\"\n", path, (long long)lineno);
-				goto done;
-			}
-			if (nkeyed++ == 0)
-				firstkeyed = lineno;
-			if (nkeys > 0) {
-				k = key_find(keys, nkeys, json_string_value(kid));
-				if (k == NULL) {
-					fprintf(out, "%s:%lld: wrong key: the record "
-					    "was MAC'd with key id %s, and no --key "
-					    "given has that id (given: %s)\n", path,
-					    (long long)lineno,
-					    json_string_value(kid), given);
-					goto done;
-				}
-				if (audit_mac(k, prevmac, line, (size_t)plen, m) != 0)
-					goto done;
-				hex_encode(m, sizeof(m), hex);
-				if (CRYPTO_memcmp(hex, machex, 64) != 0) {
-					fprintf(out, "%s:%lld: MAC does not match "
-					    "(key id %s): this record was changed, "
-					    "or one before it removed, inserted or "
-					    "reordered, by someone without the key\n",
-					    path, (long long)lineno, k->kid);
-					goto done;
-				}
-			}
-			hex_decode32(machex, prevmac);
-		}
-		memcpy(prev, stored, SHA256_HEX);
-	}
-	if (ferror(f)) {
-		fprintf(out, "%s: read error: %s\n", path, strerror(errno));
-		rc = 2;
-		goto done;
-	}
-	if (nkeys > 0 && nkeyed == 0 && lineno > 0) {
-		fprintf(out, "%s:1: no record carries a MAC: the trail was not "
-		    "written with a key, or its MACs were stripped\n", path);
-		goto done;
-	}
-	if (nkeys == 0)
-		fprintf(out, "%s: %lld records, chain intact, last hash %s; "
-		    "MACs not checked (no --key given; %lld records carry "
-		    "one)\n", path, (long long)lineno, prev, (long long)nkeyed);
-	else if (firstkeyed > 1)
-		fprintf(out, "%s: %lld records, chain intact, MACs good (key "
-		    "ids %s) from line %lld; lines 1-%lld have no MAC (written "
-		    "before the key) and are bound by the hash chain to the MAC "
-		    "of line %lld; last hash %s\n", path, (long long)lineno,
-		    given, (long long)firstkeyed, (long long)firstkeyed - 1,
-		    (long long)firstkeyed, prev);
-	else
-		fprintf(out, "%s: %lld records, chain intact, MACs good (key "
-		    "ids %s), last hash %s\n", path, (long long)lineno, given,
-		    prev);
 	rc = 0;
-done:
-	json_decref(rec);
-	free(line);
-	fclose(f);
+fail:
+	if (a.fd != -1)
+		close(a.fd);
+	free(msg);
+	free(text);
+	json_decref(body);
 	return rc;
-}
-
-int
-audit_verify(const char *path, FILE *out)
-{
-	return audit_verify_keys(path, NULL, 0, out);
 }

@@ -5,7 +5,8 @@
  * can extend.
  *
  * A record reads (keys in this order):
- *   {"seq":N,"ts":"2026-11-22T02:52:13.123Z","event":"file.received",
+ *   {"seq":N,"ts":"2026-11-22T02:52:13.123456Z","host":"gw1",
+ *    "event":"file.received",
  *    ...fields...,"prev":"<64 hex>","kid":"<8 hex>","hash":"<64 hex>",
  *    "mac":"<64 hex>"}
  * Call PREFIX the line's bytes before ',"hash":'. "hash" is the SHA-256 of
@@ -18,8 +19,18 @@
  * the SHA-256 of the key's bytes). PREFIX holds "prev" and "kid", so a MAC
  * also binds every record before it (through the hash chain) and the key
  * id. Without the key nobody can edit, insert, remove or reorder a record
- * and make the MACs match again. Records cut off the end are not detected
- * yet (that needs seals).
+ * and make the MACs match again.
+ *
+ * Segments: the trail is the live file cfg->audit_path plus sealed
+ * segments in cfg->audit_segments_dir, named audit-<first seq>-<seal's
+ * seq>.jsonl (%012lld each). The writer seals the live file when it passes
+ * audit.segment_max or audit.segment_age (between groups) and when it
+ * starts and finds records there (reason "restart"): it appends an
+ * audit.seal record (count, first_seq, last_seq, final_mac: see
+ * docs/audit.md), links the file into the segments directory and puts a
+ * new live file in its place whose first record, audit.open, chains from
+ * the seal. So records cut off a sealed segment are detected; see
+ * audit_verify_trail.
  *
  * The key is the file cfg->audit_key_path (config audit.key, default
  * state_dir/audit.key): 32 random bytes, mode 0400, owned by the service
@@ -27,10 +38,10 @@
  * start with a key that is not its own or that group or others may read.
  * Records written without a key (a trail from before keys, or a writer run
  * without audit_key_path, as in tests) have neither "kid" nor "mac"; once a
- * record carries a MAC, every later one must. Rotating the key: stop the
- * gateway, move audit.key aside (keep it: verify needs it for the older
- * records), start again; the new key's records go on from the last MAC
- * under a new kid.
+ * record carries a MAC, every later one must. Rotating the key: `sluice
+ * audit rotate-key` (audit_rotate_key); old keys are kept in
+ * <dirname(audit.key)>/audit.keys/<kid>.key and the new key's records go on
+ * from the last MAC under a new kid.
  *
  * One process, the audit writer (audit_writer_run), is the trail's only
  * writer when sluice runs as a service: every other role sends it records
@@ -174,17 +185,53 @@ const char *audit_key_id(const struct audit_key *);
 void audit_key_free(struct audit_key *);
 
 /*
- * Walks the chains of path. Returns 0 and prints "PATH: N records, chain
- * intact, ..." to out, or 1 and prints "PATH:LINE: why" for the first bad
- * record (2 if the file cannot be read). With keys (nkeys > 0; borrowed) it
- * checks every record's MAC with the key its "kid" names: a bad MAC, a kid
- * none of the keys has (a wrong key), a record without a MAC after keyed
- * records, or a trail without any MAC is bad. Without keys it checks the
- * hash chain only and says on its summary line that MACs were not checked.
+ * Walks the chains of path (a file; audit_verify_trail for more). Returns 0
+ * and prints "PATH: N records, chain intact, ..." to out, or 1 and prints
+ * "PATH:LINE: why" for the first bad record (2 if the file cannot be read).
+ * With keys (nkeys > 0; borrowed) it checks every record's MAC with the key
+ * its "kid" names: a bad MAC, a kid none of the keys has (a wrong key), a
+ * record without a MAC after keyed records, or a trail without any MAC is
+ * bad. Without keys it checks the hash chain only and says on its summary
+ * line that MACs were not checked. A file that starts with audit.open after
+ * seq 1 (a segment, or the live file after a rotation) is checked from
+ * there on (the summary says so).
  */
 int audit_verify_keys(const char *path, struct audit_key *const *keys,
     size_t nkeys, FILE *out);
 /* audit_verify_keys without keys. */
 int audit_verify(const char *path, FILE *out);
+
+/*
+ * The trail in paths[0..npaths) as one chain (verify.c has the rules): each
+ * path is a file, or a directory standing for its sealed segments
+ * (audit-<first>-<last>.jsonl) in name order; give the segments first and
+ * the live file last. Returns and prints as audit_verify_keys, naming the
+ * first bad record, a cut tail (a sealed segment without its seal, or
+ * shorter than it), a missing segment (a seq gap), a repeated or swapped
+ * one. With AUDIT_VERIFY_SKIP_MISSING a path that does not exist is
+ * skipped (a segments directory not made yet).
+ */
+#define AUDIT_VERIFY_SKIP_MISSING	0x1
+int audit_verify_trail(const char *const *paths, size_t npaths,
+    struct audit_key *const *keys, size_t nkeys, int flags, FILE *out);
+
+/*
+ * Asks the writer listening at sockpath to rotate the audit key: it seals
+ * the live segment (reason "rotate-key"), keeps the old key as
+ * <dirname(audit.key)>/audit.keys/<kid>.key, makes a new audit.key and
+ * records audit.key_rotated with operator (the caller's user name; may be
+ * NULL) and the caller's uid. Only root and the writer's own user may ask.
+ * Returns 0 once done, -1 with errno set if no writer answers at sockpath
+ * (nothing was rotated: keys are never rotated offline), or 1 if the writer
+ * refused or failed (logged; see the writer's log).
+ */
+int audit_rotate_key(const char *sockpath, const char *operator_name);
+
+/*
+ * Sets the "host" of the records a file-mode handle appends (the writer
+ * takes cfg->audit_host_id); default gethostname(). host is copied. A
+ * no-op in client mode. 0 or -1.
+ */
+int audit_set_host(struct audit *, const char *host);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "audit/audit_int.h"
@@ -48,6 +50,7 @@ struct client {
 	int		 closing;	/* close once the batch is done */
 	uint32_t	 acks[WRITER_MAX_ACKS];	/* ring of unsent replies */
 	unsigned	 ahead, alen;
+	int		 paused;	/* sent ROTATE_KEY: read no more this round */
 };
 
 struct entry {
@@ -60,8 +63,18 @@ struct entry {
 };
 
 struct writer {
+	const struct config *cfg;
 	const char	*path;
-	int		 fd;		/* the trail */
+	int		 fd;		/* the live trail */
+	char		 segdir[PATH_MAX];	/* sealed segments */
+	char		 host[AUDIT_HOST_MAX + 1];
+	int64_t		 segmax;	/* bytes; 0: no rotation by size */
+	int64_t		 segage_ms;	/* 0: no rotation by age */
+	int64_t		 opened_ms;	/* when the live segment (or the
+					   writer) started, wall clock */
+	int64_t		 rot_retry;	/* mono_ms: no size/age rotation
+					   before (after a failed one) */
+	int		 syslog;	/* forward records (a facility; 0: no) */
 	struct audit_key *key;		/* owned; NULL: no audit_key_path */
 	int		 listenfd;
 	uid_t		 self;
@@ -186,6 +199,49 @@ batch_refused(struct writer *w, struct client *c, const char *event)
 	e->status = AUDIT_OK;
 }
 
+/*
+ * A ROTATE_KEY message: queued in the batch and done once the records
+ * before it are stored (batch_commit). Only root and the writer's own user
+ * may ask; a refused request is recorded as audit.refused.
+ */
+static void
+rotate_message(struct writer *w, struct client *c, const struct audit_msg *h,
+    const char *body, size_t n)
+{
+	struct entry *e;
+	json_t *msg = NULL, *op;
+	json_error_t jerr;
+
+	if (h->flags != AUDIT_F_ACK) {
+		client_bad(c, "ROTATE_KEY without the ack flag");
+		return;
+	}
+	if (n > 0 && ((msg = json_loadb(body, n, JSON_REJECT_DUPLICATES,
+	    &jerr)) == NULL || !json_is_object(msg) ||
+	    ((op = json_object_get(msg, "operator")) != NULL &&
+	    !json_is_string(op)))) {
+		json_decref(msg);
+		client_bad(c, "ROTATE_KEY body is not {\"operator\":\"...\"}");
+		return;
+	}
+	e = &w->batch[w->nbatch++];
+	memset(e, 0, sizeof(*e));
+	e->c = c;
+	e->type = AUDIT_MSG_ROTATE_KEY;
+	e->flags = h->flags;
+	e->msg = msg;
+	e->event = "audit.rotate-key";
+	e->status = AUDIT_OK;
+	c->paused = 1;
+	if (c->uid != 0 && c->uid != w->self) {
+		log_warnx("audit writer: refused a key rotation asked by pid %ld "
+		    "uid %u: only root and uid %u may rotate the audit key",
+		    (long)c->pid, (unsigned)c->uid, (unsigned)w->self);
+		e->status = AUDIT_ERR_REFUSED;
+		batch_refused(w, c, e->event);
+	}
+}
+
 /* Decodes one message into the batch; a bad one closes the client. */
 static void
 client_message(struct writer *w, struct client *c, const char *buf, size_t n)
@@ -215,6 +271,10 @@ client_message(struct writer *w, struct client *c, const char *buf, size_t n)
 		memset(e, 0, sizeof(*e));
 		e->c = c;
 		e->type = AUDIT_MSG_SYNC;
+		return;
+	}
+	if (h.type == AUDIT_MSG_ROTATE_KEY) {
+		rotate_message(w, c, &h, buf + sizeof(h), n - sizeof(h));
 		return;
 	}
 	if (h.type != AUDIT_MSG_RECORD) {
@@ -278,7 +338,9 @@ client_read(struct writer *w, struct client *c)
 	ssize_t n;
 	int i;
 
-	for (i = 0; i < WRITER_ROUND_MSGS && !c->closing && !batch_full(w); i++) {
+	c->paused = 0;
+	for (i = 0; i < WRITER_ROUND_MSGS && !c->closing && !c->paused &&
+	    !batch_full(w); i++) {
 		iov.iov_base = w->in;
 		iov.iov_len = AUDIT_MAX_LINE + 1;
 		memset(&mh, 0, sizeof(mh));
@@ -339,6 +401,230 @@ out_add(struct writer *w, const char *line, size_t len)
 }
 
 /*
+ * Seals the live trail (w->fd, locked) into a segment and goes on with the
+ * new live file, locked in its turn. 0, or -1 (logged; w->fd unchanged).
+ */
+static int
+writer_rotate(struct writer *w, const char *reason, json_t *extra,
+    const struct audit_key *newkey)
+{
+	struct audit_rotation r;
+	char name[80];
+	int fd;
+
+	memset(&r, 0, sizeof(r));
+	r.live = w->path;
+	r.segdir = w->segdir;
+	r.host = w->host;
+	r.key = w->key;
+	r.newkey = newkey;
+	r.reason = reason;
+	r.extra = extra;
+	r.syslog = w->syslog;
+	if ((fd = audit_rotate(&r, w->fd, name, sizeof(name))) == -1)
+		return -1;
+	if (audit_lock(fd, w->path) == -1)
+		log_warnx("audit writer: going on without the lock of %s",
+		    w->path);
+	flock(w->fd, LOCK_UN);
+	close(w->fd);
+	w->fd = fd;
+	w->opened_ms = now_ms();
+	log_info("audit writer: sealed %s/%s (%s)", w->segdir, name, reason);
+	return 0;
+}
+
+/* 1 if the live trail holds nothing but its audit.open (or nothing). */
+static int
+live_fresh(struct writer *w, const struct audit_chain *ch)
+{
+	char ts[64], event[AUDIT_MAX_EVENT + 1];
+	int64_t fseq;
+
+	if (ch->seq == 0)
+		return 1;
+	if (ch->sealed || audit_first_record(w->fd, &fseq, ts, sizeof(ts),
+	    event, sizeof(event)) == -1)
+		return 0;
+	return fseq == ch->seq && strcmp(event, "audit.open") == 0;
+}
+
+/*
+ * Opens the live trail at start. Records there from before (the writer
+ * stopped or was killed) are sealed into a segment (reason "restart"),
+ * after a torn last record is saved aside and cut off (audit_torn_cut).
+ * 0, or -1 if the trail cannot be opened.
+ */
+static int
+writer_open_trail(struct writer *w)
+{
+	struct audit_rotation r;
+	struct audit_chain ch;
+	json_t *extra = NULL;
+	off_t size;
+	int torn;
+
+	if ((w->fd = audit_file_open(w->path)) == -1 ||
+	    audit_lock(w->fd, w->path) == -1)
+		return -1;
+	memset(&r, 0, sizeof(r));
+	r.live = w->path;
+	r.segdir = w->segdir;
+	if ((torn = audit_torn_cut(&r, w->fd, &extra)) == -1 ||
+	    audit_tail(w->fd, &ch, &size) == -1)
+		log_warnx("audit writer: the last record of %s cannot be read, "
+		    "so it is not sealed; run 'sluice audit verify %s'",
+		    w->path, w->path);
+	else if (ch.seq > 0 && (torn == 1 || !live_fresh(w, &ch)))
+		(void)writer_rotate(w, "restart", extra, NULL);
+	json_decref(extra);
+	flock(w->fd, LOCK_UN);
+	w->opened_ms = now_ms();
+	return 0;
+}
+
+/* Between groups: seals the live trail past segment_max or segment_age. */
+static void
+rotate_due(struct writer *w)
+{
+	struct audit_chain ch;
+	struct stat st;
+	off_t size;
+	int bysize;
+
+	if ((w->segmax == 0 && w->segage_ms == 0) || mono_ms() < w->rot_retry ||
+	    fstat(w->fd, &st) == -1)
+		return;
+	bysize = w->segmax > 0 && st.st_size >= w->segmax;
+	if (!bysize && (w->segage_ms == 0 ||
+	    now_ms() - w->opened_ms < w->segage_ms))
+		return;
+	if (audit_lock(w->fd, w->path) == -1)
+		return;
+	if (audit_tail(w->fd, &ch, &size) == -1)
+		w->rot_retry = mono_ms() + 60000;
+	else if (live_fresh(w, &ch))
+		w->opened_ms = now_ms();
+	else if (writer_rotate(w, bysize ? "size" : "age", NULL, NULL) == -1)
+		w->rot_retry = mono_ms() + 60000;
+	flock(w->fd, LOCK_UN);
+}
+
+/* Appends one record of the writer's own; 0 or -1 (logged). */
+static int
+own_record(struct writer *w, const char *event, json_t *fields)
+{
+	struct audit_chain ch;
+	char *line = NULL;
+	off_t size;
+	size_t len;
+	int rc = -1;
+
+	if (fields == NULL || audit_lock(w->fd, w->path) == -1)
+		goto fail;
+	if (audit_tail(w->fd, &ch, &size) == -1 ||
+	    (line = audit_seal(w->key, w->host, &ch, event, fields, &len)) ==
+	    NULL || write_all(w->fd, line, len) == -1 ||
+	    fdatasync(w->fd) == -1)
+		log_warn("audit writer: cannot record %s in %s", event, w->path);
+	else {
+		if (w->syslog)
+			syslog(LOG_INFO | w->syslog, "%.*s", (int)len - 1, line);
+		rc = 0;
+	}
+	flock(w->fd, LOCK_UN);
+fail:
+	free(line);
+	json_decref(fields);
+	return rc;
+}
+
+/* An operator name from a ROTATE_KEY message, or "?" if it has none. */
+static const char *
+operator_name(const struct entry *e)
+{
+	json_t *op = json_object_get(e->msg, "operator");
+	const char *s = json_is_string(op) ? json_string_value(op) : "";
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-");
+
+	return n > 0 && n <= 64 && s[n] == '\0' ? s : "?";
+}
+
+/*
+ * Keeps the key as audit.keys/<kid>.key beside it, puts a new key in its
+ * place, seals the live segment with the old key (the next one starts with
+ * the new key) and records audit.key_rotated. An AUDIT_* status.
+ */
+static uint32_t
+key_rotate(struct writer *w, const struct entry *e)
+{
+	const char *kp = w->cfg->audit_key_path;
+	char dir[PATH_MAX], keys[PATH_MAX], old[PATH_MAX], next[PATH_MAX];
+	char oldkid[AUDIT_KID_HEX], *slash;
+	struct audit_key *nk;
+
+	if (w->key == NULL || kp == NULL) {
+		log_warnx("audit writer: no audit key to rotate");
+		return AUDIT_ERR_INVALID;
+	}
+	(void)xstrlcpy(oldkid, audit_key_id(w->key), sizeof(oldkid));
+	if (xstrlcpy(dir, kp, sizeof(dir)) >= sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL)
+		return AUDIT_ERR_INVALID;
+	slash[slash == dir ? 1 : 0] = '\0';
+	if (xsnprintf(keys, sizeof(keys), "%s/audit.keys", dir) < 0 ||
+	    xsnprintf(old, sizeof(old), "%s/%s.key", keys, oldkid) < 0 ||
+	    xsnprintf(next, sizeof(next), "%s.next", kp) < 0)
+		return AUDIT_ERR_INVALID;
+	if (mkdir_p(keys, 0700) == -1 ||
+	    (link(kp, old) == -1 && errno != EEXIST) || fsync_dir(keys) == -1) {
+		log_warn("audit writer: cannot keep the old key as %s; the key "
+		    "was not rotated", old);
+		return AUDIT_ERR_IO;
+	}
+	(void)unlink(next);
+	if ((nk = audit_key_create(next)) == NULL)
+		return AUDIT_ERR_IO;
+	if (rename(next, kp) == -1) {
+		log_warn("audit writer: cannot move %s to %s; the key was not "
+		    "rotated", next, kp);
+		(void)unlink(next);
+		audit_key_free(nk);
+		return AUDIT_ERR_IO;
+	}
+	(void)fsync_dir(dir);
+	if (audit_lock(w->fd, w->path) == 0) {
+		if (writer_rotate(w, "rotate-key", NULL, nk) == -1)
+			log_warnx("audit writer: the key was rotated but %s was "
+			    "not sealed", w->path);
+		flock(w->fd, LOCK_UN);
+	}
+	audit_key_free(w->key);
+	w->key = nk;
+	log_info("audit writer: rotated the audit key: %s kept as %s, new key "
+	    "id %s", oldkid, old, audit_key_id(nk));
+	(void)own_record(w, "audit.key_rotated", json_pack("{s:s,s:s,s:s,s:I,"
+	    "s:I,s:s}", "old_kid", oldkid, "new_kid", audit_key_id(nk),
+	    "operator", operator_name(e), "uid", (json_int_t)e->c->uid, "pid",
+	    (json_int_t)e->c->pid, "kept_as", old));
+	return AUDIT_OK;
+}
+
+/* Sends every line of w->out to syslog (audit.syslog). */
+static void
+forward_lines(struct writer *w)
+{
+	const char *p = w->out, *end = w->out + w->outlen, *nl;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		syslog(LOG_INFO | w->syslog, "%.*s", (int)(nl - p), p);
+	}
+}
+
+/*
  * Appends the batch's records under one flock, one fdatasync. Sets each
  * record's status. -1 if the fdatasync failed (the writer must stop).
  */
@@ -365,12 +651,17 @@ batch_append(struct writer *w)
 		    "'sluice audit verify %s'", w->path, w->path);
 		goto unlock;
 	}
+	/* A rotation that failed after its seal: finish it first. */
+	if (ch.sealed && (writer_rotate(w, "restart", NULL, NULL) == -1 ||
+	    audit_tail(w->fd, &ch, &size) == -1))
+		goto unlock;
 	w->outlen = 0;
 	for (i = 0; i < w->nbatch; i++) {
 		e = &w->batch[i];
 		if (e->type != AUDIT_MSG_RECORD || e->status != AUDIT_OK)
 			continue;
-		line = audit_seal(w->key, &ch, e->event, e->fields, &len);
+		line = audit_seal(w->key, w->host, &ch, e->event, e->fields,
+		    &len);
 		if (line == NULL) {
 			e->status = AUDIT_ERR_INVALID;
 			continue;
@@ -381,7 +672,8 @@ batch_append(struct writer *w)
 			goto truncate;
 		}
 		free(line);
-		if (w->outlen >= WRITER_OUT_FLUSH) {
+		/* Forwarded records are kept until they are durable. */
+		if (!w->syslog && w->outlen >= WRITER_OUT_FLUSH) {
 			if (write_all(w->fd, w->out, w->outlen) == -1)
 				goto werr;
 			w->outlen = 0;
@@ -389,13 +681,15 @@ batch_append(struct writer *w)
 	}
 	if (w->outlen > 0 && write_all(w->fd, w->out, w->outlen) == -1)
 		goto werr;
-	w->outlen = 0;
 	if (fdatasync(w->fd) == -1) {
 		log_warn("audit writer: fdatasync %s; stopping: what was "
 		    "written since the last good sync cannot be trusted", w->path);
 		rc = -1;
 		goto unlock;
 	}
+	if (w->syslog)
+		forward_lines(w);
+	w->outlen = 0;
 	ok = 1;
 	goto unlock;
 werr:
@@ -433,6 +727,10 @@ batch_commit(struct writer *w)
 			if (e->status != AUDIT_OK)
 				log_warnx("audit writer: record %s not stored",
 				    e->event);
+		} else if (e->type == AUDIT_MSG_ROTATE_KEY) {
+			if (e->status == AUDIT_OK)
+				e->status = key_rotate(w, e);
+			client_ack(e->c, e->status);
 		} else if (e->type == AUDIT_MSG_SYNC) {
 			client_ack(e->c, e->c->err ? AUDIT_ERR_EARLIER : AUDIT_OK);
 			e->c->err = 0;
@@ -566,6 +864,37 @@ writer_round(struct writer *w, struct pollfd *pfd, int timeout)
 	return 0;
 }
 
+/* Where segments go, the host id, the rotation limits, syslog. */
+static int
+writer_settings(struct writer *w, const struct config *cfg)
+{
+	char *slash;
+
+	w->cfg = cfg;
+	if (cfg->audit_segments_dir != NULL)
+		(void)xstrlcpy(w->segdir, cfg->audit_segments_dir,
+		    sizeof(w->segdir));
+	else {
+		(void)xstrlcpy(w->segdir, cfg->audit_path, sizeof(w->segdir));
+		if ((slash = strrchr(w->segdir, '/')) != NULL)
+			*slash = '\0';
+		if (xstrlcat(w->segdir, "/segments", sizeof(w->segdir)) >=
+		    sizeof(w->segdir)) {
+			log_warnx("audit writer: %s: path too long", w->segdir);
+			return -1;
+		}
+	}
+	if (cfg->audit_host_id != NULL)
+		(void)xstrlcpy(w->host, cfg->audit_host_id, sizeof(w->host));
+	else
+		audit_host_default(w->host);
+	w->segmax = cfg->audit_segment_max;
+	w->segage_ms = cfg->audit_segment_age_s * 1000;
+	if ((w->syslog = cfg->audit_syslog) != 0)
+		openlog("sluice-audit", LOG_PID | LOG_NDELAY, w->syslog);
+	return 0;
+}
+
 int
 audit_writer_run(const struct config *cfg, int listenfd)
 {
@@ -608,13 +937,7 @@ audit_writer_run(const struct config *cfg, int listenfd)
 			goto fail;
 		}
 	}
-	if ((w->fd = audit_file_open(w->path)) == -1)
-		goto fail;
-	if ((fl = fcntl(listenfd, F_GETFL)) == -1 ||
-	    fcntl(listenfd, F_SETFL, fl | O_NONBLOCK) == -1) {
-		log_warn("audit writer: the listening socket");
-		goto fail;
-	}
+	/* Before the trail: a stop asked while it is sealed waits for it. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = writer_sig;
 	sigemptyset(&sa.sa_mask);
@@ -622,11 +945,20 @@ audit_writer_run(const struct config *cfg, int listenfd)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	if (writer_settings(w, cfg) == -1 || writer_open_trail(w) == -1)
+		goto fail;
+	if ((fl = fcntl(listenfd, F_GETFL)) == -1 ||
+	    fcntl(listenfd, F_SETFL, fl | O_NONBLOCK) == -1) {
+		log_warn("audit writer: the listening socket");
+		goto fail;
+	}
 	log_info("audit writer: appending to %s%s%s", w->path,
 	    w->key ? ", MAC key id " : "", w->key ? audit_key_id(w->key) : "");
-	while (!quitting())
+	while (!quitting()) {
 		if (writer_round(w, pfd, 1000) == -1)
 			goto fail;
+		rotate_due(w);
+	}
 	/* Store and ack what clients sent before we were told to stop. */
 	if (writer_round(w, pfd, 0) == -1)
 		goto fail;

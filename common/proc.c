@@ -320,7 +320,9 @@ proc_audit_open(const struct config *cfg)
 		    spool_dir_name(SPOOL_AUDIT_SOCK));
 		return NULL;
 	}
-	if ((a = audit_open_any(cfg->audit_path, sock)) != NULL)
+	if ((a = audit_open_any(cfg->audit_path, sock)) != NULL) {
 		(void)audit_set_key(a, cfg->audit_key_path);	/* file mode */
+		(void)audit_set_host(a, cfg->audit_host_id);
+	}
 	return a;
 }

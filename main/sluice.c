@@ -9,11 +9,13 @@
  * It also starts the session processes, since only root can switch to the
  * session user: the listener hands it each admitted connection.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,9 +133,10 @@ usage(FILE *f)
 "  intake -c FILE         run only the intake role (completion and verdicts)\n"
 "  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
-"  audit verify [--key FILE]... FILE...\n"
-"                         check the audit trail's hash chain, and with the\n"
-"                         audit key (repeat --key for rotated keys) its MACs\n"
+"  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
+"                         check the audit trail's segments, seals and hash\n"
+"                         chain, and with the audit keys its MACs\n"
+"  audit rotate-key -c FILE  seal the trail and start a new audit key\n"
 "  queue list [--all] -c FILE   files waiting, uploading or held (id, state,\n"
 "                         age, attempts, last error)\n"
 "  queue retry -c FILE ID|--all  release held file(s) to the uploader\n"
@@ -198,49 +201,154 @@ cmd_check(const char *path)
 	return 0;
 }
 
-static int
-cmd_audit(int argc, char **argv)
-{
-	struct audit_key *keys[16];
-	size_t nkeys = 0, j;
-	int i, rc = 0, r;
+#define AUDIT_MAX_KEYS	64
 
-	if (argc < 2 || strcmp(argv[0], "verify") != 0) {
-		fprintf(stderr, "usage: sluice audit verify [--key FILE]... "
-		    "FILE...\n");
+/* Loads the key at path into keys[]; 0, 1 (no such file) or -1 (said). */
+static int
+audit_key_add(struct audit_key **keys, size_t *n, const char *path)
+{
+	if (*n == AUDIT_MAX_KEYS) {
+		fprintf(stderr, "sluice: more than %d audit keys\n",
+		    AUDIT_MAX_KEYS);
+		return -1;
+	}
+	if ((keys[*n] = audit_key_load(path, 0)) == NULL)
+		return errno == ENOENT ? 1 : -1;
+	(*n)++;
+	return 0;
+}
+
+/* audit.key and every <dirname(audit.key)>/audit.keys/ *.key; 0 or -1. */
+static int
+audit_config_keys(const struct config *cfg, struct audit_key **keys,
+    size_t *n)
+{
+	char dir[PATH_MAX], p[PATH_MAX], *slash;
+	struct dirent *d;
+	size_t len;
+	DIR *dp;
+	int rc = 0;
+
+	if (cfg->audit_key_path == NULL)
+		return 0;
+	if (audit_key_add(keys, n, cfg->audit_key_path) == -1) {
+		fprintf(stderr, "sluice: cannot read the audit key %s (run as "
+		    "root, or give the keys with --key)\n", cfg->audit_key_path);
+		return -1;
+	}
+	(void)xstrlcpy(dir, cfg->audit_key_path, sizeof(dir));
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir ? 1 : 0] = '\0';
+	if (xstrlcat(dir, "/audit.keys", sizeof(dir)) >= sizeof(dir) ||
+	    (dp = opendir(dir)) == NULL)
+		return 0;
+	while (rc == 0 && (d = readdir(dp)) != NULL) {
+		len = strlen(d->d_name);
+		if (len < 5 || strcmp(d->d_name + len - 4, ".key") != 0 ||
+		    xsnprintf(p, sizeof(p), "%s/%s", dir, d->d_name) < 0)
+			continue;
+		if (audit_key_add(keys, n, p) == -1) {
+			fprintf(stderr, "sluice: cannot read the old audit key "
+			    "%s\n", p);
+			rc = -1;
+		}
+	}
+	closedir(dp);
+	return rc;
+}
+
+static int
+cmd_rotate_key(const char *cfgpath)
+{
+	struct config *cfg;
+	struct audit_key *k;
+	struct passwd *pw = getpwuid(getuid());
+	char sock[PATH_MAX];
+	int rc = 1, r;
+
+	if ((cfg = load(cfgpath)) == NULL)
+		return 1;
+	if (spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SOCK, NULL, sock,
+	    sizeof(sock)) == -1)
+		goto done;
+	if ((r = audit_rotate_key(sock, pw ? pw->pw_name : NULL)) == -1)
+		fprintf(stderr, "sluice: no audit writer answers at %s (%s): "
+		    "start the gateway and run this again (the key is never "
+		    "rotated offline)\n", sock, strerror(errno));
+	else if (r != 0)
+		fprintf(stderr, "sluice: the audit writer did not rotate the "
+		    "key; see its log\n");
+	else {
+		k = audit_key_load(cfg->audit_key_path, 0);
+		printf("rotated the audit key%s%s; the old key is kept in "
+		    "audit.keys/ beside %s\n", k ? ": new key id " : "",
+		    k ? audit_key_id(k) : "", cfg->audit_key_path);
+		audit_key_free(k);
+		rc = 0;
+	}
+done:
+	config_free(cfg);
+	return rc;
+}
+
+static int
+cmd_audit(int argc, char **argv, const char *cfgpath)
+{
+	static const char use[] = "usage: sluice audit verify [--key FILE]... "
+	    "FILE|DIR...\n       sluice audit verify [--key FILE]... -c FILE\n"
+	    "       sluice audit rotate-key -c FILE\n";
+	struct audit_key *keys[AUDIT_MAX_KEYS];
+	struct config *cfg = NULL;
+	const char *paths[AUDIT_MAX_KEYS + 2], *conf = NULL;
+	size_t nkeys = 0, npaths = 0, j;
+	int i, rc = 2;
+
+	if (argc < 1 || (strcmp(argv[0], "verify") != 0 &&
+	    strcmp(argv[0], "rotate-key") != 0)) {
+		fprintf(stderr, "%s", use);
 		return 2;
 	}
-	for (i = 1; i < argc && strcmp(argv[i], "--key") == 0; i += 2) {
-		if (i + 1 >= argc || nkeys == sizeof(keys) / sizeof(keys[0])) {
-			fprintf(stderr, "usage: sluice audit verify [--key FILE]"
-			    "... FILE... (at most %zu keys)\n",
-			    sizeof(keys) / sizeof(keys[0]));
-			rc = 2;
-			goto done;
-		}
-		if ((keys[nkeys] = audit_key_load(argv[i + 1], 0)) == NULL) {
-			if (errno == ENOENT)
-				fprintf(stderr, "sluice: %s: no such audit key\n",
-				    argv[i + 1]);
-			rc = 2;
-			goto done;
-		}
-		nkeys++;
+	for (i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			conf = argv[++i];
+		else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+			if (audit_key_add(keys, &nkeys, argv[++i]) != 0) {
+				if (errno == ENOENT)
+					fprintf(stderr, "sluice: %s: no such audit "
+					    "key\n", argv[i]);
+				goto done;
+			}
+		} else if (argv[i][0] == '-' || npaths == AUDIT_MAX_KEYS)
+			goto usage;
+		else
+			paths[npaths++] = argv[i];
 	}
-	if (i >= argc) {
-		fprintf(stderr, "usage: sluice audit verify [--key FILE]... "
-		    "FILE...\n");
-		rc = 2;
+	if (strcmp(argv[0], "rotate-key") == 0) {
+		if (npaths > 0 || nkeys > 0)
+			goto usage;
+		rc = cmd_rotate_key(conf ? conf : cfgpath);
 		goto done;
 	}
-	for (; i < argc; i++) {
-		r = audit_verify_keys(argv[i], keys, nkeys, stdout);
-		if (r > rc)
-			rc = r;
+	if ((conf == NULL) == (npaths == 0))
+		goto usage;
+	if (conf != NULL) {
+		if ((cfg = load(conf)) == NULL ||
+		    audit_config_keys(cfg, keys, &nkeys) == -1)
+			goto done;
+		paths[npaths++] = cfg->audit_segments_dir;
+		paths[npaths++] = cfg->audit_path;
 	}
+	rc = audit_verify_trail(paths, npaths, keys, nkeys,
+	    conf ? AUDIT_VERIFY_SKIP_MISSING : 0, stdout);
+	goto done;
+usage:
+	fprintf(stderr, "%s", use);
+	rc = 2;
 done:
 	for (j = 0; j < nkeys; j++)
 		audit_key_free(keys[j]);
+	config_free(cfg);
 	return rc;
 }
 
@@ -964,7 +1072,7 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (strcmp(cmd, "audit") == 0)
-		return cmd_audit(argc - 1, argv + 1);
+		return cmd_audit(argc - 1, argv + 1, cfgpath);
 	if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "reconcile") == 0) {
 		log_init(cmd, verbose);
 		return strcmp(cmd, "queue") == 0 ?

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -999,25 +1000,119 @@ load_host_keys(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	}
 }
 
+static const char host_id_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+/* audit.host_id: [A-Za-z0-9._-]{1,64}; 1 if s is one. */
+static int
+host_id_ok(const char *s)
+{
+	size_t n = strspn(s, host_id_chars);
+
+	return n > 0 && n <= 64 && s[n] == '\0';
+}
+
+/* audit.syslog: false, or a facility; sets *fac (0: off). */
+static void
+get_syslog(struct loader *ld, const yaml_node_t *n, int *fac)
+{
+	static const char *const names[] = { "false", "authpriv", "auth",
+	    "daemon", "user", "local0", "local1", "local2", "local3",
+	    "local4", "local5", "local6", "local7" };
+	static const int facs[] = { 0, LOG_AUTHPRIV, LOG_AUTH, LOG_DAEMON,
+	    LOG_USER, LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
+	    LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7 };
+	const char *s;
+	int i;
+
+	if (n->type == YAML_SCALAR_NODE && !is_null(n) &&
+	    (s = scalar(n)) != NULL && (strcasecmp(s, "no") == 0 ||
+	    strcasecmp(s, "false") == 0)) {
+		*fac = 0;
+		return;
+	}
+	if ((i = get_choice(ld, n, "audit.syslog", names,
+	    sizeof(names) / sizeof(names[0]))) >= 0)
+		*fac = facs[i];
+}
+
+/* The defaults of audit.segments_dir and audit.host_id. */
+static void
+audit_defaults(struct loader *ld, struct config *cfg)
+{
+	char buf[4096], host[256], *slash;
+	size_t i;
+
+	if (cfg->audit_segments_dir == NULL && cfg->audit_path != NULL) {
+		(void)xstrlcpy(buf, cfg->audit_path, sizeof(buf));
+		if ((slash = strrchr(buf, '/')) != NULL)
+			*slash = '\0';
+		if (xstrlcat(buf, "/segments", sizeof(buf)) >= sizeof(buf))
+			report(ld, 1, "audit.path: the path is too long");
+		else
+			cfg->audit_segments_dir = dup_or_report(ld, 1, buf);
+	}
+	if (cfg->audit_host_id != NULL)
+		return;
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		(void)xstrlcpy(host, "localhost", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	host[64] = '\0';
+	for (i = 0; host[i] != '\0'; i++)
+		if (strchr(host_id_chars, host[i]) == NULL)
+			host[i] = '-';
+	cfg->audit_host_id = dup_or_report(ld, 1, host);
+}
+
 static void
 load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
-	static const char *const keys[] = { "path", "key" };
-	yaml_node_t *v[2];
+	static const char *const keys[] = { "path", "key", "segments_dir",
+	    "segment_max", "segment_age", "host_id", "syslog" };
+	enum { K_PATH, K_KEY, K_SEGDIR, K_SEGMAX, K_SEGAGE, K_HOST, K_SYSLOG,
+	    K_N };
+	yaml_node_t *v[K_N];
+	struct qbuf qb;
+	const char *s;
 	char *p;
 
-	if (walk_map(ld, n, "audit", keys, 2, v, NULL) != 0)
+	if (walk_map(ld, n, "audit", keys, K_N, v, NULL) != 0)
 		return;
-	if (v[0] != NULL && (p = get_abspath(ld, v[0], "audit.path",
+	if (v[K_PATH] != NULL && (p = get_abspath(ld, v[K_PATH], "audit.path",
 	    DEFAULT_AUDIT_PATH)) != NULL) {
 		free(cfg->audit_path);
 		cfg->audit_path = p;
 	}
-	if (v[1] != NULL && (p = get_abspath(ld, v[1], "audit.key",
+	if (v[K_KEY] != NULL && (p = get_abspath(ld, v[K_KEY], "audit.key",
 	    "/var/lib/sluice/audit.key")) != NULL) {
 		free(cfg->audit_key_path);
+	free(cfg->audit_segments_dir);
+	free(cfg->audit_host_id);
 		cfg->audit_key_path = p;
 	}
+	if (v[K_SEGDIR] != NULL && (p = get_abspath(ld, v[K_SEGDIR],
+	    "audit.segments_dir", "/var/log/sluice/segments")) != NULL) {
+		free(cfg->audit_segments_dir);
+		cfg->audit_segments_dir = p;
+	}
+	set_size(ld, v[K_SEGMAX], "audit", "segment_max", 0, 64 * GIB,
+	    &cfg->audit_segment_max);
+	set_duration(ld, v[K_SEGAGE], "audit", "segment_age", 0, 366 * DUR_DAY,
+	    &cfg->audit_segment_age_s);
+	if (v[K_HOST] != NULL && (s = get_string(ld, v[K_HOST], "audit.host_id",
+	    "a host id (e.g. gw1)")) != NULL) {
+		if (!host_id_ok(s))
+			report(ld, line_of(v[K_HOST]), "audit.host_id: %s is not "
+			    "a host id; use 1 to 64 characters of A-Z a-z 0-9 . _ "
+			    "- (e.g. gw1.example.com)", q(&qb, s));
+		else {
+			free(cfg->audit_host_id);
+			cfg->audit_host_id = dup_or_report(ld,
+			    line_of(v[K_HOST]), s);
+		}
+	}
+	if (v[K_SYSLOG] != NULL)
+		get_syslog(ld, v[K_SYSLOG], &cfg->audit_syslog);
 }
 
 /* ---- store --------------------------------------------------------------- */
@@ -2908,8 +3003,11 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	}
 
 	cfg->audit_path = dup_or_report(ld, 1, DEFAULT_AUDIT_PATH);
+	cfg->audit_segment_max = 64 * MIB;
+	cfg->audit_segment_age_s = DUR_DAY;
 	if (v[K_AUDIT] != NULL)
 		load_audit(ld, v[K_AUDIT], cfg);
+	audit_defaults(ld, cfg);
 	if (cfg->audit_key_path == NULL && cfg->state_dir != NULL) {
 		if (xsnprintf(buf, sizeof(buf), "%s/audit.key",
 		    strcmp(cfg->state_dir, "/") == 0 ? "" : cfg->state_dir) < 0)

@@ -192,6 +192,11 @@ struct config {
 	char		*audit_path;
 	char		*audit_key_path;	/* audit.key: the trail's HMAC key
 					   (default state_dir/audit.key) */
+	char		*audit_segments_dir;	/* [dirname(audit_path)/segments] */
+	int64_t		 audit_segment_max;	/* [64 MiB] seal the live segment past it; 0: never */
+	int64_t		 audit_segment_age_s;	/* [86400] ... or when it is this old; 0: never */
+	char		*audit_host_id;		/* [gethostname()] every record's "host" */
+	int		 audit_syslog;		/* a syslog(3) facility (LOG_AUTHPRIV ...); 0: off */
 	struct store_config store;
 	struct partner	*partners;
 	size_t		 npartners;

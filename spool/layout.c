@@ -237,6 +237,12 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 		return -1;
 	}
 	close(fd);
+	/* sealed segments: the audit writer links them there */
+	if (cfg->audit_segments_dir != NULL &&
+	    mkdir_p(cfg->audit_segments_dir, 0750) == -1) {
+		log_warn("cannot create %s", cfg->audit_segments_dir);
+		return -1;
+	}
 	if (o == NULL)
 		return 0;
 	if (spool_dir_path(cfg->state_dir, SPOOL_LANDING, NULL, walk_landing,
@@ -264,7 +270,9 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 		    cfg->partners[i].name, p, sizeof(p)) == -1 ||
 		    own(p, o->ses_uid, o->svc_gid, 02770) == -1)
 			return -1;
-	if (own(cfg->audit_path, o->svc_uid, o->svc_gid, 0600) == -1)
+	if (own(cfg->audit_path, o->svc_uid, o->svc_gid, 0600) == -1 ||
+	    (cfg->audit_segments_dir != NULL && own(cfg->audit_segments_dir,
+	    o->svc_uid, o->svc_gid, 0750) == -1))
 		return -1;
 	return 0;
 }

@@ -664,18 +664,32 @@ class Sluice:
         return poll(probe, timeout, 0.2)
 
 
-def read_audit(path):
-    """The parsed records of a JSON Lines audit file (unparsable lines skipped)."""
-    out = []
+def audit_segments(path):
+    """The sealed segments of the trail whose live file is path (in the
+    default audit.segments_dir beside it), oldest first."""
+    d = os.path.join(os.path.dirname(path), "segments")
     try:
-        with open(path, "rb") as f:
-            for line in f:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
+        names = sorted(n for n in os.listdir(d)
+                       if n.startswith("audit-") and n.endswith(".jsonl"))
     except FileNotFoundError:
-        pass
+        return []
+    return [os.path.join(d, n) for n in names]
+
+
+def read_audit(path, segments=True):
+    """The parsed records of a JSON Lines audit file (unparsable lines
+    skipped), after those of its sealed segments unless segments=False."""
+    out = []
+    for p in (audit_segments(path) if segments else []) + [path]:
+        try:
+            with open(p, "rb") as f:
+                for line in f:
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+        except FileNotFoundError:
+            pass
     return out
 
 

@@ -11,6 +11,7 @@
 
 #include "testtree.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
@@ -336,6 +337,24 @@ lines_read(const char *p, char **lines)
 	return n;
 }
 
+/* As lines_read, for up to max lines. */
+static int
+lines_read_big(const char *p, char **lines, int max)
+{
+	char *buf, *line, *nl;
+	size_t len;
+	int n = 0;
+
+	buf = slurp(p, &len);
+	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		*nl = '\0';
+		assert_true(n < max);
+		lines[n++] = strdup(line);
+	}
+	free(buf);
+	return n;
+}
+
 /*
  * What someone with write access but without the key can do: renumber
  * "seq", recompute every "prev" and "hash" (the plain chain), keep the
@@ -543,7 +562,7 @@ test_mixed_and_stripped(void **state)
 	assert_non_null(strstr(msg, ":1: no record carries a MAC"));
 	emit_keyed(path, keypath, 2);
 	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
-	assert_non_null(strstr(msg, "lines 1-2 have no MAC"));
+	assert_non_null(strstr(msg, "records 1-2 have no MAC"));
 	/* Without the key: refused, the trail unchanged. */
 	before = slurp(path, &blen);
 	assert_non_null(a = audit_open(path));
@@ -580,12 +599,15 @@ static char sockdir[] = "/tmp/sluice-test-auditsock-XXXXXX";
 static char sockpath[128];
 static pid_t writer_pid;	/* a writer a failed test left running */
 static const char *writer_key;	/* the writer's audit_key_path, or NULL */
+static int64_t writer_segmax;	/* the writer's audit_segment_max */
+static char segdir[300];	/* the writer's segments: path + ".seg" */
 
 static int
 teardown(void **state)
 {
 	(void)state;
 	writer_key = NULL;
+	writer_segmax = 0;
 	if (writer_pid > 0) {
 		kill(writer_pid, SIGKILL);
 		waitpid(writer_pid, NULL, 0);
@@ -607,6 +629,7 @@ writer_start(const char *trail, uid_t restrict_uid)
 		assert_int_equal(chmod(sockdir, 0755), 0);
 	}
 	snprintf(sockpath, sizeof(sockpath), "%s/audit.sock", sockdir);
+	snprintf(segdir, sizeof(segdir), "%s.seg", trail);
 	fd = audit_listen(sockpath, (uid_t)-1, (gid_t)-1, 0666);
 	assert_true(fd >= 0);
 	pid = fork();
@@ -617,6 +640,9 @@ writer_start(const char *trail, uid_t restrict_uid)
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.audit_path = (char *)trail;
 		cfg.audit_key_path = (char *)writer_key;
+		cfg.audit_segments_dir = segdir;
+		cfg.audit_segment_max = writer_segmax;
+		cfg.audit_host_id = (char *)"gw-test.1";
 		if (restrict_uid != (uid_t)-1)
 			audit_writer_restrict_uid(restrict_uid);
 		_exit(audit_writer_run(&cfg, fd) == 0 ? 0 : 1);
@@ -635,7 +661,8 @@ writer_stop(pid_t pid)
 	assert_int_equal(kill(pid, SIGTERM), 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	writer_pid = 0;
-	assert_true(WIFEXITED(status));
+	if (!WIFEXITED(status))
+		fail_msg("the writer died of signal %d", WTERMSIG(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
@@ -668,6 +695,60 @@ count_lines(const char *p, const char *needle)
 	}
 	free(buf);
 	return n;
+}
+
+/* Verifies segdir + path as one trail; the summary or error into msg. */
+static int
+trail_verify(struct audit_key **keys, size_t nkeys, char *msg, size_t len)
+{
+	const char *paths[2] = { segdir, path };
+	FILE *out = fmemopen(msg, len, "w");
+	int rc;
+
+	assert_non_null(out);
+	rc = audit_verify_trail(paths, 2, keys, nkeys,
+	    AUDIT_VERIFY_SKIP_MISSING, out);
+	fclose(out);
+	return rc;
+}
+
+/* The names of segdir's sealed segments, in order; how many. */
+static int
+segments_list(char names[][64], int max)
+{
+	struct dirent **ents;
+	int i, n, k = 0;
+
+	n = scandir(segdir, &ents, NULL, alphasort);
+	assert_true(n >= 0);
+	for (i = 0; i < n; i++) {
+		if (strncmp(ents[i]->d_name, "audit-", 6) == 0 &&
+		    strlen(ents[i]->d_name) == 37 && k < max)
+			snprintf(names[k++], 64, "%s", ents[i]->d_name);
+		free(ents[i]);
+	}
+	free(ents);
+	return k;
+}
+
+/* The record on line `line` (1-based; 0: the last) of file p, parsed. */
+static json_t *
+record_at(const char *p, int line)
+{
+	char *lines[512];
+	json_t *r;
+	int n, i;
+
+	n = lines_read_big(p, lines, 512);
+	assert_true(n > 0);
+	if (line == 0)
+		line = n;
+	assert_true(line <= n);
+	r = json_loads(lines[line - 1], 0, NULL);
+	assert_non_null(r);
+	for (i = 0; i < n; i++)
+		free(lines[i]);
+	return r;
 }
 
 #define NCLIENTS	50
@@ -1110,9 +1191,10 @@ test_writer_creates_key_and_macs(void **state)
 	assert_int_equal(st.st_mode & 07777, 0400);
 	assert_int_equal(st.st_uid, geteuid());
 	assert_non_null(k = audit_key_load(keypath, 1));
-	assert_int_equal(count_lines(path, audit_key_id(k)), 4);
-	assert_int_equal(verify_keys_quiet(path, k, msg, sizeof(msg)), 0);
-	assert_non_null(strstr(msg, "4 records, chain intact, MACs good"));
+	/* The restart sealed the first run's records: 2 + seal, open + 2. */
+	assert_int_equal(count_lines(path, audit_key_id(k)), 3);
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "6 records, chain intact, MACs good"));
 	audit_key_free(k);
 	/* A group-readable key: the writer does not start. */
 	assert_int_equal(chmod(keypath, 0440), 0);
@@ -1170,6 +1252,438 @@ test_writer_throughput(void **state)
 	assert_non_null(strstr(msg, want));
 }
 
+/* ---- segments, seals, key rotation ------------------------------------ */
+
+#define SEG_RECORDS	30
+
+/* Waits until the writer serves (it answers a SYNC): its start is done. */
+static void
+writer_ready(void)
+{
+	uint32_t m[2] = { 2, 0 };	/* AUDIT_MSG_SYNC, no flags */
+
+	assert_int_equal(raw_send_then_reply(m, sizeof(m)), 0);
+}
+
+/*
+ * A trail of several sealed segments and a live file: a writer with a
+ * tiny segment_max, SEG_RECORDS durable records (each its own group).
+ * Keyed: the writer's key at keypath (returned loaded).
+ */
+static struct audit_key *
+make_trail(int keyed)
+{
+	struct audit_key *k = NULL;
+	struct audit *a;
+	int i;
+
+	snprintf(keypath, sizeof(keypath), "%s.wkey", path);
+	unlink(keypath);
+	writer_key = keyed ? keypath : NULL;
+	writer_segmax = 1500;
+	writer_start(path, (uid_t)-1);
+	assert_non_null(a = audit_connect(sockpath));
+	for (i = 0; i < SEG_RECORDS; i++)
+		assert_int_equal(audit_emit(a, "file.received", json_pack(
+		    "{s:s,s:i}", "path", "in/a.csv", "size", 1000 + i)), 0);
+	audit_close(a);
+	writer_stop(writer_pid);
+	if (keyed)
+		assert_non_null(k = audit_key_load(keypath, 1));
+	return k;
+}
+
+static void
+seg_path(char *out, size_t len, const char *name)
+{
+	if (snprintf(out, len, "%s/%s", segdir, name) >= (int)len)
+		fail_msg("path too long");
+}
+
+/* Writes lines[0..n) to p (and frees them). */
+static void
+lines_write(const char *p, char **lines, int n)
+{
+	FILE *f = fopen(p, "w");
+	int i;
+
+	assert_non_null(f);
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%s\n", lines[i]);
+		free(lines[i]);
+	}
+	fclose(f);
+}
+
+/*
+ * Recomputes "prev" and "hash" of every line of files[0..nf) from prev0
+ * on (seq, kid, mac kept): the forger without the key.
+ */
+static void
+rechain_files(char files[][300], int nf, const char *prev0)
+{
+	char *lines[512], prev[SHA256_HEX], hex[SHA256_HEX], *hp, *pp;
+	uint8_t h[SHA256_LEN];
+	int f, i, n;
+
+	memcpy(prev, prev0, SHA256_HEX);
+	for (f = 0; f < nf; f++) {
+		n = lines_read_big(files[f], lines, 512);
+		for (i = 0; i < n; i++) {
+			assert_non_null(hp = strstr(lines[i], ",\"hash\":\""));
+			assert_non_null(pp = strstr(lines[i], "\"prev\":\""));
+			memcpy(pp + 8, prev, 64);
+			assert_int_equal(sha256_buf(lines[i],
+			    (size_t)(hp - lines[i]), h), 0);
+			hex_encode(h, sizeof(h), hex);
+			memcpy(hp + 9, hex, 64);
+			memcpy(prev, hex, SHA256_HEX);
+		}
+		lines_write(files[f], lines, n);
+	}
+}
+
+/*
+ * Rotation by size: several sealed segments, each ending with a seal that
+ * names it and matches it, each next file opening with audit.open after
+ * it; every record has host and a microsecond ts; the trail verifies.
+ */
+static void
+test_writer_rotates_into_sealed_segments(void **state)
+{
+	char names[64][64], p[400], msg[1024], *lines[512];
+	struct audit_key *k;
+	json_t *seal, *open, *prevrec;
+	const char *ts;
+	int n, i, nl;
+
+	(void)state;
+	k = make_trail(1);
+	n = segments_list(names, 64);
+	assert_true(n >= 3);
+	for (i = 0; i < n; i++) {
+		seg_path(p, sizeof(p), names[i]);
+		nl = lines_read_big(p, lines, 512);
+		seal = json_loads(lines[nl - 1], 0, NULL);
+		prevrec = json_loads(lines[nl - 2], 0, NULL);
+		assert_non_null(seal);
+		assert_string_equal(json_string_value(json_object_get(seal,
+		    "event")), "audit.seal");
+		assert_string_equal(json_string_value(json_object_get(seal,
+		    "segment")), names[i]);
+		assert_string_equal(json_string_value(json_object_get(seal,
+		    "reason")), "size");
+		assert_int_equal(json_integer_value(json_object_get(seal,
+		    "count")), nl - 1);
+		assert_int_equal(json_integer_value(json_object_get(seal,
+		    "last_seq")), json_integer_value(json_object_get(seal,
+		    "seq")) - 1);
+		assert_string_equal(json_string_value(json_object_get(seal,
+		    "final_mac")), json_string_value(json_object_get(prevrec,
+		    "mac")));
+		if (i == 0)
+			assert_int_equal(json_integer_value(json_object_get(seal,
+			    "first_seq")), 1);
+		/* The next file begins after this seal. */
+		if (i + 1 < n)
+			seg_path(p, sizeof(p), names[i + 1]);
+		open = record_at(i + 1 < n ? p : path, 1);
+		assert_string_equal(json_string_value(json_object_get(open,
+		    "event")), "audit.open");
+		assert_string_equal(json_string_value(json_object_get(open,
+		    "after")), names[i]);
+		assert_int_equal(json_integer_value(json_object_get(open,
+		    "seal_seq")), json_integer_value(json_object_get(seal,
+		    "seq")));
+		json_decref(open);
+		json_decref(seal);
+		json_decref(prevrec);
+		while (nl > 0)
+			free(lines[--nl]);
+	}
+	open = record_at(path, 0);
+	assert_string_equal(json_string_value(json_object_get(open, "host")),
+	    "gw-test.1");
+	ts = json_string_value(json_object_get(open, "ts"));
+	assert_int_equal(strlen(ts), strlen("2026-11-22T03:04:05.123456Z"));
+	assert_int_equal(ts[26], 'Z');
+	json_decref(open);
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "chain intact, MACs good"));
+	/* Without the key: structure only, and it says so. */
+	assert_int_equal(trail_verify(NULL, 0, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "MACs not checked"));
+	/* One sealed segment alone verifies from its audit.open on. */
+	seg_path(p, sizeof(p), names[1]);
+	assert_int_equal(verify_keys_quiet(p, k, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "starts at seq"));
+	audit_key_free(k);
+}
+
+enum tamper { T_EDIT, T_DELETE, T_INSERT, T_SWAP, T_CUT_TAIL, T_DROP,
+    T_FORGE, T_APPEND_AFTER_SEAL, T_WRONG_KEY, T_NTAMPER };
+
+/* Applies one tampering to segment 1 (the second); what verify must say. */
+static const char *
+tamper(enum tamper t, char names[][64], int n, char *file, size_t flen)
+{
+	char *lines[512], p[400], prev[SHA256_HEX], forged[32][300];
+	json_t *r;
+	int nl, i;
+
+	seg_path(file, flen, names[1]);
+	nl = lines_read_big(file, lines, 512);
+	switch (t) {
+	case T_EDIT:
+		assert_non_null(strstr(lines[1], "\"size\":10"));
+		memcpy(strstr(lines[1], "\"size\":10"), "\"size\":90", 9);
+		lines_write(file, lines, nl);
+		return ":2: record was altered";
+	case T_DELETE:
+		free(lines[1]);
+		memmove(&lines[1], &lines[2], sizeof(char *) * (size_t)(nl - 2));
+		lines_write(file, lines, nl - 1);
+		return ":2: chain broken";
+	case T_INSERT:
+		memmove(&lines[3], &lines[2], sizeof(char *) * (size_t)(nl - 2));
+		lines[2] = strdup(lines[1]);
+		lines_write(file, lines, nl + 1);
+		return ":3: chain broken";
+	case T_SWAP: {
+		char *tmp = lines[1];
+
+		lines[1] = lines[2];
+		lines[2] = tmp;
+		lines_write(file, lines, nl);
+		return ":2: chain broken";
+	}
+	case T_CUT_TAIL: {
+		static char why[64];
+
+		free(lines[nl - 1]);
+		free(lines[nl - 2]);
+		lines_write(file, lines, nl - 2);
+		snprintf(why, sizeof(why), ":%d: cut tail", nl - 1);
+		return why;
+	}
+	case T_DROP:
+		for (i = 0; i < nl; i++)
+			free(lines[i]);
+		assert_int_equal(unlink(file), 0);
+		seg_path(file, flen, names[2]);
+		return ":1: a segment is missing";
+	case T_FORGE:
+		/* Edit a record, re-chain this segment and all after it. */
+		memcpy(strstr(lines[1], "\"size\":10"), "\"size\":90", 9);
+		lines_write(file, lines, nl);
+		seg_path(p, sizeof(p), names[0]);
+		r = record_at(p, 0);
+		memcpy(prev, json_string_value(json_object_get(r, "hash")),
+		    SHA256_HEX);
+		json_decref(r);
+		for (i = 1; i < n; i++)
+			seg_path(forged[i - 1], sizeof(forged[0]), names[i]);
+		snprintf(forged[n - 1], sizeof(forged[0]), "%s", path);
+		rechain_files(forged, n, prev);
+		return ":2: MAC does not match";
+	case T_APPEND_AFTER_SEAL: {
+		static char why[64];
+
+		lines[nl] = strdup(lines[nl - 1]);
+		lines_write(file, lines, nl + 1);
+		snprintf(why, sizeof(why), ":%d: record after this segment's "
+		    "seal", nl + 1);
+		return why;
+	}
+	default:
+		for (i = 0; i < nl; i++)
+			free(lines[i]);
+		seg_path(file, flen, names[0]);
+		return ":1: wrong key";
+	}
+}
+
+/*
+ * The tamper matrix on a segmented, keyed trail: each change is detected
+ * and the bad file and line named.
+ */
+static void
+test_tamper_matrix_across_segments(void **state)
+{
+	char names[64][64], file[400], msg[2048], want[500];
+	struct audit_key *k, *other;
+	const char *why;
+	int t, n, rc;
+
+	(void)state;
+	for (t = 0; t < T_NTAMPER; t++) {
+		setup(NULL);
+		k = make_trail(1);
+		n = segments_list(names, 64);
+		assert_true(n >= 3);
+		why = tamper((enum tamper)t, names, n, file, sizeof(file));
+		if (t == T_WRONG_KEY) {
+			snprintf(keypath2, sizeof(keypath2), "%s.other", path);
+			unlink(keypath2);
+			assert_non_null(other = audit_key_create(keypath2));
+			rc = trail_verify(&other, 1, msg, sizeof(msg));
+			audit_key_free(other);
+		} else
+			rc = trail_verify(&k, 1, msg, sizeof(msg));
+		snprintf(want, sizeof(want), "%s%s", file, why);
+		if (rc != 1 || strstr(msg, want) == NULL)
+			fail_msg("tamper %d: rc %d, want \"%s\", got: %s", t, rc,
+			    want, msg);
+		if (t == T_FORGE) {
+			/* Without the key the forgery's structure is sound. */
+			assert_int_equal(trail_verify(NULL, 0, msg, sizeof(msg)),
+			    0);
+		}
+		audit_key_free(k);
+	}
+}
+
+/*
+ * A writer killed mid-append leaves a torn last line: the next writer
+ * saves the torn bytes as <segment>.torn, seals the whole records (reason
+ * restart, torn_bytes, torn_sha256) and the trail verifies.
+ */
+static void
+test_restart_seals_torn_tail(void **state)
+{
+	static const char torn[] = "{\"seq\":99,\"ts\":\"2026-";
+	char names[64][64], p[400], msg[1024], hex[SHA256_HEX], *buf;
+	struct audit_key *k;
+	uint8_t h[SHA256_LEN];
+	json_t *seal;
+	FILE *f;
+	size_t len;
+	int n;
+
+	(void)state;
+	k = make_trail(1);
+	n = segments_list(names, 64);
+	assert_non_null(f = fopen(path, "a"));
+	fputs(torn, f);
+	fclose(f);
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, "not terminated by a newline"));
+	writer_segmax = 0;
+	writer_start(path, (uid_t)-1);
+	writer_ready();
+	writer_stop(writer_pid);
+	assert_int_equal(segments_list(names, 64), n + 1);
+	seg_path(p, sizeof(p), names[n]);
+	seal = record_at(p, 0);
+	assert_string_equal(json_string_value(json_object_get(seal, "reason")),
+	    "restart");
+	assert_int_equal(json_integer_value(json_object_get(seal,
+	    "torn_bytes")), strlen(torn));
+	assert_int_equal(sha256_buf(torn, strlen(torn), h), 0);
+	hex_encode(h, sizeof(h), hex);
+	assert_string_equal(json_string_value(json_object_get(seal,
+	    "torn_sha256")), hex);
+	json_decref(seal);
+	strncat(p, ".torn", sizeof(p) - strlen(p) - 1);
+	buf = slurp(p, &len);
+	assert_int_equal(len, strlen(torn));
+	assert_memory_equal(buf, torn, len);
+	free(buf);
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 0);
+	/* A restart with only audit.open in the live file seals nothing. */
+	writer_start(path, (uid_t)-1);
+	writer_ready();
+	writer_stop(writer_pid);
+	assert_int_equal(segments_list(names, 64), n + 1);
+	audit_key_free(k);
+}
+
+/*
+ * A tool appending in file mode while the writer rotates: its next record
+ * goes to the new live file, never after a seal.
+ */
+static void
+test_file_mode_follows_rotation(void **state)
+{
+	struct audit *tool;
+	char names[8][64], msg[1024];
+
+	(void)state;
+	writer_key = NULL;
+	snprintf(segdir, sizeof(segdir), "%s.seg", path);
+	assert_non_null(tool = audit_open(path));
+	assert_int_equal(audit_emit(tool, "queue.hold", NULL), 0);
+	/* The writer's start seals the tool's record into a segment. */
+	writer_start(path, (uid_t)-1);
+	writer_ready();
+	writer_stop(writer_pid);
+	assert_int_equal(segments_list(names, 8), 1);
+	assert_int_equal(audit_emit(tool, "queue.retry", NULL), 0);
+	audit_close(tool);
+	assert_int_equal(count_lines(path, "queue.retry"), 1);
+	assert_int_equal(trail_verify(NULL, 0, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "4 records, chain intact"));
+}
+
+/*
+ * rotate-key: asked of the running writer, it seals the segment, keeps the
+ * old key in audit.keys/, and the records after it carry the new kid; the
+ * trail verifies with both keys, not with either alone. Without a writer
+ * nothing is rotated.
+ */
+static void
+test_rotate_key(void **state)
+{
+	char names[8][64], old[400], msg[2048], *slash, kdir[300];
+	struct audit_key *k1, *k2, *both[2];
+	struct audit *a;
+	json_t *r;
+
+	(void)state;
+	snprintf(keypath, sizeof(keypath), "%s.wkey", path);
+	unlink(keypath);
+	writer_key = keypath;
+	writer_start(path, (uid_t)-1);
+	assert_non_null(a = audit_connect(sockpath));
+	assert_int_equal(audit_emit(a, "file.received", NULL), 0);
+	assert_non_null(k1 = audit_key_load(keypath, 1));
+	assert_int_equal(audit_rotate_key(sockpath, "tester"), 0);
+	assert_int_equal(audit_emit(a, "file.stored", NULL), 0);
+	audit_close(a);
+	writer_stop(writer_pid);
+	assert_int_equal(audit_rotate_key(sockpath, "tester"), -1);
+	assert_non_null(k2 = audit_key_load(keypath, 1));
+	assert_string_not_equal(audit_key_id(k1), audit_key_id(k2));
+	snprintf(kdir, sizeof(kdir), "%s", keypath);
+	slash = strrchr(kdir, '/');
+	*slash = '\0';
+	snprintf(old, sizeof(old), "%s/audit.keys/%s.key", kdir,
+	    audit_key_id(k1));
+	assert_int_equal(access(old, R_OK), 0);
+	assert_int_equal(segments_list(names, 8), 1);
+	r = record_at(path, 2);
+	assert_string_equal(json_string_value(json_object_get(r, "event")),
+	    "audit.key_rotated");
+	assert_string_equal(json_string_value(json_object_get(r, "old_kid")),
+	    audit_key_id(k1));
+	assert_string_equal(json_string_value(json_object_get(r, "new_kid")),
+	    audit_key_id(k2));
+	assert_string_equal(json_string_value(json_object_get(r, "operator")),
+	    "tester");
+	assert_string_equal(json_string_value(json_object_get(r, "kid")),
+	    audit_key_id(k2));
+	json_decref(r);
+	both[0] = k1;
+	both[1] = k2;
+	assert_int_equal(trail_verify(both, 2, msg, sizeof(msg)), 0);
+	assert_int_equal(trail_verify(&k1, 1, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, "wrong key"));
+	assert_int_equal(trail_verify(&k2, 1, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, "wrong key"));
+	audit_key_free(k1);
+	audit_key_free(k2);
+}
+
 int
 main(void)
 {
@@ -1201,6 +1715,16 @@ main(void)
 		cmocka_unit_test_setup(test_listen_refuses_what_is_not_a_socket, setup),
 		cmocka_unit_test_setup_teardown(test_writer_creates_key_and_macs,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_writer_rotates_into_sealed_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tamper_matrix_across_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_seals_torn_tail,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_mode_follows_rotation,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_key, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_writer_throughput, setup,
 		    teardown),
 	};

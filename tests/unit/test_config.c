@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -308,6 +309,20 @@ test_defaults(void **state)
 	assert_string_equal(cfg->host_keys[0],
 	    "/var/lib/sluice/ssh_host_ed25519_key");
 	assert_string_equal(cfg->audit_path, "/var/log/sluice/audit.jsonl");
+	assert_string_equal(cfg->audit_segments_dir, "/var/log/sluice/segments");
+	assert_int_equal(cfg->audit_segment_max, 64 * 1024 * 1024);
+	assert_int_equal(cfg->audit_segment_age_s, 86400);
+	assert_int_equal(cfg->audit_syslog, 0);
+	{
+		char host[256];
+
+		assert_int_equal(gethostname(host, sizeof(host)), 0);
+		host[64] = '\0';
+		assert_non_null(cfg->audit_host_id);
+		if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+		    "VWXYZ0123456789._-") == strlen(host))
+			assert_string_equal(cfg->audit_host_id, host);
+	}
 	assert_int_equal(cfg->store.kind, STORE_FILE);
 	assert_string_equal(cfg->store.dir, "/srv/sluice/objects");
 	assert_null(cfg->store.endpoint);
@@ -533,6 +548,21 @@ static const struct bad bad[] = {
 	    2, "audit.key: ", "must be an absolute path" },
 	{ "relative audit path", "audit:\n  path: audit.jsonl\n" STORE ACME,
 	    2, "audit.path: ", "\"audit.jsonl\" must be an absolute path" },
+	{ "relative segments_dir", "audit:\n  segments_dir: segs\n" STORE ACME,
+	    2, "audit.segments_dir: ", "must be an absolute path" },
+	{ "bad segment_max", "audit:\n  segment_max: 64M\n" STORE ACME,
+	    2, "audit.segment_max: ", "is not a size" },
+	{ "bad segment_age", "audit:\n  segment_age: 1w\n" STORE ACME,
+	    2, "audit.segment_age: ", "is not a duration" },
+	{ "bad host_id", "audit:\n  host_id: \"gw 1\"\n" STORE ACME,
+	    2, "audit.host_id: ", "\"gw 1\" is not a host id; use 1 to 64" },
+	{ "long host_id", "audit:\n  host_id: "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+	    STORE ACME, 2, "audit.host_id: ", "is not a host id" },
+	{ "syslog typo", "audit:\n  syslog: authpirv\n" STORE ACME,
+	    2, "audit.syslog: ", "did you mean \"authpriv\"?" },
+	{ "unknown audit key", "audit:\n  segment_size: 1MiB\n" STORE ACME,
+	    2, "audit", "segment_size" },
 	{ "bad bucket", "store:\n  url: s3://My_Bucket/x\n" ACME,
 	    2, "store.url: ", "bucket name may only contain lower-case" },
 	{ "short bucket", "store:\n  url: s3://ab\n" ACME,
@@ -876,6 +906,43 @@ static const struct bad bad[] = {
 	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1y\n",
 	    6, "partners[0].duplicate_window: ", "not a duration" },
 };
+
+static void
+test_audit_segments(void **state)
+{
+	struct config *cfg;
+	char *err;
+	int rc;
+
+	(void)state;
+	err = load(
+	    "audit:\n"
+	    "  path: /srv/log/audit.jsonl\n"
+	    "  segments_dir: /srv/sealed/\n"
+	    "  segment_max: 16MiB\n"
+	    "  segment_age: 6h\n"
+	    "  host_id: gw1.example-bank.com\n"
+	    "  syslog: local3\n"
+	    STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	free(err);
+	assert_string_equal(cfg->audit_segments_dir, "/srv/sealed");
+	assert_int_equal(cfg->audit_segment_max, 16 * 1024 * 1024);
+	assert_int_equal(cfg->audit_segment_age_s, 6 * 3600);
+	assert_string_equal(cfg->audit_host_id, "gw1.example-bank.com");
+	assert_int_equal(cfg->audit_syslog, LOG_LOCAL3);
+	config_free(cfg);
+	err = load("audit:\n  path: /srv/log/audit.jsonl\n  syslog: false\n"
+	    "  segment_max: 0\n" STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	free(err);
+	assert_string_equal(cfg->audit_segments_dir, "/srv/log/segments");
+	assert_int_equal(cfg->audit_syslog, 0);
+	assert_int_equal(cfg->audit_segment_max, 0);
+	config_free(cfg);
+}
 
 static void
 test_bad_table(void **state)
@@ -1860,6 +1927,7 @@ main(void)
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_alternatives),
+		cmocka_unit_test(test_audit_segments),
 		cmocka_unit_test(test_key_file),
 		cmocka_unit_test(test_bad_table),
 		cmocka_unit_test(test_no_secrets),

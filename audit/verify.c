@@ -1,0 +1,527 @@
+/*
+ * verify.c - `sluice audit verify`: walks a trail of one or more files (the
+ * sealed segments in seq order, then the live file) as one chain, and names
+ * the first bad record as FILE:LINE: why.
+ *
+ * Within a file every record must carry its own hash, chain to the one
+ * before it ("prev"), have the next seq and, with keys, a good MAC under the
+ * key its "kid" names. A file named like a sealed segment
+ * (audit-<first>-<last>.jsonl) must end with an audit.seal record that
+ * matches it (count, first_seq, last_seq, final_mac, segment) and nothing
+ * after it; every file but the last must end so. Across files the next
+ * file's first record (audit.open) must follow the seal: seq + 1, "prev" the
+ * seal's hash, the MAC chained from the seal's MAC, "after"/"seal_seq"
+ * naming it. So an edited, removed, inserted or reordered record, a cut
+ * tail of a sealed segment, a segment dropped from the middle, and (with the
+ * key) a segment forged and re-chained without the key are all named.
+ * What no seal can show: records cut off the end of the live file, or the
+ * newest sealed segments removed together with the live file.
+ */
+#include "audit/audit.h"
+
+#include <openssl/crypto.h>
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "audit/audit_int.h"
+#include "common/util.h"
+
+static const char zeros64[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/* The walk across files. */
+struct vwalk {
+	FILE		*out;
+	struct audit_key *const *keys;
+	size_t		 nkeys;
+	char		 given[128];	/* the key ids, for messages */
+	char		 prev[SHA256_HEX];	/* the last record's hash */
+	uint8_t		 prevmac[SHA256_LEN];	/* ... its MAC */
+	char		 prevmachex[SHA256_HEX];	/* ... as hex ("": none) */
+	int64_t		 seq;		/* its seq (0: no record yet) */
+	int64_t		 nrec, nkeyed, firstkeyed, firstseq;
+	size_t		 nfiles, nsealed;
+	char		 file[PATH_MAX];	/* the file being read */
+	int64_t		 line;		/* its line */
+	int64_t		 fseq;		/* its first record's seq */
+	int64_t		 sealline;	/* its seal's line (0: none yet) */
+	char		 segment[128];	/* the last seal's "segment" */
+	int		 midstart;	/* the trail starts after a segment */
+	char		 after[128];	/* ... this one (audit.open "after") */
+	char		 firstfile[PATH_MAX];
+};
+
+/* 1 if name is audit-<12 digits>-<12 digits>.jsonl; sets first, last. */
+static int
+segment_name(const char *name, int64_t *first, int64_t *last)
+{
+	const char *b = strrchr(name, '/');
+	char num[13];
+	size_t i;
+
+	b = b ? b + 1 : name;
+	if (strlen(b) != 37 || strncmp(b, "audit-", 6) != 0 || b[18] != '-' ||
+	    strcmp(b + 31, ".jsonl") != 0)
+		return 0;
+	for (i = 0; i < 12; i++)
+		if (b[6 + i] < '0' || b[6 + i] > '9' ||
+		    b[19 + i] < '0' || b[19 + i] > '9')
+			return 0;
+	if (first != NULL) {
+		memcpy(num, b + 6, 12);
+		num[12] = '\0';
+		(void)parse_int64(num, 0, INT64_MAX, first);
+		memcpy(num, b + 19, 12);
+		(void)parse_int64(num, 0, INT64_MAX, last);
+	}
+	return 1;
+}
+
+int
+audit_segment_name_ok(const char *name)
+{
+	return segment_name(name, NULL, NULL);
+}
+
+static const char *
+base(const char *p)
+{
+	const char *b = strrchr(p, '/');
+
+	return b ? b + 1 : p;
+}
+
+static int
+bad(struct vwalk *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "FILE:LINE: why" for the current record; returns 1. */
+static int
+bad(struct vwalk *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(w->out, "%s:%lld: ", w->file, (long long)w->line);
+	va_start(ap, fmt);
+	vfprintf(w->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', w->out);
+	return 1;
+}
+
+static int64_t
+iget(json_t *rec, const char *k)
+{
+	json_t *v = json_object_get(rec, k);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+static const char *
+sget(json_t *rec, const char *k)
+{
+	json_t *v = json_object_get(rec, k);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The first record of a file after another file: it must follow the seal. */
+static int
+check_boundary(struct vwalk *w, json_t *rec, int64_t seq, const char *prev,
+    const char *lastfile)
+{
+	const char *ev = sget(rec, "event"), *after = sget(rec, "after");
+
+	if (seq > w->seq + 1)
+		return bad(w, "a segment is missing: seq %lld follows seq %lld "
+		    "that ends %s (records %lld-%lld are in none of the files "
+		    "given)", (long long)seq, (long long)w->seq, lastfile,
+		    (long long)w->seq + 1, (long long)seq - 1);
+	if (seq != w->seq + 1)
+		return bad(w, "seq %lld does not follow seq %lld that ends %s "
+		    "(a segment is repeated or out of order)", (long long)seq,
+		    (long long)w->seq, lastfile);
+	if (strcmp(prev, w->prev) != 0)
+		return bad(w, "chain broken between segments: \"prev\" is not "
+		    "the hash of the seal that ends %s (this segment or that "
+		    "one was replaced)", lastfile);
+	if (ev == NULL || strcmp(ev, "audit.open") != 0)
+		return bad(w, "the segment does not begin with audit.open");
+	if (after == NULL || strcmp(after, w->segment) != 0 ||
+	    iget(rec, "seal_seq") != w->seq)
+		return bad(w, "audit.open names segment %s seal seq %lld, but "
+		    "the segment before it is %s with its seal at seq %lld",
+		    after ? after : "(none)", (long long)iget(rec, "seal_seq"),
+		    w->segment, (long long)w->seq);
+	return 0;
+}
+
+/* "prev" and "seq" of a record; *nomac: its MAC cannot be checked. */
+static int
+check_link(struct vwalk *w, json_t *rec, const char *lastfile, int *nomac)
+{
+	const char *prev = sget(rec, "prev"), *ev = sget(rec, "event");
+	int64_t seq = iget(rec, "seq");
+
+	*nomac = 0;
+	if (prev == NULL)
+		prev = "";
+	if (w->line == 1)
+		w->fseq = seq;
+	if (w->sealline > 0)
+		return bad(w, "record after this segment's seal (line %lld): "
+		    "records were appended to a sealed segment",
+		    (long long)w->sealline);
+	if (w->line == 1 && lastfile != NULL)
+		return check_boundary(w, rec, seq, prev, lastfile);
+	if (w->nrec == 0 && seq > 1) {
+		/* The first file given starts after a seal not given. */
+		if (ev == NULL || strcmp(ev, "audit.open") != 0)
+			return bad(w, "the trail starts at seq %lld, not 1, and "
+			    "not with audit.open (records before it were "
+			    "removed)", (long long)seq);
+		w->midstart = 1;
+		(void)xstrlcpy(w->after, sget(rec, "after") ?
+		    sget(rec, "after") : "?", sizeof(w->after));
+		*nomac = 1;
+		return 0;
+	}
+	if (strcmp(prev, w->prev) != 0)
+		return bad(w, "chain broken: \"prev\" does not match the hash "
+		    "of the record before it (a record was removed, inserted "
+		    "or reordered)");
+	if (seq != w->seq + 1)
+		return bad(w, "sequence number %lld, expected %lld",
+		    (long long)seq, (long long)w->seq + 1);
+	return 0;
+}
+
+/* The MAC of a record (line[0..plen) is what it covers). */
+static int
+check_mac(struct vwalk *w, json_t *rec, const char *line, size_t plen,
+    const char *machex, int nomac)
+{
+	const struct audit_key *k = NULL;
+	const char *kid = sget(rec, "kid");
+	char hex[SHA256_HEX];
+	uint8_t m[SHA256_LEN];
+	size_t i;
+
+	if (machex[0] == '\0') {
+		if (w->nkeyed > 0)
+			return bad(w, "record has no \"mac\" after keyed records "
+			    "(its MAC was stripped, or a process without the key "
+			    "appended it)");
+		return 0;
+	}
+	if (kid == NULL || strlen(kid) != AUDIT_KID_HEX - 1)
+		return bad(w, "keyed record has no valid \"kid\"");
+	if (w->nkeyed++ == 0)
+		w->firstkeyed = w->nrec + 1;
+	if (w->nkeys > 0 && !nomac) {
+		for (i = 0; i < w->nkeys && k == NULL; i++)
+			if (strcmp(w->keys[i]->kid, kid) == 0)
+				k = w->keys[i];
+		if (k == NULL)
+			return bad(w, "wrong key: the record was MAC'd with key "
+			    "id %s, and no key given has that id (given: %s)",
+			    kid, w->given);
+		if (audit_mac(k, w->prevmac, line, plen, m) != 0)
+			return bad(w, "cannot compute HMAC-SHA256");
+		hex_encode(m, sizeof(m), hex);
+		if (CRYPTO_memcmp(hex, machex, 64) != 0)
+			return bad(w, "MAC does not match (key id %s): this "
+			    "record was changed, or one before it removed, "
+			    "inserted or reordered, by someone without the key",
+			    k->kid);
+	}
+	audit_hex_decode32(machex, w->prevmac);
+	return 0;
+}
+
+/* An audit.seal record against the file it ends. */
+static int
+check_seal(struct vwalk *w, json_t *rec)
+{
+	int64_t seq = iget(rec, "seq"), count = iget(rec, "count");
+	int64_t first = iget(rec, "first_seq"), last = iget(rec, "last_seq");
+	int64_t nf, nl;
+	const char *seg = sget(rec, "segment"), *fm = sget(rec, "final_mac");
+
+	if (seg == NULL || fm == NULL || count < 0 || first < 0 || last < 0)
+		return bad(w, "audit.seal lacks segment, count, first_seq, "
+		    "last_seq or final_mac");
+	if (first != w->fseq || last != seq - 1)
+		return bad(w, "the seal covers seq %lld-%lld, but this segment "
+		    "holds seq %lld-%lld before it", (long long)first,
+		    (long long)last, (long long)w->fseq, (long long)seq - 1);
+	if (count != w->line - 1 || count != last - first + 1)
+		return bad(w, "the seal counts %lld records, but %lld are "
+		    "before it in this segment (records were removed or "
+		    "inserted)", (long long)count, (long long)w->line - 1);
+	if (strcmp(fm, w->prevmachex) != 0)
+		return bad(w, "the seal's final_mac is not the MAC of the "
+		    "record before it (line %lld)", (long long)w->line - 1);
+	if (segment_name(w->file, &nf, &nl) &&
+	    (strcmp(seg, base(w->file)) != 0 || nf != first || nl != seq))
+		return bad(w, "the seal names segment %s, but this file is %s "
+		    "(a segment was renamed or swapped)", seg, base(w->file));
+	(void)xstrlcpy(w->segment, seg, sizeof(w->segment));
+	w->sealline = w->line;
+	return 0;
+}
+
+/* One line (without its newline): 0, or 1 after naming what is wrong. */
+static int
+check_line(struct vwalk *w, char *line, size_t n, const char *lastfile)
+{
+	char stored[SHA256_HEX], machex[SHA256_HEX], hex[SHA256_HEX];
+	uint8_t h[SHA256_LEN];
+	json_error_t jerr;
+	json_t *rec;
+	const char *ev;
+	ssize_t plen;
+	int rc = 1, nomac;
+
+	if (n != strlen(line))
+		return bad(w, "record contains a NUL byte");
+	if ((plen = audit_record_split(line, n, stored, machex)) == -1)
+		return bad(w, "record has no \"hash\" seal at its end");
+	if (sha256_buf(line, (size_t)plen, h) != 0)
+		return bad(w, "cannot compute SHA-256");
+	hex_encode(h, sizeof(h), hex);
+	if (strcmp(hex, stored) != 0)
+		return bad(w, "record was altered: its content does not match "
+		    "its \"hash\"");
+	if ((rec = json_loads(line, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return bad(w, "not a JSON record: %s", jerr.text);
+	if (check_link(w, rec, lastfile, &nomac) != 0 ||
+	    check_mac(w, rec, line, (size_t)plen, machex, nomac) != 0)
+		goto done;
+	ev = sget(rec, "event");
+	if (ev != NULL && strcmp(ev, "audit.seal") == 0 &&
+	    check_seal(w, rec) != 0)
+		goto done;
+	if (w->nrec++ == 0)
+		w->firstseq = iget(rec, "seq");
+	w->seq = iget(rec, "seq");
+	memcpy(w->prev, stored, SHA256_HEX);
+	memcpy(w->prevmachex, machex, SHA256_HEX);
+	rc = 0;
+done:
+	json_decref(rec);
+	return rc;
+}
+
+/* "cut tail" for a file that must end with its seal and does not. */
+static int
+cut_tail(struct vwalk *w)
+{
+	w->line++;
+	return bad(w, "cut tail: the segment ends without its audit.seal "
+	    "record (records were cut off its end)");
+}
+
+/* One file: 0, 1 (bad, named) or 2 (unreadable). */
+static int
+verify_file(struct vwalk *w, const char *path, const char *lastfile)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 1;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(w->out, "%s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	(void)xstrlcpy(w->file, path, sizeof(w->file));
+	w->line = 0;
+	w->sealline = 0;
+	w->fseq = 0;
+	while ((n = getline(&line, &cap, f)) != -1) {
+		w->line++;
+		if (n == 0 || line[n - 1] != '\n') {
+			bad(w, "record is not terminated by a newline (torn "
+			    "write or truncation)");
+			goto done;
+		}
+		line[--n] = '\0';
+		if (check_line(w, line, (size_t)n, lastfile) != 0)
+			goto done;
+	}
+	if (ferror(f)) {
+		fprintf(w->out, "%s: read error: %s\n", path, strerror(errno));
+		rc = 2;
+		goto done;
+	}
+	w->nfiles++;
+	if (w->sealline > 0)
+		w->nsealed++;
+	rc = 0;
+done:
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static int
+seg_filter(const struct dirent *d)
+{
+	return segment_name(d->d_name, NULL, NULL);
+}
+
+/* Appends path (or, a directory, its segments in name order) to *files. */
+static int
+expand(const char *path, int flags, char ***files, size_t *n, FILE *out)
+{
+	struct dirent **ents = NULL;
+	struct stat st;
+	char p[PATH_MAX], **nf;
+	int i, cnt, rc = 0;
+
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT && (flags & AUDIT_VERIFY_SKIP_MISSING))
+			return 0;
+		fprintf(out, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if ((nf = reallocarray(*files, *n + 1, sizeof(*nf))) == NULL)
+			return -1;
+		*files = nf;
+		return ((*files)[(*n)++] = strdup(path)) == NULL ? -1 : 0;
+	}
+	if ((cnt = scandir(path, &ents, seg_filter, alphasort)) == -1) {
+		fprintf(out, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < cnt; i++) {
+		if (rc == 0 && (xsnprintf(p, sizeof(p), "%s/%s", path,
+		    ents[i]->d_name) < 0 || expand(p, 0, files, n, out) == -1))
+			rc = -1;
+		free(ents[i]);
+	}
+	free(ents);
+	return rc;
+}
+
+static void
+summary(struct vwalk *w, char **files, size_t nfiles)
+{
+	char label[PATH_MAX * 2 + 64], start[256];
+
+	if (nfiles == 1)
+		(void)xstrlcpy(label, files[0], sizeof(label));
+	else
+		(void)xsnprintf(label, sizeof(label), "%s .. %s (%zu files, "
+		    "%zu sealed)", files[0], files[nfiles - 1], nfiles,
+		    w->nsealed);
+	start[0] = '\0';
+	if (w->midstart)
+		(void)xsnprintf(start, sizeof(start), "; starts at seq %lld "
+		    "after segment %s (not given: not checked)",
+		    (long long)w->firstseq, w->after);
+	if (w->nkeys == 0)
+		fprintf(w->out, "%s: %lld records, chain intact, last hash %s; "
+		    "MACs not checked (no key given; %lld records carry "
+		    "one)%s\n", label, (long long)w->nrec, w->prev,
+		    (long long)w->nkeyed, start);
+	else if (w->firstkeyed > 1)
+		fprintf(w->out, "%s: %lld records, chain intact, MACs good (key "
+		    "ids %s) from record %lld; records 1-%lld have no MAC "
+		    "(written before the key) and are bound by the hash chain to "
+		    "the MAC of record %lld; last hash %s%s\n", label,
+		    (long long)w->nrec, w->given, (long long)w->firstkeyed,
+		    (long long)w->firstkeyed - 1, (long long)w->firstkeyed,
+		    w->prev, start);
+	else
+		fprintf(w->out, "%s: %lld records, chain intact, MACs good (key "
+		    "ids %s), last hash %s%s\n", label, (long long)w->nrec,
+		    w->given, w->prev, start);
+}
+
+static int
+walk(struct vwalk *w, char **files, size_t nfiles)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < nfiles; i++) {
+		if (i > 0 && w->nrec > 0 && w->sealline == 0)
+			return cut_tail(w);
+		if ((rc = verify_file(w, files[i], i > 0 && w->nrec > 0 ?
+		    files[i - 1] : NULL)) != 0)
+			return rc;
+	}
+	if (nfiles > 0 && segment_name(files[nfiles - 1], NULL, NULL) &&
+	    w->sealline == 0)
+		return cut_tail(w);
+	if (w->nkeys > 0 && w->nkeyed == 0 && w->nrec > 0) {
+		fprintf(w->out, "%s:1: no record carries a MAC: the trail was "
+		    "not written with a key, or its MACs were stripped\n",
+		    files[0]);
+		return 1;
+	}
+	summary(w, files, nfiles);
+	return 0;
+}
+
+int
+audit_verify_trail(const char *const *paths, size_t npaths,
+    struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
+{
+	struct vwalk *w;
+	char **files = NULL;
+	size_t nfiles = 0, i;
+	int rc = 2;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return 2;
+	w->out = out;
+	w->keys = keys;
+	w->nkeys = nkeys;
+	for (i = 0; i < nkeys; i++) {
+		if (i > 0)
+			(void)xstrlcat(w->given, ", ", sizeof(w->given));
+		(void)xstrlcat(w->given, keys[i]->kid, sizeof(w->given));
+	}
+	memcpy(w->prev, zeros64, SHA256_HEX);
+	for (i = 0; i < npaths; i++)
+		if (expand(paths[i], flags, &files, &nfiles, out) == -1)
+			goto done;
+	if (nfiles == 0) {
+		fprintf(out, "%s: no audit trail files there\n",
+		    npaths > 0 ? paths[0] : "(nothing given)");
+		goto done;
+	}
+	rc = walk(w, files, nfiles);
+done:
+	for (i = 0; i < nfiles; i++)
+		free(files[i]);
+	free(files);
+	free(w);
+	return rc;
+}
+
+int
+audit_verify_keys(const char *path, struct audit_key *const *keys,
+    size_t nkeys, FILE *out)
+{
+	const char *paths[1] = { path };
+
+	return audit_verify_trail(paths, 1, keys, nkeys, 0, out);
+}
+
+int
+audit_verify(const char *path, FILE *out)
+{
+	return audit_verify_keys(path, NULL, 0, out);
+}
