@@ -166,7 +166,11 @@ class TestAuditSegments(unittest.TestCase):
         self.assertEqual(rot["uid"], 0)
         kept = os.path.join(self.gw.state_dir, "audit.keys", old + ".key")
         self.assertTrue(os.path.exists(kept), kept)
-        self.assertEqual(self.seals()[-1]["reason"], "rotate-key")
+        # the seal just before the rotation record ends the old key's segment
+        seal = self.gw.wait_audit(lambda r: r.get("event") == "audit.seal"
+                                  and r.get("seq") == rot["seq"] - 2)
+        self.assertIsNotNone(seal, "%r" % self.seals()[-3:])
+        self.assertEqual(seal["reason"], "rotate-key", "%r" % self.seals()[-3:])
         r = self.put(2)
         self.assertEqual(r.rc, 0, "%r\n%s" % (r, self.gw.log_tail()))
         rec = self.gw.wait_audit(lambda r: r.get("event") == "file.received"
