@@ -1849,10 +1849,11 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 		"object_key",
 		/* issues 3 and 4, in load_partner_issue34()'s order */
 		"role", "visible_for", "max_sessions", "completion",
-		"signature", "duplicate_window", "duplicate_policy"
+		"signature", "duplicate_window", "duplicate_policy",
+		"receipts"	/* issue 11 */
 	};
 	enum { K_NAME, K_KEYS, K_HASH, K_ALLOW, K_OBJKEY, K_MORE,
-	    K_N = K_MORE + 7 };
+	    K_RECEIPTS = K_MORE + 7, K_N };
 	struct partner *p = &cfg->partners[idx];
 	yaml_node_t *v[K_N];
 	char kp[KP_MAX], kpk[KP_MAX];
@@ -1929,6 +1930,19 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 		p->object_key = dup_or_report(ld, p->line, s);
 
 	load_partner_issue34(ld, v + K_MORE, kp, cfg, p);
+
+	p->receipts = cfg->receipts.enabled;
+	if (v[K_RECEIPTS] != NULL) {
+		int b;
+
+		join_kp(kpk, sizeof(kpk), kp, "receipts");
+		if ((b = get_bool(ld, v[K_RECEIPTS], kpk)) >= 0)
+			p->receipts = b && cfg->receipts.enabled;
+		if (b == 1 && !cfg->receipts.enabled)
+			warn(ld, line_of(v[K_RECEIPTS]), "%s: true has no "
+			    "effect while the top-level receipts: is false",
+			    kpk);
+	}
 }
 
 static void
@@ -2958,6 +2972,96 @@ load_partner_issue34(struct loader *ld, yaml_node_t *const *v,
 	}
 }
 
+/* ---- receipts (issue 11, spool/delivery.h) -------------------------------- */
+
+#define DEFAULT_RECEIPTS_DIR	"receipts"
+
+/* NULL if s can be the receipts folder: one name beneath a partner's root. */
+static const char *
+receipts_dir_problem(const char *s)
+{
+	size_t i;
+
+	if (s[0] == '\0' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 ||
+	    strlen(s) > 64)
+		return "is not a folder name (1 to 64 characters)";
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return "may hold only letters, digits, '.', '_' and "
+			    "'-' (one folder beneath the partner's root, e.g. "
+			    "receipts)";
+	return NULL;
+}
+
+static void
+load_receipts(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = { "sign_with", "keyring", "keep",
+	    "dir" };
+	enum { K_SIGN, K_KEYRING, K_KEEP, K_DIR, K_N };
+	struct receipts_config *rc = &cfg->receipts;
+	yaml_node_t *v[K_N];
+	char fpr[41], path[4096];
+	struct qbuf qb;
+	const char *s, *why;
+	int b;
+
+	if (n->type == YAML_SCALAR_NODE) {	/* receipts: false */
+		if ((b = get_bool(ld, n, "receipts")) >= 0)
+			rc->enabled = b;
+		return;
+	}
+	if (walk_map(ld, n, "receipts", keys, K_N, v, NULL) != 0)
+		return;
+	set_duration(ld, v[K_KEEP], "receipts", "keep", 1, DUR_LONG,
+	    &rc->keep_s);
+	if (v[K_DIR] != NULL && (s = get_string(ld, v[K_DIR], "receipts.dir",
+	    "a folder name (e.g. receipts)")) != NULL) {
+		if ((why = receipts_dir_problem(s)) != NULL)
+			report(ld, line_of(v[K_DIR]), "receipts.dir: %s %s",
+			    q(&qb, s), why);
+		else {
+			free(rc->dir);
+			rc->dir = dup_or_report(ld, line_of(v[K_DIR]), s);
+		}
+	}
+	if (v[K_SIGN] != NULL && (s = get_string(ld, v[K_SIGN],
+	    "receipts.sign_with", "the signing key's fingerprint")) != NULL) {
+		if ((why = fpr_normalise(s, fpr)) != NULL)
+			report(ld, line_of(v[K_SIGN]), "receipts.sign_with: "
+			    "%s %s", q(&qb, s), why);
+		else
+			rc->sign_with = dup_or_report(ld, line_of(v[K_SIGN]),
+			    fpr);
+	}
+	if (v[K_KEYRING] != NULL && (s = get_string(ld, v[K_KEYRING],
+	    "receipts.keyring", "a path to the gateway's secret key")) !=
+	    NULL && get_file(ld, v[K_KEYRING], "receipts.keyring", s,
+	    FILE_SECRET, path, sizeof(path)) == 0)
+		rc->keyring = dup_or_report(ld, line_of(v[K_KEYRING]), path);
+	if (v[K_SIGN] != NULL && v[K_KEYRING] == NULL)
+		report(ld, line_of(v[K_SIGN]), "receipts.sign_with: needs "
+		    "receipts.keyring: the gateway's armored secret key (gpg "
+		    "--export-secret-keys --armor FINGERPRINT > FILE; no "
+		    "passphrase, mode 0600, owned by %s)",
+		    ld->svc_user ? ld->svc_user : "sluice");
+	if (v[K_KEYRING] != NULL && v[K_SIGN] == NULL)
+		report(ld, line_of(v[K_KEYRING]), "receipts.keyring: add "
+		    "receipts.sign_with: the fingerprint of the key in it that "
+		    "signs (gpg --fingerprint), or remove keyring");
+}
+
+/* Defaults, before the receipts: block and the partners are read. */
+static void
+receipts_defaults(struct loader *ld, struct receipts_config *rc)
+{
+	rc->enabled = 1;
+	rc->keep_s = 30 * DUR_DAY;
+	rc->dir = dup_or_report(ld, 1, DEFAULT_RECEIPTS_DIR);
+}
+
 /* ---- the document -------------------------------------------------------- */
 
 static void
@@ -2965,10 +3069,11 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 {
 	static const char *const keys[] = {
 		"listen", "host_keys", "state_dir", "audit", "store", "partners",
-		"server", "roles", "uploader", "user"
+		"server", "roles", "uploader", "user", "receipts"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
-	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_N };
+	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_RECEIPTS,
+	    K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -3031,6 +3136,9 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	uploader_defaults(&cfg->uploader);
 	if (v[K_UPLOADER] != NULL)
 		load_uploader(ld, v[K_UPLOADER], cfg);
+	receipts_defaults(ld, &cfg->receipts);
+	if (v[K_RECEIPTS] != NULL)
+		load_receipts(ld, v[K_RECEIPTS], cfg);
 
 	if (v[K_PARTNERS] != NULL)
 		load_partners(ld, v[K_PARTNERS], cfg);
@@ -3186,6 +3294,9 @@ config_free(struct config *cfg)
 	free(cfg->server.macs);
 	free(cfg->server.host_key_algorithms);
 	free(cfg->server.pubkey_algorithms);
+	free(cfg->receipts.sign_with);
+	free(cfg->receipts.keyring);
+	free(cfg->receipts.dir);
 	for (i = 0; i < cfg->nroles; i++)
 		free(cfg->roles[i].name);
 	free(cfg->roles);

@@ -137,6 +137,10 @@ struct partner {
 	struct signature_config signature;
 	int64_t		 duplicate_window_s;	/* 0: no duplicate detection */
 	enum duplicate_policy duplicate_policy;	/* default DUP_ACCEPT_FLAG */
+
+	/* Issue 11: delivery receipts in <root>/<receipts.dir>/ (default 1;
+	 * "receipts: false" turns them off; 0 too when receipts.enabled is). */
+	int		 receipts;
 };
 
 /* The "server:" block (issue 3). Defaults in brackets. */
@@ -181,6 +185,16 @@ struct uploader_config {
 	int64_t		 retention_keep_s;		/* [0] = delete after stored; > 0 keep N seconds in archive/ */
 };
 
+/* The "receipts:" block (issue 11, spool/delivery.h). */
+struct receipts_config {
+	int		 enabled;	/* [1] "receipts: false" at the top level: 0 */
+	char		*sign_with;	/* NULL, or the 40-hex fingerprint (upper
+					 * case) of the gateway's signing key */
+	char		*keyring;	/* with sign_with: armored secret key file */
+	int64_t		 keep_s;	/* [30d] receipts older are removed */
+	char		*dir;		/* ["receipts"] one name beneath a partner's root */
+};
+
 struct config {
 	char		*path;		/* the file it was loaded from */
 	char		*user;		/* [NULL: "sluice"] the service user */
@@ -205,6 +219,7 @@ struct config {
 	struct uploader_config uploader;	/* issue 5 */
 	struct role	*roles;		/* built-ins "dropbox" and "owner" first, then roles: */
 	size_t		 nroles;
+	struct receipts_config receipts;	/* issue 11 */
 };
 
 /*

@@ -167,3 +167,14 @@ path_to_client(const char *norm, char *out, size_t outlen)
 	memcpy(out + 1, norm, n + 1);
 	return 0;
 }
+
+int
+path_under(const char *norm, const char *dir)
+{
+	size_t n;
+
+	if (norm == NULL || dir == NULL || (n = strlen(dir)) == 0)
+		return 0;
+	return strncmp(norm, dir, n) == 0 && (norm[n] == '\0' ||
+	    norm[n] == '/');
+}

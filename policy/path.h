@@ -31,4 +31,12 @@ int path_normalize(const char *in, size_t len, int flags, char *out,
  * "a/b" -> "/a/b". 0 or -1 on truncation. */
 int path_to_client(const char *norm, char *out, size_t outlen);
 
+/*
+ * 1 if the normalised path norm (path_normalize's output) is dir or lies
+ * beneath it, 0 if not (also for a NULL or empty dir). dir is a normalised
+ * relative path too ("receipts"). Used for the read-only receipts folder
+ * (spool/delivery.h): the SFTP engine refuses every change there.
+ */
+int path_under(const char *norm, const char *dir);
+
 #endif

@@ -74,7 +74,7 @@ server_json(const struct server_config *sv)
 static json_t *
 partner_json(const struct partner *p)
 {
-	return json_pack("{s:s,s:o,s:b,s:o,s:s,s:i,s:i,s:I}",
+	return json_pack("{s:s,s:o,s:b,s:o,s:s,s:i,s:i,s:I,s:b}",
 	    "name", p->name,
 	    "authorized_keys", strs_json(p->authorized_keys,
 	    p->nauthorized_keys),
@@ -83,7 +83,8 @@ partner_json(const struct partner *p)
 	    "role", p->role != NULL ? p->role->name : "",
 	    "perms", p->role != NULL ? (int)p->role->perms : 0,
 	    "max_sessions", p->max_sessions,
-	    "visible_for_s", (json_int_t)p->visible_for_s);
+	    "visible_for_s", (json_int_t)p->visible_for_s,
+	    "receipts", p->receipts != 0);
 }
 
 char *
@@ -98,9 +99,10 @@ sessioncfg_export(const struct config *cfg, char *const *host_keys,
 		return NULL;
 	for (i = 0; i < cfg->npartners; i++)
 		json_array_append_new(parts, partner_json(&cfg->partners[i]));
-	o = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o}",
+	o = json_pack("{s:i,s:s,s:s,s:s,s:o,s:o,s:o}",
 	    "version", SESSIONCFG_VERSION,
 	    "state_dir", cfg->state_dir,
+	    "receipts_dir", cfg->receipts.dir != NULL ? cfg->receipts.dir : "",
 	    "audit_socket", audit_socket,
 	    "host_keys", strs_json(host_keys, nhost_keys),
 	    "server", server_json(&cfg->server),
@@ -228,6 +230,8 @@ get_partner(json_t *o, struct partner *p, struct role *r)
 	r->perms = (unsigned)perms & PERM_ALL;
 	p->role = r;
 	p->visible_for_s = vis;
+	/* its delivery receipts folder is read-only (spool/delivery.h) */
+	p->receipts = json_is_true(json_object_get(o, "receipts"));
 	/* never the hash: the listener checks passwords (server/listener.c) */
 	p->password_hash = NULL;
 	p->has_password = has_pw;
@@ -264,6 +268,10 @@ sessioncfg_import(const char *text, size_t len, char ***host_keys,
 	if (!json_is_array(parts) || (cfg = calloc(1, sizeof(*cfg))) == NULL)
 		goto bad;
 	n = json_array_size(parts);
+	if ((v = json_object_get(o, "receipts_dir")) != NULL &&
+	    json_is_string(v) && json_string_length(v) > 0 &&
+	    (cfg->receipts.dir = strdup(json_string_value(v))) == NULL)
+		goto bad;
 	if ((cfg->state_dir = strdup(sd)) == NULL ||
 	    (*audit_socket = strdup(as)) == NULL ||
 	    get_server(json_object_get(o, "server"), &cfg->server) == -1 ||

@@ -841,6 +841,9 @@ session_sftp(struct session *s)
 	    (uint32_t)s->cfg->server.max_open_handles : 0;
 	params.max_file_size = s->cfg->server.max_file_size;
 	params.min_free_space = s->cfg->server.min_free_space;
+	/* delivery receipts: read-only over SFTP (spool/delivery.h) */
+	params.receipts_dir = s->partner->receipts ? s->cfg->receipts.dir :
+	    NULL;
 	params.hooks.arg = s;
 	params.hooks.file_stage = hook_file_stage;
 	params.hooks.file_unstage = hook_file_unstage;

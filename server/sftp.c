@@ -76,6 +76,7 @@ struct sftp {
 	int64_t		 max_file_size;	/* 0: unlimited */
 	int64_t		 min_free_space;	/* 0: no floor */
 	int64_t		 space_due;	/* bytes until the floor is checked */
+	const char	*receipts;	/* read-only folder, or NULL (borrowed) */
 	struct sftp_hooks hooks;
 	int		 initialized;
 	int		 dead;		/* sftp_input failed: it always will */
@@ -549,6 +550,23 @@ is_root(const struct cpath *cp)
 }
 
 /*
+ * A change to cp (normalised) inside the receipts folder, or to the folder
+ * itself: SSH_FX_PERMISSION_DENIED with *text, else SSH_FX_OK. The receipts
+ * are the gateway's word to the partner (spool/delivery.h); no role may
+ * change them, and the files' owner and mode say the same on disk.
+ */
+static uint32_t
+receipts_check(const struct sftp *s, const struct cpath *cp,
+    const char **text)
+{
+	if (!path_under(cp->norm, s->receipts))
+		return SSH_FX_OK;
+	*text = "permission denied: the receipts folder is read-only (the "
+	    "gateway writes its delivery receipts there)";
+	return SSH_FX_PERMISSION_DENIED;
+}
+
+/*
  * Without openat2 (kernels before 5.6, seccomp filters that answer ENOSYS,
  * valgrind): the same rules walked by hand over a normalised path, one
  * component at a time from dirfd, each opened with O_NOFOLLOW and checked to
@@ -893,7 +911,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 		return -1;
 	wr = (pflags & (SSH_FXF_WRITE | SSH_FXF_APPEND | SSH_FXF_CREAT |
 	    SSH_FXF_TRUNC | SSH_FXF_EXCL)) != 0;
-	if ((st_code = path_check(&cp, 0, &text)) != SSH_FX_OK)
+	if ((st_code = path_check(&cp, 0, &text)) != SSH_FX_OK ||
+	    (wr && (st_code = receipts_check(s, &cp, &text)) != SSH_FX_OK))
 		goto done;
 	if (s->nopen >= s->max_handles)
 		goto too_many;	/* before anything is created or truncated */
@@ -1578,6 +1597,7 @@ setstat_common(struct sftp *s, uint32_t id, struct msg *m, const char *op)
 	if (get_path(m, &cp) == -1 || get_attrs(m, &a) == -1)
 		return -1;
 	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK ||
+	    (code = receipts_check(s, &cp, &text)) != SSH_FX_OK ||
 	    (code = attrs_check(&a, &text)) != SSH_FX_OK)
 		goto done;
 	if ((pfd = open_parent(s, &cp, O_PATH)) == -1) {
@@ -1626,7 +1646,11 @@ h_fsetstat(struct sftp *s, uint32_t id, struct msg *m)
 		send_bad_handle(s, id);
 		return 0;
 	}
-	if ((code = attrs_check(&a, &text)) == SSH_FX_OK &&
+	if (path_under(h->path, s->receipts)) {
+		code = SSH_FX_PERMISSION_DENIED;
+		text = "permission denied: the receipts folder is read-only "
+		    "(the gateway writes its delivery receipts there)";
+	} else if ((code = attrs_check(&a, &text)) == SSH_FX_OK &&
 	    (a.flags & SSH_FILEXFER_ATTR_ACMODTIME)) {
 		attrs_times(&a, ts);
 		if (futimens(handle_fd(h), ts) == -1)
@@ -1746,7 +1770,8 @@ h_remove(struct sftp *s, uint32_t id, struct msg *m)
 
 	if (get_path(m, &cp) == -1)
 		return -1;
-	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK)
+	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK ||
+	    (code = receipts_check(s, &cp, &text)) != SSH_FX_OK)
 		goto done;
 	if (is_root(&cp)) {
 		code = SSH_FX_PERMISSION_DENIED;
@@ -1782,7 +1807,8 @@ h_mkdir(struct sftp *s, uint32_t id, struct msg *m)
 
 	if (get_path(m, &cp) == -1 || get_attrs(m, &a) == -1)
 		return -1;
-	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK)
+	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK ||
+	    (code = receipts_check(s, &cp, &text)) != SSH_FX_OK)
 		goto done;
 	if ((pfd = open_parent(s, &cp, O_PATH)) == -1 ||
 	    mkdirat(pfd, cp.base, 0750) == -1)	/* client modes ignored */
@@ -1805,7 +1831,8 @@ h_rmdir(struct sftp *s, uint32_t id, struct msg *m)
 
 	if (get_path(m, &cp) == -1)
 		return -1;
-	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK)
+	if ((code = path_check(&cp, 0, &text)) != SSH_FX_OK ||
+	    (code = receipts_check(s, &cp, &text)) != SSH_FX_OK)
 		goto done;
 	if (is_root(&cp)) {
 		code = SSH_FX_PERMISSION_DENIED;
@@ -1889,7 +1916,9 @@ rename_common(struct sftp *s, uint32_t id, struct msg *m, unsigned int flags,
 	if (get_path(m, &from) == -1 || get_path(m, &to) == -1)
 		return -1;
 	if ((code = path_check(&from, 0, &text)) != SSH_FX_OK ||
-	    (code = path_check(&to, 0, &text)) != SSH_FX_OK)
+	    (code = path_check(&to, 0, &text)) != SSH_FX_OK ||
+	    (code = receipts_check(s, &from, &text)) != SSH_FX_OK ||
+	    (code = receipts_check(s, &to, &text)) != SSH_FX_OK)
 		goto done;
 	if (is_root(&from) || is_root(&to)) {
 		code = SSH_FX_PERMISSION_DENIED;
@@ -2406,6 +2435,8 @@ sftp_new(const struct sftp_params *p)
 	s->perms = p->perms != 0 ? p->perms & PERM_ALL : SFTP_DEFAULT_PERMS;
 	s->max_file_size = p->max_file_size > 0 ? p->max_file_size : 0;
 	s->min_free_space = p->min_free_space > 0 ? p->min_free_space : 0;
+	s->receipts = p->receipts_dir != NULL && p->receipts_dir[0] != '\0' ?
+	    p->receipts_dir : NULL;
 	s->max_handles = p->max_handles ? p->max_handles : SFTP_DEFAULT_HANDLES;
 	if (s->max_handles > SFTP_MAX_HANDLES)
 		s->max_handles = SFTP_MAX_HANDLES;

@@ -124,6 +124,12 @@ struct sftp_params {
 	unsigned	 perms;		/* PERM_*; 0: the built-in dropbox role */
 	int64_t		 max_file_size;	/* bytes; 0: unlimited */
 	int64_t		 min_free_space; /* bytes the root's fs keeps; 0: none */
+	/* The delivery receipts folder beneath the root ("receipts"; NULL:
+	 * none). Read-only whatever the role: every change in it or to it
+	 * (open for writing, setstat, remove, mkdir, rmdir, rename from or
+	 * into it) is refused with SSH_FX_PERMISSION_DENIED before the disk is
+	 * touched. Borrowed for the engine's life. */
+	const char	*receipts_dir;
 	struct sftp_hooks hooks;
 };
 

@@ -47,6 +47,7 @@
  *    duplicate_window).
  */
 #include "spool/intake.h"
+#include "spool/delivery.h"
 #include "spool/outbox.h"
 #include "spool/receipt.h"
 
@@ -108,6 +109,11 @@ struct intake {
 	int64_t		 janitor_ms;
 	struct timespec	 incoming_mtime; /* spool/incoming when last read */
 	int		 import_again;	/* read it next pass regardless */
+	/* delivery receipts (spool/delivery.h) */
+	struct delivery_signer *signer;	/* receipts.sign_with (owned) */
+	int64_t		 signer_retry;	/* no new try before this */
+	int64_t		 receipts_ms;	/* receipts last looked for */
+	char		 host[256];	/* the receipts' "gateway" */
 };
 
 struct item {
@@ -154,6 +160,10 @@ struct act {
 	const char	*event;		/* audit event (static) */
 	json_t		*fields;	/* its audit record (owned) */
 	char		*msg;		/* logged once applied (owned) */
+	/* accept/reject: what its delivery receipt says (spool/delivery.h) */
+	char		 rule[128];
+	char		 signer[41];
+	char		 signed_at[32];
 };
 
 #define BATCH_MAX	64		/* verdicts per state transaction */
@@ -484,6 +494,16 @@ flush(struct pass *ps)
 			else
 				a->failed = state_update(in->st, &a->r,
 				    FS_WAITING) == -1;
+			/* its delivery receipt, written once the verdict is
+			 * final (write_receipts); without its row the whole
+			 * batch is judged again */
+			if (!a->failed && ps->p->receipts && (a->kind ==
+			    ACT_REJECT || a->kind == ACT_ACCEPT) &&
+			    state_receipt_add(in->st, a->r.id, a->rule,
+			    a->signer, a->signed_at) == -1) {
+				state_rollback(in->st);
+				ok = 0;
+			}
 		}
 		if (ok && state_commit(in->st) == -1)
 			ok = 0;
@@ -654,6 +674,13 @@ accept_file(struct pass *ps, struct item *x, json_t *meta, const char *rule,
 	    ", signed by " : "", signer ? signer : "", r->object_key);
 	if (queue(ps, ACT_ACCEPT, r, NULL, "file.accepted", f, msg, 0) == -1)
 		return -1;
+	xstrlcpy(ps->acts[ps->nacts - 1].rule, rule, sizeof(ps->acts[0].rule));
+	if (signer != NULL && signer[0] != '\0') {
+		xstrlcpy(ps->acts[ps->nacts - 1].signer, signer,
+		    sizeof(ps->acts[0].signer));
+		xstrlcpy(ps->acts[ps->nacts - 1].signed_at, signed_at ?
+		    signed_at : "", sizeof(ps->acts[0].signed_at));
+	}
 	x->done = 1;
 	return 0;
 }
@@ -804,6 +831,11 @@ walk(struct pass *ps, int dfd, const char *rel, int depth, size_t *count,
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL && (*count)++ < WALK_MAX_ENTRIES) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* the gateway's receipts are never uploads, nor incomplete */
+		if (depth == 0 && ps->p->receipts &&
+		    ps->in->cfg->receipts.dir != NULL &&
+		    strcmp(de->d_name, ps->in->cfg->receipts.dir) == 0)
 			continue;
 		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
@@ -2554,6 +2586,11 @@ forge_row(struct intake *in, int incfd, const struct file_rec *r,
 		    "next pass tries again", (long long)r->id);
 		return -1;
 	}
+	/* a receipt only into the folder of the partner whose landing
+	 * directory really holds the file, and that the row names */
+	if (real != NULL && real == config_partner(in->cfg, r->partner) &&
+	    real->receipts && spool_relpath_ok(r->path))
+		(void)state_receipt_add(in->st, r->id, "", "", "");
 	return 0;
 }
 
@@ -2864,6 +2901,186 @@ recover_accepted(struct intake *in)
 	free(rows);
 }
 
+/* --- delivery receipts (spool/delivery.h) ----------------------------- */
+
+#define RECEIPTS_MAX		64	/* receipts written per turn */
+#define RECEIPTS_EVERY_MS	1000	/* how often the database is asked */
+#define SIGNER_RETRY_MS		60000	/* after the signing key failed */
+
+/*
+ * p's receipts folder, opened (created 0750 if missing: spool_own gives it
+ * its owner and 2750 when the gateway starts as root). It must be a
+ * directory of ours: a partner's session cannot plant one. -1 (logged).
+ */
+static int
+open_receipts_dir(struct intake *in, const struct partner *p)
+{
+	char dir[PATH_MAX];
+	struct stat sb;
+	int dfd;
+
+	if (spool_receipts_path(in->cfg, p, dir, sizeof(dir)) == -1)
+		return -1;
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 && errno == ENOENT && mkdir(dir, 0750) == 0)
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (dfd == -1) {
+		log_warn("partner %s: cannot open the receipts folder %s",
+		    p->name, dir);
+		return -1;
+	}
+	if (fstat(dfd, &sb) == -1 || sb.st_uid != geteuid()) {
+		log_warnx("partner %s: the receipts folder %s is not the "
+		    "service user's; move it aside and restart sluice (it "
+		    "makes a new one)", p->name, dir);
+		close(dfd);
+		return -1;
+	}
+	return dfd;
+}
+
+/*
+ * Writes the receipt of d (its partner p) and audits receipt.written
+ * (deferred: the caller syncs). 0, or -1 (logged; tried again next turn).
+ */
+static int
+write_receipt(struct intake *in, const struct partner *p,
+    const struct receipt_due *d)
+{
+	struct delivery_info di;
+	char name[256], rel[400], *text = NULL, *sig = NULL;
+	size_t len;
+	int dfd = -1, rc = -1;
+
+	memset(&di, 0, sizeof(di));
+	di.r = &d->r;
+	di.rule = d->rule;
+	di.signer = d->signer;
+	di.signed_at = d->signed_at;
+	di.gateway = in->host;
+	di.created_ms = now_ms();
+	if (delivery_name(d->r.fid, d->r.path, in->signer != NULL, name,
+	    sizeof(name)) == -1 || (text = delivery_text(&di)) == NULL) {
+		log_warnx("%s/%s (%s): cannot make its receipt", d->r.partner,
+		    d->r.path, d->r.fid);
+		goto fail;
+	}
+	len = strlen(text);
+	if (in->signer != NULL && delivery_sign(in->signer, text, &sig,
+	    &len) == -1)
+		goto fail;
+	if ((dfd = open_receipts_dir(in, p)) == -1)
+		goto fail;
+	if (write_file_at(dfd, name, sig != NULL ? sig : text, len, 0640) ==
+	    -1) {
+		log_warn("%s/%s: cannot write the receipt %s/%s", p->name,
+		    d->r.path, in->cfg->receipts.dir, name);
+		goto fail;
+	}
+	xsnprintf(rel, sizeof(rel), "%s/%s", in->cfg->receipts.dir, name);
+	audit_emit(in->au, "receipt.written", json_pack(
+	    "{s:s,s:s,s:s,s:s,s:s,s:b,s:s?}", "partner", p->name, "fid",
+	    d->r.fid, "path", d->r.path, "verdict", delivery_verdict(&d->r),
+	    "receipt", rel, "signed", in->signer != NULL, "signed_by",
+	    in->signer != NULL ? in->cfg->receipts.sign_with : NULL));
+	log_info("%s/%s: receipt %s written (%s)", p->name, d->r.path, rel,
+	    delivery_verdict(&d->r));
+	rc = 0;
+fail:
+	if (dfd != -1)
+		close(dfd);
+	free(text);
+	free(sig);
+	return rc;
+}
+
+/* The signer, when receipts are signed: NULL while it cannot be had (the
+ * receipts wait; none is written unsigned). */
+static struct delivery_signer *
+receipt_signer(struct intake *in)
+{
+	int64_t t = now_ms();
+
+	if (in->signer != NULL || t < in->signer_retry)
+		return in->signer;
+	if ((in->signer = delivery_signer_open(in->cfg->state_dir,
+	    &in->cfg->receipts)) == NULL) {
+		log_warnx("receipts wait until the signing key works "
+		    "(receipts.sign_with, receipts.keyring); trying again in "
+		    "%d s", SIGNER_RETRY_MS / 1000);
+		in->signer_retry = t + SIGNER_RETRY_MS;
+	}
+	return in->signer;
+}
+
+/*
+ * Every file whose verdict is final and whose receipt is not written yet
+ * gets it: the receipt file (durable), its receipt.written record (synced),
+ * then the row marked. A crash in between writes it again (the same name,
+ * replaced atomically) and records it twice, never loses it.
+ */
+static void
+write_receipts(struct intake *in)
+{
+	const struct partner *p;
+	struct receipt_due *due = NULL;
+	size_t n = 0, i;
+	int *done = NULL, any = 0;
+
+	if (state_receipts_due(in->st, RECEIPTS_MAX, &due, &n) == -1 ||
+	    n == 0 || (in->cfg->receipts.sign_with != NULL &&
+	    receipt_signer(in) == NULL) ||
+	    (done = calloc(n, sizeof(*done))) == NULL)
+		goto out;
+	audit_defer(in->au);
+	for (i = 0; i < n && !proc_quit; i++) {
+		p = config_partner(in->cfg, due[i].r.partner);
+		/* receipts turned off since: nothing to write */
+		if (p == NULL || !p->receipts)
+			done[i] = any = 1;
+		else if (write_receipt(in, p, &due[i]) == 0)
+			done[i] = any = 1;
+	}
+	if (audit_sync(in->au) == -1 || !any)
+		goto out;
+	if (state_begin(in->st) == -1)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (done[i] && state_receipt_written(in->st, due[i].r.id,
+		    now_ms()) == -1) {
+			state_rollback(in->st);
+			goto out;
+		}
+	(void)state_commit(in->st);
+out:
+	free(done);
+	free(due);
+}
+
+/* Receipts older than receipts.keep are removed. */
+static void
+expire_receipts(struct intake *in)
+{
+	const struct partner *p;
+	size_t i;
+	int dfd, k;
+
+	for (i = 0; i < in->cfg->npartners && !proc_quit; i++) {
+		p = &in->cfg->partners[i];
+		if (!p->receipts || (dfd = open_receipts_dir(in, p)) == -1)
+			continue;
+		k = delivery_expire(dfd, now_ms() / 1000 -
+		    in->cfg->receipts.keep_s);
+		if (k > 0) {
+			(void)fsync(dfd);
+			log_info("partner %s: %d receipts older than "
+			    "receipts.keep removed", p->name, k);
+		}
+		close(dfd);
+	}
+}
+
 int
 intake_run(const struct config *cfg)
 {
@@ -2915,6 +3132,9 @@ intake_run(const struct config *cfg)
 	}
 	orphans(&in);
 	recover_accepted(&in);
+	if (gethostname(in.host, sizeof(in.host)) == -1)
+		xstrlcpy(in.host, "", sizeof(in.host));
+	in.host[sizeof(in.host) - 1] = '\0';
 	log_info("intake ready");
 	while (!proc_quit) {
 		moved = 0;
@@ -2947,8 +3167,13 @@ intake_run(const struct config *cfg)
 			incomplete_janitor(&in);
 			unrecorded_sweep(&in);
 			orphans(&in);
+			expire_receipts(&in);
 		}
 		janitor_tick(cfg, in.st, in.au);	/* visibility */
+		if (t - in.receipts_ms >= RECEIPTS_EVERY_MS) {
+			in.receipts_ms = t;
+			write_receipts(&in);
+		}
 		if (!waited)	/* a new file waits at most this long */
 			proc_sleep(VERIFY_POLL_MS);
 	}
@@ -2962,6 +3187,7 @@ intake_run(const struct config *cfg)
 		    cfg->partners[i].name, home, sizeof(home)) == 0)
 			verify_stop_agent(home);
 	}
+	delivery_signer_close(in.signer);
 	free(in.agent);
 	free(in.home_retry);
 	free(in.pass);

@@ -32,6 +32,7 @@ static const struct {
 	[SPOOL_SIDECARS]	= { "sidecars",			1 },
 	[SPOOL_PLAINTEXT]	= { "plaintext",		1 },
 	[SPOOL_GNUPG]		= { "gnupg",			1 },
+	[SPOOL_SIGNING]		= { "gnupg/_receipts",		0 },
 	[SPOOL_RUN]		= { "run",			0 },
 	[SPOOL_AUDIT_SOCK]	= { "run/audit.sock",		0 },
 	[SPOOL_DB]		= { "sluice.db",		0 },
@@ -207,6 +208,33 @@ own_sub(const struct config *cfg, enum spool_dir d, uid_t uid, gid_t gid,
 	return own(p, uid, gid, mode);
 }
 
+/*
+ * Every receipts folder: the service user's, the session group's, 2750,
+ * so the intake writes there and the partner's session only reads (whatever
+ * its role). Made after the walk of root's leftovers, which would give a
+ * directory root made to the session user. o NULL: only created (0750).
+ */
+static int
+receipts_own(const struct config *cfg, const struct spool_owners *o)
+{
+	char p[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < cfg->npartners; i++) {
+		if (!cfg->partners[i].receipts)
+			continue;
+		if (spool_receipts_path(cfg, &cfg->partners[i], p,
+		    sizeof(p)) == -1 || (mkdir(p, o != NULL ? 02750 : 0750) ==
+		    -1 && errno != EEXIST)) {
+			log_warn("cannot create the receipts folder %s", p);
+			return -1;
+		}
+		if (o != NULL && own(p, o->svc_uid, o->ses_gid, 02750) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 spool_own(const struct config *cfg, const struct spool_owners *o)
 {
@@ -244,7 +272,7 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 		return -1;
 	}
 	if (o == NULL)
-		return 0;
+		return receipts_own(cfg, NULL);
 	if (spool_dir_path(cfg->state_dir, SPOOL_LANDING, NULL, walk_landing,
 	    sizeof(walk_landing)) == -1)
 		return -1;
@@ -274,5 +302,27 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 	    (cfg->audit_segments_dir != NULL && own(cfg->audit_segments_dir,
 	    o->svc_uid, o->svc_gid, 0750) == -1))
 		return -1;
+	return receipts_own(cfg, o);
+}
+
+int
+spool_receipts_path(const struct config *cfg, const struct partner *p,
+    char *out, size_t outlen)
+{
+	char dir[PATH_MAX];
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (!p->receipts || cfg->receipts.dir == NULL ||
+	    cfg->receipts.dir[0] == '\0' || strchr(cfg->receipts.dir, '/') !=
+	    NULL || spool_dir_path(cfg->state_dir, SPOOL_LANDING, p->name, dir,
+	    sizeof(dir)) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (xsnprintf(out, outlen, "%s/%s", dir, cfg->receipts.dir) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	return 0;
 }

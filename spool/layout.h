@@ -25,6 +25,9 @@
  *   SPOOL_PLAINTEXT    plaintext/[<partner>/]      decrypted copies
  *                                                  (signature keep_plaintext)
  *   SPOOL_GNUPG        gnupg/[<partner>/]          one GnuPG home per partner
+ *   SPOOL_SIGNING      gnupg/_receipts/            the GnuPG home holding the
+ *                                                  key that signs delivery
+ *                                                  receipts (spool/delivery.h)
  *   SPOOL_RUN          run/                        sockets
  *   SPOOL_AUDIT_SOCK   run/audit.sock              the audit writer's socket
  *   SPOOL_DB           sluice.db                   the state database
@@ -45,6 +48,10 @@
  *   landing/                 service:session-group    0710
  *   landing/<partner>/       session:service-group    2770  (the intake removes, reads)
  *     ...files, dirs         session:service-group    (as created)
+ *   landing/<partner>/<receipts.dir>/
+ *                            service:session-group    2750  (delivery receipts:
+ *     ...receipts            service:session-group    0640   the intake writes,
+ *                                                            the partner reads)
  *   spool/                   service:session-group    0710
  *   spool/incoming/          service:session-group    1770  (sessions link; sticky)
  *   run/                     service:session-group    0710  (audit.sock 0660)
@@ -79,6 +86,7 @@ enum spool_dir {
 	SPOOL_SIDECARS,
 	SPOOL_PLAINTEXT,
 	SPOOL_GNUPG,
+	SPOOL_SIGNING,
 	SPOOL_RUN,
 	SPOOL_AUDIT_SOCK,
 	SPOOL_DB,
@@ -144,6 +152,7 @@ const char *file_state_name(enum file_state s);
 int file_state_parse(const char *name, enum file_state *s);
 
 struct config;
+struct partner;
 
 struct spool_owners {
 	uid_t	 svc_uid;
@@ -159,5 +168,14 @@ struct spool_owners {
  * directories. cfg and o are borrowed. 0 or -1 (logged, naming the path).
  */
 int spool_own(const struct config *cfg, const struct spool_owners *o);
+
+/*
+ * The delivery receipts folder of partner p (spool/delivery.h):
+ * state_dir/landing/<p>/<receipts.dir> into out. 0, or -1 with errno
+ * EINVAL (receipts off for p, a bad name) or ENAMETOOLONG. p and cfg are
+ * borrowed. Its owner and mode: the table above (spool_own makes it).
+ */
+int spool_receipts_path(const struct config *cfg, const struct partner *p,
+    char *out, size_t outlen);
 
 #endif

@@ -67,7 +67,19 @@ static const char schema[] =
     " part INTEGER NOT NULL,"
     " etag TEXT NOT NULL,"
     " checksum TEXT NOT NULL,"
-    " PRIMARY KEY (file_id, part));";
+    " PRIMARY KEY (file_id, part));"
+    /* The intake's delivery receipts (state_receipt_*, spool/delivery.h):
+     * one row per file given a final verdict for a partner with receipts
+     * on; written_ms 0 until its receipt is on disk. A table of its own
+     * (IF NOT EXISTS on every open), so it needs no migration. */
+    "CREATE TABLE IF NOT EXISTS delivery_receipts ("
+    " file_id INTEGER PRIMARY KEY,"
+    " rule TEXT NOT NULL DEFAULT '',"
+    " signer TEXT NOT NULL DEFAULT '',"
+    " signed_at TEXT NOT NULL DEFAULT '',"
+    " written_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS delivery_receipts_due"
+    " ON delivery_receipts(file_id) WHERE written_ms = 0;";
 
 /*
  * Schema changes after the first release: append one statement per
@@ -1279,3 +1291,98 @@ fail:
 	return -1;
 }
 
+
+/* --- delivery receipts (issue 11) -------------------------------------- */
+
+int
+state_receipt_add(struct state *st, int64_t file_id, const char *rule,
+    const char *signer, const char *signed_at)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "INSERT OR REPLACE INTO delivery_receipts (file_id, "
+	    "rule, signer, signed_at, written_ms) VALUES (?,?,?,?,0)")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	sqlite3_bind_text(s, 2, rule ? rule : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, signer ? signer : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, signed_at ? signed_at : "", -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: receipt of file %lld: %s",
+		    (long long)file_id, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_receipts_due(struct state *st, size_t max, struct receipt_due **out,
+    size_t *n)
+{
+	struct receipt_due *v = NULL, *nv;
+	sqlite3_stmt *s;
+	size_t cap = 0;
+	int step = SQLITE_DONE, rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	/* a read: no write lock while nothing is due */
+	if ((s = prep(st, "SELECT " COLS ", d.rule, d.signer, d.signed_at "
+	    "FROM delivery_receipts d JOIN files ON files.id = d.file_id "
+	    "WHERE d.written_ms = 0 AND files.state IN (?,?,?,?) "
+	    "ORDER BY d.file_id LIMIT ?")) == NULL)
+		return -1;
+	bind_state(s, 1, FS_STORED);
+	bind_state(s, 2, FS_REMOVED);
+	bind_state(s, 3, FS_ARCHIVED);
+	bind_state(s, 4, FS_REJECTED);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)max);
+	while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
+				goto fail;
+			v = nv;
+		}
+		row_to_rec(s, &v[*n].r);
+		col_text(s, 21, v[*n].rule, sizeof(v[*n].rule));
+		col_text(s, 22, v[*n].signer, sizeof(v[*n].signer));
+		col_text(s, 23, v[*n].signed_at, sizeof(v[*n].signed_at));
+		(*n)++;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		log_warnx("state: receipts due: %s", sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	rc = 0;
+fail:
+	sqlite3_finalize(s);
+	if (rc == -1) {
+		free(v);
+		*n = 0;
+	} else
+		*out = v;
+	return rc;
+}
+
+int
+state_receipt_written(struct state *st, int64_t file_id, int64_t when_ms)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE delivery_receipts SET written_ms = ? "
+	    "WHERE file_id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, when_ms > 0 ? when_ms : 1);
+	sqlite3_bind_int64(s, 2, file_id);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: receipt of file %lld written: %s",
+		    (long long)file_id, sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}

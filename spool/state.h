@@ -251,6 +251,28 @@ int state_qcopy_finish(struct state *, const struct file_rec *r, int done);
 int state_qcopy_reset(struct state *);
 
 /*
+ * Delivery receipts (issue 11, spool/delivery.h; table delivery_receipts).
+ * state_receipt_add: file_id gets a receipt once its verdict is final
+ * (rule, signer, signed_at: what the intake judged by, "" when none); call
+ * it in the verdict's transaction. 0 or -1.
+ * state_receipts_due: up to max files with a receipt not yet written whose
+ * state is final (stored, removed, archived or rejected), oldest first,
+ * into a malloc'd array the caller frees. A read (no write lock). 0 or -1.
+ * state_receipt_written: file_id's receipt is on disk (when_ms). 0 or -1.
+ */
+struct receipt_due {
+	struct file_rec	 r;
+	char		 rule[128];
+	char		 signer[41];
+	char		 signed_at[32];
+};
+int state_receipt_add(struct state *, int64_t file_id, const char *rule,
+    const char *signer, const char *signed_at);
+int state_receipts_due(struct state *, size_t max, struct receipt_due **out,
+    size_t *n);
+int state_receipt_written(struct state *, int64_t file_id, int64_t when_ms);
+
+/*
  * Names that come from a session (a receipt, a database row) are checked
  * before any path is built from them; a session may be compromised.
  * spool_fid_ok: exactly what random_id() makes, 32 lower-case hex digits.

@@ -1920,6 +1920,87 @@ test_quarantine_prefix(void **state)
 	free(err);
 }
 
+/* receipts: (issue 11): defaults, a full block, per-partner off, errors. */
+static void
+test_receipts(void **state)
+{
+	struct config *cfg;
+	char *err, want[2048];
+	int rc;
+
+	(void)state;
+	err = load(STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->receipts.enabled, 1);
+	assert_string_equal(cfg->receipts.dir, "receipts");
+	assert_int_equal(cfg->receipts.keep_s, 30 * 86400);
+	assert_null(cfg->receipts.sign_with);
+	assert_int_equal(cfg->partners[0].receipts, 1);	/* on by default */
+	config_free(cfg);
+	free(err);
+
+	write_file("rcpt.sec", "secret\n", 0600);
+	err = load(STORE "receipts:\n  sign_with: \"0123 4567 89ab cdef 0123  "
+	    "4567 89AB CDEF 0123 4567\"\n  keyring: rcpt.sec\n  keep: 7d\n"
+	    "  dir: proof\n" ACME "  - name: quiet\n    authorized_keys: "
+	    "[\"@KEY@\"]\n    receipts: false\n", &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_string_equal(cfg->receipts.sign_with, FPR);
+	snprintf(want, sizeof(want), "%s/rcpt.sec", tmpdir);
+	assert_string_equal(cfg->receipts.keyring, want);
+	assert_int_equal(cfg->receipts.keep_s, 7 * 86400);
+	assert_string_equal(cfg->receipts.dir, "proof");
+	assert_int_equal(cfg->partners[0].receipts, 1);
+	assert_int_equal(cfg->partners[1].receipts, 0);
+	config_free(cfg);
+	free(err);
+
+	/* off for everyone */
+	err = load(STORE "receipts: false\n" ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->partners[0].receipts, 0);
+	config_free(cfg);
+	free(err);
+
+	/* sign_with without its key; a key id; a path as dir; a readable key */
+	err = load(STORE "receipts:\n  sign_with: \"" FPR "\"\n" ACME, &rc,
+	    &cfg);
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof(want), "%s:4: receipts.sign_with: needs "
+	    "receipts.keyring: ", cfgpath);
+	assert_non_null(strstr(err, want));
+	free(err);
+	err = load(STORE "receipts:\n  sign_with: \"89ABCDEF01234567\"\n"
+	    "  keyring: rcpt.sec\n" ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":4: receipts.sign_with: "));
+	assert_non_null(strstr(err, "is a key ID, not a fingerprint"));
+	free(err);
+	err = load(STORE "receipts:\n  dir: ../up\n" ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":4: receipts.dir: \"../up\" may hold only"));
+	free(err);
+	write_file("rcpt-open.sec", "secret\n", 0644);
+	err = load(STORE "receipts:\n  sign_with: \"" FPR "\"\n"
+	    "  keyring: rcpt-open.sec\n" ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":5: receipts.keyring: "));
+	assert_non_null(strstr(err, "run chmod 600"));
+	free(err);
+	err = load(STORE "receipts:\n  kep: 3d\n" ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":4: receipts.kep: unknown key; did you "
+	    "mean \"keep\"?"));
+	free(err);
+	err = load(STORE ACME "    receipts: maybe\n", &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":6: partners[0].receipts: "));
+	free(err);
+}
+
 int
 main(void)
 {
@@ -1944,6 +2025,7 @@ main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_signature_files),
 		cmocka_unit_test(test_quarantine_prefix),
+		cmocka_unit_test(test_receipts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -383,6 +383,7 @@ test_layout_names(void **state)
 		{ SPOOL_SIDECARS,	"sidecars",		"sidecars",	1 },
 		{ SPOOL_PLAINTEXT,	"plaintext",		"plaintext",	1 },
 		{ SPOOL_GNUPG,		"gnupg",		"gnupg",	1 },
+		{ SPOOL_SIGNING,	"gnupg/_receipts",	"_receipts",	0 },
 		{ SPOOL_RUN,		"run",			"run",		0 },
 		{ SPOOL_AUDIT_SOCK,	"run/audit.sock",	"audit.sock",	0 },
 		{ SPOOL_DB,		"sluice.db",		"sluice.db",	0 },
