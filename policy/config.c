@@ -1002,11 +1002,11 @@ load_host_keys(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 static void
 load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
-	static const char *const keys[] = { "path", "key" };
-	yaml_node_t *v[2];
+	static const char *const keys[] = { "path", "key", "segments_dir" };
+	yaml_node_t *v[3];
 	char *p;
 
-	if (walk_map(ld, n, "audit", keys, 2, v, NULL) != 0)
+	if (walk_map(ld, n, "audit", keys, 3, v, NULL) != 0)
 		return;
 	if (v[0] != NULL && (p = get_abspath(ld, v[0], "audit.path",
 	    DEFAULT_AUDIT_PATH)) != NULL) {
@@ -1016,7 +1016,13 @@ load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	if (v[1] != NULL && (p = get_abspath(ld, v[1], "audit.key",
 	    "/var/lib/sluice/audit.key")) != NULL) {
 		free(cfg->audit_key_path);
+	free(cfg->audit_segments_dir);
 		cfg->audit_key_path = p;
+	}
+	if (v[2] != NULL && (p = get_abspath(ld, v[2], "audit.segments_dir",
+	    "/var/log/sluice/segments")) != NULL) {
+		free(cfg->audit_segments_dir);
+		cfg->audit_segments_dir = p;
 	}
 }
 
@@ -2916,6 +2922,18 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 			report(ld, 1, "state_dir: the path is too long");
 		else
 			cfg->audit_key_path = dup_or_report(ld, 1, buf);
+	}
+	/* audit.segments_dir: default <dirname(audit.path)>/segments */
+	if (cfg->audit_segments_dir == NULL && cfg->audit_path != NULL) {
+		const char *sl = strrchr(cfg->audit_path, '/');
+		int dl = sl == NULL || sl == cfg->audit_path ? 0 :
+		    (int)(sl - cfg->audit_path);
+
+		if (xsnprintf(buf, sizeof(buf), "%.*s/segments", dl,
+		    cfg->audit_path) < 0)
+			report(ld, 1, "audit.path: the path is too long");
+		else
+			cfg->audit_segments_dir = dup_or_report(ld, 1, buf);
 	}
 
 	if (v[K_STORE] != NULL)

@@ -192,6 +192,9 @@ struct config {
 	char		*audit_path;
 	char		*audit_key_path;	/* audit.key: the trail's HMAC key
 					   (default state_dir/audit.key) */
+	char		*audit_segments_dir;	/* audit.segments_dir: sealed
+					   segments (default
+					   <dirname(audit.path)>/segments) */
 	struct store_config store;
 	struct partner	*partners;
 	size_t		 npartners;
