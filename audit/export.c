@@ -65,8 +65,9 @@ audit_time_parse(const char *s, int64_t *us)
 			return -1;
 	}
 	tm.tm_isdst = 0;
-	if ((t = timegm(&tm)) == (time_t)-1 || gmtime_r(&t, &chk) == NULL ||
-	    chk.tm_mday != tm.tm_mday || chk.tm_mon != tm.tm_mon)
+	chk = tm;	/* timegm normalises tm */
+	if ((t = timegm(&tm)) == (time_t)-1 || tm.tm_mday != chk.tm_mday ||
+	    tm.tm_mon != chk.tm_mon)
 		return -1;	/* 2026-02-30 */
 	*us = ((int64_t)t - off) * 1000000 + frac;
 	return 0;

@@ -526,7 +526,7 @@ repeated_field(const char *k)
 	return strcmp(k, "partner") == 0 || strcmp(k, "path") == 0 ||
 	    strcmp(k, "size") == 0 || strcmp(k, "sha256") == 0 ||
 	    strcmp(k, "session") == 0 || strcmp(k, "remote") == 0 ||
-	    strcmp(k, "host") == 0;
+	    strcmp(k, "host") == 0 || strcmp(k, "key") == 0;
 }
 
 static void
