@@ -294,9 +294,8 @@ export_verify(const struct config *cfg, const struct trail *t,
 	for (i = 0; i < nused; i++)
 		if (audit_verify_keys(t->f[used[i]].path, keys, nkeys, err) != 0)
 			bad = 1;
-	fprintf(err, "export: %lld record(s) from %zu file(s) of the trail "
-	    "(%zu segment(s) and live file in all); chain %s; ", (long long)count,
-	    nused, t->n, nused == 0 ? "not checked (no file covers the period)" :
+	fprintf(err, "export: %lld record(s) from %zu of the trail's %zu "
+	    "file(s); chain %s; ", (long long)count, nused, t->n, nused == 0 ? "not checked (no file covers the period)" :
 	    bad ? "NOT VERIFIED (see above)" : "verified");
 	if (nkeys > 0)
 		fprintf(err, "MACs %s (key ids %s)\n", bad ? "checked, NOT "

@@ -202,7 +202,7 @@ class AuditTraceCase(unittest.TestCase):
         got = [json.loads(l) for l in out.splitlines()]
         self.assertGreaterEqual(len(records), 10)
         self.assertEqual([r["seq"] for r in got][:len(records)], [r["seq"] for r in records])
-        self.assertIn("export: %d record(s) from 1 file(s)" % len(got), err)
+        self.assertIn("export: %d record(s) from 1 of the trail's 1 file(s)" % len(got), err)
         self.assertIn("chain verified", err)
         self.assertIn("MACs checked and good", err)
 
