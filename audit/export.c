@@ -274,7 +274,13 @@ keys_load(const struct config *cfg, struct audit_key **keys, char *why,
 	return n;
 }
 
-/* Verifies the files read; prints the summary. 0 verified, 1 not. */
+/*
+ * Verifies the files read; prints the summary. 0 verified, 1 not.
+ * audit_verify_keys checks one file as a trail of its own (seq from 1, prev
+ * from zeros): a sealed segment after the first, which chains from the
+ * seal before it, needs the segment-aware verifier; call that here once it
+ * exists.
+ */
 static int
 export_verify(const struct config *cfg, const struct trail *t,
     const size_t *used, size_t nused, int64_t count, FILE *err)
