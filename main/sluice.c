@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "audit/trace.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
@@ -137,6 +138,12 @@ usage(FILE *f)
 "                         check the audit trail's segments, seals and hash\n"
 "                         chain, and with the audit keys its MACs\n"
 "  audit rotate-key -c FILE  seal the trail and start a new audit key\n"
+"  audit trace -c FILE [--json] FID|SHA256|PARTNER:PATH\n"
+"                         the story of a file, login to local copy's removal;\n"
+"                         exit 1 naming what is missing, 3 if not found\n"
+"  audit export -c FILE --from TIME --to TIME [--partner NAME]\n"
+"               [--format jsonl|csv]  the records of a period, then a\n"
+"                         verification summary on stderr (exit 1: not intact)\n"
 "  queue list [--all] -c FILE   files waiting, uploading or held (id, state,\n"
 "                         age, attempts, last error)\n"
 "  queue retry -c FILE ID|--all  release held file(s) to the uploader\n"
@@ -1071,6 +1078,13 @@ main(int argc, char **argv)
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
+	if (strcmp(cmd, "audit") == 0 && argc > 1 &&
+	    (strcmp(argv[1], "trace") == 0 || strcmp(argv[1], "export") == 0)) {
+		log_init(cmd, verbose);
+		return strcmp(argv[1], "trace") == 0 ?
+		    audit_trace_cmd(argc - 1, argv + 1, cfgpath) :
+		    audit_export_cmd(argc - 1, argv + 1, cfgpath);
+	}
 	if (strcmp(cmd, "audit") == 0)
 		return cmd_audit(argc - 1, argv + 1, cfgpath);
 	if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "reconcile") == 0) {

@@ -1086,8 +1086,6 @@ load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	if (v[K_KEY] != NULL && (p = get_abspath(ld, v[K_KEY], "audit.key",
 	    "/var/lib/sluice/audit.key")) != NULL) {
 		free(cfg->audit_key_path);
-	free(cfg->audit_segments_dir);
-	free(cfg->audit_host_id);
 		cfg->audit_key_path = p;
 	}
 	if (v[K_SEGDIR] != NULL && (p = get_abspath(ld, v[K_SEGDIR],
@@ -3120,7 +3118,6 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 		else
 			cfg->audit_key_path = dup_or_report(ld, 1, buf);
 	}
-
 	if (v[K_STORE] != NULL)
 		load_store(ld, v[K_STORE], kl[K_STORE], cfg);
 	else
@@ -3269,6 +3266,8 @@ config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->audit_path);
 	free(cfg->audit_key_path);
+	free(cfg->audit_segments_dir);
+	free(cfg->audit_host_id);
 	free(cfg->store.url);
 	free(cfg->store.bucket);
 	free(cfg->store.prefix);
