@@ -2929,7 +2929,7 @@ load_operator(struct loader *ld, const yaml_node_t *n, const char *kp,
 		return;
 	if ((v[K_USER] == NULL) == (v[K_GROUP] == NULL)) {
 		report(ld, line_of(n), "%s: name exactly one of user: or group: "
-		    "(e.g. - user: alice\n  role: auditor)", kp);
+		    "(e.g. {user: alice, role: auditor})", kp);
 		return;
 	}
 	what = v[K_USER] != NULL ? "user" : "group";
@@ -2973,8 +2973,9 @@ load_operators(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	if (is_null(n))
 		return;
 	if (n->type != YAML_SEQUENCE_NODE) {
-		report(ld, line_of(n), "operators: expected a list (- user: "
-		    "alice\n    role: auditor), got %s", kind_of(n));
+		report(ld, line_of(n), "operators: expected a list of {user: "
+		    "NAME or group: NAME, role: owner|operator|auditor}, got %s",
+		    kind_of(n));
 		return;
 	}
 	cnt = (size_t)(n->data.sequence.items.top -
