@@ -94,9 +94,45 @@ ctl_reconcile(const struct config *cfg, const char *op, int argc, char **argv)
 	return reconcile_run(cfg, argc, argv);
 }
 
+/* 1 if path resolves beneath the directory of `of` (a configured file). */
+static int
+beneath_dir_of(const char *path, const char *of)
+{
+	char real[PATH_MAX], dir[PATH_MAX], *slash;
+	size_t n;
+
+	if (of == NULL || realpath(path, real) == NULL ||
+	    xstrlcpy(dir, of, sizeof(dir)) >= sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	if (realpath(dir[0] != '\0' ? dir : "/", dir) == NULL)
+		return 0;
+	n = strlen(dir);
+	return strncmp(real, dir, n) == 0 && (real[n] == '/' || n == 1);
+}
+
+/*
+ * `audit verify` for an operator: it reads as the service user, so only
+ * the trail's directory (audit.path's) and keys beside audit.key.
+ */
 static int
 ctl_audit(const struct config *cfg, const char *op, int argc, char **argv)
 {
+	int i, key;
+
+	for (i = 2; i < argc; i++) {
+		key = strcmp(argv[i - 1], "--key") == 0;
+		if (strcmp(argv[i], "--key") == 0 || beneath_dir_of(argv[i],
+		    key ? cfg->audit_key_path : cfg->audit_path))
+			continue;
+		fprintf(stderr, "sluice: %s: through the gateway, audit verify "
+		    "reads only %s beneath the directory of %s (or run it with "
+		    "--local as a user who may read the file)\n", argv[i],
+		    key ? "keys" : "trails", key ? cfg->audit_key_path :
+		    cfg->audit_path);
+		return 2;
+	}
 	return cmd_audit(argc - 1, argv + 1);
 }
 

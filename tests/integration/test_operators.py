@@ -92,8 +92,8 @@ class TestOperators(unittest.TestCase):
         subprocess.run(["groupdel", cls.grp], capture_output=True)
 
     def as_user(self, user, args):
-        """`sluice ARGS -c cfg` as user: (rc, out, err)."""
-        r = subprocess.run(["runuser", "-u", user, "--", self.bin] + args + ["-c", self.gw.config_path],
+        """`sluice -c cfg ARGS` as user: (rc, out, err)."""
+        r = subprocess.run(["runuser", "-u", user, "--", self.bin, "-c", self.gw.config_path] + args,
                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
                            cwd="/", errors="replace")
         return r.returncode, r.stdout, r.stderr
@@ -170,6 +170,14 @@ class TestOperators(unittest.TestCase):
         stored = self.gw.wait_audit(lambda r: r.get("event") == "file.stored" and r.get("fid") == fid,
                                     timeout=30)
         self.assertIsNotNone(stored, "not stored after the owner's retry\n" + self.gw.diagnostics())
+
+        # auditor: verify reads the trail the user may not read, only the trail
+        rc, out, err = self.as_user(self.aud, ["audit", "verify", self.gw.audit_path])
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("chain intact", out)
+        rc, out, err = self.as_user(self.aud, ["audit", "verify", "/etc/hostname"])
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("reads only trails", err)
 
         # --local: runs here, as the user, who cannot open the state database
         rc, out, err = self.as_user(self.aud, ["queue", "list", "--local"])
