@@ -195,6 +195,25 @@ struct receipts_config {
 	char		*dir;		/* ["receipts"] one name beneath a partner's root */
 };
 
+/*
+ * Operator roles over the control socket (control/control.h), lowest first:
+ * each role may do everything the ones below it may.
+ */
+enum op_role {
+	OPROLE_NONE = 0,	/* no role: every command is refused */
+	OPROLE_AUDITOR,		/* read-only: queue list, audit verify|trace|export */
+	OPROLE_OPERATOR,	/* + queue retry|hold, reconcile */
+	OPROLE_OWNER,		/* everything (root and the service user always) */
+};
+
+/* One entry of "operators:": a user or a group, and its role. */
+struct operator_entry {
+	char		*user;		/* exactly one of user and group is set */
+	char		*group;
+	enum op_role	 role;
+	int		 line;
+};
+
 struct config {
 	char		*path;		/* the file it was loaded from */
 	char		*user;		/* [NULL: "sluice"] the service user */
@@ -220,6 +239,10 @@ struct config {
 	struct role	*roles;		/* built-ins "dropbox" and "owner" first, then roles: */
 	size_t		 nroles;
 	struct receipts_config receipts;	/* issue 11 */
+
+	char		*control_socket;	/* control.socket [/run/sluice/control.sock] */
+	struct operator_entry *operators;	/* operators: */
+	size_t		 noperators;
 };
 
 /*
@@ -230,6 +253,19 @@ struct config {
  */
 int config_load(const char *path, struct config **cfgp, FILE *err);
 void config_free(struct config *);
+
+/*
+ * control.socket of the configuration at path, without loading (or
+ * checking) the rest of it: what an operator who may not read every file
+ * the configuration names needs to reach the gateway. Copies the path, or
+ * the default, into out. 0, or -1 if path cannot be read or parsed (out
+ * then holds the default).
+ */
+int config_control_socket(const char *path, char *out, size_t outlen);
+#define CONFIG_DEFAULT_CONTROL_SOCKET	"/run/sluice/control.sock"
+
+/* "owner", "operator", "auditor" or "none". */
+const char *op_role_name(enum op_role);
 
 /* The role called name (built-in or configured), or NULL. */
 const struct role *config_role(const struct config *, const char *name);

@@ -905,6 +905,16 @@ static const struct bad bad[] = {
 	    6, "partners[0].duplicate_policy: ", "no effect without duplicate_window" },
 	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1y\n",
 	    6, "partners[0].duplicate_window: ", "not a duration" },
+	{ "operator role", STORE ACME "operators:\n  - user: root\n    role: admin\n",
+	    8, "operators[0].role: ", "\"admin\" is not valid; use one of: owner, operator, auditor" },
+	{ "operator user and group", STORE ACME "operators:\n  - user: root\n    group: root\n    role: owner\n",
+	    7, "operators[0]: ", "exactly one of user: or group:" },
+	{ "operator without role", STORE ACME "operators:\n  - group: root\n",
+	    7, "operators[0].role: ", "missing; add role: owner, operator or auditor" },
+	{ "operators not a list", STORE ACME "operators: root\n",
+	    6, "operators: ", "expected a list" },
+	{ "control.socket relative", STORE ACME "control:\n  socket: run/c.sock\n",
+	    7, "control.socket: ", "must be an absolute path" },
 };
 
 static void
