@@ -11,8 +11,9 @@
  * creds_get() hands out copies which the caller wipes. Values are never
  * logged, and IMDS is always reached without a proxy.
  */
-#include "uploader/store.h"
+#include "uploader/creds.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -36,7 +37,20 @@
 #define IMDS_DEFAULT		"http://169.254.169.254"
 #define IMDS_BODY_MAX		(16 * 1024)
 
-enum creds_src { SRC_NONE = 0, SRC_ENV, SRC_FILE, SRC_WEBID, SRC_IMDS };
+enum creds_src {
+	SRC_NONE = 0, SRC_ENV, SRC_ROLE, SRC_WEBID, SRC_FILE, SRC_PROCESS,
+	SRC_CONTAINER, SRC_IMDS, SRC_N
+};
+static const char *const src_names[SRC_N] = {
+	"none", "environment", "assume role", "web identity", "shared file",
+	"credential process", "container", "imds"
+};
+static const char *const src_text[SRC_N] = {
+	"none", "the environment", "AssumeRole (profile role_arn)",
+	"web identity (STS)", "the shared files", "credential_process",
+	"the container credentials endpoint",
+	"the EC2 instance metadata service"
+};
 
 static pthread_mutex_t creds_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct aws_creds creds_cur;
@@ -216,57 +230,129 @@ home_dir(void)
 	return pw != NULL ? pw->pw_dir : NULL;
 }
 
-/* One shared file: keys in [section]. 0 found, -1 not. */
-static int
-creds_from_ini(const char *path, const char *section, struct aws_creds *c)
-{
-	char *text;
-	size_t len;
-	int rc = -1;
+/* ---- profiles: the shared files, read once per look -------------------- */
 
-	if ((text = read_small(path, &len)) == NULL)
-		return -1;
-	if (ini_get(text, len, section, "aws_access_key_id", c->access_key,
-	    sizeof(c->access_key)) == 1 &&
+struct shared {
+	const char	*profile;	/* AWS_PROFILE or "default" */
+	char		*cred;		/* the credentials file, or NULL */
+	size_t		 credlen;
+	char		*conf;		/* the config file, or NULL */
+	size_t		 conflen;
+	char		 credpath[4096];
+	char		 confpath[4096];
+};
+
+static void
+shared_load(struct shared *sf)
+{
+	const char *f, *home = home_dir();
+
+	memset(sf, 0, sizeof(*sf));
+	sf->profile = getenv("AWS_PROFILE");
+	if (sf->profile == NULL || *sf->profile == '\0')
+		sf->profile = "default";
+	if ((f = getenv("AWS_SHARED_CREDENTIALS_FILE")) != NULL && *f != '\0')
+		xstrlcpy(sf->credpath, f, sizeof(sf->credpath));
+	else if (home == NULL || xsnprintf(sf->credpath, sizeof(sf->credpath),
+	    "%s/.aws/credentials", home) < 0)
+		sf->credpath[0] = '\0';
+	if ((f = getenv("AWS_CONFIG_FILE")) != NULL && *f != '\0')
+		xstrlcpy(sf->confpath, f, sizeof(sf->confpath));
+	else if (home == NULL || xsnprintf(sf->confpath, sizeof(sf->confpath),
+	    "%s/.aws/config", home) < 0)
+		sf->confpath[0] = '\0';
+	if (sf->credpath[0] != '\0')
+		sf->cred = read_small(sf->credpath, &sf->credlen);
+	if (sf->confpath[0] != '\0')
+		sf->conf = read_small(sf->confpath, &sf->conflen);
+}
+
+static void
+shared_free(struct shared *sf)
+{
+	free_small(sf->cred);
+	free_small(sf->conf);
+	sf->cred = sf->conf = NULL;
+}
+
+/* The config file's section name of profile. */
+static void
+conf_section(const char *profile, char *section, size_t len)
+{
+	if (strcmp(profile, "default") == 0)
+		xstrlcpy(section, "default", len);
+	else
+		xsnprintf(section, len, "profile %s", profile);
+}
+
+/*
+ * key of profile: the credentials file's [profile] first, then the config
+ * file's [profile NAME] ([default]). 1 found, 0 not, -1 too long.
+ */
+static int
+prof_get(const struct shared *sf, const char *profile, const char *key,
+    char *out, size_t len)
+{
+	char section[300];
+	int r = 0;
+
+	out[0] = '\0';
+	if (sf->cred != NULL && (r = ini_get(sf->cred, sf->credlen, profile,
+	    key, out, len)) != 0)
+		return r;
+	conf_section(profile, section, sizeof(section));
+	if (sf->conf != NULL)
+		r = ini_get(sf->conf, sf->conflen, section, key, out, len);
+	return r;
+}
+
+/* Static keys of profile in one file's section. 0 found, -1 not. */
+static int
+keys_in(const char *text, size_t len, const char *section, struct aws_creds *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (text != NULL && ini_get(text, len, section, "aws_access_key_id",
+	    c->access_key, sizeof(c->access_key)) == 1 &&
 	    ini_get(text, len, section, "aws_secret_access_key", c->secret_key,
 	    sizeof(c->secret_key)) == 1) {
 		if (ini_get(text, len, section, "aws_session_token",
 		    c->session_token, sizeof(c->session_token)) != 1)
 			c->session_token[0] = '\0';
-		rc = 0;
+		return 0;
 	}
-	free_small(text);
-	if (rc != 0)
-		creds_wipe(c);
-	return rc;
+	creds_wipe(c);
+	return -1;
 }
 
 static int
-creds_from_files(struct aws_creds *c)
+creds_from_credfile(const struct shared *sf, const char *profile,
+    struct aws_creds *c)
 {
-	const char *profile = getenv("AWS_PROFILE"), *f, *home = home_dir();
-	char path[4096], section[300];
+	return keys_in(sf->cred, sf->credlen, profile, c);
+}
+
+static int
+creds_from_conffile(const struct shared *sf, const char *profile,
+    struct aws_creds *c)
+{
+	char section[300];
+
+	conf_section(profile, section, sizeof(section));
+	return keys_in(sf->conf, sf->conflen, section, c);
+}
+
+/* The profile's credential_process, if it has one. 0 or -1. */
+static int
+creds_from_profile_process(const struct shared *sf, const char *profile,
+    struct aws_creds *c)
+{
+	char cmd[INI_LINE_MAX];
 
 	memset(c, 0, sizeof(*c));
-	if (profile == NULL || *profile == '\0')
-		profile = "default";
-	if ((f = getenv("AWS_SHARED_CREDENTIALS_FILE")) != NULL && *f != '\0')
-		xstrlcpy(path, f, sizeof(path));
-	else if (home == NULL || xsnprintf(path, sizeof(path),
-	    "%s/.aws/credentials", home) < 0)
-		path[0] = '\0';
-	if (path[0] != '\0' && creds_from_ini(path, profile, c) == 0)
-		return 0;
-	if ((f = getenv("AWS_CONFIG_FILE")) != NULL && *f != '\0')
-		xstrlcpy(path, f, sizeof(path));
-	else if (home == NULL || xsnprintf(path, sizeof(path),
-	    "%s/.aws/config", home) < 0)
+	if (prof_get(sf, profile, "credential_process", cmd, sizeof(cmd)) != 1 ||
+	    cmd[0] == '\0')
 		return -1;
-	if (strcmp(profile, "default") == 0)
-		xstrlcpy(section, "default", sizeof(section));
-	else
-		xsnprintf(section, sizeof(section), "profile %s", profile);
-	return creds_from_ini(path, section, c);
+	return creds_from_process(profile, cmd, CREDPROC_TIMEOUT_MS, c);
 }
 
 /* ---- EC2 instance metadata (IMDSv2) ------------------------------------- */
@@ -434,25 +520,191 @@ fail:
 	return rc;
 }
 
-/* ---- web identity (STS AssumeRoleWithWebIdentity) ------------------------ */
+/* ---- STS (AssumeRoleWithWebIdentity, AssumeRole) ------------------------- */
 
-/* The text of <tag>...</tag> in xml into out; 0 or -1. */
 static int
-xml_get(const char *xml, const char *tag, char *out, size_t outlen)
+slist_push(struct curl_slist **sl, const char *h)
 {
-	char open[64], close[64];
-	const char *b, *e;
+	struct curl_slist *n;
 
-	if (xsnprintf(open, sizeof(open), "<%s>", tag) < 0 ||
-	    xsnprintf(close, sizeof(close), "</%s>", tag) < 0 ||
-	    (b = strstr(xml, open)) == NULL)
+	if ((n = curl_slist_append(*sl, h)) == NULL)
 		return -1;
-	b += strlen(open);
-	if ((e = strstr(b, close)) == NULL || (size_t)(e - b) >= outlen)
-		return -1;
-	memcpy(out, b, (size_t)(e - b));
-	out[e - b] = '\0';
+	*sl = n;
 	return 0;
+}
+
+/* Frees a header list that may hold secrets. */
+static void
+slist_wipe(struct curl_slist *sl)
+{
+	struct curl_slist *p;
+
+	for (p = sl; p != NULL; p = p->next)
+		explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(sl);
+}
+
+static void
+sts_region(const char *want, char *out, size_t len)
+{
+	const char *r = want;
+
+	if (r == NULL || *r == '\0')
+		r = getenv("AWS_REGION");
+	if (r == NULL || *r == '\0')
+		r = getenv("AWS_DEFAULT_REGION");
+	if (r == NULL || *r == '\0')
+		r = "us-east-1";
+	xstrlcpy(out, r, len);
+}
+
+/* AWS_ENDPOINT_URL_STS, else https://sts.<region>.amazonaws.com. */
+static void
+sts_url(const char *region, char *url, size_t len)
+{
+	const char *ep = getenv("AWS_ENDPOINT_URL_STS");
+
+	if (ep != NULL && *ep != '\0')
+		xstrlcpy(url, ep, len);
+	else
+		xsnprintf(url, len, "https://sts.%s.amazonaws.com", region);
+}
+
+/* The SigV4 headers of a POST of body to url for STS, signed with src. */
+static int
+sts_sign(const struct aws_creds *src, const char *region, const char *url,
+    const char *body, struct curl_slist **sl)
+{
+	char *host = NULL, *port = NULL, *path = NULL;
+	char hosthdr[400], date[32], datehdr[64], hash[SHA256_HEX];
+	char auth[1024], authhdr[1100], *tokhdr = NULL;
+	const char *h[4];
+	uint8_t dig[SHA256_LEN];
+	size_t n = 0, toklen = 0;
+	struct tm tm;
+	time_t now = time(NULL);
+	CURLU *u;
+	int rc = -1;
+
+	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, url, 0) !=
+	    CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto fail;
+	if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+		port = NULL;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+	if (xsnprintf(hosthdr, sizeof(hosthdr), "host:%s%s%s", host,
+	    port ? ":" : "", port ? port : "") < 0 ||
+	    xsnprintf(datehdr, sizeof(datehdr), "x-amz-date:%s", date) < 0 ||
+	    sha256_buf(body, strlen(body), dig) != 0)
+		goto fail;
+	hex_encode(dig, sizeof(dig), hash);
+	h[n++] = "content-type:application/x-www-form-urlencoded; charset=utf-8";
+	h[n++] = hosthdr;
+	h[n++] = datehdr;
+	if (src->session_token[0] != '\0') {
+		toklen = strlen(src->session_token) + 32;
+		if ((tokhdr = malloc(toklen)) == NULL)
+			goto fail;
+		xsnprintf(tokhdr, toklen, "x-amz-security-token:%s",
+		    src->session_token);
+		h[n++] = tokhdr;
+	}
+	if (sigv4_sign_service(src, region, "sts", "POST", path, "", h, n, hash,
+	    date, auth, sizeof(auth)) != 0 ||
+	    xsnprintf(authhdr, sizeof(authhdr), "Authorization: %s", auth) < 0)
+		goto fail;
+	/* curl sends "name: value"; the signed forms are "name:value" */
+	xsnprintf(datehdr, sizeof(datehdr), "X-Amz-Date: %s", date);
+	if (slist_push(sl, datehdr) != 0 || slist_push(sl, authhdr) != 0)
+		goto fail;
+	if (tokhdr != NULL && (xsnprintf(tokhdr, toklen,
+	    "X-Amz-Security-Token: %s", src->session_token) < 0 ||
+	    slist_push(sl, tokhdr) != 0))
+		goto fail;
+	rc = 0;
+fail:
+	if (tokhdr != NULL) {
+		explicit_bzero(tokhdr, strlen(tokhdr));
+		free(tokhdr);
+	}
+	explicit_bzero(auth, sizeof(auth));
+	explicit_bzero(authhdr, sizeof(authhdr));
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/*
+ * POSTs body (an STS query) to the STS endpoint, signed with src (NULL:
+ * unsigned, for AssumeRoleWithWebIdentity), and reads the credentials of
+ * the reply. what names the call in messages. 0 or -1 (logged).
+ */
+static int
+sts_call(const struct aws_creds *src, const char *region, const char *body,
+    const char *what, struct aws_creds *c)
+{
+	const char *ca = getenv("AWS_CA_BUNDLE");
+	char url[600], err[400];
+	struct imds_buf *b = NULL;
+	struct curl_slist *sl = NULL;
+	long status = 0;
+	CURL *curl = NULL;
+	CURLcode cc;
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	sts_url(region, url, sizeof(url));
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (curl = curl_easy_init()) == NULL ||
+	    slist_push(&sl, "Content-Type: application/x-www-form-urlencoded; "
+	    "charset=utf-8") != 0 ||
+	    (src != NULL && sts_sign(src, region, url, body, &sl) != 0)) {
+		log_warnx("credentials: %s: cannot build the request to %s",
+		    what, url);
+		goto fail;
+	}
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 15L);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, sl);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, imds_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
+	if (ca != NULL && *ca != '\0')
+		curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
+	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK || b->over) {
+		log_warnx("credentials: %s at %s failed: %s", what, url,
+		    b->over ? "the reply is too large" : curl_easy_strerror(cc));
+		goto fail;
+	}
+	if (sts_parse_credentials(b->b, b->n, c, err, sizeof(err)) != 0) {
+		log_warnx("credentials: %s at %s: HTTP %ld, %s", what, url,
+		    status, err);
+		goto fail;
+	}
+	if (status != 200) {
+		log_warnx("credentials: %s at %s: HTTP %ld", what, url, status);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	if (rc != 0)
+		creds_wipe(c);
+	if (b != NULL)
+		explicit_bzero(b, sizeof(*b));
+	free(b);
+	slist_wipe(sl);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	return rc;
 }
 
 /*
@@ -466,17 +718,10 @@ creds_from_web_identity(struct aws_creds *c)
 	const char *tf = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
 	const char *arn = getenv("AWS_ROLE_ARN");
 	const char *sess = getenv("AWS_ROLE_SESSION_NAME");
-	const char *ep = getenv("AWS_ENDPOINT_URL_STS");
-	const char *region = getenv("AWS_REGION");
 	char *tok = NULL, *etok = NULL, *earn = NULL, *esess = NULL;
-	char *body = NULL, url[600], exp[64];
-	struct imds_buf *b = NULL;
-	struct curl_slist *sl = NULL;
-	struct tm tm;
+	char *body = NULL, region[64];
 	size_t len, blen;
-	long status = 0;
 	CURL *curl = NULL;
-	CURLcode cc;
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
@@ -484,14 +729,7 @@ creds_from_web_identity(struct aws_creds *c)
 		return -1;
 	if (sess == NULL || *sess == '\0')
 		sess = "sluice-uploader";
-	if (region == NULL || *region == '\0')
-		region = getenv("AWS_DEFAULT_REGION");
-	if (region == NULL || *region == '\0')
-		region = "us-east-1";
-	if (ep != NULL && *ep != '\0')
-		xstrlcpy(url, ep, sizeof(url));
-	else
-		xsnprintf(url, sizeof(url), "https://sts.%s.amazonaws.com", region);
+	sts_region(NULL, region, sizeof(region));
 	if ((tok = read_small(tf, &len)) == NULL) {
 		log_warnx("credentials: cannot read the web identity token %s", tf);
 		return -1;
@@ -503,60 +741,16 @@ creds_from_web_identity(struct aws_creds *c)
 	    (esess = curl_easy_escape(curl, sess, 0)) == NULL)
 		goto fail;
 	blen = strlen(etok) + strlen(earn) + strlen(esess) + 200;
-	if ((body = malloc(blen)) == NULL || (b = malloc(sizeof(*b))) == NULL)
+	if ((body = malloc(blen)) == NULL)
 		goto fail;
 	xsnprintf(body, blen, "Action=AssumeRoleWithWebIdentity&DurationSeconds="
 	    "3600&RoleArn=%s&RoleSessionName=%s&Version=2011-06-15&"
 	    "WebIdentityToken=%s", earn, esess, etok);
-	b->n = 0;
-	b->over = 0;
-	b->b[0] = '\0';
-	if ((sl = curl_slist_append(NULL, "Content-Type: "
-	    "application/x-www-form-urlencoded")) == NULL)
-		goto fail;
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 15L);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, sl);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, imds_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK || status != 200 || b->over) {
-		log_warnx("credentials: AssumeRoleWithWebIdentity for %s at %s "
-		    "failed: %s, HTTP %ld", arn, url, curl_easy_strerror(cc),
-		    status);
-		goto fail;
-	}
-	if (xml_get(b->b, "AccessKeyId", c->access_key,
-	    sizeof(c->access_key)) != 0 ||
-	    xml_get(b->b, "SecretAccessKey", c->secret_key,
-	    sizeof(c->secret_key)) != 0 ||
-	    xml_get(b->b, "SessionToken", c->session_token,
-	    sizeof(c->session_token)) != 0 ||
-	    xml_get(b->b, "Expiration", exp, sizeof(exp)) != 0) {
-		log_warnx("credentials: STS answered AssumeRoleWithWebIdentity "
-		    "without credentials");
-		goto fail;
-	}
-	memset(&tm, 0, sizeof(tm));
-	if (strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-		goto fail;
-	c->expires_ms = (int64_t)timegm(&tm) * 1000;
-	rc = 0;
+	rc = sts_call(NULL, region, body, "AssumeRoleWithWebIdentity", c);
 fail:
-	if (rc != 0)
-		creds_wipe(c);
 	if (body != NULL)
 		explicit_bzero(body, strlen(body));
 	free(body);
-	if (b != NULL)
-		explicit_bzero(b, sizeof(*b));
-	free(b);
-	curl_slist_free_all(sl);
 	if (etok != NULL)
 		explicit_bzero(etok, strlen(etok));
 	curl_free(etok);
@@ -568,7 +762,320 @@ fail:
 	return rc;
 }
 
+/* ---- AssumeRole from a profile (role_arn + source_profile) --------------- */
+
+#define ROLE_CHAIN_MAX	4
+
+static int profile_role(const struct shared *, const char *, int,
+    struct aws_creds *);
+
+/*
+ * The credentials of a source profile: its static keys first (so a profile
+ * may name itself), else its credential_process, else its own role_arn.
+ */
+static int
+source_creds(const struct shared *sf, const char *profile, int depth,
+    struct aws_creds *c)
+{
+	if (creds_from_credfile(sf, profile, c) == 0 ||
+	    creds_from_conffile(sf, profile, c) == 0)
+		return 0;
+	if (creds_from_profile_process(sf, profile, c) == 0)
+		return 0;
+	return profile_role(sf, profile, depth, c);
+}
+
+static int
+session_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 2 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=,.@-") == n;
+}
+
+/* The STS AssumeRole query for profile's role_arn. NULL (logged) or malloc'd. */
+static char *
+assume_body(const struct shared *sf, const char *profile, const char *arn)
+{
+	char ext[1300], sess[80], dur[32], *end, *body = NULL;
+	char *earn = NULL, *eext = NULL;
+	long long d = 3600;
+	size_t blen;
+	CURL *curl;
+
+	if (prof_get(sf, profile, "role_session_name", sess, sizeof(sess)) != 1)
+		xstrlcpy(sess, "sluice-uploader", sizeof(sess));
+	if (prof_get(sf, profile, "external_id", ext, sizeof(ext)) == -1 ||
+	    prof_get(sf, profile, "duration_seconds", dur, sizeof(dur)) == -1) {
+		log_warnx("credentials: profile %s: external_id or "
+		    "duration_seconds is too long", profile);
+		return NULL;
+	}
+	if (dur[0] != '\0') {
+		errno = 0;
+		d = strtoll(dur, &end, 10);
+		if (errno != 0 || *end != '\0' || d < 900 || d > 43200) {
+			log_warnx("credentials: profile %s: duration_seconds %s "
+			    "is not a number of seconds from 900 to 43200",
+			    profile, dur);
+			return NULL;
+		}
+	}
+	if (!session_name_ok(sess)) {
+		log_warnx("credentials: profile %s: role_session_name must be "
+		    "2 to 64 of A-Z a-z 0-9 _+=,.@-", profile);
+		return NULL;
+	}
+	if ((curl = curl_easy_init()) == NULL ||
+	    (earn = curl_easy_escape(curl, arn, 0)) == NULL ||
+	    (eext = curl_easy_escape(curl, ext, 0)) == NULL)
+		goto done;
+	blen = strlen(earn) + strlen(eext) + strlen(sess) + 200;
+	if ((body = malloc(blen)) != NULL)
+		xsnprintf(body, blen, "Action=AssumeRole&DurationSeconds=%lld"
+		    "%s%s&RoleArn=%s&RoleSessionName=%s&Version=2011-06-15", d,
+		    ext[0] != '\0' ? "&ExternalId=" : "", eext, earn, sess);
+done:
+	curl_free(earn);
+	curl_free(eext);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	return body;
+}
+
+/*
+ * profile has role_arn: AssumeRole, signed with source_profile's
+ * credentials. 0, or -1 (logged when the profile asks for a role).
+ */
+static int
+profile_role(const struct shared *sf, const char *profile, int depth,
+    struct aws_creds *c)
+{
+	char arn[2100], src[256], region[64], what[400], *body = NULL;
+	struct aws_creds sc;
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	memset(&sc, 0, sizeof(sc));
+	if (prof_get(sf, profile, "role_arn", arn, sizeof(arn)) != 1 ||
+	    arn[0] == '\0')
+		return -1;
+	if (depth >= ROLE_CHAIN_MAX) {
+		log_warnx("credentials: profile %s: source_profile chains are "
+		    "limited to %d roles (a loop?)", profile, ROLE_CHAIN_MAX);
+		return -1;
+	}
+	if (prof_get(sf, profile, "source_profile", src, sizeof(src)) != 1 ||
+	    src[0] == '\0') {
+		log_warnx("credentials: profile %s has role_arn but no "
+		    "source_profile; add source_profile = <a profile with "
+		    "keys or a credential_process> (credential_source is not "
+		    "supported)", profile);
+		return -1;
+	}
+	if (source_creds(sf, src, depth + 1, &sc) != 0) {
+		log_warnx("credentials: profile %s: source_profile %s gives no "
+		    "credentials; give it aws_access_key_id and "
+		    "aws_secret_access_key or a credential_process", profile,
+		    src);
+		goto fail;
+	}
+	if (prof_get(sf, profile, "region", region, sizeof(region)) != 1)
+		region[0] = '\0';
+	sts_region(region, region, sizeof(region));
+	if ((body = assume_body(sf, profile, arn)) == NULL)
+		goto fail;
+	xsnprintf(what, sizeof(what), "profile %s: AssumeRole %s", profile, arn);
+	rc = sts_call(&sc, region, body, what, c);
+fail:
+	creds_wipe(&sc);
+	free(body);
+	return rc;
+}
+
+/* ---- ECS / EKS container credentials ------------------------------------ */
+
+#define ECS_HOST	"http://169.254.170.2"
+
+int
+creds_container_uri_ok(const char *url, char *err, size_t errlen)
+{
+	char *scheme = NULL, *host = NULL, *h;
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+	CURLU *u;
+	int rc = -1;
+
+	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, url, 0) !=
+	    CURLUE_OK || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) !=
+	    CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		xsnprintf(err, errlen, "is not a URL");
+		goto done;
+	}
+	if (strcasecmp(scheme, "https") == 0) {
+		rc = 0;
+		goto done;
+	}
+	if (strcasecmp(scheme, "http") != 0) {
+		xsnprintf(err, errlen, "must be an http:// or https:// URL");
+		goto done;
+	}
+	h = host;
+	n = strlen(h);
+	if (n > 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		h++;
+	}
+	if (strcasecmp(h, "localhost") == 0 ||
+	    (inet_pton(AF_INET, h, &a4) == 1 &&
+	    ((ntohl(a4.s_addr) >> 24) == 127 ||
+	    ntohl(a4.s_addr) == 0xa9feaa02 ||		/* 169.254.170.2: ECS */
+	    ntohl(a4.s_addr) == 0xa9feaa17)) ||	/* 169.254.170.23: EKS */
+	    (inet_pton(AF_INET6, h, &a6) == 1 &&
+	    (IN6_IS_ADDR_LOOPBACK(&a6) || (strcasecmp(h, "fd00:ec2::23") == 0))))
+		rc = 0;
+	else
+		xsnprintf(err, errlen, "uses http:// to %s, which is neither "
+		    "loopback nor the ECS/EKS address (169.254.170.2, "
+		    "169.254.170.23, fd00:ec2::23); use https://", h);
+done:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* The Authorization header for the container endpoint, or "" (none). */
+static int
+container_auth(char *hdr, size_t len)
+{
+	const char *tf = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *t = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	char *buf = NULL;
+	size_t n;
+	int rc = -1;
+
+	hdr[0] = '\0';
+	if (tf != NULL && *tf != '\0') {
+		if ((buf = read_small(tf, &n)) == NULL) {
+			log_warnx("credentials: cannot read "
+			    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", tf);
+			return -1;
+		}
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		t = buf;
+	}
+	if (t == NULL || *t == '\0')
+		rc = 0;
+	else if (strpbrk(t, "\r\n") != NULL)
+		log_warnx("credentials: the container authorization token has "
+		    "a line break; fix it");
+	else if (xsnprintf(hdr, len, "Authorization: %s", t) < 0)
+		log_warnx("credentials: the container authorization token is "
+		    "too long");
+	else
+		rc = 0;
+	free_small(buf);
+	return rc;
+}
+
+/*
+ * AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (at 169.254.170.2) or
+ * AWS_CONTAINER_CREDENTIALS_FULL_URI, with AWS_CONTAINER_AUTHORIZATION_TOKEN
+ * (or _TOKEN_FILE) as the Authorization header. 0 or -1.
+ */
+static int
+creds_from_container(struct aws_creds *c)
+{
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	char url[2100], auth[4200], err[300];
+	struct imds_buf *b = NULL;
+	CURL *curl = NULL;
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
+	if (rel != NULL && *rel != '\0') {
+		if (rel[0] != '/' || xsnprintf(url, sizeof(url), "%s%s",
+		    ECS_HOST, rel) < 0) {
+			log_warnx("credentials: AWS_CONTAINER_CREDENTIALS_"
+			    "RELATIVE_URI must be a path starting with /");
+			return -1;
+		}
+	} else if (full != NULL && *full != '\0') {
+		if (creds_container_uri_ok(full, err, sizeof(err)) != 0 ||
+		    xstrlcpy(url, full, sizeof(url)) >= sizeof(url)) {
+			log_warnx("credentials: AWS_CONTAINER_CREDENTIALS_FULL_"
+			    "URI %s", err);
+			return -1;
+		}
+	} else
+		return -1;
+	if (container_auth(auth, sizeof(auth)) != 0)
+		return -1;
+	if ((b = malloc(sizeof(*b))) == NULL || (curl = curl_easy_init()) == NULL)
+		goto fail;
+	if (imds_call(curl, "GET", url, auth[0] != '\0' ? auth : NULL, b) != 0) {
+		log_warnx("credentials: the container credentials endpoint %s "
+		    "did not answer with HTTP 200", url);
+		goto fail;
+	}
+	if (creds_parse_imds(b->b, c) != 0) {
+		log_warnx("credentials: the container credentials endpoint %s "
+		    "answered with no usable credentials", url);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	explicit_bzero(auth, sizeof(auth));
+	if (b != NULL)
+		explicit_bzero(b, sizeof(*b));
+	free(b);
+	if (curl != NULL)
+		curl_easy_cleanup(curl);
+	return rc;
+}
+
 /* ---- the chain -------------------------------------------------------------- */
+
+/*
+ * One look through the chain, in the AWS SDKs' (botocore's) order. 0 with
+ * *srcp set, or -1.
+ */
+static int
+chain(struct aws_creds *c, enum creds_src *srcp)
+{
+	struct shared sf;
+	int rc = 0;
+
+	*srcp = SRC_NONE;
+	if (creds_from_env(c) == 0) {
+		*srcp = SRC_ENV;
+		return 0;
+	}
+	shared_load(&sf);
+	if (profile_role(&sf, sf.profile, 0, c) == 0)
+		*srcp = SRC_ROLE;
+	else if (creds_from_web_identity(c) == 0)
+		*srcp = SRC_WEBID;
+	else if (creds_from_credfile(&sf, sf.profile, c) == 0)
+		*srcp = SRC_FILE;
+	else if (creds_from_profile_process(&sf, sf.profile, c) == 0)
+		*srcp = SRC_PROCESS;
+	else if (creds_from_conffile(&sf, sf.profile, c) == 0)
+		*srcp = SRC_FILE;
+	else if (creds_from_container(c) == 0)
+		*srcp = SRC_CONTAINER;
+	else if (creds_from_imds(c) == 0)
+		*srcp = SRC_IMDS;
+	else
+		rc = -1;
+	shared_free(&sf);
+	return rc;
+}
 
 /* Looks through the chain; creds_mu held. 0 or -1. */
 static int
@@ -578,31 +1085,23 @@ resolve(int quiet)
 	enum creds_src src = SRC_NONE;
 
 	creds_last_try = mono_ms();
-	if (creds_from_env(&c) == 0)
-		src = SRC_ENV;
-	else if (creds_from_files(&c) == 0)
-		src = SRC_FILE;
-	else if (creds_from_web_identity(&c) == 0)
-		src = SRC_WEBID;
-	else if (creds_from_imds(&c) == 0)
-		src = SRC_IMDS;
-	if (src == SRC_NONE) {
+	if (chain(&c, &src) != 0) {
 		if (!quiet)
 			log_warnx("no S3 credentials: tried AWS_ACCESS_KEY_ID/"
-			    "AWS_SECRET_ACCESS_KEY, the shared files "
-			    "(~/.aws/credentials, ~/.aws/config, profile %s), web "
-			    "identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) "
-			    "and the EC2 instance metadata service; give the "
-			    "uploader one of them. Accepted files wait in "
-			    "spool/ready meanwhile", getenv("AWS_PROFILE") ?
-			    getenv("AWS_PROFILE") : "default");
+			    "AWS_SECRET_ACCESS_KEY, profile %s of the shared "
+			    "files (~/.aws/credentials, ~/.aws/config: role_arn, "
+			    "keys, credential_process), web identity "
+			    "(AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), the "
+			    "container endpoint (AWS_CONTAINER_CREDENTIALS_"
+			    "FULL_URI or _RELATIVE_URI) and the EC2 instance "
+			    "metadata service; give the uploader one of them. "
+			    "Accepted files wait in spool/ready meanwhile",
+			    getenv("AWS_PROFILE") ? getenv("AWS_PROFILE") :
+			    "default");
 		return -1;
 	}
 	if (src != creds_src_cur)
-		log_info("S3 credentials from %s", src == SRC_ENV ?
-		    "the environment" : src == SRC_FILE ? "the shared files" :
-		    src == SRC_WEBID ? "web identity (STS)" :
-		    "the EC2 instance metadata service");
+		log_info("S3 credentials from %s", src_text[src]);
 	memcpy(&creds_cur, &c, sizeof(creds_cur));
 	creds_wipe(&c);
 	creds_src_cur = src;
@@ -679,16 +1178,5 @@ creds_refresh(void)
 const char *
 creds_source(void)
 {
-	switch (creds_src_cur) {
-	case SRC_ENV:
-		return "environment";
-	case SRC_FILE:
-		return "shared file";
-	case SRC_WEBID:
-		return "web identity";
-	case SRC_IMDS:
-		return "imds";
-	default:
-		return "none";
-	}
+	return src_names[creds_src_cur];
 }

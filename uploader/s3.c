@@ -245,6 +245,18 @@ sigv4_sign(const struct aws_creds *creds, const char *region,
     const char **headers, size_t nheaders, const char *payload_sha256_hex,
     const char *amz_date, char *authorization, size_t authlen)
 {
+	return sigv4_sign_service(creds, region, "s3", method, canonical_uri,
+	    canonical_query, headers, nheaders, payload_sha256_hex, amz_date,
+	    authorization, authlen);
+}
+
+int
+sigv4_sign_service(const struct aws_creds *creds, const char *region,
+    const char *service, const char *method, const char *canonical_uri,
+    const char *canonical_query, const char **headers, size_t nheaders,
+    const char *payload_sha256_hex, const char *amz_date, char *authorization,
+    size_t authlen)
+{
 	struct sv_hdr h[S3_MAX_HEADERS], t;
 	struct sbuf cr = { 0 }, sh = { 0 }, sts = { 0 };
 	char date[9], scope[160], crhex[SHA256_HEX], sighex[SHA256_HEX];
@@ -283,8 +295,8 @@ sigv4_sign(const struct aws_creds *creds, const char *region,
 
 	memcpy(date, amz_date, 8);
 	date[8] = '\0';
-	if (xsnprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date,
-	    region) < 0)
+	if (xsnprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date,
+	    region, service) < 0)
 		return -1;
 	cr.cap = SIGV4_BUF_MAX;
 	sh.cap = 8192;
@@ -328,11 +340,11 @@ sigv4_sign(const struct aws_creds *creds, const char *region,
 	if (sts.err)
 		goto fail;
 
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), "s3"), "aws4_request") */
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
 	if (xsnprintf(ksecret, sizeof(ksecret), "AWS4%s", creds->secret_key) < 0 ||
 	    hmac_sha256(ksecret, strlen(ksecret), date, strlen(date), k1) != 0 ||
 	    hmac_sha256(k1, sizeof(k1), region, strlen(region), k2) != 0 ||
-	    hmac_sha256(k2, sizeof(k2), "s3", 2, k1) != 0 ||
+	    hmac_sha256(k2, sizeof(k2), service, strlen(service), k1) != 0 ||
 	    hmac_sha256(k1, sizeof(k1), "aws4_request", 12, k2) != 0 ||
 	    hmac_sha256(k2, sizeof(k2), sts.p, sts.len, dig) != 0)
 		goto fail;

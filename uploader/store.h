@@ -42,7 +42,9 @@ void creds_wipe(struct aws_creds *);
 int creds_init(void);
 int creds_get(struct aws_creds *out);
 int creds_refresh(void);
-const char *creds_source(void);	/* "environment", "shared file", "web identity", "imds", "none" */
+/* "environment", "assume role", "web identity", "shared file",
+ * "credential process", "container", "imds", "none" */
+const char *creds_source(void);
 
 /*
  * A minimal INI reader for the AWS shared files: the value of key in
@@ -167,6 +169,12 @@ int sigv4_sign(const struct aws_creds *creds, const char *region,
     const char *method, const char *canonical_uri, const char *canonical_query,
     const char **headers, size_t nheaders, const char *payload_sha256_hex,
     const char *amz_date, char *authorization, size_t authlen);
+/* The same for another service ("sts"). */
+int sigv4_sign_service(const struct aws_creds *creds, const char *region,
+    const char *service, const char *method, const char *canonical_uri,
+    const char *canonical_query, const char **headers, size_t nheaders,
+    const char *payload_sha256_hex, const char *amz_date, char *authorization,
+    size_t authlen);
 /* URI-encodes an object key as S3 wants in the canonical URI: every byte
  * except A-Za-z0-9-._~ and '/' as %XX (upper case). 0 or -1 on truncation. */
 int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);
