@@ -178,7 +178,7 @@ reap(pid_t pid, int64_t deadline, int *status)
 		if (r == -1 && errno != EINTR)
 			return -1;
 		if (mono_ms() >= deadline) {
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			while (waitpid(pid, status, 0) == -1 && errno == EINTR)
 				;
 			return -1;
@@ -204,8 +204,10 @@ spawn(char **argv, int outfd, char *err, size_t errlen)
 	posix_spawn_file_actions_adddup2(&fa, outfd, 1);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
+	/* its own process group: a timeout kills what it started too */
+	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-	    POSIX_SPAWN_SETSIGDEF);
+	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 	if ((e = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ)) != 0) {
 		xsnprintf(err, errlen, "cannot run %s: %s", argv[0],
 		    strerror(e));
@@ -273,7 +275,8 @@ creds_run_process(const char *cmdline, int timeout_ms, size_t maxout,
 		return -1;
 	}
 	if ((out = malloc(maxout + 1)) == NULL ||
-	    pipe2(pfd, O_CLOEXEC | O_NONBLOCK) == -1) {
+	    pipe2(pfd, O_CLOEXEC) == -1 ||
+	    fcntl(pfd[0], F_SETFL, O_NONBLOCK) == -1) {
 		xsnprintf(err, errlen, "cannot run %s: %s", argv[0],
 		    strerror(errno));
 		goto fail;
@@ -285,7 +288,7 @@ creds_run_process(const char *cmdline, int timeout_ms, size_t maxout,
 	ok = collect(pfd[0], out, maxout, &len, deadline, timeout_ms, why,
 	    sizeof(why)) == 0;
 	if (!ok) {
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);
 		xsnprintf(err, errlen, "%s %s", argv[0], why);
 	}
 	if (reap(pid, ok ? deadline : mono_ms() + 5000, &status) != 0 && ok) {

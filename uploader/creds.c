@@ -875,10 +875,11 @@ profile_role(const struct shared *sf, const char *profile, int depth,
 		return -1;
 	}
 	if (source_creds(sf, src, depth + 1, &sc) != 0) {
-		log_warnx("credentials: profile %s: source_profile %s gives no "
-		    "credentials; give it aws_access_key_id and "
-		    "aws_secret_access_key or a credential_process", profile,
-		    src);
+		if (depth == 0)
+			log_warnx("credentials: profile %s: source_profile %s "
+			    "gives no credentials; give it aws_access_key_id and "
+			    "aws_secret_access_key or a credential_process",
+			    profile, src);
 		goto fail;
 	}
 	if (prof_get(sf, profile, "region", region, sizeof(region)) != 1)
