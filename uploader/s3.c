@@ -1084,14 +1084,22 @@ struct s3_opts {
 	char		 tagging[4200];
 	char		 lockmode[80];
 	char		 lockdate[80];
-	const char	*h[8];
+	const char	*h[9];
 	size_t		 n;
 };
 
+/* The store's options, with req's overrides (a partner's class and tags). */
 static int
-s3_opts_build(struct s3_store *s, struct s3_opts *o, char *err, size_t errlen)
+s3_opts_build(struct s3_store *s, const struct put_request *req,
+    struct s3_opts *o, char *err, size_t errlen)
 {
 	const struct store_config *c = s->cfg;
+	const char *sc = req->storage_class != NULL ? req->storage_class :
+	    c->storage_class;
+	char *const *tk = req->tag_keys != NULL ? req->tag_keys : c->tag_keys;
+	char *const *tv = req->tag_keys != NULL ? req->tag_values :
+	    c->tag_values;
+	size_t ntags = req->tag_keys != NULL ? req->ntags : c->ntags;
 	struct sbuf tb = { 0 };
 	char ek[700], ev[1800];
 	time_t until;
@@ -1110,22 +1118,21 @@ s3_opts_build(struct s3_store *s, struct s3_opts *o, char *err, size_t errlen)
 			o->h[o->n++] = o->kms;
 		}
 	}
-	if (c->storage_class != NULL && c->storage_class[0] != '\0') {
-		xsnprintf(o->sc, sizeof(o->sc), "x-amz-storage-class:%s",
-		    c->storage_class);
+	if (sc != NULL && sc[0] != '\0') {
+		xsnprintf(o->sc, sizeof(o->sc), "x-amz-storage-class:%s", sc);
 		o->h[o->n++] = o->sc;
 	}
 	if (c->acl != NULL && c->acl[0] != '\0') {
 		xsnprintf(o->acl, sizeof(o->acl), "x-amz-acl:%s", c->acl);
 		o->h[o->n++] = o->acl;
 	}
-	if (c->ntags > 0) {
+	if (ntags > 0) {
 		tb.p = o->tagging;
 		tb.cap = sizeof(o->tagging);
 		sb_add(&tb, "x-amz-tagging:");
-		for (i = 0; i < c->ntags; i++) {
-			if (s3_uri_encode(c->tag_keys[i], ek, sizeof(ek), 0) != 0 ||
-			    s3_uri_encode(c->tag_values[i], ev, sizeof(ev), 0) != 0)
+		for (i = 0; i < ntags; i++) {
+			if (s3_uri_encode(tk[i], ek, sizeof(ek), 0) != 0 ||
+			    s3_uri_encode(tv[i], ev, sizeof(ev), 0) != 0)
 				goto toolong;
 			if (i > 0)
 				sb_add(&tb, "&");
@@ -1148,6 +1155,8 @@ s3_opts_build(struct s3_store *s, struct s3_opts *o, char *err, size_t errlen)
 		o->h[o->n++] = o->lockmode;
 		o->h[o->n++] = o->lockdate;
 	}
+	if (c->legal_hold)
+		o->h[o->n++] = "x-amz-object-lock-legal-hold:ON";
 	return 0;
 toolong:
 	xsnprintf(err, errlen, "store options (kms_key_id or tags) are too long");
@@ -2055,7 +2064,7 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 		return;
 	}
 	base64_encode(digest, sizeof(digest), b64);
-	if (s3_opts_build(s, &opts, res->error, sizeof(res->error)) != 0)
+	if (s3_opts_build(s, req, &opts, res->error, sizeof(res->error)) != 0)
 		return;
 	for (i = 0; i < opts.n; i++)
 		base[nbase++] = opts.h[i];

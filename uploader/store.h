@@ -103,6 +103,12 @@ struct put_request {
 	int		 parallel;
 	int64_t		 max_backoff_ms;	/* in-place part retries (0: 20 s) */
 	const struct mp_hooks *mp;
+	/* S3 overrides of the store's (a partner's); NULL/0: the store's.
+	 * tag_keys non-NULL replaces the store's tags (ntags may be 0). */
+	const char	*storage_class;
+	char *const	*tag_keys;
+	char *const	*tag_values;
+	size_t		 ntags;
 };
 
 enum put_outcome {
