@@ -393,7 +393,7 @@ creds_parse_process(const char *json, int64_t now, struct aws_creds *c,
 fail:
 	json_decref(j);
 	if (rc != 0)
-		creds_wipe(c);
+		explicit_bzero(c, sizeof(*c));
 	return rc;
 }
 

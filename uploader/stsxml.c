@@ -197,6 +197,6 @@ fail:
 	explicit_bzero(s, sizeof(*s));
 	free(s);
 	if (rc != 0)
-		creds_wipe(c);
+		explicit_bzero(c, sizeof(*c));
 	return rc;
 }
