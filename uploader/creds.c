@@ -1,15 +1,19 @@
 /*
- * creds.c - AWS credentials: the environment, the shared files
- * (~/.aws/credentials and ~/.aws/config, profile AWS_PROFILE), web identity
- * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: STS AssumeRoleWithWebIdentity,
- * endpoint AWS_ENDPOINT_URL_STS), and EC2 instance metadata (IMDSv2: a
- * session token by PUT, the role by GET, the role's credentials as JSON),
- * tried in that order. Temporary credentials are refreshed 5 minutes before
- * they expire, and on demand (ExpiredToken).
+ * creds.c - the AWS credential chain, in the SDKs' (botocore's) order: the
+ * environment; AssumeRole for a profile with role_arn + source_profile
+ * (credsts.c); web identity (credsts.c); the profile's keys in
+ * ~/.aws/credentials; its credential_process (credproc.c); its keys in
+ * ~/.aws/config; the ECS/EKS container endpoint
+ * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI); EC2 instance
+ * metadata (IMDSv2: a session token by PUT, the role by GET, the role's
+ * credentials as JSON). Temporary credentials are refreshed 5 minutes before
+ * they expire (the chain is walked again), and on demand (ExpiredToken).
  *
  * The current credentials are one process-wide copy behind a mutex;
  * creds_get() hands out copies which the caller wipes. Values are never
- * logged, and IMDS is always reached without a proxy.
+ * logged; IMDS and the container endpoint are reached without a proxy. A
+ * look through the chain holds the mutex (a credential_process may take up
+ * to 60 s, STS up to 20 s): uploads wait for it.
  */
 #include "uploader/creds.h"
 
@@ -35,7 +39,6 @@
 #define REFRESH_BEFORE_MS	(5 * 60 * 1000)
 #define RETRY_RESOLVE_MS	5000	/* no credentials: look again at most this often */
 #define IMDS_DEFAULT		"http://169.254.169.254"
-#define IMDS_BODY_MAX		(16 * 1024)
 
 enum creds_src {
 	SRC_NONE = 0, SRC_ENV, SRC_ROLE, SRC_WEBID, SRC_FILE, SRC_PROCESS,
@@ -170,8 +173,8 @@ ini_get(const char *text, size_t len, const char *section, const char *key,
 }
 
 /* Reads a whole small file into a NUL-terminated malloc'd buffer. */
-static char *
-read_small(const char *path, size_t *lenp)
+char *
+creds_read_small(const char *path, size_t *lenp)
 {
 	char *buf = NULL;
 	ssize_t n;
@@ -209,8 +212,8 @@ fail:
 	return NULL;
 }
 
-static void
-free_small(char *buf)
+void
+creds_free_small(char *buf)
 {
 	if (buf != NULL) {
 		explicit_bzero(buf, SHARED_FILE_MAX + 1);
@@ -232,18 +235,8 @@ home_dir(void)
 
 /* ---- profiles: the shared files, read once per look -------------------- */
 
-struct shared {
-	const char	*profile;	/* AWS_PROFILE or "default" */
-	char		*cred;		/* the credentials file, or NULL */
-	size_t		 credlen;
-	char		*conf;		/* the config file, or NULL */
-	size_t		 conflen;
-	char		 credpath[4096];
-	char		 confpath[4096];
-};
-
 static void
-shared_load(struct shared *sf)
+shared_load(struct creds_shared *sf)
 {
 	const char *f, *home = home_dir();
 
@@ -262,16 +255,16 @@ shared_load(struct shared *sf)
 	    "%s/.aws/config", home) < 0)
 		sf->confpath[0] = '\0';
 	if (sf->credpath[0] != '\0')
-		sf->cred = read_small(sf->credpath, &sf->credlen);
+		sf->cred = creds_read_small(sf->credpath, &sf->credlen);
 	if (sf->confpath[0] != '\0')
-		sf->conf = read_small(sf->confpath, &sf->conflen);
+		sf->conf = creds_read_small(sf->confpath, &sf->conflen);
 }
 
 static void
-shared_free(struct shared *sf)
+shared_free(struct creds_shared *sf)
 {
-	free_small(sf->cred);
-	free_small(sf->conf);
+	creds_free_small(sf->cred);
+	creds_free_small(sf->conf);
 	sf->cred = sf->conf = NULL;
 }
 
@@ -289,8 +282,8 @@ conf_section(const char *profile, char *section, size_t len)
  * key of profile: the credentials file's [profile] first, then the config
  * file's [profile NAME] ([default]). 1 found, 0 not, -1 too long.
  */
-static int
-prof_get(const struct shared *sf, const char *profile, const char *key,
+int
+creds_prof_get(const struct creds_shared *sf, const char *profile, const char *key,
     char *out, size_t len)
 {
 	char section[300];
@@ -324,15 +317,15 @@ keys_in(const char *text, size_t len, const char *section, struct aws_creds *c)
 	return -1;
 }
 
-static int
-creds_from_credfile(const struct shared *sf, const char *profile,
+int
+creds_from_credfile(const struct creds_shared *sf, const char *profile,
     struct aws_creds *c)
 {
 	return keys_in(sf->cred, sf->credlen, profile, c);
 }
 
-static int
-creds_from_conffile(const struct shared *sf, const char *profile,
+int
+creds_from_conffile(const struct creds_shared *sf, const char *profile,
     struct aws_creds *c)
 {
 	char section[300];
@@ -342,14 +335,14 @@ creds_from_conffile(const struct shared *sf, const char *profile,
 }
 
 /* The profile's credential_process, if it has one. 0 or -1. */
-static int
-creds_from_profile_process(const struct shared *sf, const char *profile,
+int
+creds_from_profile_process(const struct creds_shared *sf, const char *profile,
     struct aws_creds *c)
 {
 	char cmd[INI_LINE_MAX];
 
 	memset(c, 0, sizeof(*c));
-	if (prof_get(sf, profile, "credential_process", cmd, sizeof(cmd)) != 1 ||
+	if (creds_prof_get(sf, profile, "credential_process", cmd, sizeof(cmd)) != 1 ||
 	    cmd[0] == '\0')
 		return -1;
 	return creds_from_process(profile, cmd, CREDPROC_TIMEOUT_MS, c);
@@ -357,19 +350,13 @@ creds_from_profile_process(const struct shared *sf, const char *profile,
 
 /* ---- EC2 instance metadata (IMDSv2) ------------------------------------- */
 
-struct imds_buf {
-	char	 b[IMDS_BODY_MAX + 1];
-	size_t	 n;
-	int	 over;
-};
-
-static size_t
-imds_write(char *p, size_t size, size_t nitems, void *arg)
+size_t
+creds_body_write(char *p, size_t size, size_t nitems, void *arg)
 {
-	struct imds_buf *b = arg;
+	struct creds_body *b = arg;
 	size_t len = size * nitems;
 
-	if (len > IMDS_BODY_MAX - b->n) {
+	if (len > CREDS_BODY_MAX - b->n) {
 		b->over = 1;
 		return 0;
 	}
@@ -382,7 +369,7 @@ imds_write(char *p, size_t size, size_t nitems, void *arg)
 /* One IMDS request. 0 with the body in out, or -1. */
 static int
 imds_call(CURL *curl, const char *method, const char *url, const char *hdr,
-    struct imds_buf *out)
+    struct creds_body *out)
 {
 	struct curl_slist *sl = NULL;
 	long status = 0;
@@ -401,7 +388,7 @@ imds_call(CURL *curl, const char *method, const char *url, const char *hdr,
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 3000L);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, sl);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, imds_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, creds_body_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
 	if (strcmp(method, "PUT") == 0) {
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
@@ -466,7 +453,7 @@ static int
 creds_from_imds(struct aws_creds *c)
 {
 	const char *ep = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *d;
-	struct imds_buf *b = NULL;
+	struct creds_body *b = NULL;
 	char url[1200], tokhdr[1200], role[256];
 	size_t n;
 	CURL *curl = NULL;
@@ -517,381 +504,6 @@ fail:
 	free(b);
 	if (curl != NULL)
 		curl_easy_cleanup(curl);
-	return rc;
-}
-
-/* ---- STS (AssumeRoleWithWebIdentity, AssumeRole) ------------------------- */
-
-static int
-slist_push(struct curl_slist **sl, const char *h)
-{
-	struct curl_slist *n;
-
-	if ((n = curl_slist_append(*sl, h)) == NULL)
-		return -1;
-	*sl = n;
-	return 0;
-}
-
-/* Frees a header list that may hold secrets. */
-static void
-slist_wipe(struct curl_slist *sl)
-{
-	struct curl_slist *p;
-
-	for (p = sl; p != NULL; p = p->next)
-		explicit_bzero(p->data, strlen(p->data));
-	curl_slist_free_all(sl);
-}
-
-static void
-sts_region(const char *want, char *out, size_t len)
-{
-	const char *r = want;
-
-	if (r == NULL || *r == '\0')
-		r = getenv("AWS_REGION");
-	if (r == NULL || *r == '\0')
-		r = getenv("AWS_DEFAULT_REGION");
-	if (r == NULL || *r == '\0')
-		r = "us-east-1";
-	xstrlcpy(out, r, len);
-}
-
-/* AWS_ENDPOINT_URL_STS, else https://sts.<region>.amazonaws.com. */
-static void
-sts_url(const char *region, char *url, size_t len)
-{
-	const char *ep = getenv("AWS_ENDPOINT_URL_STS");
-
-	if (ep != NULL && *ep != '\0')
-		xstrlcpy(url, ep, len);
-	else
-		xsnprintf(url, len, "https://sts.%s.amazonaws.com", region);
-}
-
-/* The SigV4 headers of a POST of body to url for STS, signed with src. */
-static int
-sts_sign(const struct aws_creds *src, const char *region, const char *url,
-    const char *body, struct curl_slist **sl)
-{
-	char *host = NULL, *port = NULL, *path = NULL;
-	char hosthdr[400], date[32], datehdr[64], hash[SHA256_HEX];
-	char auth[1024], authhdr[1100], *tokhdr = NULL;
-	const char *h[4];
-	uint8_t dig[SHA256_LEN];
-	size_t n = 0, toklen = 0;
-	struct tm tm;
-	time_t now = time(NULL);
-	CURLU *u;
-	int rc = -1;
-
-	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, url, 0) !=
-	    CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
-		goto fail;
-	if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
-		port = NULL;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
-	if (xsnprintf(hosthdr, sizeof(hosthdr), "host:%s%s%s", host,
-	    port ? ":" : "", port ? port : "") < 0 ||
-	    xsnprintf(datehdr, sizeof(datehdr), "x-amz-date:%s", date) < 0 ||
-	    sha256_buf(body, strlen(body), dig) != 0)
-		goto fail;
-	hex_encode(dig, sizeof(dig), hash);
-	h[n++] = "content-type:application/x-www-form-urlencoded; charset=utf-8";
-	h[n++] = hosthdr;
-	h[n++] = datehdr;
-	if (src->session_token[0] != '\0') {
-		toklen = strlen(src->session_token) + 32;
-		if ((tokhdr = malloc(toklen)) == NULL)
-			goto fail;
-		xsnprintf(tokhdr, toklen, "x-amz-security-token:%s",
-		    src->session_token);
-		h[n++] = tokhdr;
-	}
-	if (sigv4_sign_service(src, region, "sts", "POST", path, "", h, n, hash,
-	    date, auth, sizeof(auth)) != 0 ||
-	    xsnprintf(authhdr, sizeof(authhdr), "Authorization: %s", auth) < 0)
-		goto fail;
-	/* curl sends "name: value"; the signed forms are "name:value" */
-	xsnprintf(datehdr, sizeof(datehdr), "X-Amz-Date: %s", date);
-	if (slist_push(sl, datehdr) != 0 || slist_push(sl, authhdr) != 0)
-		goto fail;
-	if (tokhdr != NULL && (xsnprintf(tokhdr, toklen,
-	    "X-Amz-Security-Token: %s", src->session_token) < 0 ||
-	    slist_push(sl, tokhdr) != 0))
-		goto fail;
-	rc = 0;
-fail:
-	if (tokhdr != NULL) {
-		explicit_bzero(tokhdr, strlen(tokhdr));
-		free(tokhdr);
-	}
-	explicit_bzero(auth, sizeof(auth));
-	explicit_bzero(authhdr, sizeof(authhdr));
-	curl_free(host);
-	curl_free(port);
-	curl_free(path);
-	curl_url_cleanup(u);
-	return rc;
-}
-
-/*
- * POSTs body (an STS query) to the STS endpoint, signed with src (NULL:
- * unsigned, for AssumeRoleWithWebIdentity), and reads the credentials of
- * the reply. what names the call in messages. 0 or -1 (logged).
- */
-static int
-sts_call(const struct aws_creds *src, const char *region, const char *body,
-    const char *what, struct aws_creds *c)
-{
-	const char *ca = getenv("AWS_CA_BUNDLE");
-	char url[600], err[400];
-	struct imds_buf *b = NULL;
-	struct curl_slist *sl = NULL;
-	long status = 0;
-	CURL *curl = NULL;
-	CURLcode cc;
-	int rc = -1;
-
-	memset(c, 0, sizeof(*c));
-	sts_url(region, url, sizeof(url));
-	if ((b = calloc(1, sizeof(*b))) == NULL ||
-	    (curl = curl_easy_init()) == NULL ||
-	    slist_push(&sl, "Content-Type: application/x-www-form-urlencoded; "
-	    "charset=utf-8") != 0 ||
-	    (src != NULL && sts_sign(src, region, url, body, &sl) != 0)) {
-		log_warnx("credentials: %s: cannot build the request to %s",
-		    what, url);
-		goto fail;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 15L);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, sl);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, imds_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-	if (ca != NULL && *ca != '\0')
-		curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK || b->over) {
-		log_warnx("credentials: %s at %s failed: %s", what, url,
-		    b->over ? "the reply is too large" : curl_easy_strerror(cc));
-		goto fail;
-	}
-	if (sts_parse_credentials(b->b, b->n, c, err, sizeof(err)) != 0) {
-		log_warnx("credentials: %s at %s: HTTP %ld, %s", what, url,
-		    status, err);
-		goto fail;
-	}
-	if (status != 200) {
-		log_warnx("credentials: %s at %s: HTTP %ld", what, url, status);
-		goto fail;
-	}
-	rc = 0;
-fail:
-	if (rc != 0)
-		creds_wipe(c);
-	if (b != NULL)
-		explicit_bzero(b, sizeof(*b));
-	free(b);
-	slist_wipe(sl);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	return rc;
-}
-
-/*
- * AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME):
- * an unsigned AssumeRoleWithWebIdentity to STS (AWS_ENDPOINT_URL_STS, else
- * https://sts.<AWS_REGION or us-east-1>.amazonaws.com). 0 or -1.
- */
-static int
-creds_from_web_identity(struct aws_creds *c)
-{
-	const char *tf = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *arn = getenv("AWS_ROLE_ARN");
-	const char *sess = getenv("AWS_ROLE_SESSION_NAME");
-	char *tok = NULL, *etok = NULL, *earn = NULL, *esess = NULL;
-	char *body = NULL, region[64];
-	size_t len, blen;
-	CURL *curl = NULL;
-	int rc = -1;
-
-	memset(c, 0, sizeof(*c));
-	if (tf == NULL || *tf == '\0' || arn == NULL || *arn == '\0')
-		return -1;
-	if (sess == NULL || *sess == '\0')
-		sess = "sluice-uploader";
-	sts_region(NULL, region, sizeof(region));
-	if ((tok = read_small(tf, &len)) == NULL) {
-		log_warnx("credentials: cannot read the web identity token %s", tf);
-		return -1;
-	}
-	tok[strcspn(tok, "\r\n")] = '\0';
-	if ((curl = curl_easy_init()) == NULL ||
-	    (etok = curl_easy_escape(curl, tok, 0)) == NULL ||
-	    (earn = curl_easy_escape(curl, arn, 0)) == NULL ||
-	    (esess = curl_easy_escape(curl, sess, 0)) == NULL)
-		goto fail;
-	blen = strlen(etok) + strlen(earn) + strlen(esess) + 200;
-	if ((body = malloc(blen)) == NULL)
-		goto fail;
-	xsnprintf(body, blen, "Action=AssumeRoleWithWebIdentity&DurationSeconds="
-	    "3600&RoleArn=%s&RoleSessionName=%s&Version=2011-06-15&"
-	    "WebIdentityToken=%s", earn, esess, etok);
-	rc = sts_call(NULL, region, body, "AssumeRoleWithWebIdentity", c);
-fail:
-	if (body != NULL)
-		explicit_bzero(body, strlen(body));
-	free(body);
-	if (etok != NULL)
-		explicit_bzero(etok, strlen(etok));
-	curl_free(etok);
-	curl_free(earn);
-	curl_free(esess);
-	free_small(tok);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	return rc;
-}
-
-/* ---- AssumeRole from a profile (role_arn + source_profile) --------------- */
-
-#define ROLE_CHAIN_MAX	4
-
-static int profile_role(const struct shared *, const char *, int,
-    struct aws_creds *);
-
-/*
- * The credentials of a source profile: its static keys first (so a profile
- * may name itself), else its credential_process, else its own role_arn.
- */
-static int
-source_creds(const struct shared *sf, const char *profile, int depth,
-    struct aws_creds *c)
-{
-	if (creds_from_credfile(sf, profile, c) == 0 ||
-	    creds_from_conffile(sf, profile, c) == 0)
-		return 0;
-	if (creds_from_profile_process(sf, profile, c) == 0)
-		return 0;
-	return profile_role(sf, profile, depth, c);
-}
-
-static int
-session_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 2 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=,.@-") == n;
-}
-
-/* The STS AssumeRole query for profile's role_arn. NULL (logged) or malloc'd. */
-static char *
-assume_body(const struct shared *sf, const char *profile, const char *arn)
-{
-	char ext[1300], sess[80], dur[32], *end, *body = NULL;
-	char *earn = NULL, *eext = NULL;
-	long long d = 3600;
-	size_t blen;
-	CURL *curl;
-
-	if (prof_get(sf, profile, "role_session_name", sess, sizeof(sess)) != 1)
-		xstrlcpy(sess, "sluice-uploader", sizeof(sess));
-	if (prof_get(sf, profile, "external_id", ext, sizeof(ext)) == -1 ||
-	    prof_get(sf, profile, "duration_seconds", dur, sizeof(dur)) == -1) {
-		log_warnx("credentials: profile %s: external_id or "
-		    "duration_seconds is too long", profile);
-		return NULL;
-	}
-	if (dur[0] != '\0') {
-		errno = 0;
-		d = strtoll(dur, &end, 10);
-		if (errno != 0 || *end != '\0' || d < 900 || d > 43200) {
-			log_warnx("credentials: profile %s: duration_seconds %s "
-			    "is not a number of seconds from 900 to 43200",
-			    profile, dur);
-			return NULL;
-		}
-	}
-	if (!session_name_ok(sess)) {
-		log_warnx("credentials: profile %s: role_session_name must be "
-		    "2 to 64 of A-Z a-z 0-9 _+=,.@-", profile);
-		return NULL;
-	}
-	if ((curl = curl_easy_init()) == NULL ||
-	    (earn = curl_easy_escape(curl, arn, 0)) == NULL ||
-	    (eext = curl_easy_escape(curl, ext, 0)) == NULL)
-		goto done;
-	blen = strlen(earn) + strlen(eext) + strlen(sess) + 200;
-	if ((body = malloc(blen)) != NULL)
-		xsnprintf(body, blen, "Action=AssumeRole&DurationSeconds=%lld"
-		    "%s%s&RoleArn=%s&RoleSessionName=%s&Version=2011-06-15", d,
-		    ext[0] != '\0' ? "&ExternalId=" : "", eext, earn, sess);
-done:
-	curl_free(earn);
-	curl_free(eext);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	return body;
-}
-
-/*
- * profile has role_arn: AssumeRole, signed with source_profile's
- * credentials. 0, or -1 (logged when the profile asks for a role).
- */
-static int
-profile_role(const struct shared *sf, const char *profile, int depth,
-    struct aws_creds *c)
-{
-	char arn[2100], src[256], region[64], what[400], *body = NULL;
-	struct aws_creds sc;
-	int rc = -1;
-
-	memset(c, 0, sizeof(*c));
-	memset(&sc, 0, sizeof(sc));
-	if (prof_get(sf, profile, "role_arn", arn, sizeof(arn)) != 1 ||
-	    arn[0] == '\0')
-		return -1;
-	if (depth >= ROLE_CHAIN_MAX) {
-		log_warnx("credentials: profile %s: source_profile chains are "
-		    "limited to %d roles (a loop?)", profile, ROLE_CHAIN_MAX);
-		return -1;
-	}
-	if (prof_get(sf, profile, "source_profile", src, sizeof(src)) != 1 ||
-	    src[0] == '\0') {
-		log_warnx("credentials: profile %s has role_arn but no "
-		    "source_profile; add source_profile = <a profile with "
-		    "keys or a credential_process> (credential_source is not "
-		    "supported)", profile);
-		return -1;
-	}
-	if (source_creds(sf, src, depth + 1, &sc) != 0) {
-		if (depth == 0)
-			log_warnx("credentials: profile %s: source_profile %s "
-			    "gives no credentials; give it aws_access_key_id and "
-			    "aws_secret_access_key or a credential_process",
-			    profile, src);
-		goto fail;
-	}
-	if (prof_get(sf, profile, "region", region, sizeof(region)) != 1)
-		region[0] = '\0';
-	sts_region(region, region, sizeof(region));
-	if ((body = assume_body(sf, profile, arn)) == NULL)
-		goto fail;
-	xsnprintf(what, sizeof(what), "profile %s: AssumeRole %s", profile, arn);
-	rc = sts_call(&sc, region, body, what, c);
-fail:
-	creds_wipe(&sc);
-	free(body);
 	return rc;
 }
 
@@ -960,7 +572,7 @@ container_auth(char *hdr, size_t len)
 
 	hdr[0] = '\0';
 	if (tf != NULL && *tf != '\0') {
-		if ((buf = read_small(tf, &n)) == NULL) {
+		if ((buf = creds_read_small(tf, &n)) == NULL) {
 			log_warnx("credentials: cannot read "
 			    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", tf);
 			return -1;
@@ -979,7 +591,7 @@ container_auth(char *hdr, size_t len)
 		    "too long");
 	else
 		rc = 0;
-	free_small(buf);
+	creds_free_small(buf);
 	return rc;
 }
 
@@ -994,7 +606,7 @@ creds_from_container(struct aws_creds *c)
 	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 	char url[2100], auth[4200], err[300];
-	struct imds_buf *b = NULL;
+	struct creds_body *b = NULL;
 	CURL *curl = NULL;
 	int rc = -1;
 
@@ -1049,7 +661,7 @@ fail:
 static int
 chain(struct aws_creds *c, enum creds_src *srcp)
 {
-	struct shared sf;
+	struct creds_shared sf;
 	int rc = 0;
 
 	*srcp = SRC_NONE;
@@ -1058,7 +670,7 @@ chain(struct aws_creds *c, enum creds_src *srcp)
 		return 0;
 	}
 	shared_load(&sf);
-	if (profile_role(&sf, sf.profile, 0, c) == 0)
+	if (creds_from_profile_role(&sf, sf.profile, c) == 0)
 		*srcp = SRC_ROLE;
 	else if (creds_from_web_identity(c) == 0)
 		*srcp = SRC_WEBID;

@@ -75,4 +75,51 @@ int sts_parse_credentials(const char *xml, size_t len, struct aws_creds *c,
  */
 int creds_container_uri_ok(const char *url, char *err, size_t errlen);
 
+/* ---- internal to creds.c and credsts.c ------------------------------------ */
+
+#define CREDS_BODY_MAX		(16 * 1024)	/* IMDS, container, STS replies */
+
+/* A reply body, NUL-terminated; over: it did not fit. */
+struct creds_body {
+	char	 b[CREDS_BODY_MAX + 1];
+	size_t	 n;
+	int	 over;
+};
+
+/* A curl write callback into a struct creds_body. */
+size_t creds_body_write(char *p, size_t size, size_t nitems, void *arg);
+
+/* The shared files of one look through the chain (creds.c loads them). */
+struct creds_shared {
+	const char	*profile;	/* AWS_PROFILE or "default" */
+	char		*cred;		/* the credentials file, or NULL */
+	size_t		 credlen;
+	char		*conf;		/* the config file, or NULL */
+	size_t		 conflen;
+	char		 credpath[4096];
+	char		 confpath[4096];
+};
+
+/* A small file (at most 64 KiB) read whole, NUL-terminated; free it with
+ * creds_free_small (which wipes it). NULL if missing or too big. */
+char *creds_read_small(const char *path, size_t *lenp);
+void creds_free_small(char *buf);
+/* key of profile: the credentials file's [profile], then the config file's
+ * [profile NAME] ([default]). 1 found, 0 not, -1 too long. */
+int creds_prof_get(const struct creds_shared *, const char *profile,
+    const char *key, char *out, size_t len);
+/* The profile's static keys in the credentials / config file, and its
+ * credential_process. 0 or -1. */
+int creds_from_credfile(const struct creds_shared *, const char *profile,
+    struct aws_creds *);
+int creds_from_conffile(const struct creds_shared *, const char *profile,
+    struct aws_creds *);
+int creds_from_profile_process(const struct creds_shared *,
+    const char *profile, struct aws_creds *);
+/* credsts.c: web identity from the environment; AssumeRole for a profile
+ * with role_arn (-1 quietly when it has none). 0 or -1 (logged). */
+int creds_from_web_identity(struct aws_creds *);
+int creds_from_profile_role(const struct creds_shared *, const char *profile,
+    struct aws_creds *);
+
 #endif

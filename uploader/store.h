@@ -26,13 +26,16 @@ int creds_from_env(struct aws_creds *);
 void creds_wipe(struct aws_creds *);
 
 /*
- * The credential chain (creds.c), process-wide and thread-safe: the
- * environment; the shared files (AWS_SHARED_CREDENTIALS_FILE or
- * ~/.aws/credentials, AWS_CONFIG_FILE or ~/.aws/config, profile AWS_PROFILE or
- * "default"); web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, STS
- * AssumeRoleWithWebIdentity at AWS_ENDPOINT_URL_STS or sts.<region>); EC2
- * instance metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, off with
- * AWS_EC2_METADATA_DISABLED=true).
+ * The credential chain (creds.c), process-wide and thread-safe, in the AWS
+ * SDKs' order: the environment; AssumeRole for profile AWS_PROFILE (or
+ * "default") when it has role_arn + source_profile; web identity
+ * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN); the profile's keys in
+ * AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; its credential_process;
+ * its keys in AWS_CONFIG_FILE or ~/.aws/config; the container endpoint
+ * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI); EC2 instance
+ * metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, off with
+ * AWS_EC2_METADATA_DISABLED=true). STS is AWS_ENDPOINT_URL_STS or
+ * sts.<region>. uploader/creds.h has the pieces.
  * creds_init: 0, or -1 (logged, naming every source tried).
  * creds_get: a copy of the current credentials, refreshed first when they
  * expire within 5 minutes; 0 or -1. creds_refresh: refresh now (ExpiredToken);
