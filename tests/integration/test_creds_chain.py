@@ -30,6 +30,7 @@ import unittest
 import urllib.parse
 
 import harness as H
+from faultproxy import FaultProxy
 from test_uploader import UploaderCase, MiB
 
 ROLE_POLICY = json.dumps({"Version": "2012-10-17",
@@ -323,7 +324,9 @@ class TestPartnerS3Options(ChainCase):
     def test_legal_hold_class_tags(self):
         """store.legal_hold, a partner's storage_class and tags (replacing the store's) reach the objects."""
         self.moto.s3.create_bucket(Bucket="held", ObjectLockEnabledForBucket=True)
-        self.config(bucket="held", store_extra=["legal_hold: true", "tags: {store: only}"],
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()  # to see the headers
+        self.addCleanup(proxy.stop)
+        self.config(bucket="held", endpoint=proxy.endpoint, store_extra=["legal_hold: true", "tags: {store: only}"],
                     uploader=["multipart_threshold: 6MiB", "part_size: 5MiB"])
         with open(self.cfg) as f:
             text = f.read()
@@ -347,6 +350,13 @@ class TestPartnerS3Options(ChainCase):
         # moto keeps no lock from CreateMultipartUpload: the single PUT shows it
         lh = self.moto.s3.get_object_legal_hold(Bucket="held", Key="hold/a.bin")
         self.assertEqual(lh["LegalHold"]["Status"], "ON")
+        writes = [(m, path, h) for m, path, h in proxy.requests
+                  if (m == "PUT" and "partNumber=" not in path) or (m == "POST" and path.endswith("?uploads="))]
+        self.assertEqual(len(writes), 2, [w[:2] for w in writes])
+        for m, path, h in writes:
+            self.assertEqual(h.get("x-amz-object-lock-legal-hold"), "ON", path)
+            self.assertEqual(h.get("x-amz-storage-class"), "STANDARD_IA", path)
+            self.assertEqual(h.get("x-amz-tagging"), "team=payments&cost%20center=a%2Fb%20%2B1", path)
 
 
 if __name__ == "__main__":
