@@ -303,10 +303,12 @@ usage(FILE *f)
 "  -V, --version          print the version\n"
 "\n"
 "S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-"AWS_SESSION_TOKEN, else the shared files (~/.aws/credentials, ~/.aws/config,\n"
-"AWS_PROFILE), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN),\n"
-"else EC2 instance metadata (IMDSv2); only the uploader and\n"
-"reconcile read them. SIGTERM stops cleanly.\n"
+"AWS_SESSION_TOKEN, else profile AWS_PROFILE of ~/.aws/credentials and\n"
+"~/.aws/config (role_arn + source_profile, keys, credential_process), web\n"
+"identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), the container endpoint\n"
+"(AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI), else EC2 instance\n"
+"metadata (IMDSv2); only the uploader and reconcile read them. SIGTERM stops\n"
+"cleanly.\n"
 "See docs/configuration.md for every configuration key.\n");
 }
 

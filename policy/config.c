@@ -1234,8 +1234,11 @@ tag_problem(const char *s, size_t max)
 	return NULL;
 }
 
+/* A tags: mapping at kp ("store.tags", "partners[0].tags") into the
+ * arrays *keysp and *valsp (allocated here) of *np entries. */
 static void
-load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
+load_tags(struct loader *ld, const yaml_node_t *n, const char *tkp,
+    char ***keysp, char ***valsp, size_t *np)
 {
 	yaml_node_pair_t *pair;
 	yaml_node_t *k, *v;
@@ -1245,21 +1248,21 @@ load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
 	size_t cnt, i;
 
 	if (n->type != YAML_MAPPING_NODE) {
-		report(ld, line_of(n), "store.tags: expected a mapping of tag "
+		report(ld, line_of(n), "%s: expected a mapping of tag "
 		    "names to values (e.g. {team: payments}), got %s",
-		    kind_of(n));
+		    tkp, kind_of(n));
 		return;
 	}
 	cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	if (cnt == 0)
 		return;
 	if (cnt > S3_TAGS_MAX) {
-		report(ld, line_of(n), "store.tags: %zu tags; S3 allows at most "
-		    "%d per object", cnt, S3_TAGS_MAX);
+		report(ld, line_of(n), "%s: %zu tags; S3 allows at most "
+		    "%d per object; remove some", tkp, cnt, S3_TAGS_MAX);
 		return;
 	}
-	if ((st->tag_keys = calloc(cnt, sizeof(char *))) == NULL ||
-	    (st->tag_values = calloc(cnt, sizeof(char *))) == NULL) {
+	if ((*keysp = calloc(cnt, sizeof(char *))) == NULL ||
+	    (*valsp = calloc(cnt, sizeof(char *))) == NULL) {
 		report(ld, line_of(n), "out of memory");
 		return;
 	}
@@ -1268,25 +1271,25 @@ load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
 		if ((k = node(ld, pair->key)) == NULL ||
 		    (v = node(ld, pair->value)) == NULL)
 			continue;
-		if ((ks = get_string(ld, k, "store.tags", "a tag name (e.g. "
+		if ((ks = get_string(ld, k, tkp, "a tag name (e.g. "
 		    "team)")) == NULL)
 			continue;
 		if ((why = tag_problem(ks, 128)) != NULL || ks[0] == '\0') {
-			report(ld, line_of(k), "store.tags: the tag name %s %s",
+			report(ld, line_of(k), "%s: the tag name %s %s", tkp,
 			    q(&qb, ks), why != NULL ? why : "is empty");
 			continue;
 		}
-		(void)xsnprintf(kp, sizeof(kp), "store.tags.%s", ks);
+		(void)xsnprintf(kp, sizeof(kp), "%s.%s", tkp, ks);
 		if (strncmp(ks, "aws:", 4) == 0) {
 			report(ld, line_of(k), "%s: tag names starting with "
 			    "\"aws:\" are reserved by AWS; choose another name",
 			    kp);
 			continue;
 		}
-		for (i = 0; i < st->ntags; i++)
-			if (strcmp(st->tag_keys[i], ks) == 0)
+		for (i = 0; i < *np; i++)
+			if (strcmp((*keysp)[i], ks) == 0)
 				break;
-		if (i < st->ntags) {
+		if (i < *np) {
 			report(ld, line_of(k), "%s: duplicate tag; remove one",
 			    kp);
 			continue;
@@ -1304,16 +1307,16 @@ load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
 			    q(&qb, vs), why);
 			continue;
 		}
-		if ((st->tag_keys[st->ntags] = dup_or_report(ld, line_of(k),
+		if (((*keysp)[*np] = dup_or_report(ld, line_of(k),
 		    ks)) == NULL)
 			continue;
-		if ((st->tag_values[st->ntags] = dup_or_report(ld, line_of(v),
+		if (((*valsp)[*np] = dup_or_report(ld, line_of(v),
 		    vs)) == NULL) {
-			free(st->tag_keys[st->ntags]);
-			st->tag_keys[st->ntags] = NULL;
+			free((*keysp)[*np]);
+			(*keysp)[*np] = NULL;
 			continue;
 		}
-		st->ntags++;
+		(*np)++;
 	}
 }
 
@@ -1431,7 +1434,8 @@ load_store_options(struct loader *ld, yaml_node_t *const *v,
 			    canned_acls[i]);
 	}
 	if (v[O_TAGS] != NULL)
-		load_tags(ld, v[O_TAGS], st);
+		load_tags(ld, v[O_TAGS], "store.tags", &st->tag_keys,
+		    &st->tag_values, &st->ntags);
 	if (v[O_LOCK] != NULL)
 		load_object_lock(ld, v[O_LOCK], st);
 	if (v[O_CA] != NULL && (s = get_string(ld, v[O_CA], "store.ca_file",
@@ -1526,10 +1530,11 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 		/* issue 5, in load_store_options()'s order */
 		"sse", "kms_key_id", "storage_class", "acl", "tags",
 		"object_lock", "ca_file", "pinned_pubkey", "collision",
-		"quarantine_prefix"	/* issue 4 */
+		"quarantine_prefix",	/* issue 4 */
+		"legal_hold"		/* issue 12 */
 	};
 	enum { K_URL, K_REGION, K_ENDPOINT, K_PATH_STYLE, K_OPTIONS,
-	    K_QPREFIX = K_OPTIONS + 9, K_N };
+	    K_QPREFIX = K_OPTIONS + 9, K_LEGAL, K_N };
 	struct store_config *st = &cfg->store;
 	yaml_node_t *v[K_N];
 	int kl[K_N];
@@ -1558,6 +1563,13 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 	load_store_options(ld, v + K_OPTIONS, kl + K_OPTIONS, st);
 	if (v[K_QPREFIX] != NULL)
 		load_quarantine_prefix(ld, v[K_QPREFIX], st);
+	if (v[K_LEGAL] != NULL && (st->legal_hold = get_bool(ld, v[K_LEGAL],
+	    "store.legal_hold")) < 0)
+		st->legal_hold = 0;
+	if (st->legal_hold && st->kind == STORE_FILE)
+		report(ld, line_of(v[K_LEGAL]), "store.legal_hold: only an "
+		    "s3:// store (a bucket with Object Lock) can hold files; "
+		    "remove legal_hold or use an s3:// url");
 	if (st->kind == STORE_FILE) {
 		/* file:// stores ignore region, endpoint and path_style. */
 		st->region = dup_or_report(ld, st->line, DEFAULT_REGION);
@@ -1840,6 +1852,28 @@ name_problem(const char *s)
 static void load_partner_issue34(struct loader *, yaml_node_t *const *,
     const char *, const struct config *, struct partner *);
 
+/* Issue 12: the partner's storage_class and tags (overriding the store's). */
+static void
+load_partner_s3(struct loader *ld, const yaml_node_t *cls,
+    const yaml_node_t *tags, const char *kp, struct partner *p)
+{
+	char kpk[KP_MAX];
+	int i;
+
+	if (cls != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "storage_class");
+		if ((i = get_choice(ld, cls, kpk, storage_classes,
+		    sizeof(storage_classes) / sizeof(storage_classes[0]))) >= 0)
+			p->storage_class = dup_or_report(ld, line_of(cls),
+			    storage_classes[i]);
+	}
+	if (tags != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "tags");
+		load_tags(ld, tags, kpk, &p->tag_keys, &p->tag_values,
+		    &p->ntags);
+	}
+}
+
 static void
 load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
     struct config *cfg)
@@ -1850,10 +1884,11 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 		/* issues 3 and 4, in load_partner_issue34()'s order */
 		"role", "visible_for", "max_sessions", "completion",
 		"signature", "duplicate_window", "duplicate_policy",
-		"receipts"	/* issue 11 */
+		"receipts",	/* issue 11 */
+		"storage_class", "tags"	/* issue 12 */
 	};
 	enum { K_NAME, K_KEYS, K_HASH, K_ALLOW, K_OBJKEY, K_MORE,
-	    K_RECEIPTS = K_MORE + 7, K_N };
+	    K_RECEIPTS = K_MORE + 7, K_CLASS, K_TAGS, K_N };
 	struct partner *p = &cfg->partners[idx];
 	yaml_node_t *v[K_N];
 	char kp[KP_MAX], kpk[KP_MAX];
@@ -1943,6 +1978,7 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 			    "effect while the top-level receipts: is false",
 			    kpk);
 	}
+	load_partner_s3(ld, v[K_CLASS], v[K_TAGS], kp, p);
 }
 
 static void
@@ -3536,6 +3572,9 @@ config_free(struct config *cfg)
 		}
 		free(p->allow_from);
 		free(p->object_key);
+		free(p->storage_class);
+		free_strv(p->tag_keys, p->ntags);
+		free_strv(p->tag_values, p->ntags);
 	}
 	free(cfg->partners);
 	free(cfg);

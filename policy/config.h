@@ -51,6 +51,7 @@ struct store_config {
 	size_t		 ntags;
 	char		*object_lock_mode;	/* "COMPLIANCE" | "GOVERNANCE" */
 	int		 object_lock_days;	/* > 0 with a mode */
+	int		 legal_hold;	/* 1: x-amz-object-lock-legal-hold: ON (issue 12) */
 	char		*ca_file;	/* extra CA bundle (PEM) */
 	char		*pinned_pubkey;	/* curl syntax: file or "sha256//base64;..." */
 	enum collision_policy collision;	/* default COLLISION_SUFFIX */
@@ -141,6 +142,13 @@ struct partner {
 	/* Issue 11: delivery receipts in <root>/<receipts.dir>/ (default 1;
 	 * "receipts: false" turns them off; 0 too when receipts.enabled is). */
 	int		 receipts;
+
+	/* Issue 12: S3 overrides of the store's; NULL/0: the store's. A
+	 * partner's tags replace the store's tags. */
+	char		*storage_class;
+	char		**tag_keys;
+	char		**tag_values;
+	size_t		 ntags;
 };
 
 /* The "server:" block (issue 3). Defaults in brackets. */
