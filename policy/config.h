@@ -220,6 +220,10 @@ struct config {
 	struct role	*roles;		/* built-ins "dropbox" and "owner" first, then roles: */
 	size_t		 nroles;
 	struct receipts_config receipts;	/* issue 11 */
+	struct {
+		char	*listen_host;	/* NULL: no metrics role (issue 12) */
+		int	 listen_port;
+	} metrics;
 };
 
 /*

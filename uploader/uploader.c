@@ -51,6 +51,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "spool/intake.h"
+#include "uploader/umetrics.h"
 
 #define MAX_WORKERS		64
 #define DEFAULT_WORKERS		10	/* the AWS CLI's max_concurrent_requests */
@@ -478,6 +479,7 @@ upload_one(struct worker *w, struct job *j)
 		close(fd);
 	w->cur = NULL;
 	r->attempts++;
+	umetrics_outcome(res);
 
 	switch (res->outcome) {
 	case PUT_STORED:
@@ -1093,6 +1095,7 @@ uploader_run(const struct config *cfg)
 			close(ifd);
 		ifd = -1;
 	}
+	(void)umetrics_start(cfg);	/* logged; uploads go on without */
 	for (i = 1; i <= nw; i++) {
 		if (pthread_create(&workers[i].tid, NULL, worker_main,
 		    &workers[i]) != 0) {
@@ -1114,6 +1117,7 @@ uploader_run(const struct config *cfg)
 		}
 		if (dispatch_step(&d, ifd) == -1)
 			dispatch_wait(&d, ifd, 100);	/* the batch failed */
+		umetrics_tick();
 	}
 	rc = 0;
 out:
@@ -1126,6 +1130,7 @@ out:
 			pthread_join(workers[i].tid, NULL);
 	if (d.a != NULL && rc == 0)
 		drain(&d);
+	umetrics_stop();
 	for (i = 0; i <= nw; i++)
 		worker_close(&workers[i]);
 	if (u.readyfd != -1)
