@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "metrics/metrics.h"
 #include "policy/confdiff.h"
 #include "control/control.h"
 #include "policy/config.h"
@@ -258,6 +259,13 @@ static struct proc procs[] = {
 	  "commands it runs for operators (control_cmds[])",
 	  "operators over control.socket (control.h); audit writer",
 	  0, 0, 0, 0 },
+	/* only with metrics.listen; no secrets: no AWS_*, no keys, no
+	 * sockets but its own HTTP port (metrics/metrics.h) */
+	{ "metrics", "sluice-metrics", PROC_SERVICE, PROC_BACKGROUND,
+	  metrics_run,
+	  "its HTTP port; reads sluice.db (read-only), the live audit trail, "
+	  "run/uploader.metrics, run/roles.status",
+	  "none (HTTP: GET /metrics, /healthz, /readyz)", 0, 0, 0, 0 },
 };
 #define NPROCS	(sizeof(procs) / sizeof(procs[0]))
 
@@ -275,6 +283,7 @@ usage(FILE *f)
 "  server -c FILE         run only the SFTP server role\n"
 "  intake -c FILE         run only the intake role (completion and verdicts)\n"
 "  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
+"  metrics -c FILE        run only the metrics role (needs metrics.listen)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
 "  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
@@ -1124,6 +1133,36 @@ done:
 }
 
 /*
+ * state_dir/run/roles.status for the metrics role: one "name up|down
+ * restarts" line per role started, rewritten when one starts or stops.
+ */
+static void
+roles_status(const struct config *cfg)
+{
+	static char last[1024];
+	char text[1024], line[128], path[PATH_MAX];
+	size_t i;
+
+	text[0] = '\0';
+	for (i = 0; i < NPROCS; i++) {
+		if (procs[i].started == 0)
+			continue;
+		(void)xsnprintf(line, sizeof(line), "%s %s %d\n", procs[i].name,
+		    procs[i].pid > 0 ? "up" : "down", procs[i].restarts);
+		(void)xstrlcat(text, line, sizeof(text));
+	}
+	if (strcmp(text, last) == 0 || spool_dir_path(cfg->state_dir,
+	    SPOOL_RUN, NULL, path, sizeof(path)) == -1 ||
+	    xstrlcat(path, "/" METRICS_ROLES_FILE, sizeof(path)) >=
+	    sizeof(path))
+		return;
+	if (write_file_atomic(path, text, strlen(text), 0644) == -1)
+		log_warn("cannot write %s", path);
+	else
+		xstrlcpy(last, text, sizeof(last));
+}
+
+/*
  * The supervisor: starts the roles (only the audit writer and the listener
  * for `sluice server`), starts sessions for the listener, restarts a role
  * that dies, and stops everything in order on SIGTERM/SIGINT.
@@ -1158,6 +1197,9 @@ cmd_serve(const struct config *cfg, int only_server)
 		if (only_server && procs[i].run != run_audit &&
 		    procs[i].run != run_listener)
 			continue;
+		if (procs[i].run == metrics_run && cfg->metrics.listen_host ==
+		    NULL)
+			continue;
 		if (role_start(&procs[i], cfg) == -1)
 			goto stop;
 	}
@@ -1183,6 +1225,7 @@ cmd_serve(const struct config *cfg, int only_server)
 			r->restart_at = 0;
 			role_start(r, cfg);
 		}
+		roles_status(cfg);
 	}
 stop:
 	log_info("stopping");

@@ -896,10 +896,12 @@ load_str_list(struct loader *ld, const yaml_node_t *n, const char *kp,
 
 /* ---- listen, paths, audit ------------------------------------------------ */
 
+/* kp: "listen" or "metrics.listen"; sets *hostp (freed first) and *portp. */
 static void
-load_listen(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+load_listen(struct loader *ld, const yaml_node_t *n, const char *kp,
+    char **hostp, int *portp)
 {
-	const char *kp = "listen", *s, *hs, *colon, *ps;
+	const char *s, *hs, *colon, *ps;
 	char host[256];
 	struct qbuf qb;
 	unsigned char a[16];
@@ -959,9 +961,28 @@ load_listen(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		    "from 1 to 65535 (e.g. 127.0.0.1:2222)", kp, q(&qb, s));
 		return;
 	}
-	free(cfg->listen_host);
-	cfg->listen_host = dup_or_report(ld, line_of(n), host);
-	cfg->listen_port = port;
+	free(*hostp);
+	*hostp = dup_or_report(ld, line_of(n), host);
+	*portp = port;
+}
+
+/* The "metrics:" block (metrics/metrics.h): absent, no metrics role. */
+static void
+load_metrics(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = { "listen" };
+	yaml_node_t *v[1];
+
+	if (walk_map(ld, n, "metrics", keys, 1, v, NULL) != 0)
+		return;
+	if (v[0] == NULL) {
+		report(ld, line_of(n), "metrics: listen is missing; add e.g. "
+		    "metrics: {listen: 127.0.0.1:9464}, or remove metrics: "
+		    "to serve none");
+		return;
+	}
+	load_listen(ld, v[0], "metrics.listen", &cfg->metrics.listen_host,
+	    &cfg->metrics.listen_port);
 }
 
 static void
@@ -3306,11 +3327,11 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	static const char *const keys[] = {
 		"listen", "host_keys", "state_dir", "audit", "store", "partners",
 		"server", "roles", "uploader", "user", "receipts", "control",
-		"operators"
+		"operators", "metrics"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
 	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_RECEIPTS,
-	    K_CONTROL, K_OPERATORS, K_N };
+	    K_CONTROL, K_OPERATORS, K_METRICS, K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -3320,7 +3341,8 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	cfg->listen_port = DEFAULT_LISTEN_PORT;
 	cfg->listen_host = dup_or_report(ld, 1, DEFAULT_LISTEN_HOST);
 	if (v[K_LISTEN] != NULL)
-		load_listen(ld, v[K_LISTEN], cfg);
+		load_listen(ld, v[K_LISTEN], "listen", &cfg->listen_host,
+		    &cfg->listen_port);
 
 	if (v[K_SVCUSER] != NULL)
 		cfg->user = load_user(ld, v[K_SVCUSER], "user");
@@ -3375,6 +3397,8 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	receipts_defaults(ld, &cfg->receipts);
 	if (v[K_RECEIPTS] != NULL)
 		load_receipts(ld, v[K_RECEIPTS], cfg);
+	if (v[K_METRICS] != NULL)
+		load_metrics(ld, v[K_METRICS], cfg);
 
 	cfg->control_socket = dup_or_report(ld, 1,
 	    CONFIG_DEFAULT_CONTROL_SOCKET);
@@ -3506,6 +3530,7 @@ config_free(struct config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->listen_host);
+	free(cfg->metrics.listen_host);
 	for (i = 0; i < cfg->nhost_keys; i++)
 		free(cfg->host_keys[i]);
 	free(cfg->host_keys);

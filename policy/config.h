@@ -251,6 +251,10 @@ struct config {
 	char		*control_socket;	/* control.socket [/run/sluice/control.sock] */
 	struct operator_entry *operators;	/* operators: */
 	size_t		 noperators;
+	struct {
+		char	*listen_host;	/* NULL: no metrics role (issue 12) */
+		int	 listen_port;
+	} metrics;
 };
 
 /*

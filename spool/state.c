@@ -1386,3 +1386,70 @@ state_receipt_written(struct state *st, int64_t file_id, int64_t when_ms)
 	sqlite3_finalize(s);
 	return rc;
 }
+
+/* ---- the metrics role's reads (issue 12) ---------------------------------- */
+
+struct state *
+state_open_ro(const char *state_dir)
+{
+	struct state *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	if (spool_dir_path(state_dir, SPOOL_DB, NULL, st->path,
+	    sizeof(st->path)) == -1)
+		goto fail;
+	if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		log_warnx("state: cannot open %s read-only: %s", st->path,
+		    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_handler(st->db, state_busy, st);
+	return st;
+fail:
+	state_close(st);
+	return NULL;
+}
+
+int
+state_count_states(struct state *st, int64_t counts[FS_NSTATES])
+{
+	sqlite3_stmt *s;
+	enum file_state fs;
+	char name[16];
+	int step;
+
+	memset(counts, 0, sizeof(int64_t) * FS_NSTATES);
+	if ((s = prep(st, "SELECT state, COUNT(*) FROM files GROUP BY state"))
+	    == NULL)
+		return -1;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		col_text(s, 0, name, sizeof(name));
+		if (file_state_parse(name, &fs) == 0 && fs > FS_NONE &&
+		    fs < FS_NSTATES)
+			counts[fs] = sqlite3_column_int64(s, 1);
+	}
+	if (step != SQLITE_DONE)
+		log_warnx("state: count states: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return step == SQLITE_DONE ? 0 : -1;
+}
+
+int
+state_oldest_unstored(struct state *st, int64_t *received_ms)
+{
+	sqlite3_stmt *s;
+	int64_t v;
+
+	if ((s = prep(st, "SELECT MIN(received_ms) FROM files WHERE state IN "
+	    "(?,?,?)")) == NULL)
+		return -1;
+	bind_state(s, 1, FS_ACCEPTED);
+	bind_state(s, 2, FS_UPLOADING);
+	bind_state(s, 3, FS_HELD);
+	v = min_of(st, s);
+	sqlite3_finalize(s);
+	*received_ms = v == INT64_MAX ? 0 : v;
+	return 0;
+}

@@ -273,6 +273,18 @@ int state_receipts_due(struct state *, size_t max, struct receipt_due **out,
 int state_receipt_written(struct state *, int64_t file_id, int64_t when_ms);
 
 /*
+ * The metrics role's reads (metrics/metrics.h). state_open_ro opens
+ * sluice.db read-only (no schema, no migration: a writer made it); NULL on
+ * error (logged). state_count_states: how many files are in each state
+ * (counts[FS_...]; unknown names are skipped). state_oldest_unstored: the
+ * received_ms of the oldest file accepted but not yet stored (accepted,
+ * uploading or held), 0 when there is none. 0 or -1 (logged).
+ */
+struct state *state_open_ro(const char *state_dir);
+int state_count_states(struct state *, int64_t counts[FS_NSTATES]);
+int state_oldest_unstored(struct state *, int64_t *received_ms);
+
+/*
  * Names that come from a session (a receipt, a database row) are checked
  * before any path is built from them; a session may be compromised.
  * spool_fid_ok: exactly what random_id() makes, 32 lower-case hex digits.

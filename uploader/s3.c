@@ -37,6 +37,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "uploader/umetrics.h"
 
 #define S3_MAX_KEY	1024		/* S3's limit on a key, in bytes */
 #define S3_MAX_URI	(3 * S3_MAX_KEY + 600)
@@ -582,6 +583,7 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 	struct aws_creds creds;
 	struct curl_slist *sl = NULL;
 	CURLcode rc = CURLE_OK;
+	curl_off_t took;
 	time_t now;
 	struct tm tm;
 	size_t n = 0, i;
@@ -694,8 +696,12 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 		SETOPT(CURLOPT_TIMEOUT, 120L);
 	}
 #undef SETOPT
-	if (rc == CURLE_OK)
+	if (rc == CURLE_OK) {
 		rc = curl_easy_perform(curl);
+		if (curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME_T, &took) ==
+		    CURLE_OK)
+			umetrics_request((double)took / 1e6);
+	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (rc != CURLE_OK && errbuf[0] != '\0') {
 		log_debug("s3: %s %s: %s", method, uri, errbuf);
@@ -819,6 +825,8 @@ set_curl_error(const struct s3_store *s, struct put_result *res,
 	    curl_easy_strerror(c);
 	res->outcome = curl_retryable(c) ? PUT_RETRY : PUT_FATAL;
 	res->timeout = c == CURLE_OPERATION_TIMEDOUT;
+	xstrlcpy(res->code, c == CURLE_AUTH_ERROR ? "NoCredentials" :
+	    res->timeout ? "Timeout" : "Network", sizeof(res->code));
 	if (c == CURLE_AUTH_ERROR)
 		snprintf(res->error, sizeof(res->error), "%sno S3 credentials "
 		    "available (see the uploader's log)", what);
@@ -858,6 +866,8 @@ set_http_error(struct s3_store *s, struct put_result *res, const char *what,
 	xml_text(r->body, "Message", msg, sizeof(msg));
 	res->http_status = r->status;
 	res->outcome = http_outcome(r->status, code);
+	xstrlcpy(res->code, r->creds_dead != 0 ? "CredentialsExpired" : code,
+	    sizeof(res->code));
 	if (code[0] == '\0')
 		snprintf(res->error, sizeof(res->error), "%sHTTP %ld", what,
 		    r->status);

@@ -124,6 +124,9 @@ struct put_result {
 	enum put_outcome outcome;
 	long		 http_status;	/* 0 if none */
 	char		 error[512];	/* "503 SlowDown: ..." / curl's message; no secrets */
+	char		 code[64];	/* S3 <Code>, "Timeout", "Network",
+					 * "NoCredentials", "CredentialsExpired";
+					 * "" otherwise (umetrics.h) */
 	char		 bucket[256];
 	char		 key[1100];	/* the key stored at (collision suffix applied) */
 	char		 etag[256];

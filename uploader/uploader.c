@@ -51,6 +51,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "spool/intake.h"
+#include "uploader/umetrics.h"
 
 #define MAX_WORKERS		64
 #define DEFAULT_WORKERS		10	/* the AWS CLI's max_concurrent_requests */
@@ -487,6 +488,7 @@ upload_one(struct worker *w, struct job *j)
 		close(fd);
 	w->cur = NULL;
 	r->attempts++;
+	umetrics_outcome(res);
 
 	switch (res->outcome) {
 	case PUT_STORED:
@@ -1102,6 +1104,7 @@ uploader_run(const struct config *cfg)
 			close(ifd);
 		ifd = -1;
 	}
+	(void)umetrics_start(cfg);	/* logged; uploads go on without */
 	for (i = 1; i <= nw; i++) {
 		if (pthread_create(&workers[i].tid, NULL, worker_main,
 		    &workers[i]) != 0) {
@@ -1123,6 +1126,7 @@ uploader_run(const struct config *cfg)
 		}
 		if (dispatch_step(&d, ifd) == -1)
 			dispatch_wait(&d, ifd, 100);	/* the batch failed */
+		umetrics_tick();
 	}
 	rc = 0;
 out:
@@ -1135,6 +1139,7 @@ out:
 			pthread_join(workers[i].tid, NULL);
 	if (d.a != NULL && rc == 0)
 		drain(&d);
+	umetrics_stop();
 	for (i = 0; i <= nw; i++)
 		worker_close(&workers[i]);
 	if (u.readyfd != -1)
