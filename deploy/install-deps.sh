@@ -7,6 +7,7 @@ pkgs=(
   build-essential cmake pkg-config
   libssh-dev libcurl4-openssl-dev libgpgme-dev libssl-dev libyaml-dev
   libsqlite3-dev libjansson-dev libcrypt-dev libseccomp-dev libcmocka-dev
+  libexpat1-dev
   openssh-client openssh-server gnupg sqlite3 curl python3
 )
 if [ "${1:-}" = "--test" ]; then

@@ -51,6 +51,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "spool/intake.h"
+#include "uploader/auditship.h"
 
 #define MAX_WORKERS		64
 #define DEFAULT_WORKERS		10	/* the AWS CLI's max_concurrent_requests */
@@ -1029,6 +1030,7 @@ uploader_run(const struct config *cfg)
 	struct uploader u;
 	struct dispatch d;
 	struct worker *admin = &workers[0];
+	struct auditship *ship = NULL;
 	uint8_t dg[SHA256_LEN];
 	int64_t last_stale = 0, last_purge = 0;
 	int nw, i, n, rc = 1, ifd = -1;
@@ -1101,6 +1103,7 @@ uploader_run(const struct config *cfg)
 		}
 		workers[i].started = 1;
 	}
+	ship = auditship_start(cfg);	/* sealed audit segments, beside */
 	while (!proc_quit) {
 		if (mono_ms() - last_purge >= PURGE_SWEEP_MS) {
 			last_purge = mono_ms();
@@ -1117,6 +1120,7 @@ uploader_run(const struct config *cfg)
 	}
 	rc = 0;
 out:
+	auditship_stop(ship);
 	pthread_mutex_lock(&u.mu);
 	u.stop = 1;
 	pthread_cond_broadcast(&u.wake);
