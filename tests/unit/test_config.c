@@ -921,7 +921,7 @@ static const struct bad bad[] = {
 	    7, "partners[0].duplicate_policy: ", "use one of: accept-and-flag, accept, reject" },
 	{ "duplicate_policy without window", STORE ACME "    duplicate_policy: reject\n",
 	    6, "partners[0].duplicate_policy: ", "no effect without duplicate_window" },
-	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1y\n",
+	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1w\n",
 	    6, "partners[0].duplicate_window: ", "not a duration" },
 };
 
