@@ -342,9 +342,9 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 		goto done;
 	}
 	if (store) {	/* the shipped copies (uploader/auditship.c) */
-		if (conf == NULL || npaths > 0 || nkeys > 0)
+		if (npaths > 0 || nkeys > 0)
 			goto usage;
-		if ((cfg = load(conf)) != NULL)
+		if ((cfg = load(conf ? conf : cfgpath)) != NULL)
 			rc = auditship_verify(cfg, stdout);
 		goto done;
 	}
