@@ -88,13 +88,16 @@ struct s3_resp {
 	size_t	 bodylen;
 	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
 	char	 curl_error[CURL_ERROR_SIZE];	/* curl's detail on failure */
-	/* Set before the request (kept by s3_perform): a 2xx body is hashed
-	 * here instead of kept in body. */
+	/* s3_perform sets it from get_sink: a 2xx body is hashed there
+	 * instead of kept in body. */
 	struct sha256 *sink;
 	CURL	*curl;		/* the handle, for the sink's status check */
 };
 
 static int bucket_versioned(struct s3_store *, struct put_result *);
+
+/* While s3_store_sha256 runs a GET in this thread: where its body goes. */
+static __thread struct sha256 *get_sink;
 
 /*
  * S3's clock minus ours, learnt from the Date of a refused request; one for
@@ -591,10 +594,9 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 	time_t now;
 	struct tm tm;
 	size_t n = 0, i;
-	struct sha256 *sink = r->sink;
 
 	memset(r, 0, sizeof(*r));
-	r->sink = sink;
+	r->sink = get_sink;
 	r->curl = curl;
 	errbuf[0] = '\0';
 	htoken[0] = '\0';
@@ -2263,6 +2265,7 @@ s3_store_sha256(struct s3_store *s, const char *key, uint8_t d[SHA256_LEN],
 {
 	struct put_result res;
 	struct s3_resp *r;
+	struct sha256 *h = NULL;
 	char uri[S3_MAX_URI];
 	CURLcode c;
 	int rc = -1;
@@ -2272,26 +2275,27 @@ s3_store_sha256(struct s3_store *s, const char *key, uint8_t d[SHA256_LEN],
 		return -1;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->sink = sha256_new()) == NULL) {
+	    (h = sha256_new()) == NULL) {
 		xsnprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	memset(&res, 0, sizeof(res));
+	get_sink = h;
 	c = s3_request(s, s->curl, "GET", uri, "", NULL, 0, EMPTY_SHA256, NULL,
 	    r);
+	get_sink = NULL;
 	if (c != CURLE_OK) {
 		set_curl_error(s, &res, "GET: ", c, r);
 		xstrlcpy(err, res.error, errlen);
 	} else if (r->status != 200) {
 		set_http_error(s, &res, "GET: ", r);
 		xstrlcpy(err, res.error, errlen);
-	} else if (sha256_final(r->sink, d) != 0)
+	} else if (sha256_final(h, d) != 0)
 		xsnprintf(err, errlen, "cannot hash the object");
 	else
 		rc = 0;
 out:
-	if (r != NULL)
-		sha256_free(r->sink);
+	sha256_free(h);
 	free(r);
 	return rc;
 }
@@ -2332,7 +2336,6 @@ s3_store_list(struct s3_store *s, const char *prefix,
 	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
 	token[0] = '\0';
 	while (truncated) {
-		r->sink = NULL;
 		if (list_objects_query(prefix, token, query, sizeof(query)) != 0) {
 			xsnprintf(err, errlen, "the prefix or continuation "
 			    "token is too long");

@@ -10,7 +10,8 @@ audit.segment_max leaves real sealed segments; the uploader ships each to
     and a retain-until date about audit.retention.period ahead, and one
     audit.shipped record each (key, version id, ETag, checksum, retention);
   - `verify --store` exits 0; a byte changed in a local segment: exit 1
-    naming it; a local segment deleted: named as missing locally;
+    naming it; a local segment deleted: named as missing locally; a newer
+    version without a checksum is fetched and hashed;
   - a segment whose shipped row is forgotten and whose bytes changed is not
     written over the locked object: audit.ship_failed (held), the object
     keeps its bytes, and its version cannot be deleted (COMPLIANCE);
@@ -180,6 +181,18 @@ class TestAuditShipS3(unittest.TestCase):
                 f.write(gone_data)
         rc, out, err = self.verify_store()
         self.assertEqual(rc, 0, out + err)
+        # A newer version without a checksum (the lock keeps the old one,
+        # not the key): verify fetches and hashes it.
+        key = PREFIX + changed
+        self.moto.s3.put_object(Bucket=BUCKET, Key=key, Body=orig)
+        h = self.moto.s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        self.assertNotIn("ChecksumSHA256", h)
+        rc, out, err = self.verify_store()
+        self.assertEqual(rc, 0, out + err)
+        self.moto.s3.put_object(Bucket=BUCKET, Key=key, Body=orig + b"\n")
+        rc, out, err = self.verify_store()
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("DIFFERS  " + changed, out)
 
     def test_3_a_locked_object_is_never_replaced(self):
         segs, _ = _wait_all_shipped(self, self.gw)
