@@ -474,14 +474,43 @@ walk(struct vwalk *w, char **files, size_t nfiles)
 	return 0;
 }
 
-int
-audit_verify_trail(const char *const *paths, size_t npaths,
-    struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
+static void
+files_free(char **files, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+}
+
+/* The files paths stand for (directories expanded); 0 or -1 (printed). */
+static int
+expand_all(const char *const *paths, size_t npaths, int flags, char ***files,
+    size_t *nfiles, FILE *out)
+{
+	size_t i;
+
+	*files = NULL;
+	*nfiles = 0;
+	for (i = 0; i < npaths; i++)
+		if (expand(paths[i], flags, files, nfiles, out) == -1) {
+			files_free(*files, *nfiles);
+			*files = NULL;
+			*nfiles = 0;
+			return -1;
+		}
+	return 0;
+}
+
+/* One walk over files; its verdict printed to out. */
+static int
+verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
+    size_t nkeys, FILE *out)
 {
 	struct vwalk *w;
-	char **files = NULL;
-	size_t nfiles = 0, i;
-	int rc = 2;
+	size_t i;
+	int rc;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return 2;
@@ -494,20 +523,74 @@ audit_verify_trail(const char *const *paths, size_t npaths,
 		(void)xstrlcat(w->given, keys[i]->kid, sizeof(w->given));
 	}
 	memcpy(w->prev, zeros64, SHA256_HEX);
-	for (i = 0; i < npaths; i++)
-		if (expand(paths[i], flags, &files, &nfiles, out) == -1)
-			goto done;
+	rc = walk(w, files, nfiles);
+	free(w);
+	return rc;
+}
+
+/* 1 if the two lists name the same files in the same order. */
+static int
+files_same(char **a, size_t na, char **b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * A running writer may seal the live file between the listing of the
+ * segments directory and the reading of the live file: the live file then
+ * starts after a segment the listing does not have. So a walk that finds
+ * the trail bad is done again (up to 3 times) while the listing changes,
+ * and only the last walk's words are printed.
+ */
+int
+audit_verify_trail(const char *const *paths, size_t npaths,
+    struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
+{
+	char **files = NULL, **again = NULL, *buf = NULL;
+	size_t nfiles = 0, nagain = 0, blen = 0;
+	FILE *mem;
+	int rc = 2, tries;
+
+	if (expand_all(paths, npaths, flags, &files, &nfiles, out) == -1)
+		return 2;
 	if (nfiles == 0) {
 		fprintf(out, "%s: no audit trail files there\n",
 		    npaths > 0 ? paths[0] : "(nothing given)");
 		goto done;
 	}
-	rc = walk(w, files, nfiles);
+	for (tries = 1;; tries++) {
+		if ((mem = open_memstream(&buf, &blen)) == NULL)
+			goto done;
+		rc = verify_files(files, nfiles, keys, nkeys, mem);
+		if (fclose(mem) != 0) {
+			rc = 2;
+			goto done;
+		}
+		if (rc != 1 || tries == 3 || expand_all(paths, npaths, flags,
+		    &again, &nagain, out) == -1 ||
+		    files_same(files, nfiles, again, nagain))
+			break;
+		files_free(files, nfiles);
+		files = again;
+		nfiles = nagain;
+		again = NULL;
+		nagain = 0;
+		free(buf);
+		buf = NULL;
+	}
+	if (buf != NULL)
+		(void)fwrite(buf, 1, blen, out);
 done:
-	for (i = 0; i < nfiles; i++)
-		free(files[i]);
-	free(files);
-	free(w);
+	free(buf);
+	files_free(files, nfiles);
+	files_free(again, nagain);
 	return rc;
 }
 

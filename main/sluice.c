@@ -37,6 +37,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "policy/confdiff.h"
+#include "control/control.h"
 #include "policy/config.h"
 #include "policy/sessioncfg.h"
 #include "server/server.h"
@@ -58,11 +59,13 @@ static struct {
 	struct proc_users	 users;
 	int			 listenfd;	/* the SSH port, bound as root */
 	int			 auditfd;	/* the audit writer's socket */
+	int			 controlfd;	/* control.socket (control.h) */
 	int			 spawnfd[2];	/* [0] supervisor, [1] listener */
 	int			 sessioncfg;	/* sealed memfd (policy/sessioncfg.h) */
 	int			 exefd;		/* this binary, to re-exec sessions */
 	int			 verbose;
-} sup = { .listenfd = -1, .auditfd = -1, .spawnfd = { -1, -1 },
+} sup = { .listenfd = -1, .auditfd = -1, .controlfd = -1,
+	.spawnfd = { -1, -1 },
 	.sessioncfg = -1, .exefd = -1 };
 
 static int
@@ -78,6 +81,138 @@ static int
 run_listener(const struct config *cfg)
 {
 	return server_run(cfg, sup.listenfd, sup.spawnfd[1]);
+}
+
+static int cmd_audit(int argc, char **argv, const char *cfgpath);
+static int cmd_rotate_key(const char *cfgpath, const char *operator_name);
+
+/* --- the commands operators run through the gateway (control.h) ------------ */
+
+static int
+ctl_queue(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	return queue_run(cfg, op, argc - 1, argv + 1);
+}
+
+static int
+ctl_reconcile(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	return reconcile_run(cfg, op, argc, argv);
+}
+
+/* 1 if path resolves beneath the directory of `of` (a configured file). */
+static int
+beneath_dir_of(const char *path, const char *of)
+{
+	char real[PATH_MAX], dir[PATH_MAX], *slash;
+	size_t n;
+
+	if (of == NULL || realpath(path, real) == NULL ||
+	    xstrlcpy(dir, of, sizeof(dir)) >= sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	if (realpath(dir[0] != '\0' ? dir : "/", dir) == NULL)
+		return 0;
+	n = strlen(dir);
+	return strncmp(real, dir, n) == 0 && (real[n] == '/' || n == 1);
+}
+
+/*
+ * `audit verify [--key FILE]... [FILE|DIR...]` in the control role: without
+ * a file, the gateway's own trail and keys (as `-c` its configuration).
+ */
+static int
+audit_verify_as_gateway(const struct config *cfg, int argc, char **argv)
+{
+	char **av;
+	int i, n = 0, files = 0, rc;
+
+	if ((av = calloc((size_t)argc + 3, sizeof(*av))) == NULL)
+		return 2;
+	for (i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--key") != 0 &&
+		    strcmp(argv[i - 1], "--key") != 0)
+			files++;
+		av[n++] = argv[i];
+	}
+	if (files == 0) {
+		av[n++] = (char *)"-c";
+		av[n++] = cfg->path;
+	}
+	rc = cmd_audit(n, av, cfg->path);
+	free(av);
+	return rc;
+}
+
+/*
+ * `audit verify` for an operator: it reads as the service user, so only
+ * the trail's directory (audit.path's) and keys beside audit.key.
+ */
+static int
+ctl_audit(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	int i, key;
+
+	for (i = 2; i < argc; i++) {
+		key = strcmp(argv[i - 1], "--key") == 0;
+		if (strcmp(argv[i], "--key") == 0 || beneath_dir_of(argv[i],
+		    key ? cfg->audit_key_path : cfg->audit_path))
+			continue;
+		fprintf(stderr, "sluice: %s: through the gateway, audit verify "
+		    "reads only %s beneath the directory of %s (or run it with "
+		    "--local as a user who may read the file)\n", argv[i],
+		    key ? "keys" : "trails", key ? cfg->audit_key_path :
+		    cfg->audit_path);
+		return 2;
+	}
+	return audit_verify_as_gateway(cfg, argc - 1, argv + 1);
+}
+
+static int
+ctl_trace(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	return audit_trace_cmd(argc - 1, argv + 1, cfg->path);
+}
+
+static int
+ctl_export(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	return audit_export_cmd(argc - 1, argv + 1, cfg->path);
+}
+
+/* audit.key_rotated names the operator who asked, not the control role. */
+static int
+ctl_rotate(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: sluice audit rotate-key [-c FILE]\n");
+		return 2;
+	}
+	return cmd_rotate_key(cfg->path, op);
+}
+
+/*
+ * Every admin command, the least operator role that may run it through the
+ * control socket (owner > operator > auditor; README "Operators and
+ * roles"), and its function. A new command is one line here.
+ */
+static const struct control_cmd control_cmds[] = {
+	{ "queue",	"list",		OPROLE_AUDITOR,		ctl_queue },
+	{ "queue",	"retry",	OPROLE_OPERATOR,	ctl_queue },
+	{ "queue",	"hold",		OPROLE_OPERATOR,	ctl_queue },
+	{ "reconcile",	NULL,		OPROLE_OPERATOR,	ctl_reconcile },
+	{ "audit",	"verify",	OPROLE_AUDITOR,		ctl_audit },
+	{ "audit",	"trace",	OPROLE_AUDITOR,		ctl_trace },
+	{ "audit",	"export",	OPROLE_AUDITOR,		ctl_export },
+	{ "audit",	"rotate-key",	OPROLE_OWNER,		ctl_rotate },
+};
+#define NCONTROL_CMDS	(sizeof(control_cmds) / sizeof(control_cmds[0]))
+
+static int
+run_control(const struct config *cfg)
+{
+	return control_run(cfg, sup.controlfd, control_cmds, NCONTROL_CMDS);
 }
 
 struct proc {
@@ -117,6 +252,13 @@ static struct proc procs[] = {
 	  PROC_BACKGROUND | PROC_KEEP_AWS, uploader_run,
 	  "state_dir, the S3 credentials",
 	  "audit writer", 0, 0, 0, 0 },
+	/* PROC_KEEP_AWS: `reconcile` run for an operator HEADs the store with
+	 * the gateway's credentials. Nothing from partners. */
+	{ "control", "sluice-control", PROC_SERVICE, PROC_KEEP_AWS, run_control,
+	  "control.socket; state_dir and the S3 credentials for the admin "
+	  "commands it runs for operators (control_cmds[])",
+	  "operators over control.socket (control.h); audit writer",
+	  0, 0, 0, 0 },
 };
 #define NPROCS	(sizeof(procs) / sizeof(procs[0]))
 
@@ -151,6 +293,9 @@ usage(FILE *f)
 "  queue hold -c FILE ID  hold a waiting file until released\n"
 "  reconcile -c FILE      prove every stored file against the store (HEAD +\n"
 "                         checksum); exit 1 listing any that cannot be proven\n"
+"  (queue, reconcile and audit run inside the running gateway, through\n"
+"  control.socket, with the caller's operator role; add --local to run\n"
+"  them in this process, as when no gateway runs; exit 77: refused)\n"
 "\n"
 "Options:\n"
 "  -c, --config FILE      configuration (default " DEFAULT_CONFIG ")\n"
@@ -159,10 +304,12 @@ usage(FILE *f)
 "  -V, --version          print the version\n"
 "\n"
 "S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-"AWS_SESSION_TOKEN, else the shared files (~/.aws/credentials, ~/.aws/config,\n"
-"AWS_PROFILE), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN),\n"
-"else EC2 instance metadata (IMDSv2); only the uploader and\n"
-"reconcile read them. SIGTERM stops cleanly.\n"
+"AWS_SESSION_TOKEN, else profile AWS_PROFILE of ~/.aws/credentials and\n"
+"~/.aws/config (role_arn + source_profile, keys, credential_process), web\n"
+"identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), the container endpoint\n"
+"(AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI), else EC2 instance\n"
+"metadata (IMDSv2); only the uploader and reconcile read them. SIGTERM stops\n"
+"cleanly.\n"
 "See docs/configuration.md for every configuration key.\n");
 }
 
@@ -195,6 +342,14 @@ cmd_check(const char *path)
 		    cfg->partners[i].password_hash ? ", password" : "",
 		    cfg->partners[i].nallow_from ? "allow_from set" :
 		    "from anywhere", cfg->partners[i].object_key);
+	printf("  control socket %s; operators: %zu entr%s (root and the "
+	    "service user are always owners)\n", cfg->control_socket,
+	    cfg->noperators, cfg->noperators == 1 ? "y" : "ies");
+	for (i = 0; i < cfg->noperators; i++)
+		printf("    %s %s: %s\n", cfg->operators[i].user != NULL ?
+		    "user" : "group", cfg->operators[i].user != NULL ?
+		    cfg->operators[i].user : cfg->operators[i].group,
+		    op_role_name(cfg->operators[i].role));
 	/* the users the roles would run as (a missing one is named with
 	 * its fix by proc_users_resolve) */
 	if (proc_users_resolve(cfg, &sup.users) == -1) {
@@ -266,7 +421,7 @@ audit_config_keys(const struct config *cfg, struct audit_key **keys,
 }
 
 static int
-cmd_rotate_key(const char *cfgpath)
+cmd_rotate_key(const char *cfgpath, const char *operator_name)
 {
 	struct config *cfg;
 	struct audit_key *k;
@@ -279,7 +434,8 @@ cmd_rotate_key(const char *cfgpath)
 	if (spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SOCK, NULL, sock,
 	    sizeof(sock)) == -1)
 		goto done;
-	if ((r = audit_rotate_key(sock, pw ? pw->pw_name : NULL)) == -1)
+	if ((r = audit_rotate_key(sock, operator_name != NULL ?
+	    operator_name : pw != NULL ? pw->pw_name : NULL)) == -1)
 		fprintf(stderr, "sluice: no audit writer answers at %s (%s): "
 		    "start the gateway and run this again (the key is never "
 		    "rotated offline)\n", sock, strerror(errno));
@@ -303,8 +459,8 @@ static int
 cmd_audit(int argc, char **argv, const char *cfgpath)
 {
 	static const char use[] = "usage: sluice audit verify [--key FILE]... "
-	    "FILE|DIR...\n       sluice audit verify [--key FILE]... -c FILE\n"
-	    "       sluice audit verify --store -c FILE\n"
+	    "FILE|DIR...\n       sluice audit verify [--key FILE]... [-c FILE]\n"
+	    "       sluice audit verify --store [-c FILE]\n"
 	    "       sluice audit rotate-key -c FILE\n";
 	struct audit_key *keys[AUDIT_MAX_KEYS];
 	struct config *cfg = NULL;
@@ -338,7 +494,7 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 	if (strcmp(argv[0], "rotate-key") == 0) {
 		if (npaths > 0 || nkeys > 0 || store)
 			goto usage;
-		rc = cmd_rotate_key(conf ? conf : cfgpath);
+		rc = cmd_rotate_key(conf ? conf : cfgpath, NULL);
 		goto done;
 	}
 	if (store) {	/* the shipped copies (uploader/auditship.c) */
@@ -348,8 +504,10 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 			rc = auditship_verify(cfg, stdout);
 		goto done;
 	}
-	if ((conf == NULL) == (npaths == 0))
+	if (conf != NULL && npaths > 0)
 		goto usage;
+	if (npaths == 0)	/* the configured trail */
+		conf = conf != NULL ? conf : cfgpath;
 	if (conf != NULL) {
 		if ((cfg = load(conf)) == NULL ||
 		    audit_config_keys(cfg, keys, &nkeys) == -1)
@@ -522,9 +680,10 @@ done:
 	return rc;
 }
 
-/* What `serve` and `server` set up as root before the first role. */
+/* What `serve` and `server` set up as root before the first role
+ * (`server` runs no control role). */
 static int
-serve_setup(const struct config *cfg)
+serve_setup(const struct config *cfg, int only_server)
 {
 	char sock[PATH_MAX];
 	uid_t owner = geteuid();
@@ -541,6 +700,9 @@ serve_setup(const struct config *cfg)
 		group = sup.users.session.gid;
 	}
 	if ((sup.auditfd = audit_listen(sock, owner, group, 0660)) == -1 ||
+	    (!only_server && (sup.controlfd = control_listen(cfg->control_socket,
+	    owner, sup.users.separated ? sup.users.service.gid : group)) ==
+	    -1) ||
 	    (sup.listenfd = bind_port(cfg)) == -1 ||
 	    session_config(cfg, sock) == -1)
 		return -1;
@@ -554,6 +716,18 @@ serve_setup(const struct config *cfg)
 		return -1;
 	}
 	return 0;
+}
+
+/* Removes control.socket when this supervisor made it: operators' commands
+ * then run locally (or say no gateway runs) instead of failing to connect. */
+static void
+control_unlisten(const struct config *cfg)
+{
+	if (sup.controlfd == -1)
+		return;
+	(void)unlink(cfg->control_socket);
+	close(sup.controlfd);
+	sup.controlfd = -1;
 }
 
 static volatile sig_atomic_t sup_quit;
@@ -580,6 +754,8 @@ role_fds(const struct proc *r)
 
 	if (!keep_audit && sup.auditfd != -1)
 		close(sup.auditfd);
+	if (r->run != run_control && sup.controlfd != -1)
+		close(sup.controlfd);
 	if (!keep_listen && sup.listenfd != -1)
 		close(sup.listenfd);
 	if (!keep_listen && sup.spawnfd[1] != -1)
@@ -974,8 +1150,10 @@ cmd_serve(const struct config *cfg, int only_server)
 	int status, started = 0;
 
 	log_setrole("supervisor");
-	if (prepare(cfg) == -1 || serve_setup(cfg) == -1)
+	if (prepare(cfg) == -1 || serve_setup(cfg, only_server) == -1) {
+		control_unlisten(cfg);
 		return 1;
+	}
 	nsessions = (size_t)(cfg->server.max_sessions +
 	    cfg->server.max_startups) + 16;
 	if ((sessions = calloc(nsessions, sizeof(*sessions))) == NULL)
@@ -1034,6 +1212,7 @@ stop:
 		sup_audit(cfg, "process.stop", only_server ? "server" : "serve",
 		    sup_quit_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	stop_procs(is_audit, 0, 15000);
+	control_unlisten(cfg);
 	log_info("stopped");
 	free(sessions);
 	return 0;
@@ -1050,6 +1229,108 @@ cmd_role(const struct config *cfg, struct proc *r)
 		return 1;
 	signal(SIGINT, SIG_DFL);	/* Ctrl-C stops a role run by hand */
 	return r->run(cfg);
+}
+
+/*
+ * arg is -c/--config (or an unambiguous abbreviation): 1 with *value set
+ * (NULL: the value is the next argument), else 0.
+ */
+static int
+config_opt(const char *arg, const char **value)
+{
+	const char *eq;
+	size_t len;
+
+	*value = NULL;
+	if (arg[0] == '-' && arg[1] == 'c') {
+		if (arg[2] != '\0')
+			*value = arg + 2;
+		return 1;
+	}
+	if (strncmp(arg, "--c", 3) != 0)
+		return 0;
+	eq = strchr(arg, '=');
+	len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+	if (len > strlen("--config") || strncmp(arg, "--config", len) != 0)
+		return 0;
+	if (eq != NULL)
+		*value = eq + 1;
+	return 1;
+}
+
+/* The admin command argv[0..argc) the old way, in this process. */
+static int
+admin_local(int argc, char **argv, const char *cfgpath, int verbose)
+{
+	log_init(argv[0], verbose);
+	if (strcmp(argv[0], "audit") == 0 && argc > 1 &&
+	    strcmp(argv[1], "trace") == 0)
+		return audit_trace_cmd(argc - 1, argv + 1, cfgpath);
+	if (strcmp(argv[0], "audit") == 0 && argc > 1 &&
+	    strcmp(argv[1], "export") == 0)
+		return audit_export_cmd(argc - 1, argv + 1, cfgpath);
+	if (strcmp(argv[0], "audit") == 0)
+		return cmd_audit(argc - 1, argv + 1, cfgpath);
+	return strcmp(argv[0], "queue") == 0 ?
+	    queue_main(argc - 1, argv + 1, cfgpath) :
+	    reconcile_main(argc, argv, cfgpath);
+}
+
+/*
+ * `sluice queue|reconcile|audit ...`: through the running gateway's control
+ * socket (control.socket of the configuration) when one answers there, else
+ * (or with --local) in this process as before.
+ */
+static int
+cmd_admin(int argc, char **argv, const char *cfgpath, int verbose)
+{
+	char **mine, **sent, sock[PATH_MAX];
+	const char *val, *named;
+	int i, nmine = 0, nsent = 0, local = 0, opts = 1, status, rc, r;
+
+	if ((mine = calloc((size_t)argc + 1, sizeof(char *))) == NULL ||
+	    (sent = calloc((size_t)argc + 1, sizeof(char *))) == NULL) {
+		free(mine);
+		fprintf(stderr, "sluice: out of memory\n");
+		return 1;
+	}
+	/* A configuration named before the command (sluice -c FILE queue). */
+	named = strcmp(cfgpath, DEFAULT_CONFIG) != 0 ? cfgpath : NULL;
+	for (i = 0; i < argc; i++) {
+		if (opts && strcmp(argv[i], "--") == 0)
+			opts = 0;
+		else if (opts && strcmp(argv[i], "--local") == 0) {
+			local = 1;
+			continue;
+		} else if (opts && i > 0 && config_opt(argv[i], &val)) {
+			mine[nmine++] = argv[i];
+			if (val == NULL && i + 1 < argc) {
+				mine[nmine++] = argv[++i];
+				val = argv[i];
+			}
+			if (val != NULL)
+				cfgpath = named = val;
+			continue;	/* the gateway uses its own */
+		}
+		if (opts && strcmp(argv[i], "--store") == 0)
+			local = 1;	/* audit verify --store: the caller's
+					 * store credentials, never the gateway's */
+		mine[nmine++] = sent[nsent++] = argv[i];
+	}
+	if (!local && control_find(control_cmds, NCONTROL_CMDS, nsent,
+	    sent) != NULL) {
+		(void)config_control_socket(cfgpath, sock, sizeof(sock));
+		r = control_call(sock, nsent, sent, named, &status);
+		if (r != 0) {
+			rc = r == 1 ? status : 1;
+			goto done;
+		}
+	}
+	rc = admin_local(nmine, mine, cfgpath, verbose);
+done:
+	free(mine);
+	free(sent);
+	return rc;
 }
 
 int
@@ -1089,21 +1370,9 @@ main(int argc, char **argv)
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
-	if (strcmp(cmd, "audit") == 0 && argc > 1 &&
-	    (strcmp(argv[1], "trace") == 0 || strcmp(argv[1], "export") == 0)) {
-		log_init(cmd, verbose);
-		return strcmp(argv[1], "trace") == 0 ?
-		    audit_trace_cmd(argc - 1, argv + 1, cfgpath) :
-		    audit_export_cmd(argc - 1, argv + 1, cfgpath);
-	}
-	if (strcmp(cmd, "audit") == 0)
-		return cmd_audit(argc - 1, argv + 1, cfgpath);
-	if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "reconcile") == 0) {
-		log_init(cmd, verbose);
-		return strcmp(cmd, "queue") == 0 ?
-		    queue_main(argc - 1, argv + 1, cfgpath) :
-		    reconcile_main(argc, argv, cfgpath);
-	}
+	if (strcmp(cmd, "audit") == 0 || strcmp(cmd, "queue") == 0 ||
+	    strcmp(cmd, "reconcile") == 0)
+		return cmd_admin(argc, argv, cfgpath, verbose);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:vhV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -1136,7 +1405,8 @@ main(int argc, char **argv)
 		rc = -1;
 		for (i = 0; i < NPROCS; i++) {
 			if (strcmp(cmd, procs[i].name) != 0 ||
-			    procs[i].run == run_audit)
+			    procs[i].run == run_audit ||
+			    procs[i].run == run_control)
 				continue;
 			rc = cmd_role(cfg, &procs[i]);
 			break;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -1302,8 +1304,11 @@ tag_problem(const char *s, size_t max)
 	return NULL;
 }
 
+/* A tags: mapping at kp ("store.tags", "partners[0].tags") into the
+ * arrays *keysp and *valsp (allocated here) of *np entries. */
 static void
-load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
+load_tags(struct loader *ld, const yaml_node_t *n, const char *tkp,
+    char ***keysp, char ***valsp, size_t *np)
 {
 	yaml_node_pair_t *pair;
 	yaml_node_t *k, *v;
@@ -1313,21 +1318,21 @@ load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
 	size_t cnt, i;
 
 	if (n->type != YAML_MAPPING_NODE) {
-		report(ld, line_of(n), "store.tags: expected a mapping of tag "
+		report(ld, line_of(n), "%s: expected a mapping of tag "
 		    "names to values (e.g. {team: payments}), got %s",
-		    kind_of(n));
+		    tkp, kind_of(n));
 		return;
 	}
 	cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	if (cnt == 0)
 		return;
 	if (cnt > S3_TAGS_MAX) {
-		report(ld, line_of(n), "store.tags: %zu tags; S3 allows at most "
-		    "%d per object", cnt, S3_TAGS_MAX);
+		report(ld, line_of(n), "%s: %zu tags; S3 allows at most "
+		    "%d per object; remove some", tkp, cnt, S3_TAGS_MAX);
 		return;
 	}
-	if ((st->tag_keys = calloc(cnt, sizeof(char *))) == NULL ||
-	    (st->tag_values = calloc(cnt, sizeof(char *))) == NULL) {
+	if ((*keysp = calloc(cnt, sizeof(char *))) == NULL ||
+	    (*valsp = calloc(cnt, sizeof(char *))) == NULL) {
 		report(ld, line_of(n), "out of memory");
 		return;
 	}
@@ -1336,25 +1341,25 @@ load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
 		if ((k = node(ld, pair->key)) == NULL ||
 		    (v = node(ld, pair->value)) == NULL)
 			continue;
-		if ((ks = get_string(ld, k, "store.tags", "a tag name (e.g. "
+		if ((ks = get_string(ld, k, tkp, "a tag name (e.g. "
 		    "team)")) == NULL)
 			continue;
 		if ((why = tag_problem(ks, 128)) != NULL || ks[0] == '\0') {
-			report(ld, line_of(k), "store.tags: the tag name %s %s",
+			report(ld, line_of(k), "%s: the tag name %s %s", tkp,
 			    q(&qb, ks), why != NULL ? why : "is empty");
 			continue;
 		}
-		(void)xsnprintf(kp, sizeof(kp), "store.tags.%s", ks);
+		(void)xsnprintf(kp, sizeof(kp), "%s.%s", tkp, ks);
 		if (strncmp(ks, "aws:", 4) == 0) {
 			report(ld, line_of(k), "%s: tag names starting with "
 			    "\"aws:\" are reserved by AWS; choose another name",
 			    kp);
 			continue;
 		}
-		for (i = 0; i < st->ntags; i++)
-			if (strcmp(st->tag_keys[i], ks) == 0)
+		for (i = 0; i < *np; i++)
+			if (strcmp((*keysp)[i], ks) == 0)
 				break;
-		if (i < st->ntags) {
+		if (i < *np) {
 			report(ld, line_of(k), "%s: duplicate tag; remove one",
 			    kp);
 			continue;
@@ -1372,16 +1377,16 @@ load_tags(struct loader *ld, const yaml_node_t *n, struct store_config *st)
 			    q(&qb, vs), why);
 			continue;
 		}
-		if ((st->tag_keys[st->ntags] = dup_or_report(ld, line_of(k),
+		if (((*keysp)[*np] = dup_or_report(ld, line_of(k),
 		    ks)) == NULL)
 			continue;
-		if ((st->tag_values[st->ntags] = dup_or_report(ld, line_of(v),
+		if (((*valsp)[*np] = dup_or_report(ld, line_of(v),
 		    vs)) == NULL) {
-			free(st->tag_keys[st->ntags]);
-			st->tag_keys[st->ntags] = NULL;
+			free((*keysp)[*np]);
+			(*keysp)[*np] = NULL;
 			continue;
 		}
-		st->ntags++;
+		(*np)++;
 	}
 }
 
@@ -1499,7 +1504,8 @@ load_store_options(struct loader *ld, yaml_node_t *const *v,
 			    canned_acls[i]);
 	}
 	if (v[O_TAGS] != NULL)
-		load_tags(ld, v[O_TAGS], st);
+		load_tags(ld, v[O_TAGS], "store.tags", &st->tag_keys,
+		    &st->tag_values, &st->ntags);
 	if (v[O_LOCK] != NULL)
 		load_object_lock(ld, v[O_LOCK], st);
 	if (v[O_CA] != NULL && (s = get_string(ld, v[O_CA], "store.ca_file",
@@ -1594,10 +1600,11 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 		/* issue 5, in load_store_options()'s order */
 		"sse", "kms_key_id", "storage_class", "acl", "tags",
 		"object_lock", "ca_file", "pinned_pubkey", "collision",
-		"quarantine_prefix"	/* issue 4 */
+		"quarantine_prefix",	/* issue 4 */
+		"legal_hold"		/* issue 12 */
 	};
 	enum { K_URL, K_REGION, K_ENDPOINT, K_PATH_STYLE, K_OPTIONS,
-	    K_QPREFIX = K_OPTIONS + 9, K_N };
+	    K_QPREFIX = K_OPTIONS + 9, K_LEGAL, K_N };
 	struct store_config *st = &cfg->store;
 	yaml_node_t *v[K_N];
 	int kl[K_N];
@@ -1626,6 +1633,13 @@ load_store(struct loader *ld, const yaml_node_t *n, int keyline,
 	load_store_options(ld, v + K_OPTIONS, kl + K_OPTIONS, st);
 	if (v[K_QPREFIX] != NULL)
 		load_quarantine_prefix(ld, v[K_QPREFIX], st);
+	if (v[K_LEGAL] != NULL && (st->legal_hold = get_bool(ld, v[K_LEGAL],
+	    "store.legal_hold")) < 0)
+		st->legal_hold = 0;
+	if (st->legal_hold && st->kind == STORE_FILE)
+		report(ld, line_of(v[K_LEGAL]), "store.legal_hold: only an "
+		    "s3:// store (a bucket with Object Lock) can hold files; "
+		    "remove legal_hold or use an s3:// url");
 	if (st->kind == STORE_FILE) {
 		/* file:// stores ignore region, endpoint and path_style. */
 		st->region = dup_or_report(ld, st->line, DEFAULT_REGION);
@@ -1908,6 +1922,28 @@ name_problem(const char *s)
 static void load_partner_issue34(struct loader *, yaml_node_t *const *,
     const char *, const struct config *, struct partner *);
 
+/* Issue 12: the partner's storage_class and tags (overriding the store's). */
+static void
+load_partner_s3(struct loader *ld, const yaml_node_t *cls,
+    const yaml_node_t *tags, const char *kp, struct partner *p)
+{
+	char kpk[KP_MAX];
+	int i;
+
+	if (cls != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "storage_class");
+		if ((i = get_choice(ld, cls, kpk, storage_classes,
+		    sizeof(storage_classes) / sizeof(storage_classes[0]))) >= 0)
+			p->storage_class = dup_or_report(ld, line_of(cls),
+			    storage_classes[i]);
+	}
+	if (tags != NULL) {
+		join_kp(kpk, sizeof(kpk), kp, "tags");
+		load_tags(ld, tags, kpk, &p->tag_keys, &p->tag_values,
+		    &p->ntags);
+	}
+}
+
 static void
 load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
     struct config *cfg)
@@ -1918,10 +1954,11 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 		/* issues 3 and 4, in load_partner_issue34()'s order */
 		"role", "visible_for", "max_sessions", "completion",
 		"signature", "duplicate_window", "duplicate_policy",
-		"receipts"	/* issue 11 */
+		"receipts",	/* issue 11 */
+		"storage_class", "tags"	/* issue 12 */
 	};
 	enum { K_NAME, K_KEYS, K_HASH, K_ALLOW, K_OBJKEY, K_MORE,
-	    K_RECEIPTS = K_MORE + 7, K_N };
+	    K_RECEIPTS = K_MORE + 7, K_CLASS, K_TAGS, K_N };
 	struct partner *p = &cfg->partners[idx];
 	yaml_node_t *v[K_N];
 	char kp[KP_MAX], kpk[KP_MAX];
@@ -2011,6 +2048,7 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 			    "effect while the top-level receipts: is false",
 			    kpk);
 	}
+	load_partner_s3(ld, v[K_CLASS], v[K_TAGS], kp, p);
 }
 
 static void
@@ -3130,6 +3168,206 @@ receipts_defaults(struct loader *ld, struct receipts_config *rc)
 	rc->dir = dup_or_report(ld, 1, DEFAULT_RECEIPTS_DIR);
 }
 
+/* ---- control socket and operators ----------------------------------------- */
+
+#define OPERATORS_MAX	1000
+
+static const char *const op_role_names[] = {
+	"none", "auditor", "operator", "owner"
+};
+
+const char *
+op_role_name(enum op_role r)
+{
+	if ((int)r < 0 || (size_t)r >= sizeof(op_role_names) /
+	    sizeof(op_role_names[0]))
+		return "none";
+	return op_role_names[r];
+}
+
+static void
+load_control(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = { "socket" };
+	struct sockaddr_un sun;
+	yaml_node_t *v[1];
+	char *p;
+
+	if (walk_map(ld, n, "control", keys, 1, v, NULL) != 0 || v[0] == NULL)
+		return;
+	if ((p = get_abspath(ld, v[0], "control.socket",
+	    CONFIG_DEFAULT_CONTROL_SOCKET)) == NULL)
+		return;
+	if (strlen(p) >= sizeof(sun.sun_path)) {
+		report(ld, line_of(v[0]), "control.socket: the path is longer "
+		    "than a UNIX socket's %zu bytes; choose a shorter one (e.g. "
+		    "%s)", sizeof(sun.sun_path) - 1,
+		    CONFIG_DEFAULT_CONTROL_SOCKET);
+		free(p);
+		return;
+	}
+	free(cfg->control_socket);
+	cfg->control_socket = p;
+}
+
+/* One "- user: NAME, role: ROLE" or "- group: NAME, role: ROLE". */
+static void
+load_operator(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct operator_entry *op)
+{
+	static const char *const keys[] = { "user", "group", "role" };
+	static const char *const roles[] = { "owner", "operator", "auditor" };
+	static const enum op_role rolev[] = {
+		OPROLE_OWNER, OPROLE_OPERATOR, OPROLE_AUDITOR
+	};
+	enum { K_USER, K_GROUP, K_ROLE, K_N };
+	yaml_node_t *v[K_N], *who;
+	char kpk[KP_MAX];
+	struct qbuf qb;
+	const char *s, *what;
+	int i;
+
+	op->line = line_of(n);
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	if ((v[K_USER] == NULL) == (v[K_GROUP] == NULL)) {
+		report(ld, line_of(n), "%s: name exactly one of user: or group: "
+		    "(e.g. {user: alice, role: auditor})", kp);
+		return;
+	}
+	what = v[K_USER] != NULL ? "user" : "group";
+	who = v[K_USER] != NULL ? v[K_USER] : v[K_GROUP];
+	join_kp(kpk, sizeof(kpk), kp, what);
+	if ((s = get_string(ld, who, kpk, "a user or group name")) == NULL)
+		return;
+	if (s[0] == '\0' || strlen(s) > 32 || s[0] == '-' ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_-.$") != strlen(s)) {
+		report(ld, line_of(who), "%s: %s is not a %s name", kpk,
+		    q(&qb, s), what);
+		return;
+	}
+	errno = 0;
+	if (v[K_USER] != NULL ? getpwnam(s) == NULL : getgrnam(s) == NULL)
+		warn(ld, line_of(who), "%s: there is no %s %s on this host; the "
+		    "entry grants nothing until it exists (check the name, or "
+		    "create it)", kpk, what, q(&qb, s));
+	if ((v[K_USER] != NULL ? (op->user = dup_or_report(ld, line_of(who),
+	    s)) : (op->group = dup_or_report(ld, line_of(who), s))) == NULL)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, "role");
+	if (v[K_ROLE] == NULL) {
+		report(ld, line_of(n), "%s: missing; add role: owner, operator "
+		    "or auditor", kpk);
+		return;
+	}
+	if ((i = get_choice(ld, v[K_ROLE], kpk, roles, 3)) >= 0)
+		op->role = rolev[i];
+}
+
+static void
+load_operators(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+	char kp[KP_MAX];
+	size_t cnt;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		report(ld, line_of(n), "operators: expected a list of {user: "
+		    "NAME or group: NAME, role: owner|operator|auditor}, got %s",
+		    kind_of(n));
+		return;
+	}
+	cnt = (size_t)(n->data.sequence.items.top -
+	    n->data.sequence.items.start);
+	if (cnt == 0)
+		return;
+	if (cnt > OPERATORS_MAX) {
+		report(ld, line_of(n), "operators: more than %d entries; name "
+		    "groups instead of users", OPERATORS_MAX);
+		return;
+	}
+	if ((cfg->operators = calloc(cnt, sizeof(*cfg->operators))) == NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	for (it = n->data.sequence.items.start;
+	    it < n->data.sequence.items.top; it++) {
+		if ((item = node(ld, *it)) == NULL)
+			continue;
+		(void)xsnprintf(kp, sizeof(kp), "operators[%zu]",
+		    cfg->noperators);
+		load_operator(ld, item, kp, &cfg->operators[cfg->noperators++]);
+	}
+}
+
+/*
+ * config_control_socket: libyaml's event API, enough to find control.socket
+ * at the top level (depth 1 mapping "control", depth 2 key "socket").
+ */
+int
+config_control_socket(const char *path, char *out, size_t outlen)
+{
+	yaml_parser_t ps;
+	yaml_event_t ev;
+	FILE *f;
+	int depth = 0, in_control = 0, want = 0, key = 1, done = 0, rc = -1;
+	const char *v;
+
+	(void)xstrlcpy(out, CONFIG_DEFAULT_CONTROL_SOCKET, outlen);
+	if ((f = fopen(path, "rb")) == NULL)
+		return -1;
+	if (!yaml_parser_initialize(&ps)) {
+		fclose(f);
+		return -1;
+	}
+	yaml_parser_set_input_file(&ps, f);
+	while (!done && yaml_parser_parse(&ps, &ev)) {
+		switch (ev.type) {
+		case YAML_MAPPING_START_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+			depth++;
+			in_control = in_control || (depth == 2 && want == 1);
+			want = 0;
+			key = ev.type == YAML_MAPPING_START_EVENT;
+			break;
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
+			if (--depth < 2)
+				in_control = 0;
+			key = 1;
+			break;
+		case YAML_SCALAR_EVENT:
+			v = (const char *)ev.data.scalar.value;
+			if (key && depth == 1)
+				want = strcmp(v, "control") == 0;
+			else if (key && depth == 2 && in_control)
+				want = strcmp(v, "socket") == 0 ? 2 : 0;
+			else if (!key && want == 2 && v[0] == '/' &&
+			    xstrlcpy(out, v, outlen) < outlen) {
+				rc = 0;
+				done = 1;
+			} else
+				want = 0;
+			key = !key;
+			break;
+		case YAML_STREAM_END_EVENT:
+			rc = 0;
+			done = 1;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&ps);
+	fclose(f);
+	return rc;
+}
+
 /* ---- the document -------------------------------------------------------- */
 
 static void
@@ -3137,11 +3375,12 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 {
 	static const char *const keys[] = {
 		"listen", "host_keys", "state_dir", "audit", "store", "partners",
-		"server", "roles", "uploader", "user", "receipts"
+		"server", "roles", "uploader", "user", "receipts", "control",
+		"operators"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
 	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_RECEIPTS,
-	    K_N };
+	    K_CONTROL, K_OPERATORS, K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -3206,6 +3445,13 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	receipts_defaults(ld, &cfg->receipts);
 	if (v[K_RECEIPTS] != NULL)
 		load_receipts(ld, v[K_RECEIPTS], cfg);
+
+	cfg->control_socket = dup_or_report(ld, 1,
+	    CONFIG_DEFAULT_CONTROL_SOCKET);
+	if (v[K_CONTROL] != NULL)
+		load_control(ld, v[K_CONTROL], cfg);
+	if (v[K_OPERATORS] != NULL)
+		load_operators(ld, v[K_OPERATORS], cfg);
 
 	if (v[K_PARTNERS] != NULL)
 		load_partners(ld, v[K_PARTNERS], cfg);
@@ -3371,6 +3617,12 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->nroles; i++)
 		free(cfg->roles[i].name);
 	free(cfg->roles);
+	free(cfg->control_socket);
+	for (i = 0; i < cfg->noperators; i++) {
+		free(cfg->operators[i].user);
+		free(cfg->operators[i].group);
+	}
+	free(cfg->operators);
 	for (i = 0; i < cfg->npartners; i++) {
 		p = &cfg->partners[i];
 		free_strv(p->completion.temp_patterns,
@@ -3392,6 +3644,9 @@ config_free(struct config *cfg)
 		}
 		free(p->allow_from);
 		free(p->object_key);
+		free(p->storage_class);
+		free_strv(p->tag_keys, p->ntags);
+		free_strv(p->tag_values, p->ntags);
 	}
 	free(cfg->partners);
 	free(cfg);

@@ -51,6 +51,7 @@ struct store_config {
 	size_t		 ntags;
 	char		*object_lock_mode;	/* "COMPLIANCE" | "GOVERNANCE" */
 	int		 object_lock_days;	/* > 0 with a mode */
+	int		 legal_hold;	/* 1: x-amz-object-lock-legal-hold: ON (issue 12) */
 	char		*ca_file;	/* extra CA bundle (PEM) */
 	char		*pinned_pubkey;	/* curl syntax: file or "sha256//base64;..." */
 	enum collision_policy collision;	/* default COLLISION_SUFFIX */
@@ -141,6 +142,13 @@ struct partner {
 	/* Issue 11: delivery receipts in <root>/<receipts.dir>/ (default 1;
 	 * "receipts: false" turns them off; 0 too when receipts.enabled is). */
 	int		 receipts;
+
+	/* Issue 12: S3 overrides of the store's; NULL/0: the store's. A
+	 * partner's tags replace the store's tags. */
+	char		*storage_class;
+	char		**tag_keys;
+	char		**tag_values;
+	size_t		 ntags;
 };
 
 /* The "server:" block (issue 3). Defaults in brackets. */
@@ -195,6 +203,25 @@ struct receipts_config {
 	char		*dir;		/* ["receipts"] one name beneath a partner's root */
 };
 
+/*
+ * Operator roles over the control socket (control/control.h), lowest first:
+ * each role may do everything the ones below it may.
+ */
+enum op_role {
+	OPROLE_NONE = 0,	/* no role: every command is refused */
+	OPROLE_AUDITOR,		/* read-only: queue list, audit verify|trace|export */
+	OPROLE_OPERATOR,	/* + queue retry|hold, reconcile */
+	OPROLE_OWNER,		/* everything (root and the service user always) */
+};
+
+/* One entry of "operators:": a user or a group, and its role. */
+struct operator_entry {
+	char		*user;		/* exactly one of user and group is set */
+	char		*group;
+	enum op_role	 role;
+	int		 line;
+};
+
 struct config {
 	char		*path;		/* the file it was loaded from */
 	char		*user;		/* [NULL: "sluice"] the service user */
@@ -223,6 +250,10 @@ struct config {
 	struct role	*roles;		/* built-ins "dropbox" and "owner" first, then roles: */
 	size_t		 nroles;
 	struct receipts_config receipts;	/* issue 11 */
+
+	char		*control_socket;	/* control.socket [/run/sluice/control.sock] */
+	struct operator_entry *operators;	/* operators: */
+	size_t		 noperators;
 };
 
 /*
@@ -233,6 +264,19 @@ struct config {
  */
 int config_load(const char *path, struct config **cfgp, FILE *err);
 void config_free(struct config *);
+
+/*
+ * control.socket of the configuration at path, without loading (or
+ * checking) the rest of it: what an operator who may not read every file
+ * the configuration names needs to reach the gateway. Copies the path, or
+ * the default, into out. 0, or -1 if path cannot be read or parsed (out
+ * then holds the default).
+ */
+int config_control_socket(const char *path, char *out, size_t outlen);
+#define CONFIG_DEFAULT_CONTROL_SOCKET	"/run/sluice/control.sock"
+
+/* "owner", "operator", "auditor" or "none". */
+const char *op_role_name(enum op_role);
 
 /* The role called name (built-in or configured), or NULL. */
 const struct role *config_role(const struct config *, const char *name);

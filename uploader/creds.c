@@ -1,18 +1,23 @@
 /*
- * creds.c - AWS credentials: the environment, the shared files
- * (~/.aws/credentials and ~/.aws/config, profile AWS_PROFILE), web identity
- * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: STS AssumeRoleWithWebIdentity,
- * endpoint AWS_ENDPOINT_URL_STS), and EC2 instance metadata (IMDSv2: a
- * session token by PUT, the role by GET, the role's credentials as JSON),
- * tried in that order. Temporary credentials are refreshed 5 minutes before
- * they expire, and on demand (ExpiredToken).
+ * creds.c - the AWS credential chain, in the SDKs' (botocore's) order: the
+ * environment; AssumeRole for a profile with role_arn + source_profile
+ * (credsts.c); web identity (credsts.c); the profile's keys in
+ * ~/.aws/credentials; its credential_process (credproc.c); its keys in
+ * ~/.aws/config; the ECS/EKS container endpoint
+ * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI); EC2 instance
+ * metadata (IMDSv2: a session token by PUT, the role by GET, the role's
+ * credentials as JSON). Temporary credentials are refreshed 5 minutes before
+ * they expire (the chain is walked again), and on demand (ExpiredToken).
  *
  * The current credentials are one process-wide copy behind a mutex;
  * creds_get() hands out copies which the caller wipes. Values are never
- * logged, and IMDS is always reached without a proxy.
+ * logged; IMDS and the container endpoint are reached without a proxy. A
+ * look through the chain holds the mutex (a credential_process may take up
+ * to 60 s, STS up to 20 s): uploads wait for it.
  */
-#include "uploader/store.h"
+#include "uploader/creds.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -34,9 +39,21 @@
 #define REFRESH_BEFORE_MS	(5 * 60 * 1000)
 #define RETRY_RESOLVE_MS	5000	/* no credentials: look again at most this often */
 #define IMDS_DEFAULT		"http://169.254.169.254"
-#define IMDS_BODY_MAX		(16 * 1024)
 
-enum creds_src { SRC_NONE = 0, SRC_ENV, SRC_FILE, SRC_WEBID, SRC_IMDS };
+enum creds_src {
+	SRC_NONE = 0, SRC_ENV, SRC_ROLE, SRC_WEBID, SRC_FILE, SRC_PROCESS,
+	SRC_CONTAINER, SRC_IMDS, SRC_N
+};
+static const char *const src_names[SRC_N] = {
+	"none", "environment", "assume role", "web identity", "shared file",
+	"credential process", "container", "imds"
+};
+static const char *const src_text[SRC_N] = {
+	"none", "the environment", "AssumeRole (profile role_arn)",
+	"web identity (STS)", "the shared files", "credential_process",
+	"the container credentials endpoint",
+	"the EC2 instance metadata service"
+};
 
 static pthread_mutex_t creds_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct aws_creds creds_cur;
@@ -156,8 +173,8 @@ ini_get(const char *text, size_t len, const char *section, const char *key,
 }
 
 /* Reads a whole small file into a NUL-terminated malloc'd buffer. */
-static char *
-read_small(const char *path, size_t *lenp)
+char *
+creds_read_small(const char *path, size_t *lenp)
 {
 	char *buf = NULL;
 	ssize_t n;
@@ -195,8 +212,8 @@ fail:
 	return NULL;
 }
 
-static void
-free_small(char *buf)
+void
+creds_free_small(char *buf)
 {
 	if (buf != NULL) {
 		explicit_bzero(buf, SHARED_FILE_MAX + 1);
@@ -216,74 +233,130 @@ home_dir(void)
 	return pw != NULL ? pw->pw_dir : NULL;
 }
 
-/* One shared file: keys in [section]. 0 found, -1 not. */
-static int
-creds_from_ini(const char *path, const char *section, struct aws_creds *c)
-{
-	char *text;
-	size_t len;
-	int rc = -1;
+/* ---- profiles: the shared files, read once per look -------------------- */
 
-	if ((text = read_small(path, &len)) == NULL)
-		return -1;
-	if (ini_get(text, len, section, "aws_access_key_id", c->access_key,
-	    sizeof(c->access_key)) == 1 &&
+static void
+shared_load(struct creds_shared *sf)
+{
+	const char *f, *home = home_dir();
+
+	memset(sf, 0, sizeof(*sf));
+	sf->profile = getenv("AWS_PROFILE");
+	if (sf->profile == NULL || *sf->profile == '\0')
+		sf->profile = "default";
+	if ((f = getenv("AWS_SHARED_CREDENTIALS_FILE")) != NULL && *f != '\0')
+		xstrlcpy(sf->credpath, f, sizeof(sf->credpath));
+	else if (home == NULL || xsnprintf(sf->credpath, sizeof(sf->credpath),
+	    "%s/.aws/credentials", home) < 0)
+		sf->credpath[0] = '\0';
+	if ((f = getenv("AWS_CONFIG_FILE")) != NULL && *f != '\0')
+		xstrlcpy(sf->confpath, f, sizeof(sf->confpath));
+	else if (home == NULL || xsnprintf(sf->confpath, sizeof(sf->confpath),
+	    "%s/.aws/config", home) < 0)
+		sf->confpath[0] = '\0';
+	if (sf->credpath[0] != '\0')
+		sf->cred = creds_read_small(sf->credpath, &sf->credlen);
+	if (sf->confpath[0] != '\0')
+		sf->conf = creds_read_small(sf->confpath, &sf->conflen);
+}
+
+static void
+shared_free(struct creds_shared *sf)
+{
+	creds_free_small(sf->cred);
+	creds_free_small(sf->conf);
+	sf->cred = sf->conf = NULL;
+}
+
+/* The config file's section name of profile. */
+static void
+conf_section(const char *profile, char *section, size_t len)
+{
+	if (strcmp(profile, "default") == 0)
+		xstrlcpy(section, "default", len);
+	else
+		xsnprintf(section, len, "profile %s", profile);
+}
+
+/*
+ * key of profile: the credentials file's [profile] first, then the config
+ * file's [profile NAME] ([default]). 1 found, 0 not, -1 too long.
+ */
+int
+creds_prof_get(const struct creds_shared *sf, const char *profile, const char *key,
+    char *out, size_t len)
+{
+	char section[300];
+	int r = 0;
+
+	out[0] = '\0';
+	if (sf->cred != NULL && (r = ini_get(sf->cred, sf->credlen, profile,
+	    key, out, len)) != 0)
+		return r;
+	conf_section(profile, section, sizeof(section));
+	if (sf->conf != NULL)
+		r = ini_get(sf->conf, sf->conflen, section, key, out, len);
+	return r;
+}
+
+/* Static keys of profile in one file's section. 0 found, -1 not. */
+static int
+keys_in(const char *text, size_t len, const char *section, struct aws_creds *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (text != NULL && ini_get(text, len, section, "aws_access_key_id",
+	    c->access_key, sizeof(c->access_key)) == 1 &&
 	    ini_get(text, len, section, "aws_secret_access_key", c->secret_key,
 	    sizeof(c->secret_key)) == 1) {
 		if (ini_get(text, len, section, "aws_session_token",
 		    c->session_token, sizeof(c->session_token)) != 1)
 			c->session_token[0] = '\0';
-		rc = 0;
+		return 0;
 	}
-	free_small(text);
-	if (rc != 0)
-		creds_wipe(c);
-	return rc;
+	creds_wipe(c);
+	return -1;
 }
 
-static int
-creds_from_files(struct aws_creds *c)
+int
+creds_from_credfile(const struct creds_shared *sf, const char *profile,
+    struct aws_creds *c)
 {
-	const char *profile = getenv("AWS_PROFILE"), *f, *home = home_dir();
-	char path[4096], section[300];
+	return keys_in(sf->cred, sf->credlen, profile, c);
+}
+
+int
+creds_from_conffile(const struct creds_shared *sf, const char *profile,
+    struct aws_creds *c)
+{
+	char section[300];
+
+	conf_section(profile, section, sizeof(section));
+	return keys_in(sf->conf, sf->conflen, section, c);
+}
+
+/* The profile's credential_process, if it has one. 0 or -1. */
+int
+creds_from_profile_process(const struct creds_shared *sf, const char *profile,
+    struct aws_creds *c)
+{
+	char cmd[INI_LINE_MAX];
 
 	memset(c, 0, sizeof(*c));
-	if (profile == NULL || *profile == '\0')
-		profile = "default";
-	if ((f = getenv("AWS_SHARED_CREDENTIALS_FILE")) != NULL && *f != '\0')
-		xstrlcpy(path, f, sizeof(path));
-	else if (home == NULL || xsnprintf(path, sizeof(path),
-	    "%s/.aws/credentials", home) < 0)
-		path[0] = '\0';
-	if (path[0] != '\0' && creds_from_ini(path, profile, c) == 0)
-		return 0;
-	if ((f = getenv("AWS_CONFIG_FILE")) != NULL && *f != '\0')
-		xstrlcpy(path, f, sizeof(path));
-	else if (home == NULL || xsnprintf(path, sizeof(path),
-	    "%s/.aws/config", home) < 0)
+	if (creds_prof_get(sf, profile, "credential_process", cmd, sizeof(cmd)) != 1 ||
+	    cmd[0] == '\0')
 		return -1;
-	if (strcmp(profile, "default") == 0)
-		xstrlcpy(section, "default", sizeof(section));
-	else
-		xsnprintf(section, sizeof(section), "profile %s", profile);
-	return creds_from_ini(path, section, c);
+	return creds_from_process(profile, cmd, CREDPROC_TIMEOUT_MS, c);
 }
 
 /* ---- EC2 instance metadata (IMDSv2) ------------------------------------- */
 
-struct imds_buf {
-	char	 b[IMDS_BODY_MAX + 1];
-	size_t	 n;
-	int	 over;
-};
-
-static size_t
-imds_write(char *p, size_t size, size_t nitems, void *arg)
+size_t
+creds_body_write(char *p, size_t size, size_t nitems, void *arg)
 {
-	struct imds_buf *b = arg;
+	struct creds_body *b = arg;
 	size_t len = size * nitems;
 
-	if (len > IMDS_BODY_MAX - b->n) {
+	if (len > CREDS_BODY_MAX - b->n) {
 		b->over = 1;
 		return 0;
 	}
@@ -296,7 +369,7 @@ imds_write(char *p, size_t size, size_t nitems, void *arg)
 /* One IMDS request. 0 with the body in out, or -1. */
 static int
 imds_call(CURL *curl, const char *method, const char *url, const char *hdr,
-    struct imds_buf *out)
+    struct creds_body *out)
 {
 	struct curl_slist *sl = NULL;
 	long status = 0;
@@ -315,7 +388,7 @@ imds_call(CURL *curl, const char *method, const char *url, const char *hdr,
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 3000L);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, sl);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, imds_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, creds_body_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
 	if (strcmp(method, "PUT") == 0) {
 		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
@@ -380,7 +453,7 @@ static int
 creds_from_imds(struct aws_creds *c)
 {
 	const char *ep = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *d;
-	struct imds_buf *b = NULL;
+	struct creds_body *b = NULL;
 	char url[1200], tokhdr[1200], role[256];
 	size_t n;
 	CURL *curl = NULL;
@@ -434,141 +507,188 @@ fail:
 	return rc;
 }
 
-/* ---- web identity (STS AssumeRoleWithWebIdentity) ------------------------ */
+/* ---- ECS / EKS container credentials ------------------------------------ */
 
-/* The text of <tag>...</tag> in xml into out; 0 or -1. */
-static int
-xml_get(const char *xml, const char *tag, char *out, size_t outlen)
+#define ECS_HOST	"http://169.254.170.2"
+
+int
+creds_container_uri_ok(const char *url, char *err, size_t errlen)
 {
-	char open[64], close[64];
-	const char *b, *e;
+	char *scheme = NULL, *host = NULL, *h;
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+	CURLU *u;
+	int rc = -1;
 
-	if (xsnprintf(open, sizeof(open), "<%s>", tag) < 0 ||
-	    xsnprintf(close, sizeof(close), "</%s>", tag) < 0 ||
-	    (b = strstr(xml, open)) == NULL)
-		return -1;
-	b += strlen(open);
-	if ((e = strstr(b, close)) == NULL || (size_t)(e - b) >= outlen)
-		return -1;
-	memcpy(out, b, (size_t)(e - b));
-	out[e - b] = '\0';
-	return 0;
+	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, url, 0) !=
+	    CURLUE_OK || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) !=
+	    CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		xsnprintf(err, errlen, "is not a URL");
+		goto done;
+	}
+	if (strcasecmp(scheme, "https") == 0) {
+		rc = 0;
+		goto done;
+	}
+	if (strcasecmp(scheme, "http") != 0) {
+		xsnprintf(err, errlen, "must be an http:// or https:// URL");
+		goto done;
+	}
+	h = host;
+	n = strlen(h);
+	if (n > 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		h++;
+	}
+	if (strcasecmp(h, "localhost") == 0 ||
+	    (inet_pton(AF_INET, h, &a4) == 1 &&
+	    ((ntohl(a4.s_addr) >> 24) == 127 ||
+	    ntohl(a4.s_addr) == 0xa9feaa02 ||		/* 169.254.170.2: ECS */
+	    ntohl(a4.s_addr) == 0xa9feaa17)) ||	/* 169.254.170.23: EKS */
+	    (inet_pton(AF_INET6, h, &a6) == 1 &&
+	    (IN6_IS_ADDR_LOOPBACK(&a6) || (strcasecmp(h, "fd00:ec2::23") == 0))))
+		rc = 0;
+	else
+		xsnprintf(err, errlen, "uses http:// to %s, which is neither "
+		    "loopback nor the ECS/EKS address (169.254.170.2, "
+		    "169.254.170.23, fd00:ec2::23); use https://", h);
+done:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* The Authorization header for the container endpoint, or "" (none). */
+static int
+container_auth(char *hdr, size_t len)
+{
+	const char *tf = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *t = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	char *buf = NULL;
+	size_t n;
+	int rc = -1;
+
+	hdr[0] = '\0';
+	if (tf != NULL && *tf != '\0') {
+		if ((buf = creds_read_small(tf, &n)) == NULL) {
+			log_warnx("credentials: cannot read "
+			    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", tf);
+			return -1;
+		}
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			buf[--n] = '\0';
+		t = buf;
+	}
+	if (t == NULL || *t == '\0')
+		rc = 0;
+	else if (strpbrk(t, "\r\n") != NULL)
+		log_warnx("credentials: the container authorization token has "
+		    "a line break; fix it");
+	else if (xsnprintf(hdr, len, "Authorization: %s", t) < 0)
+		log_warnx("credentials: the container authorization token is "
+		    "too long");
+	else
+		rc = 0;
+	creds_free_small(buf);
+	return rc;
 }
 
 /*
- * AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME):
- * an unsigned AssumeRoleWithWebIdentity to STS (AWS_ENDPOINT_URL_STS, else
- * https://sts.<AWS_REGION or us-east-1>.amazonaws.com). 0 or -1.
+ * AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (at 169.254.170.2) or
+ * AWS_CONTAINER_CREDENTIALS_FULL_URI, with AWS_CONTAINER_AUTHORIZATION_TOKEN
+ * (or _TOKEN_FILE) as the Authorization header. 0 or -1.
  */
 static int
-creds_from_web_identity(struct aws_creds *c)
+creds_from_container(struct aws_creds *c)
 {
-	const char *tf = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-	const char *arn = getenv("AWS_ROLE_ARN");
-	const char *sess = getenv("AWS_ROLE_SESSION_NAME");
-	const char *ep = getenv("AWS_ENDPOINT_URL_STS");
-	const char *region = getenv("AWS_REGION");
-	char *tok = NULL, *etok = NULL, *earn = NULL, *esess = NULL;
-	char *body = NULL, url[600], exp[64];
-	struct imds_buf *b = NULL;
-	struct curl_slist *sl = NULL;
-	struct tm tm;
-	size_t len, blen;
-	long status = 0;
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	char url[2100], auth[4200], err[300];
+	struct creds_body *b = NULL;
 	CURL *curl = NULL;
-	CURLcode cc;
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
-	if (tf == NULL || *tf == '\0' || arn == NULL || *arn == '\0')
+	if (rel != NULL && *rel != '\0') {
+		if (rel[0] != '/' || xsnprintf(url, sizeof(url), "%s%s",
+		    ECS_HOST, rel) < 0) {
+			log_warnx("credentials: AWS_CONTAINER_CREDENTIALS_"
+			    "RELATIVE_URI must be a path starting with /");
+			return -1;
+		}
+	} else if (full != NULL && *full != '\0') {
+		if (creds_container_uri_ok(full, err, sizeof(err)) != 0 ||
+		    xstrlcpy(url, full, sizeof(url)) >= sizeof(url)) {
+			log_warnx("credentials: AWS_CONTAINER_CREDENTIALS_FULL_"
+			    "URI %s", err);
+			return -1;
+		}
+	} else
 		return -1;
-	if (sess == NULL || *sess == '\0')
-		sess = "sluice-uploader";
-	if (region == NULL || *region == '\0')
-		region = getenv("AWS_DEFAULT_REGION");
-	if (region == NULL || *region == '\0')
-		region = "us-east-1";
-	if (ep != NULL && *ep != '\0')
-		xstrlcpy(url, ep, sizeof(url));
-	else
-		xsnprintf(url, sizeof(url), "https://sts.%s.amazonaws.com", region);
-	if ((tok = read_small(tf, &len)) == NULL) {
-		log_warnx("credentials: cannot read the web identity token %s", tf);
+	if (container_auth(auth, sizeof(auth)) != 0)
 		return -1;
-	}
-	tok[strcspn(tok, "\r\n")] = '\0';
-	if ((curl = curl_easy_init()) == NULL ||
-	    (etok = curl_easy_escape(curl, tok, 0)) == NULL ||
-	    (earn = curl_easy_escape(curl, arn, 0)) == NULL ||
-	    (esess = curl_easy_escape(curl, sess, 0)) == NULL)
+	if ((b = malloc(sizeof(*b))) == NULL || (curl = curl_easy_init()) == NULL)
 		goto fail;
-	blen = strlen(etok) + strlen(earn) + strlen(esess) + 200;
-	if ((body = malloc(blen)) == NULL || (b = malloc(sizeof(*b))) == NULL)
-		goto fail;
-	xsnprintf(body, blen, "Action=AssumeRoleWithWebIdentity&DurationSeconds="
-	    "3600&RoleArn=%s&RoleSessionName=%s&Version=2011-06-15&"
-	    "WebIdentityToken=%s", earn, esess, etok);
-	b->n = 0;
-	b->over = 0;
-	b->b[0] = '\0';
-	if ((sl = curl_slist_append(NULL, "Content-Type: "
-	    "application/x-www-form-urlencoded")) == NULL)
-		goto fail;
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 15L);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, sl);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, imds_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK || status != 200 || b->over) {
-		log_warnx("credentials: AssumeRoleWithWebIdentity for %s at %s "
-		    "failed: %s, HTTP %ld", arn, url, curl_easy_strerror(cc),
-		    status);
+	if (imds_call(curl, "GET", url, auth[0] != '\0' ? auth : NULL, b) != 0) {
+		log_warnx("credentials: the container credentials endpoint %s "
+		    "did not answer with HTTP 200", url);
 		goto fail;
 	}
-	if (xml_get(b->b, "AccessKeyId", c->access_key,
-	    sizeof(c->access_key)) != 0 ||
-	    xml_get(b->b, "SecretAccessKey", c->secret_key,
-	    sizeof(c->secret_key)) != 0 ||
-	    xml_get(b->b, "SessionToken", c->session_token,
-	    sizeof(c->session_token)) != 0 ||
-	    xml_get(b->b, "Expiration", exp, sizeof(exp)) != 0) {
-		log_warnx("credentials: STS answered AssumeRoleWithWebIdentity "
-		    "without credentials");
+	if (creds_parse_imds(b->b, c) != 0) {
+		log_warnx("credentials: the container credentials endpoint %s "
+		    "answered with no usable credentials", url);
 		goto fail;
 	}
-	memset(&tm, 0, sizeof(tm));
-	if (strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-		goto fail;
-	c->expires_ms = (int64_t)timegm(&tm) * 1000;
 	rc = 0;
 fail:
-	if (rc != 0)
-		creds_wipe(c);
-	if (body != NULL)
-		explicit_bzero(body, strlen(body));
-	free(body);
+	explicit_bzero(auth, sizeof(auth));
 	if (b != NULL)
 		explicit_bzero(b, sizeof(*b));
 	free(b);
-	curl_slist_free_all(sl);
-	if (etok != NULL)
-		explicit_bzero(etok, strlen(etok));
-	curl_free(etok);
-	curl_free(earn);
-	curl_free(esess);
-	free_small(tok);
 	if (curl != NULL)
 		curl_easy_cleanup(curl);
 	return rc;
 }
 
 /* ---- the chain -------------------------------------------------------------- */
+
+/*
+ * One look through the chain, in the AWS SDKs' (botocore's) order. 0 with
+ * *srcp set, or -1.
+ */
+static int
+chain(struct aws_creds *c, enum creds_src *srcp)
+{
+	struct creds_shared sf;
+	int rc = 0;
+
+	*srcp = SRC_NONE;
+	if (creds_from_env(c) == 0) {
+		*srcp = SRC_ENV;
+		return 0;
+	}
+	shared_load(&sf);
+	if (creds_from_profile_role(&sf, sf.profile, c) == 0)
+		*srcp = SRC_ROLE;
+	else if (creds_from_web_identity(c) == 0)
+		*srcp = SRC_WEBID;
+	else if (creds_from_credfile(&sf, sf.profile, c) == 0)
+		*srcp = SRC_FILE;
+	else if (creds_from_profile_process(&sf, sf.profile, c) == 0)
+		*srcp = SRC_PROCESS;
+	else if (creds_from_conffile(&sf, sf.profile, c) == 0)
+		*srcp = SRC_FILE;
+	else if (creds_from_container(c) == 0)
+		*srcp = SRC_CONTAINER;
+	else if (creds_from_imds(c) == 0)
+		*srcp = SRC_IMDS;
+	else
+		rc = -1;
+	shared_free(&sf);
+	return rc;
+}
 
 /* Looks through the chain; creds_mu held. 0 or -1. */
 static int
@@ -578,31 +698,23 @@ resolve(int quiet)
 	enum creds_src src = SRC_NONE;
 
 	creds_last_try = mono_ms();
-	if (creds_from_env(&c) == 0)
-		src = SRC_ENV;
-	else if (creds_from_files(&c) == 0)
-		src = SRC_FILE;
-	else if (creds_from_web_identity(&c) == 0)
-		src = SRC_WEBID;
-	else if (creds_from_imds(&c) == 0)
-		src = SRC_IMDS;
-	if (src == SRC_NONE) {
+	if (chain(&c, &src) != 0) {
 		if (!quiet)
 			log_warnx("no S3 credentials: tried AWS_ACCESS_KEY_ID/"
-			    "AWS_SECRET_ACCESS_KEY, the shared files "
-			    "(~/.aws/credentials, ~/.aws/config, profile %s), web "
-			    "identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) "
-			    "and the EC2 instance metadata service; give the "
-			    "uploader one of them. Accepted files wait in "
-			    "spool/ready meanwhile", getenv("AWS_PROFILE") ?
-			    getenv("AWS_PROFILE") : "default");
+			    "AWS_SECRET_ACCESS_KEY, profile %s of the shared "
+			    "files (~/.aws/credentials, ~/.aws/config: role_arn, "
+			    "keys, credential_process), web identity "
+			    "(AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), the "
+			    "container endpoint (AWS_CONTAINER_CREDENTIALS_"
+			    "FULL_URI or _RELATIVE_URI) and the EC2 instance "
+			    "metadata service; give the uploader one of them. "
+			    "Accepted files wait in spool/ready meanwhile",
+			    getenv("AWS_PROFILE") ? getenv("AWS_PROFILE") :
+			    "default");
 		return -1;
 	}
 	if (src != creds_src_cur)
-		log_info("S3 credentials from %s", src == SRC_ENV ?
-		    "the environment" : src == SRC_FILE ? "the shared files" :
-		    src == SRC_WEBID ? "web identity (STS)" :
-		    "the EC2 instance metadata service");
+		log_info("S3 credentials from %s", src_text[src]);
 	memcpy(&creds_cur, &c, sizeof(creds_cur));
 	creds_wipe(&c);
 	creds_src_cur = src;
@@ -679,16 +791,5 @@ creds_refresh(void)
 const char *
 creds_source(void)
 {
-	switch (creds_src_cur) {
-	case SRC_ENV:
-		return "environment";
-	case SRC_FILE:
-		return "shared file";
-	case SRC_WEBID:
-		return "web identity";
-	case SRC_IMDS:
-		return "imds";
-	default:
-		return "none";
-	}
+	return src_names[creds_src_cur];
 }

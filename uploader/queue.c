@@ -28,12 +28,27 @@
 #include "common/proc.h"
 #include "common/util.h"
 
+/* The operator the gateway's control role ran the command for, or NULL. */
+static const char *q_operator;
+
 static const char *
 operator_name(void)
 {
-	struct passwd *pw = getpwuid(getuid());
+	struct passwd *pw;
 
+	if (q_operator != NULL)
+		return q_operator;
+	pw = getpwuid(getuid());
 	return pw != NULL ? pw->pw_name : "unknown";
+}
+
+/* A -c given to a command the gateway runs with its own configuration. */
+static int
+no_config(void)
+{
+	fprintf(stderr, "sluice: -c is not taken here: the gateway runs the "
+	    "command with its own configuration\n");
+	return 2;
 }
 
 static void
@@ -138,15 +153,33 @@ load_cfg(const char *path, struct config **cfg)
 	return 0;
 }
 
+static int queue_cmd(const struct config *, const char *, int, char **);
+
 int
 queue_main(int argc, char **argv, const char *cfgpath)
+{
+	return queue_cmd(NULL, cfgpath, argc, argv);
+}
+
+int
+queue_run(const struct config *cfg, const char *op, int argc, char **argv)
+{
+	q_operator = op;
+	return queue_cmd(cfg, NULL, argc, argv);
+}
+
+/* given: the loaded configuration, or NULL to load cfgpath. */
+static int
+queue_cmd(const struct config *given, const char *cfgpath, int argc,
+    char **argv)
 {
 	static const struct option lo[] = {
 		{ "config",	required_argument,	NULL, 'c' },
 		{ "all",	no_argument,		NULL, 'a' },
 		{ NULL,		0,			NULL, 0 },
 	};
-	struct config *cfg = NULL;
+	struct config *loaded = NULL;
+	const struct config *cfg;
 	struct state *st = NULL;
 	struct audit *au = NULL;
 	const char *sub;
@@ -163,7 +196,11 @@ queue_main(int argc, char **argv, const char *cfgpath)
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'c': cfgpath = optarg; break;
+		case 'c':
+			if (given != NULL)
+				return no_config();
+			cfgpath = optarg;
+			break;
 		case 'a': all = 1; break;
 		default: return 2;
 		}
@@ -187,8 +224,9 @@ queue_main(int argc, char **argv, const char *cfgpath)
 		    argv[optind]);
 		return 2;
 	}
-	if (load_cfg(cfgpath, &cfg) != 0)
+	if (given == NULL && load_cfg(cfgpath, &loaded) != 0)
 		return 1;
+	cfg = given != NULL ? given : loaded;
 	rc = 1;
 	if ((st = state_open(cfg->state_dir)) == NULL)
 		goto out;
@@ -221,7 +259,7 @@ queue_main(int argc, char **argv, const char *cfgpath)
 out:
 	audit_close(au);
 	state_close(st);
-	config_free(cfg);
+	config_free(loaded);
 	return rc;
 }
 
@@ -382,14 +420,33 @@ record_run(struct tally *t)
 		    "written to the audit trail (see the log above)\n");
 }
 
+static int reconcile_cmd(const struct config *, const char *, int, char **);
+
 int
 reconcile_main(int argc, char **argv, const char *cfgpath)
+{
+	return reconcile_cmd(NULL, cfgpath, argc, argv);
+}
+
+int
+reconcile_run(const struct config *cfg, const char *op, int argc,
+    char **argv)
+{
+	q_operator = op;
+	return reconcile_cmd(cfg, NULL, argc, argv);
+}
+
+/* given: the loaded configuration, or NULL to load cfgpath. */
+static int
+reconcile_cmd(const struct config *given, const char *cfgpath, int argc,
+    char **argv)
 {
 	static const struct option lo[] = {
 		{ "config",	required_argument,	NULL, 'c' },
 		{ NULL,		0,			NULL, 0 },
 	};
-	struct config *cfg = NULL;
+	struct config *loaded = NULL;
+	const struct config *cfg;
 	struct state *st = NULL;
 	struct store *store = NULL;
 	struct claim *claims = NULL, *np;
@@ -409,14 +466,17 @@ reconcile_main(int argc, char **argv, const char *cfgpath)
 	while ((ch = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
 		if (ch != 'c')
 			return 2;
+		if (given != NULL)
+			return no_config();
 		cfgpath = optarg;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "usage: sluice reconcile -c FILE\n");
 		return 2;
 	}
-	if (load_cfg(cfgpath, &cfg) != 0)
+	if (given == NULL && load_cfg(cfgpath, &loaded) != 0)
 		return 1;
+	cfg = given != NULL ? given : loaded;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (cfg->store.kind == STORE_S3 && creds_init() != 0)
 		goto out;
@@ -515,6 +575,6 @@ out:
 	free(claims);
 	store_close(store);
 	state_close(st);
-	config_free(cfg);
+	config_free(loaded);
 	return rc;
 }

@@ -254,6 +254,18 @@ sigv4_sign(const struct aws_creds *creds, const char *region,
     const char **headers, size_t nheaders, const char *payload_sha256_hex,
     const char *amz_date, char *authorization, size_t authlen)
 {
+	return sigv4_sign_service(creds, region, "s3", method, canonical_uri,
+	    canonical_query, headers, nheaders, payload_sha256_hex, amz_date,
+	    authorization, authlen);
+}
+
+int
+sigv4_sign_service(const struct aws_creds *creds, const char *region,
+    const char *service, const char *method, const char *canonical_uri,
+    const char *canonical_query, const char **headers, size_t nheaders,
+    const char *payload_sha256_hex, const char *amz_date, char *authorization,
+    size_t authlen)
+{
 	struct sv_hdr h[S3_MAX_HEADERS], t;
 	struct sbuf cr = { 0 }, sh = { 0 }, sts = { 0 };
 	char date[9], scope[160], crhex[SHA256_HEX], sighex[SHA256_HEX];
@@ -292,8 +304,8 @@ sigv4_sign(const struct aws_creds *creds, const char *region,
 
 	memcpy(date, amz_date, 8);
 	date[8] = '\0';
-	if (xsnprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date,
-	    region) < 0)
+	if (xsnprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date,
+	    region, service) < 0)
 		return -1;
 	cr.cap = SIGV4_BUF_MAX;
 	sh.cap = 8192;
@@ -337,11 +349,11 @@ sigv4_sign(const struct aws_creds *creds, const char *region,
 	if (sts.err)
 		goto fail;
 
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), "s3"), "aws4_request") */
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
 	if (xsnprintf(ksecret, sizeof(ksecret), "AWS4%s", creds->secret_key) < 0 ||
 	    hmac_sha256(ksecret, strlen(ksecret), date, strlen(date), k1) != 0 ||
 	    hmac_sha256(k1, sizeof(k1), region, strlen(region), k2) != 0 ||
-	    hmac_sha256(k2, sizeof(k2), "s3", 2, k1) != 0 ||
+	    hmac_sha256(k2, sizeof(k2), service, strlen(service), k1) != 0 ||
 	    hmac_sha256(k1, sizeof(k1), "aws4_request", 12, k2) != 0 ||
 	    hmac_sha256(k2, sizeof(k2), sts.p, sts.len, dig) != 0)
 		goto fail;
@@ -1095,15 +1107,22 @@ struct s3_opts {
 	char		 tagging[4200];
 	char		 lockmode[80];
 	char		 lockdate[80];
-	const char	*h[8];
+	const char	*h[9];
 	size_t		 n;
 };
 
+/* The store's options, with req's overrides (a partner's class and tags). */
 static int
 s3_opts_build(struct s3_store *s, const struct put_request *req,
     struct s3_opts *o, char *err, size_t errlen)
 {
 	const struct store_config *c = s->cfg;
+	const char *sc = req->storage_class != NULL ? req->storage_class :
+	    c->storage_class;
+	char *const *tk = req->tag_keys != NULL ? req->tag_keys : c->tag_keys;
+	char *const *tv = req->tag_keys != NULL ? req->tag_values :
+	    c->tag_values;
+	size_t ntags = req->tag_keys != NULL ? req->ntags : c->ntags;
 	struct sbuf tb = { 0 };
 	char ek[700], ev[1800];
 	time_t until;
@@ -1122,22 +1141,21 @@ s3_opts_build(struct s3_store *s, const struct put_request *req,
 			o->h[o->n++] = o->kms;
 		}
 	}
-	if (c->storage_class != NULL && c->storage_class[0] != '\0') {
-		xsnprintf(o->sc, sizeof(o->sc), "x-amz-storage-class:%s",
-		    c->storage_class);
+	if (sc != NULL && sc[0] != '\0') {
+		xsnprintf(o->sc, sizeof(o->sc), "x-amz-storage-class:%s", sc);
 		o->h[o->n++] = o->sc;
 	}
 	if (c->acl != NULL && c->acl[0] != '\0') {
 		xsnprintf(o->acl, sizeof(o->acl), "x-amz-acl:%s", c->acl);
 		o->h[o->n++] = o->acl;
 	}
-	if (c->ntags > 0) {
+	if (ntags > 0) {
 		tb.p = o->tagging;
 		tb.cap = sizeof(o->tagging);
 		sb_add(&tb, "x-amz-tagging:");
-		for (i = 0; i < c->ntags; i++) {
-			if (s3_uri_encode(c->tag_keys[i], ek, sizeof(ek), 0) != 0 ||
-			    s3_uri_encode(c->tag_values[i], ev, sizeof(ev), 0) != 0)
+		for (i = 0; i < ntags; i++) {
+			if (s3_uri_encode(tk[i], ek, sizeof(ek), 0) != 0 ||
+			    s3_uri_encode(tv[i], ev, sizeof(ev), 0) != 0)
 				goto toolong;
 			if (i > 0)
 				sb_add(&tb, "&");
@@ -1171,6 +1189,8 @@ s3_opts_build(struct s3_store *s, const struct put_request *req,
 		o->h[o->n++] = o->lockmode;
 		o->h[o->n++] = o->lockdate;
 	}
+	if (c->legal_hold)
+		o->h[o->n++] = "x-amz-object-lock-legal-hold:ON";
 	return 0;
 toolong:
 	xsnprintf(err, errlen, "store options (kms_key_id or tags) are too long");

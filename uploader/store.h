@@ -26,13 +26,16 @@ int creds_from_env(struct aws_creds *);
 void creds_wipe(struct aws_creds *);
 
 /*
- * The credential chain (creds.c), process-wide and thread-safe: the
- * environment; the shared files (AWS_SHARED_CREDENTIALS_FILE or
- * ~/.aws/credentials, AWS_CONFIG_FILE or ~/.aws/config, profile AWS_PROFILE or
- * "default"); web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, STS
- * AssumeRoleWithWebIdentity at AWS_ENDPOINT_URL_STS or sts.<region>); EC2
- * instance metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, off with
- * AWS_EC2_METADATA_DISABLED=true).
+ * The credential chain (creds.c), process-wide and thread-safe, in the AWS
+ * SDKs' order: the environment; AssumeRole for profile AWS_PROFILE (or
+ * "default") when it has role_arn + source_profile; web identity
+ * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN); the profile's keys in
+ * AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; its credential_process;
+ * its keys in AWS_CONFIG_FILE or ~/.aws/config; the container endpoint
+ * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI); EC2 instance
+ * metadata (IMDSv2; AWS_EC2_METADATA_SERVICE_ENDPOINT, off with
+ * AWS_EC2_METADATA_DISABLED=true). STS is AWS_ENDPOINT_URL_STS or
+ * sts.<region>. uploader/creds.h has the pieces.
  * creds_init: 0, or -1 (logged, naming every source tried).
  * creds_get: a copy of the current credentials, refreshed first when they
  * expire within 5 minutes; 0 or -1. creds_refresh: refresh now (ExpiredToken);
@@ -42,7 +45,9 @@ void creds_wipe(struct aws_creds *);
 int creds_init(void);
 int creds_get(struct aws_creds *out);
 int creds_refresh(void);
-const char *creds_source(void);	/* "environment", "shared file", "web identity", "imds", "none" */
+/* "environment", "assume role", "web identity", "shared file",
+ * "credential process", "container", "imds", "none" */
+const char *creds_source(void);
 
 /*
  * A minimal INI reader for the AWS shared files: the value of key in
@@ -109,6 +114,12 @@ struct put_request {
 	/* A different object at key is PUT_FATAL whatever store.collision
 	 * says (no suffix, no new version). */
 	int		 exact_key;
+	/* S3 overrides of the store's (a partner's); NULL/0: the store's.
+	 * tag_keys non-NULL replaces the store's tags (ntags may be 0). */
+	const char	*storage_class;
+	char *const	*tag_keys;
+	char *const	*tag_values;
+	size_t		 ntags;
 };
 
 enum put_outcome {
@@ -213,6 +224,12 @@ int sigv4_sign(const struct aws_creds *creds, const char *region,
     const char *method, const char *canonical_uri, const char *canonical_query,
     const char **headers, size_t nheaders, const char *payload_sha256_hex,
     const char *amz_date, char *authorization, size_t authlen);
+/* The same for another service ("sts"). */
+int sigv4_sign_service(const struct aws_creds *creds, const char *region,
+    const char *service, const char *method, const char *canonical_uri,
+    const char *canonical_query, const char **headers, size_t nheaders,
+    const char *payload_sha256_hex, const char *amz_date, char *authorization,
+    size_t authlen);
 /* URI-encodes an object key as S3 wants in the canonical URI: every byte
  * except A-Za-z0-9-._~ and '/' as %XX (upper case). 0 or -1 on truncation. */
 int s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash);

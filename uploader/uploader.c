@@ -398,6 +398,7 @@ upload_one(struct worker *w, struct job *j)
 	struct file_rec *r = &j->r;
 	struct put_result *res = &j->res;
 	struct put_request req;
+	const struct partner *pt;
 	struct state_upload saved;
 	struct mp_part *parts = NULL;
 	struct mp_hooks hooks;
@@ -470,6 +471,14 @@ upload_one(struct worker *w, struct job *j)
 		req.parallel = PARTS_IN_FLIGHT;
 		req.max_backoff_ms = max_backoff_ms(cfg);
 		req.mp = &hooks;
+		if ((pt = config_partner(cfg, r->partner)) != NULL) {
+			req.storage_class = pt->storage_class;
+			if (pt->tag_keys != NULL) {
+				req.tag_keys = pt->tag_keys;
+				req.tag_values = pt->tag_values;
+				req.ntags = pt->ntags;
+			}
+		}
 		store_put(w->store, &req, res);
 		state_upload_free(&saved);
 		free(parts);

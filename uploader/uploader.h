@@ -32,5 +32,15 @@ int uploader_run(const struct config *cfg);
  */
 int queue_main(int argc, char **argv, const char *cfgpath);
 int reconcile_main(int argc, char **argv, const char *cfgpath);
+/*
+ * The same with a configuration already loaded (borrowed), as the control
+ * role runs them (control/control.h): -c is refused, and op (NULL: the
+ * invoking user) is the operator the queue.* and reconcile.run records
+ * name.
+ */
+int queue_run(const struct config *cfg, const char *op, int argc,
+    char **argv);
+int reconcile_run(const struct config *cfg, const char *op, int argc,
+    char **argv);
 
 #endif

@@ -383,9 +383,11 @@ def wait_for_object(s3, bucket, key, timeout=30):
 # configuration
 
 def render_config(listen_port, host_keys, state_dir, audit_path, store, partners,
-                  listen_host=LOCALHOST, extra=""):
+                  listen_host=LOCALHOST, extra="", control_socket=None):
     """
-    The YAML text of a sluice config.
+    The YAML text of a sluice config. control_socket: the gateway's control
+    socket (default: control.sock beside state_dir, so gateways of parallel
+    tests never share one).
       store:    {"url": ..., "region": ..., "endpoint": ..., "path_style": True}
       partners: [{"name": ..., "authorized_keys": [...], "password_hash": ...,
                   "allow_from": [...], "object_key": ...}]  (all but name optional)
@@ -397,6 +399,9 @@ def render_config(listen_port, host_keys, state_dir, audit_path, store, partners
     L += ["state_dir: %s" % yaml_str(state_dir),
           "audit:",
           "  path: %s" % yaml_str(audit_path),
+          "control:",
+          "  socket: %s" % yaml_str(control_socket or os.path.join(
+              os.path.dirname(os.path.abspath(state_dir)), "control.sock")),
           "store:",
           "  url: %s" % yaml_str(store["url"])]
     for k in ("region", "endpoint"):

@@ -236,7 +236,13 @@ class AuditTraceCase(unittest.TestCase):
         with open(cfg, "w") as f:
             f.write(self.gw.config_text.replace(H.yaml_str(self.gw.audit_path),
                                                 H.yaml_str(os.path.join(copy, "audit.jsonl"))))
+        # the running gateway answers only for its own configuration ...
         rc, out, err = H.run_sluice(["audit", "export", "-c", cfg] + period, timeout=60)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("--local", err)
+        # ... another one's files are read in this process
+        rc, out, err = H.run_sluice(["audit", "export", "--local", "-c", cfg] + period,
+                                    timeout=60)
         self.assertEqual(rc, 1, err)
         self.assertIn("NOT VERIFIED", err)
 

@@ -825,6 +825,23 @@ static const struct bad bad[] = {
 	    4, "store.tags.team: ", "no value" },
 	{ "too many tags", S3 "  tags: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11}\n" ACME,
 	    3, "store.tags: ", "11 tags; S3 allows at most 10" },
+	/* ---- issue 12: legal hold, partner storage_class and tags ---- */
+	{ "legal hold not bool", S3 "  legal_hold: yes please\n" ACME,
+	    3, "store.legal_hold: ", "" },
+	{ "legal hold file store", STORE "  legal_hold: true\n" ACME,
+	    3, "store.legal_hold: ", "only an s3:// store" },
+	{ "partner storage class", S3 ACME "    storage_class: GLACIER-IR\n",
+	    6, "partners[0].storage_class: ", "did you mean \"GLACIER_IR\"?" },
+	{ "partner tags list", S3 ACME "    tags: [a, b]\n",
+	    6, "partners[0].tags: ", "expected a mapping of tag names" },
+	{ "partner tag too long", S3 ACME "    tags: {k: \"" 
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n",
+	    6, "partners[0].tags.k: ", "longer than 256 characters" },
+	{ "partner too many tags", S3 ACME "    tags: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11}\n",
+	    6, "partners[0].tags: ", "11 tags; S3 allows at most 10" },
 	{ "lock mode case", S3 "  object_lock: {mode: compliance, days: 2555}\n" ACME,
 	    3, "store.object_lock.mode: ", "did you mean \"COMPLIANCE\"?" },
 	{ "lock without days", S3 "  object_lock:\n    mode: COMPLIANCE\n" ACME,
@@ -923,6 +940,16 @@ static const struct bad bad[] = {
 	    6, "partners[0].duplicate_policy: ", "no effect without duplicate_window" },
 	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1w\n",
 	    6, "partners[0].duplicate_window: ", "not a duration" },
+	{ "operator role", STORE ACME "operators:\n  - user: root\n    role: admin\n",
+	    8, "operators[0].role: ", "\"admin\" is not valid; use one of: owner, operator, auditor" },
+	{ "operator user and group", STORE ACME "operators:\n  - user: root\n    group: root\n    role: owner\n",
+	    7, "operators[0]: ", "exactly one of user: or group:" },
+	{ "operator without role", STORE ACME "operators:\n  - group: root\n",
+	    7, "operators[0].role: ", "missing; add role: owner, operator or auditor" },
+	{ "operators not a list", STORE ACME "operators: root\n",
+	    6, "operators: ", "expected a list" },
+	{ "control.socket relative", STORE ACME "control:\n  socket: run/c.sock\n",
+	    7, "control.socket: ", "must be an absolute path" },
 };
 
 static void
@@ -1920,6 +1947,42 @@ test_signature_files(void **state)
 }
 
 /* store.quarantine_prefix: off by default, '/' appended. */
+/* Issue 12: store.legal_hold; a partner's storage_class and tags. */
+static void
+test_partner_s3_overrides(void **state)
+{
+	const struct partner *p;
+	struct config *cfg;
+	char *err;
+	int rc;
+
+	(void)state;
+	err = load(S3 "  legal_hold: true\n  tags: {team: ops}\n" ACME
+	    "    storage_class: GLACIER_IR\n"
+	    "    tags: {partner: acme, \"cost center\": \"4711\"}\n", &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->store.legal_hold, 1);
+	assert_int_equal(cfg->store.ntags, 1);
+	p = config_partner(cfg, "acme");
+	assert_string_equal(p->storage_class, "GLACIER_IR");
+	assert_int_equal(p->ntags, 2);
+	assert_string_equal(p->tag_keys[1], "cost center");
+	assert_string_equal(p->tag_values[1], "4711");
+	config_free(cfg);
+	free(err);
+
+	err = load(S3 ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->store.legal_hold, 0);
+	p = config_partner(cfg, "acme");
+	assert_null(p->storage_class);
+	assert_null(p->tag_keys);
+	config_free(cfg);
+	free(err);
+}
+
 static void
 test_quarantine_prefix(void **state)
 {
@@ -2058,6 +2121,7 @@ main(void)
 		cmocka_unit_test(test_signature_files),
 		cmocka_unit_test(test_quarantine_prefix),
 		cmocka_unit_test(test_receipts),
+		cmocka_unit_test(test_partner_s3_overrides),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
