@@ -280,6 +280,8 @@ usage(FILE *f)
 "  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
 "                         chain, and with the audit keys its MACs\n"
+"  audit verify --store -c FILE  the sealed segments against their copies\n"
+"                         in the store (needs the store's credentials)\n"
 "  audit rotate-key -c FILE  seal the trail and start a new audit key\n"
 "  audit trace -c FILE [--json] FID|SHA256|PARTNER:PATH\n"
 "                         the story of a file, login to local copy's removal;\n"
