@@ -45,6 +45,7 @@
 #include "spool/intake.h"
 #include "spool/layout.h"
 #include "spool/state.h"
+#include "uploader/auditship.h"
 #include "uploader/uploader.h"
 
 #define DEFAULT_CONFIG	"/etc/sluice/sluice.yaml"
@@ -288,6 +289,8 @@ usage(FILE *f)
 "  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
 "                         chain, and with the audit keys its MACs\n"
+"  audit verify --store -c FILE  the sealed segments against their copies\n"
+"                         in the store (needs the store's credentials)\n"
 "  audit rotate-key -c FILE  seal the trail and start a new audit key\n"
 "  audit trace -c FILE [--json] FID|SHA256|PARTNER:PATH\n"
 "                         the story of a file, login to local copy's removal;\n"
@@ -468,12 +471,13 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 {
 	static const char use[] = "usage: sluice audit verify [--key FILE]... "
 	    "FILE|DIR...\n       sluice audit verify [--key FILE]... [-c FILE]\n"
+	    "       sluice audit verify --store [-c FILE]\n"
 	    "       sluice audit rotate-key -c FILE\n";
 	struct audit_key *keys[AUDIT_MAX_KEYS];
 	struct config *cfg = NULL;
 	const char *paths[AUDIT_MAX_KEYS + 2], *conf = NULL;
 	size_t nkeys = 0, npaths = 0, j;
-	int i, rc = 2;
+	int i, rc = 2, store = 0;
 
 	if (argc < 1 || (strcmp(argv[0], "verify") != 0 &&
 	    strcmp(argv[0], "rotate-key") != 0)) {
@@ -484,6 +488,8 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 		if ((strcmp(argv[i], "-c") == 0 ||
 		    strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			conf = argv[++i];
+		else if (strcmp(argv[i], "--store") == 0)
+			store = 1;
 		else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
 			if (audit_key_add(keys, &nkeys, argv[++i]) != 0) {
 				if (errno == ENOENT)
@@ -497,9 +503,16 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 			paths[npaths++] = argv[i];
 	}
 	if (strcmp(argv[0], "rotate-key") == 0) {
-		if (npaths > 0 || nkeys > 0)
+		if (npaths > 0 || nkeys > 0 || store)
 			goto usage;
 		rc = cmd_rotate_key(conf ? conf : cfgpath, NULL);
+		goto done;
+	}
+	if (store) {	/* the shipped copies (uploader/auditship.c) */
+		if (npaths > 0 || nkeys > 0)
+			goto usage;
+		if ((cfg = load(conf ? conf : cfgpath)) != NULL)
+			rc = auditship_verify(cfg, stdout);
 		goto done;
 	}
 	if (conf != NULL && npaths > 0)
@@ -1344,6 +1357,9 @@ cmd_admin(int argc, char **argv, const char *cfgpath, int verbose)
 				cfgpath = named = val;
 			continue;	/* the gateway uses its own */
 		}
+		if (opts && strcmp(argv[i], "--store") == 0)
+			local = 1;	/* audit verify --store: the caller's
+					 * store credentials, never the gateway's */
 		mine[nmine++] = sent[nsent++] = argv[i];
 	}
 	if (!local && control_find(control_cmds, NCONTROL_CMDS, nsent,

@@ -515,6 +515,9 @@ parse_duration(const char *s, int64_t *out)
 		case 'd':
 			mul = DUR_DAY;
 			break;
+		case 'y':
+			mul = 365 * DUR_DAY;
+			break;
 		default:
 			return -1;
 		}
@@ -632,8 +635,8 @@ get_duration(struct loader *ld, const yaml_node_t *n, const char *kp,
 		return -1;
 	if (parse_duration(s, &v) != 0) {
 		report(ld, line_of(n), "%s: %s is not a duration; use whole "
-		    "seconds or a number with s, m, h or d (e.g. 90, 30s, 10m, "
-		    "24h, 30d)", kp, q(&qb, s));
+		    "seconds or a number with s, m, h, d or y (e.g. 90, 30s, "
+		    "10m, 24h, 30d, 7y)", kp, q(&qb, s));
 		return -1;
 	}
 	if (v < min) {
@@ -1075,6 +1078,8 @@ audit_defaults(struct loader *ld, struct config *cfg)
 		else
 			cfg->audit_segments_dir = dup_or_report(ld, 1, buf);
 	}
+	if (cfg->audit_prefix == NULL)
+		cfg->audit_prefix = dup_or_report(ld, 1, "audit/");
 	if (cfg->audit_host_id != NULL)
 		return;
 	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
@@ -1087,13 +1092,74 @@ audit_defaults(struct loader *ld, struct config *cfg)
 	cfg->audit_host_id = dup_or_report(ld, 1, host);
 }
 
+/* audit.prefix: a key prefix like store.quarantine_prefix, ending in '/'. */
+static void
+load_audit_prefix(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	const char *kp = "audit.prefix", *s, *why;
+	struct qbuf qb;
+	size_t len, i;
+
+	if ((s = get_string(ld, n, kp, "a key prefix (e.g. audit/)")) == NULL)
+		return;
+	len = strlen(s);
+	why = len == 0 ? "must not be empty" : strpbrk(s, " \t") != NULL ?
+	    "blanks are not allowed" : s3_prefix_problem(s);
+	for (i = 0; why == NULL && i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+			why = "only printable ASCII is allowed";
+	if (why != NULL) {
+		report(ld, line_of(n), "%s: %s: %s (e.g. audit/)", kp,
+		    q(&qb, s), why);
+		return;
+	}
+	free(cfg->audit_prefix);
+	if ((cfg->audit_prefix = malloc(len + 2)) == NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	memcpy(cfg->audit_prefix, s, len + 1);
+	if (s[len - 1] != '/')
+		memcpy(cfg->audit_prefix + len, "/", 2);
+}
+
+/* audit.retention: {mode: COMPLIANCE|GOVERNANCE, period: 7y}. */
+static void
+load_audit_retention(struct loader *ld, const yaml_node_t *n,
+    struct config *cfg)
+{
+	static const char *const keys[] = { "mode", "period" };
+	static const char *const modes[] = { "COMPLIANCE", "GOVERNANCE" };
+	const char *kp = "audit.retention";
+	yaml_node_t *v[2];
+	int64_t period;
+	int i, nerr0 = ld->nerr;
+
+	if (walk_map(ld, n, kp, keys, 2, v, NULL) != 0 || ld->nerr != nerr0)
+		return;
+	if (v[0] == NULL || v[1] == NULL) {
+		report(ld, line_of(n), "%s: needs both mode and period (e.g. "
+		    "{mode: COMPLIANCE, period: 7y}); remove it to rely on the "
+		    "bucket's default retention", kp);
+		return;
+	}
+	if ((i = get_choice(ld, v[0], "audit.retention.mode", modes, 2)) < 0 ||
+	    get_duration(ld, v[1], "audit.retention.period", DUR_DAY,
+	    DUR_LONG, &period) != 0)
+		return;
+	if ((cfg->audit_retention_mode = dup_or_report(ld, line_of(v[0]),
+	    modes[i])) != NULL)
+		cfg->audit_retention_s = period;
+}
+
 static void
 load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
 	static const char *const keys[] = { "path", "key", "segments_dir",
-	    "segment_max", "segment_age", "host_id", "syslog" };
+	    "segment_max", "segment_age", "host_id", "syslog", "prefix",
+	    "retention" };
 	enum { K_PATH, K_KEY, K_SEGDIR, K_SEGMAX, K_SEGAGE, K_HOST, K_SYSLOG,
-	    K_N };
+	    K_PREFIX, K_RETENTION, K_N };
 	yaml_node_t *v[K_N];
 	struct qbuf qb;
 	const char *s;
@@ -1134,6 +1200,10 @@ load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	}
 	if (v[K_SYSLOG] != NULL)
 		get_syslog(ld, v[K_SYSLOG], &cfg->audit_syslog);
+	if (v[K_PREFIX] != NULL)
+		load_audit_prefix(ld, v[K_PREFIX], cfg);
+	if (v[K_RETENTION] != NULL)
+		load_audit_retention(ld, v[K_RETENTION], cfg);
 }
 
 /* ---- store --------------------------------------------------------------- */
@@ -3539,6 +3609,8 @@ config_free(struct config *cfg)
 	free(cfg->audit_key_path);
 	free(cfg->audit_segments_dir);
 	free(cfg->audit_host_id);
+	free(cfg->audit_prefix);
+	free(cfg->audit_retention_mode);
 	free(cfg->store.url);
 	free(cfg->store.bucket);
 	free(cfg->store.prefix);

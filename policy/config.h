@@ -238,6 +238,9 @@ struct config {
 	int64_t		 audit_segment_age_s;	/* [86400] ... or when it is this old; 0: never */
 	char		*audit_host_id;		/* [gethostname()] every record's "host" */
 	int		 audit_syslog;		/* a syslog(3) facility (LOG_AUTHPRIV ...); 0: off */
+	char		*audit_prefix;		/* ["audit/"] sealed segments ship to <prefix><host_id>/ (ends in '/') */
+	char		*audit_retention_mode;	/* "COMPLIANCE" | "GOVERNANCE"; NULL: no explicit retention */
+	int64_t		 audit_retention_s;	/* > 0 with a mode */
 	struct store_config store;
 	struct partner	*partners;
 	size_t		 npartners;
@@ -282,7 +285,7 @@ const char *op_role_name(enum op_role);
 /* The role called name (built-in or configured), or NULL. */
 const struct role *config_role(const struct config *, const char *name);
 
-/* "90", "30s", "10m", "24h", "30d" -> seconds. 0 or -1 (junk, sign,
+/* "90", "30s", "10m", "24h", "30d", "7y" (365 days) -> seconds. 0 or -1 (junk, sign,
  * blanks, another unit, overflow); *out is untouched on failure. */
 int parse_duration(const char *s, int64_t *out);
 /* "1048576", "16MiB", "1GiB", "10GB", "512KiB" -> bytes (B, KiB..TiB,

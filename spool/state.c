@@ -79,7 +79,16 @@ static const char schema[] =
     " signed_at TEXT NOT NULL DEFAULT '',"
     " written_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS delivery_receipts_due"
-    " ON delivery_receipts(file_id) WHERE written_ms = 0;";
+    " ON delivery_receipts(file_id) WHERE written_ms = 0;"
+    /* The uploader's sealed audit segments shipped to the store
+     * (state_audit_shipped_*, uploader/auditship.c); a table of its own. */
+    "CREATE TABLE IF NOT EXISTS audit_shipped ("
+    " name TEXT PRIMARY KEY,"
+    " sha256 TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " version_id TEXT NOT NULL DEFAULT '',"
+    " etag TEXT NOT NULL DEFAULT '',"
+    " shipped_at INTEGER NOT NULL);";
 
 /*
  * Schema changes after the first release: append one statement per
@@ -1452,4 +1461,42 @@ state_oldest_unstored(struct state *st, int64_t *received_ms)
 	sqlite3_finalize(s);
 	*received_ms = v == INT64_MAX ? 0 : v;
 	return 0;
+}
+
+/* --- shipped audit segments (issue 11) --------------------------------- */
+
+int
+state_audit_shipped(struct state *st, const char *name)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = prep(st, "SELECT 1 FROM audit_shipped WHERE name = ?")) ==
+	    NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	rc = found(s);
+	if (rc == -1)
+		log_warnx("state: audit segment %s: %s", name,
+		    sqlite3_errmsg(st->db));
+	return rc;
+}
+
+int
+state_audit_shipped_add(struct state *st, const char *name,
+    const char *sha256, const char *key, const char *version_id,
+    const char *etag, int64_t shipped_ms)
+{
+	sqlite3_stmt *s;
+
+	if ((s = prep(st, "INSERT OR REPLACE INTO audit_shipped (name, sha256, "
+	    "key, version_id, etag, shipped_at) VALUES (?,?,?,?,?,?)")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, version_id ? version_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, etag ? etag : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, shipped_ms);
+	return done(st, s, "audit segment shipped");
 }

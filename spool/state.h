@@ -285,6 +285,18 @@ int state_count_states(struct state *, int64_t counts[FS_NSTATES]);
 int state_oldest_unstored(struct state *, int64_t *received_ms);
 
 /*
+ * Sealed audit segments shipped to the store (uploader/auditship.c), by
+ * segment file name. state_audit_shipped: 1 recorded, 0 not, -1 error.
+ * state_audit_shipped_add: records one (sha256 hex of the local file, the
+ * object key, the store's version id and ETag, when, in wall-clock ms);
+ * the strings are copied. 0 or -1 (logged).
+ */
+int state_audit_shipped(struct state *, const char *name);
+int state_audit_shipped_add(struct state *, const char *name,
+    const char *sha256, const char *key, const char *version_id,
+    const char *etag, int64_t shipped_ms);
+
+/*
  * Names that come from a session (a receipt, a database row) are checked
  * before any path is built from them; a session may be compromised.
  * spool_fid_ok: exactly what random_id() makes, 32 lower-case hex digits.

@@ -79,6 +79,8 @@ struct s3_resp {
 	char	 version_id[256];
 	char	 checksum[128];		/* x-amz-checksum-sha256 */
 	char	 meta_sha256[80];	/* x-amz-meta-sha256 (we write it) */
+	char	 lock_mode[32];		/* x-amz-object-lock-mode */
+	char	 lock_until[64];	/* x-amz-object-lock-retain-until-date */
 	int64_t	 length;		/* Content-Length; -1: none */
 	char	 request_id[128];	/* x-amz-request-id, for the log */
 	char	 date[64];
@@ -87,9 +89,16 @@ struct s3_resp {
 	size_t	 bodylen;
 	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
 	char	 curl_error[CURL_ERROR_SIZE];	/* curl's detail on failure */
+	/* s3_perform sets it from get_sink: a 2xx body is hashed there
+	 * instead of kept in body. */
+	struct sha256 *sink;
+	CURL	*curl;		/* the handle, for the sink's status check */
 };
 
 static int bucket_versioned(struct s3_store *, struct put_result *);
+
+/* While s3_store_sha256 runs a GET in this thread: where its body goes. */
+static __thread struct sha256 *get_sink;
 
 /*
  * S3's clock minus ours, learnt from the Date of a refused request; one for
@@ -398,6 +407,7 @@ s3_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 		/* A new response (after "100 Continue"): forget the last one. */
 		r->etag[0] = r->version_id[0] = r->checksum[0] = '\0';
 		r->request_id[0] = r->date[0] = r->meta_sha256[0] = '\0';
+		r->lock_mode[0] = r->lock_until[0] = '\0';
 		r->length = -1;
 		return len;
 	}
@@ -416,6 +426,12 @@ s3_header_cb(char *buf, size_t size, size_t nitems, void *arg)
 		hdr_value(colon, len - nlen - 1, r->request_id, sizeof(r->request_id));
 	else if (HDR_IS("date"))
 		hdr_value(colon, len - nlen - 1, r->date, sizeof(r->date));
+	else if (HDR_IS("x-amz-object-lock-mode"))
+		hdr_value(colon, len - nlen - 1, r->lock_mode,
+		    sizeof(r->lock_mode));
+	else if (HDR_IS("x-amz-object-lock-retain-until-date"))
+		hdr_value(colon, len - nlen - 1, r->lock_until,
+		    sizeof(r->lock_until));
 	else if (HDR_IS("x-amz-meta-sha256"))
 		hdr_value(colon, len - nlen - 1, r->meta_sha256,
 		    sizeof(r->meta_sha256));
@@ -435,7 +451,12 @@ s3_write_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct s3_resp *r = arg;
 	size_t len = size * nitems, room = S3_BODY_MAX - r->bodylen;
+	long status = 0;
 
+	if (r->sink != NULL && r->curl != NULL &&
+	    curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status) ==
+	    CURLE_OK && status >= 200 && status < 300)
+		return sha256_update(r->sink, buf, len) == 0 ? len : 0;
 	if (len < room)
 		room = len;
 	memcpy(r->body + r->bodylen, buf, room);
@@ -589,6 +610,8 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 	size_t n = 0, i;
 
 	memset(r, 0, sizeof(*r));
+	r->sink = get_sink;
+	r->curl = curl;
 	errbuf[0] = '\0';
 	htoken[0] = '\0';
 	if (s->static_creds)
@@ -1154,8 +1177,19 @@ s3_opts_build(struct s3_store *s, const struct put_request *req,
 			goto toolong;
 		o->h[o->n++] = o->tagging;
 	}
-	if (c->object_lock_mode != NULL && c->object_lock_mode[0] != '\0' &&
-	    c->object_lock_days > 0) {
+	if (req->lock_mode != NULL && req->lock_until != NULL) {
+		if (xsnprintf(o->lockmode, sizeof(o->lockmode),
+		    "x-amz-object-lock-mode:%s", req->lock_mode) < 0 ||
+		    xsnprintf(o->lockdate, sizeof(o->lockdate),
+		    "x-amz-object-lock-retain-until-date:%s",
+		    req->lock_until) < 0) {
+			xsnprintf(err, errlen, "object lock mode or date too long");
+			return -1;
+		}
+		o->h[o->n++] = o->lockmode;
+		o->h[o->n++] = o->lockdate;
+	} else if (c->object_lock_mode != NULL &&
+	    c->object_lock_mode[0] != '\0' && c->object_lock_days > 0) {
 		xsnprintf(o->lockmode, sizeof(o->lockmode),
 		    "x-amz-object-lock-mode:%s", c->object_lock_mode);
 		until = s3_now() + (time_t)c->object_lock_days * 86400;
@@ -2135,10 +2169,11 @@ s3_store_put(struct s3_store *s, const struct put_request *req,
 			coll = s3_put_single(s, &o, !force, r, h, res);
 		if (coll == 0)
 			break;
-		if (s->cfg->collision == COLLISION_REJECT) {
+		if (s->cfg->collision == COLLISION_REJECT || req->exact_key) {
 			res->outcome = PUT_FATAL;
 			xsnprintf(res->error, sizeof(res->error), "a different "
-			    "object already exists at %s (collision: reject)", key);
+			    "object already exists at %s%s", key, req->exact_key ?
+			    "; it is left as it is" : " (collision: reject)");
 			break;
 		}
 		if (s->cfg->collision == COLLISION_VERSION &&
@@ -2216,6 +2251,160 @@ s3_store_head(struct s3_store *s, const char *key, const char *version_id,
 		xstrlcpy(err, res.error, errlen);
 	free(h);
 	return e;
+}
+
+int
+s3_store_stat(struct s3_store *s, const char *key, struct store_obj *o,
+    char *err, size_t errlen)
+{
+	struct put_result res;
+	struct s3_resp *h;
+	char uri[S3_MAX_URI];
+	int e;
+
+	memset(o, 0, sizeof(*o));
+	o->size = -1;
+	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
+		xsnprintf(err, errlen, "key too long");
+		return -1;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		xsnprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(&res, 0, sizeof(res));
+	e = s3_head_query(s, s->curl, uri, "", h, &res, "HEAD: ");
+	if (e == 1) {
+		xstrlcpy(o->checksum, h->checksum, sizeof(o->checksum));
+		etag_norm(h->etag, o->etag, sizeof(o->etag));
+		xstrlcpy(o->version_id, strcmp(h->version_id, "null") == 0 ?
+		    "" : h->version_id, sizeof(o->version_id));
+		printable(h->lock_mode, o->lock_mode, sizeof(o->lock_mode));
+		printable(h->lock_until, o->retain_until,
+		    sizeof(o->retain_until));
+		o->size = h->length;
+	} else if (e == -1)
+		xstrlcpy(err, res.error, errlen);
+	free(h);
+	return e;
+}
+
+int
+s3_store_sha256(struct s3_store *s, const char *key, uint8_t d[SHA256_LEN],
+    char *err, size_t errlen)
+{
+	struct put_result res;
+	struct s3_resp *r;
+	struct sha256 *h = NULL;
+	char uri[S3_MAX_URI];
+	CURLcode c;
+	int rc = -1;
+
+	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
+		xsnprintf(err, errlen, "key too long");
+		return -1;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (h = sha256_new()) == NULL) {
+		xsnprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memset(&res, 0, sizeof(res));
+	get_sink = h;
+	c = s3_request(s, s->curl, "GET", uri, "", NULL, 0, EMPTY_SHA256, NULL,
+	    r);
+	get_sink = NULL;
+	if (c != CURLE_OK) {
+		set_curl_error(s, &res, "GET: ", c, r);
+		xstrlcpy(err, res.error, errlen);
+	} else if (r->status != 200) {
+		set_http_error(s, &res, "GET: ", r);
+		xstrlcpy(err, res.error, errlen);
+	} else if (sha256_final(h, d) != 0)
+		xsnprintf(err, errlen, "cannot hash the object");
+	else
+		rc = 0;
+out:
+	sha256_free(h);
+	free(r);
+	return rc;
+}
+
+#define LIST_PAGE	100	/* max-keys: a page of short keys fits S3_BODY_MAX */
+
+/* The ListObjectsV2 query (canonical order); 0 or -1. */
+static int
+list_objects_query(const char *prefix, const char *token, char *q, size_t len)
+{
+	char ep[3 * S3_MAX_KEY + 1], et[3 * 2048 + 1];
+
+	if (s3_uri_encode(prefix, ep, sizeof(ep), 0) != 0 ||
+	    s3_uri_encode(token, et, sizeof(et), 0) != 0)
+		return -1;
+	if (token[0] == '\0')
+		return xsnprintf(q, len, "list-type=2&max-keys=%d&prefix=%s",
+		    LIST_PAGE, ep) < 0 ? -1 : 0;
+	return xsnprintf(q, len, "continuation-token=%s&list-type=2&"
+	    "max-keys=%d&prefix=%s", et, LIST_PAGE, ep) < 0 ? -1 : 0;
+}
+
+int
+s3_store_list(struct s3_store *s, const char *prefix,
+    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
+    size_t errlen)
+{
+	struct put_result res;
+	struct s3_resp *r;
+	char uri[400], token[2048], query[16 * 1024], perr[256];
+	int truncated = 1, rc = -1;
+	CURLcode c;
+
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		xsnprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
+	token[0] = '\0';
+	while (truncated) {
+		if (list_objects_query(prefix, token, query, sizeof(query)) != 0) {
+			xsnprintf(err, errlen, "the prefix or continuation "
+			    "token is too long");
+			goto out;
+		}
+		memset(&res, 0, sizeof(res));
+		c = s3_request(s, s->curl, "GET", uri, query, NULL, 0,
+		    EMPTY_SHA256, NULL, r);
+		if (c != CURLE_OK || r->status != 200) {
+			if (c != CURLE_OK)
+				set_curl_error(s, &res, "ListObjectsV2: ", c, r);
+			else
+				set_http_error(s, &res, "ListObjectsV2: ", r);
+			xsnprintf(err, errlen, "%s", res.error);
+			goto out;
+		}
+		if (r->bodylen >= S3_BODY_MAX) {
+			xsnprintf(err, errlen, "ListObjectsV2: a page of the "
+			    "listing is larger than %d bytes", S3_BODY_MAX);
+			goto out;
+		}
+		if ((rc = s3_list_parse(r->body, r->bodylen, fn, arg,
+		    &truncated, token, sizeof(token), perr,
+		    sizeof(perr))) != 0) {
+			if (rc == -1)
+				xsnprintf(err, errlen, "ListObjectsV2: %s", perr);
+			goto out;
+		}
+		rc = -1;
+		if (truncated && token[0] == '\0') {
+			xsnprintf(err, errlen, "ListObjectsV2: the listing is "
+			    "truncated but gives no NextContinuationToken");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(r);
+	return rc;
 }
 
 /* The ListMultipartUploads query from the sweep's markers; 0 or -1. */

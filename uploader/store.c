@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -122,13 +123,14 @@ store_checksum_matches(const char *reported, const char *sha256_b64,
 	return strlen(composite) == n && strncmp(reported, composite, n) == 0;
 }
 
-/* The file store: hash the file at dir/key (no symlinks in its last part). */
+/* The file store: hash the file at dir/key (no symlinks in its last part);
+ * 1 (d and *size filled), 0 no such file, -1 error (err). */
 static int
-file_head(const struct store_config *cfg, const char *key, char *cs,
-    size_t cslen, char *err, size_t errlen)
+file_hash(const struct store_config *cfg, const char *key,
+    uint8_t d[SHA256_LEN], int64_t *size, char *err, size_t errlen)
 {
-	char path[4096], b64[SHA256_B64];
-	uint8_t d[SHA256_LEN];
+	char path[4096];
+	struct stat sb;
 	int fd, rc;
 
 	if (xsnprintf(path, sizeof(path), "%s/%s", cfg->dir, key) < 0 ||
@@ -142,12 +144,27 @@ file_head(const struct store_config *cfg, const char *key, char *cs,
 		xsnprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	rc = sha256_fd(fd, d);
+	rc = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? sha256_fd(fd, d) : -1;
 	close(fd);
 	if (rc != 0) {
-		xsnprintf(err, errlen, "%s: cannot read", path);
+		xsnprintf(err, errlen, "%s: cannot read it as a file", path);
 		return -1;
 	}
+	*size = sb.st_size;
+	return 1;
+}
+
+static int
+file_head(const struct store_config *cfg, const char *key, char *cs,
+    size_t cslen, char *err, size_t errlen)
+{
+	char b64[SHA256_B64];
+	uint8_t d[SHA256_LEN];
+	int64_t size;
+	int rc;
+
+	if ((rc = file_hash(cfg, key, d, &size, err, errlen)) != 1)
+		return rc;
 	base64_encode(d, sizeof(d), b64);
 	xstrlcpy(cs, b64, cslen);
 	return 1;
@@ -176,4 +193,56 @@ store_abort_stale(struct store *st, int64_t older_s,
 	if (st == NULL || st->kind != STORE_S3)
 		return 0;
 	return s3_store_abort_stale(st->s3, older_s, keep, arg);
+}
+
+int
+store_stat(struct store *st, const char *key, struct store_obj *o, char *err,
+    size_t errlen)
+{
+	uint8_t d[SHA256_LEN];
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->size = -1;
+	if (errlen > 0)
+		err[0] = '\0';
+	if (st == NULL)
+		return -1;
+	if (st->kind == STORE_S3)
+		return s3_store_stat(st->s3, key, o, err, errlen);
+	if ((rc = file_hash(st->cfg, key, d, &o->size, err, errlen)) == 1)
+		base64_encode(d, sizeof(d), o->checksum);
+	return rc;
+}
+
+int
+store_list(struct store *st, const char *prefix,
+    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
+    size_t errlen)
+{
+	if (errlen > 0)
+		err[0] = '\0';
+	if (st == NULL)
+		return -1;
+	if (st->kind == STORE_S3)
+		return s3_store_list(st->s3, prefix, fn, arg, err, errlen);
+	return file_store_list(st->file, prefix, fn, arg, err, errlen);
+}
+
+int
+store_sha256(struct store *st, const char *key, uint8_t d[SHA256_LEN],
+    char *err, size_t errlen)
+{
+	int64_t size;
+	int rc;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (st == NULL)
+		return -1;
+	if (st->kind == STORE_S3)
+		return s3_store_sha256(st->s3, key, d, err, errlen);
+	if ((rc = file_hash(st->cfg, key, d, &size, err, errlen)) == 0)
+		xsnprintf(err, errlen, "%s: no such object", key);
+	return rc == 1 ? 0 : -1;
 }

@@ -106,6 +106,14 @@ struct put_request {
 	int		 parallel;
 	int64_t		 max_backoff_ms;	/* in-place part retries (0: 20 s) */
 	const struct mp_hooks *mp;
+	/* Object Lock for this object instead of store.object_lock: mode
+	 * "COMPLIANCE"|"GOVERNANCE" and retain-until "YYYY-MM-DDTHH:MM:SSZ"
+	 * (both or neither; S3 only). */
+	const char	*lock_mode;
+	const char	*lock_until;
+	/* A different object at key is PUT_FATAL whatever store.collision
+	 * says (no suffix, no new version). */
+	int		 exact_key;
 	/* S3 overrides of the store's (a partner's); NULL/0: the store's.
 	 * tag_keys non-NULL replaces the store's tags (ntags may be 0). */
 	const char	*storage_class;
@@ -161,6 +169,44 @@ void store_set_cancel(struct store *, volatile int *flag);
  */
 int store_head(struct store *, const char *key, const char *version_id,
     char *checksum, size_t cslen, char *err, size_t errlen);
+/* What a HEAD tells of one object ("" where the store says nothing). */
+struct store_obj {
+	char		 checksum[128];		/* base64 SHA-256 (or composite "-N") */
+	char		 etag[256];
+	char		 version_id[256];	/* "" unversioned */
+	char		 lock_mode[32];		/* x-amz-object-lock-mode */
+	char		 retain_until[64];	/* x-amz-object-lock-retain-until-date */
+	int64_t		 size;			/* -1: unknown */
+};
+/* The object at key, now: 1 exists (o filled), 0 not, -1 error (err). The
+ * file store fills checksum (it hashes the file) and size. */
+int store_stat(struct store *, const char *key, struct store_obj *o,
+    char *err, size_t errlen);
+/*
+ * Calls fn(arg, key, size) for every object whose key starts with prefix
+ * (S3: ListObjectsV2 pages with continuation; file store: the regular files
+ * in the directory dir/prefix, not below it; prefix ends in '/'). fn
+ * returning non-zero stops the listing (returned). 0, or -1 with err.
+ */
+int store_list(struct store *, const char *prefix,
+    int (*fn)(void *arg, const char *key, int64_t size), void *arg,
+    char *err, size_t errlen);
+/* GETs the object at key and hashes it: 0 (d filled) or -1 (err). */
+int store_sha256(struct store *, const char *key, uint8_t d[32],
+    char *err, size_t errlen);
+
+/*
+ * One ListObjectsV2 reply (s3list.c, expat; DOCTYPE and entity
+ * declarations refused). fn(arg, key, size) for each <Contents> in order
+ * (key decoded, NUL-terminated, borrowed for the call); *truncated and
+ * token (NextContinuationToken, "" when none) filled. Returns 0, -1 when
+ * the body is not a whole ListBucketResult (err says why), or fn's non-zero
+ * return.
+ */
+int s3_list_parse(const char *body, size_t len,
+    int (*fn)(void *arg, const char *key, int64_t size), void *arg,
+    int *truncated, char *token, size_t tokenlen, char *err, size_t errlen);
+
 /* 1 if a checksum the store reports proves the file: equal to sha256_b64, or
  * to composite (with or without its "-N"). */
 int store_checksum_matches(const char *reported, const char *sha256_b64,
@@ -225,10 +271,20 @@ int s3_store_head(struct s3_store *, const char *key, const char *version_id,
     char *cs, size_t cslen, char *err, size_t errlen);
 int s3_store_abort_stale(struct s3_store *, int64_t older_s,
     int (*keep)(void *, const char *, const char *), void *arg);
+int s3_store_stat(struct s3_store *, const char *key, struct store_obj *,
+    char *err, size_t errlen);
+int s3_store_list(struct s3_store *, const char *prefix,
+    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
+    size_t errlen);
+int s3_store_sha256(struct s3_store *, const char *key, uint8_t d[32],
+    char *err, size_t errlen);
 
 struct file_store;
 struct file_store *file_store_open(const struct store_config *);
 void file_store_put(struct file_store *, const struct put_request *, struct put_result *);
 void file_store_close(struct file_store *);
+int file_store_list(struct file_store *, const char *prefix,
+    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
+    size_t errlen);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -416,10 +417,11 @@ file_store_put(struct file_store *fs, const struct put_request *req,
 			res->existed = 1;
 			goto done;
 		}
-		if (fs->cfg->collision == COLLISION_REJECT) {
+		if (fs->cfg->collision == COLLISION_REJECT || req->exact_key) {
 			res->outcome = PUT_FATAL;
 			snprintf(res->error, sizeof(res->error), "a different "
-			    "object already exists at %s (collision: reject)", ckey);
+			    "object already exists at %s%s", ckey, req->exact_key ?
+			    "; it is left as it is" : " (collision: reject)");
 			goto done;
 		}
 		log_info("store: a different file exists at %s; trying the next "
@@ -434,4 +436,76 @@ done:
 		unlinkat(dfd, tmp, 0);
 	if (dfd != fs->rootfd)
 		close(dfd);
+}
+
+/*
+ * The regular files in dir/prefix (prefix a key prefix ending in '/'),
+ * walked without following symlinks; temp files are left out. A missing
+ * directory is an empty listing.
+ */
+int
+file_store_list(struct file_store *fs, const char *prefix,
+    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
+    size_t errlen)
+{
+	char path[FILE_MAX_KEY + 1], key[FILE_MAX_KEY + NAME_MAX + 2];
+	char *comp, *next;
+	struct dirent *de;
+	struct stat sb;
+	DIR *d = NULL;
+	size_t n;
+	int dfd = fs->rootfd, nfd, rc = -1;
+
+	n = strlen(prefix);
+	if (n < 2 || n >= sizeof(path) || prefix[n - 1] != '/')
+		goto badprefix;
+	memcpy(path, prefix, n - 1);
+	path[n - 1] = '\0';
+	if (!key_safe(path))
+		goto badprefix;
+	path[n - 1] = '/';
+	path[n] = '\0';
+	for (comp = path; (next = strchr(comp, '/')) != NULL; comp = next + 1) {
+		*next = '\0';
+		nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (dfd != fs->rootfd)
+			close(dfd);
+		dfd = nfd;
+		if (dfd == -1) {
+			if (errno == ENOENT)
+				return 0;
+			xsnprintf(err, errlen, "%s/%s: %s", fs->cfg->dir, prefix,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	if (dfd == fs->rootfd && (dfd = dup(fs->rootfd)) == -1) {
+		xsnprintf(err, errlen, "dup: %s", strerror(errno));
+		return -1;
+	}
+	if ((d = fdopendir(dfd)) == NULL) {
+		xsnprintf(err, errlen, "%s/%s: %s", fs->cfg->dir, prefix,
+		    strerror(errno));
+		close(dfd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0 ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		if (xsnprintf(key, sizeof(key), "%s%s", prefix, de->d_name) < 0)
+			continue;
+		if ((rc = fn(arg, key, (int64_t)sb.st_size)) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	closedir(d);
+	return rc;
+badprefix:
+	xsnprintf(err, errlen, "prefix %s is not a relative path of plain "
+	    "names ending in '/'", prefix);
+	return -1;
 }

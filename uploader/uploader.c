@@ -52,6 +52,7 @@
 #include "common/util.h"
 #include "spool/intake.h"
 #include "uploader/umetrics.h"
+#include "uploader/auditship.h"
 
 #define MAX_WORKERS		64
 #define DEFAULT_WORKERS		10	/* the AWS CLI's max_concurrent_requests */
@@ -1040,6 +1041,7 @@ uploader_run(const struct config *cfg)
 	struct uploader u;
 	struct dispatch d;
 	struct worker *admin = &workers[0];
+	struct auditship *ship = NULL;
 	uint8_t dg[SHA256_LEN];
 	int64_t last_stale = 0, last_purge = 0;
 	int nw, i, n, rc = 1, ifd = -1;
@@ -1113,6 +1115,7 @@ uploader_run(const struct config *cfg)
 		}
 		workers[i].started = 1;
 	}
+	ship = auditship_start(cfg);	/* sealed audit segments, beside */
 	while (!proc_quit) {
 		if (mono_ms() - last_purge >= PURGE_SWEEP_MS) {
 			last_purge = mono_ms();
@@ -1130,6 +1133,7 @@ uploader_run(const struct config *cfg)
 	}
 	rc = 0;
 out:
+	auditship_stop(ship);
 	pthread_mutex_lock(&u.mu);
 	u.stop = 1;
 	pthread_cond_broadcast(&u.wake);

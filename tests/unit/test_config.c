@@ -561,6 +561,24 @@ static const struct bad bad[] = {
 	    STORE ACME, 2, "audit.host_id: ", "is not a host id" },
 	{ "syslog typo", "audit:\n  syslog: authpirv\n" STORE ACME,
 	    2, "audit.syslog: ", "did you mean \"authpriv\"?" },
+	{ "bad audit prefix", "audit:\n  prefix: /audit\n" STORE ACME,
+	    2, "audit.prefix: ", "must not start with '/'" },
+	{ "empty audit prefix", "audit:\n  prefix: \"\"\n" STORE ACME,
+	    2, "audit.prefix: ", "must not be empty" },
+	{ "dotdot audit prefix", "audit:\n  prefix: a/../b\n" STORE ACME,
+	    2, "audit.prefix: ", "\"..\" segments" },
+	{ "retention mode typo", "audit:\n  retention: {mode: COMPLIANT, "
+	    "period: 7y}\n" STORE ACME, 2, "audit.retention.mode: ",
+	    "did you mean \"COMPLIANCE\"?" },
+	{ "retention period bad", "audit:\n  retention: {mode: COMPLIANCE, "
+	    "period: 7w}\n" STORE ACME, 2, "audit.retention.period: ",
+	    "is not a duration" },
+	{ "retention period short", "audit:\n  retention: {mode: GOVERNANCE, "
+	    "period: 1h}\n" STORE ACME, 2, "audit.retention.period: ",
+	    "too short" },
+	{ "retention without period", "audit:\n  retention:\n    mode: "
+	    "COMPLIANCE\n" STORE ACME, 3, "audit.retention: ",
+	    "needs both mode and period" },
 	{ "unknown audit key", "audit:\n  segment_size: 1MiB\n" STORE ACME,
 	    2, "audit", "segment_size" },
 	{ "bad bucket", "store:\n  url: s3://My_Bucket/x\n" ACME,
@@ -695,7 +713,7 @@ static const struct bad bad[] = {
 	{ "login_grace_time long", "server:\n  login_grace_time: 2h\n" STORE ACME,
 	    2, "server.login_grace_time: ", "\"2h\" is too long; use at most 1h" },
 	{ "idle_timeout junk", "server:\n  idle_timeout: 10x\n" STORE ACME,
-	    2, "server.idle_timeout: ", "\"10x\" is not a duration; use whole seconds or a number with s, m, h or d" },
+	    2, "server.idle_timeout: ", "\"10x\" is not a duration; use whole seconds or a number with s, m, h, d or y" },
 	{ "visible_for words", "server:\n  visible_for: 24 hours\n" STORE ACME,
 	    2, "server.visible_for: ", "not a duration" },
 	{ "max_file_size too large", "server:\n  max_file_size: 6TiB\n" STORE ACME,
@@ -920,7 +938,7 @@ static const struct bad bad[] = {
 	    7, "partners[0].duplicate_policy: ", "use one of: accept-and-flag, accept, reject" },
 	{ "duplicate_policy without window", STORE ACME "    duplicate_policy: reject\n",
 	    6, "partners[0].duplicate_policy: ", "no effect without duplicate_window" },
-	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1y\n",
+	{ "duplicate_window junk", STORE ACME "    duplicate_window: 1w\n",
 	    6, "partners[0].duplicate_window: ", "not a duration" },
 	{ "operator role", STORE ACME "operators:\n  - user: root\n    role: admin\n",
 	    8, "operators[0].role: ", "\"admin\" is not valid; use one of: owner, operator, auditor" },
@@ -959,6 +977,18 @@ test_audit_segments(void **state)
 	assert_int_equal(cfg->audit_segment_age_s, 6 * 3600);
 	assert_string_equal(cfg->audit_host_id, "gw1.example-bank.com");
 	assert_int_equal(cfg->audit_syslog, LOG_LOCAL3);
+	assert_string_equal(cfg->audit_prefix, "audit/");
+	assert_null(cfg->audit_retention_mode);
+	assert_int_equal(cfg->audit_retention_s, 0);
+	config_free(cfg);
+	err = load("audit:\n  prefix: compliance/trail\n  retention: {mode: "
+	    "COMPLIANCE, period: 7y}\n" STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	free(err);
+	assert_string_equal(cfg->audit_prefix, "compliance/trail/");
+	assert_string_equal(cfg->audit_retention_mode, "COMPLIANCE");
+	assert_int_equal(cfg->audit_retention_s, 7 * 365 * 86400);
 	config_free(cfg);
 	err = load("audit:\n  path: /srv/log/audit.jsonl\n  syslog: false\n"
 	    "  segment_max: 0\n" STORE ACME, &rc, &cfg);
@@ -1789,7 +1819,9 @@ test_parse_duration(void **state)
 		{ "", -1, 0 }, { "s", -1, 0 }, { "m", -1, 0 },
 		{ "10 m", -1, 0 }, { " 10", -1, 0 }, { "10 ", -1, 0 },
 		{ "10ms", -1, 0 }, { "1h30m", -1, 0 }, { "10M", -1, 0 },
-		{ "10H", -1, 0 }, { "1w", -1, 0 }, { "1y", -1, 0 },
+		{ "10H", -1, 0 }, { "1w", -1, 0 }, { "1Y", -1, 0 },
+		{ "1y", 0, 365 * 86400 }, { "7y", 0, 7 * 365 * 86400 },
+		{ "2555d", 0, 2555 * 86400 }, { "1yr", -1, 0 },
 		{ "1.5h", -1, 0 }, { "0x10", -1, 0 }, { "10sec", -1, 0 },
 		{ "abc", -1, 0 },
 	};
