@@ -33,6 +33,7 @@
 
 #include "audit/audit.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "policy/confdiff.h"
@@ -756,6 +757,8 @@ reaped(pid_t pid, int status)
 			log_warnx("role %s exited with status %d; restarting in "
 			    "%d s", r->name, WEXITSTATUS(status), delay);
 		r->restart_at = mono_ms() + delay * 1000;
+		notify_status("role %s ended; restarting it in %d s", r->name,
+		    delay);
 	}
 }
 
@@ -800,6 +803,7 @@ stop_procs(int (*which)(const struct proc *), int with_sessions, int ms)
 
 	signal_procs(which, with_sessions, SIGTERM);
 	for (;;) {
+		notify_watchdog(mono_ms());
 		spawn_request();	/* refused now: the listener stops waiting */
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(pid, status);
@@ -981,8 +985,12 @@ cmd_serve(const struct config *cfg, int only_server)
 	sup_config_loaded(cfg);
 	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
+	/* every role forked and the audit writer answered: systemd's READY */
+	notify_ready("running: SFTP on %s:%d, objects to %s", cfg->listen_host,
+	    cfg->listen_port, cfg->store.url);
 
 	while (!sup_quit) {
+		notify_watchdog(mono_ms());
 		pfd.fd = sup.spawnfd[0];
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 100) > 0)
@@ -996,11 +1004,14 @@ cmd_serve(const struct config *cfg, int only_server)
 			    mono_ms() < r->restart_at)
 				continue;
 			r->restart_at = 0;
-			role_start(r, cfg);
+			if (role_start(r, cfg) != -1)
+				notify_status("running: role %s restarted",
+				    r->name);
 		}
 	}
 stop:
 	log_info("stopping");
+	notify_stopping("stopping: sessions and roles, then the audit writer");
 	/* Everything but the audit writer, then the writer: the others'
 	 * last records reach the trail. */
 	stop_procs(not_audit, 1, 15000);
