@@ -945,6 +945,26 @@ done:
 }
 
 /*
+ * Whether every role of this mode (only_server: the audit writer and the
+ * listener) has been running for a second: systemd's READY=1. A role that
+ * keeps dying at start never lets it come, and the unit's start times out.
+ */
+static int
+roles_up(int only_server)
+{
+	size_t i;
+
+	for (i = 0; i < NPROCS; i++) {
+		if (only_server && procs[i].run != run_audit &&
+		    procs[i].run != run_listener)
+			continue;
+		if (procs[i].pid <= 0 || mono_ms() - procs[i].started < 1000)
+			return 0;
+	}
+	return 1;
+}
+
+/*
  * The supervisor: starts the roles (only the audit writer and the listener
  * for `sluice server`), starts sessions for the listener, restarts a role
  * that dies, and stops everything in order on SIGTERM/SIGINT.
@@ -957,7 +977,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	struct proc *r;
 	size_t i;
 	pid_t pid;
-	int status, started = 0;
+	int status, started = 0, ready = 0;
 
 	log_setrole("supervisor");
 	if (prepare(cfg) == -1 || serve_setup(cfg) == -1)
@@ -985,12 +1005,14 @@ cmd_serve(const struct config *cfg, int only_server)
 	sup_config_loaded(cfg);
 	log_info("sluice %s running: SFTP on %s:%d, objects to %s", SLUICE_VERSION,
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
-	/* every role forked and the audit writer answered: systemd's READY */
-	notify_ready("running: SFTP on %s:%d, objects to %s", cfg->listen_host,
-	    cfg->listen_port, cfg->store.url);
 
 	while (!sup_quit) {
 		notify_watchdog(mono_ms());
+		if (!ready && roles_up(only_server)) {
+			ready = 1;
+			notify_ready("running: SFTP on %s:%d, objects to %s",
+			    cfg->listen_host, cfg->listen_port, cfg->store.url);
+		}
 		pfd.fd = sup.spawnfd[0];
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 100) > 0)

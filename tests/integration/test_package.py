@@ -12,6 +12,9 @@ test_package.py - the Debian package and the systemd service (issue 12,
   - `systemd-analyze verify` on the unit, and `systemd-analyze security`
     no worse than the figure docs/operator-guide.md records;
   - both man pages render without a warning (`man --warnings -l`);
+  - `sluice serve` with only the unit's CapabilityBoundingSet= (setpriv) and
+    no_new_privs binds a port below 1024, takes an upload, stores it, and
+    stops cleanly: the set is enough;
   - `sluice serve` under a NOTIFY_SOCKET sends READY=1 and STATUS= once its
     roles are up, WATCHDOG=1 when WATCHDOG_USEC asks for it, and
     STOPPING=1 on SIGTERM.
@@ -31,6 +34,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+from unittest import mock
 
 import harness as H
 
@@ -281,6 +285,72 @@ class TestNotify(unittest.TestCase):
         self.assertTrue(any("READY=1" in m for m in msgs), msgs)
         self.assertFalse(any("WATCHDOG=1" in m for m in msgs), msgs)
         gw.stop()
+
+
+def unit_capabilities():
+    with open(os.path.join(H.REPO, "deploy", "systemd", "sluice.service")) as f:
+        m = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", f.read())
+    return [c.lower().replace("cap_", "", 1) for c in m.group(1).split()]
+
+
+def free_low_port():
+    """A free TCP port below 1024 on 127.0.0.1, or None."""
+    for port in range(1000, 600, -7):
+        s = socket.socket()
+        try:
+            s.bind((H.LOCALHOST, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    return None
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (the supervisor separates its roles)")
+class TestCapabilities(unittest.TestCase):
+    """The unit's capability bounding set, applied with setpriv(1) as systemd
+    would, is all the gateway needs."""
+
+    def test_serves_with_the_unit_capabilities(self):
+        need("setpriv", "sftp")
+        H.require_binary()
+        port = free_low_port()
+        if port is None:
+            self.skipTest("no free port below 1024 on 127.0.0.1")
+        d = tempfile.TemporaryDirectory(prefix="sluice-caps-")
+        self.addCleanup(d.cleanup)
+        wrapper = os.path.join(d.name, "sluice-capped")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec setpriv --no-new-privs --inh-caps=-all "
+                    "--bounding-set=-all,%s -- %s \"$@\"\n"
+                    % (",".join("+" + c for c in unit_capabilities()), H.SLUICE_BIN))
+        os.chmod(wrapper, 0o755)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        with mock.patch.object(H, "SLUICE_BIN", wrapper):
+            gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                          partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                          port=port)
+            self.addCleanup(gw.kill)
+            gw.start()
+        with open("/proc/%d/status" % gw.proc.pid) as f:
+            bnd = re.search(r"(?m)^CapBnd:\s*([0-9a-f]+)", f.read()).group(1)
+        self.assertNotEqual(int(bnd, 16), (1 << 41) - 1, "setpriv did not limit the bounding set")
+        data = os.path.join(d.name, "data.bin")
+        sha = H.write_random_file(data, 70000)
+        r = H.sftp(gw.port, "acme", keys.get("acme"), ["put %s data.bin" % data], timeout=60)
+        self.assertEqual(r.rc, 0, "%s\n%s" % (r.err, gw.log_tail()))
+        stored = os.path.join(objects, "acme", "data.bin")
+        self.assertTrue(H.poll(lambda: os.path.exists(stored) and H.sha256_file(stored) == sha, 30),
+                        "not stored under the unit's capabilities\n%s" % gw.diagnostics())
+        self.assertEqual(gw.stop(), 0, gw.log_tail())
+        log = H.tail(gw.log, 400)
+        self.assertNotRegex(log, r"Operation not permitted|cannot chown|cannot chmod", log)
+        # the setgid landing folders kept their bit (CAP_FSETID)
+        mode = os.stat(os.path.join(gw.state_dir, "landing", "acme")).st_mode
+        self.assertTrue(mode & stat.S_ISGID, oct(mode))
 
 
 if __name__ == "__main__":
