@@ -1008,17 +1008,18 @@ cmd_serve(const struct config *cfg, int only_server)
 
 	while (!sup_quit) {
 		notify_watchdog(mono_ms());
-		if (!ready && roles_up(only_server)) {
-			ready = 1;
-			notify_ready("running: SFTP on %s:%d, objects to %s",
-			    cfg->listen_host, cfg->listen_port, cfg->store.url);
-		}
 		pfd.fd = sup.spawnfd[0];
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 100) > 0)
 			spawn_request();
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(pid, status);
+		/* after the reaping: a role that died is not up */
+		if (!ready && roles_up(only_server)) {
+			ready = 1;
+			notify_ready("running: SFTP on %s:%d, objects to %s",
+			    cfg->listen_host, cfg->listen_port, cfg->store.url);
+		}
 		/* Restart what is due. */
 		for (i = 0; i < NPROCS && !sup_quit; i++) {
 			r = &procs[i];

@@ -265,6 +265,39 @@ class TestNotify(unittest.TestCase):
         self.assertTrue(stopping, rest)
         self.assertIn("STATUS=stopping", stopping[0])
 
+    def test_no_ready_while_roles_die(self):
+        """Roles that cannot switch to their user (no CAP_SETUID) die at
+        start: the port is bound, but READY=1 never comes."""
+        need("setpriv")
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-notify-")
+        self.addCleanup(d.cleanup)
+        wrapper = os.path.join(d.name, "sluice-nosetuid")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec setpriv --bounding-set=-setuid -- %s \"$@\"\n" % H.SLUICE_BIN)
+        os.chmod(wrapper, 0o755)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        path = os.path.join(d.name, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        with mock.patch.object(H, "SLUICE_BIN", wrapper):
+            gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                          partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                          env={"NOTIFY_SOCKET": path})
+            self.addCleanup(gw.kill)
+            gw.start()
+        # the supervisor waits for the absent audit writer twice (its
+        # process.start and config.loaded records, AUDIT_TIMEOUT_MS each),
+        # then its loop restarts the roles: from then on READY could come
+        msgs = _recv_all(sock, lambda m: any("restarting it in" in x for x in m), 90)
+        self.assertTrue(any("restarting it in" in m for m in msgs), "%r\n%s" % (msgs, gw.log_tail()))
+        msgs += _recv_all(sock, lambda m: any("READY=1" in x for x in m), 4)
+        self.assertFalse(any("READY=1" in m for m in msgs), "READY=1 while roles die: %r" % msgs)
+        gw.kill()
+
     def test_no_watchdog_unless_asked(self):
         H.require_binary()
         d = tempfile.TemporaryDirectory(prefix="sluice-notify-")
