@@ -9,6 +9,7 @@ pkgs=(
   libsqlite3-dev libjansson-dev libcrypt-dev libseccomp-dev libcmocka-dev
   libexpat1-dev
   libmicrohttpd-dev
+  libsystemd-dev
   openssh-client openssh-server gnupg sqlite3 curl python3
 )
 if [ "${1:-}" = "--test" ]; then
@@ -17,6 +18,8 @@ if [ "${1:-}" = "--test" ]; then
   # rclone are the partner clients of test_clients.py / test_hostile.py;
   # openssh-server is also what bench/sftp_bench.sh compares against.
   pkgs+=(lftp python3-paramiko rclone curl openssh-server valgrind)
+  # test_package.py: builds the .deb (dpkg-shlibdeps), reads its man pages
+  pkgs+=(dpkg-dev fakeroot man-db)
 fi
 
 missing=()

@@ -34,6 +34,7 @@
 #include "audit/audit.h"
 #include "audit/trace.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/proc.h"
 #include "common/util.h"
 #include "metrics/metrics.h"
@@ -961,6 +962,8 @@ reaped(pid_t pid, int status)
 			log_warnx("role %s exited with status %d; restarting in "
 			    "%d s", r->name, WEXITSTATUS(status), delay);
 		r->restart_at = mono_ms() + delay * 1000;
+		notify_status("role %s ended; restarting it in %d s", r->name,
+		    delay);
 	}
 }
 
@@ -1005,6 +1008,7 @@ stop_procs(int (*which)(const struct proc *), int with_sessions, int ms)
 
 	signal_procs(which, with_sessions, SIGTERM);
 	for (;;) {
+		notify_watchdog(mono_ms());
 		spawn_request();	/* refused now: the listener stops waiting */
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(pid, status);
@@ -1146,6 +1150,19 @@ done:
 }
 
 /*
+ * Whether `serve` (or, only_server, `server`: the audit writer and the
+ * listener) runs role r with this configuration: the metrics role only
+ * with metrics.listen.
+ */
+static int
+role_wanted(const struct proc *r, const struct config *cfg, int only_server)
+{
+	if (only_server && r->run != run_audit && r->run != run_listener)
+		return 0;
+	return r->run != metrics_run || cfg->metrics.listen_host != NULL;
+}
+
+/*
  * state_dir/run/roles.status for the metrics role: one "name up|down
  * restarts" line per role started, rewritten when one starts or stops.
  */
@@ -1176,6 +1193,25 @@ roles_status(const struct config *cfg)
 }
 
 /*
+ * Whether every role of this mode (only_server: the audit writer and the
+ * listener) has been running for a second: systemd's READY=1. A role that
+ * keeps dying at start never lets it come, and the unit's start times out.
+ */
+static int
+roles_up(const struct config *cfg, int only_server)
+{
+	size_t i;
+
+	for (i = 0; i < NPROCS; i++) {
+		if (!role_wanted(&procs[i], cfg, only_server))
+			continue;
+		if (procs[i].pid <= 0 || mono_ms() - procs[i].started < 1000)
+			return 0;
+	}
+	return 1;
+}
+
+/*
  * The supervisor: starts the roles (only the audit writer and the listener
  * for `sluice server`), starts sessions for the listener, restarts a role
  * that dies, and stops everything in order on SIGTERM/SIGINT.
@@ -1188,7 +1224,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	struct proc *r;
 	size_t i;
 	pid_t pid;
-	int status, started = 0;
+	int status, started = 0, ready = 0;
 
 	log_setrole("supervisor");
 	if (prepare(cfg) == -1 || serve_setup(cfg, only_server) == -1) {
@@ -1207,11 +1243,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	signal(SIGPIPE, SIG_IGN);
 
 	for (i = 0; i < NPROCS; i++) {
-		if (only_server && procs[i].run != run_audit &&
-		    procs[i].run != run_listener)
-			continue;
-		if (procs[i].run == metrics_run && cfg->metrics.listen_host ==
-		    NULL)
+		if (!role_wanted(&procs[i], cfg, only_server))
 			continue;
 		if (role_start(&procs[i], cfg) == -1)
 			goto stop;
@@ -1223,12 +1255,19 @@ cmd_serve(const struct config *cfg, int only_server)
 	    cfg->listen_host, cfg->listen_port, cfg->store.url);
 
 	while (!sup_quit) {
+		notify_watchdog(mono_ms());
 		pfd.fd = sup.spawnfd[0];
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 100) > 0)
 			spawn_request();
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			reaped(pid, status);
+		/* after the reaping: a role that died is not up */
+		if (!ready && roles_up(cfg, only_server)) {
+			ready = 1;
+			notify_ready("running: SFTP on %s:%d, objects to %s",
+			    cfg->listen_host, cfg->listen_port, cfg->store.url);
+		}
 		/* Restart what is due. */
 		for (i = 0; i < NPROCS && !sup_quit; i++) {
 			r = &procs[i];
@@ -1236,12 +1275,15 @@ cmd_serve(const struct config *cfg, int only_server)
 			    mono_ms() < r->restart_at)
 				continue;
 			r->restart_at = 0;
-			role_start(r, cfg);
+			if (role_start(r, cfg) != -1)
+				notify_status("running: role %s restarted",
+				    r->name);
 		}
 		roles_status(cfg);
 	}
 stop:
 	log_info("stopping");
+	notify_stopping("stopping: sessions and roles, then the audit writer");
 	/* Everything but the audit writer, then the writer: the others'
 	 * last records reach the trail. */
 	stop_procs(not_audit, 1, 15000);

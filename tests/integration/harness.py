@@ -571,7 +571,10 @@ class Sluice:
 
     def start(self, timeout=20):
         require_binary()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        # nor systemd's sockets, should the tests run inside a unit: only a
+        # test that asks for them (test_package.py) gets them
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")
+               and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         env["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe IMDS from a test
         env.update(self.env)
         extra = self.extra_args + os.environ.get("SLUICE_TEST_ARGS", "").split()

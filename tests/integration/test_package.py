@@ -1,0 +1,391 @@
+"""
+test_package.py - the Debian package and the systemd service (issue 12,
+"Package and service"):
+
+  - `cmake --build BUILD --target package` makes sluice_<version>_<arch>.deb;
+  - `dpkg-deb -I`: Depends from the shared libraries (libssh, libcurl,
+    libgpgme, libssl, libseccomp, libsystemd ...), conffiles
+    /etc/sluice/sluice.yaml, the maintainer scripts;
+  - `dpkg-deb -c`: every file in its place with its mode;
+  - unpacked into a throwaway root (`dpkg -x`), its sluice passes
+    `check-config` on the shipped example;
+  - `systemd-analyze verify` on the unit, and `systemd-analyze security`
+    no worse than the figure docs/operator-guide.md records;
+  - both man pages render without a warning (`man --warnings -l`);
+  - `sluice serve` with only the unit's CapabilityBoundingSet= (setpriv) and
+    no_new_privs binds a port below 1024, takes an upload, stores it, and
+    stops cleanly: the set is enough;
+  - `sluice serve` under a NOTIFY_SOCKET sends READY=1 and STATUS= once its
+    roles are up, WATCHDOG=1 when WATCHDOG_USEC asks for it, and
+    STOPPING=1 on SIGTERM.
+
+A test skips (with the reason) only when a tool it needs is not installed.
+
+    cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_package
+"""
+import glob
+import gzip
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import unittest
+from unittest import mock
+
+import harness as H
+
+BUILD = os.path.dirname(os.path.abspath(H.SLUICE_BIN))
+GUIDE = os.path.join(H.REPO, "docs", "operator-guide.md")
+UNIT = "lib/systemd/system/sluice.service"
+
+
+def need(*tools):
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise unittest.SkipTest("%s not installed (deploy/install-deps.sh --test)"
+                                % ", ".join(missing))
+
+
+def run(cmd, timeout=600, env=None, check=True):
+    e = dict(os.environ)
+    e.update(env or {})
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e,
+                       stdin=subprocess.DEVNULL, errors="replace")
+    if check and r.returncode != 0:
+        raise AssertionError("%s: exit %d\n%s\n%s" % (" ".join(cmd), r.returncode,
+                                                     r.stdout[-3000:], r.stderr[-3000:]))
+    return r
+
+
+class TestPackage(unittest.TestCase):
+    """One package build for the class, unpacked once."""
+
+    @classmethod
+    def setUpClass(cls):
+        need("cmake", "dpkg-deb", "dpkg-shlibdeps")
+        H.require_binary()
+        for old in glob.glob(os.path.join(BUILD, "sluice_*.deb")):
+            os.unlink(old)
+        run(["nice", "cmake", "--build", BUILD, "--target", "package"], timeout=1200)
+        debs = glob.glob(os.path.join(BUILD, "sluice_*.deb"))
+        if len(debs) != 1:
+            raise AssertionError("expected one sluice_*.deb in %s, found %s" % (BUILD, debs))
+        cls.deb = debs[0]
+        cls.tmp = tempfile.mkdtemp(prefix="sluice-pkg-")
+        cls.root = os.path.join(cls.tmp, "root")
+        run(["dpkg", "-x", cls.deb, cls.root])
+        cls.info = run(["dpkg-deb", "-I", cls.deb]).stdout
+        cls.listing = run(["dpkg-deb", "-c", cls.deb]).stdout
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def field(self, name):
+        return run(["dpkg-deb", "-f", self.deb, name]).stdout.strip()
+
+    def test_control(self):
+        self.assertEqual(self.field("Package"), "sluice")
+        self.assertRegex(os.path.basename(self.deb), r"^sluice_\d+\.\d+\.\d+_[a-z0-9]+\.deb$")
+        deps = [d.strip().split()[0] for d in self.field("Depends").split(",")]
+        for lib in ("libssh-4", "libcurl4", "libgpgme11", "libssl3", "libseccomp2",
+                    "libsqlite3-0", "libjansson4", "libyaml-0-2", "libsystemd0", "gnupg"):
+            self.assertIn(lib, deps, "Depends: lacks %s (CPACK_DEBIAN_PACKAGE_SHLIBDEPS?): %s"
+                          % (lib, deps))
+        for script in ("postinst", "prerm", "postrm", "conffiles"):
+            self.assertRegex(self.info, r"\b%s\b" % script, self.info)
+
+    def test_conffiles(self):
+        ctl = os.path.join(self.tmp, "control")
+        run(["dpkg-deb", "-e", self.deb, ctl])
+        with open(os.path.join(ctl, "conffiles")) as f:
+            self.assertEqual(f.read().split(), ["/etc/sluice/sluice.yaml"])
+        for script in ("postinst", "prerm", "postrm"):
+            mode = os.stat(os.path.join(ctl, script)).st_mode
+            self.assertEqual(stat.S_IMODE(mode), 0o755, script)
+            r = run(["sh", "-n", os.path.join(ctl, script)], check=False)
+            self.assertEqual(r.returncode, 0, "%s: %s" % (script, r.stderr))
+        with open(os.path.join(ctl, "postrm")) as f:
+            postrm = f.read()
+        # purge takes the configuration, never the state or the audit trail
+        self.assertIn("rm -rf /etc/sluice", postrm)
+        self.assertNotRegex(postrm, r"rm [^\n]*/var/(lib|log)/sluice")
+
+    def test_contents(self):
+        files = {}
+        for line in self.listing.splitlines():
+            parts = line.split()
+            files[parts[-1].lstrip(".")] = (parts[0], parts[1])
+        want = {
+            "/usr/bin/sluice": "-rwxr-xr-x",
+            "/lib/systemd/system/sluice.service": "-rw-r--r--",
+            "/usr/lib/sysusers.d/sluice.conf": "-rw-r--r--",
+            "/usr/lib/tmpfiles.d/sluice.conf": "-rw-r--r--",
+            "/etc/sluice/sluice.yaml": "-rw-r-----",
+            "/usr/share/man/man8/sluice.8.gz": "-rw-r--r--",
+            "/usr/share/man/man5/sluice.yaml.5.gz": "-rw-r--r--",
+            "/usr/share/doc/sluice/operator-guide.md": "-rw-r--r--",
+        }
+        for path, mode in want.items():
+            self.assertIn(path, files, "%s is not in the package\n%s" % (path, self.listing))
+            self.assertEqual(files[path], (mode, "root/root"), path)
+        # nothing of the build tree, the state or the trail is shipped
+        for path in files:
+            self.assertFalse(path.startswith(("/var/", "/run/", "/tmp/", "/root/")), path)
+
+    def test_users_and_dirs(self):
+        with open(os.path.join(self.root, "usr/lib/sysusers.d/sluice.conf")) as f:
+            users = [l.split()[1] for l in f if l.startswith("u ")]
+        self.assertEqual(users, ["sluice", "sluice-session"])
+        with open(os.path.join(self.root, "usr/lib/tmpfiles.d/sluice.conf")) as f:
+            dirs = {l.split()[1]: l.split()[2:5] for l in f if l.startswith("d ")}
+        self.assertEqual(dirs["/var/lib/sluice"], ["0710", "sluice", "sluice-session"])
+        self.assertEqual(dirs["/var/log/sluice"], ["0750", "sluice", "sluice"])
+        # operators outside the service group reach the control socket
+        self.assertEqual(dirs["/run/sluice"], ["0755", "root", "root"])
+
+    def test_example_config_checks(self):
+        sluice = os.path.join(self.root, "usr/bin/sluice")
+        conf = os.path.join(self.root, "etc/sluice/sluice.yaml")
+        r = run([sluice, "--version"])
+        self.assertTrue(r.stdout.startswith("sluice "), r.stdout)
+        r = run([sluice, "check-config", "-c", conf], check=False)
+        self.assertEqual(r.returncode, 0, "the shipped example fails check-config:\n%s%s"
+                         % (r.stdout, r.stderr))
+        with open(conf) as f:
+            text = f.read()
+        self.assertRegex(text, r"(?m)^  url: file:///", "the example's store is not local")
+        self.assertRegex(text, r"(?m)^\s*#\s*url: s3://", "the example says not how to use S3")
+
+    def unit_for_verify(self):
+        """The unit with its binary at the unpacked root's path."""
+        with open(os.path.join(self.root, UNIT)) as f:
+            text = f.read().replace("/usr/bin/sluice", os.path.join(self.root, "usr/bin/sluice"))
+        d = os.path.join(self.tmp, "unit")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "sluice.service")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_unit_verifies(self):
+        need("systemd-analyze", "man")
+        r = run(["systemd-analyze", "verify", "--man=yes", self.unit_for_verify()], check=False,
+                env={"MANPATH": os.path.join(self.root, "usr/share/man")})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stderr.strip(), "", r.stderr)
+        with open(os.path.join(self.root, UNIT)) as f:
+            unit = f.read()
+        for want in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID",
+                     "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+                     "ProtectHome=yes", "SystemCallFilter=@system-service",
+                     "MemoryDenyWriteExecute=yes", "LockPersonality=yes"):
+            self.assertIn(want, unit)
+        caps = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", unit).group(1).split()
+        self.assertNotIn("CAP_SYS_ADMIN", caps)
+        self.assertIn("CAP_NET_BIND_SERVICE", caps)
+
+    def test_security_score(self):
+        need("systemd-analyze")
+        with open(GUIDE) as f:
+            m = re.search(r"Overall exposure level for sluice\.service: (\d+\.\d)", f.read())
+        self.assertIsNotNone(m, "%s does not record the exposure score" % GUIDE)
+        documented = float(m.group(1))
+        r = run(["systemd-analyze", "security", "--offline=true", "--no-pager",
+                 os.path.join(self.root, UNIT)], check=False)
+        got = re.search(r"Overall exposure level for sluice\.service: (\d+\.\d)", r.stdout)
+        self.assertIsNotNone(got, r.stdout[-2000:] + r.stderr)
+        self.assertLessEqual(float(got.group(1)), documented,
+                             "the unit's exposure rose to %s (documented %s):\n%s"
+                             % (got.group(1), documented, r.stdout))
+
+    def test_man_pages_render(self):
+        need("man", "groff")
+        for page in ("usr/share/man/man8/sluice.8.gz", "usr/share/man/man5/sluice.yaml.5.gz"):
+            path = os.path.join(self.root, page)
+            r = run(["man", "--warnings", "-l", path], env={"MANWIDTH": "80"}, check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stderr.strip(), "", "%s renders with warnings:\n%s" % (page, r.stderr))
+            self.assertIn("SEE ALSO", r.stdout)
+        # every command of the usage text has its place in sluice(8)
+        with gzip.open(os.path.join(self.root, "usr/share/man/man8/sluice.8.gz"), "rt") as f:
+            man8 = f.read()
+        for cmd in ("serve", "server", "intake", "uploader", "check-config", "audit verify",
+                    "audit rotate-key", "queue list", "queue retry", "queue hold", "reconcile"):
+            self.assertRegex(man8, r"(?m)^\.(It )?Cm %s\b" % re.escape(cmd), cmd)
+
+
+def _recv_all(sock, until, timeout):
+    """Datagrams from sock until until(messages) or timeout; the list."""
+    msgs = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(msgs):
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            msgs.append(sock.recv(4096).decode("utf-8", "replace"))
+        except socket.timeout:
+            pass
+    return msgs
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (the supervisor separates its roles)")
+class TestNotify(unittest.TestCase):
+
+    def test_ready_status_watchdog_stopping(self):
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-notify-")
+        self.addCleanup(d.cleanup)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        path = os.path.join(d.name, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                      partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                      env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+        self.addCleanup(gw.kill)
+        gw.start()
+        msgs = _recv_all(sock, lambda m: any("READY=1" in x for x in m), 20)
+        ready = [m for m in msgs if "READY=1" in m]
+        self.assertTrue(ready, "no READY=1 from serve: %r\n%s" % (msgs, gw.log_tail()))
+        self.assertRegex(ready[0], r"(?m)^STATUS=running: SFTP on 127\.0\.0\.1:%d" % gw.port)
+        # READY comes once the audit writer answered: process.start is written
+        self.assertTrue(any(r.get("event") == "process.start" for r in gw.audit_records()))
+        # a 1 s watchdog: a ping at least every 0.5 s
+        pings = _recv_all(sock, lambda m: sum("WATCHDOG=1" in x for x in m) >= 3, 5)
+        self.assertGreaterEqual(sum("WATCHDOG=1" in x for x in pings), 3, pings)
+        self.assertEqual(gw.stop(), 0)
+        rest = _recv_all(sock, lambda m: any("STOPPING=1" in x for x in m), 5)
+        stopping = [m for m in rest if "STOPPING=1" in m]
+        self.assertTrue(stopping, rest)
+        self.assertIn("STATUS=stopping", stopping[0])
+
+    def test_no_ready_while_roles_die(self):
+        """Roles that cannot switch to their user (no CAP_SETUID) die at
+        start: the port is bound, but READY=1 never comes."""
+        need("setpriv")
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-notify-")
+        self.addCleanup(d.cleanup)
+        wrapper = os.path.join(d.name, "sluice-nosetuid")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec setpriv --bounding-set=-setuid -- %s \"$@\"\n" % H.SLUICE_BIN)
+        os.chmod(wrapper, 0o755)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        path = os.path.join(d.name, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        with mock.patch.object(H, "SLUICE_BIN", wrapper):
+            gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                          partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                          env={"NOTIFY_SOCKET": path})
+            self.addCleanup(gw.kill)
+            gw.start()
+        # the supervisor waits for the absent audit writer twice (its
+        # process.start and config.loaded records, AUDIT_TIMEOUT_MS each),
+        # then its loop restarts the roles: from then on READY could come
+        msgs = _recv_all(sock, lambda m: any("restarting it in" in x for x in m), 90)
+        self.assertTrue(any("restarting it in" in m for m in msgs), "%r\n%s" % (msgs, gw.log_tail()))
+        msgs += _recv_all(sock, lambda m: any("READY=1" in x for x in m), 4)
+        self.assertFalse(any("READY=1" in m for m in msgs), "READY=1 while roles die: %r" % msgs)
+        gw.kill()
+
+    def test_no_watchdog_unless_asked(self):
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-notify-")
+        self.addCleanup(d.cleanup)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        path = os.path.join(d.name, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                      partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                      env={"NOTIFY_SOCKET": path})
+        self.addCleanup(gw.kill)
+        gw.start()
+        msgs = _recv_all(sock, lambda m: False, 3)
+        self.assertTrue(any("READY=1" in m for m in msgs), msgs)
+        self.assertFalse(any("WATCHDOG=1" in m for m in msgs), msgs)
+        gw.stop()
+
+
+def unit_capabilities():
+    with open(os.path.join(H.REPO, "deploy", "systemd", "sluice.service")) as f:
+        m = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", f.read())
+    return [c.lower().replace("cap_", "", 1) for c in m.group(1).split()]
+
+
+def free_low_port():
+    """A free TCP port below 1024 on 127.0.0.1, or None."""
+    for port in range(1000, 600, -7):
+        s = socket.socket()
+        try:
+            s.bind((H.LOCALHOST, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    return None
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (the supervisor separates its roles)")
+class TestCapabilities(unittest.TestCase):
+    """The unit's capability bounding set, applied with setpriv(1) as systemd
+    would, is all the gateway needs."""
+
+    def test_serves_with_the_unit_capabilities(self):
+        need("setpriv", "sftp")
+        H.require_binary()
+        port = free_low_port()
+        if port is None:
+            self.skipTest("no free port below 1024 on 127.0.0.1")
+        d = tempfile.TemporaryDirectory(prefix="sluice-caps-")
+        self.addCleanup(d.cleanup)
+        wrapper = os.path.join(d.name, "sluice-capped")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec setpriv --no-new-privs --inh-caps=-all "
+                    "--bounding-set=-all,%s -- %s \"$@\"\n"
+                    % (",".join("+" + c for c in unit_capabilities()), H.SLUICE_BIN))
+        os.chmod(wrapper, 0o755)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        with mock.patch.object(H, "SLUICE_BIN", wrapper):
+            gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                          partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                          port=port)
+            self.addCleanup(gw.kill)
+            gw.start()
+        with open("/proc/%d/status" % gw.proc.pid) as f:
+            bnd = re.search(r"(?m)^CapBnd:\s*([0-9a-f]+)", f.read()).group(1)
+        self.assertNotEqual(int(bnd, 16), (1 << 41) - 1, "setpriv did not limit the bounding set")
+        data = os.path.join(d.name, "data.bin")
+        sha = H.write_random_file(data, 70000)
+        r = H.sftp(gw.port, "acme", keys.get("acme"), ["put %s data.bin" % data], timeout=60)
+        self.assertEqual(r.rc, 0, "%s\n%s" % (r.err, gw.log_tail()))
+        stored = os.path.join(objects, "acme", "data.bin")
+        self.assertTrue(H.poll(lambda: os.path.exists(stored) and H.sha256_file(stored) == sha, 30),
+                        "not stored under the unit's capabilities\n%s" % gw.diagnostics())
+        self.assertEqual(gw.stop(), 0, gw.log_tail())
+        log = H.tail(gw.log, 400)
+        self.assertNotRegex(log, r"Operation not permitted|cannot chown|cannot chmod", log)
+        # the setgid landing folders kept their bit (CAP_FSETID)
+        mode = os.stat(os.path.join(gw.state_dir, "landing", "acme")).st_mode
+        self.assertTrue(mode & stat.S_ISGID, oct(mode))
+
+
+if __name__ == "__main__":
+    unittest.main()
