@@ -528,69 +528,52 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	return rc;
 }
 
-/* 1 if the two lists name the same files in the same order. */
-static int
-files_same(char **a, size_t na, char **b, size_t nb)
-{
-	size_t i;
-
-	if (na != nb)
-		return 0;
-	for (i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return 0;
-	return 1;
-}
-
 /*
- * A running writer may seal the live file between the listing of the
- * segments directory and the reading of the live file: the live file then
- * starts after a segment the listing does not have. So a walk that finds
- * the trail bad is done again (up to 3 times) while the listing changes,
- * and only the last walk's words are printed.
+ * A running writer may seal the live file while it is read: between the
+ * listing of the segments directory and the reading of the live file, or
+ * between its link into the segments directory and the new live file's
+ * rename. The trail then looks cut or repeated. So a walk that finds the
+ * trail bad is done again, from a new listing, up to 3 times 200 ms apart,
+ * and only the last walk's words are printed: a trail really bad stays bad.
  */
 int
 audit_verify_trail(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
 {
-	char **files = NULL, **again = NULL, *buf = NULL;
-	size_t nfiles = 0, nagain = 0, blen = 0;
+	char **files = NULL, *buf = NULL;
+	size_t nfiles = 0, blen = 0;
 	FILE *mem;
 	int rc = 2, tries;
 
-	if (expand_all(paths, npaths, flags, &files, &nfiles, out) == -1)
-		return 2;
-	if (nfiles == 0) {
-		fprintf(out, "%s: no audit trail files there\n",
-		    npaths > 0 ? paths[0] : "(nothing given)");
-		goto done;
-	}
 	for (tries = 1;; tries++) {
+		if (expand_all(paths, npaths, flags, &files, &nfiles, out) == -1)
+			return 2;
+		if (nfiles == 0) {
+			fprintf(out, "%s: no audit trail files there\n",
+			    npaths > 0 ? paths[0] : "(nothing given)");
+			rc = 2;
+			break;
+		}
+		free(buf);
+		buf = NULL;
 		if ((mem = open_memstream(&buf, &blen)) == NULL)
-			goto done;
+			break;
 		rc = verify_files(files, nfiles, keys, nkeys, mem);
 		if (fclose(mem) != 0) {
 			rc = 2;
-			goto done;
+			break;
 		}
-		if (rc != 1 || tries == 3 || expand_all(paths, npaths, flags,
-		    &again, &nagain, out) == -1 ||
-		    files_same(files, nfiles, again, nagain))
+		if (rc != 1 || tries == 3)
 			break;
 		files_free(files, nfiles);
-		files = again;
-		nfiles = nagain;
-		again = NULL;
-		nagain = 0;
-		free(buf);
-		buf = NULL;
+		files = NULL;
+		nfiles = 0;
+		(void)usleep(200 * 1000);
 	}
 	if (buf != NULL)
 		(void)fwrite(buf, 1, blen, out);
-done:
 	free(buf);
 	files_free(files, nfiles);
-	files_free(again, nagain);
 	return rc;
 }
 

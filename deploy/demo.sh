@@ -43,7 +43,7 @@ host_keys:
   - $demo/ssh_host_ed25519_key      # generated (0600) on first start
 state_dir: $demo/state
 audit:
-  path: $demo/audit.jsonl
+  path: $demo/audit/audit.jsonl   # sealed segments go to $demo/audit/segments
 store:
   url: file://$demo/objects          # for S3: s3://bucket/prefix + AWS_* variables
 partners:
@@ -62,7 +62,8 @@ sluice demo is starting on 127.0.0.1:2222.
   upload a file:   sftp -P 2222 -i $demo/demo_key -o StrictHostKeyChecking=accept-new demo@127.0.0.1
                    sftp> put /etc/hostname
   stored objects:  $demo/objects/demo/
-  audit trail:     $demo/audit.jsonl   (check it: build/sluice audit verify $demo/audit.jsonl)
+  audit trail:     $demo/audit/   (check it: build/sluice audit verify -c $demo/sluice.yaml;
+                   a file's story: build/sluice audit trace -c $demo/sluice.yaml demo:hostname)
   state database:  $demo/state/sluice.db
 
 Ctrl-C stops the gateway.

@@ -235,6 +235,52 @@ receipts_own(const struct config *cfg, const struct spool_owners *o)
 	return 0;
 }
 
+/* 1 if a process of uid/gid (no other groups) may create files in st. */
+static int
+dir_writable_by(const struct stat *st, uid_t uid, gid_t gid)
+{
+	if (st->st_uid == uid)
+		return (st->st_mode & 0300) == 0300;
+	if (st->st_gid == gid)
+		return (st->st_mode & 0030) == 0030;
+	return (st->st_mode & 0003) == 0003;
+}
+
+/*
+ * The directory of audit.path: the audit writer (the service user) creates
+ * files there (each new live file, renamed over the old one when a segment
+ * is sealed). Made if missing (0750, the service user's); one that exists
+ * and the service user cannot write to is an error naming the fix (it is
+ * not taken over: it may hold anything).
+ */
+static int
+audit_dir_ready(const struct config *cfg, const struct spool_owners *o)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+
+	if (xstrlcpy(dir, cfg->audit_path, sizeof(dir)) >= sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	slash[slash == dir ? 1 : 0] = '\0';
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT || mkdir_p(dir, 0750) == -1) {
+			log_warn("audit.path: cannot create %s", dir);
+			return -1;
+		}
+		return o == NULL ? 0 : own(dir, o->svc_uid, o->svc_gid, 0750);
+	}
+	if (o == NULL || dir_writable_by(&st, o->svc_uid, o->svc_gid))
+		return 0;
+	log_warnx("audit.path: the audit writer (uid %u) must create files in "
+	    "%s, where it seals the trail into segments and starts the next "
+	    "live file; give it the directory (chown %u:%u %s; chmod 0750 %s) "
+	    "or put audit.path in a directory of its own (e.g. "
+	    "/var/log/sluice/audit.jsonl)", (unsigned)o->svc_uid, dir,
+	    (unsigned)o->svc_uid, (unsigned)o->svc_gid, dir, dir);
+	return -1;
+}
+
 int
 spool_own(const struct config *cfg, const struct spool_owners *o)
 {
@@ -259,6 +305,8 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 		}
 	}
 	/* the trail: created now if new, so it is the service user's */
+	if (audit_dir_ready(cfg, o) == -1)
+		return -1;
 	if ((fd = open(cfg->audit_path, O_WRONLY | O_APPEND | O_CREAT |
 	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
 		log_warn("cannot open the audit trail %s", cfg->audit_path);

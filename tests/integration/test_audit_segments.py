@@ -219,6 +219,24 @@ class TestAuditSegments(unittest.TestCase):
         rc, out, err = self.verify_c()
         self.assertEqual(rc, 0, out + err)
 
+    def test_5_an_audit_directory_the_writer_cannot_write_is_refused(self):
+        # the writer creates files beside audit.path (each new live file):
+        # a root-owned directory would fail at the first seal; refuse at start
+        self.gw.stop()
+        bad = os.path.join(self.tmp, "root-owned")
+        os.makedirs(bad, exist_ok=True)
+        os.chmod(bad, 0o755)
+        cfg = os.path.join(self.tmp, "bad-audit-dir.yaml")
+        with open(cfg, "w") as f:
+            f.write(self.gw.config_text.replace(
+                H.yaml_str(self.gw.audit_path),
+                H.yaml_str(os.path.join(bad, "audit.jsonl"))))
+        rc, out, err = H.run_sluice(["serve", "-c", cfg], timeout=60)
+        self.assertNotEqual(rc, 0, out + err)
+        self.assertIn("must create files in %s" % bad, err)
+        self.assertIn("chown", err)
+        self.assertFalse(os.path.exists(os.path.join(bad, "audit.jsonl")))
+
 
 if __name__ == "__main__":
     unittest.main()
