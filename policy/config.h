@@ -174,6 +174,7 @@ struct server_config {
 	int		 ban_failures;			/* [10] failures ... */
 	int64_t		 ban_window_s;			/* [600] ... within this window ... */
 	int64_t		 ban_duration_s;		/* [900] ... ban for this long, doubling */
+	int64_t		 shutdown_grace_s;		/* [30] SIGTERM: sessions may finish this long */
 };
 
 /* The "uploader:" block (issue 5). */
@@ -243,6 +244,9 @@ struct config {
 	char		*control_socket;	/* control.socket [/run/sluice/control.sock] */
 	struct operator_entry *operators;	/* operators: */
 	size_t		 noperators;
+
+	int		 log_target;	/* log.target: enum log_target (common/log.h) [auto] */
+	int		 log_level;	/* log.level: LOG_LVL_* [0: info] */
 };
 
 /*
