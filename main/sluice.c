@@ -1379,6 +1379,13 @@ done:
 }
 
 static int
+is_none(const struct proc *r)
+{
+	(void)r;
+	return 0;
+}
+
+static int
 sessions_running(void)
 {
 	size_t i;
@@ -1412,6 +1419,8 @@ sup_drain(const struct config *cfg, int *finished, int *cut)
 		close(sup.listenfd);
 	sup.listenfd = -1;
 	n0 = n = sessions_running();
+	/* a session ends once no upload is open; before login, at once */
+	signal_procs(is_none, 1, SIGUSR1);
 	if (n0 > 0)
 		log_info("draining: %d session(s) running may finish for up to "
 		    "%lld s (server.shutdown_grace)", n0,

@@ -451,7 +451,7 @@ child_close_fd(struct child *c)
 /*
  * A session process ended (the supervisor, its parent, says so). One killed
  * by a signal other than the ones we send (SIGTERM, SIGALRM's login grace,
- * SIGKILL) crashed or broke its sandbox (SIGSYS): logged, audited and
+ * SIGKILL, SIGUSR1's drain before login) crashed or broke its sandbox (SIGSYS): logged, audited and
  * counted as a failure of its address, so a client that crashes sessions
  * on purpose gets banned like one that guesses passwords.
  */
@@ -470,7 +470,7 @@ child_exited(struct listener *l, pid_t pid, int status)
 	if (c == NULL)
 		return;		/* a session of an earlier listener */
 	if (WIFSIGNALED(status) && (sig = WTERMSIG(status)) != SIGALRM &&
-	    sig != SIGTERM && sig != SIGKILL) {
+	    sig != SIGTERM && sig != SIGKILL && sig != SIGUSR1) {
 		log_warnx("session process %ld from %s died of signal %d (%s)%s",
 		    (long)pid, c->addr, sig, strsignal(sig), sig == SIGSYS ?
 		    ": a system call outside its sandbox; counted as an "
