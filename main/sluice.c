@@ -515,6 +515,8 @@ done:
 	return rc;
 }
 
+static int own_spool(const struct config *cfg);
+
 /*
  * Everything the roles need on disk, made once as root before any role
  * starts: the state database, the host keys, every partner's landing
@@ -523,7 +525,6 @@ done:
 static int
 prepare(const struct config *cfg)
 {
-	struct spool_owners o;
 	struct state *st;
 
 	if (proc_users_resolve(cfg, &sup.users) == -1)
@@ -533,19 +534,27 @@ prepare(const struct config *cfg)
 	if ((st = state_open(cfg->state_dir)) == NULL)
 		return -1;
 	state_close(st);
-	if (hostkeys_ensure(cfg) == -1)
-		return -1;
-	o.svc_uid = sup.users.service.uid;
-	o.svc_gid = sup.users.service.gid;
-	o.ses_uid = sup.users.session.uid;
-	o.ses_gid = sup.users.session.gid;
-	if (spool_own(cfg, sup.users.separated ? &o : NULL) == -1)
+	if (hostkeys_ensure(cfg) == -1 || own_spool(cfg) == -1)
 		return -1;
 	if (sup.users.separated)
 		log_info("roles run as %s (uid %ld), sessions as %s (uid %ld)",
 		    sup.users.service.name, (long)sup.users.service.uid,
 		    sup.users.session.name, (long)sup.users.session.uid);
 	return 0;
+}
+
+/* The owners and modes of state_dir and every partner's landing directory
+ * (at start, and for the partners a reload adds). */
+static int
+own_spool(const struct config *cfg)
+{
+	struct spool_owners o;
+
+	o.svc_uid = sup.users.service.uid;
+	o.svc_gid = sup.users.service.gid;
+	o.ses_uid = sup.users.session.uid;
+	o.ses_gid = sup.users.session.gid;
+	return spool_own(cfg, sup.users.separated ? &o : NULL);
 }
 
 /* The SSH port, bound as root (a port below 1024 needs it). */
@@ -1351,7 +1360,7 @@ sup_reload(const struct config **cur, struct config **owned, int only_server)
 		reload_failed(*cur, msg);
 		goto done;
 	}
-	if (session_config_swap(new) == -1)
+	if (own_spool(new) == -1 || session_config_swap(new) == -1)
 		goto fail;
 	(void)listener_reload_send(new);
 	for (i = 0; i < NPROCS; i++)
