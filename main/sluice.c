@@ -306,7 +306,8 @@ usage(FILE *f)
 "AWS_SESSION_TOKEN, else the shared files (~/.aws/credentials, ~/.aws/config,\n"
 "AWS_PROFILE), else web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN),\n"
 "else EC2 instance metadata (IMDSv2); only the uploader and\n"
-"reconcile read them. SIGTERM stops cleanly.\n"
+"reconcile read them. SIGHUP reloads the configuration; SIGTERM stops\n"
+"accepting, lets uploads under way finish (server.shutdown_grace), then stops.\n"
 "See docs/configuration.md for every configuration key.\n");
 }
 
