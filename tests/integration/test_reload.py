@@ -45,10 +45,14 @@ def finish(p, timeout=60):
 
 
 def partners_yaml(parts):
+    """parts: (name, public key or ("password", HASH), allow_from or None)."""
     L = ["partners:"]
     for name, pub, allow in parts:
-        L += ["  - name: %s" % H.yaml_str(name), "    authorized_keys:",
-              "      - %s" % H.yaml_str(pub)]
+        L.append("  - name: %s" % H.yaml_str(name))
+        if isinstance(pub, tuple):
+            L.append("    password_hash: %s" % H.yaml_str(pub[1]))
+        else:
+            L += ["    authorized_keys:", "      - %s" % H.yaml_str(pub)]
         if allow:
             L.append("    allow_from: [%s]" % ", ".join(H.yaml_str(a) for a in allow))
     return "\n".join(L) + "\n"
@@ -83,6 +87,18 @@ class Base(unittest.TestCase):
 
     def hup(self):
         self.gw.proc.send_signal(signal.SIGHUP)
+
+    def hup_and_wait(self, event):
+        """SIGHUP; the new `event` record (config.reloaded or _failed)."""
+        n = len([r for r in self.gw.audit_records() if r.get("event") == event])
+        self.hup()
+
+        def probe():
+            recs = [r for r in self.gw.audit_records() if r.get("event") == event]
+            return recs[n] if len(recs) > n else None
+        rec = H.poll(probe, 30)
+        self.assertIsNotNone(rec, "no new %s\n%s" % (event, self.gw.log_tail(80)))
+        return rec
 
     def login(self, user, cmds=("ls",)):
         return H.sftp(self.gw.port, user, self.keys.get(user), list(cmds), timeout=30)
@@ -158,6 +174,17 @@ class TestReload(Base):
         self.assertEqual(rec.get("partners_removed"), ["acme"], rec)
         self.assertNotEqual(self.login("acme").rc, 0, "a removed partner still logs in")
         self.assertEqual(self.login("beta").rc, 0, self.gw.log_tail(80))
+        # an allowlist that leaves us out, and a password partner (its hash
+        # reaches only the listener, which checks passwords)
+        pw = "reload-Secret-1"
+        self.write_config([("beta", self.keys.pub("beta"), ["10.0.0.0/8"]),
+                           ("pw", ("password", H.password_hash(pw)), None)])
+        rec = self.hup_and_wait("config.reloaded")
+        self.assertEqual(rec.get("partners_added"), ["pw"], rec)
+        self.assertNotEqual(self.login("beta").rc, 0, "beta's new allowlist was not applied")
+        res = H.sftp_password(self.gw.port, "pw", pw, ["ls"], timeout=30)
+        self.assertEqual(res.rc, 0, "the password partner added by the reload cannot log in: %r\n%s"
+                         % (res, self.gw.log_tail(80)))
         # a new port is refused by name; nothing changes
         self.head = self.head.replace("listen: 127.0.0.1:%d" % self.gw.port,
                                       "listen: 127.0.0.1:%d" % H.free_port())
