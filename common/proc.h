@@ -110,6 +110,9 @@ enum spawn_type {
 	SPAWN_SESSION = 1,
 	SPAWN_DONE,
 	SPAWN_EXITED,
+	SPAWN_RELOAD,	/* supervisor -> listener: a memfd (twice) holding
+			 * sessioncfg_export_listener's text */
+	SPAWN_DRAIN,	/* supervisor -> listener: stop accepting */
 };
 
 struct spawn_msg {

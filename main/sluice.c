@@ -87,6 +87,8 @@ run_listener(const struct config *cfg)
 
 static int cmd_audit(int argc, char **argv, const char *cfgpath);
 static int cmd_rotate_key(const char *cfgpath, const char *operator_name);
+struct proc;
+static int role_wanted(const struct proc *, const struct config *, int);
 
 /* --- the commands operators run through the gateway (control.h) ------------ */
 
@@ -320,8 +322,9 @@ usage(FILE *f)
 "~/.aws/config (role_arn + source_profile, keys, credential_process), web\n"
 "identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), the container endpoint\n"
 "(AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI), else EC2 instance\n"
-"metadata (IMDSv2); only the uploader and reconcile read them. SIGTERM stops\n"
-"cleanly.\n"
+"metadata (IMDSv2); only the uploader and reconcile read them. SIGHUP reloads the\n"
+"configuration; SIGTERM stops accepting, lets uploads under way finish\n"
+"(server.shutdown_grace), then stops.\n"
 "See docs/configuration.md for every configuration key.\n");
 }
 
@@ -540,6 +543,8 @@ done:
 	return rc;
 }
 
+static int own_spool(const struct config *cfg);
+
 /*
  * Everything the roles need on disk, made once as root before any role
  * starts: the state database, the host keys, every partner's landing
@@ -548,7 +553,6 @@ done:
 static int
 prepare(const struct config *cfg)
 {
-	struct spool_owners o;
 	struct state *st;
 
 	if (proc_users_resolve(cfg, &sup.users) == -1)
@@ -558,19 +562,27 @@ prepare(const struct config *cfg)
 	if ((st = state_open(cfg->state_dir)) == NULL)
 		return -1;
 	state_close(st);
-	if (hostkeys_ensure(cfg) == -1)
-		return -1;
-	o.svc_uid = sup.users.service.uid;
-	o.svc_gid = sup.users.service.gid;
-	o.ses_uid = sup.users.session.uid;
-	o.ses_gid = sup.users.session.gid;
-	if (spool_own(cfg, sup.users.separated ? &o : NULL) == -1)
+	if (hostkeys_ensure(cfg) == -1 || own_spool(cfg) == -1)
 		return -1;
 	if (sup.users.separated)
 		log_info("roles run as %s (uid %ld), sessions as %s (uid %ld)",
 		    sup.users.service.name, (long)sup.users.service.uid,
 		    sup.users.session.name, (long)sup.users.session.uid);
 	return 0;
+}
+
+/* The owners and modes of state_dir and every partner's landing directory
+ * (at start, and for the partners a reload adds). */
+static int
+own_spool(const struct config *cfg)
+{
+	struct spool_owners o;
+
+	o.svc_uid = sup.users.service.uid;
+	o.svc_gid = sup.users.service.gid;
+	o.ses_uid = sup.users.session.uid;
+	o.ses_gid = sup.users.session.gid;
+	return spool_own(cfg, sup.users.separated ? &o : NULL);
 }
 
 /* The SSH port, bound as root (a port below 1024 needs it). */
@@ -742,16 +754,25 @@ control_unlisten(const struct config *cfg)
 	sup.controlfd = -1;
 }
 
-static volatile sig_atomic_t sup_quit;
+static volatile sig_atomic_t sup_quit;	/* SIGTERM/SIGINT: 1, a second: 2 */
 static volatile sig_atomic_t sup_quit_sig;	/* the signal that stopped us */
+static volatile sig_atomic_t sup_hup;		/* SIGHUP: reload */
+static struct {
+	int	 ran, finished, cut;	/* the drain, for process.stop */
+} sup_drained;
 
 static void
 sup_signal(int sig)
 {
+	if (sig == SIGHUP) {
+		sup_hup = 1;
+		return;
+	}
 	if (sig != SIGCHLD) {
 		if (!sup_quit)
 			sup_quit_sig = sig;
-		sup_quit = 1;
+		if (sup_quit < 2)
+			sup_quit++;
 	}
 	/* SIGCHLD: only wakes poll(2), so an ended session is reported to
 	 * the listener at once (its address may connect again) */
@@ -829,6 +850,7 @@ role_start(struct proc *r, const struct config *cfg)
 
 static pid_t	*sessions;		/* running session pids (0: free) */
 static size_t	 nsessions;
+static pid_t	 sup_restarting;	/* a role restarted by a reload */
 
 /*
  * In the forked child: the client socket, the listener's socketpair and
@@ -872,6 +894,7 @@ session_exec(int client, int gfd)
 		_exit(126);
 	for (i = 0; environ[i] != NULL && n < 15; i++)
 		if (strncmp(environ[i], "SLUICE_TEST_", 12) == 0 ||
+		    strncmp(environ[i], "SLUICE_LOG=", 11) == 0 ||
 		    strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0 ||
 		    strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0)
 			envp[n++] = environ[i];
@@ -948,7 +971,7 @@ reaped(pid_t pid, int status)
 		if (r->pid != pid)
 			continue;
 		r->pid = 0;
-		if (sup_quit)
+		if (sup_quit || pid == sup_restarting)
 			return;
 		/* Back off when a role keeps dying right after start. */
 		if (mono_ms() - r->started > 60000)
@@ -1087,6 +1110,12 @@ sup_audit(const struct config *cfg, const char *event, const char *command,
 	if (reason != NULL && json_object_set_new(f, "reason",
 	    json_string(reason)) == -1)
 		goto fail;
+	if (reason != NULL && sup_drained.ran && json_object_update_new(f,
+	    json_pack("{s:i,s:i,s:I}", "sessions_finished",
+	    sup_drained.finished, "sessions_cut", sup_drained.cut,
+	    "shutdown_grace_s", (json_int_t)cfg->server.shutdown_grace_s)) ==
+	    -1)
+		goto fail;
 	if ((au = proc_audit_open(cfg)) == NULL)
 		goto fail;
 	if (audit_emit(au, event, f) == -1) {
@@ -1147,6 +1176,311 @@ done:
 	json_decref(sum);
 	json_decref(parts);
 	audit_close(au);
+}
+
+/* --- reload (SIGHUP) and drain (SIGTERM) ----------------------------------- */
+
+/* One record from the supervisor (f is taken); failures are logged. */
+static void
+sup_record(const struct config *cfg, const char *event, json_t *f)
+{
+	struct audit *au;
+
+	if (f == NULL || (au = proc_audit_open(cfg)) == NULL) {
+		json_decref(f);
+		log_warnx("the %s record was not written to the audit trail "
+		    "(%s): check the audit writer's log", event,
+		    cfg->audit_path);
+		return;
+	}
+	if (audit_emit(au, event, f) == -1)
+		log_warnx("the %s record was not written to the audit trail "
+		    "(%s): check the audit writer's log", event,
+		    cfg->audit_path);
+	audit_close(au);
+}
+
+/*
+ * A reload refused: every error line logged, config.reload_failed
+ * recorded (path, errors, the first), the running configuration kept.
+ * errs: newline-separated "FILE:LINE: message" lines.
+ */
+static void
+reload_failed(const struct config *cur, const char *errs)
+{
+	char first[1024] = "", line[1024];
+	const char *p = errs, *nl;
+	size_t len;
+	int n = 0;
+
+	while (p != NULL && *p != '\0') {
+		nl = strchr(p, '\n');
+		len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		if (len >= sizeof(line))
+			len = sizeof(line) - 1;
+		memcpy(line, p, len);
+		line[len] = '\0';
+		if (len > 0) {
+			log_warnx("reload refused: %s", line);
+			if (n++ == 0)
+				xstrlcpy(first, line, sizeof(first));
+		}
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+	log_warnx("reload of %s refused (%d error(s)); the running "
+	    "configuration stays (fix the file and send SIGHUP again, or run "
+	    "'sluice check-config -c %s')", cur->path, n, cur->path);
+	sup_record(cur, "config.reload_failed", json_pack("{s:s,s:i,s:s}",
+	    "config", cur->path, "errors", n, "first_error", first));
+}
+
+/* The listener's part of cfg, in a sealed memfd, to the listener. */
+static int
+listener_reload_send(const struct config *cfg)
+{
+	struct spawn_msg m;
+	char *text;
+	size_t len;
+	int fd = -1, rc = -1;
+
+	if ((text = sessioncfg_export_listener(cfg)) == NULL)
+		return -1;
+	len = strlen(text);
+	memset(&m, 0, sizeof(m));
+	m.type = SPAWN_RELOAD;
+	if ((fd = memfd_create("sluice-listener-config", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) != -1 && write(fd, text, len) ==
+	    (ssize_t)len && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK |
+	    F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0 &&
+	    fd_send(sup.spawnfd[0], &m, sizeof(m), fd, fd) == 0)
+		rc = 0;
+	else
+		log_warn("reload: cannot give the listener its configuration");
+	if (fd != -1)
+		close(fd);
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+/* Stops role r (SIGTERM, SIGKILL after 15 s) and starts it with cfg,
+ * still starting sessions meanwhile. */
+static void
+role_restart(struct proc *r, const struct config *cfg)
+{
+	int64_t deadline = mono_ms() + 15000;
+	int status;
+	pid_t pid;
+
+	if (r->pid > 0) {
+		sup_restarting = r->pid;
+		kill(r->pid, SIGTERM);
+		while (r->pid > 0) {
+			spawn_request();
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+				reaped(pid, status);
+			if (r->pid > 0 && mono_ms() > deadline) {
+				log_warnx("role %s did not stop; killing it",
+				    r->name);
+				kill(r->pid, SIGKILL);
+				deadline = INT64_MAX;
+			}
+			if (r->pid > 0)
+				usleep(20000);
+		}
+		sup_restarting = 0;
+	}
+	r->restart_at = 0;
+	r->restarts = 0;
+	if (role_start(r, cfg) != -1)
+		log_info("role %s restarted with the new configuration",
+		    r->name);
+}
+
+/* The new configuration's sessions' memfd; the old one stays on failure. */
+static int
+session_config_swap(const struct config *cfg)
+{
+	char sock[PATH_MAX];
+	int old = sup.sessioncfg;
+
+	if (spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SOCK, NULL, sock,
+	    sizeof(sock)) == -1)
+		return -1;
+	sup.sessioncfg = -1;
+	if (session_config(cfg, sock) == -1) {
+		sup.sessioncfg = old;
+		return -1;
+	}
+	close(old);
+	return 0;
+}
+
+/* config.reloaded: what changed (policy/confdiff.h) and which roles were
+ * restarted; a diff too large for one record keeps its partner names. */
+static void
+reloaded_record(const struct config *old, const struct config *new,
+    json_t *roles)
+{
+	json_t *f, *diff;
+	char hex[SHA256_HEX], path[PATH_MAX], *text;
+	size_t len = 0;
+
+	if ((diff = confdiff(old, new)) == NULL ||
+	    config_identity(new, "config.reloaded", path, hex) == -1) {
+		json_decref(diff);
+		json_decref(roles);
+		sup_record(new, "config.reloaded", NULL);
+		return;
+	}
+	if ((text = json_dumps(diff, JSON_COMPACT)) != NULL)
+		len = strlen(text);
+	free(text);
+	if (len > AUDIT_MAX_LINE / 2) {
+		json_object_del(diff, "keys_changed");
+		json_object_del(diff, "allowlists_changed");
+		json_object_set_new(diff, "truncated", json_true());
+	}
+	f = json_pack("{s:s,s:s,s:o}", "config", path, "config_sha256", hex,
+	    "roles_restarted", roles);
+	if (f != NULL)
+		json_object_update(f, diff);
+	json_decref(diff);
+	sup_record(new, "config.reloaded", f);
+}
+
+/*
+ * SIGHUP: re-reads the configuration file. Refused (the running one
+ * stays) when it has errors or changes what only a restart applies.
+ * Else: new sessions get the new configuration, the listener its part
+ * (sessions running keep theirs), intake, uploader and control are
+ * restarted with it one at a time (their work is in state_dir: an upload
+ * stopped resumes), and config.reloaded says what changed. *cur becomes
+ * the new configuration; *owned holds it (the previous owned one freed).
+ */
+static void
+sup_reload(const struct config **cur, struct config **owned, int only_server)
+{
+	struct config *new = NULL;
+	json_t *restart = NULL, *roles = NULL, *v;
+	char *errs = NULL, msg[1024];
+	size_t errlen = 0, i;
+	FILE *ef;
+	int rc;
+
+	log_info("SIGHUP: reloading %s", (*cur)->path);
+	if ((ef = open_memstream(&errs, &errlen)) == NULL)
+		return;
+	rc = config_load((*cur)->path, &new, ef);
+	fclose(ef);
+	if (rc == -1) {
+		reload_failed(*cur, errs);
+		goto done;
+	}
+	if ((restart = confdiff_restart_only(*cur, new)) == NULL ||
+	    (roles = json_array()) == NULL)
+		goto fail;
+	if (json_array_size(restart) > 0) {
+		msg[0] = '\0';
+		json_array_foreach(restart, i, v)
+			(void)xsnprintf(msg + strlen(msg), sizeof(msg) -
+			    strlen(msg), "%s%s: changes only with a restart "
+			    "(systemctl restart sluice); put back the running "
+			    "value to reload the rest", i > 0 ? "\n" : "",
+			    json_string_value(v));
+		reload_failed(*cur, msg);
+		goto done;
+	}
+	if (own_spool(new) == -1 || session_config_swap(new) == -1)
+		goto fail;
+	(void)listener_reload_send(new);
+	for (i = 0; i < NPROCS; i++)
+		if (procs[i].run != run_audit && procs[i].run != run_listener &&
+		    role_wanted(&procs[i], new, only_server)) {
+			role_restart(&procs[i], new);
+			json_array_append_new(roles, json_string(procs[i].name));
+		}
+	reloaded_record(*cur, new, roles);
+	roles = NULL;
+	log_info("reloaded %s: %zu partner(s)", new->path, new->npartners);
+	*cur = new;
+	config_free(*owned);
+	*owned = new;
+	new = NULL;
+	goto done;
+fail:
+	reload_failed(*cur, "out of memory or cannot make the sessions' "
+	    "configuration (see the log above)");
+done:
+	config_free(new);
+	json_decref(restart);
+	json_decref(roles);
+	free(errs);
+}
+
+static int
+is_none(const struct proc *r)
+{
+	(void)r;
+	return 0;
+}
+
+static int
+sessions_running(void)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < nsessions; i++)
+		if (sessions[i] > 0)
+			n++;
+	return n;
+}
+
+/*
+ * SIGTERM: no new connection (the listener closes the socket, and so do
+ * we), the sessions running may finish for server.shutdown_grace (a
+ * second SIGTERM ends the wait); those still running then are cut by
+ * stop_procs. *finished and *cut count them.
+ */
+static void
+sup_drain(const struct config *cfg, int *finished, int *cut)
+{
+	struct spawn_msg m;
+	struct pollfd pfd;
+	int64_t deadline = mono_ms() + cfg->server.shutdown_grace_s * 1000;
+	int status, n0, n;
+	pid_t pid;
+
+	memset(&m, 0, sizeof(m));
+	m.type = SPAWN_DRAIN;
+	(void)send(sup.spawnfd[0], &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sup.listenfd != -1)
+		close(sup.listenfd);
+	sup.listenfd = -1;
+	n0 = n = sessions_running();
+	/* a session ends once no upload is open; before login, at once */
+	signal_procs(is_none, 1, SIGUSR1);
+	if (n0 > 0)
+		log_info("draining: %d session(s) running may finish for up to "
+		    "%lld s (server.shutdown_grace)", n0,
+		    (long long)cfg->server.shutdown_grace_s);
+	while (n > 0 && mono_ms() < deadline && sup_quit < 2) {
+		pfd.fd = sup.spawnfd[0];
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 100) > 0)
+			spawn_request();	/* refused: we are stopping */
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			reaped(pid, status);
+		n = sessions_running();
+	}
+	*finished = n0 - n;
+	*cut = n;
+	if (n > 0)
+		log_warnx("drain: %d session(s) still running are cut (%d "
+		    "finished)", n, n0 - n);
+	else if (n0 > 0)
+		log_info("drain: every session finished (%d)", n0);
 }
 
 /*
@@ -1222,6 +1556,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	struct sigaction sa;
 	struct pollfd pfd;
 	struct proc *r;
+	struct config *owned = NULL;	/* cfg after a reload */
 	size_t i;
 	pid_t pid;
 	int status, started = 0, ready = 0;
@@ -1240,6 +1575,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	for (i = 0; i < NPROCS; i++) {
@@ -1256,6 +1592,11 @@ cmd_serve(const struct config *cfg, int only_server)
 
 	while (!sup_quit) {
 		notify_watchdog(mono_ms());
+		if (sup_hup) {
+			sup_hup = 0;
+			sup_reload(&cfg, &owned, only_server);
+			continue;
+		}
 		pfd.fd = sup.spawnfd[0];
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 100) > 0)
@@ -1284,6 +1625,10 @@ cmd_serve(const struct config *cfg, int only_server)
 stop:
 	log_info("stopping");
 	notify_stopping("stopping: sessions and roles, then the audit writer");
+	if (started) {
+		sup_drain(cfg, &sup_drained.finished, &sup_drained.cut);
+		sup_drained.ran = 1;
+	}
 	/* Everything but the audit writer, then the writer: the others'
 	 * last records reach the trail. */
 	stop_procs(not_audit, 1, 15000);
@@ -1302,6 +1647,7 @@ stop:
 	control_unlisten(cfg);
 	log_info("stopped");
 	free(sessions);
+	config_free(owned);
 	return 0;
 }
 
@@ -1483,6 +1829,7 @@ main(int argc, char **argv)
 	}
 	if ((cfg = load(cfgpath)) == NULL)
 		return 1;
+	log_configure(cfg->log_target, cfg->log_level);
 	sup.verbose = verbose;
 	if (strcmp(cmd, "serve") == 0)
 		rc = cmd_serve(cfg, 0);

@@ -63,6 +63,7 @@ static const struct field {
 	L("server.ban.failures", server.ban_failures, F_INT),
 	L("server.ban.window", server.ban_window_s, F_I64),
 	L("server.ban.duration", server.ban_duration_s, F_I64),
+	L("server.shutdown_grace", server.shutdown_grace_s, F_I64),
 	L("uploader.workers", uploader.workers, F_INT),
 	L("uploader.multipart_threshold", uploader.multipart_threshold, F_I64),
 	L("uploader.part_size", uploader.part_size, F_I64),
@@ -633,5 +634,65 @@ confdiff(const struct config *old, const struct config *new)
 			partner_diff(out, p, q);
 	}
 	settings_diff(out, old, new);
+	return out;
+}
+
+/* ---- what only a restart applies ---------------------------------------- */
+
+static int
+str_differ(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+json_t *
+confdiff_restart_only(const struct config *a, const struct config *b)
+{
+	json_t *out;
+	const struct {
+		const char	*name;
+		int		 differ;
+	} keys[] = {
+		{ "user", str_differ(a->user, b->user) },
+		{ "listen.host", str_differ(a->listen_host, b->listen_host) },
+		{ "listen.port", a->listen_port != b->listen_port },
+		{ "state_dir", str_differ(a->state_dir, b->state_dir) },
+		{ "audit.path", str_differ(a->audit_path, b->audit_path) },
+		{ "audit.key", str_differ(a->audit_key_path,
+		    b->audit_key_path) },
+		{ "audit.segments_dir", str_differ(a->audit_segments_dir,
+		    b->audit_segments_dir) },
+		{ "audit.segment_max", a->audit_segment_max !=
+		    b->audit_segment_max },
+		{ "audit.segment_age", a->audit_segment_age_s !=
+		    b->audit_segment_age_s },
+		{ "audit.host_id", str_differ(a->audit_host_id,
+		    b->audit_host_id) },
+		{ "audit.syslog", a->audit_syslog != b->audit_syslog },
+		{ "server.user", str_differ(a->server.user, b->server.user) },
+		{ "server.max_sessions", a->server.max_sessions !=
+		    b->server.max_sessions },
+		{ "server.max_startups", a->server.max_startups !=
+		    b->server.max_startups },
+		{ "control.socket", str_differ(a->control_socket,
+		    b->control_socket) },
+		{ "log.target", a->log_target != b->log_target },
+		{ "log.level", a->log_level != b->log_level },
+		{ "metrics.listen", str_differ(a->metrics.listen_host,
+		    b->metrics.listen_host) || a->metrics.listen_port !=
+		    b->metrics.listen_port },
+	};
+	size_t i;
+
+	if ((out = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].differ && json_array_append_new(out,
+		    json_string(keys[i].name)) == -1) {
+			json_decref(out);
+			return NULL;
+		}
 	return out;
 }

@@ -69,6 +69,16 @@ json_t *confdiff_summary_parts(const json_t *summary, size_t max);
 json_t *confdiff(const struct config *old, const struct config *new);
 
 /*
+ * The settings that differ between old and new and that a reload cannot
+ * apply (a restart does): listen, user, state_dir, audit.*, server.user,
+ * server.max_sessions, server.max_startups, control.socket, log.*. A JSON
+ * array of their names ("listen.port", ...); empty when none. NULL on
+ * allocation failure.
+ */
+json_t *confdiff_restart_only(const struct config *old,
+    const struct config *new);
+
+/*
  * The OpenSSH fingerprint ("SHA256:" + unpadded base64 of the SHA-256 of
  * the key blob) of an authorized_keys line "TYPE BASE64 [COMMENT]" into
  * out (at least 51 bytes). A line whose key part is not base64 gets

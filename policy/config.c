@@ -28,6 +28,7 @@
 
 #include <yaml.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "policy/algos.h"
 #include "policy/policy.h"
@@ -2125,6 +2126,7 @@ server_defaults(struct server_config *sv)
 	sv->ban_failures = 10;
 	sv->ban_window_s = 600;
 	sv->ban_duration_s = 900;
+	sv->shutdown_grace_s = 30;
 }
 
 /* One algorithm name of list l: 0 if usable (after a warning when weak),
@@ -2403,11 +2405,11 @@ load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		"max_startups_per_address", "login_grace_time", "idle_timeout",
 		"max_auth_tries", "max_file_size", "max_open_handles",
 		"min_free_space", "visible_for", "user", "allow_from",
-		"deny_from", "algorithms", "ban"
+		"deny_from", "algorithms", "ban", "shutdown_grace"
 	};
 	enum { K_MAXS, K_MAXS_P, K_MAXS_A, K_MAXST, K_MAXST_A, K_GRACE,
 	    K_IDLE, K_TRIES, K_FSIZE, K_HANDLES, K_FREE, K_VISIBLE, K_USER,
-	    K_ALLOW, K_DENY, K_ALGOS, K_BAN, K_N };
+	    K_ALLOW, K_DENY, K_ALGOS, K_BAN, K_SHUTDOWN, K_N };
 	struct server_config *sv = &cfg->server;
 	const char *kp = "server";
 	yaml_node_t *v[K_N];
@@ -2438,6 +2440,8 @@ load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	    &sv->min_free_space);
 	set_duration(ld, v[K_VISIBLE], kp, "visible_for", 0, DUR_LONG,
 	    &sv->visible_for_s);
+	set_duration(ld, v[K_SHUTDOWN], kp, "shutdown_grace", 0, 3600,
+	    &sv->shutdown_grace_s);
 	if (v[K_USER] != NULL)
 		sv->user = load_user(ld, v[K_USER], "server.user");
 	if (v[K_ALLOW] != NULL)
@@ -3389,6 +3393,31 @@ config_control_socket(const char *path, char *out, size_t outlen)
 	return rc;
 }
 
+/* ---- log: {target, level} (common/log.h) ---------------------------------- */
+
+static void
+load_log(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = { "target", "level" };
+	static const char *const targets[] = {
+		"auto", "stderr", "journald", "syslog"
+	};
+	static const char *const levels[] = {
+		"err", "warning", "notice", "info", "debug"
+	};
+	yaml_node_t *v[2];
+	int i;
+
+	if (walk_map(ld, n, "log", keys, 2, v, NULL) != 0)
+		return;
+	if (v[0] != NULL && (i = get_choice(ld, v[0], "log.target", targets,
+	    4)) >= 0)
+		cfg->log_target = i;	/* the order of enum log_target */
+	if (v[1] != NULL && (i = get_choice(ld, v[1], "log.level", levels,
+	    5)) >= 0)
+		cfg->log_level = LOG_LVL_ERR + i;
+}
+
 /* ---- the document -------------------------------------------------------- */
 
 static void
@@ -3397,11 +3426,11 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	static const char *const keys[] = {
 		"listen", "host_keys", "state_dir", "audit", "store", "partners",
 		"server", "roles", "uploader", "user", "receipts", "control",
-		"operators", "metrics"
+		"operators", "metrics", "log"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
 	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_RECEIPTS,
-	    K_CONTROL, K_OPERATORS, K_METRICS, K_N };
+	    K_CONTROL, K_OPERATORS, K_METRICS, K_LOG, K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -3476,6 +3505,8 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 		load_control(ld, v[K_CONTROL], cfg);
 	if (v[K_OPERATORS] != NULL)
 		load_operators(ld, v[K_OPERATORS], cfg);
+	if (v[K_LOG] != NULL)
+		load_log(ld, v[K_LOG], cfg);
 
 	if (v[K_PARTNERS] != NULL)
 		load_partners(ld, v[K_PARTNERS], cfg);

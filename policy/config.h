@@ -182,6 +182,7 @@ struct server_config {
 	int		 ban_failures;			/* [10] failures ... */
 	int64_t		 ban_window_s;			/* [600] ... within this window ... */
 	int64_t		 ban_duration_s;		/* [900] ... ban for this long, doubling */
+	int64_t		 shutdown_grace_s;		/* [30] SIGTERM: sessions may finish this long */
 };
 
 /* The "uploader:" block (issue 5). */
@@ -258,6 +259,9 @@ struct config {
 		char	*listen_host;	/* NULL: no metrics role (issue 12) */
 		int	 listen_port;
 	} metrics;
+
+	int		 log_target;	/* log.target: enum log_target (common/log.h) [auto] */
+	int		 log_level;	/* log.level: LOG_LVL_* [0: info] */
 };
 
 /*

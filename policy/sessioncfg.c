@@ -72,9 +72,11 @@ server_json(const struct server_config *sv)
 }
 
 static json_t *
-partner_json(const struct partner *p)
+partner_json(const struct partner *p, int hashes)
 {
-	return json_pack("{s:s,s:o,s:b,s:o,s:s,s:i,s:i,s:I,s:b}",
+	json_t *o;
+
+	o = json_pack("{s:s,s:o,s:b,s:o,s:s,s:i,s:i,s:I,s:b}",
 	    "name", p->name,
 	    "authorized_keys", strs_json(p->authorized_keys,
 	    p->nauthorized_keys),
@@ -85,11 +87,18 @@ partner_json(const struct partner *p)
 	    "max_sessions", p->max_sessions,
 	    "visible_for_s", (json_int_t)p->visible_for_s,
 	    "receipts", p->receipts != 0);
+	if (o != NULL && hashes && p->password_hash != NULL &&
+	    json_object_set_new(o, "password_hash",
+	    json_string(p->password_hash)) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
-char *
-sessioncfg_export(const struct config *cfg, char *const *host_keys,
-    size_t nhost_keys, const char *audit_socket)
+static char *
+export(const struct config *cfg, char *const *host_keys,
+    size_t nhost_keys, const char *audit_socket, int hashes)
 {
 	json_t *o, *parts;
 	char *text;
@@ -98,7 +107,8 @@ sessioncfg_export(const struct config *cfg, char *const *host_keys,
 	if ((parts = json_array()) == NULL)
 		return NULL;
 	for (i = 0; i < cfg->npartners; i++)
-		json_array_append_new(parts, partner_json(&cfg->partners[i]));
+		json_array_append_new(parts, partner_json(&cfg->partners[i],
+		    hashes));
 	o = json_pack("{s:i,s:s,s:s,s:s,s:o,s:o,s:o}",
 	    "version", SESSIONCFG_VERSION,
 	    "state_dir", cfg->state_dir,
@@ -112,6 +122,19 @@ sessioncfg_export(const struct config *cfg, char *const *host_keys,
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return text;
+}
+
+char *
+sessioncfg_export(const struct config *cfg, char *const *host_keys,
+    size_t nhost_keys, const char *audit_socket)
+{
+	return export(cfg, host_keys, nhost_keys, audit_socket, 0);
+}
+
+char *
+sessioncfg_export_listener(const struct config *cfg)
+{
+	return export(cfg, NULL, 0, "", 1);
 }
 
 /* --- import ---------------------------------------------------------------- */
@@ -214,7 +237,7 @@ get_server(json_t *o, struct server_config *sv)
 }
 
 static int
-get_partner(json_t *o, struct partner *p, struct role *r)
+get_partner(json_t *o, struct partner *p, struct role *r, int hashes)
 {
 	const char *name, *role;
 	int has_pw, perms;
@@ -232,9 +255,13 @@ get_partner(json_t *o, struct partner *p, struct role *r)
 	p->visible_for_s = vis;
 	/* its delivery receipts folder is read-only (spool/delivery.h) */
 	p->receipts = json_is_true(json_object_get(o, "receipts"));
-	/* never the hash: the listener checks passwords (server/listener.c) */
+	/* never the hash in a session: the listener checks passwords
+	 * (server/listener.c) */
 	p->password_hash = NULL;
 	p->has_password = has_pw;
+	if (hashes && has_pw && get_optstr(o, "password_hash",
+	    &p->password_hash) == -1)
+		return -1;
 	if (get_strs(json_object_get(o, "authorized_keys"), &p->authorized_keys,
 	    &p->nauthorized_keys) == -1 ||
 	    get_cidrs(json_object_get(o, "allow_from"), &p->allow_from,
@@ -243,9 +270,9 @@ get_partner(json_t *o, struct partner *p, struct role *r)
 	return 0;
 }
 
-struct config *
-sessioncfg_import(const char *text, size_t len, char ***host_keys,
-    size_t *nhost_keys, char **audit_socket)
+static struct config *
+import(const char *text, size_t len, char ***host_keys,
+    size_t *nhost_keys, char **audit_socket, int hashes)
 {
 	struct config *cfg = NULL;
 	json_error_t jerr;
@@ -283,7 +310,8 @@ sessioncfg_import(const char *text, size_t len, char ***host_keys,
 		goto bad;
 	json_array_foreach(parts, i, v) {
 		cfg->npartners = cfg->nroles = i + 1;
-		if (get_partner(v, &cfg->partners[i], &cfg->roles[i]) == -1)
+		if (get_partner(v, &cfg->partners[i], &cfg->roles[i],
+		    hashes) == -1)
 			goto bad;
 	}
 	json_decref(o);
@@ -294,4 +322,26 @@ bad:
 	json_decref(o);
 	config_free(cfg);
 	return NULL;
+}
+
+struct config *
+sessioncfg_import(const char *text, size_t len, char ***host_keys,
+    size_t *nhost_keys, char **audit_socket)
+{
+	return import(text, len, host_keys, nhost_keys, audit_socket, 0);
+}
+
+struct config *
+sessioncfg_import_listener(const char *text, size_t len)
+{
+	struct config *cfg;
+	char **keys = NULL, *sock = NULL;
+	size_t nkeys = 0, i;
+
+	cfg = import(text, len, &keys, &nkeys, &sock, 1);
+	for (i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+	free(sock);
+	return cfg;
 }

@@ -29,4 +29,13 @@ char *sessioncfg_export(const struct config *cfg, char *const *host_keys,
 struct config *sessioncfg_import(const char *text, size_t len,
     char ***host_keys, size_t *nhost_keys, char **audit_socket);
 
+/*
+ * The listener's part, sent on a reload (the listener started with the
+ * supervisor's whole configuration, forked): the same text without host
+ * keys, plus each partner's password hash. The caller frees and wipes the
+ * text; the import's config is for config_free.
+ */
+char *sessioncfg_export_listener(const struct config *cfg);
+struct config *sessioncfg_import_listener(const char *text, size_t len);
+
 #endif

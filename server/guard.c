@@ -173,6 +173,13 @@ fail:
 }
 
 void
+guard_set_config(struct guard *g, const struct config *cfg)
+{
+	g->cfg = cfg;
+	guard_limits(&cfg->server, &g->lim);
+}
+
+void
 guard_free(struct guard *g)
 {
 	if (g == NULL)

@@ -95,6 +95,11 @@ struct guard;
 /* NULL on allocation failure. cfg is borrowed for the guard's lifetime. */
 struct guard *guard_new(const struct config *cfg);
 void guard_free(struct guard *);
+/* A reloaded configuration (borrowed from now on): its limits and lists
+ * apply to the connections and logins from now on. The connection table
+ * keeps its size (server.max_sessions and max_startups change only with a
+ * restart). */
+void guard_set_config(struct guard *, const struct config *cfg);
 const struct guard_limits *guard_get_limits(const struct guard *);
 
 /* Normalised numeric address of sa ("192.0.2.1", "2001:db8::1"; an

@@ -35,6 +35,7 @@
 #include "common/util.h"
 #include "common/proc.h"
 #include "policy/policy.h"
+#include "policy/sessioncfg.h"
 #include "server/guard.h"
 #include "server/monitor.h"
 #include "server/server.h"
@@ -54,6 +55,8 @@ struct child {
 
 struct listener {
 	const struct config	*cfg;
+	struct config		*reloaded;	/* owned: cfg after a reload */
+	int			 draining;	/* SPAWN_DRAIN: accepts no more */
 	struct guard		*guard;
 	struct audit		*audit;
 	struct child		*children;
@@ -448,7 +451,7 @@ child_close_fd(struct child *c)
 /*
  * A session process ended (the supervisor, its parent, says so). One killed
  * by a signal other than the ones we send (SIGTERM, SIGALRM's login grace,
- * SIGKILL) crashed or broke its sandbox (SIGSYS): logged, audited and
+ * SIGKILL, SIGUSR1's drain before login) crashed or broke its sandbox (SIGSYS): logged, audited and
  * counted as a failure of its address, so a client that crashes sessions
  * on purpose gets banned like one that guesses passwords.
  */
@@ -467,7 +470,7 @@ child_exited(struct listener *l, pid_t pid, int status)
 	if (c == NULL)
 		return;		/* a session of an earlier listener */
 	if (WIFSIGNALED(status) && (sig = WTERMSIG(status)) != SIGALRM &&
-	    sig != SIGTERM && sig != SIGKILL) {
+	    sig != SIGTERM && sig != SIGKILL && sig != SIGUSR1) {
 		log_warnx("session process %ld from %s died of signal %d (%s)%s",
 		    (long)pid, c->addr, sig, strsignal(sig), sig == SIGSYS ?
 		    ": a system call outside its sandbox; counted as an "
@@ -484,22 +487,78 @@ child_exited(struct listener *l, pid_t pid, int status)
 	l->alive--;
 }
 
-/* Reads what the supervisor says (SPAWN_EXITED); -1 when it is gone. */
+/*
+ * SPAWN_RELOAD: the listener's part of the configuration the supervisor
+ * validated, in a sealed memfd (sessioncfg_export_listener): passwords,
+ * partners and limits for the logins from now on. A text this binary
+ * cannot read keeps the running configuration.
+ */
+static void
+listener_reload(struct listener *l, int fd)
+{
+	struct config *cfg = NULL;
+	struct stat st;
+	char *text = NULL;
+
+	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    st.st_size <= 64 * 1024 * 1024 &&
+	    (text = malloc((size_t)st.st_size)) != NULL &&
+	    pread(fd, text, (size_t)st.st_size, 0) == st.st_size)
+		cfg = sessioncfg_import_listener(text, (size_t)st.st_size);
+	if (text != NULL) {
+		explicit_bzero(text, (size_t)st.st_size);
+		free(text);
+	}
+	if (cfg == NULL) {
+		log_warnx("reload: the new configuration from the supervisor "
+		    "could not be read; the running one stays");
+		return;
+	}
+	guard_set_config(l->guard, cfg);
+	l->cfg = cfg;
+	config_free(l->reloaded);
+	l->reloaded = cfg;
+	log_info("reloaded: %zu partner(s) for new logins", cfg->npartners);
+}
+
+/* SPAWN_DRAIN: the gateway stops; no new connection (the supervisor closes
+ * its copy of the socket too, so the kernel refuses them); the sessions
+ * running finish, still answered here. */
+static void
+listener_drain(struct listener *l)
+{
+	if (l->draining)
+		return;
+	l->draining = 1;
+	if (l->listenfd != -1)
+		close(l->listenfd);
+	l->listenfd = -1;
+	log_info("draining: accepting no new connections; %d session(s) "
+	    "running", l->alive);
+}
+
+/* Reads what the supervisor says (SPAWN_EXITED, SPAWN_RELOAD,
+ * SPAWN_DRAIN); -1 when it is gone. */
 static int
 supervisor_message(struct listener *l, struct spawn_msg *done)
 {
 	struct spawn_msg m;
-	ssize_t n;
+	int r, a, b;
 
 	for (;;) {
-		n = recv(l->supfd, &m, sizeof(m), MSG_DONTWAIT);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
+		if ((r = fd_recv(l->supfd, &m, sizeof(m), &a, &b)) == 0)
 			return 0;
-		if (n != (ssize_t)sizeof(m))
+		if (r == -1)
 			return -1;
-		if (m.type == SPAWN_EXITED)
+		if (b != -1 && b != a)
+			close(b);
+		if (m.type == SPAWN_RELOAD && a != -1)
+			listener_reload(l, a);
+		if (a != -1)
+			close(a);
+		if (m.type == SPAWN_DRAIN)
+			listener_drain(l);
+		else if (m.type == SPAWN_EXITED)
 			child_exited(l, m.pid, m.status);
 		else if (m.type == SPAWN_DONE && done != NULL) {
 			*done = m;
@@ -653,7 +712,7 @@ server_run(const struct config *cfg, int listenfd, int supfd)
 	log_info("listening on %s:%d", cfg->listen_host, cfg->listen_port);
 
 	while (!proc_quit) {
-		l.pfds[0].fd = listenfd;
+		l.pfds[0].fd = l.listenfd;	/* -1 once draining */
 		l.pfds[0].events = POLLIN;
 		l.pfds[0].revents = 0;
 		l.pfds[1].fd = supfd;
@@ -682,7 +741,7 @@ server_run(const struct config *cfg, int listenfd, int supfd)
 			if (child_message(&l, &l.children[i]) == -1)
 				child_close_fd(&l.children[i]);
 		}
-		if (l.pfds[0].revents & POLLIN)
+		if (l.listenfd != -1 && (l.pfds[0].revents & POLLIN))
 			listener_accept(&l);
 		bans_save(&l, 0);
 	}
@@ -700,6 +759,7 @@ done:
 	free(l.children);
 	free(l.pfds);
 	guard_free(l.guard);
+	config_free(l.reloaded);
 	audit_close(l.audit);
 	state_close(l.state);
 	return rc;

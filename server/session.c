@@ -88,12 +88,22 @@ struct session {
 };
 
 static volatile sig_atomic_t session_quit;
+static volatile sig_atomic_t session_drain;	/* SIGUSR1: the gateway stops */
 
 static void
 session_sigterm(int sig)
 {
 	(void)sig;
 	session_quit = 1;
+}
+
+/* The supervisor drains (SIGTERM to it): end once no upload is open.
+ * Before login SIGUSR1's default action ends the process at once. */
+static void
+session_sigusr1(int sig)
+{
+	(void)sig;
+	session_drain = 1;
 }
 
 /*
@@ -861,6 +871,10 @@ session_sftp(struct session *s)
 			why = "gateway shutting down";
 			break;
 		}
+		if (session_drain && sftp_writers(eng) == 0) {
+			why = "gateway draining (no upload open)";
+			break;
+		}
 		n = ssh_channel_read_timeout(s->channel, buf, CHANNEL_READ_SIZE,
 		    0, 1000);
 		if (n == SSH_ERROR) {
@@ -974,6 +988,8 @@ session_run(const struct config *cfg, ssh_session ssh, int guardfd,
 	sa.sa_handler = session_sigterm;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = session_sigusr1;
+	sigaction(SIGUSR1, &sa, NULL);
 	if (open_partner_root(&s) == -1) {
 		log_warnx("session %s: cannot open the spool; refusing %s",
 		    s.id, s.partner->name);

@@ -2452,6 +2452,17 @@ sftp_new(const struct sftp_params *p)
 	return s;
 }
 
+uint32_t
+sftp_writers(const struct sftp *s)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < s->max_handles; i++)
+		if (s->handles[i].kind == H_FILE && s->handles[i].writable)
+			n++;
+	return n;
+}
+
 void
 sftp_free(struct sftp *s)
 {

@@ -149,5 +149,7 @@ const uint8_t *sftp_output(struct sftp *, size_t *len);
 void sftp_output_consume(struct sftp *, size_t n);
 /* Closes all handles (open write handles stay incomplete: never shipped). */
 void sftp_free(struct sftp *);
+/* How many write handles are open (uploads under way). */
+uint32_t sftp_writers(const struct sftp *);
 
 #endif

@@ -219,6 +219,26 @@ class TestDurability(UploaderCase):
         self.assertEqual(len(stored), 1)
         self.assertTrue(stored[0]["checksum"].endswith("-25"), stored[0])
 
+    def test_multipart_resumes_after_sigterm(self):
+        """SIGTERM (a drain, systemctl stop) after some parts: the next start completes the
+        upload, once, with every part."""
+        self.config(uploader=["workers: 1", "part_size: 5MiB", "multipart_threshold: 6MiB"])
+        rid, sha, _ = self.add_file("term/big.bin", 40 * MiB + 7)
+        p = self.start_uploader()
+        ok = H.poll(lambda: self.parts_done(rid) >= 2, 60, 0.02)
+        self.stop(p)
+        self.assertTrue(ok, "no parts recorded\n" + self.log())
+        state = [r[1] for r in self.rows() if r[0] == rid]
+        self.assertNotIn("removed", state, "finished before SIGTERM: make the file larger")
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 120)
+        self.stop(p)
+        self.assert_objects([("term/big.bin", sha)])
+        self.assertRegex(self.log(), r"resuming upload: \d+ of 9 parts already stored")
+        stored = [r for r in H.read_audit(self.audit) if r.get("event") == "file.stored"]
+        self.assertEqual(len(stored), 1, stored)
+        self.assertTrue(stored[0]["checksum"].endswith("-9"), stored[0])
+
     def test_spool_copy_not_matching_is_never_stored(self):
         """A spooled copy whose bytes no longer match the SHA-256 taken at receipt is never made an
         object, single PUT or multipart (its parts may be sent while the file is hashed, but the

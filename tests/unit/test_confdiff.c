@@ -435,6 +435,49 @@ test_summary_parts(void **state)
 	config_free(a);
 }
 
+/* What only a restart applies: max_sessions (the connection tables'
+ * size) is named; partner changes are not. */
+static void
+test_restart_only(void **state)
+{
+	struct config *a, *b, *c;
+	json_t *r;
+
+	(void)state;
+	a = base();
+	b = load("restart", keys_of(key1, NULL), "[10.0.0.0/8]", "owner",
+	    NULL, 50);
+	c = load("norestart", keys_of(key1, NULL), "[10.0.0.0/8]", "owner",
+	    NULL, 100);
+	r = confdiff_restart_only(a, b);
+	assert_non_null(r);
+	assert_int_equal(json_array_size(r), 1);
+	assert_string_equal(json_string_value(json_array_get(r, 0)),
+	    "server.max_sessions");
+	json_decref(r);
+	r = confdiff_restart_only(a, c);
+	assert_non_null(r);
+	assert_int_equal(json_array_size(r), 0);
+	json_decref(r);
+	free(c->listen_host);
+	c->listen_host = strdup("0.0.0.0");
+	c->listen_port = 22;
+	free(c->state_dir);
+	c->state_dir = strdup("/elsewhere");
+	r = confdiff_restart_only(a, c);
+	assert_int_equal(json_array_size(r), 3);
+	assert_string_equal(json_string_value(json_array_get(r, 0)),
+	    "listen.host");
+	assert_string_equal(json_string_value(json_array_get(r, 1)),
+	    "listen.port");
+	assert_string_equal(json_string_value(json_array_get(r, 2)),
+	    "state_dir");
+	json_decref(r);
+	config_free(a);
+	config_free(b);
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -446,6 +489,7 @@ main(void)
 		cmocka_unit_test(test_password_role_limit_changed),
 		cmocka_unit_test(test_summary),
 		cmocka_unit_test(test_summary_parts),
+		cmocka_unit_test(test_restart_only),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,248 @@
+"""
+Reload (SIGHUP) and drain (SIGTERM) of `sluice serve` (issue 12), with the
+real OpenSSH sftp client and a file:// store.
+
+    cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_reload
+
+Uploads "in flight" are throttled with sftp -l (Kbit/s) so a signal lands
+while the client is still writing.
+"""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness as H
+
+SIZE = 3 * 1024 * 1024          # at -l 4000 (about 500 KB/s): ~6 s
+LIMIT = ["-l", "4000"]
+
+
+def slow_put(port, user, key, local, remote):
+    """A throttled `put` running in the background: the Popen."""
+    batch = tempfile.NamedTemporaryFile("w", prefix="sftp-batch-", suffix=".txt", delete=False)
+    batch.write("put %s %s\n" % (local, remote))
+    batch.close()
+    cmd = (["sftp", "-b", batch.name, "-P", str(port), "-i", key] + H.SSH_COMMON + LIMIT +
+           ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "%s@%s" % (user, H.LOCALHOST)])
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    H._live.add(p)
+    return p
+
+
+def finish(p, timeout=60):
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        H._kill_group(p)
+        out, err = p.communicate()
+    H._live.discard(p)
+    return p.returncode, out.decode("utf-8", "replace") + err.decode("utf-8", "replace")
+
+
+def partners_yaml(parts):
+    """parts: (name, public key or ("password", HASH), allow_from or None)."""
+    L = ["partners:"]
+    for name, pub, allow in parts:
+        L.append("  - name: %s" % H.yaml_str(name))
+        if isinstance(pub, tuple):
+            L.append("    password_hash: %s" % H.yaml_str(pub[1]))
+        else:
+            L += ["    authorized_keys:", "      - %s" % H.yaml_str(pub)]
+        if allow:
+            L.append("    allow_from: [%s]" % ", ".join(H.yaml_str(a) for a in allow))
+    return "\n".join(L) + "\n"
+
+
+class Base(unittest.TestCase):
+    grace = "30s"
+
+    def setUp(self):
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-reload-")
+        self.addCleanup(d.cleanup)
+        self.tmp = d.name
+        self.keys = H.Keys(os.path.join(self.tmp, "keys"))
+        self.objects = os.path.join(self.tmp, "objects")
+        os.makedirs(self.objects)
+        self.gw = H.Sluice(os.path.join(self.tmp, "gw"), store={"url": "file://" + self.objects},
+                           partners=[], extra_config="server:\n  shutdown_grace: %s" % self.grace)
+        # everything but the partners block, which the tests rewrite
+        self.head = self.gw.config_text.replace("partners:\n", "")
+        self.write_config([("acme", self.keys.pub("acme"), None)])
+        self.addCleanup(self.gw.kill)
+        self.gw.start()
+
+    def write_config(self, parts, extra=""):
+        text = self.head + partners_yaml(parts) + extra
+        tmp = self.gw.config_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, self.gw.config_path)
+
+    def hup(self):
+        self.gw.proc.send_signal(signal.SIGHUP)
+
+    def hup_and_wait(self, event):
+        """SIGHUP; the new `event` record (config.reloaded or _failed)."""
+        n = len([r for r in self.gw.audit_records() if r.get("event") == event])
+        self.hup()
+
+        def probe():
+            recs = [r for r in self.gw.audit_records() if r.get("event") == event]
+            return recs[n] if len(recs) > n else None
+        rec = H.poll(probe, 30)
+        self.assertIsNotNone(rec, "no new %s\n%s" % (event, self.gw.log_tail(80)))
+        return rec
+
+    def login(self, user, cmds=("ls",)):
+        return H.sftp(self.gw.port, user, self.keys.get(user), list(cmds), timeout=30)
+
+    def stored(self, partner, name, sha, timeout=30):
+        path = os.path.join(self.objects, partner, name)
+        return H.poll(lambda: os.path.isfile(path) and H.sha256_file(path) == sha, timeout)
+
+    def wait_writing(self, partner, name, timeout=15):
+        """Until the session has written some of name (the upload is under way)."""
+        land = self.gw.landing(partner)
+
+        def probe():
+            for d, _, files in os.walk(land):
+                if name in files and os.path.getsize(os.path.join(d, name)) > 0:
+                    return True
+            return False
+        return H.poll(probe, timeout, 0.1)
+
+
+class TestReload(Base):
+
+    def test_reload_during_upload(self):
+        big = os.path.join(self.tmp, "big.bin")
+        sha = H.write_random_file(big, SIZE)
+        p = slow_put(self.gw.port, "acme", self.keys.get("acme"), big, "big.bin")
+        self.assertTrue(self.wait_writing("acme", "big.bin"),
+                        "the upload did not start\n%s" % self.gw.log_tail())
+        # a second partner; acme's allowlist changes (it still admits us)
+        self.write_config([("acme", self.keys.pub("acme"), ["127.0.0.0/8"]),
+                           ("beta", self.keys.pub("beta"), None)])
+        self.hup()
+        rec = self.gw.wait_audit(lambda r: r.get("event") == "config.reloaded", 30)
+        self.assertIsNotNone(rec, "no config.reloaded\n%s" % self.gw.log_tail(80))
+        self.assertEqual(rec.get("partners_added"), ["beta"], rec)
+        self.assertIn("acme", rec.get("allowlists_changed", {}), rec)
+        self.assertEqual(rec["allowlists_changed"]["acme"]["added"], ["127.0.0.0/8"], rec)
+        self.assertIsNone(p.poll(), "the upload ended before the reload was done; make SIZE "
+                          "larger\n%s" % self.gw.log_tail())
+        # the new partner logs in while the upload is still running
+        res = self.login("beta")
+        self.assertEqual(res.rc, 0, "beta cannot log in after the reload: %r\n%s"
+                         % (res, self.gw.log_tail(80)))
+        rc, out = finish(p)
+        self.assertEqual(rc, 0, "the upload in flight failed across the reload: %s\n%s"
+                         % (out, self.gw.log_tail(80)))
+        self.assertTrue(self.stored("acme", "big.bin", sha, 60),
+                        "big.bin was not stored\n%s" % self.gw.diagnostics())
+
+        # an invalid configuration is refused; the running one stays
+        self.write_config([("acme", self.keys.pub("acme"), ["10.0.0.0/33"]),
+                           ("beta", self.keys.pub("beta"), None)])
+        self.hup()
+        bad = self.gw.wait_audit(lambda r: r.get("event") == "config.reload_failed", 30)
+        self.assertIsNotNone(bad, "no config.reload_failed\n%s" % self.gw.log_tail(80))
+        self.assertGreaterEqual(bad.get("errors", 0), 1, bad)
+        self.assertIn("cfg.yaml:", bad.get("first_error", ""), bad)
+        self.assertIn("allow_from", bad.get("first_error", ""), bad)
+        log = H.tail(self.gw.log, 200)
+        self.assertRegex(log, r"reload refused: \S*cfg\.yaml:\d+: partners\[0\]\.allow_from",
+                         "the error was not logged with file:line\n%s" % log)
+        for user in ("acme", "beta"):
+            res = self.login(user)
+            self.assertEqual(res.rc, 0, "%s cannot log in after a refused reload: %r\n%s"
+                             % (user, res, self.gw.log_tail(80)))
+        self.assertTrue(self.gw.alive())
+
+    def test_removed_partner_and_restart_only_key(self):
+        self.write_config([("beta", self.keys.pub("beta"), None)])
+        self.hup()
+        rec = self.gw.wait_audit(lambda r: r.get("event") == "config.reloaded", 30)
+        self.assertIsNotNone(rec, self.gw.log_tail(80))
+        self.assertEqual(rec.get("partners_removed"), ["acme"], rec)
+        self.assertNotEqual(self.login("acme").rc, 0, "a removed partner still logs in")
+        self.assertEqual(self.login("beta").rc, 0, self.gw.log_tail(80))
+        # an allowlist that leaves us out, and a password partner (its hash
+        # reaches only the listener, which checks passwords)
+        pw = "reload-Secret-1"
+        self.write_config([("beta", self.keys.pub("beta"), ["10.0.0.0/8"]),
+                           ("pw", ("password", H.password_hash(pw)), None)])
+        rec = self.hup_and_wait("config.reloaded")
+        self.assertEqual(rec.get("partners_added"), ["pw"], rec)
+        self.assertNotEqual(self.login("beta").rc, 0, "beta's new allowlist was not applied")
+        res = H.sftp_password(self.gw.port, "pw", pw, ["ls"], timeout=30)
+        self.assertEqual(res.rc, 0, "the password partner added by the reload cannot log in: %r\n%s"
+                         % (res, self.gw.log_tail(80)))
+        # a new port is refused by name; nothing changes
+        self.head = self.head.replace("listen: 127.0.0.1:%d" % self.gw.port,
+                                      "listen: 127.0.0.1:%d" % H.free_port())
+        self.write_config([("acme", self.keys.pub("acme"), None),
+                           ("beta", self.keys.pub("beta"), None)])
+        self.hup()
+        bad = self.gw.wait_audit(lambda r: r.get("event") == "config.reload_failed", 30)
+        self.assertIsNotNone(bad, self.gw.log_tail(80))
+        self.assertIn("listen.port", bad.get("first_error", ""), bad)
+        self.assertNotEqual(self.login("acme").rc, 0, "a refused reload applied its partners")
+
+
+class TestDrain(Base):
+    grace = "20s"
+
+    def test_sigterm_lets_the_upload_finish(self):
+        big = os.path.join(self.tmp, "big.bin")
+        sha = H.write_random_file(big, SIZE)
+        p = slow_put(self.gw.port, "acme", self.keys.get("acme"), big, "big.bin")
+        self.assertTrue(self.wait_writing("acme", "big.bin"),
+                        "the upload did not start\n%s" % self.gw.log_tail())
+        t0 = time.monotonic()
+        self.gw.proc.send_signal(signal.SIGTERM)
+        # no new connection once draining
+        refused = H.poll(lambda: not H.port_open(self.gw.port), 5, 0.1)
+        self.assertTrue(refused, "a new connection was accepted during the drain\n%s"
+                        % self.gw.log_tail())
+        self.assertIsNone(p.poll(), "the upload ended at once: the drain did not wait")
+        rc, out = finish(p)
+        self.assertEqual(rc, 0, "the upload was cut by SIGTERM: %s\n%s" % (out, self.gw.log_tail(80)))
+        self.assertEqual(self.gw.stop(timeout=30), 0, self.gw.log_tail(80))
+        self.assertLess(time.monotonic() - t0, 25)
+        stop = [r for r in self.gw.audit_records() if r.get("event") == "process.stop"]
+        self.assertTrue(stop, "no process.stop")
+        self.assertEqual(stop[-1].get("sessions_finished"), 1, stop[-1])
+        self.assertEqual(stop[-1].get("sessions_cut"), 0, stop[-1])
+        # stored now, or after the next start
+        if not self.stored("acme", "big.bin", sha, 0.5):
+            self.gw.start()
+            self.assertTrue(self.stored("acme", "big.bin", sha, 60),
+                            "big.bin was not stored after the restart\n%s" % self.gw.diagnostics())
+
+
+class TestDrainCut(Base):
+    grace = "2s"
+
+    def test_grace_over_cuts_the_upload(self):
+        big = os.path.join(self.tmp, "big.bin")
+        H.write_random_file(big, SIZE)
+        p = slow_put(self.gw.port, "acme", self.keys.get("acme"), big, "big.bin")
+        self.assertTrue(self.wait_writing("acme", "big.bin"), self.gw.log_tail())
+        self.assertEqual(self.gw.stop(timeout=30), 0, self.gw.log_tail(80))
+        rc, _ = finish(p)
+        self.assertNotEqual(rc, 0, "the upload was not cut after shutdown_grace")
+        stop = [r for r in self.gw.audit_records() if r.get("event") == "process.stop"]
+        self.assertEqual(stop[-1].get("sessions_cut"), 1, stop[-1])
+        self.assertFalse(os.path.exists(os.path.join(self.objects, "acme", "big.bin")))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
