@@ -3,6 +3,9 @@ proxyv2.py - a tiny TCP load balancer for tests: it accepts on loopback,
 connects to the gateway from a chosen source address (e.g. 127.0.0.2, the
 configured load balancer) and sends a PROXY protocol v2 header naming a
 client address of the test's choice before forwarding bytes both ways.
+With client=None it sends no header (a plain forwarder), and its gate
+(a threading.Event, open at first) stalls every byte while closed: a store
+that stops answering without refusing.
 """
 
 import socket
@@ -30,6 +33,8 @@ class Forwarder:
     `client` (port 40000 + n)."""
 
     def __init__(self, target_port, client, source="127.0.0.2", target_host="127.0.0.1"):
+        self.gate = threading.Event()
+        self.gate.set()
         self.target = (target_host, target_port)
         self.client = client
         self.source = source
@@ -59,24 +64,27 @@ class Forwarder:
             threading.Thread(target=self._serve, args=(c, 40000 + self.n), daemon=True).start()
 
     def _serve(self, c, sport):
+        self.gate.wait()
         try:
             u = socket.create_connection(self.target, timeout=10,
                                          source_address=(self.source, 0))
             u.settimeout(None)
-            u.sendall(header(self.client, sport, self.target[0], self.target[1]))
+            if self.client is not None:
+                u.sendall(header(self.client, sport, self.target[0], self.target[1]))
         except OSError:
             c.close()
             return
-        threading.Thread(target=_pipe, args=(u, c), daemon=True).start()
-        _pipe(c, u)
+        threading.Thread(target=_pipe, args=(u, c, self.gate), daemon=True).start()
+        _pipe(c, u, self.gate)
 
 
-def _pipe(a, b):
+def _pipe(a, b, gate):
     try:
         while True:
             d = a.recv(65536)
             if not d:
                 break
+            gate.wait()
             b.sendall(d)
     except OSError:
         pass

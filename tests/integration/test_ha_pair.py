@@ -5,7 +5,8 @@ trail, the same host key (partners pin one fingerprint) and the same moto
 bucket and prefix. A client streams files to both with the real sftp
 client, one file per connection; A is SIGKILLed mid-stream (its whole
 process group: supervisor, roles and sessions) and restarted on the same
-state. Then:
+state. A reaches the bucket through a forwarder that the test stalls
+before the kill, so A dies holding acknowledged files not yet stored. Then:
   - every file acknowledged to the client (sftp exit 0: its CLOSE was
     answered OK) is in the bucket, byte-identical (sha256), exactly once:
     no object under any key but the name it was sent as;
@@ -25,11 +26,12 @@ import time
 import unittest
 
 import harness as H
+import proxyv2
 
 PREFIX = "ha"
 PER_NODE = 24        # files each node is sent
 KILL_AT = 8          # A dies while receiving its 9th file (a large one)
-BIG = 24 * 1024 * 1024
+BIG = 32 * 1024 * 1024
 
 
 class TestHaPair(unittest.TestCase):
@@ -46,9 +48,15 @@ class TestHaPair(unittest.TestCase):
         store = {"url": "s3://%s/%s" % (cls.moto.bucket, PREFIX), "region": "us-east-1",
                  "endpoint": cls.moto.endpoint, "path_style": True}
         partners = [{"name": "acme", "authorized_keys": [cls.keys.pub("acme")]}]
+        # A's path to the store: a forwarder the test can stall
+        cls.store_link = proxyv2.Forwarder(cls.moto.port, None, source=H.LOCALHOST)
+        cls.addClassCleanup(cls.store_link.close)
         cls.gw = {}
         for n in ("a", "b"):
-            g = H.Sluice(os.path.join(cls.tmp, "gw-" + n), store=store, partners=partners,
+            st = dict(store)
+            if n == "a":
+                st["endpoint"] = "http://%s:%d" % (H.LOCALHOST, cls.store_link.port)
+            g = H.Sluice(os.path.join(cls.tmp, "gw-" + n), store=st, partners=partners,
                          env=cls.moto.env())
             cls.addClassCleanup(g.kill)
             cls.gw[n] = g
@@ -102,23 +110,29 @@ class TestHaPair(unittest.TestCase):
               for n in ("a", "b")]
         for t in th:
             t.start()
+        # A's store stops answering: what A acknowledges from here waits in
+        # its spool
+        self.assertTrue(H.poll(lambda: started["a"] >= 3, 40), "the stream to A stalled")
+        self.store_link.gate.clear()
         # A dies while the large file is arriving (part of it in landing/)
         partial = os.path.join(a.landing("acme"), files["a"][KILL_AT][0])
 
         def arriving():
             try:
-                return 0 < os.path.getsize(partial) < BIG
+                return 0 < os.path.getsize(partial) < BIG // 2
             except OSError:
                 return False
         self.assertTrue(H.poll(arriving, 40, 0.02), "the large file never started arriving at A")
+        pid = a.proc.pid
+        killed_during = started["a"]
+        a.kill()          # SIGKILL to the process group: supervisor, roles, sessions
         in_spool = [k for k in list(acked) if k.startswith("a-") and
                     "%s/acme/%s" % (PREFIX, k) not in set(self.moto.keys())]
-        pid = a.proc.pid
-        a.kill()          # SIGKILL to the process group: supervisor, roles, sessions
         self.assertEqual(H.group_members(pid), [], "A's processes survived SIGKILL")
-        killed_during = started["a"]
+        self.assertTrue(in_spool, "A held no acknowledged file when it died")
         time.sleep(1.0)
         a.start()
+        self.store_link.gate.set()
         for t in th:
             t.join(120)
         self.assertFalse(any(t.is_alive() for t in th), "the upload streams did not finish")
