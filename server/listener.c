@@ -664,7 +664,8 @@ proxy_done(struct listener *l, struct proxy_ready *r)
 		admit(l, r->fd, &r->info.src, r->info.srclen, lb);
 		return;
 	case PROXY_LOCAL:	/* the load balancer's health check */
-		log_debug("PROXY LOCAL (health check) from %s", lb);
+		log_debug("health check from %s: %s", lb, r->why != NULL ?
+		    r->why : "PROXY LOCAL");
 		close(r->fd);
 		return;
 	case PROXY_UNSPEC:

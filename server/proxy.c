@@ -219,6 +219,12 @@ conn_read(struct proxy_conn *c, struct proxy_ready *r)
 	while (n == -1 && errno == EINTR);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return PROXY_MORE;
+	if (n == 0 && c->have == 0) {
+		/* opened and closed without a byte: a TCP health check (an
+		 * NLB's, HAProxy's plain "check") */
+		r->why = "closed without a header (a TCP health check)";
+		return PROXY_LOCAL;
+	}
 	if (n <= 0) {
 		r->why = n == 0 ? "connection closed before the PROXY header "
 		    "was complete" : "read error before the PROXY header was "

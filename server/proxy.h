@@ -39,7 +39,9 @@
 enum proxy_status {
 	PROXY_MORE = 0,		/* *want bytes in all are needed */
 	PROXY_ADDR,		/* PROXY over TCP: out->src is the client */
-	PROXY_LOCAL,		/* LOCAL (a health check) */
+	PROXY_LOCAL,		/* LOCAL (a health check); from proxy_wait
+				 * also a connection closed before its
+				 * first byte (a TCP health check) */
 	PROXY_UNSPEC,		/* PROXY of another family/transport: the
 				 * connection's own endpoints stand */
 	PROXY_BAD,		/* *why says what is wrong */

@@ -159,5 +159,38 @@ class TestProxyProtocol(unittest.TestCase):
         self.assertTrue(banner.startswith(b"SSH-2.0-"), banner)
 
 
+class TestProxyConfig(unittest.TestCase):
+    """check-config on server.proxy_protocol: file:line for what is wrong."""
+
+    def check(self, block):
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-proxycfg-")
+        self.addCleanup(d.cleanup)
+        text = H.render_config(H.free_port(), [os.path.join(d.name, "hk")],
+                               os.path.join(d.name, "state"), os.path.join(d.name, "a.jsonl"),
+                               {"url": "file://" + d.name}, [{"name": "acme", "password_hash":
+                                                              H.password_hash("x" * 12)}],
+                               extra="server:\n  proxy_protocol:\n" + block)
+        path = os.path.join(d.name, "cfg.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        rc, out, err = H.run_sluice(["check-config", "-c", path])
+        return rc, out + err, len(text.splitlines())
+
+    def test_good(self):
+        rc, out, _ = self.check("    from: [10.0.1.0/24, 2001:db8::/64]\n")
+        self.assertEqual(rc, 0, out)
+
+    def test_bad(self):
+        for block, want in (("    from: []\n", "proxy_protocol.from: the list is empty"),
+                            ("    from: [10.0.1.0/33]\n", "proxy_protocol.from"),
+                            ("    form: [10.0.1.0/24]\n", "form"),
+                            ("    {}\n", "\"from\" is required")):
+            rc, out, n = self.check(block)
+            self.assertNotEqual(rc, 0, "check-config accepted %r" % block)
+            self.assertIn(want, out, block)
+            self.assertRegex(out, r"cfg\.yaml:\d+:", out)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -314,9 +314,57 @@ test_wait_reads_exactly(void **state)
 	    &r), 1);
 	assert_int_equal(r.status, PROXY_BAD);
 	assert_non_null(strstr(r.why, "within"));
+	assert_int_equal(r.fd, sp[1]);
 	proxy_wait_free(w);
 	close(sp[0]);
 	close(sp[1]);
+}
+
+/* Opened and closed without a byte: a TCP health check, not an error;
+ * closed after part of a header: an error. */
+static void
+test_wait_health_check(void **state)
+{
+	struct pollfd pfds[PROXY_MAX_PENDING];
+	struct sockaddr_in lb;
+	struct proxy_wait *w;
+	struct proxy_ready r;
+	int a[2], b[2], np, i, got;
+
+	(void)state;
+	memset(&lb, 0, sizeof(lb));
+	lb.sin_family = AF_INET;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	assert_non_null(w = proxy_wait_new());
+	assert_int_equal(proxy_wait_add(w, a[0], (struct sockaddr *)&lb,
+	    sizeof(lb), 0), 0);
+	assert_int_equal(proxy_wait_add(w, b[0], (struct sockaddr *)&lb,
+	    sizeof(lb), 0), 0);
+	close(a[1]);
+	assert_int_equal(write(b[1], sig, 5), 5);
+	close(b[1]);
+	np = proxy_wait_pollfds(w, pfds);
+	assert_int_equal(np, 2);
+	assert_true(poll(pfds, (nfds_t)np, 1000) >= 1);
+	for (i = 0; i < 2; i++) {
+		got = proxy_wait_next(w, pfds, np, 1, &r);
+		if (!got) {	/* the second may need its own poll */
+			np = proxy_wait_pollfds(w, pfds);
+			assert_true(poll(pfds, (nfds_t)np, 1000) >= 1);
+			got = proxy_wait_next(w, pfds, np, 1, &r);
+		}
+		assert_int_equal(got, 1);
+		if (r.fd == a[0])
+			assert_int_equal(r.status, PROXY_LOCAL);
+		else {
+			assert_int_equal(r.fd, b[0]);
+			assert_int_equal(r.status, PROXY_BAD);
+			assert_non_null(strstr(r.why, "closed before"));
+		}
+		close(r.fd);
+	}
+	proxy_wait_free(w);
 }
 
 int
@@ -333,6 +381,7 @@ main(void)
 		cmocka_unit_test(test_bad_lengths),
 		cmocka_unit_test(test_tlvs),
 		cmocka_unit_test(test_wait_reads_exactly),
+		cmocka_unit_test(test_wait_health_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
