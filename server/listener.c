@@ -12,6 +12,10 @@
  * also answers the sessions' questions that need what they must not hold
  * (server/monitor.h): password checks, the state database. Signal handlers
  * only set flags.
+ * Behind a load balancer (server.proxy_protocol) it reads each connection's
+ * PROXY v2 header first (server/proxy.h), without blocking its loop, and
+ * from then on the client address in it is the connection's address for
+ * the guard, the session (MON_PEER) and the audit trail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -137,9 +141,10 @@ refused(struct listener *l, const char *addr, const char *user,
 		    user ? user : "", user ? "\"" : "", addr,
 		    guard_verdict_str(v), limit, key);
 	else
-		log_info("refused %s%s%s from %s: %s", user ? "login of \"" :
-		    "connection", user ? user : "", user ? "\"" : "", addr,
-		    guard_verdict_str(v));
+		log_info("refused %s%s%s from %s%s%s: %s", user ?
+		    "login of \"" : "connection", user ? user : "", user ?
+		    "\"" : "", addr, via != NULL && *via != '\0' ? " via " : "",
+		    via != NULL ? via : "", guard_verdict_str(v));
 	if (l->refuse_suppressed > 0)
 		log_info("(%d more refusals in the last %d s were not logged)",
 		    l->refuse_suppressed, REFUSE_PERIOD_MS / 1000);
