@@ -309,20 +309,28 @@ same_config(const struct config *cfg, const char *given)
 }
 
 /*
- * audit_emit, once more if the first call failed: a writer restarted since
- * the last record (killed, or its key rotated) answers the second call, which
- * connects again. Takes the reference to f.
+ * audit_emit, tried again for up to 2 s if it fails: the call after a
+ * writer restarted (killed, or its key rotated) connects again, and a writer
+ * being restarted by the supervisor answers within moments. Takes the
+ * reference to f.
  */
 static int
 emit(struct audit *au, const char *event, json_t *f)
 {
-	if (f != NULL)
-		json_incref(f);
-	if (audit_emit(au, event, f) == 0) {
-		json_decref(f);
-		return 0;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		if (f != NULL)
+			json_incref(f);
+		if (audit_emit(au, event, f) == 0) {
+			json_decref(f);
+			return 0;
+		}
+		if (i > 0)
+			(void)usleep(200 * 1000);
 	}
-	return audit_emit(au, event, f);
+	json_decref(f);
+	return -1;
 }
 
 /* The command's audit fields (the common part of .command/.refused/.done). */

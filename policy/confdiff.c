@@ -647,6 +647,18 @@ str_differ(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
+/* 1 if the two lists hold different blocks (in any order), or on error. */
+static int
+cidrs_differ(const struct cidr *a, size_t na, const struct cidr *b, size_t nb)
+{
+	json_t *x = cidr_array(a, na), *y = cidr_array(b, nb);
+	int d = x == NULL || y == NULL || !json_equal(x, y);
+
+	json_decref(x);
+	json_decref(y);
+	return d;
+}
+
 json_t *
 confdiff_restart_only(const struct config *a, const struct config *b)
 {
@@ -680,6 +692,9 @@ confdiff_restart_only(const struct config *a, const struct config *b)
 		    b->control_socket) },
 		{ "log.target", a->log_target != b->log_target },
 		{ "log.level", a->log_level != b->log_level },
+		{ "server.proxy_protocol", cidrs_differ(a->server.proxy_from,
+		    a->server.nproxy_from, b->server.proxy_from,
+		    b->server.nproxy_from) },
 		{ "metrics.listen", str_differ(a->metrics.listen_host,
 		    b->metrics.listen_host) || a->metrics.listen_port !=
 		    b->metrics.listen_port },

@@ -2336,6 +2336,36 @@ load_ban(struct loader *ld, const yaml_node_t *n, struct server_config *sv)
 }
 
 /*
+ * server.proxy_protocol: {from: [CIDR...]}, the load balancers whose
+ * connections start with a PROXY v2 header (server/proxy.h). Once set,
+ * every other address is refused.
+ */
+static void
+load_proxy_protocol(struct loader *ld, const yaml_node_t *n,
+    struct server_config *sv)
+{
+	static const char *const keys[] = { "from" };
+	yaml_node_t *v[1];
+
+	if (walk_map(ld, n, "server.proxy_protocol", keys, 1, v, NULL) != 0)
+		return;
+	if (v[0] == NULL || is_null(v[0])) {
+		report(ld, line_of(n), "server.proxy_protocol: \"from\" is "
+		    "required: the load balancer addresses (CIDR blocks) that "
+		    "send PROXY v2 headers; remove proxy_protocol to accept "
+		    "direct connections");
+		return;
+	}
+	load_cidr_list(ld, v[0], "server.proxy_protocol.from",
+	    &sv->proxy_from, &sv->nproxy_from, 1);
+	if (v[0]->type == YAML_SEQUENCE_NODE && v[0]->data.sequence.items.top ==
+	    v[0]->data.sequence.items.start)
+		report(ld, line_of(v[0]), "server.proxy_protocol.from: the "
+		    "list is empty and would refuse every connection; name the "
+		    "load balancers, or remove proxy_protocol");
+}
+
+/*
  * server.max_startups: a whole number N (a hard cap: the (N+1)th
  * unauthenticated connection is refused), or "start:rate:full" as OpenSSH's
  * MaxStartups: from start connections on, refuse new ones at random, rate%
@@ -2405,11 +2435,12 @@ load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		"max_startups_per_address", "login_grace_time", "idle_timeout",
 		"max_auth_tries", "max_file_size", "max_open_handles",
 		"min_free_space", "visible_for", "user", "allow_from",
-		"deny_from", "algorithms", "ban", "shutdown_grace"
+		"deny_from", "algorithms", "ban", "shutdown_grace",
+		"proxy_protocol"
 	};
 	enum { K_MAXS, K_MAXS_P, K_MAXS_A, K_MAXST, K_MAXST_A, K_GRACE,
 	    K_IDLE, K_TRIES, K_FSIZE, K_HANDLES, K_FREE, K_VISIBLE, K_USER,
-	    K_ALLOW, K_DENY, K_ALGOS, K_BAN, K_SHUTDOWN, K_N };
+	    K_ALLOW, K_DENY, K_ALGOS, K_BAN, K_SHUTDOWN, K_PROXY, K_N };
 	struct server_config *sv = &cfg->server;
 	const char *kp = "server";
 	yaml_node_t *v[K_N];
@@ -2454,6 +2485,8 @@ load_server(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		load_algorithms(ld, v[K_ALGOS], sv);
 	if (v[K_BAN] != NULL)
 		load_ban(ld, v[K_BAN], sv);
+	if (v[K_PROXY] != NULL && !is_null(v[K_PROXY]))
+		load_proxy_protocol(ld, v[K_PROXY], sv);
 }
 
 /* ---- roles --------------------------------------------------------------- */
@@ -3662,6 +3695,7 @@ config_free(struct config *cfg)
 	free(cfg->user);
 	free(cfg->server.allow_from);
 	free(cfg->server.deny_from);
+	free(cfg->server.proxy_from);
 	free(cfg->server.kex);
 	free(cfg->server.ciphers);
 	free(cfg->server.macs);

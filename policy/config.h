@@ -172,6 +172,9 @@ struct server_config {
 	size_t		 nallow_from;
 	struct cidr	*deny_from;			/* global, checked first */
 	size_t		 ndeny_from;
+	struct cidr	*proxy_from;			/* proxy_protocol.from: the load
+							 * balancers sending PROXY v2; 0: off */
+	size_t		 nproxy_from;
 	/* algorithms: comma-separated lists; NULL means the secure default */
 	char		*kex;
 	char		*ciphers;

@@ -45,7 +45,9 @@ strs_json(char *const *v, size_t n)
 static json_t *
 server_json(const struct server_config *sv)
 {
-	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:i,s:I,s:i,s:I,s:I,"
+	json_t *o;
+
+	o = json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:i,s:I,s:i,s:I,s:I,"
 	    "s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:I,s:I}",
 	    "max_sessions", sv->max_sessions,
 	    "max_sessions_per_partner", sv->max_sessions_per_partner,
@@ -69,6 +71,12 @@ server_json(const struct server_config *sv)
 	    "ban_failures", sv->ban_failures,
 	    "ban_window_s", (json_int_t)sv->ban_window_s,
 	    "ban_duration_s", (json_int_t)sv->ban_duration_s);
+	/* server.proxy_protocol: the session then asks the listener for the
+	 * client's address (MON_PEER) */
+	if (o != NULL && sv->nproxy_from > 0)
+		json_object_set_new(o, "proxy_from", cidrs_json(sv->proxy_from,
+		    sv->nproxy_from));
+	return o;
 }
 
 static json_t *
@@ -226,6 +234,9 @@ get_server(json_t *o, struct server_config *sv)
 	    &sv->nallow_from) == -1 ||
 	    get_cidrs(json_object_get(o, "deny_from"), &sv->deny_from,
 	    &sv->ndeny_from) == -1 ||
+	    (json_object_get(o, "proxy_from") != NULL &&
+	    get_cidrs(json_object_get(o, "proxy_from"), &sv->proxy_from,
+	    &sv->nproxy_from) == -1) ||
 	    get_optstr(o, "kex", &sv->kex) == -1 ||
 	    get_optstr(o, "ciphers", &sv->ciphers) == -1 ||
 	    get_optstr(o, "macs", &sv->macs) == -1 ||

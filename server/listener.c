@@ -12,6 +12,10 @@
  * also answers the sessions' questions that need what they must not hold
  * (server/monitor.h): password checks, the state database. Signal handlers
  * only set flags.
+ * Behind a load balancer (server.proxy_protocol) it reads each connection's
+ * PROXY v2 header first (server/proxy.h), without blocking its loop, and
+ * from then on the client address in it is the connection's address for
+ * the guard, the session (MON_PEER) and the audit trail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +42,7 @@
 #include "policy/sessioncfg.h"
 #include "server/guard.h"
 #include "server/monitor.h"
+#include "server/proxy.h"
 #include "server/server.h"
 #include "spool/layout.h"
 #include "spool/receipt.h"
@@ -51,6 +56,7 @@ struct child {
 	int	 fd;		/* our end of the session's socketpair */
 	char	 addr[INET6_ADDRSTRLEN];
 	char	 partner[128];	/* "" until the login counted (LOGIN) */
+	struct mon_peer peer;	/* MON_PEER's answer (proxy_protocol) */
 };
 
 struct listener {
@@ -66,6 +72,7 @@ struct listener {
 	int			 listenfd;	/* bound by the supervisor */
 	int			 supfd;		/* to the supervisor: spawns */
 	struct state		*state;		/* for MON_RECORDED/RECEIVED */
+	struct proxy_wait	*proxy;		/* NULL: no proxy_protocol */
 	/* refusals are logged and audited at most REFUSE_BURST per
 	 * REFUSE_PERIOD_MS; the rest are counted and reported with the next */
 	int64_t			 refuse_period;
@@ -90,15 +97,12 @@ listener_audit(struct listener *l, const char *event, json_t *fields)
 		log_warnx("audit record %s was not written", event);
 }
 
-static void
-refused(struct listener *l, const char *addr, const char *user,
-    enum guard_verdict v)
+/* 1 if one more refusal may be logged and audited now (REFUSE_BURST per
+ * REFUSE_PERIOD_MS), else 0 and it is counted as suppressed. */
+static int
+refuse_budget(struct listener *l)
 {
-	const struct guard_limits *lim = guard_get_limits(l->guard);
-	const char *key = guard_verdict_key(v);
-	json_t *f;
 	int64_t now = mono_ms();
-	int limit = 0;
 
 	if (now - l->refuse_period > REFUSE_PERIOD_MS) {
 		l->refuse_period = now;
@@ -106,8 +110,23 @@ refused(struct listener *l, const char *addr, const char *user,
 	}
 	if (++l->refuse_n > REFUSE_BURST) {
 		l->refuse_suppressed++;
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+/* via: the load balancer the connection came through, or NULL. */
+static void
+refused(struct listener *l, const char *addr, const char *user,
+    enum guard_verdict v, const char *via)
+{
+	const struct guard_limits *lim = guard_get_limits(l->guard);
+	const char *key = guard_verdict_key(v);
+	json_t *f;
+	int limit = 0;
+
+	if (!refuse_budget(l))
+		return;
 	switch (v) {
 	case GUARD_MAX_STARTUPS:	limit = lim->max_startups; break;
 	case GUARD_STARTUPS_DROP:	limit = lim->max_startups_begin; break;
@@ -125,9 +144,10 @@ refused(struct listener *l, const char *addr, const char *user,
 		    user ? user : "", user ? "\"" : "", addr,
 		    guard_verdict_str(v), limit, key);
 	else
-		log_info("refused %s%s%s from %s: %s", user ? "login of \"" :
-		    "connection", user ? user : "", user ? "\"" : "", addr,
-		    guard_verdict_str(v));
+		log_info("refused %s%s%s from %s%s%s: %s", user ?
+		    "login of \"" : "connection", user ? user : "", user ?
+		    "\"" : "", addr, via != NULL && *via != '\0' ? " via " : "",
+		    via != NULL ? via : "", guard_verdict_str(v));
 	if (l->refuse_suppressed > 0)
 		log_info("(%d more refusals in the last %d s were not logged)",
 		    l->refuse_suppressed, REFUSE_PERIOD_MS / 1000);
@@ -145,6 +165,8 @@ refused(struct listener *l, const char *addr, const char *user,
 		json_object_set_new(f, "partner", json_string(user));
 	if (f != NULL && limit > 0)
 		json_object_set_new(f, "limit", json_integer(limit));
+	if (f != NULL && via != NULL && via[0] != '\0')
+		json_object_set_new(f, "via", json_string(via));
 	if (f != NULL && l->refuse_suppressed > 0)
 		json_object_set_new(f, "suppressed",
 		    json_integer(l->refuse_suppressed));
@@ -399,6 +421,12 @@ child_message(struct listener *l, struct child *c)
 		if (n != (ssize_t)sizeof(m.rv))
 			goto bad;
 		break;
+	case MON_PEER:
+		if (n != (ssize_t)sizeof(uint32_t))
+			goto bad;
+		c->peer.type = MON_PEER;
+		return send(c->fd, &c->peer, sizeof(c->peer), MSG_NOSIGNAL |
+		    MSG_DONTWAIT) == (ssize_t)sizeof(c->peer) ? 0 : -1;
 	default:
 		goto bad;
 	}
@@ -414,7 +442,8 @@ child_message(struct listener *l, struct child *c)
 		reply = guard_conn_login(l->guard, c->pid, name,
 		    m.g.partner_max, now, m.g.by_key != 0);
 		if (reply != GUARD_OK && reply != GUARD_USER_BANNED)
-			refused(l, c->addr, name, (enum guard_verdict)reply);
+			refused(l, c->addr, name, (enum guard_verdict)reply,
+			    c->peer.via);
 		if (reply == GUARD_OK)
 			xstrlcpy(c->partner, name, sizeof(c->partner));
 		break;
@@ -598,43 +627,29 @@ spawn(struct listener *l, int fd, int sfd)
 	return -1;
 }
 
-/* Accepts one connection: checks it before any SSH byte is exchanged, then
- * has the supervisor start its session process. */
+/*
+ * Checks a connection before any SSH byte is exchanged, then has the
+ * supervisor start its session process. ss: the client (the PROXY
+ * header's source when via is set: the load balancer's address). Takes fd.
+ */
 static void
-listener_accept(struct listener *l)
+admit(struct listener *l, int fd, const struct sockaddr_storage *ss,
+    socklen_t sslen, const char *via)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	char addr[INET6_ADDRSTRLEN];
 	enum guard_verdict v;
 	struct child *c = NULL;
-	int fd, sp[2] = { -1, -1 }, i;
+	int sp[2] = { -1, -1 }, i;
 	pid_t pid;
 
-	fd = accept4(l->listenfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
-	if (fd == -1) {
-		if (errno != EAGAIN && errno != EINTR &&
-		    errno != ECONNABORTED)
-			log_warn("accept");
-		if (errno == EMFILE || errno == ENFILE)
-			usleep(100000);
-		return;
-	}
-	/* SFTP pipelines small requests (WINDOW_ADJUST, status replies): do
-	 * not let Nagle hold them back waiting for the peer's delayed ACK. */
-	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-		int one = 1;
-
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (guard_addr((struct sockaddr *)&ss, addr, sizeof(addr)) == -1)
+	if (guard_addr((const struct sockaddr *)ss, addr, sizeof(addr)) == -1)
 		xstrlcpy(addr, "unknown", sizeof(addr));
 	/* sessions that ended meanwhile no longer count against the limits */
 	(void)supervisor_message(l, NULL);
-	v = guard_admit(l->guard, (struct sockaddr *)&ss, addr,
+	v = guard_admit(l->guard, (const struct sockaddr *)ss, addr,
 	    now_ms() / 1000);
 	if (v != GUARD_OK) {
-		refused(l, addr, NULL, v);
+		refused(l, addr, NULL, v, via);
 		close(fd);
 		return;
 	}
@@ -644,7 +659,7 @@ listener_accept(struct listener *l)
 			break;
 		}
 	if (c == NULL) {	/* guard_admit keeps this from happening */
-		refused(l, addr, NULL, GUARD_MAX_CONNECTIONS);
+		refused(l, addr, NULL, GUARD_MAX_CONNECTIONS, via);
 		close(fd);
 		return;
 	}
@@ -664,16 +679,131 @@ listener_accept(struct listener *l)
 	c->fd = sp[0];
 	c->partner[0] = '\0';
 	xstrlcpy(c->addr, addr, sizeof(c->addr));
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (via != NULL) {
+		c->peer.proxied = 1;
+		memcpy(&c->peer.addr, ss, sslen);
+		c->peer.addrlen = sslen;
+		xstrlcpy(c->peer.via, via, sizeof(c->peer.via));
+	}
 	l->alive++;
 	if (guard_conn_add(l->guard, pid, addr) == -1)
 		log_warnx("connection table full (session %ld)", (long)pid);
+}
+
+/* A connection refused by server.proxy_protocol (why: "proxy: ..."). */
+static void
+proxy_refused(struct listener *l, int fd, const char *addr, const char *via,
+    const char *why)
+{
+	json_t *f;
+
+	close(fd);
+	if (!refuse_budget(l))
+		return;
+	log_info("refused connection from %s%s%s: %s", addr, via ? " via " :
+	    "", via ? via : "", why);
+	f = json_pack("{s:s,s:s,s:s}", "remote", addr, "reason", why,
+	    "setting", "server.proxy_protocol");
+	if (f != NULL && via != NULL)
+		json_object_set_new(f, "via", json_string(via));
+	if (f != NULL && l->refuse_suppressed > 0)
+		json_object_set_new(f, "suppressed",
+		    json_integer(l->refuse_suppressed));
+	l->refuse_suppressed = 0;
+	listener_audit(l, "conn.refused", f);
+}
+
+/* A connection from a load balancer that sent its whole PROXY header (or
+ * failed to): admitted as the client it names, or refused. */
+static void
+proxy_done(struct listener *l, struct proxy_ready *r)
+{
+	char lb[INET6_ADDRSTRLEN], why[160];
+
+	if (guard_addr((struct sockaddr *)&r->lb, lb, sizeof(lb)) == -1)
+		xstrlcpy(lb, "unknown", sizeof(lb));
+	switch (r->status) {
+	case PROXY_ADDR:
+		admit(l, r->fd, &r->info.src, r->info.srclen, lb);
+		return;
+	case PROXY_LOCAL:	/* the load balancer's health check */
+		log_debug("health check from %s: %s", lb, r->why != NULL ?
+		    r->why : "PROXY LOCAL");
+		close(r->fd);
+		return;
+	case PROXY_UNSPEC:
+		proxy_refused(l, r->fd, lb, NULL, "proxy: the PROXY header "
+		    "names no TCP client address");
+		return;
+	default:
+		(void)xsnprintf(why, sizeof(why), "proxy: bad PROXY v2 header: "
+		    "%s", r->why != NULL ? r->why : "unknown");
+		proxy_refused(l, r->fd, lb, NULL, why);
+		return;
+	}
+}
+
+/* With proxy_protocol: only a configured load balancer may connect, and
+ * its connection waits for its PROXY header. Takes fd. */
+static void
+proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss,
+    socklen_t len)
+{
+	const struct server_config *sv = &l->cfg->server;
+	char addr[INET6_ADDRSTRLEN];
+	size_t i;
+
+	if (guard_addr((const struct sockaddr *)ss, addr, sizeof(addr)) == -1)
+		xstrlcpy(addr, "unknown", sizeof(addr));
+	for (i = 0; i < sv->nproxy_from; i++)
+		if (cidr_match(&sv->proxy_from[i], (const struct sockaddr *)ss))
+			break;
+	if (i == sv->nproxy_from)
+		proxy_refused(l, fd, addr, NULL,
+		    "proxy: not a configured load balancer");
+	else if (proxy_wait_add(l->proxy, fd, (const struct sockaddr *)ss,
+	    len, mono_ms()) == -1)
+		proxy_refused(l, fd, addr, NULL, "proxy: too many "
+		    "connections waiting for their PROXY header");
+}
+
+/* Accepts one connection. */
+static void
+listener_accept(struct listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd;
+
+	fd = accept4(l->listenfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	if (fd == -1) {
+		if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("accept");
+		if (errno == EMFILE || errno == ENFILE)
+			usleep(100000);
+		return;
+	}
+	/* SFTP pipelines small requests (WINDOW_ADJUST, status replies): do
+	 * not let Nagle hold them back waiting for the peer's delayed ACK. */
+	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (l->proxy != NULL)
+		proxy_accept(l, fd, &ss, len);
+	else
+		admit(l, fd, &ss, len, NULL);
 }
 
 int
 server_run(const struct config *cfg, int listenfd, int supfd)
 {
 	struct listener l;
-	int i, n, rc = 1;
+	struct proxy_ready pr;
+	int i, n, np, rc = 1;
 
 	memset(&l, 0, sizeof(l));
 	l.cfg = cfg;
@@ -695,8 +825,10 @@ server_run(const struct config *cfg, int listenfd, int supfd)
 	l.nchildren = guard_get_limits(l.guard)->max_sessions +
 	    guard_get_limits(l.guard)->max_startups;
 	if ((l.children = calloc((size_t)l.nchildren, sizeof(*l.children))) ==
-	    NULL || (l.pfds = calloc((size_t)l.nchildren + 2,
-	    sizeof(*l.pfds))) == NULL) {
+	    NULL || (l.pfds = calloc((size_t)l.nchildren + 2 +
+	    PROXY_MAX_PENDING, sizeof(*l.pfds))) == NULL ||
+	    (cfg->server.nproxy_from > 0 && (l.proxy = proxy_wait_new()) ==
+	    NULL)) {
 		log_warnx("out of memory");
 		goto done;
 	}
@@ -723,7 +855,12 @@ server_run(const struct config *cfg, int listenfd, int supfd)
 			l.pfds[i + 2].events = POLLIN;
 			l.pfds[i + 2].revents = 0;
 		}
-		n = poll(l.pfds, (nfds_t)l.nchildren + 2, 1000);
+		np = l.proxy != NULL ?
+		    proxy_wait_pollfds(l.proxy, &l.pfds[l.nchildren + 2]) : 0;
+		n = poll(l.pfds, (nfds_t)(l.nchildren + 2 + np), 1000);
+		while (l.proxy != NULL && proxy_wait_next(l.proxy,
+		    &l.pfds[l.nchildren + 2], n > 0 ? np : 0, mono_ms(), &pr))
+			proxy_done(&l, &pr);
 		if (n <= 0) {
 			bans_save(&l, 0);
 			continue;
@@ -758,6 +895,7 @@ done:
 	}
 	free(l.children);
 	free(l.pfds);
+	proxy_wait_free(l.proxy);
 	guard_free(l.guard);
 	config_free(l.reloaded);
 	audit_close(l.audit);

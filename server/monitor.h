@@ -15,6 +15,11 @@
  *                 no receipts -> 0 once its row and file.received record
  *                 are durable, MON_ERROR otherwise. The listener takes it
  *                 only for the partner the session logged in as.
+ *   MON_PEER      (the type alone) -> struct mon_peer: the client's
+ *                 address as the load balancer's PROXY header gave it
+ *                 (server.proxy_protocol), which the session uses instead
+ *                 of its socket's peer. Asked only when proxy_protocol
+ *                 is set.
  *
  * Everything in these messages comes from a session: the listener checks
  * sizes and terminators before using a byte of it.
@@ -24,6 +29,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "spool/state.h"
 
@@ -31,6 +38,7 @@ enum monitor_msg_type {
 	MON_PASSWORD = 101,
 	MON_RECORDED,
 	MON_RECEIVED,
+	MON_PEER,
 };
 
 #define MON_ERROR	0xffffffffu
@@ -60,6 +68,21 @@ struct mon_received {
 	uint32_t	 type;
 	struct file_rec	 rec;
 };
+
+struct mon_peer {
+	uint32_t		 type;		/* MON_PEER */
+	uint32_t		 proxied;	/* 1: addr came in a PROXY header */
+	struct sockaddr_storage	 addr;		/* the client */
+	uint32_t		 addrlen;
+	char			 via[INET6_ADDRSTRLEN]; /* the load balancer */
+};
+
+/*
+ * Session side: sends len bytes of msg on fd and waits up to timeout_ms for
+ * an answer of exactly rlen bytes into reply. 0, or -1 (no answer: refuse).
+ */
+int monitor_call(int fd, const void *msg, size_t len, void *reply,
+    size_t rlen, int timeout_ms);
 
 /*
  * Session side: sends len bytes of msg on fd and waits up to timeout_ms for

@@ -65,8 +65,10 @@ struct session {
 	struct ssh_channel_callbacks_struct  channel_cb;
 
 	struct sockaddr_storage	 peer;
-	char			 remote[64];	/* "addr port" for logs */
+	char			 remote[128];	/* "addr port [via lb]" for logs */
 	char			 remote_addr[INET6_ADDRSTRLEN];
+	char			 via[INET6_ADDRSTRLEN];	/* load balancer
+						 * (PROXY header) or "" */
 	char			 id[33];	/* session id in the audit trail */
 
 	const struct partner	*partner;	/* set once authenticated */
@@ -127,6 +129,8 @@ session_record(struct session *s, const char *event, json_t *fields,
 	}
 	json_object_set_new(rec, "session", json_string(s->id));
 	json_object_set_new(rec, "remote", json_string(s->remote_addr));
+	if (s->via[0] != '\0')
+		json_object_set_new(rec, "via", json_string(s->via));
 	if (s->partner != NULL)
 		json_object_set_new(rec, "partner", json_string(s->partner->name));
 	if (fields != NULL) {
@@ -179,8 +183,8 @@ auth_failed(struct session *s, const char *user, const char *method,
 	s->auth_tries++;
 	log_info("session %s: %s authentication for \"%s\" from %s refused: %s",
 	    s->id, method, user, s->remote, reason);
-	if (guard_ban_key(s->remote, key, sizeof(key)) == -1)
-		xstrlcpy(key, s->remote, sizeof(key));
+	if (guard_ban_key(s->remote_addr, key, sizeof(key)) == -1)
+		xstrlcpy(key, s->remote_addr, sizeof(key));
 	/* "prefix": what failures are counted and banned by (IPv6: the /64) */
 	session_audit(s, "auth.failure", json_pack("{s:o,s:s,s:s,s:i,s:s}",
 	    "user", safe_user(user), "method", method, "reason", reason,
@@ -751,23 +755,44 @@ open_partner_root(struct session *s)
 	return 0;
 }
 
+/*
+ * The client's address: the socket's peer, or behind a load balancer
+ * (server.proxy_protocol) the one its PROXY header named, which the
+ * listener read and keeps (MON_PEER). Without an answer the session ends:
+ * the load balancer's own address must not stand in for the client's.
+ */
 static void
 peer_address(struct session *s)
 {
 	socklen_t len = sizeof(s->peer);
+	struct mon_peer mp;
+	uint32_t type = MON_PEER;
 	char port[16];
 
 	xstrlcpy(s->remote_addr, "unknown", sizeof(s->remote_addr));
 	xstrlcpy(s->remote, "unknown", sizeof(s->remote));
-	if (getpeername(ssh_get_fd(s->ssh), (struct sockaddr *)&s->peer,
+	if (s->cfg->server.nproxy_from > 0) {
+		if (monitor_call(s->guardfd, &type, sizeof(type), &mp,
+		    sizeof(mp), GUARD_TIMEOUT_MS) == -1 || !mp.proxied ||
+		    mp.addrlen == 0 || mp.addrlen > sizeof(s->peer)) {
+			log_warnx("session %s: the listener did not say which "
+			    "client the load balancer's connection is for; "
+			    "closing", s->id);
+			_exit(1);
+		}
+		memcpy(&s->peer, &mp.addr, mp.addrlen);
+		len = (socklen_t)mp.addrlen;
+		mp.via[sizeof(mp.via) - 1] = '\0';
+		xstrlcpy(s->via, mp.via, sizeof(s->via));
+	} else if (getpeername(ssh_get_fd(s->ssh), (struct sockaddr *)&s->peer,
 	    &len) == -1)
 		return;
 	if (getnameinfo((struct sockaddr *)&s->peer, len, s->remote_addr,
 	    sizeof(s->remote_addr), port, sizeof(port),
 	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 		return;
-	xsnprintf(s->remote, sizeof(s->remote), "%s port %s", s->remote_addr,
-	    port);
+	xsnprintf(s->remote, sizeof(s->remote), "%s port %s%s%s",
+	    s->remote_addr, port, s->via[0] != '\0' ? " via " : "", s->via);
 }
 
 /* Authenticates and waits for the sftp subsystem. 0 or -1. */
