@@ -222,6 +222,29 @@ struct operator_entry {
 	int		 line;
 };
 
+/* The "notify:" targets (issue 12, notify/events.h). */
+#define NOTIFY_ON_STORED	0x01	/* file.stored */
+#define NOTIFY_ON_REJECTED	0x02	/* file.rejected */
+enum notify_kind { NOTIFY_COMMAND = 1, NOTIFY_WEBHOOK };
+struct notify_target {
+	enum notify_kind kind;
+	unsigned	 on;		/* NOTIFY_ON_* */
+	char		**partners;	/* NULL: every partner */
+	size_t		 npartners;
+	char		**argv;		/* command: NULL-terminated, argv[0] absolute */
+	size_t		 argc;
+	char		*url;		/* webhook: https:// (http:// to loopback) */
+	char		*secret_file;	/* webhook: HMAC key file (0600) */
+	char		*ca_file;	/* webhook: NULL: the system's CAs */
+	int64_t		 timeout_s;	/* [10] */
+	int		 line;
+};
+struct notify_config {
+	struct notify_target *targets;
+	size_t		 ntargets;
+	int64_t		 max_age_s;	/* [7d] then a notification is given up */
+};
+
 struct config {
 	char		*path;		/* the file it was loaded from */
 	char		*user;		/* [NULL: "sluice"] the service user */
@@ -258,6 +281,7 @@ struct config {
 		char	*listen_host;	/* NULL: no metrics role (issue 12) */
 		int	 listen_port;
 	} metrics;
+	struct notify_config notify;	/* notify: (issue 12) */
 };
 
 /*
