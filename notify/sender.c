@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,6 +185,8 @@ command_child(const struct notify_target *t, int in, char **envp)
 	int null;
 
 	(void)setpgid(0, 0);
+	/* it leaves with us, even killed (its group is its own) */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (dup2(in, STDIN_FILENO) == -1)
 		_exit(126);
 	if ((null = open("/dev/null", O_WRONLY)) != -1)
