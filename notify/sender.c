@@ -288,12 +288,15 @@ static void
 audit_attempt(struct sender *sd, const char *what, const struct notify_row *n,
     const struct notify_target *t, const struct outcome *o)
 {
+	const char *verdict;
 	char id[128];
 	json_t *f;
 
 	events_delivery_id(n->fid, n->event, n->target, id, sizeof(id));
+	verdict = strrchr(n->event, '.');
 	f = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:i}", "fid", n->fid,
-	    "partner", n->partner, "event", n->event, "delivery", id,
+	    "partner", n->partner, "verdict", verdict != NULL ? verdict + 1 :
+	    n->event, "delivery", id,
 	    "target", n->target, "kind", t == NULL ? "gone" :
 	    t->kind == NOTIFY_WEBHOOK ? "webhook" : "command",
 	    t != NULL && t->kind == NOTIFY_WEBHOOK ? "url" : "command",

@@ -239,6 +239,8 @@ class Notify(unittest.TestCase):
                                   and r.get("fid") == stored["fid"] and r.get("target") == 0, 10)
         self.assertIsNotNone(sent)
         self.assertEqual(sent["kind"], "webhook")
+        self.assertEqual(sent["verdict"], "stored")
+        self.assertEqual(sent["delivery"], stored["fid"] + ".stored.0")
         self.assertEqual(sent["url"], "https://127.0.0.1:%d/hook" % self.rcv.port)
         self.assertEqual(sent["http_status"], 204)
         self.assertEqual(sent["attempt"], 1)
