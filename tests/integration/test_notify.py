@@ -255,6 +255,33 @@ class Notify(unittest.TestCase):
         with open(self.gw.log, "rb") as f:
             self.assertNotIn(SECRET, f.read())
 
+    def test_0_role_has_no_aws_credentials(self):
+        """The notify role: its own process, the service user, no AWS_*
+        (the gateway was given moto's keys), no capabilities."""
+        import pwd
+        svc = pwd.getpwnam(H.SERVICE_USER).pw_uid
+        pid = None
+        for p in H.group_members(self.gw.proc.pid):
+            try:
+                with open("/proc/%d/comm" % p) as f:
+                    if f.read().strip() == "sluice-notify":
+                        pid = p
+            except OSError:
+                pass
+        self.assertIsNotNone(pid, "no sluice-notify process\n%s" % self.gw.log_tail())
+        with open("/proc/%d/status" % pid) as f:
+            st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+        self.assertEqual([int(x) for x in st["Uid"].split()], [svc] * 4)
+        self.assertEqual(st["CapEff"].strip(), "0000000000000000")
+        # the supervisor's AWS_* are gone from its environment, values
+        # wiped from its memory too (/proc/PID/environ is that memory)
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            raw = f.read()
+        for k, v in self.moto.env().items():
+            self.assertNotIn(v.encode(), raw, k)
+        self.assertFalse([e for e in raw.split(b"\0") if e.startswith(b"AWS_")
+                          and not e.endswith(b"=")], raw)
+
     def test_2_receiver_down_and_gateway_killed(self):
         self.rcv.stop()
         data = os.urandom(1500)
