@@ -3394,21 +3394,25 @@ config_control_socket(const char *path, char *out, size_t outlen)
 #define NOTIFY_TARGETS_MAX	64
 #define NOTIFY_ARGV_MAX		64
 
-/* 1 if the host of an http:// URL (after "http://") is a loopback name. */
+/* 1 if the host of an http:// URL (after "http://") is a loopback
+ * address or name: 127.0.0.0/8, [::1], localhost; no userinfo. */
 static int
 url_loopback(const char *hostpart)
 {
-	static const char *const lo[] = { "localhost", "127.", "[::1]" };
-	size_t i, n;
+	struct in_addr a;
+	char host[64];
+	size_t n = strcspn(hostpart, ":/?#");
 
-	for (i = 0; i < sizeof(lo) / sizeof(lo[0]); i++) {
-		n = strlen(lo[i]);
-		if (strncasecmp(hostpart, lo[i], n) == 0 && (lo[i][n - 1] ==
-		    '.' || hostpart[n] == '\0' || hostpart[n] == ':' ||
-		    hostpart[n] == '/'))
-			return 1;
-	}
-	return 0;
+	if (strncmp(hostpart, "[::1]", 5) == 0)
+		return strchr(":/?#", hostpart[5]) != NULL;
+	if (n == 0 || n >= sizeof(host))
+		return 0;
+	memcpy(host, hostpart, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	return inet_pton(AF_INET, host, &a) == 1 &&
+	    (ntohl(a.s_addr) >> 24) == 127;
 }
 
 static void

@@ -318,11 +318,32 @@ test_config(void **state)
 	assert_null(strstr(msg, "s3cret"));
 	free(msg);
 
+	/* names that only start like loopback are not */
+	msg = load_cfg("notify:\n"
+	    "  - on: [file.stored]\n"
+	    "    webhook: {url: \"http://127.0.0.1.evil.example/\", "
+	    "secret_file: hook.secret}\n"
+	    "  - on: [file.stored]\n"
+	    "    webhook: {url: \"http://127.0.0.1@evil.example/\", "
+	    "secret_file: hook.secret}\n"
+	    "  - on: [file.stored]\n"
+	    "    webhook: {url: \"http://localhost.evil.example/\", "
+	    "secret_file: hook.secret}\n", &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(msg, "notify[0].webhook.url"));
+	assert_non_null(strstr(msg, "notify[1].webhook.url"));
+	assert_non_null(strstr(msg, "notify[2].webhook.url"));
+	free(msg);
+
 	/* loopback http is allowed (tests, a local relay) */
 	msg = load_cfg("notify:\n  - on: [file.stored]\n    webhook: {url: "
-	    "\"http://127.0.0.1:8080/h\", secret_file: hook.secret}\n", &rc,
-	    &cfg);
+	    "\"http://127.0.0.1:8080/h\", secret_file: hook.secret}\n"
+	    "  - on: [file.stored]\n    webhook: {url: "
+	    "\"http://[::1]:8080/h\", secret_file: hook.secret}\n"
+	    "  - on: [file.stored]\n    webhook: {url: "
+	    "\"http://localhost/h\", secret_file: hook.secret}\n", &rc, &cfg);
 	assert_int_equal(rc, 0);
+	assert_int_equal(cfg->notify.ntargets, 3);
 	config_free(cfg);
 	free(msg);
 	assert_int_equal(testtree_remove(dir), 0);
