@@ -171,6 +171,9 @@ again:
 			continue;
 		memcpy(name, environ[i], (size_t)(eq - environ[i]));
 		name[eq - environ[i]] = '\0';
+		/* unsetenv only unlinks it: the value stays in this process's
+		 * memory (the initial environment, /proc/PID/environ) */
+		explicit_bzero(eq + 1, strlen(eq + 1));
 		unsetenv(name);
 		goto again;	/* environ changed under us */
 	}

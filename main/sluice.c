@@ -38,6 +38,7 @@
 #include "common/proc.h"
 #include "common/util.h"
 #include "metrics/metrics.h"
+#include "notify/events.h"
 #include "policy/confdiff.h"
 #include "control/control.h"
 #include "policy/config.h"
@@ -270,6 +271,12 @@ static struct proc procs[] = {
 	  "its HTTP port; reads sluice.db (read-only), the live audit trail, "
 	  "run/uploader.metrics, run/roles.status",
 	  "none (HTTP: GET /metrics, /healthz, /readyz)", 0, 0, 0, 0 },
+	/* only with notify: targets; the webhook secrets, no AWS_* */
+	{ "notify", "sluice-notify", PROC_SERVICE, PROC_BACKGROUND,
+	  events_run,
+	  "sluice.db (the notify outbox), the webhook secrets",
+	  "audit writer; out: its commands and webhooks (notify/events.h)",
+	  0, 0, 0, 0 },
 };
 #define NPROCS	(sizeof(procs) / sizeof(procs[0]))
 
@@ -288,6 +295,7 @@ usage(FILE *f)
 "  intake -c FILE         run only the intake role (completion and verdicts)\n"
 "  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
 "  metrics -c FILE        run only the metrics role (needs metrics.listen)\n"
+"  notify -c FILE         run only the notify role (sends notify: events)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
 "  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
@@ -1486,13 +1494,15 @@ sup_drain(const struct config *cfg, int *finished, int *cut)
 /*
  * Whether `serve` (or, only_server, `server`: the audit writer and the
  * listener) runs role r with this configuration: the metrics role only
- * with metrics.listen.
+ * with metrics.listen, the notify role only with notify: targets.
  */
 static int
 role_wanted(const struct proc *r, const struct config *cfg, int only_server)
 {
 	if (only_server && r->run != run_audit && r->run != run_listener)
 		return 0;
+	if (r->run == events_run)
+		return cfg->notify.ntargets > 0;
 	return r->run != metrics_run || cfg->metrics.listen_host != NULL;
 }
 

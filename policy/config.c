@@ -3451,6 +3451,286 @@ load_log(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		cfg->log_level = LOG_LVL_ERR + i;
 }
 
+/* ---- notify: (issue 12, notify/events.h) ---------------------------------- */
+
+#define NOTIFY_TARGETS_MAX	64
+#define NOTIFY_ARGV_MAX		64
+
+/* 1 if the host of an http:// URL (after "http://") is a loopback
+ * address or name: 127.0.0.0/8, [::1], localhost; no userinfo. */
+static int
+url_loopback(const char *hostpart)
+{
+	struct in_addr a;
+	char host[64];
+	size_t n = strcspn(hostpart, ":/?#");
+
+	if (strncmp(hostpart, "[::1]", 5) == 0)
+		return strchr(":/?#", hostpart[5]) != NULL;
+	if (n == 0 || n >= sizeof(host))
+		return 0;
+	memcpy(host, hostpart, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	return inet_pton(AF_INET, host, &a) == 1 &&
+	    (ntohl(a.s_addr) >> 24) == 127;
+}
+
+static void
+load_notify_webhook(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct notify_target *t)
+{
+	static const char *const keys[] = {
+		"url", "secret_file", "ca_file", "timeout"
+	};
+	enum { K_URL, K_SECRET, K_CA, K_TIMEOUT, K_N };
+	yaml_node_t *v[K_N];
+	char kpk[KP_MAX], path[4096];
+	struct qbuf qb;
+	const char *s;
+
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, "url");
+	if (v[K_URL] == NULL)
+		report(ld, line_of(n), "%s: missing; add url: "
+		    "https://receiver.example/hook", kpk);
+	else if ((s = get_string(ld, v[K_URL], kpk, "an https:// URL")) ==
+	    NULL)
+		;
+	else if (strncmp(s, "https://", 8) != 0 && (strncmp(s, "http://",
+	    7) != 0 || !url_loopback(s + 7)))
+		report(ld, line_of(v[K_URL]), "%s: %s is not an https:// URL; "
+		    "webhooks need TLS (http:// only to 127.0.0.1, [::1] or "
+		    "localhost)", kpk, q(&qb, s));
+	else if (strlen(s) > 2048 || strpbrk(s, " \"<>\\^`{|}") != NULL)
+		report(ld, line_of(v[K_URL]), "%s: not a valid URL (too long, "
+		    "or a space or quote in it); percent-encode it", kpk);
+	else
+		t->url = dup_or_report(ld, line_of(v[K_URL]), s);
+	join_kp(kpk, sizeof(kpk), kp, "secret_file");
+	if (v[K_SECRET] == NULL)
+		report(ld, line_of(n), "%s: missing; every webhook is signed: "
+		    "add secret_file: /etc/sluice/hook.secret (0600, the "
+		    "service user's; e.g. head -c32 /dev/urandom | base64)", kpk);
+	else if ((s = get_string(ld, v[K_SECRET], kpk, "a file")) != NULL &&
+	    get_file(ld, v[K_SECRET], kpk, s, FILE_SECRET, path,
+	    sizeof(path)) == 0)
+		t->secret_file = dup_or_report(ld, line_of(v[K_SECRET]), path);
+	join_kp(kpk, sizeof(kpk), kp, "ca_file");
+	if (v[K_CA] != NULL && (s = get_string(ld, v[K_CA], kpk,
+	    "a PEM file")) != NULL && get_file(ld, v[K_CA], kpk, s,
+	    FILE_NOT_GW, path, sizeof(path)) == 0)
+		t->ca_file = dup_or_report(ld, line_of(v[K_CA]), path);
+	join_kp(kpk, sizeof(kpk), kp, "timeout");
+	if (v[K_TIMEOUT] != NULL)
+		(void)get_duration(ld, v[K_TIMEOUT], kpk, 1, 600,
+		    &t->timeout_s);
+}
+
+static void
+load_notify_command(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct notify_target *t)
+{
+	struct qbuf qb;
+	char **nv;
+
+	if (n->type != YAML_SEQUENCE_NODE) {
+		report(ld, line_of(n), "%s: expected a list (argv, no shell), "
+		    "e.g. command: [/usr/local/bin/on-file, --json], got %s",
+		    kp, kind_of(n));
+		return;
+	}
+	load_str_list(ld, n, kp, "an argument", NULL, &t->argv, &t->argc);
+	if (t->argc == 0) {
+		report(ld, line_of(n), "%s: empty; name the program, e.g. "
+		    "[/usr/local/bin/on-file]", kp);
+		return;
+	}
+	if (t->argc > NOTIFY_ARGV_MAX)
+		report(ld, line_of(n), "%s: more than %d arguments", kp,
+		    NOTIFY_ARGV_MAX);
+	if (t->argv[0][0] != '/')
+		report(ld, line_of(n), "%s[0]: %s is not an absolute path; "
+		    "commands run without a shell or PATH: give the full path",
+		    kp, q(&qb, t->argv[0]));
+	/* NULL-terminated for execv */
+	if ((nv = reallocarray(t->argv, t->argc + 1, sizeof(char *))) ==
+	    NULL) {
+		report(ld, line_of(n), "out of memory");
+		return;
+	}
+	t->argv = nv;
+	t->argv[t->argc] = NULL;
+}
+
+static void
+load_notify_on(struct loader *ld, const yaml_node_t *n, const char *kp,
+    struct notify_target *t)
+{
+	static const char *const events[] = { "file.stored", "file.rejected" };
+	yaml_node_item_t *it;
+	yaml_node_t *item;
+	char kpi[KP_MAX];
+	int i;
+
+	if (n->type != YAML_SEQUENCE_NODE) {
+		report(ld, line_of(n), "%s: expected a list of events, e.g. "
+		    "on: [file.stored, file.rejected], got %s", kp, kind_of(n));
+		return;
+	}
+	for (it = n->data.sequence.items.start;
+	    it < n->data.sequence.items.top; it++) {
+		if ((item = node(ld, *it)) == NULL)
+			continue;
+		(void)xsnprintf(kpi, sizeof(kpi), "%s[%d]", kp,
+		    (int)(it - n->data.sequence.items.start));
+		if ((i = get_choice(ld, item, kpi, events, 2)) >= 0)
+			t->on |= i == 0 ? NOTIFY_ON_STORED : NOTIFY_ON_REJECTED;
+	}
+	if (t->on == 0)
+		report(ld, line_of(n), "%s: no event; use on: [file.stored, "
+		    "file.rejected]", kp);
+}
+
+static void
+load_notify_target(struct loader *ld, const yaml_node_t *n, const char *kp,
+    const struct config *cfg, struct notify_target *t)
+{
+	static const char *const keys[] = {
+		"on", "command", "webhook", "partners", "timeout"
+	};
+	enum { K_ON, K_COMMAND, K_WEBHOOK, K_PARTNERS, K_TIMEOUT, K_N };
+	yaml_node_t *v[K_N];
+	char kpk[KP_MAX];
+	struct qbuf qb;
+	size_t i;
+
+	t->line = line_of(n);
+	t->timeout_s = 10;
+	if (walk_map(ld, n, kp, keys, K_N, v, NULL) != 0)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, "on");
+	if (v[K_ON] == NULL)
+		report(ld, line_of(n), "%s: missing; add on: [file.stored, "
+		    "file.rejected]", kpk);
+	else
+		load_notify_on(ld, v[K_ON], kpk, t);
+	if ((v[K_COMMAND] == NULL) == (v[K_WEBHOOK] == NULL)) {
+		report(ld, line_of(n), "%s: give exactly one of command: [argv] "
+		    "or webhook: {url: https://...}", kp);
+		return;
+	}
+	if (v[K_COMMAND] != NULL) {
+		t->kind = NOTIFY_COMMAND;
+		join_kp(kpk, sizeof(kpk), kp, "command");
+		load_notify_command(ld, v[K_COMMAND], kpk, t);
+		join_kp(kpk, sizeof(kpk), kp, "timeout");
+		if (v[K_TIMEOUT] != NULL)
+			(void)get_duration(ld, v[K_TIMEOUT], kpk, 1, 3600,
+			    &t->timeout_s);
+	} else {
+		t->kind = NOTIFY_WEBHOOK;
+		join_kp(kpk, sizeof(kpk), kp, "webhook");
+		load_notify_webhook(ld, v[K_WEBHOOK], kpk, t);
+		if (v[K_TIMEOUT] != NULL)
+			report(ld, line_of(v[K_TIMEOUT]), "%s.timeout: a "
+			    "webhook's timeout goes inside it: webhook: "
+			    "{url: ..., timeout: 10s}", kp);
+	}
+	join_kp(kpk, sizeof(kpk), kp, "partners");
+	if (v[K_PARTNERS] == NULL)
+		return;
+	load_str_list(ld, v[K_PARTNERS], kpk, "a partner name", NULL,
+	    &t->partners, &t->npartners);
+	for (i = 0; i < t->npartners; i++)
+		if (cfg->npartners > 0 && config_partner(cfg,
+		    t->partners[i]) == NULL)
+			report(ld, line_of(v[K_PARTNERS]), "%s: %s is not a "
+			    "partner of this configuration; check the name "
+			    "under partners:", kpk, q(&qb, t->partners[i]));
+}
+
+/* notify: a list of targets, or {max_age: 7d, targets: [...]}. */
+static void
+load_notify(struct loader *ld, const yaml_node_t *n, struct config *cfg)
+{
+	static const char *const keys[] = { "targets", "max_age" };
+	enum { K_TARGETS, K_MAX_AGE, K_N };
+	yaml_node_t *v[K_N], *list = (yaml_node_t *)n, *item;
+	yaml_node_item_t *it;
+	char kp[KP_MAX];
+	const char *base = "notify";
+	size_t cnt;
+
+	cfg->notify.max_age_s = 7 * DUR_DAY;
+	if (is_null(n))
+		return;
+	if (n->type == YAML_MAPPING_NODE) {
+		if (walk_map(ld, n, "notify", keys, K_N, v, NULL) != 0)
+			return;
+		if (v[K_MAX_AGE] != NULL)
+			(void)get_duration(ld, v[K_MAX_AGE], "notify.max_age",
+			    60, 365 * DUR_DAY, &cfg->notify.max_age_s);
+		if ((list = v[K_TARGETS]) == NULL || is_null(list))
+			return;
+		base = "notify.targets";
+	}
+	if (list->type != YAML_SEQUENCE_NODE) {
+		report(ld, line_of(list), "%s: expected a list of targets, e.g. "
+		    "- {on: [file.stored], webhook: {url: https://..., "
+		    "secret_file: FILE}}, got %s", base, kind_of(list));
+		return;
+	}
+	cnt = (size_t)(list->data.sequence.items.top -
+	    list->data.sequence.items.start);
+	if (cnt == 0)
+		return;
+	if (cnt > NOTIFY_TARGETS_MAX) {
+		report(ld, line_of(list), "%s: more than %d targets; fan out "
+		    "in a receiver instead", base, NOTIFY_TARGETS_MAX);
+		return;
+	}
+	if ((cfg->notify.targets = calloc(cnt, sizeof(struct notify_target))) ==
+	    NULL) {
+		report(ld, line_of(list), "out of memory");
+		return;
+	}
+	for (it = list->data.sequence.items.start;
+	    it < list->data.sequence.items.top; it++) {
+		if ((item = node(ld, *it)) == NULL)
+			continue;
+		(void)xsnprintf(kp, sizeof(kp), "%s[%zu]", base,
+		    cfg->notify.ntargets);
+		load_notify_target(ld, item, kp, cfg,
+		    &cfg->notify.targets[cfg->notify.ntargets++]);
+	}
+}
+
+static void
+free_notify(struct notify_config *nc)
+{
+	struct notify_target *t;
+	size_t i, j;
+
+	for (i = 0; i < nc->ntargets; i++) {
+		t = &nc->targets[i];
+		for (j = 0; j < t->npartners; j++)
+			free(t->partners[j]);
+		free(t->partners);
+		for (j = 0; j < t->argc; j++)
+			free(t->argv[j]);
+		free(t->argv);
+		free(t->url);
+		free(t->secret_file);
+		free(t->ca_file);
+	}
+	free(nc->targets);
+	nc->targets = NULL;
+	nc->ntargets = 0;
+}
+
 /* ---- the document -------------------------------------------------------- */
 
 static void
@@ -3459,11 +3739,11 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	static const char *const keys[] = {
 		"listen", "host_keys", "state_dir", "audit", "store", "partners",
 		"server", "roles", "uploader", "user", "receipts", "control",
-		"operators", "metrics", "log"
+		"operators", "metrics", "log", "notify"
 	};
 	enum { K_LISTEN, K_HOST_KEYS, K_STATE_DIR, K_AUDIT, K_STORE,
 	    K_PARTNERS, K_SERVER, K_ROLES, K_UPLOADER, K_SVCUSER, K_RECEIPTS,
-	    K_CONTROL, K_OPERATORS, K_METRICS, K_LOG, K_N };
+	    K_CONTROL, K_OPERATORS, K_METRICS, K_LOG, K_NOTIFY, K_N };
 	yaml_node_t *v[K_N];
 	int kl[K_N];
 	char buf[4096];
@@ -3546,6 +3826,10 @@ load_root(struct loader *ld, const yaml_node_t *root, struct config *cfg)
 	else
 		report(ld, line_of(root), "partners: missing; add a list of "
 		    "partners (- name: acme ...)");
+	/* after partners: a target's partners: names them */
+	cfg->notify.max_age_s = 7 * DUR_DAY;
+	if (v[K_NOTIFY] != NULL)
+		load_notify(ld, v[K_NOTIFY], cfg);
 }
 
 static void
@@ -3665,6 +3949,7 @@ config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->listen_host);
 	free(cfg->metrics.listen_host);
+	free_notify(&cfg->notify);
 	for (i = 0; i < cfg->nhost_keys; i++)
 		free(cfg->host_keys[i]);
 	free(cfg->host_keys);

@@ -226,6 +226,29 @@ struct operator_entry {
 	int		 line;
 };
 
+/* The "notify:" targets (issue 12, notify/events.h). */
+#define NOTIFY_ON_STORED	0x01	/* file.stored */
+#define NOTIFY_ON_REJECTED	0x02	/* file.rejected */
+enum notify_kind { NOTIFY_COMMAND = 1, NOTIFY_WEBHOOK };
+struct notify_target {
+	enum notify_kind kind;
+	unsigned	 on;		/* NOTIFY_ON_* */
+	char		**partners;	/* NULL: every partner */
+	size_t		 npartners;
+	char		**argv;		/* command: NULL-terminated, argv[0] absolute */
+	size_t		 argc;
+	char		*url;		/* webhook: https:// (http:// to loopback) */
+	char		*secret_file;	/* webhook: HMAC key file (0600) */
+	char		*ca_file;	/* webhook: NULL: the system's CAs */
+	int64_t		 timeout_s;	/* [10] */
+	int		 line;
+};
+struct notify_config {
+	struct notify_target *targets;
+	size_t		 ntargets;
+	int64_t		 max_age_s;	/* [7d] then a notification is given up */
+};
+
 struct config {
 	char		*path;		/* the file it was loaded from */
 	char		*user;		/* [NULL: "sluice"] the service user */
@@ -265,6 +288,7 @@ struct config {
 
 	int		 log_target;	/* log.target: enum log_target (common/log.h) [auto] */
 	int		 log_level;	/* log.level: LOG_LVL_* [0: info] */
+	struct notify_config notify;	/* notify: (issue 12) */
 };
 
 /*

@@ -49,6 +49,7 @@
 #include "spool/intake.h"
 #include "spool/delivery.h"
 #include "spool/outbox.h"
+#include "notify/events.h"
 #include "spool/receipt.h"
 
 #include <dirent.h>
@@ -494,6 +495,15 @@ flush(struct pass *ps)
 			else
 				a->failed = state_update(in->st, &a->r,
 				    FS_WAITING) == -1;
+			/* its notifications (notify/events.h): with the
+			 * verdict or not at all */
+			if (!a->failed && a->kind == ACT_REJECT &&
+			    events_enqueue(in->st, in->cfg, &a->r,
+			    "file.rejected") == -1) {
+				state_rollback(in->st);
+				ok = 0;
+				break;
+			}
 			/* its delivery receipt, written once the verdict is
 			 * final (write_receipts); without its row the whole
 			 * batch is judged again */
@@ -2566,7 +2576,7 @@ forge_row(struct intake *in, int incfd, const struct file_rec *r,
 	struct file_rec x = *r;
 	struct stat sb;
 	char reason[600], as[PATH_MAX] = "";
-	int err;
+	int err, ok;
 
 	xsnprintf(reason, sizeof(reason), "forged hand-off: %s", why);
 	if (spool_fid_ok(r->fid) && fstatat(incfd, r->fid, &sb,
@@ -2581,7 +2591,16 @@ forge_row(struct intake *in, int incfd, const struct file_rec *r,
 	    as[0] ? real : NULL, as, reason);
 	x.state = FS_REJECTED;
 	xstrlcpy(x.last_error, reason, sizeof(x.last_error));
-	if (state_reject(in->st, &x, from, 0) == -1) {
+	/* the verdict and its notifications in one transaction */
+	ok = 0;
+	if (state_begin(in->st) == -1)
+		;
+	else if (state_reject(in->st, &x, from, 0) == -1 ||
+	    events_enqueue(in->st, in->cfg, &x, "file.rejected") == -1)
+		state_rollback(in->st);
+	else
+		ok = state_commit(in->st) == 0;
+	if (!ok) {
 		log_warnx("could not mark the forged row %lld rejected; the "
 		    "next pass tries again", (long long)r->id);
 		return -1;

@@ -88,7 +88,28 @@ static const char schema[] =
     " key TEXT NOT NULL,"
     " version_id TEXT NOT NULL DEFAULT '',"
     " etag TEXT NOT NULL DEFAULT '',"
-    " shipped_at INTEGER NOT NULL);";
+    " shipped_at INTEGER NOT NULL);"
+    /* Notifications to send (state_notify_*, notify/events.h): one row per
+     * (file, verdict, target), inserted in the verdict's transaction;
+     * status 0 pending, 1 sent, 2 gave up. A table of its own. */
+    "CREATE TABLE IF NOT EXISTS notify_outbox ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " file_id INTEGER NOT NULL,"
+    " fid TEXT NOT NULL,"
+    " partner TEXT NOT NULL,"
+    " event TEXT NOT NULL,"
+    " target INTEGER NOT NULL,"
+    " target_key TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms INTEGER NOT NULL DEFAULT 0,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " done_ms INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (fid, event, target, target_key));"
+    "CREATE INDEX IF NOT EXISTS notify_outbox_due"
+    " ON notify_outbox(next_ms, id) WHERE status = 0;";
 
 /*
  * Schema changes after the first release: append one statement per
@@ -1499,4 +1520,140 @@ state_audit_shipped_add(struct state *st, const char *name,
 	sqlite3_bind_text(s, 5, etag ? etag : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, shipped_ms);
 	return done(st, s, "audit segment shipped");
+}
+
+/* ---- notifications (notify/events.h) ------------------------------------ */
+
+int
+state_notify_add(struct state *st, const struct notify_row *n)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "INSERT OR IGNORE INTO notify_outbox (file_id, fid, "
+	    "partner, event, target, target_key, body, created_ms, next_ms) "
+	    "VALUES (?,?,?,?,?,?,?,?,?)")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, n->file_id);
+	sqlite3_bind_text(s, 2, n->fid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, n->partner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, n->event, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, n->target);
+	sqlite3_bind_text(s, 6, n->target_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, n->body ? n->body : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, n->created_ms);
+	sqlite3_bind_int64(s, 9, n->next_ms);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: notify outbox: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_notify_due(struct state *st, int64_t now, size_t max,
+    struct notify_row **out, size_t *cnt)
+{
+	sqlite3_stmt *s;
+	struct notify_row *rows = NULL, *n;
+	const unsigned char *b;
+	int step;
+
+	*out = NULL;
+	*cnt = 0;
+	if ((s = prep(st, "SELECT id, file_id, fid, partner, event, target, "
+	    "target_key, body, created_ms, attempts, next_ms, last_error "
+	    "FROM notify_outbox WHERE status = 0 AND next_ms <= ? "
+	    "ORDER BY next_ms, id LIMIT ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+	if ((rows = calloc(max ? max : 1, sizeof(*rows))) == NULL)
+		goto fail;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW && *cnt < max) {
+		n = &rows[*cnt];
+		n->id = sqlite3_column_int64(s, 0);
+		n->file_id = sqlite3_column_int64(s, 1);
+		col_text(s, 2, n->fid, sizeof(n->fid));
+		col_text(s, 3, n->partner, sizeof(n->partner));
+		col_text(s, 4, n->event, sizeof(n->event));
+		n->target = sqlite3_column_int(s, 5);
+		col_text(s, 6, n->target_key, sizeof(n->target_key));
+		b = sqlite3_column_text(s, 7);
+		if ((n->body = strdup(b ? (const char *)b : "{}")) == NULL)
+			goto fail;
+		n->created_ms = sqlite3_column_int64(s, 8);
+		n->attempts = sqlite3_column_int(s, 9);
+		n->next_ms = sqlite3_column_int64(s, 10);
+		col_text(s, 11, n->last_error, sizeof(n->last_error));
+		(*cnt)++;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		log_warnx("state: notify outbox: %s", sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	*out = rows;
+	return 0;
+fail:
+	sqlite3_finalize(s);
+	state_notify_free(rows, *cnt);
+	*cnt = 0;
+	return -1;
+}
+
+void
+state_notify_free(struct notify_row *rows, size_t n)
+{
+	size_t i;
+
+	if (rows == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(rows[i].body);
+	free(rows);
+}
+
+int
+state_notify_update(struct state *st, const struct notify_row *n, int status,
+    int64_t done_ms)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "UPDATE notify_outbox SET attempts = ?, next_ms = ?, "
+	    "status = ?, last_error = ?, done_ms = ? WHERE id = ? AND "
+	    "status = 0")) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, n->attempts);
+	sqlite3_bind_int64(s, 2, n->next_ms);
+	sqlite3_bind_int(s, 3, status);
+	sqlite3_bind_text(s, 4, n->last_error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, done_ms);
+	sqlite3_bind_int64(s, 6, n->id);
+	if (sqlite3_step(s) == SQLITE_DONE)
+		rc = 0;
+	else
+		log_warnx("state: notify outbox: %s", sqlite3_errmsg(st->db));
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_notify_count(struct state *st, int status, int64_t *count)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if ((s = prep(st, "SELECT count(*) FROM notify_outbox "
+	    "WHERE status = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, status);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*count = sqlite3_column_int64(s, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	return rc;
 }

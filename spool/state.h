@@ -297,6 +297,45 @@ int state_audit_shipped_add(struct state *, const char *name,
     const char *etag, int64_t shipped_ms);
 
 /*
+ * Notifications to downstream systems (issue 12, notify/events.h; table
+ * notify_outbox): one row per (file, verdict, target).
+ * state_notify_add: inserts n (status pending; a second row for the same
+ * fid, event, target and target_key is ignored); call it in the verdict's
+ * transaction. 0 or -1.
+ * state_notify_due: up to max pending rows whose next_ms <= now, earliest
+ * first, into a malloc'd array (each body malloc'd): state_notify_free it
+ * whatever this returns. A read. 0 or -1.
+ * state_notify_update: writes n's attempts, next_ms, last_error and status
+ * (NOTIFY_PENDING, NOTIFY_SENT or NOTIFY_GAVE_UP; done_ms when final) if
+ * the row is still pending. 0 or -1.
+ * state_notify_count: how many rows have status. 0 or -1.
+ */
+#define NOTIFY_PENDING	0
+#define NOTIFY_SENT	1
+#define NOTIFY_GAVE_UP	2
+struct notify_row {
+	int64_t	 id;
+	int64_t	 file_id;
+	char	 fid[33];
+	char	 partner[65];
+	char	 event[32];
+	int	 target;		/* index in cfg->notify.targets at insert */
+	char	 target_key[2200];	/* the url, or the command's argv[0] */
+	char	*body;			/* the event's JSON (malloc'd when read) */
+	int64_t	 created_ms;
+	int	 attempts;
+	int64_t	 next_ms;
+	char	 last_error[512];
+};
+int state_notify_add(struct state *, const struct notify_row *n);
+int state_notify_due(struct state *, int64_t now, size_t max,
+    struct notify_row **out, size_t *cnt);
+void state_notify_free(struct notify_row *rows, size_t n);
+int state_notify_update(struct state *, const struct notify_row *n,
+    int status, int64_t done_ms);
+int state_notify_count(struct state *, int status, int64_t *count);
+
+/*
  * Names that come from a session (a receipt, a database row) are checked
  * before any path is built from them; a session may be compromised.
  * spool_fid_ok: exactly what random_id() makes, 32 lower-case hex digits.

@@ -50,6 +50,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "notify/events.h"
 #include "spool/intake.h"
 #include "uploader/umetrics.h"
 #include "uploader/auditship.h"
@@ -536,8 +537,10 @@ record(struct worker *a, struct job *j)
 	/* The uploads row and the files row together (a nested savepoint). */
 	if (state_begin(a->st) != 0)
 		return -1;
+	/* ... and its notifications (notify/events.h) */
 	if (state_upload_stored(a->st, r->id, r->object_key, j->res.checksum,
-	    j->res.nparts) != 0 || state_update(a->st, r, FS_UPLOADING) != 0) {
+	    j->res.nparts) != 0 || state_update(a->st, r, FS_UPLOADING) != 0 ||
+	    events_enqueue(a->st, a->u->cfg, r, "file.stored") != 0) {
 		state_rollback(a->st);
 		return -1;
 	}
