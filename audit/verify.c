@@ -52,6 +52,7 @@ struct vwalk {
 	int64_t		 fseq;		/* its first record's seq */
 	int64_t		 sealline;	/* its seal's line (0: none yet) */
 	char		 segment[128];	/* the last seal's "segment" */
+	int		 flags;		/* AUDIT_VERIFY_* */
 	int		 midstart;	/* the trail starts after a segment */
 	char		 after[128];	/* ... this one (audit.open "after") */
 	char		 firstfile[PATH_MAX];
@@ -182,6 +183,11 @@ check_link(struct vwalk *w, json_t *rec, const char *lastfile, int *nomac)
 		return check_boundary(w, rec, seq, prev, lastfile);
 	if (w->nrec == 0 && seq > 1) {
 		/* The first file given starts after a seal not given. */
+		if (w->flags & AUDIT_VERIFY_WHOLE)
+			return bad(w, "the trail starts at seq %lld, not 1: "
+			    "segments before it are missing (nothing in sluice "
+			    "removes a segment; give the files by name to check "
+			    "from here on)", (long long)seq);
 		if (ev == NULL || strcmp(ev, "audit.open") != 0)
 			return bad(w, "the trail starts at seq %lld, not 1, and "
 			    "not with audit.open (records before it were "
@@ -506,7 +512,7 @@ expand_all(const char *const *paths, size_t npaths, int flags, char ***files,
 /* One walk over files; its verdict printed to out. */
 static int
 verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
-    size_t nkeys, FILE *out)
+    size_t nkeys, int flags, FILE *out)
 {
 	struct vwalk *w;
 	size_t i;
@@ -517,6 +523,7 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	w->out = out;
 	w->keys = keys;
 	w->nkeys = nkeys;
+	w->flags = flags;
 	for (i = 0; i < nkeys; i++) {
 		if (i > 0)
 			(void)xstrlcat(w->given, ", ", sizeof(w->given));
@@ -568,7 +575,7 @@ audit_verify_trail(const char *const *paths, size_t npaths,
 	for (tries = 1;; tries++) {
 		if ((mem = open_memstream(&buf, &blen)) == NULL)
 			goto done;
-		rc = verify_files(files, nfiles, keys, nkeys, mem);
+		rc = verify_files(files, nfiles, keys, nkeys, flags, mem);
 		if (fclose(mem) != 0) {
 			rc = 2;
 			goto done;
