@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit/audit_int.h"
 #include "common/util.h"
@@ -56,6 +57,9 @@ struct vwalk {
 	int		 midstart;	/* the trail starts after a segment */
 	char		 after[128];	/* ... this one (audit.open "after") */
 	char		 firstfile[PATH_MAX];
+	dev_t		 lastdev;	/* the file read before */
+	ino_t		 lastino;
+	int		 twice;		/* two paths named one file */
 };
 
 /* 1 if name is audit-<12 digits>-<12 digits>.jsonl; sets first, last. */
@@ -338,6 +342,7 @@ cut_tail(struct vwalk *w)
 static int
 verify_file(struct vwalk *w, const char *path, const char *lastfile)
 {
+	struct stat st;
 	FILE *f;
 	char *line = NULL;
 	size_t cap = 0;
@@ -347,6 +352,14 @@ verify_file(struct vwalk *w, const char *path, const char *lastfile)
 	if ((f = fopen(path, "r")) == NULL) {
 		fprintf(w->out, "%s: %s\n", path, strerror(errno));
 		return 2;
+	}
+	/* The live path still names the segment just linked (mid-seal). */
+	if (fstat(fileno(f), &st) == 0) {
+		if (w->nfiles > 0 && st.st_dev == w->lastdev &&
+		    st.st_ino == w->lastino)
+			w->twice = 1;
+		w->lastdev = st.st_dev;
+		w->lastino = st.st_ino;
 	}
 	(void)xstrlcpy(w->file, path, sizeof(w->file));
 	w->line = 0;
@@ -509,10 +522,10 @@ expand_all(const char *const *paths, size_t npaths, int flags, char ***files,
 	return 0;
 }
 
-/* One walk over files; its verdict printed to out. */
+/* One walk over files; its verdict printed to out; *twice as vwalk's. */
 static int
 verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
-    size_t nkeys, int flags, FILE *out)
+    size_t nkeys, int flags, int *twice, FILE *out)
 {
 	struct vwalk *w;
 	size_t i;
@@ -531,6 +544,7 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	}
 	memcpy(w->prev, zeros64, SHA256_HEX);
 	rc = walk(w, files, nfiles);
+	*twice = w->twice;
 	free(w);
 	return rc;
 }
@@ -552,10 +566,14 @@ files_same(char **a, size_t na, char **b, size_t nb)
 /*
  * A running writer may seal the live file between the listing of the
  * segments directory and the reading of the live file: the live file then
- * starts after a segment the listing does not have. So a walk that finds
- * the trail bad is done again (up to 3 times) while the listing changes,
- * and only the last walk's words are printed.
+ * starts after a segment the listing does not have. Or the listing has the
+ * segment just linked while the live path still names that same file (the
+ * next live file is not renamed over it yet): its records are read twice.
+ * So a walk that finds the trail bad is done again (up to VERIFY_TRIES
+ * times) while the listing changes or a file was read twice (after a pause:
+ * the writer finishes the seal), and only the last walk's words are printed.
  */
+#define VERIFY_TRIES	6
 int
 audit_verify_trail(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
@@ -563,7 +581,7 @@ audit_verify_trail(const char *const *paths, size_t npaths,
 	char **files = NULL, **again = NULL, *buf = NULL;
 	size_t nfiles = 0, nagain = 0, blen = 0;
 	FILE *mem;
-	int rc = 2, tries;
+	int rc = 2, tries, twice = 0;
 
 	if (expand_all(paths, npaths, flags, &files, &nfiles, out) == -1)
 		return 2;
@@ -575,14 +593,19 @@ audit_verify_trail(const char *const *paths, size_t npaths,
 	for (tries = 1;; tries++) {
 		if ((mem = open_memstream(&buf, &blen)) == NULL)
 			goto done;
-		rc = verify_files(files, nfiles, keys, nkeys, flags, mem);
+		rc = verify_files(files, nfiles, keys, nkeys, flags, &twice,
+		    mem);
 		if (fclose(mem) != 0) {
 			rc = 2;
 			goto done;
 		}
-		if (rc != 1 || tries == 3 || expand_all(paths, npaths, flags,
-		    &again, &nagain, out) == -1 ||
-		    files_same(files, nfiles, again, nagain))
+		if (rc != 1 || tries == VERIFY_TRIES)
+			break;
+		if (twice)
+			(void)usleep(10000U << tries);	/* 20 .. 320 ms */
+		if (expand_all(paths, npaths, flags, &again, &nagain,
+		    out) == -1 || (!twice && files_same(files, nfiles, again,
+		    nagain)))
 			break;
 		files_free(files, nfiles);
 		files = again;
