@@ -212,6 +212,13 @@ int audit_verify(const char *path, FILE *out);
  * skipped (a segments directory not made yet).
  */
 #define AUDIT_VERIFY_SKIP_MISSING	0x1
+/*
+ * The paths are the whole trail (verify -c: the configured segments and
+ * live file): it must begin at seq 1, so oldest segments removed are named
+ * too. Without it, a first file that begins with audit.open is checked
+ * from there on (an examiner's period).
+ */
+#define AUDIT_VERIFY_WHOLE		0x2
 int audit_verify_trail(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags, FILE *out);
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit/audit_int.h"
 #include "common/util.h"
@@ -52,9 +53,13 @@ struct vwalk {
 	int64_t		 fseq;		/* its first record's seq */
 	int64_t		 sealline;	/* its seal's line (0: none yet) */
 	char		 segment[128];	/* the last seal's "segment" */
+	int		 flags;		/* AUDIT_VERIFY_* */
 	int		 midstart;	/* the trail starts after a segment */
 	char		 after[128];	/* ... this one (audit.open "after") */
 	char		 firstfile[PATH_MAX];
+	dev_t		 lastdev;	/* the file read before */
+	ino_t		 lastino;
+	int		 twice;		/* two paths named one file */
 };
 
 /* 1 if name is audit-<12 digits>-<12 digits>.jsonl; sets first, last. */
@@ -182,6 +187,11 @@ check_link(struct vwalk *w, json_t *rec, const char *lastfile, int *nomac)
 		return check_boundary(w, rec, seq, prev, lastfile);
 	if (w->nrec == 0 && seq > 1) {
 		/* The first file given starts after a seal not given. */
+		if (w->flags & AUDIT_VERIFY_WHOLE)
+			return bad(w, "the trail starts at seq %lld, not 1: "
+			    "segments before it are missing (nothing in sluice "
+			    "removes a segment; give the files by name to check "
+			    "from here on)", (long long)seq);
 		if (ev == NULL || strcmp(ev, "audit.open") != 0)
 			return bad(w, "the trail starts at seq %lld, not 1, and "
 			    "not with audit.open (records before it were "
@@ -332,6 +342,7 @@ cut_tail(struct vwalk *w)
 static int
 verify_file(struct vwalk *w, const char *path, const char *lastfile)
 {
+	struct stat st;
 	FILE *f;
 	char *line = NULL;
 	size_t cap = 0;
@@ -341,6 +352,14 @@ verify_file(struct vwalk *w, const char *path, const char *lastfile)
 	if ((f = fopen(path, "r")) == NULL) {
 		fprintf(w->out, "%s: %s\n", path, strerror(errno));
 		return 2;
+	}
+	/* The live path still names the segment just linked (mid-seal). */
+	if (fstat(fileno(f), &st) == 0) {
+		if (w->nfiles > 0 && st.st_dev == w->lastdev &&
+		    st.st_ino == w->lastino)
+			w->twice = 1;
+		w->lastdev = st.st_dev;
+		w->lastino = st.st_ino;
 	}
 	(void)xstrlcpy(w->file, path, sizeof(w->file));
 	w->line = 0;
@@ -503,10 +522,10 @@ expand_all(const char *const *paths, size_t npaths, int flags, char ***files,
 	return 0;
 }
 
-/* One walk over files; its verdict printed to out. */
+/* One walk over files; its verdict printed to out; *twice as vwalk's. */
 static int
 verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
-    size_t nkeys, FILE *out)
+    size_t nkeys, int flags, int *twice, FILE *out)
 {
 	struct vwalk *w;
 	size_t i;
@@ -517,6 +536,7 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	w->out = out;
 	w->keys = keys;
 	w->nkeys = nkeys;
+	w->flags = flags;
 	for (i = 0; i < nkeys; i++) {
 		if (i > 0)
 			(void)xstrlcat(w->given, ", ", sizeof(w->given));
@@ -524,56 +544,83 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	}
 	memcpy(w->prev, zeros64, SHA256_HEX);
 	rc = walk(w, files, nfiles);
+	*twice = w->twice;
 	free(w);
 	return rc;
 }
 
+/* 1 if the two lists name the same files in the same order. */
+static int
+files_same(char **a, size_t na, char **b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return 1;
+}
+
 /*
- * A running writer may seal the live file while it is read: between the
- * listing of the segments directory and the reading of the live file, or
- * between its link into the segments directory and the new live file's
- * rename. The trail then looks cut or repeated. So a walk that finds the
- * trail bad is done again, from a new listing, up to 3 times 200 ms apart,
- * and only the last walk's words are printed: a trail really bad stays bad.
+ * A running writer may seal the live file between the listing of the
+ * segments directory and the reading of the live file: the live file then
+ * starts after a segment the listing does not have. Or the listing has the
+ * segment just linked while the live path still names that same file (the
+ * next live file is not renamed over it yet): its records are read twice.
+ * So a walk that finds the trail bad is done again (up to VERIFY_TRIES
+ * times) while the listing changes or a file was read twice (after a pause:
+ * the writer finishes the seal), and only the last walk's words are printed.
  */
+#define VERIFY_TRIES	6
 int
 audit_verify_trail(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
 {
-	char **files = NULL, *buf = NULL;
-	size_t nfiles = 0, blen = 0;
+	char **files = NULL, **again = NULL, *buf = NULL;
+	size_t nfiles = 0, nagain = 0, blen = 0;
 	FILE *mem;
-	int rc = 2, tries;
+	int rc = 2, tries, twice = 0;
 
+	if (expand_all(paths, npaths, flags, &files, &nfiles, out) == -1)
+		return 2;
+	if (nfiles == 0) {
+		fprintf(out, "%s: no audit trail files there\n",
+		    npaths > 0 ? paths[0] : "(nothing given)");
+		goto done;
+	}
 	for (tries = 1;; tries++) {
-		if (expand_all(paths, npaths, flags, &files, &nfiles, out) == -1)
-			return 2;
-		if (nfiles == 0) {
-			fprintf(out, "%s: no audit trail files there\n",
-			    npaths > 0 ? paths[0] : "(nothing given)");
-			rc = 2;
-			break;
-		}
-		free(buf);
-		buf = NULL;
 		if ((mem = open_memstream(&buf, &blen)) == NULL)
-			break;
-		rc = verify_files(files, nfiles, keys, nkeys, mem);
+			goto done;
+		rc = verify_files(files, nfiles, keys, nkeys, flags, &twice,
+		    mem);
 		if (fclose(mem) != 0) {
 			rc = 2;
-			break;
+			goto done;
 		}
-		if (rc != 1 || tries == 3)
+		if (rc != 1 || tries == VERIFY_TRIES)
+			break;
+		if (twice)
+			(void)usleep(10000U << tries);	/* 20 .. 320 ms */
+		if (expand_all(paths, npaths, flags, &again, &nagain,
+		    out) == -1 || (!twice && files_same(files, nfiles, again,
+		    nagain)))
 			break;
 		files_free(files, nfiles);
-		files = NULL;
-		nfiles = 0;
-		(void)usleep(200 * 1000);
+		files = again;
+		nfiles = nagain;
+		again = NULL;
+		nagain = 0;
+		free(buf);
+		buf = NULL;
 	}
 	if (buf != NULL)
 		(void)fwrite(buf, 1, blen, out);
+done:
 	free(buf);
 	files_free(files, nfiles);
+	files_free(again, nagain);
 	return rc;
 }
 

@@ -539,7 +539,7 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 		paths[npaths++] = cfg->audit_path;
 	}
 	rc = audit_verify_trail(paths, npaths, keys, nkeys,
-	    conf ? AUDIT_VERIFY_SKIP_MISSING : 0, stdout);
+	    conf ? AUDIT_VERIFY_SKIP_MISSING | AUDIT_VERIFY_WHOLE : 0, stdout);
 	goto done;
 usage:
 	fprintf(stderr, "%s", use);

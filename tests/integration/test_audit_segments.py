@@ -108,7 +108,7 @@ class TestAuditSegments(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("chain intact, MACs good", out)
         # The files alone, without the key: structure only, and it says so.
-        rc, out, err = H.run_sluice(["audit", "verify", self.segdir, self.gw.audit_path])
+        rc, out, err = H.run_sluice(["audit", "verify", "--local", self.segdir, self.gw.audit_path])
         self.assertEqual(rc, 0, out + err)
         self.assertIn("MACs not checked", out)
         # A segment cut short is named.
@@ -123,7 +123,7 @@ class TestAuditSegments(unittest.TestCase):
         lines = data.splitlines(keepends=True)
         with open(os.path.join(cut, os.path.basename(victim)), "wb") as g:
             g.write(b"".join(lines[:-2]))
-        rc, out, err = H.run_sluice(["audit", "verify", cut])
+        rc, out, err = H.run_sluice(["audit", "verify", "--local", cut])
         self.assertEqual(rc, 1, out + err)
         self.assertIn(os.path.basename(victim) + ":%d: cut tail" % (len(lines) - 1), out)
 
@@ -184,11 +184,11 @@ class TestAuditSegments(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("MACs good", out)
         # the new key alone does not verify the older records
-        rc, out, err = H.run_sluice(["audit", "verify", "--key", keyfile, self.segdir,
+        rc, out, err = H.run_sluice(["audit", "verify", "--local", "--key", keyfile, self.segdir,
                                      self.gw.audit_path])
         self.assertEqual(rc, 1, out + err)
         self.assertIn("wrong key", out)
-        rc, out, err = H.run_sluice(["audit", "verify", "--key", keyfile, "--key", kept,
+        rc, out, err = H.run_sluice(["audit", "verify", "--local", "--key", keyfile, "--key", kept,
                                      self.segdir, self.gw.audit_path])
         self.assertEqual(rc, 0, out + err)
 

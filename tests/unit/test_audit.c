@@ -1550,6 +1550,77 @@ test_tamper_matrix_across_segments(void **state)
 }
 
 /*
+ * The oldest segment removed: the files alone are checked from where they
+ * begin (an examiner's period), but the whole configured trail (verify -c,
+ * AUDIT_VERIFY_WHOLE) must begin at seq 1 and names the gap.
+ */
+static void
+test_oldest_segment_removed(void **state)
+{
+	const char *paths[2] = { segdir, path };
+	char names[64][64], p[400], msg[1024];
+	struct audit_key *k;
+	FILE *out;
+	int rc;
+
+	(void)state;
+	k = make_trail(1);
+	assert_true(segments_list(names, 64) >= 2);
+	seg_path(p, sizeof(p), names[0]);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "not given: not checked"));
+	assert_non_null(out = fmemopen(msg, sizeof(msg), "w"));
+	rc = audit_verify_trail(paths, 2, &k, 1,
+	    AUDIT_VERIFY_SKIP_MISSING | AUDIT_VERIFY_WHOLE, out);
+	fclose(out);
+	assert_int_equal(rc, 1);
+	seg_path(p, sizeof(p), names[1]);
+	assert_non_null(strstr(msg, p));
+	assert_non_null(strstr(msg, ":1: the trail starts at seq "));
+	assert_non_null(strstr(msg, "segments before it are missing"));
+	audit_key_free(k);
+}
+
+/*
+ * verify while the writer seals: the segment is linked into the segments
+ * directory, and the live path still names that same file until the next
+ * live file is renamed over it. A walk in that moment reads the segment
+ * twice; it is walked again once the seal is done, and the trail verifies.
+ * A live path that stays a link to the last segment is still named.
+ */
+static void
+test_verify_during_seal(void **state)
+{
+	char names[64][64], seg[400], next[400], msg[1024];
+	struct audit_key *k;
+	pid_t pid;
+	int n, status;
+
+	(void)state;
+	k = make_trail(1);
+	n = segments_list(names, 64);
+	assert_true(n >= 2);
+	seg_path(seg, sizeof(seg), names[n - 1]);
+	snprintf(next, sizeof(next), "%s.next", path);
+	assert_int_equal(rename(path, next), 0);
+	assert_int_equal(link(seg, path), 0);
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 1);
+	assert_non_null(strstr(msg, "repeated or out of order"));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(100000);
+		_exit(rename(next, path) == 0 ? 0 : 1);
+	}
+	assert_int_equal(trail_verify(&k, 1, msg, sizeof(msg)), 0);
+	assert_non_null(strstr(msg, "chain intact, MACs good"));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	audit_key_free(k);
+}
+
+/*
  * A writer killed mid-append leaves a torn last line: the next writer
  * saves the torn bytes as <segment>.torn, seals the whole records (reason
  * restart, torn_bytes, torn_sha256) and the trail verifies.
@@ -1725,6 +1796,10 @@ main(void)
 		    test_writer_rotates_into_sealed_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_tamper_matrix_across_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_during_seal,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oldest_segment_removed,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_seals_torn_tail,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_mode_follows_rotation,
