@@ -285,6 +285,8 @@ usage(FILE *f)
 "  uploader -c FILE       run only the uploader role (needs the S3 credentials)\n"
 "  metrics -c FILE        run only the metrics role (needs metrics.listen)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
+"  host-keys -c FILE      the host keys' SHA256 fingerprints, as ssh-keygen -lf\n"
+"                         prints them (what partners pin; run as root)\n"
 "  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
 "                         chain, and with the audit keys its MACs\n"
@@ -1425,6 +1427,11 @@ main(int argc, char **argv)
 	}
 	if ((cfg = load(cfgpath)) == NULL)
 		return 1;
+	if (strcmp(cmd, "host-keys") == 0) {
+		rc = hostkeys_print(cfg, stdout) == 0 ? 0 : 1;
+		config_free(cfg);
+		return rc;
+	}
 	sup.verbose = verbose;
 	if (strcmp(cmd, "serve") == 0)
 		rc = cmd_serve(cfg, 0);
