@@ -17,6 +17,8 @@ if [ "${1:-}" = "--test" ]; then
   # rclone are the partner clients of test_clients.py / test_hostile.py;
   # openssh-server is also what bench/sftp_bench.sh compares against.
   pkgs+=(lftp python3-paramiko rclone curl openssh-server valgrind)
+  # test_deploy_files.py: the cloud-init YAML and the image scripts
+  pkgs+=(python3-yaml shellcheck)
 fi
 
 missing=()
