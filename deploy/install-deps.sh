@@ -20,6 +20,8 @@ if [ "${1:-}" = "--test" ]; then
   pkgs+=(lftp python3-paramiko rclone curl openssh-server valgrind)
   # test_package.py: builds the .deb (dpkg-shlibdeps), reads its man pages
   pkgs+=(dpkg-dev fakeroot man-db)
+  # test_deploy_files.py: the cloud-init YAML and the image scripts
+  pkgs+=(python3-yaml shellcheck)
 fi
 
 missing=()

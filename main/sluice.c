@@ -297,6 +297,8 @@ usage(FILE *f)
 "  metrics -c FILE        run only the metrics role (needs metrics.listen)\n"
 "  notify -c FILE         run only the notify role (sends notify: events)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
+"  host-keys -c FILE      the host keys' SHA256 fingerprints, as ssh-keygen -lf\n"
+"                         prints them (what partners pin; run as root)\n"
 "  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
 "                         chain, and with the audit keys its MACs\n"
@@ -1839,6 +1841,11 @@ main(int argc, char **argv)
 	}
 	if ((cfg = load(cfgpath)) == NULL)
 		return 1;
+	if (strcmp(cmd, "host-keys") == 0) {
+		rc = hostkeys_print(cfg, stdout) == 0 ? 0 : 1;
+		config_free(cfg);
+		return rc;
+	}
 	log_configure(cfg->log_target, cfg->log_level);
 	sup.verbose = verbose;
 	if (strcmp(cmd, "serve") == 0)

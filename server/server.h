@@ -24,6 +24,14 @@
 int hostkeys_ensure(const struct config *cfg);
 
 /*
+ * `sluice host-keys`: one line per configured host key on out, as
+ * `ssh-keygen -lf` prints it: "BITS SHA256:FP PATH (TYPE)". Generates
+ * nothing. 0, or -1 if a key is missing or unreadable (logged; the others
+ * are still printed).
+ */
+int hostkeys_print(const struct config *cfg, FILE *out);
+
+/*
  * The listener role: accepts on listenfd (bound by the supervisor) and asks
  * the supervisor over supfd (SOCK_SEQPACKET, common/proc.h "spawn") to
  * start a session for each admitted connection. Runs until proc_quit.
