@@ -89,7 +89,8 @@ def bans():
 
 def s3(moto):
     def call(method, path, body=None):
-        req = urllib.request.Request(moto + path, data=body, method=method)
+        req = urllib.request.Request(moto + path, data=body, method=method,
+                                     headers={'Content-Type': 'application/octet-stream'})
         try:
             with urllib.request.urlopen(req) as r:
                 return r.status, r.read()
@@ -104,22 +105,33 @@ def s3(moto):
     put('s3list', 'list_truncated', b'\1' + b)
     _, b = call('GET', '/fuzzseeds?list-type=2&prefix=none/')
     put('s3list', 'list_empty', b'\0' + b)
-    # s3xml: first byte picks the reply slot (fuzz_s3xml.c)
-    _, b = call('POST', '/fuzzseeds/in/big.bin?uploads=')
-    put('s3xml', 'initiate', b'\0' + b)
-    uid = b.split(b'<UploadId>')[1].split(b'</UploadId>')[0].decode()
+    # s3xml (fuzz_s3xml.c): a mode byte, then replies: status index
+    # (0: 200, 6: 400, 8: 404, 14: 503), header flags, 16-bit length, body
+    def rep(st, fl, body=b''):
+        return bytes([st, fl]) + len(body).to_bytes(2, 'big') + body
+    _, init = call('POST', '/fuzzseeds/in/big.bin?uploads=')
+    uid = init.split(b'<UploadId>')[1].split(b'</UploadId>')[0].decode()
     call('PUT', '/fuzzseeds/in/big.bin?partNumber=1&uploadId=' + uid, b'x' * 5242880)
     call('PUT', '/fuzzseeds/in/big.bin?partNumber=2&uploadId=' + uid, b'y' * 10)
-    _, b = call('GET', '/fuzzseeds/in/big.bin?uploadId=' + uid)
-    put('s3xml', 'listparts', b'\1' + b)
+    _, parts = call('GET', '/fuzzseeds/in/big.bin?uploadId=' + uid)
+    _, done = call('POST', '/fuzzseeds/in/big.bin?uploadId=' + uid,
+                   b'<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>' +
+                   parts.split(b'<ETag>')[1].split(b'</ETag>')[0] + b'</ETag></Part><Part><PartNumber>2</PartNumber><ETag>' +
+                   parts.split(b'<ETag>')[2].split(b'</ETag>')[0] + b'</ETag></Part></CompleteMultipartUpload>')
     call('POST', '/fuzzseeds/in/a%26b.bin?uploads=')
-    _, b = call('GET', '/fuzzseeds?uploads=')
-    put('s3xml', 'listuploads', b'\2' + b)
-    _, b = call('GET', '/nosuchbucket-fz?list-type=2')
-    put('s3xml', 'error_nosuchbucket', b'\3' + b)
-    _, b = call('GET', '/fuzzseeds/in/big.bin?uploadId=nope')
-    put('s3xml', 'error_nosuchupload', b'\3' + b)
-    put('s3list', 'error', b'\0' + b)
+    call('POST', '/fuzzseeds/kept?uploads=')
+    _, ups = call('GET', '/fuzzseeds?uploads=')
+    _, nsb = call('GET', '/nosuchbucket-fz?list-type=2')
+    _, nsu = call('GET', '/fuzzseeds/in/big.bin?uploadId=nope')
+    put('s3list', 'error', b'\0' + nsu)
+    put('s3xml', 'put_ok', b'\0' + rep(8, 0) + rep(0, 1 | 2 | 32) + rep(0, 1 | 8 | 16))
+    put('s3xml', 'put_nosuchbucket', b'\0' + rep(8, 0) + rep(8, 32, nsb))
+    put('s3xml', 'put_slowdown', b'\0' + rep(8, 0) + rep(14, 0, b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>'))
+    put('s3xml', 'mp_fresh', b'\2' + rep(8, 0) + rep(0, 0, init) + rep(0, 1) + rep(0, 1) + rep(0, 0, done) + rep(0, 1 | 2))
+    put('s3xml', 'mp_resume', b'\1' + rep(8, 0) + rep(0, 0, parts) + rep(0, 1) + rep(0, 0, done) + rep(0, 1))
+    put('s3xml', 'mp_nosuchupload', b'\1' + rep(8, 0) + rep(8, 0, nsu) + rep(0, 0, init) + rep(0, 1) + rep(0, 1) + rep(8, 0, nsu))
+    put('s3xml', 'sweep', b'\3' + rep(0, 0, ups) + rep(4, 0) + rep(4, 0) + rep(4, 0))
+    put('s3xml', 'sweep_error', b'\3' + rep(7, 0, nsb))
 
 completion(); receipts(); awsfiles(); bans()
 if os.environ.get('MOTO'):
