@@ -21,7 +21,7 @@ def put(target, name, data):
 
 def completion():
     tmp = tempfile.mkdtemp()
-    files = {'data.csv': b'id,amount\n1,10.00\n', 'b c.pgp': os.urandom(300),
+    files = {'data.csv': b'id,amount\n1,10.00\n', 'b c.pgp': bytes(range(256)) + b'-----END PGP MESSAGE-----\n',
              'sub/x.txt': b'', 'back\\slash.csv': b'x\n'}
     for n, b in files.items():
         os.makedirs(os.path.dirname(os.path.join(tmp, n)), exist_ok=True)
