@@ -59,6 +59,7 @@ static struct fake {
 } fakes[NCURL];
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static size_t ring;
 static const uint8_t *in;
 static size_t inlen;
 
@@ -70,12 +71,12 @@ fake_of(CURL *h)
 	for (i = 0; i < NCURL; i++)
 		if (fakes[i].h == h)
 			return &fakes[i];
-	for (i = 0; i < NCURL; i++)
-		if (fakes[i].h == NULL) {
-			fakes[i].h = h;
-			return &fakes[i];
-		}
-	abort();
+	/* a new handle (the multipart workers make theirs): the oldest slot,
+	 * long unused since at most 1 + parallel handles are alive */
+	i = ring++ % NCURL;
+	memset(&fakes[i], 0, sizeof(fakes[i]));
+	fakes[i].h = h;
+	return &fakes[i];
 }
 
 CURLcode
@@ -194,6 +195,7 @@ __wrap_curl_easy_perform(CURL *h)
 
 static struct store_config cfg;
 static struct store *store;
+static struct aws_creds creds;
 static char dir[256], small[300], big[300];
 static int smallfd = -1, bigfd = -1;
 static const struct mp_part saved_parts[] = {
@@ -232,7 +234,7 @@ setup_once(void)
 	struct aws_creds c;
 	const char *tmp;
 
-	if (store != NULL)
+	if (dir[0] != '\0')
 		return;
 	log_init("fuzz", 0);
 	if ((tmp = getenv("TMPDIR")) == NULL || *tmp == '\0')
@@ -259,8 +261,7 @@ setup_once(void)
 	cfg.region = "us-east-1";
 	cfg.endpoint = "http://127.0.0.1:9";
 	cfg.path_style = 1;
-	if ((store = store_open(&cfg, &c)) == NULL)
-		abort();
+	creds = c;
 }
 
 int
@@ -282,6 +283,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		hex_encode(d, sizeof(d), sum_big);
 	}
+	/* a new store each time: the sweep's markers live in it */
+	if ((store = store_open(&cfg, &creds)) == NULL)
+		abort();
 	mode = data[0] % 4;
 	pthread_mutex_lock(&mu);
 	in = data + 1;
@@ -327,6 +331,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (strnlen(res.error, sizeof(res.error)) >= sizeof(res.error) ||
 	    strnlen(res.etag, sizeof(res.etag)) >= sizeof(res.etag))
 		abort();
+	store_close(store);
+	store = NULL;
 	return 0;
 }
 
@@ -336,8 +342,7 @@ main(int argc, char **argv)
 {
 	int rc = fuzz_replay_main(argc, argv, LLVMFuzzerTestOneInput);
 
-	if (store != NULL) {
-		store_close(store);
+	if (dir[0] != '\0') {
 		close(smallfd);
 		close(bigfd);
 		unlink(small);

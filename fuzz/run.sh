@@ -5,7 +5,9 @@
 # It fuzzes a working copy of fuzz/corpus/NAME in build-fuzz/work/NAME (low
 # priority, temp files in /dev/shm so fsyncs are cheap, 2 GiB RSS cap),
 # logs to build-fuzz/work/NAME.log and keeps crash-*/timeout-*/leak-* in
-# build-fuzz/work/NAME-artifacts/. Then fuzz/run.sh -merge NAME minimises
+# build-fuzz/work/NAME-artifacts/. Extra libFuzzer flags: $FUZZ_ARGS (the
+# stateful fuzz_sftpseq ran with FUZZ_ARGS="-len_control=0 -max_len=2048"
+# so its programs are long from the start). Then fuzz/run.sh -merge NAME minimises
 # the working corpus back into fuzz/corpus/NAME (what ctest replays).
 set -eu
 b=build-fuzz
@@ -26,6 +28,6 @@ t=${2:-600}
 mkdir -p "$b/work/$n" "$b/work/$n-artifacts"
 cp -n fuzz/corpus/"$n"/* "$b/work/$n"/ 2>/dev/null || true
 TMPDIR=/dev/shm exec nice -n 19 "$b/fuzz_$n" -max_total_time="$t" \
-    -rss_limit_mb=2048 -close_fd_mask=3 -print_final_stats=1 \
+    -rss_limit_mb=2048 -close_fd_mask=3 -print_final_stats=1 ${FUZZ_ARGS:-} \
     -artifact_prefix="$b/work/$n-artifacts/" "$b/work/$n" fuzz/corpus/"$n" \
     >"$b/work/$n.log" 2>&1
