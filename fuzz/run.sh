@@ -13,13 +13,17 @@ set -eu
 b=build-fuzz
 if [ "$1" = -merge ]; then
 	n=$2
-	mkdir -p "$b/work/$n-min"
-	rm -f "$b/work/$n-min"/*
-	TMPDIR=/dev/shm nice -n 19 "$b/fuzz_$n" -merge=1 -close_fd_mask=3 \
-	    -rss_limit_mb=2048 "$b/work/$n-min" fuzz/corpus/"$n" "$b/work/$n" \
-	    >"$b/work/$n-merge.log" 2>&1
+	mkdir -p "$b/work/$n-min" "$b/work/$n-keep"
+	rm -f "$b/work/$n-min"/* "$b/work/$n-keep"/*
+	# inputs that once crashed stay as they are, by name (regressions)
+	cp fuzz/corpus/"$n"/crash_* "$b/work/$n-keep"/ 2>/dev/null || true
+	# by edges, not hit counts, to keep the corpus small (~200 files)
+	TMPDIR=/dev/shm nice -n 19 "$b/fuzz_$n" -merge=1 -use_counters=0 \
+	    -close_fd_mask=3 -rss_limit_mb=2048 "$b/work/$n-min" \
+	    fuzz/corpus/"$n" "$b/work/$n" >"$b/work/$n-merge.log" 2>&1
 	rm -f fuzz/corpus/"$n"/*
 	cp "$b/work/$n-min"/* fuzz/corpus/"$n"/
+	cp "$b/work/$n-keep"/* fuzz/corpus/"$n"/ 2>/dev/null || true
 	echo "fuzz/corpus/$n: $(ls fuzz/corpus/"$n" | wc -l) files"
 	exit 0
 fi
