@@ -18,13 +18,11 @@ jobs=${JOBS:-2}
 command -v "$cc" >/dev/null || { echo "fuzz/build.sh: $cc not found (apt-get install clang)" >&2; exit 1; }
 mkdir -p "$out/obj"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-cflags="-g -O1 $san -fsanitize=fuzzer-no-link -D_GNU_SOURCE -DSLUICE_TEST_HOOKS \
-    -DSLUICE_VERSION=\"fuzz\" -I. $(pkg-config --cflags libssh libcurl gpgme openssl \
-    yaml-0.1 sqlite3 jansson libcrypt libseccomp expat libmicrohttpd)"
-libs=$(pkg-config --libs libssh libcurl gpgme openssl yaml-0.1 sqlite3 jansson \
-    libcrypt libseccomp expat libmicrohttpd libsystemd 2>/dev/null || pkg-config --libs \
-    libssh libcurl gpgme openssl yaml-0.1 sqlite3 jansson libcrypt libseccomp expat \
-    libmicrohttpd)
+pkgs="libssh libcurl gpgme openssl yaml-0.1 sqlite3 jansson libcrypt libseccomp
+    expat libmicrohttpd"
+cflags="-g -O1 $san -fsanitize=fuzzer-no-link -D_GNU_SOURCE -DSLUICE_TEST_HOOKS
+    -DSLUICE_VERSION=\"fuzz\" -I. $(pkg-config --cflags $pkgs)"
+libs=$(pkg-config --libs $pkgs)
 export cc cflags out
 
 # the library: every module, as CMakeLists.txt's SLUICE_SRC
@@ -47,7 +45,8 @@ fi
 for t in $targets; do
 	# fuzz_s3xml answers libcurl's calls itself (see its header)
 	extra=""
-	[ "$t" = s3xml ] && extra="-Wl,--wrap=curl_easy_perform -Wl,--wrap=curl_easy_getinfo -Wl,--wrap=curl_easy_setopt"
+	[ "$t" = s3xml ] && extra="-Wl,--wrap=curl_easy_perform \
+	    -Wl,--wrap=curl_easy_getinfo -Wl,--wrap=curl_easy_setopt"
 	echo "  LD fuzz_$t"
 	$cc -g -O1 $san -fsanitize=fuzzer -D_GNU_SOURCE -I. "fuzz/fuzz_$t.c" \
 	    "$out/libsluicefuzz.a" $libs -lm $extra -o "$out/fuzz_$t"
