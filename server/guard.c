@@ -538,12 +538,13 @@ entry_load(struct guard *g, json_t *e, int user, int64_t now)
 	/* A clock that went back must not make a ban endless. */
 	t.ban_until = ban_until < now + GUARD_MAX_BAN_S ? ban_until :
 	    now + GUARD_MAX_BAN_S;
-	t.last = last < now ? last : now;
+	/* Nor can a time before the epoch make now - t overflow. */
+	t.last = last < 0 ? 0 : last < now ? last : now;
 	t.nbans = nbans < BANS_MAX_REPEATS ? nbans : BANS_MAX_REPEATS;
 	json_array_foreach(fails, i, v) {
 		if (!json_is_integer(v))
 			return -1;
-		if (t.nfails < GUARD_MAX_FAILURES &&
+		if (t.nfails < GUARD_MAX_FAILURES && json_integer_value(v) >= 0 &&
 		    now - json_integer_value(v) < g->lim.ban_window_s)
 			t.fails[t.nfails++] = json_integer_value(v) < now ?
 			    json_integer_value(v) : now;
