@@ -169,7 +169,7 @@ class Sluice:
 host_keys: ["%s/hostkey"]
 state_dir: "%s/state"
 audit:
-  path: "%s/audit.jsonl"
+  path: "%s/audit/audit.jsonl"
 store:
   url: "file://%s"
 partners:

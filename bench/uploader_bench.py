@@ -92,6 +92,9 @@ class SluiceUploader:
                                     [{"name": "acme", "password_hash": H.password_hash("x")}],
                                     extra="uploader:\n  workers: %d" % self.workers
                                     if self.workers else ""))
+        # run as root, sluice's roles run as its service user: give them the
+        # work dir as the integration tests do
+        H.share_with_gateway(self.dir)
         subprocess.run([sluice, "queue", "list", "-c", self.cfg], check=True,
                        stdout=subprocess.DEVNULL)
         self.db = os.path.join(self.state, "sluice.db")
