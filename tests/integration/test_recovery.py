@@ -67,11 +67,15 @@ def events_by_fid(records, event):
 
 
 def object_files(root):
+    """The partners' objects in a file:// store (not the gateway's own
+    sealed audit segments under audit.prefix, "audit/")."""
     out = {}
     for d, _, files in os.walk(root):
         for f in files:
             p = os.path.join(d, f)
-            out[os.path.relpath(p, root)] = p
+            rel = os.path.relpath(p, root)
+            if not rel.startswith("audit/"):
+                out[rel] = p
     return out
 
 
