@@ -240,8 +240,10 @@ class TestForged(unittest.TestCase):
         self.assertEqual(os.listdir(self.sentinel), [])
         # the audit writer's own files beside its trail are not the hand-off's
         trail = os.path.dirname(self.gw.audit_path)
+        # and the segments it ships (to the file store's audit/)
         after = {p for p in snapshot(self.tmp, self.st)
-                 if not p.startswith(os.path.join(trail, "segments"))}
+                 if not p.startswith(os.path.join(trail, "segments"))
+                 and not p.startswith(os.path.join(self.objects, "audit"))}
         self.assertEqual(sorted(after - self.before), [], "created outside state_dir")
         for p in ("x", "y", "x.reason", "y.reason"):
             self.assertFalse(os.path.lexists(os.path.join(self.st, "spool", p)), p)
