@@ -385,7 +385,9 @@ judge_upload(struct story *st, const json_t *acc)
 		    retry && sget(retry, "error") ? sget(retry, "error") : "");
 		return;
 	}
-	xsnprintf(st->outcome, sizeof(st->outcome), "stored as s3://%s/%s%s%s",
+	xsnprintf(st->outcome, sizeof(st->outcome), "stored as %s%s/%s%s%s",
+	    sget(stored, "store") != NULL && strncmp(sget(stored, "store"),
+	    "file://", 7) == 0 ? "file://" : "s3://",
 	    sget(stored, "bucket") ? sget(stored, "bucket") : "?",
 	    sget(stored, "key") ? sget(stored, "key") : "?",
 	    sget(stored, "version_id") && *sget(stored, "version_id") ?
