@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "policy/config.h"
+#include "tests/unit/testtree.h"
 
 struct opts {
 	int		 clients;
@@ -235,7 +236,7 @@ int
 main(int argc, char **argv)
 {
 	struct opts o;
-	char tmpl[] = "/tmp/sluice-audit-bench-XXXXXX", cmd[PATH_MAX + 16];
+	char tmpl[] = "/tmp/sluice-audit-bench-XXXXXX";
 	const char *dir;
 	int rc;
 
@@ -247,8 +248,7 @@ main(int argc, char **argv)
 	}
 	rc = run(&o, dir);
 	if (o.dir == NULL) {
-		(void)xsnprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
+		if (testtree_remove(dir) != 0)
 			fprintf(stderr, "could not remove %s\n", dir);
 	}
 	return rc;

@@ -191,8 +191,8 @@ split(const char *line)
 	out[0] = '\0';
 	for (i = 0; argv[i] != NULL; i++) {
 		if (i > 0)
-			strcat(out, "|");
-		strcat(out, argv[i]);
+			(void)xstrlcat(out, "|", sizeof(out));
+		(void)xstrlcat(out, argv[i], sizeof(out));
 	}
 	creds_argv_free(argv);
 	return out;

@@ -21,6 +21,7 @@
 #include "spool/layout.h"
 #include "spool/outbox.h"
 #include "spool/state.h"
+#include "testtree.h"
 
 static char dir[64];
 
@@ -37,11 +38,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
 	state_close(*state);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return testtree_remove(dir);
 }
 
 static void
