@@ -1273,10 +1273,10 @@ listener_reload_send(const struct config *cfg)
 	return rc;
 }
 
-/* Stops role r (SIGTERM, SIGKILL after 15 s) and starts it with cfg,
- * still starting sessions meanwhile. */
+/* Stops role r (SIGTERM, SIGKILL after 15 s), still starting sessions
+ * meanwhile; a restart it was waiting for is cancelled. */
 static void
-role_restart(struct proc *r, const struct config *cfg)
+role_stop(struct proc *r)
 {
 	int64_t deadline = mono_ms() + 15000;
 	int status;
@@ -1302,6 +1302,13 @@ role_restart(struct proc *r, const struct config *cfg)
 	}
 	r->restart_at = 0;
 	r->restarts = 0;
+}
+
+/* Stops role r (if it runs) and starts it with cfg. */
+static void
+role_restart(struct proc *r, const struct config *cfg)
+{
+	role_stop(r);
 	if (role_start(r, cfg) != -1)
 		log_info("role %s restarted with the new configuration",
 		    r->name);
@@ -1327,10 +1334,11 @@ session_config_swap(const struct config *cfg)
 }
 
 /* config.reloaded: what changed (policy/confdiff.h) and which roles were
- * restarted; a diff too large for one record keeps its partner names. */
+ * restarted or stopped (both taken); a diff too large for one record
+ * keeps its partner names. */
 static void
 reloaded_record(const struct config *old, const struct config *new,
-    json_t *roles)
+    json_t *roles, json_t *stopped)
 {
 	json_t *f, *diff;
 	char hex[SHA256_HEX], path[PATH_MAX], *text;
@@ -1340,6 +1348,7 @@ reloaded_record(const struct config *old, const struct config *new,
 	    config_identity(new, "config.reloaded", path, hex) == -1) {
 		json_decref(diff);
 		json_decref(roles);
+		json_decref(stopped);
 		sup_record(new, "config.reloaded", NULL);
 		return;
 	}
@@ -1355,6 +1364,9 @@ reloaded_record(const struct config *old, const struct config *new,
 	    "roles_restarted", roles);
 	if (f != NULL)
 		json_object_update(f, diff);
+	if (f != NULL && json_array_size(stopped) > 0)
+		json_object_set(f, "roles_stopped", stopped);
+	json_decref(stopped);
 	json_decref(diff);
 	sup_record(new, "config.reloaded", f);
 }
@@ -1363,16 +1375,19 @@ reloaded_record(const struct config *old, const struct config *new,
  * SIGHUP: re-reads the configuration file. Refused (the running one
  * stays) when it has errors or changes what only a restart applies.
  * Else: new sessions get the new configuration, the listener its part
- * (sessions running keep theirs), intake, uploader and control are
- * restarted with it one at a time (their work is in state_dir: an upload
- * stopped resumes), and config.reloaded says what changed. *cur becomes
+ * (sessions running keep theirs), intake, uploader, control and notify
+ * are restarted with it one at a time (their work is in state_dir: an
+ * upload stopped resumes, a notification not sent stays in the outbox);
+ * a role the new configuration no longer wants (notify without targets)
+ * is stopped, one it now wants is started, and config.reloaded says what
+ * changed. *cur becomes
  * the new configuration; *owned holds it (the previous owned one freed).
  */
 static void
 sup_reload(const struct config **cur, struct config **owned, int only_server)
 {
 	struct config *new = NULL;
-	json_t *restart = NULL, *roles = NULL, *v;
+	json_t *restart = NULL, *roles = NULL, *stopped = NULL, *v;
 	char *errs = NULL, msg[1024];
 	size_t errlen = 0, i;
 	FILE *ef;
@@ -1388,7 +1403,7 @@ sup_reload(const struct config **cur, struct config **owned, int only_server)
 		goto done;
 	}
 	if ((restart = confdiff_restart_only(*cur, new)) == NULL ||
-	    (roles = json_array()) == NULL)
+	    (roles = json_array()) == NULL || (stopped = json_array()) == NULL)
 		goto fail;
 	if (json_array_size(restart) > 0) {
 		msg[0] = '\0';
@@ -1404,14 +1419,25 @@ sup_reload(const struct config **cur, struct config **owned, int only_server)
 	if (own_spool(new) == -1 || session_config_swap(new) == -1)
 		goto fail;
 	(void)listener_reload_send(new);
-	for (i = 0; i < NPROCS; i++)
-		if (procs[i].run != run_audit && procs[i].run != run_listener &&
-		    role_wanted(&procs[i], new, only_server)) {
+	for (i = 0; i < NPROCS; i++) {
+		if (procs[i].run == run_audit || procs[i].run == run_listener)
+			continue;
+		if (role_wanted(&procs[i], new, only_server)) {
 			role_restart(&procs[i], new);
 			json_array_append_new(roles, json_string(procs[i].name));
+		} else if (procs[i].pid > 0 || procs[i].restart_at != 0) {
+			/* e.g. notify: its last target removed; its outbox
+			 * rows stay in sluice.db for a later start */
+			role_stop(&procs[i]);
+			procs[i].started = 0;	/* not in roles.status */
+			log_info("role %s stopped: the new configuration "
+			    "does not use it", procs[i].name);
+			json_array_append_new(stopped,
+			    json_string(procs[i].name));
 		}
-	reloaded_record(*cur, new, roles);
-	roles = NULL;
+	}
+	reloaded_record(*cur, new, roles, stopped);
+	roles = stopped = NULL;
 	log_info("reloaded %s: %zu partner(s)", new->path, new->npartners);
 	*cur = new;
 	config_free(*owned);
@@ -1425,6 +1451,7 @@ done:
 	config_free(new);
 	json_decref(restart);
 	json_decref(roles);
+	json_decref(stopped);
 	free(errs);
 }
 

@@ -5,13 +5,20 @@ real OpenSSH sftp client and a file:// store.
     cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_reload
 
 Uploads "in flight" are throttled with sftp -l (Kbit/s) so a signal lands
-while the client is still writing.
+while the client is still writing. TestReloadNotify: a reload that adds the
+first notify: target starts the notify role (a plain-HTTP receiver on
+127.0.0.1 gets the next file.stored), one that removes the last stops it.
 """
 
+import hashlib
+import hmac
+import http.server
+import json
 import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -195,6 +202,124 @@ class TestReload(Base):
         self.assertIsNotNone(bad, self.gw.log_tail(80))
         self.assertIn("listen.port", bad.get("first_error", ""), bad)
         self.assertNotEqual(self.login("acme").rc, 0, "a refused reload applied its partners")
+
+
+SECRET = b"reload-notify-secret-0123456789"
+
+
+class Receiver:
+    """A plain HTTP server on 127.0.0.1 (webhooks may use http:// only to
+    loopback) recording every POST."""
+
+    def __init__(self):
+        self.got = []
+        self.lock = threading.Lock()
+        rcv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with rcv.lock:
+                    rcv.got.append({"headers": dict(self.headers), "body": body})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((H.LOCALHOST, 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def bodies(self, name):
+        """The JSON bodies received about a file whose path ends in name."""
+        with self.lock:
+            got = list(self.got)
+        out = []
+        for g in got:
+            b = json.loads(g["body"])
+            if b.get("path", "").endswith(name):
+                want = "sha256=" + hmac.new(SECRET, g["body"], hashlib.sha256).hexdigest()
+                b["_signed"] = g["headers"].get("X-Sluice-Signature") == want
+                out.append(b)
+        return out
+
+
+class TestReloadNotify(Base):
+
+    def roles_status(self):
+        try:
+            with open(os.path.join(self.gw.state_dir, "run", "roles.status")) as f:
+                return dict(l.split()[:2] for l in f if l.strip())
+        except OSError:
+            return {}
+
+    def put(self, name):
+        local = os.path.join(self.tmp, name)
+        sha = H.write_random_file(local, 4096)
+        res = self.login("acme", ["put %s %s" % (local, name)])
+        self.assertEqual(res.rc, 0, "%r\n%s" % (res, self.gw.log_tail()))
+        self.assertTrue(self.stored("acme", name, sha, 60),
+                        "%s was not stored\n%s" % (name, self.gw.diagnostics()))
+
+    def test_reload_starts_and_stops_the_notify_role(self):
+        rcv = Receiver()
+        self.addCleanup(rcv.stop)
+        secret = os.path.join(self.tmp, "hook.secret")
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(SECRET + b"\n")
+        ids = H.service_ids()           # the notify role reads it
+        if ids is not None:
+            os.chown(secret, *ids)
+        parts = [("acme", self.keys.pub("acme"), None)]
+        notify = ("notify:\n"
+                  "  - on: [file.stored]\n"
+                  "    webhook: {url: %s, secret_file: %s, timeout: 5s}\n"
+                  % (H.yaml_str("http://127.0.0.1:%d/hook" % rcv.port), H.yaml_str(secret)))
+
+        self.put("before.bin")
+        self.assertTrue(H.poll(lambda: "uploader" in self.roles_status(), 10),
+                        self.roles_status())
+        self.assertNotIn("notify", self.roles_status(), "notify runs without targets")
+
+        # the first target: the role starts and sends the next file.stored
+        self.write_config(parts, notify)
+        rec = self.hup_and_wait("config.reloaded")
+        self.assertIn("notify", rec.get("roles_restarted", []), rec)
+        self.assertNotIn("roles_stopped", rec)
+        self.assertTrue(H.poll(lambda: self.roles_status().get("notify") == "up", 15),
+                        "notify not up after the reload: %r\n%s"
+                        % (self.roles_status(), self.gw.log_tail(80)))
+        self.put("after.bin")
+        got = H.poll(lambda: rcv.bodies("after.bin"), 60)
+        self.assertTrue(got, "no webhook for after.bin\n%s" % self.gw.log_tail(80))
+        self.assertEqual(got[0]["event"], "file.stored", got[0])
+        self.assertEqual(got[0]["partner"], "acme", got[0])
+        self.assertTrue(got[0]["_signed"], "bad X-Sluice-Signature")
+        self.assertEqual(rcv.bodies("before.bin"), [], "a file stored before any target "
+                         "was notified")
+
+        # the last target removed: the role stops and nothing more is sent
+        self.write_config(parts)
+        rec = self.hup_and_wait("config.reloaded")
+        self.assertEqual(rec.get("roles_stopped"), ["notify"], rec)
+        self.assertNotIn("notify", rec.get("roles_restarted", []), rec)
+        self.assertTrue(H.poll(lambda: "notify" not in self.roles_status(), 15),
+                        self.roles_status())
+        self.assertIn("role notify stopped", H.tail(self.gw.log, 200))
+        self.put("later.bin")
+        time.sleep(2)
+        self.assertEqual(rcv.bodies("later.bin"), [], "notified with no target left")
+        self.assertTrue(self.gw.alive())
+        # the stopped role is not restarted as if it had died
+        time.sleep(3)
+        self.assertNotIn("notify", self.roles_status())
+        self.assertNotRegex(H.tail(self.gw.log, 200), r"role notify (died|exited)")
 
 
 class TestDrain(Base):
