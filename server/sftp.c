@@ -413,15 +413,30 @@ event(struct sftp *s, const char *op, const struct cpath *a,
 	if (s->hooks.event == NULL || (!always && !refused))
 		return;
 	s->hooks.event(s->hooks.arg, op, event_path(a, ba, sizeof(ba)),
-	    event_path(b, bb, sizeof(bb)), st);
+	    event_path(b, bb, sizeof(bb)), st, NULL);
+}
+
+/* A request on handle h; reason as in sftp_hooks.event (NULL: none). */
+static void
+event_handle_why(struct sftp *s, const char *op, const struct handle *h,
+    uint32_t st, const char *reason)
+{
+	if (s->hooks.event != NULL)
+		s->hooks.event(s->hooks.arg, op, h->path, NULL, st, reason);
 }
 
 static void
 event_handle(struct sftp *s, const char *op, const struct handle *h,
     uint32_t st)
 {
-	if (s->hooks.event != NULL)
-		s->hooks.event(s->hooks.arg, op, h->path, NULL, st);
+	event_handle_why(s, op, h, st, NULL);
+}
+
+/* The audit reason of a write that failed with err, or NULL. */
+static const char *
+errno_reason(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? SFTP_REASON_NO_SPACE : NULL;
 }
 
 /* -------------------------------------------------------- permissions -- */
@@ -490,7 +505,7 @@ deny(struct sftp *s, uint32_t id, const char *op, int args, struct msg *m,
 		if (get_string(m, &hb, &hl) == 0)
 			h = handle_get(s, hb, hl);
 		s->hooks.event(s->hooks.arg, op, h != NULL ? h->path : NULL,
-		    NULL, SSH_FX_PERMISSION_DENIED);
+		    NULL, SSH_FX_PERMISSION_DENIED, NULL);
 		return;
 	}
 	if (args >= ARG_PATH && get_path(m, &a) == 0) {
@@ -1134,8 +1149,8 @@ poison_text(const struct sftp *s, const struct handle *h, char *buf,
 		(void)xsnprintf(buf, len, "file too large (limit %lld bytes)",
 		    (long long)s->max_file_size);
 	else
-		(void)xstrlcpy(buf, "not enough space on the gateway; try "
-		    "later", len);
+		(void)xstrlcpy(buf, "no space left on the gateway; try later",
+		    len);
 	return buf;
 }
 
@@ -1278,7 +1293,9 @@ complete_file(struct sftp *s, struct handle *h, const char **text, char *why,
 		log_warn("sftp: fsync %s", h->path);
 		unstage(s, &fi);
 		errno_status(err, text);
-		if (err != ENOSPC && err != EDQUOT)
+		if (errno_reason(err) != NULL)
+			h->poison = POISON_SPACE;	/* the audit reason */
+		else
 			*text = "could not write the file to disk; upload it "
 			    "again";
 		return SSH_FX_FAILURE;
@@ -1315,7 +1332,8 @@ h_close(struct sftp *s, uint32_t id, struct msg *m)
 	}
 	if (h->kind == H_FILE && h->writable) {
 		st = complete_file(s, h, &text, why, sizeof(why));
-		event_handle(s, "close", h, st);
+		event_handle_why(s, "close", h, st, st != SSH_FX_OK &&
+		    h->poison == POISON_SPACE ? SFTP_REASON_NO_SPACE : NULL);
 	}
 	handle_report(s, h, 0);
 	handle_release(s, h);	/* releases the flock */
@@ -1439,6 +1457,16 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		h->poison = POISON_SIZE;
 	else if ((int64_t)(off + len) > h->end && space_low(s, (int64_t)len))
 		h->poison = POISON_SPACE;
+	if (h->poison == POISON_SPACE) {
+		log_warnx("sftp: %s: no space: the spool's file system would "
+		    "go below server.min_free_space (%lld bytes); write "
+		    "refused", h->path, (long long)s->min_free_space);
+		send_status(s, id, SSH_FX_FAILURE, poison_text(s, h, why,
+		    sizeof(why)));
+		event_handle_why(s, "write", h, SSH_FX_FAILURE,
+		    SFTP_REASON_NO_SPACE);
+		return 0;
+	}
 	if (h->poison != POISON_NONE) {
 		log_info("sftp: %s: %s", h->path, poison_text(s, h, why,
 		    sizeof(why)));
@@ -1458,9 +1486,14 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 				errno = EIO;
 			err = errno;
 			h->failed = 1;	/* never reported complete */
-			log_warn("sftp: write %s", h->path);
+			if (errno_reason(err) != NULL) {
+				h->poison = POISON_SPACE;
+				log_warnx("sftp: write %s: no space (%s)",
+				    h->path, strerror(err));
+			} else
+				log_warn("sftp: write %s", h->path);
 			send_errno(s, id, err, &st);
-			event_handle(s, "write", h, st);
+			event_handle_why(s, "write", h, st, errno_reason(err));
 			return 0;
 		}
 	}

@@ -50,6 +50,9 @@
 #include <stdint.h>
 
 #define SFTP_MAX_MSG_LENGTH	(256 * 1024)	/* as OpenSSH */
+/* sftp_hooks.event's reason for a write or CLOSE refused for want of
+ * space: under server.min_free_space, or ENOSPC/EDQUOT */
+#define SFTP_REASON_NO_SPACE	"no space"
 
 struct sftp_file_info {
 	const char	*path;		/* normalised, relative to the root ("a/b.csv") */
@@ -95,10 +98,12 @@ struct sftp_hooks {
 	 * op is e.g. "open", "remove", "rename", "mkdir", "rmdir", "setstat",
 	 * path2 is the rename target or NULL, status is the SSH_FX_* code sent.
 	 * Paths are normalised (or the raw client bytes, escaped, when they were
-	 * refused as invalid). May be NULL.
+	 * refused as invalid). reason: why it failed, for the audit trail
+	 * ("no space": the free-space floor or ENOSPC/EDQUOT), else NULL.
+	 * May be NULL.
 	 */
 	void	(*event)(void *arg, const char *op, const char *path,
-		    const char *path2, uint32_t status);
+		    const char *path2, uint32_t status, const char *reason);
 	/*
 	 * Is this accepted (mode 0440) file, open read-only as fd, recorded as
 	 * received? 1 yes, 0 no,

@@ -46,6 +46,7 @@ struct env {
 	char		 ev_path[PATH_MAX];
 	char		 ev_path2[PATH_MAX];
 	uint32_t	 ev_status;
+	char		 ev_reason[64];
 	int		 denials;		/* events with PERMISSION_DENIED */
 	int		 denials_seen;		/* ... checked by expect_denied */
 	/* access hook: the calls, the last one's report and path */
@@ -80,7 +81,7 @@ hook_complete(void *arg, const struct sftp_file_info *fi)
 
 static void
 hook_event(void *arg, const char *op, const char *path, const char *path2,
-    uint32_t status)
+    uint32_t status, const char *reason)
 {
 	struct env *e = arg;
 
@@ -89,6 +90,8 @@ hook_event(void *arg, const char *op, const char *path, const char *path2,
 	snprintf(e->ev_path, sizeof(e->ev_path), "%s", path ? path : "(null)");
 	snprintf(e->ev_path2, sizeof(e->ev_path2), "%s", path2 ? path2 : "(null)");
 	e->ev_status = status;
+	snprintf(e->ev_reason, sizeof(e->ev_reason), "%s",
+	    reason ? reason : "(null)");
 	if (status == SSH_FX_PERMISSION_DENIED)
 		e->denials++;
 }
@@ -2250,10 +2253,14 @@ test_min_free_space(void **state)
 	pk_write(&p, id, &h, 0, "abc", 3);
 	assert_int_equal(feed(e, &p), 0);
 	expect_status_msg(e, id, SSH_FX_FAILURE,
-	    "not enough space on the gateway; try later");
+	    "no space left on the gateway; try later");
 	assert_string_equal(e->ev_op, "write");
+	assert_int_equal(e->ev_status, SSH_FX_FAILURE);
+	assert_string_equal(e->ev_reason, SFTP_REASON_NO_SPACE);
 	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
-	expect_status_msg(e, id, SSH_FX_FAILURE, "not enough space");
+	expect_status_msg(e, id, SSH_FX_FAILURE, "no space left");
+	assert_string_equal(e->ev_op, "close");
+	assert_string_equal(e->ev_reason, SFTP_REASON_NO_SPACE);
 	assert_int_equal(e->hook_calls, 0);
 	assert_int_equal(mode_of(e, "f"), 0640);
 
@@ -2262,6 +2269,7 @@ test_min_free_space(void **state)
 	reengine(e);
 	upload(e, "/g", (const uint8_t *)"abc", 3, SSH_FX_OK);
 	assert_int_equal(e->hook_calls, 1);
+	assert_string_equal(e->ev_reason, "(null)");
 	pk_free(&p);
 }
 
