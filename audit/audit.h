@@ -227,9 +227,10 @@ int audit_verify_trail(const char *const *paths, size_t npaths,
  * segment with <segment>.sig beside it is checked with gpgme (a detached
  * signature over the whole file, as `gpg --verify <segment>.sig <segment>`).
  * A bad signature (the segment changed after it was signed), a signature
- * by a key other than the pinned signer, or one that cannot be checked (no
- * public key) names the .sig file and fails the walk (1; 2 when it cannot
- * be checked). The summary says how many sealed segments carry a good
+ * by a key other than the pinned signer, or (required) one that cannot be
+ * checked (no public key) names the .sig file and fails the walk (1; 2 when
+ * it cannot be checked); not required, a signature without its public key
+ * is counted and named in the summary. The summary says how many sealed segments carry a good
  * signature and by whom: without the HMAC key, that is what checks them.
  * All borrowed; NULL members take the defaults.
  */
@@ -238,6 +239,8 @@ struct audit_sigcheck {
 					   (NULL: gpg's default, GNUPGHOME) */
 	const char	*signer;	/* the expected signer: its primary key's
 					   fingerprint (NULL: any, reported) */
+	int		 required;	/* asked for (--keyring, --signer): a
+					   signature without its key fails */
 };
 int audit_verify_trail_sig(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags,

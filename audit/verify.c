@@ -74,6 +74,8 @@ struct vwalk {
 	gpgme_ctx_t	 gctx;		/* made at the first .sig */
 	size_t		 nsigned;	/* sealed segments with a good .sig */
 	size_t		 nunsigned;	/* ... without a .sig */
+	size_t		 nokey;		/* ... with a .sig but no public key */
+	char		 nokeyfpr[64];	/* the first such signer */
 	char		 signers[128];	/* their signers' fingerprints */
 };
 
@@ -451,6 +453,13 @@ check_sig(struct vwalk *w, const char *path)
 		fprintf(w->out, "%s: holds no OpenPGP signature\n", sigpath);
 		return 1;
 	}
+	if ((gpgme_err_code(s->status) == GPG_ERR_NO_PUBKEY ||
+	    (s->summary & GPGME_SIGSUM_KEY_MISSING)) && !w->sc->required) {
+		if (w->nokey++ == 0)
+			(void)xstrlcpy(w->nokeyfpr, s->fpr ? s->fpr : "?",
+			    sizeof(w->nokeyfpr));
+		return 0;
+	}
 	if (gpgme_err_code(s->status) == GPG_ERR_NO_PUBKEY ||
 	    (s->summary & GPGME_SIGSUM_KEY_MISSING)) {
 		fprintf(w->out, "%s: cannot check the signature: no public key "
@@ -629,7 +638,13 @@ summary(struct vwalk *w, char **files, size_t nfiles)
 		    "are what shows these segments unchanged since sealed" : "",
 		    w->nunsigned > 0 ? "; the others have no .sig (sealed "
 		    "before audit.sign_with, or audit.seal_unsigned)" : "");
-	else if (w->sc != NULL && w->sc->signer != NULL && w->nsealed > 0)
+	if (w->nokey > 0)
+		fprintf(w->out, "%s: %zu sealed segments have a .sig that was not "
+		    "checked: no public key for %s here (give --keyring FILE "
+		    "with the gateway's public key: gpg --export --armor "
+		    "FINGERPRINT)\n", label, w->nokey, w->nokeyfpr);
+	if (w->nsigned == 0 && w->nokey == 0 && w->sc != NULL &&
+	    w->sc->signer != NULL && w->nsealed > 0)
 		fprintf(w->out, "%s: no sealed segment has a .sig signature: "
 		    "none was checked against signer %s\n", label,
 		    w->sc->signer);

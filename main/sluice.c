@@ -516,12 +516,14 @@ verify_sig_setup(const struct config *cfg, const char *signer,
 			return -1;
 		}
 		sc->signer = fpr;
+		sc->required = 1;
 	} else if (cfg != NULL)
 		sc->signer = cfg->audit_sign_with;
 	if (keyring != NULL) {
 		if (audit_sigcheck_home(keyring, home, len, stderr) == -1)
 			return -1;
 		sc->home = home;
+		sc->required = 1;
 	} else if (cfg != NULL && cfg->audit_sign_with != NULL &&
 	    spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SIGNING, NULL, home,
 	    len) == 0 && stat(home, &st) == 0 && st.st_uid == geteuid()) {

@@ -192,14 +192,20 @@ class TestAuditSig(unittest.TestCase):
                                     env={"GNUPGHOME": self.bank}, timeout=120)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("seal signed by %s (the expected signer)" % self.fpr, out)
-        # no public key: cannot be checked, and it says how to fix it
+        # no public key: not checked, and it says how to fix it; an error
+        # when signatures were asked for (--signer, --keyring)
         empty = os.path.join(self.tmp, "pgp-empty")
         os.makedirs(empty, mode=0o700, exist_ok=True)
         rc, out, err = H.run_sluice(["audit", "verify", "--local", self.gw.segdir],
                                     env={"GNUPGHOME": empty}, timeout=120)
+        self.assertEqual(rc, 0, out + err)
+        self.assertRegex(out, r"\d+ sealed segments have a \.sig that was not checked: no public "
+                              r"key for [0-9A-F]{40} here \(give --keyring")
+        self.assertNotIn("checked by their OpenPGP signatures", out)
+        rc, out, err = H.run_sluice(["audit", "verify", "--local", "--signer", self.fpr,
+                                     self.gw.segdir], env={"GNUPGHOME": empty}, timeout=120)
         self.assertEqual(rc, 2, out + err)
-        self.assertIn("no public key", out)
-        self.assertIn(".sig", out)
+        self.assertRegex(out, r"\.jsonl\.sig: cannot check the signature: no public key")
         # through the gateway with its configuration: HMAC key and the
         # configured signer
         rc, out, err = H.run_sluice(["audit", "verify", "-c", self.gw.config_path], timeout=120)
