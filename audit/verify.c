@@ -434,7 +434,6 @@ check_sig(struct vwalk *w, const char *path)
 	gpgme_ctx_t ctx;
 	char sigpath[PATH_MAX], primary[64];
 	struct stat st;
-	int rc = 2;
 
 	if (xsnprintf(sigpath, sizeof(sigpath), "%s.sig", path) < 0)
 		return 2;
@@ -494,8 +493,7 @@ check_sig(struct vwalk *w, const char *path)
 		(void)xstrlcat(w->signers, primary, sizeof(w->signers));
 	}
 	w->nsigned++;
-	rc = 0;
-	return rc;
+	return 0;
 }
 
 /* One file: 0, 1 (bad, named) or 2 (unreadable). */
