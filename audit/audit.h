@@ -223,6 +223,39 @@ int audit_verify_trail(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags, FILE *out);
 
 /*
+ * OpenPGP signatures of sealed segments (audit.sign_with): a sealed
+ * segment with <segment>.sig beside it is checked with gpgme (a detached
+ * signature over the whole file, as `gpg --verify <segment>.sig <segment>`).
+ * A bad signature (the segment changed after it was signed), a signature
+ * by a key other than the pinned signer, or (required) one that cannot be
+ * checked (no public key) names the .sig file and fails the walk (1; 2 when
+ * it cannot be checked); not required, a signature without its public key
+ * is counted and named in the summary. The summary says how many sealed segments carry a good
+ * signature and by whom: without the HMAC key, that is what checks them.
+ * All borrowed; NULL members take the defaults.
+ */
+struct audit_sigcheck {
+	const char	*home;		/* GnuPG home holding the public key
+					   (NULL: gpg's default, GNUPGHOME) */
+	const char	*signer;	/* the expected signer: its primary key's
+					   fingerprint (NULL: any, reported) */
+	int		 required;	/* asked for (--keyring, --signer): a
+					   signature without its key fails */
+};
+int audit_verify_trail_sig(const char *const *paths, size_t npaths,
+    struct audit_key *const *keys, size_t nkeys, int flags,
+    const struct audit_sigcheck *sc, FILE *out);
+/*
+ * A fresh GnuPG home (mkdtemp under $TMPDIR or /tmp, 0700) holding the
+ * public keys of the file keyring (armored or binary), for
+ * audit_sigcheck.home; its path into home. 0, or -1 (printed to err).
+ * audit_sigcheck_home_remove stops its agent and removes it.
+ */
+int audit_sigcheck_home(const char *keyring, char *home, size_t len,
+    FILE *err);
+void audit_sigcheck_home_remove(const char *home);
+
+/*
  * Asks the writer listening at sockpath to rotate the audit key: it seals
  * the live segment (reason "rotate-key"), keeps the old key as
  * <dirname(audit.key)>/audit.keys/<kid>.key, makes a new audit.key and

@@ -16,6 +16,10 @@
  * key) a segment forged and re-chained without the key are all named.
  * What no seal can show: records cut off the end of the live file, or the
  * newest sealed segments removed together with the live file.
+ *
+ * A sealed segment with <segment>.sig beside it (audit.sign_with) is also
+ * checked against its OpenPGP signature (check_sig), so a segment is
+ * checked without the HMAC key too.
  */
 #include "audit/audit.h"
 
@@ -24,14 +28,20 @@
 #include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gpgme.h>
+
 #include "audit/audit_int.h"
 #include "common/util.h"
+#include "spool/verify.h"
 
 static const char zeros64[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -60,6 +70,13 @@ struct vwalk {
 	dev_t		 lastdev;	/* the file read before */
 	ino_t		 lastino;
 	int		 twice;		/* two paths named one file */
+	const struct audit_sigcheck *sc;	/* NULL: no signature checks */
+	gpgme_ctx_t	 gctx;		/* made at the first .sig */
+	size_t		 nsigned;	/* sealed segments with a good .sig */
+	size_t		 nunsigned;	/* ... without a .sig */
+	size_t		 nokey;		/* ... with a .sig but no public key */
+	char		 nokeyfpr[64];	/* the first such signer */
+	char		 signers[128];	/* their signers' fingerprints */
 };
 
 /* 1 if name is audit-<12 digits>-<12 digits>.jsonl; sets first, last. */
@@ -338,6 +355,147 @@ cut_tail(struct vwalk *w)
 	    "record (records were cut off its end)");
 }
 
+/* The gpgme context for the signature checks; NULL (printed) if none. */
+static gpgme_ctx_t
+sig_ctx(struct vwalk *w)
+{
+	gpgme_error_t err;
+
+	if (w->gctx != NULL)
+		return w->gctx;
+	if (verify_init() == -1) {
+		fprintf(w->out, "sluice: gpgme or gpg is missing: signatures "
+		    "cannot be checked (install gnupg)\n");
+		return NULL;
+	}
+	if ((err = gpgme_new(&w->gctx)) != 0 ||
+	    (err = gpgme_set_protocol(w->gctx, GPGME_PROTOCOL_OpenPGP)) != 0 ||
+	    (w->sc->home != NULL && (err = gpgme_ctx_set_engine_info(w->gctx,
+	    GPGME_PROTOCOL_OpenPGP, NULL, w->sc->home)) != 0)) {
+		fprintf(w->out, "sluice: gpgme: %s\n", gpgme_strerror(err));
+		if (w->gctx != NULL)
+			gpgme_release(w->gctx);
+		w->gctx = NULL;
+		return NULL;
+	}
+	gpgme_set_offline(w->gctx, 1);
+	return w->gctx;
+}
+
+/* Runs gpgme_op_verify of sigpath over path; its result or NULL (printed). */
+static gpgme_verify_result_t
+sig_run(struct vwalk *w, gpgme_ctx_t ctx, const char *path,
+    const char *sigpath)
+{
+	gpgme_data_t sd = NULL, fd_d = NULL;
+	gpgme_verify_result_t res = NULL;
+	gpgme_error_t err = 0;
+	int sfd, ffd;
+
+	sfd = open(sigpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ffd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd == -1 || ffd == -1) {
+		fprintf(w->out, "%s: %s\n", sfd == -1 ? sigpath : path,
+		    strerror(errno));
+		goto done;
+	}
+	if ((err = gpgme_data_new_from_fd(&sd, sfd)) != 0 ||
+	    (err = gpgme_data_new_from_fd(&fd_d, ffd)) != 0 ||
+	    (err = gpgme_op_verify(ctx, sd, fd_d, NULL)) != 0) {
+		fprintf(w->out, "%s: cannot check the signature: %s\n",
+		    sigpath, gpgme_strerror(err));
+		goto done;
+	}
+	res = gpgme_op_verify_result(ctx);
+done:
+	gpgme_data_release(sd);
+	gpgme_data_release(fd_d);
+	if (sfd != -1)
+		close(sfd);
+	if (ffd != -1)
+		close(ffd);
+	return res;
+}
+
+/*
+ * The .sig beside a sealed segment, if there is one: 0 (good, or none), 1
+ * (bad or a wrong signer: named) or 2 (cannot be checked: named).
+ */
+static int
+check_sig(struct vwalk *w, const char *path)
+{
+	const gpgme_sigsum_t badsum = GPGME_SIGSUM_RED |
+	    GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_KEY_EXPIRED |
+	    GPGME_SIGSUM_SIG_EXPIRED | GPGME_SIGSUM_BAD_POLICY |
+	    GPGME_SIGSUM_SYS_ERROR;
+	gpgme_verify_result_t res;
+	gpgme_signature_t s;
+	gpgme_key_t key = NULL;
+	gpgme_ctx_t ctx;
+	char sigpath[PATH_MAX], primary[64];
+	struct stat st;
+
+	if (xsnprintf(sigpath, sizeof(sigpath), "%s.sig", path) < 0)
+		return 2;
+	if (stat(sigpath, &st) == -1) {
+		if (errno != ENOENT) {
+			fprintf(w->out, "%s: %s\n", sigpath, strerror(errno));
+			return 2;
+		}
+		w->nunsigned++;
+		return 0;
+	}
+	if ((ctx = sig_ctx(w)) == NULL ||
+	    (res = sig_run(w, ctx, path, sigpath)) == NULL)
+		return 2;
+	if ((s = res->signatures) == NULL) {
+		fprintf(w->out, "%s: holds no OpenPGP signature\n", sigpath);
+		return 1;
+	}
+	if ((gpgme_err_code(s->status) == GPG_ERR_NO_PUBKEY ||
+	    (s->summary & GPGME_SIGSUM_KEY_MISSING)) && !w->sc->required) {
+		if (w->nokey++ == 0)
+			(void)xstrlcpy(w->nokeyfpr, s->fpr ? s->fpr : "?",
+			    sizeof(w->nokeyfpr));
+		return 0;
+	}
+	if (gpgme_err_code(s->status) == GPG_ERR_NO_PUBKEY ||
+	    (s->summary & GPGME_SIGSUM_KEY_MISSING)) {
+		fprintf(w->out, "%s: cannot check the signature: no public key "
+		    "for %s (give --keyring FILE with the gateway's public key: "
+		    "gpg --export --armor FINGERPRINT)\n", sigpath,
+		    s->fpr ? s->fpr : "?");
+		return 2;
+	}
+	if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
+	    (s->summary & badsum) || s->wrong_key_usage) {
+		fprintf(w->out, "%s: BAD signature (%s): %s is not the file "
+		    "that was signed when it was sealed (changed since), or the "
+		    "signature is damaged\n", sigpath,
+		    gpgme_strerror(s->status), path);
+		return 1;
+	}
+	/* s->fpr is the signing subkey: pin and report the primary key. */
+	if (gpgme_get_key(ctx, s->fpr, &key, 0) != 0 || key == NULL ||
+	    key->subkeys == NULL || key->subkeys->fpr == NULL)
+		(void)xstrlcpy(primary, s->fpr ? s->fpr : "?", sizeof(primary));
+	else
+		(void)xstrlcpy(primary, key->subkeys->fpr, sizeof(primary));
+	gpgme_key_unref(key);
+	if (w->sc->signer != NULL && strcasecmp(primary, w->sc->signer) != 0) {
+		fprintf(w->out, "%s: signed by %s, not by the expected signer "
+		    "%s\n", sigpath, primary, w->sc->signer);
+		return 1;
+	}
+	if (strstr(w->signers, primary) == NULL) {
+		if (w->signers[0] != '\0')
+			(void)xstrlcat(w->signers, ", ", sizeof(w->signers));
+		(void)xstrlcat(w->signers, primary, sizeof(w->signers));
+	}
+	w->nsigned++;
+	return 0;
+}
+
 /* One file: 0, 1 (bad, named) or 2 (unreadable). */
 static int
 verify_file(struct vwalk *w, const char *path, const char *lastfile)
@@ -384,6 +542,9 @@ verify_file(struct vwalk *w, const char *path, const char *lastfile)
 	w->nfiles++;
 	if (w->sealline > 0)
 		w->nsealed++;
+	if (w->sealline > 0 && w->sc != NULL &&
+	    segment_name(path, NULL, NULL) && (rc = check_sig(w, path)) != 0)
+		goto done;
 	rc = 0;
 done:
 	free(line);
@@ -465,6 +626,26 @@ summary(struct vwalk *w, char **files, size_t nfiles)
 		fprintf(w->out, "%s: %lld records, chain intact, MACs good (key "
 		    "ids %s), last hash %s%s\n", label, (long long)w->nrec,
 		    w->given, w->prev, start);
+	if (w->nsigned > 0)
+		fprintf(w->out, "%s: %zu of %zu sealed segments checked by their "
+		    "OpenPGP signatures: seal signed by %s%s%s%s\n", label,
+		    w->nsigned, w->nsigned + w->nunsigned, w->signers,
+		    w->sc->signer != NULL ? " (the expected signer)" :
+		    " (signer not pinned: give --signer FPR to require it)",
+		    w->nkeys == 0 ? "; without the HMAC key, the signatures "
+		    "are what shows these segments unchanged since sealed" : "",
+		    w->nunsigned > 0 ? "; the others have no .sig (sealed "
+		    "before audit.sign_with, or audit.seal_unsigned)" : "");
+	if (w->nokey > 0)
+		fprintf(w->out, "%s: %zu sealed segments have a .sig that was not "
+		    "checked: no public key for %s here (give --keyring FILE "
+		    "with the gateway's public key: gpg --export --armor "
+		    "FINGERPRINT)\n", label, w->nokey, w->nokeyfpr);
+	if (w->nsigned == 0 && w->nokey == 0 && w->sc != NULL &&
+	    w->sc->signer != NULL && w->nsealed > 0)
+		fprintf(w->out, "%s: no sealed segment has a .sig signature: "
+		    "none was checked against signer %s\n", label,
+		    w->sc->signer);
 }
 
 static int
@@ -525,7 +706,8 @@ expand_all(const char *const *paths, size_t npaths, int flags, char ***files,
 /* One walk over files; its verdict printed to out; *twice as vwalk's. */
 static int
 verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
-    size_t nkeys, int flags, int *twice, FILE *out)
+    size_t nkeys, int flags, const struct audit_sigcheck *sc, int *twice,
+    FILE *out)
 {
 	struct vwalk *w;
 	size_t i;
@@ -537,6 +719,7 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	w->keys = keys;
 	w->nkeys = nkeys;
 	w->flags = flags;
+	w->sc = sc;
 	for (i = 0; i < nkeys; i++) {
 		if (i > 0)
 			(void)xstrlcat(w->given, ", ", sizeof(w->given));
@@ -545,6 +728,8 @@ verify_files(char **files, size_t nfiles, struct audit_key *const *keys,
 	memcpy(w->prev, zeros64, SHA256_HEX);
 	rc = walk(w, files, nfiles);
 	*twice = w->twice;
+	if (w->gctx != NULL)
+		gpgme_release(w->gctx);
 	free(w);
 	return rc;
 }
@@ -578,6 +763,15 @@ int
 audit_verify_trail(const char *const *paths, size_t npaths,
     struct audit_key *const *keys, size_t nkeys, int flags, FILE *out)
 {
+	return audit_verify_trail_sig(paths, npaths, keys, nkeys, flags, NULL,
+	    out);
+}
+
+int
+audit_verify_trail_sig(const char *const *paths, size_t npaths,
+    struct audit_key *const *keys, size_t nkeys, int flags,
+    const struct audit_sigcheck *sc, FILE *out)
+{
 	char **files = NULL, **again = NULL, *buf = NULL;
 	size_t nfiles = 0, nagain = 0, blen = 0;
 	FILE *mem;
@@ -593,8 +787,8 @@ audit_verify_trail(const char *const *paths, size_t npaths,
 	for (tries = 1;; tries++) {
 		if ((mem = open_memstream(&buf, &blen)) == NULL)
 			goto done;
-		rc = verify_files(files, nfiles, keys, nkeys, flags, &twice,
-		    mem);
+		rc = verify_files(files, nfiles, keys, nkeys, flags, sc,
+		    &twice, mem);
 		if (fclose(mem) != 0) {
 			rc = 2;
 			goto done;
@@ -637,4 +831,81 @@ int
 audit_verify(const char *path, FILE *out)
 {
 	return audit_verify_keys(path, NULL, 0, out);
+}
+
+/* ---- a GnuPG home for --keyring ------------------------------------------ */
+
+int
+audit_sigcheck_home(const char *keyring, char *home, size_t len, FILE *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	gpgme_ctx_t ctx = NULL;
+	gpgme_data_t d = NULL;
+	gpgme_import_result_t ir;
+	gpgme_error_t e;
+	int fd = -1, rc = -1;
+
+	if (tmp == NULL || tmp[0] != '/')
+		tmp = "/tmp";
+	if (xsnprintf(home, len, "%s/sluice-verify-XXXXXX", tmp) < 0 ||
+	    mkdtemp(home) == NULL) {
+		fprintf(err, "sluice: cannot make a GnuPG home in %s: %s\n", tmp,
+		    strerror(errno));
+		home[0] = '\0';
+		return -1;
+	}
+	if (verify_init() == -1)
+		goto fail;
+	if ((fd = open(keyring, O_RDONLY | O_CLOEXEC)) == -1) {
+		fprintf(err, "sluice: %s: %s\n", keyring, strerror(errno));
+		goto fail;
+	}
+	if ((e = gpgme_new(&ctx)) != 0 ||
+	    (e = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP)) != 0 ||
+	    (e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
+	    home)) != 0 || (e = gpgme_data_new_from_fd(&d, fd)) != 0 ||
+	    (e = gpgme_op_import(ctx, d)) != 0) {
+		fprintf(err, "sluice: %s: cannot import it: %s\n", keyring,
+		    gpgme_strerror(e));
+		goto fail;
+	}
+	if ((ir = gpgme_op_import_result(ctx)) == NULL || ir->considered == 0) {
+		fprintf(err, "sluice: %s holds no OpenPGP key (export the "
+		    "gateway's public key with gpg --export --armor "
+		    "FINGERPRINT)\n", keyring);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	gpgme_data_release(d);
+	if (ctx != NULL)
+		gpgme_release(ctx);
+	if (fd != -1)
+		close(fd);
+	if (rc == -1) {
+		audit_sigcheck_home_remove(home);
+		home[0] = '\0';
+	}
+	return rc;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int type, struct FTW *f)
+{
+	(void)sb;
+	(void)f;
+	if (type == FTW_DP)
+		(void)rmdir(path);
+	else
+		(void)unlink(path);
+	return 0;
+}
+
+void
+audit_sigcheck_home_remove(const char *home)
+{
+	if (home == NULL || home[0] == '\0')
+		return;
+	verify_stop_agent(home);
+	(void)nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

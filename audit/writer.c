@@ -6,6 +6,9 @@
  * commit), then acks those that asked. The wire format is in audit_int.h.
  * It alone holds the audit key (audit.h): it loads cfg->audit_key_path at
  * start, creating it (0400) if missing, and MACs every record it appends.
+ * With audit.sign_with it also holds the gateway's OpenPGP signing key
+ * (spool/pgpsign.h) and signs each segment it seals: <segment>.sig beside
+ * it, a detached armored signature over the whole file (sign_due).
  *
  * Nothing a client sends can make the writer block or write elsewhere: all
  * sockets are non-blocking, a message is at most AUDIT_MAX_LINE bytes, a
@@ -32,6 +35,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "policy/config.h"
+#include "spool/pgpsign.h"
 
 #define WRITER_MAX_CLIENTS	4096
 #define WRITER_MAX_ACKS		256	/* unsent acks before a client is dropped */
@@ -40,6 +44,7 @@
 #define WRITER_BATCH_BYTES	(4 * 1024 * 1024)
 #define WRITER_OUT_FLUSH	(1024 * 1024)	/* write(2) the lines in chunks */
 #define WRITER_ACCEPTS		64	/* accepts per round */
+#define WRITER_MAX_UNSIGNED	16	/* sealed segments waiting for a .sig */
 
 struct client {
 	int		 fd;
@@ -86,6 +91,9 @@ struct writer {
 	char		*out;		/* sealed lines not yet written */
 	size_t		 outlen, outcap;
 	int64_t		 lastfull;	/* mono_ms of the last "full" warning */
+	struct pgp_signer *signer;	/* owned; NULL: not open (yet) */
+	char		 unsigned_[WRITER_MAX_UNSIGNED][80];	/* sealed, to sign */
+	int		 nunsigned;
 };
 
 static volatile sig_atomic_t writer_quit;
@@ -431,6 +439,11 @@ writer_rotate(struct writer *w, const char *reason, json_t *extra,
 	w->fd = fd;
 	w->opened_ms = now_ms();
 	log_info("audit writer: sealed %s/%s (%s)", w->segdir, name, reason);
+	/* Signed once the trail is unlocked (sign_due). */
+	if (w->cfg->audit_sign_with != NULL &&
+	    w->nunsigned < WRITER_MAX_UNSIGNED)
+		(void)xstrlcpy(w->unsigned_[w->nunsigned++], name,
+		    sizeof(w->unsigned_[0]));
 	return 0;
 }
 
@@ -448,6 +461,8 @@ live_fresh(struct writer *w, const struct audit_chain *ch)
 		return 0;
 	return fseq == ch->seq && strcmp(event, "audit.open") == 0;
 }
+
+static void sign_due(struct writer *);
 
 /*
  * Opens the live trail at start. Records there from before (the writer
@@ -480,6 +495,7 @@ writer_open_trail(struct writer *w)
 	json_decref(extra);
 	flock(w->fd, LOCK_UN);
 	w->opened_ms = now_ms();
+	sign_due(w);
 	return 0;
 }
 
@@ -537,6 +553,95 @@ fail:
 	free(line);
 	json_decref(fields);
 	return rc;
+}
+
+/*
+ * Signs the sealed segment segdir/name: a detached armored signature over
+ * the whole file written to <name>.sig beside it (temp, fsync, rename,
+ * fsync of the directory). 0, or -1 with the reason in err.
+ */
+static int
+sign_segment(struct writer *w, const char *name, char *err, size_t errlen)
+{
+	const struct config *cfg = w->cfg;
+	struct pgp_signer_conf sc;
+	struct stat st;
+	char path[PATH_MAX], sig[PATH_MAX], *out = NULL;
+	size_t len;
+	int fd, rc = -1;
+
+	if (xsnprintf(path, sizeof(path), "%s/%s", w->segdir, name) < 0 ||
+	    xsnprintf(sig, sizeof(sig), "%s.sig", path) < 0) {
+		xsnprintf(err, errlen, "%s/%s.sig: path too long", w->segdir,
+		    name);
+		return -1;
+	}
+	if (w->signer == NULL) {
+		sc.what = "audit";
+		sc.home = SPOOL_AUDIT_SIGNING;
+		sc.sign_with = cfg->audit_sign_with;
+		sc.keyring = cfg->audit_keyring;
+		if ((w->signer = pgp_signer_open(cfg->state_dir, &sc)) == NULL) {
+			xsnprintf(err, errlen, "the signing key cannot be used "
+			    "(the log line before this one says why)");
+			return -1;
+		}
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		xsnprintf(err, errlen, "cannot read %s: %s", path,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (pgp_sign_detached_fd(w->signer, fd, &out, &len, err, errlen) == 0) {
+		if (write_file_atomic(sig, out, len, st.st_mode & 0640) == -1)
+			xsnprintf(err, errlen, "cannot write %s: %s", sig,
+			    strerror(errno));
+		else
+			rc = 0;
+	}
+	close(fd);
+	free(out);
+	if (rc == 0)
+		log_info("audit writer: signed %s (%s.sig, key %s)", path, name,
+		    cfg->audit_sign_with);
+	else {
+		/* The key or keyring may be fixed by the next seal. */
+		pgp_signer_close(w->signer);
+		w->signer = NULL;
+	}
+	return rc;
+}
+
+/*
+ * Signs the segments sealed since the last call, with the trail unlocked.
+ * A segment that cannot be signed stays sealed (the trail is never
+ * blocked): the log says why and what to do, and an audit.seal_unsigned
+ * record names it.
+ */
+static void
+sign_due(struct writer *w)
+{
+	char err[512];
+	int i;
+
+	for (i = 0; i < w->nunsigned; i++) {
+		if (sign_segment(w, w->unsigned_[i], err, sizeof(err)) == 0)
+			continue;
+		log_warnx("AUDIT SEGMENT NOT SIGNED: %s/%s is sealed (its HMAC "
+		    "chain stands) but has no OpenPGP signature: %s. Check "
+		    "audit.sign_with %s and audit.keyring %s (an armored "
+		    "secret key without passphrase, mode 0600, owned by the "
+		    "service user); the next seal tries again", w->segdir,
+		    w->unsigned_[i], err, w->cfg->audit_sign_with,
+		    w->cfg->audit_keyring ? w->cfg->audit_keyring : "(none)");
+		(void)own_record(w, "audit.seal_unsigned", json_pack("{s:s,s:s,"
+		    "s:s}", "segment", w->unsigned_[i], "sign_with",
+		    w->cfg->audit_sign_with, "error", err));
+	}
+	w->nunsigned = 0;
 }
 
 /* An operator name from a ROTATE_KEY message, or "?" if it has none. */
@@ -958,10 +1063,14 @@ audit_writer_run(const struct config *cfg, int listenfd)
 		if (writer_round(w, pfd, 1000) == -1)
 			goto fail;
 		rotate_due(w);
+		if (w->nunsigned > 0)
+			sign_due(w);
 	}
 	/* Store and ack what clients sent before we were told to stop. */
 	if (writer_round(w, pfd, 0) == -1)
 		goto fail;
+	if (w->nunsigned > 0)
+		sign_due(w);
 	rc = 0;
 fail:
 	for (j = 0; j < w->nclients; j++) {
@@ -971,6 +1080,7 @@ fail:
 	if (w->fd != -1)
 		close(w->fd);
 	audit_key_free(w->key);
+	pgp_signer_close(w->signer);
 	free(w->batch);
 	free(w->in);
 	free(w->out);

@@ -9,6 +9,7 @@
  * It also starts the session processes, since only root can switch to the
  * session user: the listener hands it each admitted connection.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -136,8 +137,7 @@ audit_verify_as_gateway(const struct config *cfg, int argc, char **argv)
 	if ((av = calloc((size_t)argc + 3, sizeof(*av))) == NULL)
 		return 2;
 	for (i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--key") != 0 &&
-		    strcmp(argv[i - 1], "--key") != 0)
+		if (i > 0 && argv[i][0] != '-' && argv[i - 1][0] != '-')
 			files++;
 		av[n++] = argv[i];
 	}
@@ -161,7 +161,14 @@ ctl_audit(const struct config *cfg, const char *op, int argc, char **argv)
 
 	for (i = 2; i < argc; i++) {
 		key = strcmp(argv[i - 1], "--key") == 0;
-		if (strcmp(argv[i], "--key") == 0 || beneath_dir_of(argv[i],
+		if (strcmp(argv[i], "--key") == 0 ||
+		    strcmp(argv[i], "--signer") == 0 ||
+		    strcmp(argv[i], "--keyring") == 0 ||
+		    strcmp(argv[i - 1], "--signer") == 0 ||
+		    (strcmp(argv[i - 1], "--keyring") == 0 &&
+		    (beneath_dir_of(argv[i], cfg->audit_keyring) ||
+		    beneath_dir_of(argv[i], cfg->audit_path))) ||
+		    beneath_dir_of(argv[i],
 		    key ? cfg->audit_key_path : cfg->audit_path))
 			continue;
 		fprintf(stderr, "sluice: %s: through the gateway, audit verify "
@@ -299,7 +306,8 @@ usage(FILE *f)
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
 "  host-keys -c FILE      the host keys' SHA256 fingerprints, as ssh-keygen -lf\n"
 "                         prints them (what partners pin; run as root)\n"
-"  audit verify [--key FILE]... FILE|DIR...  (or: audit verify -c FILE)\n"
+"  audit verify [--key FILE]... [--keyring PUB] [--signer FPR] FILE|DIR...\n"
+"                         (or: audit verify -c FILE)\n"
 "                         check the audit trail's segments, seals and hash\n"
 "                         chain, and with the audit keys its MACs\n"
 "  audit verify --store -c FILE  the sealed segments against their copies\n"
@@ -480,16 +488,65 @@ done:
 	return rc;
 }
 
+/*
+ * The signature checks of `audit verify` (audit.h: audit_sigcheck): the
+ * pinned signer (--signer, else audit.sign_with with -c) and the GnuPG home
+ * (a temporary one holding --keyring, else with -c the gateway's own
+ * gnupg/_audit when it is the caller's, else gpg's default). 0 or -1.
+ */
+static int
+verify_sig_setup(const struct config *cfg, const char *signer,
+    const char *keyring, struct audit_sigcheck *sc, char *home, size_t len)
+{
+	static char fpr[41];
+	struct stat st;
+	size_t i, o = 0;
+
+	memset(sc, 0, sizeof(*sc));
+	home[0] = '\0';
+	if (signer != NULL) {
+		for (i = 0; signer[i] != '\0' && o < 40; i++)
+			if (signer[i] != ' ')
+				fpr[o++] = (char)toupper((unsigned char)signer[i]);
+		fpr[o] = '\0';
+		if (o != 40 || signer[i] != '\0' ||
+		    strspn(fpr, "0123456789ABCDEF") != 40) {
+			fprintf(stderr, "sluice: --signer %s: not a fingerprint "
+			    "(40 hex digits: gpg --fingerprint)\n", signer);
+			return -1;
+		}
+		sc->signer = fpr;
+		sc->required = 1;
+	} else if (cfg != NULL)
+		sc->signer = cfg->audit_sign_with;
+	if (keyring != NULL) {
+		if (audit_sigcheck_home(keyring, home, len, stderr) == -1)
+			return -1;
+		sc->home = home;
+		sc->required = 1;
+	} else if (cfg != NULL && cfg->audit_sign_with != NULL &&
+	    spool_dir_path(cfg->state_dir, SPOOL_AUDIT_SIGNING, NULL, home,
+	    len) == 0 && stat(home, &st) == 0 && st.st_uid == geteuid()) {
+		sc->home = home;	/* the gateway's: never removed */
+	}
+	return 0;
+}
+
 static int
 cmd_audit(int argc, char **argv, const char *cfgpath)
 {
 	static const char use[] = "usage: sluice audit verify [--key FILE]... "
-	    "FILE|DIR...\n       sluice audit verify [--key FILE]... [-c FILE]\n"
+	    "[--signer FPR] [--keyring FILE] FILE|DIR...\n"
+	    "       sluice audit verify [--key FILE]... [--signer FPR] "
+	    "[--keyring FILE] [-c FILE]\n"
 	    "       sluice audit verify --store [-c FILE]\n"
 	    "       sluice audit rotate-key -c FILE\n";
 	struct audit_key *keys[AUDIT_MAX_KEYS];
+	struct audit_sigcheck sc;
 	struct config *cfg = NULL;
 	const char *paths[AUDIT_MAX_KEYS + 2], *conf = NULL;
+	const char *signer = NULL, *keyring = NULL;
+	char home[PATH_MAX] = "";
 	size_t nkeys = 0, npaths = 0, j;
 	int i, rc = 2, store = 0;
 
@@ -504,6 +561,10 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 			conf = argv[++i];
 		else if (strcmp(argv[i], "--store") == 0)
 			store = 1;
+		else if (strcmp(argv[i], "--signer") == 0 && i + 1 < argc)
+			signer = argv[++i];
+		else if (strcmp(argv[i], "--keyring") == 0 && i + 1 < argc)
+			keyring = argv[++i];
 		else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
 			if (audit_key_add(keys, &nkeys, argv[++i]) != 0) {
 				if (errno == ENOENT)
@@ -517,13 +578,13 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 			paths[npaths++] = argv[i];
 	}
 	if (strcmp(argv[0], "rotate-key") == 0) {
-		if (npaths > 0 || nkeys > 0 || store)
+		if (npaths > 0 || nkeys > 0 || store || signer || keyring)
 			goto usage;
 		rc = cmd_rotate_key(conf ? conf : cfgpath, NULL);
 		goto done;
 	}
 	if (store) {	/* the shipped copies (uploader/auditship.c) */
-		if (npaths > 0 || nkeys > 0)
+		if (npaths > 0 || nkeys > 0 || signer || keyring)
 			goto usage;
 		if ((cfg = load(conf ? conf : cfgpath)) != NULL)
 			rc = auditship_verify(cfg, stdout);
@@ -540,8 +601,14 @@ cmd_audit(int argc, char **argv, const char *cfgpath)
 		paths[npaths++] = cfg->audit_segments_dir;
 		paths[npaths++] = cfg->audit_path;
 	}
-	rc = audit_verify_trail(paths, npaths, keys, nkeys,
-	    conf ? AUDIT_VERIFY_SKIP_MISSING | AUDIT_VERIFY_WHOLE : 0, stdout);
+	if (verify_sig_setup(cfg, signer, keyring, &sc, home,
+	    sizeof(home)) == -1)
+		goto done;
+	rc = audit_verify_trail_sig(paths, npaths, keys, nkeys,
+	    conf ? AUDIT_VERIFY_SKIP_MISSING | AUDIT_VERIFY_WHOLE : 0, &sc,
+	    stdout);
+	if (keyring != NULL)
+		audit_sigcheck_home_remove(home);
 	goto done;
 usage:
 	fprintf(stderr, "%s", use);

@@ -683,6 +683,10 @@ confdiff_restart_only(const struct config *a, const struct config *b)
 		{ "audit.host_id", str_differ(a->audit_host_id,
 		    b->audit_host_id) },
 		{ "audit.syslog", a->audit_syslog != b->audit_syslog },
+		{ "audit.sign_with", str_differ(a->audit_sign_with,
+		    b->audit_sign_with) },
+		{ "audit.keyring", str_differ(a->audit_keyring,
+		    b->audit_keyring) },
 		{ "server.user", str_differ(a->server.user, b->server.user) },
 		{ "server.max_sessions", a->server.max_sessions !=
 		    b->server.max_sessions },

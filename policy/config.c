@@ -1153,14 +1153,17 @@ load_audit_retention(struct loader *ld, const yaml_node_t *n,
 		cfg->audit_retention_s = period;
 }
 
+static void load_signing_key(struct loader *, const char *,
+    const yaml_node_t *, const yaml_node_t *, char **, char **);
+
 static void
 load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
 	static const char *const keys[] = { "path", "key", "segments_dir",
 	    "segment_max", "segment_age", "host_id", "syslog", "prefix",
-	    "retention" };
+	    "retention", "sign_with", "keyring" };
 	enum { K_PATH, K_KEY, K_SEGDIR, K_SEGMAX, K_SEGAGE, K_HOST, K_SYSLOG,
-	    K_PREFIX, K_RETENTION, K_N };
+	    K_PREFIX, K_RETENTION, K_SIGN, K_KEYRING, K_N };
 	yaml_node_t *v[K_N];
 	struct qbuf qb;
 	const char *s;
@@ -1205,6 +1208,8 @@ load_audit(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		load_audit_prefix(ld, v[K_PREFIX], cfg);
 	if (v[K_RETENTION] != NULL)
 		load_audit_retention(ld, v[K_RETENTION], cfg);
+	load_signing_key(ld, "audit", v[K_SIGN], v[K_KEYRING],
+	    &cfg->audit_sign_with, &cfg->audit_keyring);
 }
 
 /* ---- store --------------------------------------------------------------- */
@@ -3159,6 +3164,46 @@ receipts_dir_problem(const char *s)
 	return NULL;
 }
 
+/*
+ * <block>.sign_with and <block>.keyring (receipts, audit): the gateway's
+ * OpenPGP signing key (spool/pgpsign.h). Both or neither.
+ */
+static void
+load_signing_key(struct loader *ld, const char *block, const yaml_node_t *vs,
+    const yaml_node_t *vk, char **sign_with, char **keyring)
+{
+	char fpr[41], path[4096], kp[64], kk[64];
+	struct qbuf qb;
+	const char *s, *why;
+
+	(void)xsnprintf(kp, sizeof(kp), "%s.sign_with", block);
+	(void)xsnprintf(kk, sizeof(kk), "%s.keyring", block);
+	if (vs != NULL && (s = get_string(ld, vs, kp,
+	    "the signing key's fingerprint")) != NULL) {
+		if ((why = fpr_normalise(s, fpr)) != NULL)
+			report(ld, line_of(vs), "%s: %s %s", kp, q(&qb, s), why);
+		else {
+			free(*sign_with);
+			*sign_with = dup_or_report(ld, line_of(vs), fpr);
+		}
+	}
+	if (vk != NULL && (s = get_string(ld, vk, kk,
+	    "a path to the gateway's secret key")) != NULL &&
+	    get_file(ld, vk, kk, s, FILE_SECRET, path, sizeof(path)) == 0) {
+		free(*keyring);
+		*keyring = dup_or_report(ld, line_of(vk), path);
+	}
+	if (vs != NULL && vk == NULL)
+		report(ld, line_of(vs), "%s: needs %s: the gateway's armored "
+		    "secret key (gpg --export-secret-keys --armor FINGERPRINT > "
+		    "FILE; no passphrase, mode 0600, owned by %s)", kp, kk,
+		    ld->svc_user ? ld->svc_user : "sluice");
+	if (vk != NULL && vs == NULL)
+		report(ld, line_of(vk), "%s: add %s: the fingerprint of the key "
+		    "in it that signs (gpg --fingerprint), or remove keyring",
+		    kk, kp);
+}
+
 static void
 load_receipts(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
@@ -3167,7 +3212,6 @@ load_receipts(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 	enum { K_SIGN, K_KEYRING, K_KEEP, K_DIR, K_N };
 	struct receipts_config *rc = &cfg->receipts;
 	yaml_node_t *v[K_N];
-	char fpr[41], path[4096];
 	struct qbuf qb;
 	const char *s, *why;
 	int b;
@@ -3191,30 +3235,8 @@ load_receipts(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 			rc->dir = dup_or_report(ld, line_of(v[K_DIR]), s);
 		}
 	}
-	if (v[K_SIGN] != NULL && (s = get_string(ld, v[K_SIGN],
-	    "receipts.sign_with", "the signing key's fingerprint")) != NULL) {
-		if ((why = fpr_normalise(s, fpr)) != NULL)
-			report(ld, line_of(v[K_SIGN]), "receipts.sign_with: "
-			    "%s %s", q(&qb, s), why);
-		else
-			rc->sign_with = dup_or_report(ld, line_of(v[K_SIGN]),
-			    fpr);
-	}
-	if (v[K_KEYRING] != NULL && (s = get_string(ld, v[K_KEYRING],
-	    "receipts.keyring", "a path to the gateway's secret key")) !=
-	    NULL && get_file(ld, v[K_KEYRING], "receipts.keyring", s,
-	    FILE_SECRET, path, sizeof(path)) == 0)
-		rc->keyring = dup_or_report(ld, line_of(v[K_KEYRING]), path);
-	if (v[K_SIGN] != NULL && v[K_KEYRING] == NULL)
-		report(ld, line_of(v[K_SIGN]), "receipts.sign_with: needs "
-		    "receipts.keyring: the gateway's armored secret key (gpg "
-		    "--export-secret-keys --armor FINGERPRINT > FILE; no "
-		    "passphrase, mode 0600, owned by %s)",
-		    ld->svc_user ? ld->svc_user : "sluice");
-	if (v[K_KEYRING] != NULL && v[K_SIGN] == NULL)
-		report(ld, line_of(v[K_KEYRING]), "receipts.keyring: add "
-		    "receipts.sign_with: the fingerprint of the key in it that "
-		    "signs (gpg --fingerprint), or remove keyring");
+	load_signing_key(ld, "receipts", v[K_SIGN], v[K_KEYRING],
+	    &rc->sign_with, &rc->keyring);
 }
 
 /* Defaults, before the receipts: block and the partners are read. */
@@ -3988,6 +4010,8 @@ config_free(struct config *cfg)
 	free(cfg->server.pubkey_algorithms);
 	free(cfg->receipts.sign_with);
 	free(cfg->receipts.keyring);
+	free(cfg->audit_sign_with);
+	free(cfg->audit_keyring);
 	free(cfg->receipts.dir);
 	for (i = 0; i < cfg->nroles; i++)
 		free(cfg->roles[i].name);

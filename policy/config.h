@@ -268,6 +268,9 @@ struct config {
 	char		*audit_prefix;		/* ["audit/"] sealed segments ship to <prefix><host_id>/ (ends in '/') */
 	char		*audit_retention_mode;	/* "COMPLIANCE" | "GOVERNANCE"; NULL: no explicit retention */
 	int64_t		 audit_retention_s;	/* > 0 with a mode */
+	char		*audit_sign_with;	/* NULL, or the 40-hex fingerprint of the
+						   key that signs sealed segments */
+	char		*audit_keyring;		/* with it: armored secret key file */
 	struct store_config store;
 	struct partner	*partners;
 	size_t		 npartners;

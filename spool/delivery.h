@@ -79,7 +79,8 @@ int delivery_name(const char *fid, const char *path, int is_signed,
     char *out, size_t outlen);
 
 /*
- * Signing. delivery_signer_open: the home state_dir/gnupg/_receipts made
+ * Signing (spool/pgpsign.h, shared with the audit writer's signed seals).
+ * delivery_signer_open: the home state_dir/gnupg/_receipts made
  * (0700) and rc->keyring imported when it changed, the secret key
  * rc->sign_with found in it and able to sign. NULL with an operator
  * message logged (receipts then wait: none is written unsigned).

@@ -33,6 +33,7 @@ static const struct {
 	[SPOOL_PLAINTEXT]	= { "plaintext",		1 },
 	[SPOOL_GNUPG]		= { "gnupg",			1 },
 	[SPOOL_SIGNING]		= { "gnupg/_receipts",		0 },
+	[SPOOL_AUDIT_SIGNING]	= { "gnupg/_audit",		0 },
 	[SPOOL_RUN]		= { "run",			0 },
 	[SPOOL_AUDIT_SOCK]	= { "run/audit.sock",		0 },
 	[SPOOL_DB]		= { "sluice.db",		0 },

@@ -28,6 +28,9 @@
  *   SPOOL_SIGNING      gnupg/_receipts/            the GnuPG home holding the
  *                                                  key that signs delivery
  *                                                  receipts (spool/delivery.h)
+ *   SPOOL_AUDIT_SIGNING gnupg/_audit/              the GnuPG home holding the
+ *                                                  key that signs sealed audit
+ *                                                  segments (audit.sign_with)
  *   SPOOL_RUN          run/                        sockets
  *   SPOOL_AUDIT_SOCK   run/audit.sock              the audit writer's socket
  *   SPOOL_DB           sluice.db                   the state database
@@ -87,6 +90,7 @@ enum spool_dir {
 	SPOOL_PLAINTEXT,
 	SPOOL_GNUPG,
 	SPOOL_SIGNING,
+	SPOOL_AUDIT_SIGNING,
 	SPOOL_RUN,
 	SPOOL_AUDIT_SOCK,
 	SPOOL_DB,

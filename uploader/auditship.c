@@ -10,6 +10,11 @@
  * audit_shipped row. A crash in between ships it again (found identical)
  * and repeats the record; it never loses one. A failure is audit.ship_failed
  * and waits (backoff in memory; a held segment an hour) before the next try.
+ *
+ * A segment's OpenPGP signature (<segment>.sig, written by the audit writer
+ * with audit.sign_with) ships the same way beside it, as its own object
+ * <prefix><segment>.sig (audit.signature_shipped, its own audit_shipped
+ * row), once the file is there.
  */
 #include "uploader/auditship.h"
 
@@ -43,7 +48,7 @@
 
 /* A segment that failed: when to try again. */
 struct seg_try {
-	char		 name[SEG_NAME_LEN + 1];
+	char		 name[SEG_NAME_LEN + 5];	/* + ".sig" */
 	int		 attempts;
 	int64_t		 next_ms;
 };
@@ -111,13 +116,28 @@ names_add(char ***v, size_t *n, size_t *cap, const char *s)
 	return 0;
 }
 
+/* 1 if name is a sealed segment's signature: <segment name>.sig. */
+static int
+sig_name_ok(const char *name)
+{
+	char seg[SEG_NAME_LEN + 1];
+	size_t n = strlen(name);
+
+	if (n != SEG_NAME_LEN + 4 || strcmp(name + SEG_NAME_LEN, ".sig") != 0)
+		return 0;
+	memcpy(seg, name, SEG_NAME_LEN);
+	seg[SEG_NAME_LEN] = '\0';
+	return auditship_name_ok(seg);
+}
+
 /*
- * The sealed segments in dir, sorted (a malloc'd array of malloc'd names,
- * freed with names_free). A missing directory has none. 0 or -1 (err).
+ * The sealed segments in dir (and, sigs, their .sig files), sorted (a
+ * malloc'd array of malloc'd names, freed with names_free). A missing
+ * directory has none. 0 or -1 (err).
  */
 static int
-local_segments(const char *dir, char ***out, size_t *nout, char *err,
-    size_t errlen)
+local_segments(const char *dir, int sigs, char ***out, size_t *nout,
+    char *err, size_t errlen)
 {
 	struct dirent *de;
 	size_t cap = 0;
@@ -132,7 +152,8 @@ local_segments(const char *dir, char ***out, size_t *nout, char *err,
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL)
-		if (auditship_name_ok(de->d_name) &&
+		if ((auditship_name_ok(de->d_name) || (sigs &&
+		    sig_name_ok(de->d_name))) &&
 		    names_add(out, nout, &cap, de->d_name) != 0) {
 			xsnprintf(err, errlen, "out of memory");
 			closedir(d);
@@ -261,11 +282,17 @@ retain_until(const struct config *cfg, char *out, size_t len)
 	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Stored: HEAD it, record audit.shipped, then the row. 0 or -1 (retry). */
+/*
+ * Stored: HEAD it, record audit.shipped (audit.signature_shipped for the
+ * signature of the segment seg), then the row. 0 or -1 (retry).
+ */
 static int
-ship_record(struct auditship *as, const char *name, const char *hex,
-    int64_t size, const struct put_result *res, char *err, size_t errlen)
+ship_record(struct auditship *as, const char *name, const char *seg,
+    const char *hex, int64_t size, const struct put_result *res, char *err,
+    size_t errlen)
 {
+	json_t *f;
+
 	struct store_obj o;
 	int e;
 
@@ -280,14 +307,18 @@ ship_record(struct auditship *as, const char *name, const char *hex,
 		log_warnx("audit segment %s at %s: the store reports no Object "
 		    "Lock retention although audit.retention is set", name,
 		    res->key);
-	if (audit_emit(as->au, "audit.shipped", json_pack("{s:s,s:s,s:s,s:s,"
-	    "s:s,s:s,s:s,s:I,s:s,s:s,s:b}", "segment", name, "bucket",
+	f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:b}",
+	    "segment", seg != NULL ? seg : name, "bucket",
 	    res->bucket, "key", res->key, "version_id", o.version_id[0] ?
 	    o.version_id : res->version_id, "etag", o.etag[0] ? o.etag :
 	    res->etag, "checksum", o.checksum[0] ? o.checksum : res->checksum,
 	    "sha256", hex, "size", (json_int_t)size, "retention_mode",
 	    o.lock_mode, "retain_until", o.retain_until, "existed",
-	    res->existed)) != 0) {
+	    res->existed);
+	if (f != NULL && seg != NULL)
+		json_object_set_new(f, "signature", json_string(name));
+	if (audit_emit(as->au, seg != NULL ? "audit.signature_shipped" :
+	    "audit.shipped", f) != 0) {
 		xsnprintf(err, errlen, "the audit.shipped record cannot be "
 		    "written");
 		return -1;
@@ -305,8 +336,9 @@ ship_record(struct auditship *as, const char *name, const char *hex,
 	return 0;
 }
 
+/* Ships segdir/name: a sealed segment, or (seg not NULL) seg's .sig. */
 static void
-ship_one(struct auditship *as, const char *name)
+ship_one(struct auditship *as, const char *name, const char *seg)
 {
 	const struct config *cfg = as->cfg;
 	const char *names[3] = { "sha256", "host", "segment" }, *values[3];
@@ -325,7 +357,7 @@ ship_one(struct auditship *as, const char *name)
 	}
 	values[0] = hex;
 	values[1] = cfg->audit_host_id ? cfg->audit_host_id : "";
-	values[2] = name;
+	values[2] = seg != NULL ? seg : name;
 	retain_until(cfg, until, sizeof(until));
 	memset(&req, 0, sizeof(req));
 	req.key = key;
@@ -350,11 +382,30 @@ ship_one(struct auditship *as, const char *name)
 		ship_failed(as, name, key, res.error, res.outcome == PUT_FATAL);
 		return;
 	}
-	if (ship_record(as, name, hex, size, &res, err, sizeof(err)) != 0) {
+	if (ship_record(as, name, seg, hex, size, &res, err, sizeof(err)) !=
+	    0) {
 		ship_failed(as, name, key, err, 0);
 		return;
 	}
 	try_forget(as, name);
+}
+
+/* seg's .sig, if there is one, not shipped yet and due. */
+static void
+ship_sig(struct auditship *as, const char *seg)
+{
+	struct seg_try *t;
+	struct stat sb;
+	char sig[SEG_NAME_LEN + 5], path[PATH_MAX];
+
+	if (xsnprintf(sig, sizeof(sig), "%s.sig", seg) < 0 ||
+	    xsnprintf(path, sizeof(path), "%s/%s", as->cfg->audit_segments_dir,
+	    sig) < 0 || lstat(path, &sb) == -1 ||
+	    state_audit_shipped(as->st, sig) != 0)
+		return;
+	if ((t = try_of(as, sig, 0)) != NULL && t->next_ms > now_ms())
+		return;
+	ship_one(as, sig, seg);
 }
 
 /* One pass: every sealed segment not shipped yet and due, in seq order. */
@@ -366,17 +417,17 @@ ship_pass(struct auditship *as)
 	size_t n = 0, i;
 	int shipped;
 
-	if (local_segments(as->cfg->audit_segments_dir, &v, &n, err,
+	if (local_segments(as->cfg->audit_segments_dir, 0, &v, &n, err,
 	    sizeof(err)) != 0) {
 		log_warnx("audit segments: %s", err);
 		return;
 	}
 	for (i = 0; i < n && !proc_quit; i++) {
-		if ((shipped = state_audit_shipped(as->st, v[i])) != 0)
-			continue;	/* shipped, or ask again next pass */
-		if ((t = try_of(as, v[i], 0)) != NULL && t->next_ms > now_ms())
-			continue;
-		ship_one(as, v[i]);
+		if ((shipped = state_audit_shipped(as->st, v[i])) == 0 &&
+		    ((t = try_of(as, v[i], 0)) == NULL || t->next_ms <= now_ms()))
+			ship_one(as, v[i], NULL);
+		if (!proc_quit)
+			ship_sig(as, v[i]);
 	}
 	names_free(v, n);
 }
@@ -580,7 +631,7 @@ auditship_verify(const struct config *cfg, FILE *out)
 		    prefix, cfg->store.url, err[0] ? err : "out of memory");
 		goto out;
 	}
-	if (local_segments(cfg->audit_segments_dir, &loc, &nloc, err,
+	if (local_segments(cfg->audit_segments_dir, 1, &loc, &nloc, err,
 	    sizeof(err)) != 0) {
 		fprintf(out, "sluice: %s\n", err);
 		goto out;

@@ -4,8 +4,10 @@
  * <audit.prefix><audit.host_id>/<segment name> (conditional PUT with
  * x-amz-checksum-sha256, Object Lock retention when audit.retention is set),
  * records it in the state database (audit_shipped) and in the trail
- * (audit.shipped); `sluice audit verify --store` compares the local segments
- * with the shipped copies. Nothing local is ever deleted here.
+ * (audit.shipped); a segment's OpenPGP signature <segment>.sig (audit.sign_with)
+ * ships beside it as <segment>.sig (audit.signature_shipped). `sluice audit
+ * verify --store` compares the local segments and signatures with the
+ * shipped copies. Nothing local is ever deleted here.
  *
  * Only the uploader role and the admin command include this header (it
  * uses the store's credentials).

@@ -2096,6 +2096,61 @@ test_receipts(void **state)
 	free(err);
 }
 
+/* audit.sign_with / audit.keyring: the seals' OpenPGP key, as receipts'. */
+static void
+test_audit_signing(void **state)
+{
+	struct config *cfg;
+	char *err, want[2048];
+	int rc;
+
+	(void)state;
+	err = load(STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_null(cfg->audit_sign_with);
+	assert_null(cfg->audit_keyring);
+	config_free(cfg);
+	free(err);
+
+	write_file("asig.sec", "secret\n", 0600);
+	err = load("audit:\n  sign_with: \"0123 4567 89ab cdef 0123  4567 89AB "
+	    "CDEF 0123 4567\"\n  keyring: asig.sec\n" STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_string_equal(cfg->audit_sign_with, FPR);
+	snprintf(want, sizeof(want), "%s/asig.sec", tmpdir);
+	assert_string_equal(cfg->audit_keyring, want);
+	assert_null(cfg->receipts.sign_with);
+	config_free(cfg);
+	free(err);
+
+	/* one without the other; a key id; a readable secret key */
+	err = load("audit:\n  sign_with: \"" FPR "\"\n" STORE ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	snprintf(want, sizeof(want), "%s:2: audit.sign_with: needs "
+	    "audit.keyring: ", cfgpath);
+	assert_non_null(strstr(err, want));
+	free(err);
+	err = load("audit:\n  keyring: asig.sec\n" STORE ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":2: audit.keyring: add audit.sign_with"));
+	free(err);
+	err = load("audit:\n  sign_with: \"89ABCDEF01234567\"\n"
+	    "  keyring: asig.sec\n" STORE ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":2: audit.sign_with: "));
+	assert_non_null(strstr(err, "is a key ID, not a fingerprint"));
+	free(err);
+	write_file("asig-open.sec", "secret\n", 0644);
+	err = load("audit:\n  sign_with: \"" FPR "\"\n"
+	    "  keyring: asig-open.sec\n" STORE ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":3: audit.keyring: "));
+	assert_non_null(strstr(err, "run chmod 600"));
+	free(err);
+}
+
 int
 main(void)
 {
@@ -2121,6 +2176,7 @@ main(void)
 		cmocka_unit_test(test_signature_files),
 		cmocka_unit_test(test_quarantine_prefix),
 		cmocka_unit_test(test_receipts),
+		cmocka_unit_test(test_audit_signing),
 		cmocka_unit_test(test_partner_s3_overrides),
 	};
 

@@ -382,6 +382,7 @@ test_layout_names(void **state)
 		{ SPOOL_PLAINTEXT,	"plaintext",		"plaintext",	1 },
 		{ SPOOL_GNUPG,		"gnupg",		"gnupg",	1 },
 		{ SPOOL_SIGNING,	"gnupg/_receipts",	"_receipts",	0 },
+		{ SPOOL_AUDIT_SIGNING,	"gnupg/_audit",		"_audit",	0 },
 		{ SPOOL_RUN,		"run",			"run",		0 },
 		{ SPOOL_AUDIT_SOCK,	"run/audit.sock",	"audit.sock",	0 },
 		{ SPOOL_DB,		"sluice.db",		"sluice.db",	0 },
