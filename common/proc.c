@@ -11,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include "audit/audit.h"
 #include "common/log.h"
@@ -151,6 +154,45 @@ proc_drop(const struct proc_id *id)
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
 		log_warn("PR_SET_NO_NEW_PRIVS");
+		return -1;
+	}
+	return 0;
+}
+
+int
+proc_fs_caps(void)
+{
+	struct __user_cap_header_struct hdr;
+	struct __user_cap_data_struct data[2];
+	static const int need[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER,
+	    CAP_FSETID };
+	size_t i;
+
+	memset(&hdr, 0, sizeof(hdr));
+	memset(data, 0, sizeof(data));
+	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capget, &hdr, data) == -1)
+		return 0;
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!(data[need[i] / 32].effective & (1U << (need[i] % 32))))
+			return 0;
+	return 1;
+}
+
+int
+proc_fs_as(const struct proc_id *id)
+{
+	uid_t uid = id != NULL ? id->uid : geteuid();
+	gid_t gid = id != NULL ? id->gid : getegid();
+
+	/* each returns the previous id; called again with -1 (invalid, so
+	 * nothing changes) it returns the current one */
+	(void)setfsgid(gid);
+	(void)setfsuid(uid);
+	if ((uid_t)setfsuid((uid_t)-1) != uid ||
+	    (gid_t)setfsgid((gid_t)-1) != gid) {
+		log_warnx("cannot switch the file system ids to %ld:%ld",
+		    (long)uid, (long)gid);
 		return -1;
 	}
 	return 0;
