@@ -253,10 +253,11 @@ proc_start(const char *role, const char *title, const struct proc_id *id,
 		 */
 		errno = 0;
 		if (setpriority(PRIO_PROCESS, 0, 10) == -1 && errno != 0)
-			log_warn("setpriority");
+			log_warn("setpriority (this role runs at normal "
+			    "priority)");
 		/* ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_BE << 13 | 7) */
 		if (syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7) == -1)
-			log_warn("ioprio_set");
+			log_warn("ioprio_set (this role's I/O is not lowered)");
 	}
 	if (proc_drop(id) == -1)
 		return -1;
