@@ -733,7 +733,7 @@ read_hostkeys(const struct config *cfg, char ***keys)
 	struct stat st;
 	size_t i;
 	ssize_t n;
-	int fd;
+	int fd, e;
 
 	if ((*keys = calloc(cfg->nhost_keys + 1, sizeof(char *))) == NULL)
 		return -1;
@@ -745,10 +745,12 @@ read_hostkeys(const struct config *cfg, char ***keys)
 		    sup_fs(&sup.users.service) == 0) {
 			fd = open(cfg->host_keys[i], O_RDONLY | O_NOFOLLOW |
 			    O_CLOEXEC);
+			e = errno;
 			if (sup_fs(NULL) == -1 && fd != -1) {
 				close(fd);
 				fd = -1;
 			}
+			errno = e;
 		}
 		if (fd == -1 || fstat(fd, &st) == -1 || st.st_size <= 0 ||
 		    st.st_size > 64 * 1024 ||
@@ -1532,9 +1534,11 @@ sup_reload(const struct config **cur, struct config **owned, int only_server)
 		goto done;
 	}
 	if (sup.restricted && prepared_check(new) == -1) {
-		reload_failed(*cur, "a partner's folder below state_dir is "
-		    "missing: 'sluice prepare -c FILE' as root makes it "
-		    "(systemctl reload runs it before the SIGHUP)");
+		(void)xsnprintf(msg, sizeof(msg), "%s: a partner's folder below "
+		    "state_dir is missing: 'sluice prepare -c %s' as root makes "
+		    "it (systemctl reload runs it before the SIGHUP)",
+		    new->path, new->path);
+		reload_failed(*cur, msg);
 		goto done;
 	}
 	if ((!sup.restricted && own_spool(new) == -1) ||
