@@ -11,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include "audit/audit.h"
 #include "common/log.h"
@@ -156,6 +159,45 @@ proc_drop(const struct proc_id *id)
 	return 0;
 }
 
+int
+proc_fs_caps(void)
+{
+	struct __user_cap_header_struct hdr;
+	struct __user_cap_data_struct data[2];
+	static const int need[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER,
+	    CAP_FSETID };
+	size_t i;
+
+	memset(&hdr, 0, sizeof(hdr));
+	memset(data, 0, sizeof(data));
+	hdr.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capget, &hdr, data) == -1)
+		return 0;
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!(data[need[i] / 32].effective & (1U << (need[i] % 32))))
+			return 0;
+	return 1;
+}
+
+int
+proc_fs_as(const struct proc_id *id)
+{
+	uid_t uid = id != NULL ? id->uid : geteuid();
+	gid_t gid = id != NULL ? id->gid : getegid();
+
+	/* each returns the previous id; called again with -1 (invalid, so
+	 * nothing changes) it returns the current one */
+	(void)setfsgid(gid);
+	(void)setfsuid(uid);
+	if ((uid_t)setfsuid((uid_t)-1) != uid ||
+	    (gid_t)setfsgid((gid_t)-1) != gid) {
+		log_warnx("cannot switch the file system ids to %ld:%ld",
+		    (long)uid, (long)gid);
+		return -1;
+	}
+	return 0;
+}
+
 void
 proc_scrub_env(void)
 {
@@ -211,10 +253,11 @@ proc_start(const char *role, const char *title, const struct proc_id *id,
 		 */
 		errno = 0;
 		if (setpriority(PRIO_PROCESS, 0, 10) == -1 && errno != 0)
-			log_warn("setpriority");
+			log_warn("setpriority (this role runs at normal "
+			    "priority)");
 		/* ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_BE << 13 | 7) */
 		if (syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7) == -1)
-			log_warn("ioprio_set");
+			log_warn("ioprio_set (this role's I/O is not lowered)");
 	}
 	if (proc_drop(id) == -1)
 		return -1;

@@ -90,6 +90,22 @@ int proc_drop(const struct proc_id *id);
 int proc_start(const char *role, const char *title, const struct proc_id *id,
     int flags);
 
+/*
+ * 1 when this process may set owners and modes of files it does not own
+ * (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_FSETID effective): root
+ * started by hand. 0 under the unit's smaller capability set, where
+ * `sluice prepare` (ExecStartPre=+) did that part of the start.
+ */
+int proc_fs_caps(void);
+
+/*
+ * File system checks as id (setfsuid/setfsgid; id NULL: back to this
+ * process's effective ids): what the supervisor without the file
+ * capabilities does below state_dir, whose folders are the service user's.
+ * 0, or -1 when the switch did not hold (logged).
+ */
+int proc_fs_as(const struct proc_id *id);
+
 /* Removes AWS_* from the environment (the S3 credentials). */
 void proc_scrub_env(void);
 

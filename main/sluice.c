@@ -68,6 +68,8 @@ static struct {
 	int			 sessioncfg;	/* sealed memfd (policy/sessioncfg.h) */
 	int			 exefd;		/* this binary, to re-exec sessions */
 	int			 verbose;
+	int			 restricted;	/* no file capabilities: state_dir
+						 * is `sluice prepare`'s work */
 } sup = { .listenfd = -1, .auditfd = -1, .controlfd = -1,
 	.spawnfd = { -1, -1 },
 	.sessioncfg = -1, .exefd = -1 };
@@ -304,6 +306,10 @@ usage(FILE *f)
 "  metrics -c FILE        run only the metrics role (needs metrics.listen)\n"
 "  notify -c FILE         run only the notify role (sends notify: events)\n"
 "  check-config -c FILE   validate FILE; prints FILE:LINE: message per error\n"
+"  prepare -c FILE        make state_dir's folders, database and host keys and\n"
+"                         set their owners and modes, then exit (as root; the\n"
+"                         unit's ExecStartPre=+ and ExecReload=+: serve run\n"
+"                         without the file capabilities only checks them)\n"
 "  host-keys -c FILE      the host keys' SHA256 fingerprints, as ssh-keygen -lf\n"
 "                         prints them (what partners pin; run as root)\n"
 "  audit verify [--key FILE]... [--keyring PUB] [--signer FPR] FILE|DIR...\n"
@@ -623,17 +629,102 @@ done:
 static int own_spool(const struct config *cfg);
 
 /*
- * Everything the roles need on disk, made once as root before any role
- * starts: the state database, the host keys, every partner's landing
- * directory, and the owners and modes of spool/layout.h.
+ * Without the file capabilities, file work below state_dir is done with
+ * the service user's file system ids (its folders are the service
+ * user's); id NULL: back to root's. Nothing to do with them (root started
+ * by hand, or no separation).
  */
 static int
-prepare(const struct config *cfg)
+sup_fs(const struct proc_id *id)
+{
+	if (!sup.restricted)
+		return 0;
+	if (proc_fs_as(id) == -1) {
+		(void)proc_fs_as(NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* One thing prepared_check found missing: 0 if ok, else logged, -1. */
+static int
+prepared_path(const char *path, mode_t type, uid_t uid)
+{
+	struct stat sb;
+
+	if (lstat(path, &sb) == 0 && (sb.st_mode & S_IFMT) == type &&
+	    sb.st_uid == uid)
+		return 0;
+	log_warnx("%s: missing, or not the %s user's", path,
+	    uid == sup.users.session.uid ? "session" : "service");
+	return -1;
+}
+
+/*
+ * The supervisor without the file capabilities (the unit's bounding set)
+ * makes nothing below state_dir and sets no owner or mode: `sluice
+ * prepare`, run as root before it (the unit's ExecStartPre=+, and
+ * ExecReload=+ for the partners a reload adds), did. This checks, with
+ * the service user's file system ids, that it did: the state database and
+ * every partner's landing (and receipts) folder.
+ */
+static int
+prepared_check(const struct config *cfg)
+{
+	char p[PATH_MAX];
+	size_t i;
+	int rc = 0;
+
+	if (sup_fs(&sup.users.service) == -1)
+		return -1;
+	if (spool_dir_path(cfg->state_dir, SPOOL_DB, NULL, p, sizeof(p)) ==
+	    -1 || prepared_path(p, S_IFREG, sup.users.service.uid) == -1)
+		rc = -1;
+	for (i = 0; i < cfg->npartners; i++) {
+		if (spool_dir_path(cfg->state_dir, SPOOL_LANDING,
+		    cfg->partners[i].name, p, sizeof(p)) == -1 ||
+		    prepared_path(p, S_IFDIR, sup.users.session.uid) == -1)
+			rc = -1;
+		if (cfg->partners[i].receipts && (spool_receipts_path(cfg,
+		    &cfg->partners[i], p, sizeof(p)) == -1 ||
+		    prepared_path(p, S_IFDIR, sup.users.service.uid) == -1))
+			rc = -1;
+	}
+	if (sup_fs(NULL) == -1)
+		return -1;
+	if (rc == -1)
+		log_warnx("state_dir %s is not prepared: without CAP_CHOWN, "
+		    "CAP_FOWNER, CAP_FSETID and CAP_DAC_OVERRIDE the supervisor "
+		    "makes no folder there; run 'sluice prepare -c %s' as root "
+		    "first (the unit's ExecStartPre=+ does at start, its "
+		    "ExecReload=+ before a reload: use systemctl reload)",
+		    cfg->state_dir, cfg->path);
+	return rc;
+}
+
+/*
+ * Everything the roles need on disk, made once as root before any role
+ * starts: the state database, the host keys, every partner's landing
+ * directory, and the owners and modes of spool/layout.h. Without the file
+ * capabilities only checked (prepared_check), unless make (`sluice
+ * prepare`): then it is an error.
+ */
+static int
+prepare(const struct config *cfg, int make)
 {
 	struct state *st;
 
 	if (proc_users_resolve(cfg, &sup.users) == -1)
 		return -1;
+	sup.restricted = sup.users.separated && !proc_fs_caps();
+	if (sup.restricted && make) {
+		log_warnx("sluice prepare sets owners and modes below "
+		    "state_dir: run it as root with every capability (the "
+		    "unit runs it with ExecStartPre=+)");
+		return -1;
+	}
+	if (sup.restricted)
+		return prepared_check(cfg);
 	if (spool_init(cfg->state_dir) == -1)
 		return -1;
 	if ((st = state_open(cfg->state_dir)) == NULL)
@@ -709,12 +800,25 @@ read_hostkeys(const struct config *cfg, char ***keys)
 	struct stat st;
 	size_t i;
 	ssize_t n;
-	int fd;
+	int fd, e;
 
 	if ((*keys = calloc(cfg->nhost_keys + 1, sizeof(char *))) == NULL)
 		return -1;
 	for (i = 0; i < cfg->nhost_keys; i++) {
 		fd = open(cfg->host_keys[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* without CAP_DAC_OVERRIDE: a key in state_dir is the
+		 * service user's */
+		if (fd == -1 && errno == EACCES && sup.restricted &&
+		    sup_fs(&sup.users.service) == 0) {
+			fd = open(cfg->host_keys[i], O_RDONLY | O_NOFOLLOW |
+			    O_CLOEXEC);
+			e = errno;
+			if (sup_fs(NULL) == -1 && fd != -1) {
+				close(fd);
+				fd = -1;
+			}
+			errno = e;
+		}
 		if (fd == -1 || fstat(fd, &st) == -1 || st.st_size <= 0 ||
 		    st.st_size > 64 * 1024 ||
 		    ((*keys)[i] = calloc(1, (size_t)st.st_size + 1)) == NULL ||
@@ -786,6 +890,7 @@ done:
 static int
 serve_setup(const struct config *cfg, int only_server)
 {
+	struct proc_id as;		/* the audit socket's owner and group */
 	char sock[PATH_MAX];
 	uid_t owner = geteuid();
 	gid_t group = getegid();
@@ -800,10 +905,19 @@ serve_setup(const struct config *cfg, int only_server)
 		owner = sup.users.service.uid;
 		group = sup.users.session.gid;
 	}
-	if ((sup.auditfd = audit_listen(sock, owner, group, 0660)) == -1 ||
-	    (!only_server && (sup.controlfd = control_listen(cfg->control_socket,
-	    owner, sup.users.separated ? sup.users.service.gid : group)) ==
-	    -1) ||
+	/* made as the service user without the file capabilities: owners
+	 * are then already right (run/ and /run/sluice are its own) */
+	as = sup.users.service;
+	as.gid = group;
+	if (sup_fs(&as) == -1)
+		return -1;
+	sup.auditfd = audit_listen(sock, owner, group, 0660);
+	if (sup.auditfd != -1 && !only_server &&
+	    sup_fs(&sup.users.service) == 0)
+		sup.controlfd = control_listen(cfg->control_socket, owner,
+		    sup.users.separated ? sup.users.service.gid : group);
+	if (sup_fs(NULL) == -1 || sup.auditfd == -1 ||
+	    (!only_server && sup.controlfd == -1) ||
 	    (sup.listenfd = bind_port(cfg)) == -1 ||
 	    session_config(cfg, sock) == -1)
 		return -1;
@@ -826,7 +940,9 @@ control_unlisten(const struct config *cfg)
 {
 	if (sup.controlfd == -1)
 		return;
-	(void)unlink(cfg->control_socket);
+	if (sup_fs(&sup.users.service) == 0)
+		(void)unlink(cfg->control_socket);
+	(void)sup_fs(NULL);
 	close(sup.controlfd);
 	sup.controlfd = -1;
 }
@@ -1161,6 +1277,22 @@ config_identity(const struct config *cfg, const char *event,
 	return rc;
 }
 
+/* The audit writer's socket is below state_dir: see sup_fs. */
+static struct audit *
+sup_audit_open(const struct config *cfg)
+{
+	struct audit *au;
+
+	if (sup_fs(&sup.users.service) == -1)
+		return NULL;
+	au = proc_audit_open(cfg);
+	if (sup_fs(NULL) == -1) {
+		audit_close(au);
+		return NULL;
+	}
+	return au;
+}
+
 /*
  * Writes a process.start or process.stop record (reason: NULL for start)
  * through the audit writer, which accepts root. The supervisor carries on
@@ -1193,7 +1325,7 @@ sup_audit(const struct config *cfg, const char *event, const char *command,
 	    "shutdown_grace_s", (json_int_t)cfg->server.shutdown_grace_s)) ==
 	    -1)
 		goto fail;
-	if ((au = proc_audit_open(cfg)) == NULL)
+	if ((au = sup_audit_open(cfg)) == NULL)
 		goto fail;
 	if (audit_emit(au, event, f) == -1) {
 		f = NULL;	/* audit_emit took it */
@@ -1227,7 +1359,7 @@ sup_config_loaded(const struct config *cfg)
 	if (config_identity(cfg, "config.loaded", path, hex) == -1 ||
 	    (sum = confdiff_summary(cfg)) == NULL ||
 	    (parts = confdiff_summary_parts(sum, AUDIT_MAX_LINE / 2)) == NULL ||
-	    (au = proc_audit_open(cfg)) == NULL) {
+	    (au = sup_audit_open(cfg)) == NULL) {
 		rc = -1;
 		goto done;
 	}
@@ -1263,7 +1395,7 @@ sup_record(const struct config *cfg, const char *event, json_t *f)
 {
 	struct audit *au;
 
-	if (f == NULL || (au = proc_audit_open(cfg)) == NULL) {
+	if (f == NULL || (au = sup_audit_open(cfg)) == NULL) {
 		json_decref(f);
 		log_warnx("the %s record was not written to the audit trail "
 		    "(%s): check the audit writer's log", event,
@@ -1483,7 +1615,16 @@ sup_reload(const struct config **cur, struct config **owned, int only_server)
 		reload_failed(*cur, msg);
 		goto done;
 	}
-	if (own_spool(new) == -1 || session_config_swap(new) == -1)
+	if (sup.restricted && prepared_check(new) == -1) {
+		(void)xsnprintf(msg, sizeof(msg), "%s: a partner's folder below "
+		    "state_dir is missing: 'sluice prepare -c %s' as root makes "
+		    "it (systemctl reload runs it before the SIGHUP)",
+		    new->path, new->path);
+		reload_failed(*cur, msg);
+		goto done;
+	}
+	if ((!sup.restricted && own_spool(new) == -1) ||
+	    session_config_swap(new) == -1)
 		goto fail;
 	(void)listener_reload_send(new);
 	for (i = 0; i < NPROCS; i++) {
@@ -1668,7 +1809,7 @@ cmd_serve(const struct config *cfg, int only_server)
 	int status, started = 0, ready = 0;
 
 	log_setrole("supervisor");
-	if (prepare(cfg) == -1 || serve_setup(cfg, only_server) == -1) {
+	if (prepare(cfg, 0) == -1 || serve_setup(cfg, only_server) == -1) {
 		control_unlisten(cfg);
 		return 1;
 	}
@@ -1761,7 +1902,7 @@ stop:
 static int
 cmd_role(const struct config *cfg, struct proc *r)
 {
-	if (prepare(cfg) == -1)
+	if (prepare(cfg, 0) == -1)
 		return 1;
 	if (proc_start(r->name, r->title, proc_id_of(&sup.users, r->user),
 	    r->flags) == -1)
@@ -1942,7 +2083,10 @@ main(int argc, char **argv)
 	}
 	log_configure(cfg->log_target, cfg->log_level);
 	sup.verbose = verbose;
-	if (strcmp(cmd, "serve") == 0)
+	if (strcmp(cmd, "prepare") == 0) {
+		log_setrole("prepare");
+		rc = prepare(cfg, 1) == 0 ? 0 : 1;
+	} else if (strcmp(cmd, "serve") == 0)
 		rc = cmd_serve(cfg, 0);
 	else if (strcmp(cmd, "server") == 0)
 		rc = cmd_serve(cfg, 1);

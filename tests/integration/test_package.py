@@ -12,9 +12,12 @@ test_package.py - the Debian package and the systemd service (issue 12,
   - `systemd-analyze verify` on the unit, and `systemd-analyze security`
     no worse than the figure docs/operator-guide.md records;
   - both man pages render without a warning (`man --warnings -l`);
-  - `sluice serve` with only the unit's CapabilityBoundingSet= (setpriv) and
-    no_new_privs binds a port below 1024, takes an upload, stores it, and
-    stops cleanly: the set is enough;
+  - `sluice prepare` fully privileged (the unit's ExecStartPre=+), then
+    `sluice serve` with only the unit's CapabilityBoundingSet= (setpriv),
+    no_new_privs, RestrictSUIDSGID= and ~@resources (unit_seccomp): it binds
+    a port below 1024, takes uploads and stores them, refuses a bare SIGHUP
+    that adds a partner and takes the unit's reload (prepare, then SIGHUP),
+    and stops cleanly: the privileges are enough;
   - `sluice serve` under a NOTIFY_SOCKET sends READY=1 and STATUS= once its
     roles are up, WATCHDOG=1 when WATCHDOG_USEC asks for it, and
     STOPPING=1 on SIGTERM.
@@ -28,6 +31,7 @@ import gzip
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -145,8 +149,9 @@ class TestPackage(unittest.TestCase):
             dirs = {l.split()[1]: l.split()[2:5] for l in f if l.startswith("d ")}
         self.assertEqual(dirs["/var/lib/sluice"], ["0710", "sluice", "sluice-session"])
         self.assertEqual(dirs["/var/log/sluice"], ["0750", "sluice", "sluice"])
-        # operators outside the service group reach the control socket
-        self.assertEqual(dirs["/run/sluice"], ["0755", "root", "root"])
+        # operators outside the service group reach the control socket,
+        # which the supervisor (no CAP_CHOWN) makes as the service user
+        self.assertEqual(dirs["/run/sluice"], ["0755", "sluice", "sluice"])
 
     def test_example_config_checks(self):
         sluice = os.path.join(self.root, "usr/bin/sluice")
@@ -341,24 +346,69 @@ def free_low_port():
     return None
 
 
+def unit_exec(name):
+    """The unit's command line `name` (ExecStartPre=, ExecReload= ...): a list."""
+    with open(os.path.join(H.REPO, "deploy", "systemd", "sluice.service")) as f:
+        return re.findall(r"(?m)^%s=(.*)$" % name, f.read())
+
+
+def unit_seccomp():
+    """tests/unitsim/unit_seccomp beside the sluice binary, or None."""
+    p = os.path.join(os.path.dirname(os.path.abspath(H.SLUICE_BIN)), "unit_seccomp")
+    return p if os.access(p, os.X_OK) else None
+
+
+def resources_denied():
+    """True if the unit's SystemCallFilter= denies @resources."""
+    return any(f.startswith("~") and "@resources" in f.split()
+               for f in unit_exec("SystemCallFilter"))
+
+
+def caps_of(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"(?m)^%s:\s*([0-9a-f]+)" % field, f.read()).group(1), 16)
+
+
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETUID = 0, 1, 3, 4, 7
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root (the supervisor separates its roles)")
 class TestCapabilities(unittest.TestCase):
-    """The unit's capability bounding set, applied with setpriv(1) as systemd
-    would, is all the gateway needs."""
+    """The unit's privileges, applied as systemd would, are all the gateway
+    needs: `sluice prepare` with root's full privileges first (ExecStartPre=+),
+    then `sluice serve` with only the unit's CapabilityBoundingSet= (setpriv),
+    no_new_privs, and the system call filters setpriv cannot apply
+    (RestrictSUIDSGID=yes, SystemCallFilter=~@resources: unit_seccomp)."""
 
     def test_serves_with_the_unit_capabilities(self):
         need("setpriv", "sftp")
         H.require_binary()
+        # the unit runs prepare fully privileged before serve, and again
+        # before the SIGHUP of a reload
+        self.assertTrue(any(c.startswith("+") and " prepare " in c
+                            for c in unit_exec("ExecStartPre")), unit_exec("ExecStartPre"))
+        reload = unit_exec("ExecReload")
+        self.assertTrue(len(reload) == 2 and "+" in reload[0].split("/")[0]
+                        and " prepare " in reload[0] and "kill -HUP" in reload[1], reload)
         port = free_low_port()
         if port is None:
             self.skipTest("no free port below 1024 on 127.0.0.1")
+        filt = unit_seccomp()
+        self.assertIsNotNone(filt, "unit_seccomp is not built beside %s" % H.SLUICE_BIN)
         d = tempfile.TemporaryDirectory(prefix="sluice-caps-")
         self.addCleanup(d.cleanup)
         wrapper = os.path.join(d.name, "sluice-capped")
+        bin = os.path.abspath(H.SLUICE_BIN)
         with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\nexec setpriv --no-new-privs --inh-caps=-all "
-                    "--bounding-set=-all,%s -- %s \"$@\"\n"
-                    % (",".join("+" + c for c in unit_capabilities()), H.SLUICE_BIN))
+            f.write("#!/bin/sh\n"
+                    "# the harness runs: sluice [-v] serve -c FILE\n"
+                    "V=; [ \"$1\" = -v ] && { V=-v; shift; }\n"
+                    "[ \"$1\" = serve ] || exit 2; shift\n"
+                    "%s $V prepare \"$@\" || exit 1\n"
+                    "exec setpriv --no-new-privs --inh-caps=-all --bounding-set=-all,%s "
+                    "-- %s %s %s $V serve \"$@\"\n"
+                    % (bin, ",".join("+" + c for c in unit_capabilities()),
+                       filt, "" if resources_denied() else "--no-resources", bin))
         os.chmod(wrapper, 0o755)
         keys = H.Keys(os.path.join(d.name, "keys"))
         objects = os.path.join(d.name, "objects")
@@ -369,22 +419,67 @@ class TestCapabilities(unittest.TestCase):
                           port=port)
             self.addCleanup(gw.kill)
             gw.start()
-        with open("/proc/%d/status" % gw.proc.pid) as f:
-            bnd = re.search(r"(?m)^CapBnd:\s*([0-9a-f]+)", f.read()).group(1)
-        self.assertNotEqual(int(bnd, 16), (1 << 41) - 1, "setpriv did not limit the bounding set")
-        data = os.path.join(d.name, "data.bin")
-        sha = H.write_random_file(data, 70000)
-        r = H.sftp(gw.port, "acme", keys.get("acme"), ["put %s data.bin" % data], timeout=60)
-        self.assertEqual(r.rc, 0, "%s\n%s" % (r.err, gw.log_tail()))
-        stored = os.path.join(objects, "acme", "data.bin")
-        self.assertTrue(H.poll(lambda: os.path.exists(stored) and H.sha256_file(stored) == sha, 30),
-                        "not stored under the unit's capabilities\n%s" % gw.diagnostics())
+        pid = gw.proc.pid
+        self.assertNotEqual(caps_of(pid, "CapBnd"), (1 << 41) - 1,
+                            "setpriv did not limit the bounding set")
+        eff = caps_of(pid, "CapEff")
+        for cap in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID):
+            self.assertFalse(eff & (1 << cap), "the supervisor holds capability %d" % cap)
+        self.assertTrue(eff & (1 << CAP_SETUID), hex(eff))
+        with open("/proc/%d/status" % pid) as f:
+            self.assertRegex(f.read(), r"(?m)^Seccomp:\s*2", "unit_seccomp's filter is not on")
+
+        def put(partner, name):
+            data = os.path.join(d.name, name)
+            sha = H.write_random_file(data, 70000)
+            r = H.sftp(gw.port, partner, keys.get(partner), ["put %s %s" % (data, name)],
+                       timeout=60)
+            self.assertEqual(r.rc, 0, "%s\n%s" % (r.err, gw.log_tail()))
+            stored = os.path.join(objects, partner, name)
+            self.assertTrue(H.poll(lambda: os.path.exists(stored) and
+                                   H.sha256_file(stored) == sha, 30),
+                            "not stored under the unit's privileges\n%s" % gw.diagnostics())
+        put("acme", "data.bin")
+
+        def reload(event):
+            n = len([r for r in gw.audit_records() if r.get("event") == event])
+            gw.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(H.poll(lambda: len([r for r in gw.audit_records()
+                                                if r.get("event") == event]) > n, 30),
+                            "no new %s\n%s" % (event, gw.log_tail(80)))
+
+        # a partner added: a bare SIGHUP is refused (the supervisor cannot
+        # make bravo's folder), the unit's reload (prepare, then SIGHUP) works
+        with open(gw.config_path) as f:
+            text = f.read()
+        text = text.replace("partners:\n", "partners:\n  - name: bravo\n"
+                            "    authorized_keys:\n      - %s\n"
+                            % H.yaml_str(keys.pub("bravo")), 1)
+        with open(gw.config_path, "w") as f:
+            f.write(text)
+        reload("config.reload_failed")
+        self.assertIn("is not prepared", H.tail(gw.log, 80))
+        self.assertFalse(os.path.exists(gw.landing("bravo")))
+        rc, out, err = H.run_sluice(["prepare", "-c", gw.config_path])
+        self.assertEqual(rc, 0, out + err)
+        reload("config.reloaded")
+        put("bravo", "second.bin")
+        put("acme", "third.bin")
         self.assertEqual(gw.stop(), 0, gw.log_tail())
-        log = H.tail(gw.log, 400)
-        self.assertNotRegex(log, r"Operation not permitted|cannot chown|cannot chmod", log)
-        # the setgid landing folders kept their bit (CAP_FSETID)
-        mode = os.stat(os.path.join(gw.state_dir, "landing", "acme")).st_mode
-        self.assertTrue(mode & stat.S_ISGID, oct(mode))
+        # (a drop-in denying @resources only costs the background roles
+        # their lower priority, which they say)
+        full = H.tail(gw.log, 400)
+        if resources_denied():
+            self.assertIn("runs at normal priority", full)
+        log = "\n".join(l for l in full.splitlines()
+                        if "runs at normal priority" not in l and "is not lowered" not in l)
+        self.assertNotRegex(log, r"Operation not permitted|cannot chown|cannot chmod|"
+                            r"cannot give", log)
+        # prepare made the setgid landing folders; sessions' files and
+        # folders in them took the service group
+        for p in ("acme", "bravo"):
+            st = os.stat(gw.landing(p))
+            self.assertTrue(st.st_mode & stat.S_ISGID, oct(st.st_mode))
 
 
 if __name__ == "__main__":
