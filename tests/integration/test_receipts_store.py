@@ -183,6 +183,11 @@ class S3Copies(Base):
         self.assertIn("Good signature", v.stderr.decode(errors="replace"))
         # and the object itself is still what the partner sent
         self.assertEqual(self.moto.get_bytes("acme/in/good.csv"), self.good)
+        # the file's story tells where the copy is
+        rc, out, err = H.run_sluice(["audit", "trace", "-c", self.gw.config_path, rec["fid"]],
+                                    timeout=60)
+        self.assertIn("receipt.stored", out, err)
+        self.assertIn("acme/in/good.csv.receipt.json.asc", out)
 
     def test_rejected_copy_under_partner_prefix(self):
         rec = self.written("acme", "in/bad.csv")
