@@ -3044,12 +3044,6 @@ receipt_signer(struct intake *in)
 }
 
 /*
- * Every file whose verdict is final and whose receipt is not written yet
- * gets it: the receipt file (durable), its receipt.written record (synced),
- * then the row marked. A crash in between writes it again (the same name,
- * replaced atomically) and records it twice, never loses it.
- */
-/*
  * The copy of d's receipt (its bytes, len) for the store, added to the
  * open transaction. 0 or -1.
  */
@@ -3079,6 +3073,14 @@ add_receipt_copy(struct intake *in, const struct receipt_due *d,
 	return state_rcopy_add(in->st, &c);
 }
 
+/*
+ * Every file whose verdict is final and whose receipt is not written yet
+ * gets it: the receipt file (durable), its receipt.written record (synced),
+ * then the row marked. A crash in between writes it again (the same name,
+ * replaced atomically) and records it twice, never loses it.
+ * With receipts_store, the copy's bytes go to receipt_copies in the same
+ * transaction as the mark.
+ */
 static void
 write_receipts(struct intake *in)
 {
