@@ -17,7 +17,9 @@ Driven by the real OpenSSH sftp client through `sluice serve` into moto's S3
   recorded (SLUICE_TEST_RECEIPT_CRASH, a test build's hook): the restarted
   uploader finds the copy there, identical, and records it once.
 
-And a file:// store, unsigned receipts: the copy lands beside the object.
+A bucket with Object Lock, store.object_lock and store.legal_hold: the copy
+is retained and held like the objects. And a file:// store, unsigned
+receipts: the copy lands beside the object.
 
     cd tests/integration && SLUICE_BIN=../../build/sluice python3 -m unittest -v test_receipts_store
 """
@@ -230,6 +232,52 @@ class S3Copies(Base):
             self.assertTrue(r["version_id"], r)
         self.assertFalse([r for r in self.gw.audit_records()
                           if r.get("event") == "receipt.store_failed"])
+
+
+class ObjectLockCopies(Base):
+    """store.object_lock and store.legal_hold reach the receipt's copy too."""
+
+    @classmethod
+    def setUpClass(cls):
+        H.require_binary()
+        cls._tmp = tempfile.TemporaryDirectory(prefix="sluice-rstore-lock-")
+        cls.addClassCleanup(cls._tmp.cleanup)
+        cls.tmp = tmp = cls._tmp.name
+        cls.keys = H.Keys(os.path.join(tmp, "ssh"))
+        cls.moto = H.Moto(tmp).start()
+        cls.addClassCleanup(cls.moto.stop)
+        cls.moto.s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+        store = {"url": "s3://locked", "region": "us-east-1",
+                 "endpoint": cls.moto.endpoint, "path_style": True}
+        cls.gw = H.Sluice(os.path.join(tmp, "gw"), store,
+                          [{"name": "acme", "authorized_keys": [cls.keys.pub("acme")]}],
+                          env=cls.moto.env(), extra_config="receipts:\n  store: true\n")
+        text = cls.gw.config_text.replace(
+            "  path_style: true\n", "  path_style: true\n  object_lock: {mode: GOVERNANCE, days: 2}"
+            "\n  legal_hold: true\n", 1)
+        assert text != cls.gw.config_text
+        cls.gw.config_text = text
+        with open(cls.gw.config_path, "w") as f:
+            f.write(text)
+        with_blocks(cls.gw, {"acme": "    role: owner"})
+        cls.gw.start()
+        cls.addClassCleanup(cls.gw.kill)
+        res = H.sftp(cls.gw.port, "acme", cls.keys.get("acme"),
+                     ["put %s l.csv" % local(tmp, "l.csv", os.urandom(2000))], timeout=120)
+        assert res.rc == 0, "%r\n%s" % (res, cls.gw.log_tail())
+
+    def test_copy_retained_and_held(self):
+        rec = self.written("acme", "l.csv")
+        st = self.stored(rec["fid"])
+        self.assertEqual(st["key"], "acme/l.csv.receipt.json")
+        self.assertEqual(st["bucket"], "locked")
+        _, data = self.fetch("acme", rec)
+        self.assertEqual(self.moto.get_bytes(st["key"], bucket="locked"), data)
+        h = self.moto.s3.head_object(Bucket="locked", Key=st["key"])
+        self.assertEqual(h.get("ObjectLockMode"), "GOVERNANCE", h)
+        self.assertIn("ObjectLockRetainUntilDate", h)
+        lh = self.moto.s3.get_object_legal_hold(Bucket="locked", Key=st["key"])
+        self.assertEqual(lh["LegalHold"]["Status"], "ON")
 
 
 class FileStoreCopies(Base):
