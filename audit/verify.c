@@ -77,6 +77,9 @@ struct vwalk {
 	size_t		 nokey;		/* ... with a .sig but no public key */
 	char		 nokeyfpr[64];	/* the first such signer */
 	char		 signers[128];	/* their signers' fingerprints */
+	char		 host[AUDIT_HOST_MAX + 1];	/* the trail's "host" so far */
+	char		 foreign[AUDIT_HOST_MAX + 1];	/* this record's, when
+							 * another ("": same) */
 };
 
 /* 1 if name is audit-<12 digits>-<12 digits>.jsonl; sets first, last. */
@@ -130,6 +133,11 @@ bad(struct vwalk *w, const char *fmt, ...)
 	va_list ap;
 
 	fprintf(w->out, "%s:%lld: ", w->file, (long long)w->line);
+	/* a segment of another node (the other of an HA pair) mixed in */
+	if (w->foreign[0] != '\0')
+		fprintf(w->out, "record from host %s in a trail of host %s (a "
+		    "segment of another node is mixed in; verify each node's "
+		    "trail apart): ", w->foreign, w->host);
 	va_start(ap, fmt);
 	vfprintf(w->out, fmt, ap);
 	va_end(ap);
@@ -312,7 +320,7 @@ check_line(struct vwalk *w, char *line, size_t n, const char *lastfile)
 	uint8_t h[SHA256_LEN];
 	json_error_t jerr;
 	json_t *rec;
-	const char *ev;
+	const char *ev, *host;
 	ssize_t plen;
 	int rc = 1, nomac;
 
@@ -328,6 +336,9 @@ check_line(struct vwalk *w, char *line, size_t n, const char *lastfile)
 		    "its \"hash\"");
 	if ((rec = json_loads(line, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
 		return bad(w, "not a JSON record: %s", jerr.text);
+	host = sget(rec, "host");
+	if (host != NULL && w->host[0] != '\0' && strcmp(host, w->host) != 0)
+		(void)xstrlcpy(w->foreign, host, sizeof(w->foreign));
 	if (check_link(w, rec, lastfile, &nomac) != 0 ||
 	    check_mac(w, rec, line, (size_t)plen, machex, nomac) != 0)
 		goto done;
@@ -340,8 +351,11 @@ check_line(struct vwalk *w, char *line, size_t n, const char *lastfile)
 	w->seq = iget(rec, "seq");
 	memcpy(w->prev, stored, SHA256_HEX);
 	memcpy(w->prevmachex, machex, SHA256_HEX);
+	if (host != NULL)	/* a renamed host chains on: it is the trail's */
+		(void)xstrlcpy(w->host, host, sizeof(w->host));
 	rc = 0;
 done:
+	w->foreign[0] = '\0';
 	json_decref(rec);
 	return rc;
 }

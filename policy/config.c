@@ -1971,6 +1971,43 @@ load_partner_s3(struct loader *ld, const yaml_node_t *cls,
 	}
 }
 
+/*
+ * A partner's receipts: true|false, or a mapping {store: true|false} (its
+ * receipts on, the copy in the store as it says).
+ */
+static void
+load_partner_receipts(struct loader *ld, const yaml_node_t *n,
+    const char *kp, const struct config *cfg, struct partner *p)
+{
+	static const char *const keys[] = { "store" };
+	yaml_node_t *v[1];
+	char kpk[KP_MAX], kps[KP_MAX];
+	int b;
+
+	p->receipts = cfg->receipts.enabled;
+	p->receipts_store = cfg->receipts.store;
+	if (n == NULL)
+		return;
+	join_kp(kpk, sizeof(kpk), kp, "receipts");
+	if (n->type == YAML_MAPPING_NODE) {
+		if (walk_map(ld, n, kpk, keys, 1, v, NULL) != 0 ||
+		    v[0] == NULL)
+			return;
+		join_kp(kps, sizeof(kps), kpk, "store");
+		if ((b = get_bool(ld, v[0], kps)) >= 0)
+			p->receipts_store = b;
+		if (b == 1 && !cfg->receipts.enabled)
+			warn(ld, line_of(v[0]), "%s: true has no effect while "
+			    "the top-level receipts: is false", kps);
+		return;
+	}
+	if ((b = get_bool(ld, n, kpk)) >= 0)
+		p->receipts = b && cfg->receipts.enabled;
+	if (b == 1 && !cfg->receipts.enabled)
+		warn(ld, line_of(n), "%s: true has no effect while the "
+		    "top-level receipts: is false", kpk);
+}
+
 static void
 load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
     struct config *cfg)
@@ -2063,18 +2100,7 @@ load_partner(struct loader *ld, const yaml_node_t *n, size_t idx,
 
 	load_partner_issue34(ld, v + K_MORE, kp, cfg, p);
 
-	p->receipts = cfg->receipts.enabled;
-	if (v[K_RECEIPTS] != NULL) {
-		int b;
-
-		join_kp(kpk, sizeof(kpk), kp, "receipts");
-		if ((b = get_bool(ld, v[K_RECEIPTS], kpk)) >= 0)
-			p->receipts = b && cfg->receipts.enabled;
-		if (b == 1 && !cfg->receipts.enabled)
-			warn(ld, line_of(v[K_RECEIPTS]), "%s: true has no "
-			    "effect while the top-level receipts: is false",
-			    kpk);
-	}
+	load_partner_receipts(ld, v[K_RECEIPTS], kp, cfg, p);
 	load_partner_s3(ld, v[K_CLASS], v[K_TAGS], kp, p);
 }
 
@@ -3208,8 +3234,8 @@ static void
 load_receipts(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 {
 	static const char *const keys[] = { "sign_with", "keyring", "keep",
-	    "dir" };
-	enum { K_SIGN, K_KEYRING, K_KEEP, K_DIR, K_N };
+	    "dir", "store" };
+	enum { K_SIGN, K_KEYRING, K_KEEP, K_DIR, K_STORE, K_N };
 	struct receipts_config *rc = &cfg->receipts;
 	yaml_node_t *v[K_N];
 	struct qbuf qb;
@@ -3225,6 +3251,9 @@ load_receipts(struct loader *ld, const yaml_node_t *n, struct config *cfg)
 		return;
 	set_duration(ld, v[K_KEEP], "receipts", "keep", 1, DUR_LONG,
 	    &rc->keep_s);
+	if (v[K_STORE] != NULL && (b = get_bool(ld, v[K_STORE],
+	    "receipts.store")) >= 0)
+		rc->store = b;
 	if (v[K_DIR] != NULL && (s = get_string(ld, v[K_DIR], "receipts.dir",
 	    "a folder name (e.g. receipts)")) != NULL) {
 		if ((why = receipts_dir_problem(s)) != NULL)

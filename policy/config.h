@@ -142,6 +142,9 @@ struct partner {
 	/* Issue 11: delivery receipts in <root>/<receipts.dir>/ (default 1;
 	 * "receipts: false" turns them off; 0 too when receipts.enabled is). */
 	int		 receipts;
+	/* With receipts: also a copy beside the object in the store
+	 * (receipts.store, or the partner's receipts: {store: ...}). */
+	int		 receipts_store;
 
 	/* Issue 12: S3 overrides of the store's; NULL/0: the store's. A
 	 * partner's tags replace the store's tags. */
@@ -205,6 +208,8 @@ struct receipts_config {
 	char		*keyring;	/* with sign_with: armored secret key file */
 	int64_t		 keep_s;	/* [30d] receipts older are removed */
 	char		*dir;		/* ["receipts"] one name beneath a partner's root */
+	int		 store;		/* [0] 1: a copy beside the object in the
+					 * store too (uploader/receiptship.h) */
 };
 
 /*

@@ -139,6 +139,32 @@ delivery_name(const char *fid, const char *path, int is_signed, char *out,
 	return 0;
 }
 
+int
+delivery_store_key(const struct config *cfg, const struct file_rec *r,
+    int is_signed, char *out, size_t outlen)
+{
+	const char *verdict = delivery_verdict(r), *prefix;
+	char name[256];
+
+	if (verdict == NULL)
+		return -1;
+	if (strcmp(verdict, "stored") == 0) {
+		if (r->object_key[0] == '\0' || xsnprintf(out, outlen,
+		    "%s.receipt.json%s", r->object_key, is_signed ? ".asc" :
+		    "") < 0)
+			return -1;
+		return 0;
+	}
+	prefix = cfg->store.kind == STORE_S3 && cfg->store.prefix != NULL ?
+	    cfg->store.prefix : "";
+	if (!spool_partner_ok(r->partner) || delivery_name(r->fid, r->path,
+	    is_signed, name, sizeof(name)) == -1 || xsnprintf(out, outlen,
+	    "%s%s/%s/%s", prefix, r->partner, cfg->receipts.dir != NULL ?
+	    cfg->receipts.dir : "receipts", name) < 0)
+		return -1;
+	return 0;
+}
+
 /* --- signing (spool/pgpsign.h) ----------------------------------------- */
 
 struct delivery_signer *

@@ -27,6 +27,12 @@
  * state_dir/gnupg/_receipts (0700, service user). `gpg --verify` checks it
  * with the gateway's public key; `gpg --decrypt` prints the JSON.
  *
+ * In the store: with receipts.store (or a partner's receipts: {store:
+ * true}) the intake also hands the very bytes to the uploader through the
+ * state database (state_rcopy_add, in the transaction that marks the
+ * receipt written); the uploader, the only role with the store's
+ * credentials, puts them at delivery_store_key (uploader/receiptship.h).
+ *
  * Who: the intake alone (the role that already holds gpg secret keys)
  * writes receipts, each pass, for every file the state database says has
  * a final verdict and no receipt yet (state_receipts_due), and removes
@@ -77,6 +83,17 @@ char *delivery_text(const struct delivery_info *);
  */
 int delivery_name(const char *fid, const char *path, int is_signed,
     char *out, size_t outlen);
+
+/*
+ * The key of the receipt's copy in the store (receipts.store): beside the
+ * object, "<object key>.receipt.json" (".receipt.json.asc" when signed),
+ * for a stored file; for a rejected one (no object) under the partner's
+ * prefix, "<store prefix><partner>/<receipts dir>/<receipt name>", the
+ * folder the partner reads it from over SFTP. 0, or -1 (too long, not a
+ * final verdict, bad names).
+ */
+int delivery_store_key(const struct config *cfg, const struct file_rec *r,
+    int is_signed, char *out, size_t outlen);
 
 /*
  * Signing (spool/pgpsign.h, shared with the audit writer's signed seals).

@@ -2961,11 +2961,13 @@ open_receipts_dir(struct intake *in, const struct partner *p)
 
 /*
  * Writes the receipt of d (its partner p) and audits receipt.written
- * (deferred: the caller syncs). 0, or -1 (logged; tried again next turn).
+ * (deferred: the caller syncs). With the partner's receipts_store, *copy
+ * gets the very bytes written (malloc'd, *copylen; the caller's). 0, or -1
+ * (logged; tried again next turn).
  */
 static int
 write_receipt(struct intake *in, const struct partner *p,
-    const struct receipt_due *d)
+    const struct receipt_due *d, char **copy, size_t *copylen)
 {
 	struct delivery_info di;
 	char name[256], rel[400], *text = NULL, *sig = NULL;
@@ -3005,6 +3007,14 @@ write_receipt(struct intake *in, const struct partner *p,
 	    in->signer != NULL ? in->cfg->receipts.sign_with : NULL));
 	log_info("%s/%s: receipt %s written (%s)", p->name, d->r.path, rel,
 	    delivery_verdict(&d->r));
+	if (p->receipts_store) {	/* the bytes the uploader stores */
+		*copy = sig != NULL ? sig : text;
+		*copylen = len;
+		if (sig != NULL)
+			sig = NULL;
+		else
+			text = NULL;
+	}
 	rc = 0;
 fail:
 	if (dfd != -1)
@@ -3034,23 +3044,58 @@ receipt_signer(struct intake *in)
 }
 
 /*
+ * The copy of d's receipt (its bytes, len) for the store, added to the
+ * open transaction. 0 or -1.
+ */
+static int
+add_receipt_copy(struct intake *in, const struct receipt_due *d,
+    char *bytes, size_t len)
+{
+	struct rcopy c;
+	uint8_t md[SHA256_LEN];
+
+	memset(&c, 0, sizeof(c));
+	c.file_id = d->r.id;
+	xstrlcpy(c.fid, d->r.fid, sizeof(c.fid));
+	xstrlcpy(c.partner, d->r.partner, sizeof(c.partner));
+	if (delivery_store_key(in->cfg, &d->r, in->signer != NULL, c.key,
+	    sizeof(c.key)) == -1) {
+		log_warnx("%s/%s (%s): no key for its receipt's copy in the "
+		    "store (too long); the receipt is only in the partner's "
+		    "folder", d->r.partner, d->r.path, d->r.fid);
+		return 0;
+	}
+	if (sha256_buf(bytes, len, md) != 0)
+		return -1;
+	hex_encode(md, sizeof(md), c.sha256);
+	c.body = bytes;	/* borrowed: the caller frees it */
+	c.len = len;
+	return state_rcopy_add(in->st, &c);
+}
+
+/*
  * Every file whose verdict is final and whose receipt is not written yet
  * gets it: the receipt file (durable), its receipt.written record (synced),
  * then the row marked. A crash in between writes it again (the same name,
  * replaced atomically) and records it twice, never loses it.
+ * With receipts_store, the copy's bytes go to receipt_copies in the same
+ * transaction as the mark.
  */
 static void
 write_receipts(struct intake *in)
 {
 	const struct partner *p;
 	struct receipt_due *due = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, *lens = NULL;
+	char **copies = NULL;
 	int *done = NULL, any = 0;
 
 	if (state_receipts_due(in->st, RECEIPTS_MAX, &due, &n) == -1 ||
 	    n == 0 || (in->cfg->receipts.sign_with != NULL &&
 	    receipt_signer(in) == NULL) ||
-	    (done = calloc(n, sizeof(*done))) == NULL)
+	    (done = calloc(n, sizeof(*done))) == NULL ||
+	    (copies = calloc(n, sizeof(*copies))) == NULL ||
+	    (lens = calloc(n, sizeof(*lens))) == NULL)
 		goto out;
 	audit_defer(in->au);
 	for (i = 0; i < n && !proc_quit; i++) {
@@ -3058,21 +3103,30 @@ write_receipts(struct intake *in)
 		/* receipts turned off since: nothing to write */
 		if (p == NULL || !p->receipts)
 			done[i] = any = 1;
-		else if (write_receipt(in, p, &due[i]) == 0)
+		else if (write_receipt(in, p, &due[i], &copies[i],
+		    &lens[i]) == 0)
 			done[i] = any = 1;
 	}
 	if (audit_sync(in->au) == -1 || !any)
 		goto out;
 	if (state_begin(in->st) == -1)
 		goto out;
+	/* the copy for the store and the mark, in one transaction: a crash
+	 * before it writes the receipt again and hands over those bytes */
 	for (i = 0; i < n; i++)
-		if (done[i] && state_receipt_written(in->st, due[i].r.id,
-		    now_ms()) == -1) {
+		if (done[i] && ((copies[i] != NULL && add_receipt_copy(in,
+		    &due[i], copies[i], lens[i]) == -1) ||
+		    state_receipt_written(in->st, due[i].r.id, now_ms()) ==
+		    -1)) {
 			state_rollback(in->st);
 			goto out;
 		}
 	(void)state_commit(in->st);
 out:
+	for (i = 0; copies != NULL && i < n; i++)
+		free(copies[i]);
+	free(copies);
+	free(lens);
 	free(done);
 	free(due);
 }

@@ -80,6 +80,24 @@ static const char schema[] =
     " written_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS delivery_receipts_due"
     " ON delivery_receipts(file_id) WHERE written_ms = 0;"
+    /* Copies of delivery receipts for the store (state_rcopy_*,
+     * uploader/receiptship.h): the intake inserts one, with its bytes, in
+     * the transaction that marks the receipt written; the uploader puts
+     * it beside the object. status 0 pending, 1 stored, 2 held. */
+    "CREATE TABLE IF NOT EXISTS receipt_copies ("
+    " file_id INTEGER PRIMARY KEY,"
+    " fid TEXT NOT NULL,"
+    " partner TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " body BLOB NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms INTEGER NOT NULL DEFAULT 0,"
+    " version_id TEXT NOT NULL DEFAULT '',"
+    " stored_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS receipt_copies_due"
+    " ON receipt_copies(next_ms) WHERE status = 0;"
     /* The uploader's sealed audit segments shipped to the store
      * (state_audit_shipped_*, uploader/auditship.c); a table of its own. */
     "CREATE TABLE IF NOT EXISTS audit_shipped ("
@@ -1520,6 +1538,128 @@ state_audit_shipped_add(struct state *st, const char *name,
 	sqlite3_bind_text(s, 5, etag ? etag : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 6, shipped_ms);
 	return done(st, s, "audit segment shipped");
+}
+
+/* --- receipt copies for the store (issue 11) --------------------------- */
+
+int
+state_rcopy_add(struct state *st, const struct rcopy *c)
+{
+	sqlite3_stmt *s;
+
+	/* a copy already stored keeps its bytes: the object is written once */
+	if ((s = prep(st, "INSERT INTO receipt_copies (file_id, fid, partner, "
+	    "key, body, sha256) VALUES (?,?,?,?,?,?) ON CONFLICT(file_id) DO "
+	    "UPDATE SET key = excluded.key, body = excluded.body, sha256 = "
+	    "excluded.sha256, next_ms = 0 WHERE status = 0")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, c->file_id);
+	sqlite3_bind_text(s, 2, c->fid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, c->partner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, c->key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 5, c->body, (int)c->len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, c->sha256, -1, SQLITE_STATIC);
+	return done(st, s, "receipt copy");
+}
+
+void
+state_rcopy_free(struct rcopy *c)
+{
+	if (c == NULL)
+		return;
+	free(c->body);
+	c->body = NULL;
+	c->len = 0;
+}
+
+int
+state_rcopy_next(struct state *st, int64_t now, struct rcopy *c)
+{
+	sqlite3_stmt *s;
+	const void *b;
+	int step, rc = -1, n;
+
+	memset(c, 0, sizeof(*c));
+	if ((s = prep(st, "SELECT file_id, fid, partner, key, body, sha256, "
+	    "attempts FROM receipt_copies WHERE status = 0 AND next_ms <= ? "
+	    "ORDER BY next_ms, file_id LIMIT 1")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	if ((step = sqlite3_step(s)) == SQLITE_DONE) {
+		rc = 0;
+		goto out;
+	}
+	if (step != SQLITE_ROW) {
+		log_warnx("state: receipt copies due: %s",
+		    sqlite3_errmsg(st->db));
+		goto out;
+	}
+	c->file_id = sqlite3_column_int64(s, 0);
+	col_text(s, 1, c->fid, sizeof(c->fid));
+	col_text(s, 2, c->partner, sizeof(c->partner));
+	col_text(s, 3, c->key, sizeof(c->key));
+	b = sqlite3_column_blob(s, 4);
+	n = sqlite3_column_bytes(s, 4);
+	col_text(s, 5, c->sha256, sizeof(c->sha256));
+	c->attempts = sqlite3_column_int(s, 6);
+	if (n < 0 || (c->body = malloc((size_t)n + 1)) == NULL)
+		goto out;
+	if (n > 0)
+		memcpy(c->body, b, (size_t)n);
+	c->body[n] = '\0';
+	c->len = (size_t)n;
+	rc = 1;
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+state_rcopy_done(struct state *st, int64_t file_id, const char *version_id,
+    int64_t when_ms)
+{
+	sqlite3_stmt *s;
+
+	if ((s = prep(st, "UPDATE receipt_copies SET status = 1, version_id = "
+	    "?, stored_ms = ? WHERE file_id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, version_id ? version_id : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, when_ms);
+	sqlite3_bind_int64(s, 3, file_id);
+	return done(st, s, "receipt copy stored");
+}
+
+int
+state_rcopy_retry(struct state *st, int64_t file_id, int attempts,
+    int64_t next_ms)
+{
+	sqlite3_stmt *s;
+
+	if ((s = prep(st, "UPDATE receipt_copies SET attempts = ?, next_ms = ? "
+	    "WHERE file_id = ? AND status = 0")) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, attempts);
+	sqlite3_bind_int64(s, 2, next_ms);
+	sqlite3_bind_int64(s, 3, file_id);
+	return done(st, s, "receipt copy retry");
+}
+
+int
+state_rcopy_status(struct state *st, int64_t file_id)
+{
+	sqlite3_stmt *s;
+	int step, rc;
+
+	if ((s = prep(st, "SELECT status FROM receipt_copies WHERE file_id = "
+	    "?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, file_id);
+	step = sqlite3_step(s);
+	rc = step == SQLITE_ROW ? sqlite3_column_int(s, 0) : step ==
+	    SQLITE_DONE ? -2 : -1;
+	sqlite3_finalize(s);
+	return rc;
 }
 
 /* ---- notifications (notify/events.h) ------------------------------------ */

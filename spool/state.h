@@ -297,6 +297,36 @@ int state_audit_shipped_add(struct state *, const char *name,
     const char *etag, int64_t shipped_ms);
 
 /*
+ * Copies of delivery receipts for the store (issue 11, table
+ * receipt_copies; uploader/receiptship.h). The intake adds one (its bytes,
+ * the object key, their SHA-256 hex) in the transaction that marks the
+ * receipt written; a copy already stored is never replaced.
+ * state_rcopy_next: the pending copy due first (next_ms <= now) into *c
+ * (body malloc'd: state_rcopy_free); 1, 0 none, -1 error.
+ * state_rcopy_done: stored (the store's version id). state_rcopy_retry:
+ * still pending, next try at next_ms. 0 or -1 (logged).
+ * state_rcopy_status: 0 pending, 1 stored, -2 no row, -1 error.
+ */
+struct rcopy {
+	int64_t		 file_id;
+	char		 fid[33];
+	char		 partner[65];
+	char		 key[1100];
+	char		 sha256[65];
+	char		*body;		/* the receipt's bytes (NUL after len) */
+	size_t		 len;
+	int		 attempts;
+};
+int state_rcopy_add(struct state *, const struct rcopy *);
+int state_rcopy_next(struct state *, int64_t now, struct rcopy *);
+void state_rcopy_free(struct rcopy *);
+int state_rcopy_done(struct state *, int64_t file_id, const char *version_id,
+    int64_t when_ms);
+int state_rcopy_retry(struct state *, int64_t file_id, int attempts,
+    int64_t next_ms);
+int state_rcopy_status(struct state *, int64_t file_id);
+
+/*
  * Notifications to downstream systems (issue 12, notify/events.h; table
  * notify_outbox): one row per (file, verdict, target).
  * state_notify_add: inserts n (status pending; a second row for the same

@@ -54,6 +54,7 @@
 #include "spool/intake.h"
 #include "uploader/umetrics.h"
 #include "uploader/auditship.h"
+#include "uploader/receiptship.h"
 
 #define MAX_WORKERS		64
 #define DEFAULT_WORKERS		10	/* the AWS CLI's max_concurrent_requests */
@@ -1045,6 +1046,7 @@ uploader_run(const struct config *cfg)
 	struct dispatch d;
 	struct worker *admin = &workers[0];
 	struct auditship *ship = NULL;
+	struct receiptship *rship = NULL;
 	uint8_t dg[SHA256_LEN];
 	int64_t last_stale = 0, last_purge = 0;
 	int nw, i, n, rc = 1, ifd = -1;
@@ -1119,6 +1121,7 @@ uploader_run(const struct config *cfg)
 		workers[i].started = 1;
 	}
 	ship = auditship_start(cfg);	/* sealed audit segments, beside */
+	rship = receiptship_start(cfg);	/* receipts.store */
 	while (!proc_quit) {
 		if (mono_ms() - last_purge >= PURGE_SWEEP_MS) {
 			last_purge = mono_ms();
@@ -1136,6 +1139,7 @@ uploader_run(const struct config *cfg)
 	}
 	rc = 0;
 out:
+	receiptship_stop(rship);
 	auditship_stop(ship);
 	pthread_mutex_lock(&u.mu);
 	u.stop = 1;

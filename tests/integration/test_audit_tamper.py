@@ -49,6 +49,9 @@ HOST_B = "gw-b.tamper.test"
 # a foreign segment's first record: its seq out of place, or in place and
 # its prev not the hash of our seal before it
 SPLICED = re.compile(r"does not follow seq|a segment is missing|chain broken between segments")
+# ... and verify names the host it came from
+FOREIGN = re.compile(r"record from host %s in a trail of host %s .*(%s)"
+                     % (re.escape(HOST_B), re.escape(HOST_A), SPLICED.pattern))
 
 
 # ---------------------------------------------------------------------------
@@ -586,19 +589,19 @@ class TestTamperMatrix(unittest.TestCase):
         t = self.fresh()
         seg = self.middle(t)
         shutil.copyfile(osegs[1], seg)
-        self.named(t, seg, 1, SPLICED)
+        self.named(t, seg, 1, FOREIGN)
         # beside them, under its own name (it sorts among ours: its seqs
         # are as low as our first segments')
         t = self.fresh()
         shutil.copy(osegs[-1], t.segdir)
         spliced = os.path.join(t.segdir, os.path.basename(osegs[-1]))
         self.assertNotEqual(t.segments()[0], spliced)
-        self.named(t, spliced, 1, SPLICED)
+        self.named(t, spliced, 1, FOREIGN)
         # with its host's key given as well, it is still named
         t = self.fresh()
         seg = self.middle(t)
         shutil.copyfile(osegs[1], seg)
-        self.named(t, seg, 1, SPLICED, keys=t.keys() + [other.key])
+        self.named(t, seg, 1, FOREIGN, keys=t.keys() + [other.key])
 
 
 # ---------------------------------------------------------------------------

@@ -229,6 +229,9 @@ class DeliveryReceipts(unittest.TestCase):
 
     def test_read_only_over_sftp(self):
         rec = self.written("acme", "in/good.csv")
+        # every receipt of the run is written before the folder is listed
+        self.written("acme", "in/bad.csv")
+        self.written("acme", "in/bad.csv.sha256")
         d = os.path.join(self.gw.landing("acme"), "receipts")
         before = sorted(os.listdir(d))
         name = rec["receipt"]

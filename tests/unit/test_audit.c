@@ -606,6 +606,7 @@ static pid_t writer_pid;	/* a writer a failed test left running */
 static const char *writer_key;	/* the writer's audit_key_path, or NULL */
 static int64_t writer_segmax;	/* the writer's audit_segment_max */
 static char segdir[300];	/* the writer's segments: path + ".seg" */
+static const char *writer_host;	/* the writer's audit_host_id, or NULL */
 
 static int
 teardown(void **state)
@@ -648,7 +649,8 @@ writer_start(const char *trail, uid_t restrict_uid)
 		cfg.audit_key_path = (char *)writer_key;
 		cfg.audit_segments_dir = segdir;
 		cfg.audit_segment_max = writer_segmax;
-		cfg.audit_host_id = (char *)"gw-test.1";
+		cfg.audit_host_id = (char *)(writer_host != NULL ?
+		    writer_host : "gw-test.1");
 		if (restrict_uid != (uid_t)-1)
 			audit_writer_restrict_uid(restrict_uid);
 		_exit(audit_writer_run(&cfg, fd) == 0 ? 0 : 1);
@@ -1550,6 +1552,45 @@ test_tamper_matrix_across_segments(void **state)
 }
 
 /*
+ * A sealed segment of another node (the other of an HA pair) copied into
+ * this node's segments directory: verify names the foreign host, not just
+ * a broken chain.
+ */
+#define HOST_A	"node-a.with-a-rather-long-host-name.example"
+static void
+test_foreign_host_named(void **state)
+{
+	char anames[64][64], bnames[64][64], src[400], dst[400], msg[2048];
+	char want[600];
+	int rc;
+
+	(void)state;
+	writer_host = "b";
+	(void)make_trail(0);
+	assert_true(segments_list(bnames, 64) >= 2);
+	seg_path(src, sizeof(src), bnames[0]);
+	setup(NULL);
+	writer_host = HOST_A;
+	(void)make_trail(0);
+	writer_host = NULL;
+	assert_true(segments_list(anames, 64) >= 2);
+	/* B's shorter records fill its first segment with more of them */
+	assert_true(strcmp(bnames[0], anames[0]) > 0);
+	seg_path(dst, sizeof(dst), bnames[0]);
+	assert_int_equal(link(src, dst), 0);
+	rc = trail_verify(NULL, 0, msg, sizeof(msg));
+	assert_int_equal(rc, 1);
+	snprintf(want, sizeof(want), "%s:1: record from host b in a trail of "
+	    "host " HOST_A, dst);
+	if (strstr(msg, want) == NULL)
+		fail_msg("want \"%s\", got: %s", want, msg);
+	/* without the foreign segment the trail is whole again */
+	assert_int_equal(unlink(dst), 0);
+	assert_int_equal(trail_verify(NULL, 0, msg, sizeof(msg)), 0);
+	assert_null(strstr(msg, "record from host"));
+}
+
+/*
  * The oldest segment removed: the files alone are checked from where they
  * begin (an examiner's period), but the whole configured trail (verify -c,
  * AUDIT_VERIFY_WHOLE) must begin at seq 1 and names the gap.
@@ -1796,6 +1837,8 @@ main(void)
 		    test_writer_rotates_into_sealed_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_tamper_matrix_across_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_host_named,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_during_seal,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oldest_segment_removed,

@@ -2151,6 +2151,51 @@ test_audit_signing(void **state)
 	free(err);
 }
 
+/* receipts.store: off by default, on at the top, per partner either way. */
+static void
+test_receipts_store(void **state)
+{
+	struct config *cfg;
+	char *err;
+	int rc;
+
+	(void)state;
+	err = load(STORE ACME, &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->receipts.store, 0);
+	assert_int_equal(cfg->partners[0].receipts_store, 0);
+	config_free(cfg);
+	free(err);
+	err = load(STORE "receipts:\n  store: true\n" ACME "  - name: b\n"
+	    "    authorized_keys: [\"@KEY@\"]\n    receipts:\n"
+	    "      store: false\n", &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->receipts.store, 1);
+	assert_int_equal(cfg->partners[0].receipts_store, 1);
+	assert_int_equal(cfg->partners[1].receipts, 1);
+	assert_int_equal(cfg->partners[1].receipts_store, 0);
+	config_free(cfg);
+	free(err);
+	err = load(STORE ACME "    receipts:\n      store: true\n", &rc, &cfg);
+	if (rc != 0)
+		fail_msg("rejected:\n%s", err);
+	assert_int_equal(cfg->partners[0].receipts, 1);
+	assert_int_equal(cfg->partners[0].receipts_store, 1);
+	config_free(cfg);
+	free(err);
+	err = load(STORE "receipts:\n  store: sometimes\n" ACME, &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":4: receipts.store: "));
+	free(err);
+	err = load(STORE ACME "    receipts:\n      stor: true\n", &rc, &cfg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, ":7: partners[0].receipts.stor: unknown "
+	    "key"));
+	free(err);
+}
+
 int
 main(void)
 {
@@ -2177,6 +2222,7 @@ main(void)
 		cmocka_unit_test(test_quarantine_prefix),
 		cmocka_unit_test(test_receipts),
 		cmocka_unit_test(test_audit_signing),
+		cmocka_unit_test(test_receipts_store),
 		cmocka_unit_test(test_partner_s3_overrides),
 	};
 

@@ -134,6 +134,35 @@ test_rejected(void **state)
 	free(t);
 }
 
+/* Where the copy in the store goes (receipts.store). */
+static void
+test_store_key(void **state)
+{
+	struct config cfg;
+	struct file_rec r;
+	char key[1100];
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.store.kind = STORE_S3;
+	cfg.store.prefix = "in/";
+	cfg.receipts.dir = "proof";
+	row(&r, FS_STORED);
+	assert_int_equal(delivery_store_key(&cfg, &r, 0, key, sizeof(key)), 0);
+	assert_string_equal(key, "acme/in/2026-11-21.csv.receipt.json");
+	assert_int_equal(delivery_store_key(&cfg, &r, 1, key, sizeof(key)), 0);
+	assert_string_equal(key, "acme/in/2026-11-21.csv.receipt.json.asc");
+	row(&r, FS_REJECTED);
+	assert_int_equal(delivery_store_key(&cfg, &r, 1, key, sizeof(key)), 0);
+	assert_string_equal(key, "in/acme/proof/" FID "-2026-11-21.csv.json.asc");
+	cfg.store.kind = STORE_FILE;
+	assert_int_equal(delivery_store_key(&cfg, &r, 0, key, sizeof(key)), 0);
+	assert_string_equal(key, "acme/proof/" FID "-2026-11-21.csv.json");
+	assert_int_equal(delivery_store_key(&cfg, &r, 0, key, 20), -1);
+	row(&r, FS_ACCEPTED);
+	assert_int_equal(delivery_store_key(&cfg, &r, 0, key, sizeof(key)), -1);
+}
+
 static void
 test_not_final(void **state)
 {
@@ -232,6 +261,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stored),
 		cmocka_unit_test(test_rejected),
+		cmocka_unit_test(test_store_key),
 		cmocka_unit_test(test_not_final),
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_path_under),

@@ -751,6 +751,56 @@ test_spool_mkdir_and_write(void **state)
 	close(dfd);
 }
 
+/* receipt_copies: one per file, bytes kept, never replaced once stored. */
+static void
+test_receipt_copies(void **state)
+{
+	struct state *st = *state;
+	struct rcopy c, got;
+	char body[] = "receipt\0one", body2[] = "receipt two";
+
+	memset(&c, 0, sizeof(c));
+	c.file_id = 5;
+	xstrlcpy(c.fid, "0123456789abcdef0123456789abcdef", sizeof(c.fid));
+	xstrlcpy(c.partner, "acme", sizeof(c.partner));
+	xstrlcpy(c.key, "acme/a.csv.receipt.json", sizeof(c.key));
+	xstrlcpy(c.sha256, "ab", sizeof(c.sha256));
+	c.body = body;
+	c.len = sizeof(body) - 1;
+	assert_int_equal(state_rcopy_status(st, 5), -2);
+	assert_int_equal(state_rcopy_add(st, &c), 0);
+	assert_int_equal(state_rcopy_status(st, 5), 0);
+	assert_int_equal(state_rcopy_next(st, now_ms(), &got), 1);
+	assert_int_equal(got.file_id, 5);
+	assert_string_equal(got.key, c.key);
+	assert_int_equal(got.len, c.len);
+	assert_memory_equal(got.body, body, c.len);	/* a NUL inside kept */
+	state_rcopy_free(&got);
+	/* backed off: not due until then */
+	assert_int_equal(state_rcopy_retry(st, 5, 1, now_ms() + 60000), 0);
+	assert_int_equal(state_rcopy_next(st, now_ms(), &got), 0);
+	assert_int_equal(state_rcopy_next(st, now_ms() + 61000, &got), 1);
+	assert_int_equal(got.attempts, 1);
+	state_rcopy_free(&got);
+	/* pending: new bytes replace the old (written again after a crash) */
+	c.body = body2;
+	c.len = strlen(body2);
+	assert_int_equal(state_rcopy_add(st, &c), 0);
+	assert_int_equal(state_rcopy_next(st, now_ms(), &got), 1);
+	assert_int_equal(got.len, strlen(body2));
+	assert_memory_equal(got.body, body2, got.len);
+	state_rcopy_free(&got);
+	/* stored: never due again, never replaced */
+	assert_int_equal(state_rcopy_done(st, 5, "v1", now_ms()), 0);
+	assert_int_equal(state_rcopy_status(st, 5), 1);
+	assert_int_equal(state_rcopy_next(st, INT64_MAX, &got), 0);
+	c.body = body;
+	c.len = sizeof(body) - 1;
+	assert_int_equal(state_rcopy_add(st, &c), 0);
+	assert_int_equal(state_rcopy_status(st, 5), 1);
+	assert_int_equal(state_rcopy_next(st, INT64_MAX, &got), 0);
+}
+
 int
 main(void)
 {
@@ -769,6 +819,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foreach_and_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_mkdir_and_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_copies, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
