@@ -37,6 +37,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "uploader/s3xml.h"
 #include "uploader/umetrics.h"
 
 #define S3_MAX_KEY	1024		/* S3's limit on a key, in bytes */
@@ -747,28 +748,24 @@ done:
 /* ---- outcome mapping ---------------------------------------------------- */
 
 
-/* Copies the text of the first <tag>...</tag> in body, printable only. */
+/*
+ * The text of the first element of r's body matching pattern (s3xml_match)
+ * into out, cut to fit and printable only: for codes and messages. "" when
+ * there is none.
+ */
 static void
-xml_text(const char *body, const char *tag, char *out, size_t outlen)
+resp_xml(const struct s3_resp *r, const char *pattern, char *out,
+    size_t outlen)
 {
-	char open[64], close[64];
-	const char *b, *e;
-	size_t n;
+	char *t;
 
 	out[0] = '\0';
-	if (xsnprintf(open, sizeof(open), "<%s>", tag) < 0 ||
-	    xsnprintf(close, sizeof(close), "</%s>", tag) < 0 ||
-	    (b = strstr(body, open)) == NULL)
+	if ((t = malloc(S3XML_TEXT_MAX + 1)) == NULL)
 		return;
-	b += strlen(open);
-	if ((e = strstr(b, close)) == NULL)
-		return;
-	n = (size_t)(e - b);
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, b, n);
-	out[n] = '\0';
-	printable(out, out, outlen);
+	if (s3xml_text(r->body, r->bodylen, pattern, t, S3XML_TEXT_MAX + 1,
+	    NULL) == 1)
+		printable(t, out, outlen);
+	free(t);
 }
 
 /*
@@ -885,8 +882,8 @@ set_http_error(struct s3_store *s, struct put_result *res, const char *what,
 	time_t server, skew, was;
 	long long off;
 
-	xml_text(r->body, "Code", code, sizeof(code));
-	xml_text(r->body, "Message", msg, sizeof(msg));
+	resp_xml(r, "Error/Code", code, sizeof(code));
+	resp_xml(r, "Error/Message", msg, sizeof(msg));
 	res->http_status = r->status;
 	res->outcome = http_outcome(r->status, code);
 	xstrlcpy(res->code, r->creds_dead != 0 ? "CredentialsExpired" : code,
@@ -997,7 +994,7 @@ parse_hex_digest(const char *hex, uint8_t out[SHA256_LEN], char lower[SHA256_HEX
 static void
 resp_code(const struct s3_resp *r, char *code, size_t len)
 {
-	xml_text(r->body, "Code", code, len);
+	resp_xml(r, "Error/Code", code, len);
 }
 
 /*
@@ -1068,32 +1065,6 @@ etag_norm(const char *in, char *out, size_t outlen)
 		out[n - 6] = '\0';
 	else if (n >= 1 && out[n - 1] == '"')
 		out[n - 1] = '\0';
-}
-
-/* Decodes the five XML entities in place. */
-static void
-xml_unescape(char *s)
-{
-	static const char *const ent[] = { "&amp;", "&lt;", "&gt;", "&quot;",
-	    "&apos;" };
-	static const char rep[] = "&<>\"'";
-	char *w = s;
-	size_t i;
-
-	while (*s != '\0') {
-		if (*s == '&') {
-			for (i = 0; i < 5; i++)
-				if (strncmp(s, ent[i], strlen(ent[i])) == 0)
-					break;
-			if (i < 5) {
-				*w++ = rep[i];
-				s += strlen(ent[i]);
-				continue;
-			}
-		}
-		*w++ = *s++;
-	}
-	*w = '\0';
 }
 
 /* The canonical URI of key. 0 or -1. */
@@ -1673,6 +1644,32 @@ mp_composite(const struct mp_job *j, char *out, size_t outlen)
 	xsnprintf(out, outlen, "%s-%d", b64, j->nparts);
 }
 
+/* The CompleteMultipartUpload body of a finished job (s3xml.c escapes
+ * it); malloc'd, or NULL. */
+static char *
+mp_complete_body(const struct mp_job *j, size_t *len)
+{
+	struct s3xml_part *p;
+	char (*b64)[SHA256_B64];
+	char *xml = NULL;
+	int i;
+
+	p = calloc((size_t)j->nparts, sizeof(*p));
+	b64 = calloc((size_t)j->nparts, sizeof(*b64));
+	if (p != NULL && b64 != NULL) {
+		for (i = 0; i < j->nparts; i++) {
+			base64_encode(j->digests[i], SHA256_LEN, b64[i]);
+			p[i].number = i + 1;
+			p[i].etag = j->etags[i];
+			p[i].checksum = b64[i];
+		}
+		xml = s3xml_complete_body(p, (size_t)j->nparts, len);
+	}
+	free(p);
+	free(b64);
+	return xml;
+}
+
 /* DELETE ?uploadId= (best effort). 0 or -1. */
 static int
 s3_abort_upload(struct s3_store *s, CURL *curl, const char *uri,
@@ -1689,6 +1686,67 @@ s3_abort_upload(struct s3_store *s, CURL *curl, const char *uri,
 	return r->status == 204 || r->status == 200 || r->status == 404 ? 0 : -1;
 }
 
+/* What one ListParts page says, read part by part. */
+struct lp_walk {
+	struct mp_job	*j;
+	char		 num[32];
+	char		 etag[256];
+	char		 trunc[16];
+	char		 next[32];
+};
+
+/* A saved part S3 still has with the same ETag and our bytes: done. */
+static void
+lp_part(struct mp_job *j, const char *num, const char *etag_in)
+{
+	const struct mp_hooks *hk = j->hooks;
+	char etag[256], want[256], b64[SHA256_B64];
+	int64_t pn;
+	size_t k;
+
+	etag_norm(etag_in, etag, sizeof(etag));
+	if (parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 || pn > j->nparts)
+		return;
+	for (k = 0; k < hk->nparts; k++) {
+		if (hk->parts[k].number != (int)pn)
+			continue;
+		etag_norm(hk->parts[k].etag, want, sizeof(want));
+		if (strcmp(want, etag) == 0) {
+			base64_encode(j->digests[pn - 1], SHA256_LEN, b64);
+			/* Same bytes as when it was sent? */
+			if (strcmp(b64, hk->parts[k].checksum) != 0)
+				break;
+			j->done[pn - 1] = 1;
+			xstrlcpy(j->etags[pn - 1], hk->parts[k].etag,
+			    sizeof(j->etags[pn - 1]));
+		}
+		break;
+	}
+}
+
+#define LP	"ListPartsResult/"
+
+static int
+lp_elem(void *arg, const char *path, const char *text, size_t len)
+{
+	struct lp_walk *w = arg;
+
+	if (strcmp(path, LP "Part/PartNumber") == 0)
+		xstrlcpy(w->num, len < sizeof(w->num) ? text : "", sizeof(w->num));
+	else if (strcmp(path, LP "Part/ETag") == 0)
+		xstrlcpy(w->etag, len < sizeof(w->etag) ? text : "",
+		    sizeof(w->etag));
+	else if (strcmp(path, LP "Part") == 0) {
+		lp_part(w->j, w->num, w->etag);
+		w->num[0] = w->etag[0] = '\0';
+	} else if (strcmp(path, LP "IsTruncated") == 0)
+		xstrlcpy(w->trunc, text, sizeof(w->trunc));
+	else if (strcmp(path, LP "NextPartNumberMarker") == 0)
+		xstrlcpy(w->next, len < sizeof(w->next) ? text : "",
+		    sizeof(w->next));
+	return 0;
+}
+
 /*
  * ListParts: marks done[] for the saved parts S3 still has with the same
  * ETag. 0; 1 when the upload is gone (NoSuchUpload); -1 (res set).
@@ -1696,10 +1754,8 @@ s3_abort_upload(struct s3_store *s, CURL *curl, const char *uri,
 static int
 mp_list_parts(struct mp_job *j, struct s3_resp *r, struct put_result *res)
 {
-	const struct mp_hooks *hk = j->hooks;
-	char query[3300], num[32], etag[256], want[256], trunc[16];
-	const char *p, *e;
-	size_t k;
+	struct lp_walk w;
+	char query[3300], err[256];
 	int64_t pn, marker = 0;
 	CURLcode c;
 
@@ -1721,40 +1777,13 @@ mp_list_parts(struct mp_job *j, struct s3_resp *r, struct put_result *res)
 			set_http_error(j->s, res, "ListParts: ", r);
 			return -1;
 		}
-		for (p = r->body; (p = strstr(p, "<Part>")) != NULL; p = e) {
-			if ((e = strstr(p, "</Part>")) == NULL)
-				break;
-			/* xml_text reads from p: bounded by the next </Part>. */
-			xml_text(p, "PartNumber", num, sizeof(num));
-			xml_text(p, "ETag", etag, sizeof(etag));
-			etag_norm(etag, etag, sizeof(etag));
-			if (parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 ||
-			    pn > j->nparts)
-				continue;
-			for (k = 0; k < hk->nparts; k++) {
-				if (hk->parts[k].number != (int)pn)
-					continue;
-				etag_norm(hk->parts[k].etag, want, sizeof(want));
-				if (strcmp(want, etag) == 0) {
-					char b64[SHA256_B64];
-
-					base64_encode(j->digests[pn - 1],
-					    SHA256_LEN, b64);
-					/* Same bytes as when it was sent? */
-					if (strcmp(b64, hk->parts[k].checksum) != 0)
-						break;
-					j->done[pn - 1] = 1;
-					xstrlcpy(j->etags[pn - 1],
-					    hk->parts[k].etag,
-					    sizeof(j->etags[pn - 1]));
-				}
-				break;
-			}
-		}
-		xml_text(r->body, "IsTruncated", trunc, sizeof(trunc));
-		xml_text(r->body, "NextPartNumberMarker", num, sizeof(num));
-		if (strcmp(trunc, "true") != 0 ||
-		    parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 || pn <= marker)
+		/* A page cut short still vouches for the parts it lists. */
+		memset(&w, 0, sizeof(w));
+		w.j = j;
+		(void)s3xml_walk(r->body, r->bodylen, lp_elem, &w, err,
+		    sizeof(err));
+		if (strcmp(w.trunc, "true") != 0 ||
+		    parse_int64(w.next, 1, MP_MAX_PARTS, &pn) != 0 || pn <= marker)
 			return 0;
 		marker = pn;
 	}
@@ -1770,11 +1799,11 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 	struct mp_job j;
 	pthread_t tids[16];
 	const char *extra[S3_MAX_META + 16];
-	char composite[80] = "", b64[SHA256_B64], query[3200], *xml = NULL;
+	char composite[80] = "", query[3200], *xml = NULL;
 	char cbody[SHA256_HEX], code[64];
 	uint8_t cd[SHA256_LEN];
 	struct s3_upload up;
-	struct sbuf xb = { 0 };
+	size_t xlen;
 	int64_t ps;
 	size_t n = 0, k;
 	int i, e, nthreads, started = 0, resumed = 0, todo, hashed = 0;
@@ -1890,7 +1919,10 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 			set_curl_error(s, res, "CreateMultipartUpload: ", c, r);
 			goto done;
 		}
-		xml_text(r->body, "UploadId", j.upload_id, sizeof(j.upload_id));
+		if (r->status == 200 && s3xml_text(r->body, r->bodylen,
+		    "InitiateMultipartUploadResult/UploadId", j.upload_id,
+		    sizeof(j.upload_id), NULL) != 1)
+			j.upload_id[0] = '\0';
 		if (r->status != 200 || j.upload_id[0] == '\0') {
 			set_http_error(s, res, "CreateMultipartUpload: ", r);
 			if (r->status == 200)
@@ -1956,28 +1988,8 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 	mp_composite(&j, composite, sizeof(composite));
 
 	/* Complete, with the part checksums. */
-	xb.cap = (size_t)j.nparts * 400 + 128;
-	if ((xml = malloc(xb.cap)) == NULL) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "out of memory");
-		goto done;
-	}
-	xb.p = xml;
-	xml[0] = '\0';
-	sb_add(&xb, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/"
-	    "doc/2006-03-01/\">");
-	for (i = 0; i < j.nparts; i++) {
-		char line[400], etag[200];
-
-		etag_norm(j.etags[i], etag, sizeof(etag));
-		base64_encode(j.digests[i], SHA256_LEN, b64);
-		xsnprintf(line, sizeof(line), "<Part><PartNumber>%d</PartNumber>"
-		    "<ETag>&quot;%s&quot;</ETag><ChecksumSHA256>%s</ChecksumSHA256>"
-		    "</Part>", i + 1, etag, b64);
-		sb_add(&xb, line);
-	}
-	sb_add(&xb, "</CompleteMultipartUpload>");
-	if (xb.err || sha256_buf(xml, xb.len, cd) != 0) {
+	if ((xml = mp_complete_body(&j, &xlen)) == NULL ||
+	    sha256_buf(xml, xlen, cd) != 0) {
 		res->outcome = PUT_RETRY;
 		xsnprintf(res->error, sizeof(res->error), "cannot build the "
 		    "completion of %s", o->key);
@@ -1986,7 +1998,7 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 	hex_encode(cd, sizeof(cd), cbody);
 	memset(&up, 0, sizeof(up));
 	up.mem = xml;
-	up.size = (int64_t)xb.len;
+	up.size = (int64_t)xlen;
 	xsnprintf(query, sizeof(query), "uploadId=%s", j.eid);
 	n = 0;
 	extra[n++] = "content-type:application/xml";
@@ -1999,7 +2011,8 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 		set_curl_error(s, res, "CompleteMultipartUpload: ", c, r);
 		goto done;
 	}
-	if (r->status == 200 && strstr(r->body, "<Error>") != NULL)
+	if (r->status == 200 && s3xml_text(r->body, r->bodylen, "/Error", code,
+	    sizeof(code), NULL) != 0)
 		r->status = 500;	/* S3 can fail a completion with 200 */
 	if (r->status == 412) {
 		/* Someone (an earlier run of ours) completed it: compare. */
@@ -2037,8 +2050,9 @@ s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
 		goto done;
 	}
 	set_version(res, r->version_id);
-	xml_text(r->body, "ETag", res->etag, sizeof(res->etag));
-	xml_unescape(res->etag);
+	if (s3xml_text(r->body, r->bodylen, "CompleteMultipartUploadResult/ETag",
+	    res->etag, sizeof(res->etag), NULL) != 1)
+		res->etag[0] = '\0';
 	if (hk != NULL && hk->forget != NULL)
 		hk->forget(hk->arg);
 	s3_verify(s, s->curl, o, composite, h, res);
@@ -2427,6 +2441,26 @@ list_uploads_query(const struct s3_store *s, char *query, size_t len)
 	    "upload-id-marker=%s&uploads=", ekey, STALE_PAGE, eid) < 0 ? -1 : 0;
 }
 
+/* One page of ListMultipartUploads, read upload by upload. */
+struct sweep_walk {
+	struct s3_store	*s;
+	struct s3_resp	*a;		/* for the aborts */
+	const char	*prefix;
+	int64_t		 older_s;
+	int		(*keep)(void *, const char *, const char *);
+	void		*arg;
+	int		 n;		/* aborted */
+	char		 key[S3_MAX_KEY * 2];
+	char		 id[1024];
+	char		 when[64];
+	char		 last_key[S3_MAX_KEY * 2];
+	char		 last_id[1024];
+	char		 trunc[16];
+	char		 nkey[S3_MAX_KEY * 2];
+	char		 nid[1024];
+	int		 complete;	/* the root ended */
+};
+
 /*
  * Moves the sweep's markers past one page: to NextKeyMarker and
  * NextUploadIdMarker, or after the last upload seen (last_key, last_id) when
@@ -2434,37 +2468,93 @@ list_uploads_query(const struct s3_store *s, char *query, size_t len)
  * next page, 0 when the listing is done (markers reset).
  */
 static int
-list_uploads_next(struct s3_store *s, const struct s3_resp *r,
-    const char *last_key, const char *last_id)
+list_uploads_next(struct s3_store *s, struct sweep_walk *w)
 {
-	char trunc[16], nkey[S3_MAX_KEY * 2], nid[1024];
-	int complete;
-
-	complete = strstr(r->body, "</ListMultipartUploadsResult>") != NULL;
-	xml_text(r->body, "IsTruncated", trunc, sizeof(trunc));
-	xml_text(r->body, "NextKeyMarker", nkey, sizeof(nkey));
-	xml_unescape(nkey);
-	xml_text(r->body, "NextUploadIdMarker", nid, sizeof(nid));
-	xml_unescape(nid);
-	if (complete && strcmp(trunc, "true") != 0)
+	if (w->complete && strcmp(w->trunc, "true") != 0)
 		goto done;
-	if (!complete || nkey[0] == '\0') {
+	if (!w->complete || w->nkey[0] == '\0') {
 		/* Cut short, or no markers: go on after the last upload. */
-		xstrlcpy(nkey, last_key, sizeof(nkey));
-		xstrlcpy(nid, last_id, sizeof(nid));
+		xstrlcpy(w->nkey, w->last_key, sizeof(w->nkey));
+		xstrlcpy(w->nid, w->last_id, sizeof(w->nid));
 	}
-	if (nkey[0] == '\0' || strlen(nkey) > S3_MAX_KEY ||
-	    (strcmp(nkey, s->sweep_key) == 0 && strcmp(nid, s->sweep_id) == 0)) {
+	if (w->nkey[0] == '\0' || strlen(w->nkey) > S3_MAX_KEY ||
+	    (strcmp(w->nkey, s->sweep_key) == 0 &&
+	    strcmp(w->nid, s->sweep_id) == 0)) {
 		log_warnx("s3: the list of multipart uploads is truncated but "
 		    "gives no usable next marker; the sweep starts over next "
 		    "time");
 		goto done;
 	}
-	xstrlcpy(s->sweep_key, nkey, sizeof(s->sweep_key));
-	xstrlcpy(s->sweep_id, nid, sizeof(s->sweep_id));
+	xstrlcpy(s->sweep_key, w->nkey, sizeof(s->sweep_key));
+	xstrlcpy(s->sweep_id, w->nid, sizeof(s->sweep_id));
 	return 1;
 done:
 	s->sweep_key[0] = s->sweep_id[0] = '\0';
+	return 0;
+}
+
+/* One listed upload: abort it if it is under the prefix, old and not kept. */
+static void
+sweep_upload(struct sweep_walk *w)
+{
+	char kuri[S3_MAX_URI];
+	struct tm tm;
+	time_t t;
+
+	if (w->key[0] != '\0' && w->id[0] != '\0') {
+		xstrlcpy(w->last_key, w->key, sizeof(w->last_key));
+		xstrlcpy(w->last_id, w->id, sizeof(w->last_id));
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (w->key[0] == '\0' || w->id[0] == '\0' ||
+	    strncmp(w->key, w->prefix, strlen(w->prefix)) != 0 ||
+	    strptime(w->when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+		return;
+	t = timegm(&tm);
+	if (s3_now() - t < w->older_s)
+		return;
+	if (w->keep != NULL && w->keep(w->arg, w->key, w->id))
+		return;
+	if (key_uri(w->s, w->key, kuri, sizeof(kuri)) != 0)
+		return;
+	if (s3_abort_upload(w->s, w->s->curl, kuri, w->id, w->a) == 0) {
+		log_info("s3: aborted the stale multipart upload of %s "
+		    "(started %s)", w->key, w->when);
+		w->n++;
+	}
+}
+
+#define LMU	"ListMultipartUploadsResult"
+
+/* Copies text when it fits, else "" (never a cut key or id). */
+static void
+text_or_empty(char *out, size_t outlen, const char *text, size_t len)
+{
+	xstrlcpy(out, len < outlen ? text : "", outlen);
+}
+
+static int
+sweep_elem(void *arg, const char *path, const char *text, size_t len)
+{
+	struct sweep_walk *w = arg;
+
+	if (strcmp(path, LMU "/Upload/Key") == 0)
+		text_or_empty(w->key, sizeof(w->key), text, len);
+	else if (strcmp(path, LMU "/Upload/UploadId") == 0)
+		text_or_empty(w->id, sizeof(w->id), text, len);
+	else if (strcmp(path, LMU "/Upload/Initiated") == 0)
+		text_or_empty(w->when, sizeof(w->when), text, len);
+	else if (strcmp(path, LMU "/Upload") == 0) {
+		sweep_upload(w);
+		w->key[0] = w->id[0] = w->when[0] = '\0';
+	} else if (strcmp(path, LMU "/IsTruncated") == 0)
+		text_or_empty(w->trunc, sizeof(w->trunc), text, len);
+	else if (strcmp(path, LMU "/NextKeyMarker") == 0)
+		text_or_empty(w->nkey, sizeof(w->nkey), text, len);
+	else if (strcmp(path, LMU "/NextUploadIdMarker") == 0)
+		text_or_empty(w->nid, sizeof(w->nid), text, len);
+	else if (strcmp(path, LMU) == 0)
+		w->complete = 1;
 	return 0;
 }
 
@@ -2473,16 +2563,16 @@ s3_store_abort_stale(struct s3_store *s, int64_t older_s,
     int (*keep)(void *, const char *, const char *), void *arg)
 {
 	struct s3_resp *r, *a;
-	char uri[400], key[S3_MAX_KEY * 2], id[1024], when[64], kuri[S3_MAX_URI];
-	char query[8 * 1024], last_key[S3_MAX_KEY * 2], last_id[1024];
-	const char *p, *e, *prefix = s->cfg->prefix ? s->cfg->prefix : "";
-	struct tm tm;
-	time_t t;
+	struct sweep_walk *w;
+	char uri[400], query[8 * 1024], err[256];
 	int n = 0, page, more = 1;
 	CURLcode c;
 
-	if ((r = malloc(sizeof(*r))) == NULL || (a = malloc(sizeof(*a))) == NULL) {
+	r = malloc(sizeof(*r));
+	a = malloc(sizeof(*a));
+	if (r == NULL || a == NULL || (w = malloc(sizeof(*w))) == NULL) {
 		free(r);
+		free(a);
 		return -1;
 	}
 	/* Without prefix= (moto mis-signs queries holding '/'): filter here.
@@ -2508,38 +2598,19 @@ s3_store_abort_stale(struct s3_store *s, int64_t older_s,
 			n = -1;
 			goto out;
 		}
-		last_key[0] = last_id[0] = '\0';
-		for (p = r->body; (p = strstr(p, "<Upload>")) != NULL; p = e) {
-			if ((e = strstr(p, "</Upload>")) == NULL)
-				break;
-			xml_text(p, "Key", key, sizeof(key));
-			xml_unescape(key);
-			xml_text(p, "UploadId", id, sizeof(id));
-			xml_unescape(id);
-			xml_text(p, "Initiated", when, sizeof(when));
-			if (key[0] != '\0' && id[0] != '\0') {
-				xstrlcpy(last_key, key, sizeof(last_key));
-				xstrlcpy(last_id, id, sizeof(last_id));
-			}
-			memset(&tm, 0, sizeof(tm));
-			if (key[0] == '\0' || id[0] == '\0' ||
-			    strncmp(key, prefix, strlen(prefix)) != 0 ||
-			    strptime(when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-				continue;
-			t = timegm(&tm);
-			if (s3_now() - t < older_s)
-				continue;
-			if (keep != NULL && keep(arg, key, id))
-				continue;
-			if (key_uri(s, key, kuri, sizeof(kuri)) != 0)
-				continue;
-			if (s3_abort_upload(s, s->curl, kuri, id, a) == 0) {
-				log_info("s3: aborted the stale multipart upload "
-				    "of %s (started %s)", key, when);
-				n++;
-			}
-		}
-		more = list_uploads_next(s, r, last_key, last_id);
+		memset(w, 0, sizeof(*w));
+		w->s = s;
+		w->a = a;
+		w->prefix = s->cfg->prefix ? s->cfg->prefix : "";
+		w->older_s = older_s;
+		w->keep = keep;
+		w->arg = arg;
+		/* A page cut at S3_BODY_MAX: what it lists, then onwards. */
+		if (s3xml_walk(r->body, r->bodylen, sweep_elem, w, err,
+		    sizeof(err)) != 0)
+			w->complete = 0;
+		n += w->n;
+		more = list_uploads_next(s, w);
 	}
 	if (more)
 		log_info("s3: looked through %d pages of multipart uploads; the "
@@ -2547,6 +2618,7 @@ s3_store_abort_stale(struct s3_store *s, int64_t older_s,
 out:
 	free(r);
 	free(a);
+	free(w);
 	return n;
 }
 
@@ -2687,7 +2759,8 @@ bucket_versioned(struct s3_store *s, struct put_result *res)
 		xsnprintf(res->error, sizeof(res->error), "cannot ask whether "
 		    "the bucket is versioned: error (HTTP %ld)", r->status);
 	} else if (r->status == 200) {
-		xml_text(r->body, "Status", status, sizeof(status));
+		resp_xml(r, "VersioningConfiguration/Status", status,
+		    sizeof(status));
 		rc = strcmp(status, "Enabled") == 0;
 		s->versioned = rc;
 		if (!rc)

@@ -156,6 +156,13 @@ s3xml_walk(const char *body, size_t len, s3xml_fn fn, void *arg, char *err,
 	}
 	w->fn = fn;
 	w->arg = arg;
+	/* Blanks before the document (S3 may send some to keep a slow
+	 * completion alive) are not XML, but they say nothing either. */
+	while (len > 0 && (*body == ' ' || *body == '\t' || *body == '\r' ||
+	    *body == '\n')) {
+		body++;
+		len--;
+	}
 	XML_SetUserData(w->p, w);
 	XML_SetElementHandler(w->p, on_start, on_end);
 	XML_SetCharacterDataHandler(w->p, on_text);
