@@ -13,7 +13,8 @@
  * PUT and part carries x-amz-content-sha256 (hex) and x-amz-checksum-sha256
  * (base64), so S3 proves the bytes; afterwards a HEAD with
  * x-amz-checksum-mode: ENABLED compares what S3 holds with the SHA-256 taken
- * at receipt (multipart: the SHA-256 of the part digests, "-N"). The ETag is
+ * at receipt (multipart: the SHA-256 of the part digests, "-N"), unless the
+ * PUT's own answer carried our x-amz-checksum-sha256 back. The ETag is
  * never taken as a checksum. Writes are conditional (If-None-Match: *, or a
  * HEAD before a multipart upload) and a different object at the key follows
  * the collision policy (suffix, version, reject).
@@ -906,8 +907,8 @@ s3_bucket_versioned(struct s3_store *s, struct put_result *res)
 		xsnprintf(res->error, sizeof(res->error), "cannot ask whether "
 		    "the bucket is versioned: error (HTTP %ld)", r->status);
 	} else if (r->status == 200) {
-		resp_xml(r, "VersioningConfiguration/Status", status,
-		    sizeof(status));
+		/* S3: VersioningConfiguration; moto: GetBucketVersioningResponse */
+		resp_xml(r, "/*/Status", status, sizeof(status));
 		rc = strcmp(status, "Enabled") == 0;
 		s->versioned = rc;
 		if (!rc)
@@ -977,3 +978,77 @@ s3_store_close(struct s3_store *s)
 	creds_wipe(&s->creds);
 	free(s);
 }
+
+/* ---- the backend's operations (store.h) ------------------------------------ */
+
+static void *
+op_open(const struct store_config *cfg, const struct aws_creds *creds)
+{
+	return s3_store_open(cfg, creds);
+}
+
+static void
+op_close(void *be)
+{
+	s3_store_close(be);
+}
+
+static void
+op_put(void *be, const struct put_request *req, struct put_result *res)
+{
+	s3_store_put(be, req, res);
+}
+
+static void
+op_set_cancel(void *be, volatile int *flag)
+{
+	s3_store_set_cancel(be, flag);
+}
+
+static int
+op_head(void *be, const char *key, const char *version_id, char *cs,
+    size_t cslen, char *err, size_t errlen)
+{
+	return s3_store_head(be, key, version_id, cs, cslen, err, errlen);
+}
+
+static int
+op_stat(void *be, const char *key, struct store_obj *o, char *err,
+    size_t errlen)
+{
+	return s3_store_stat(be, key, o, err, errlen);
+}
+
+static int
+op_list(void *be, const char *prefix, int (*fn)(void *, const char *, int64_t),
+    void *arg, char *err, size_t errlen)
+{
+	return s3_store_list(be, prefix, fn, arg, err, errlen);
+}
+
+static int
+op_sha256(void *be, const char *key, uint8_t d[SHA256_LEN], char *err,
+    size_t errlen)
+{
+	return s3_store_sha256(be, key, d, err, errlen);
+}
+
+static int
+op_abort_stale(void *be, int64_t older_s,
+    int (*keep)(void *, const char *, const char *), void *arg)
+{
+	return s3_store_abort_stale(be, older_s, keep, arg);
+}
+
+const struct store_ops s3_store_ops = {
+	.name = "s3",
+	.open = op_open,
+	.close = op_close,
+	.put = op_put,
+	.set_cancel = op_set_cancel,
+	.head = op_head,
+	.stat = op_stat,
+	.list = op_list,
+	.sha256 = op_sha256,
+	.abort_stale = op_abort_stale,
+};

@@ -165,6 +165,25 @@ int s3_abort_upload(struct s3_store *, CURL *, const char *uri,
 /* 1 versioning Enabled, 0 not, -1 could not ask (res set). */
 int s3_bucket_versioned(struct s3_store *, struct put_result *);
 
+/* The backend's operations (s3_store_ops, in s3.c, calls them). */
+struct s3_store *s3_store_open(const struct store_config *,
+    const struct aws_creds *);
+void s3_store_close(struct s3_store *);
+void s3_store_set_cancel(struct s3_store *, volatile int *);
+void s3_store_put(struct s3_store *, const struct put_request *,
+    struct put_result *);				/* s3put.c */
+int s3_store_head(struct s3_store *, const char *key, const char *version_id,
+    char *cs, size_t cslen, char *err, size_t errlen);	/* s3read.c */
+int s3_store_stat(struct s3_store *, const char *key, struct store_obj *,
+    char *err, size_t errlen);
+int s3_store_list(struct s3_store *, const char *prefix,
+    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
+    size_t errlen);
+int s3_store_sha256(struct s3_store *, const char *key, uint8_t d[32],
+    char *err, size_t errlen);
+int s3_store_abort_stale(struct s3_store *, int64_t older_s,
+    int (*keep)(void *, const char *, const char *), void *arg);	/* s3sweep.c */
+
 /* s3put.c */
 /* 1 if the object a HEAD found (h) is the one o describes. */
 int s3_same_object(const struct s3_obj *o, const struct s3_resp *h,

@@ -359,24 +359,25 @@ lp_part(struct mp_job *j, const char *num, const char *etag_in)
 	}
 }
 
-#define LP	"ListPartsResult/"
+/* Under whatever root: moto says ListPartsResponse, S3 ListPartsResult. */
+#define LP	"/*/"
 
 static int
 lp_elem(void *arg, const char *path, const char *text, size_t len)
 {
 	struct lp_walk *w = arg;
 
-	if (strcmp(path, LP "Part/PartNumber") == 0)
+	if (s3xml_match(path, LP "Part/PartNumber"))
 		xstrlcpy(w->num, len < sizeof(w->num) ? text : "", sizeof(w->num));
-	else if (strcmp(path, LP "Part/ETag") == 0)
+	else if (s3xml_match(path, LP "Part/ETag"))
 		xstrlcpy(w->etag, len < sizeof(w->etag) ? text : "",
 		    sizeof(w->etag));
-	else if (strcmp(path, LP "Part") == 0) {
+	else if (s3xml_match(path, LP "Part")) {
 		lp_part(w->j, w->num, w->etag);
 		w->num[0] = w->etag[0] = '\0';
-	} else if (strcmp(path, LP "IsTruncated") == 0)
+	} else if (s3xml_match(path, LP "IsTruncated"))
 		xstrlcpy(w->trunc, text, sizeof(w->trunc));
-	else if (strcmp(path, LP "NextPartNumberMarker") == 0)
+	else if (s3xml_match(path, LP "NextPartNumberMarker"))
 		xstrlcpy(w->next, len < sizeof(w->next) ? text : "",
 		    sizeof(w->next));
 	return 0;
@@ -601,7 +602,7 @@ mp_create(struct mp_job *j, struct put_result *res)
 		return -1;
 	}
 	if (r->status == 200 && s3xml_text(r->body, r->bodylen,
-	    "InitiateMultipartUploadResult/UploadId", j->upload_id,
+	    "/*/UploadId", j->upload_id,
 	    sizeof(j->upload_id), NULL) != 1)
 		j->upload_id[0] = '\0';
 	if (r->status != 200 || j->upload_id[0] == '\0') {
@@ -762,7 +763,7 @@ mp_complete(struct mp_job *j, int force, const char *composite,
 		goto out;
 	}
 	s3_set_version(res, r->version_id);
-	if (s3xml_text(r->body, r->bodylen, "CompleteMultipartUploadResult/ETag",
+	if (s3xml_text(r->body, r->bodylen, "/*/ETag",
 	    res->etag, sizeof(res->etag), NULL) != 1)
 		res->etag[0] = '\0';
 	mp_forget(j);

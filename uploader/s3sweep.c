@@ -136,20 +136,20 @@ sweep_elem(void *arg, const char *path, const char *text, size_t len)
 {
 	struct sweep_walk *w = arg;
 
-	if (strcmp(path, LMU "/Upload/Key") == 0)
+	if (s3xml_match(path, "/*/Upload/Key"))
 		text_or_empty(w->key, sizeof(w->key), text, len);
-	else if (strcmp(path, LMU "/Upload/UploadId") == 0)
+	else if (s3xml_match(path, "/*/Upload/UploadId"))
 		text_or_empty(w->id, sizeof(w->id), text, len);
-	else if (strcmp(path, LMU "/Upload/Initiated") == 0)
+	else if (s3xml_match(path, "/*/Upload/Initiated"))
 		text_or_empty(w->when, sizeof(w->when), text, len);
-	else if (strcmp(path, LMU "/Upload") == 0) {
+	else if (s3xml_match(path, "/*/Upload")) {
 		sweep_upload(w);
 		w->key[0] = w->id[0] = w->when[0] = '\0';
-	} else if (strcmp(path, LMU "/IsTruncated") == 0)
+	} else if (s3xml_match(path, "/*/IsTruncated"))
 		text_or_empty(w->trunc, sizeof(w->trunc), text, len);
-	else if (strcmp(path, LMU "/NextKeyMarker") == 0)
+	else if (s3xml_match(path, "/*/NextKeyMarker"))
 		text_or_empty(w->nkey, sizeof(w->nkey), text, len);
-	else if (strcmp(path, LMU "/NextUploadIdMarker") == 0)
+	else if (s3xml_match(path, "/*/NextUploadIdMarker"))
 		text_or_empty(w->nid, sizeof(w->nid), text, len);
 	else if (strcmp(path, LMU) == 0)
 		w->complete = 1;

@@ -193,18 +193,50 @@ s3xml_walk(const char *body, size_t len, s3xml_fn fn, void *arg, char *err,
 	return rc;
 }
 
+/* The number of '/'-separated components of s. */
+static size_t
+ncomp(const char *s)
+{
+	size_t n = 1;
+
+	for (; *s != '\0'; s++)
+		n += *s == '/';
+	return n;
+}
+
+/* Does component p (up to '/' or NUL) match t ("*" matches any one)? */
+static int
+comp_eq(const char *p, const char *t)
+{
+	size_t pl = strcspn(p, "/"), tl = strcspn(t, "/");
+
+	if (pl == 1 && p[0] == '*')
+		return 1;
+	return pl == tl && memcmp(p, t, pl) == 0;
+}
+
 int
 s3xml_match(const char *path, const char *pattern)
 {
-	size_t pl, tl;
+	size_t np, nt, i;
+	int anchored = pattern[0] == '/';
 
-	if (pattern[0] == '/')
-		return strcmp(path, pattern + 1) == 0;
-	pl = strlen(path);
-	tl = strlen(pattern);
-	if (tl > pl || strcmp(path + pl - tl, pattern) != 0)
+	if (anchored)
+		pattern++;
+	np = ncomp(path);
+	nt = ncomp(pattern);
+	if (nt > np || (anchored && nt != np))
 		return 0;
-	return tl == pl || path[pl - tl - 1] == '/';
+	for (i = nt; i < np; i++)	/* skip to the components compared */
+		path = strchr(path, '/') + 1;
+	for (;;) {
+		if (!comp_eq(pattern, path))
+			return 0;
+		if ((pattern = strchr(pattern, '/')) == NULL)
+			return 1;
+		pattern++;
+		path = strchr(path, '/') + 1;
+	}
 }
 
 struct text_find {

@@ -48,7 +48,10 @@ int s3xml_walk(const char *body, size_t len, s3xml_fn fn, void *arg,
 
 /*
  * 1 if path matches pattern: "/A/B" matches exactly the path "A/B" (from the
- * root); "A/B" matches any path ending in "/A/B", or equal to "A/B".
+ * root); "A/B" matches any path ending in "/A/B", or equal to "A/B"; a
+ * component "*" matches any one name: "/", "*", "/Status" run together is
+ * the Status under whatever root (stores name their roots differently: moto
+ * answers ListParts with ListPartsResponse, S3 with ListPartsResult).
  */
 int s3xml_match(const char *path, const char *pattern);
 

@@ -88,6 +88,23 @@ test_match_and_text(void **state)
 	assert_false(s3xml_match("ErrorResponse/Error/Code", "/Error/Code"));
 	assert_true(s3xml_match("ErrorResponse/Error/Code", "Error/Code"));
 	assert_false(s3xml_match("Code", "Error/Code"));
+	/* "*": any one name (roots differ: S3 ListPartsResult, moto
+	 * ListPartsResponse) */
+	assert_true(s3xml_match("ListPartsResponse/Part/ETag", "/*/Part/ETag"));
+	assert_true(s3xml_match("ListPartsResult/Part/ETag", "/*/Part/ETag"));
+	assert_false(s3xml_match("R/X/Part/ETag", "/*/Part/ETag"));
+	assert_false(s3xml_match("R/Part", "/*/Part/ETag"));
+	assert_true(s3xml_match("R/X/Part/ETag", "*/Part/ETag"));
+	assert_false(s3xml_match("R/Parts/ETag", "/*/Part/ETag"));
+	assert_true(s3xml_match("GetBucketVersioningResponse/Status",
+	    "/*/Status"));
+	assert_false(s3xml_match("Status", "/*/Status"));
+	/* blanks before the declaration (a slow completion kept alive) */
+	assert_int_equal(s3xml_text("\n \n<?xml version=\"1.0\"?><Error><Code>"
+	    "InternalError</Code></Error>", 65, "/Error/Code", out,
+	    sizeof(out), &whole), 1);
+	assert_string_equal(out, "InternalError");
+	assert_int_equal(whole, 1);
 
 	assert_int_equal(s3xml_text(err_body, strlen(err_body), "/Error/Code",
 	    out, sizeof(out), &whole), 1);
