@@ -1,9 +1,9 @@
 /*
  * fuzz_s3xml.c - libFuzzer target for what the S3 client reads from a
- * store's replies (uploader/s3.c as it is: error bodies' Code and Message,
- * InitiateMultipartUpload's UploadId, ListParts, CompleteMultipartUpload's
- * ETag, ListMultipartUploads in the stale-upload sweep, and the headers
- * beside them). It goes through the public functions (store_put,
+ * store's replies (uploader/s3*.c, read with uploader/s3xml.c: error
+ * bodies' Code and Message, InitiateMultipartUpload's UploadId, ListParts,
+ * CompleteMultipartUpload's ETag, ListMultipartUploads in the stale-upload
+ * sweep, and the headers beside them). It goes through the public functions (store_put,
  * store_abort_stale), so it keeps working whichever parser s3.c uses:
  * libcurl's curl_easy_setopt, curl_easy_perform and curl_easy_getinfo are
  * wrapped at link time (-Wl,--wrap, see fuzz/build.sh and

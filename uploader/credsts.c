@@ -2,7 +2,7 @@
  * credsts.c - STS: AssumeRoleWithWebIdentity (AWS_WEB_IDENTITY_TOKEN_FILE +
  * AWS_ROLE_ARN, unsigned) and AssumeRole for a profile with role_arn +
  * source_profile (SigV4-signed for "sts" with the source profile's
- * credentials through s3.c's signer), at AWS_ENDPOINT_URL_STS or
+ * credentials through s3sign.c's signer), at AWS_ENDPOINT_URL_STS or
  * https://sts.<region>.amazonaws.com; replies read by stsxml.c. Part of the
  * credential chain of creds.c; never logs a secret.
  */

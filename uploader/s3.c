@@ -1,5 +1,11 @@
 /*
- * s3.c - the S3 backend. A file up to the multipart threshold is one signed
+ * s3.c - the S3 backend's request core (the rest: s3sign.c SigV4, s3put.c
+ * single PUT and verifying HEAD, s3multi.c multipart, s3read.c HEAD/GET/
+ * list, s3sweep.c the stale-upload sweep; s3int.h their shared types).
+ * This file: one signed request with libcurl, the credential refresh on
+ * ExpiredToken, the outcome of an answer, open and close.
+ *
+ * The backend as a whole: a file up to the multipart threshold is one signed
  * PUT streamed from the spooled fd with pread; a larger one is a multipart
  * upload whose parts go up several at a time (one thread and one CURL
  * handle each), whose upload id and finished parts are persisted through
@@ -7,7 +13,8 @@
  * PUT and part carries x-amz-content-sha256 (hex) and x-amz-checksum-sha256
  * (base64), so S3 proves the bytes; afterwards a HEAD with
  * x-amz-checksum-mode: ENABLED compares what S3 holds with the SHA-256 taken
- * at receipt (multipart: the SHA-256 of the part digests, "-N"). The ETag is
+ * at receipt (multipart: the SHA-256 of the part digests, "-N"), unless the
+ * PUT's own answer carried our x-amz-checksum-sha256 back. The ETag is
  * never taken as a checksum. Writes are conditional (If-None-Match: *, or a
  * HEAD before a multipart upload) and a different object at the key follows
  * the collision policy (suffix, version, reject).
@@ -37,68 +44,12 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "uploader/s3int.h"
+#include "uploader/s3xml.h"
 #include "uploader/umetrics.h"
 
-#define S3_MAX_KEY	1024		/* S3's limit on a key, in bytes */
-#define S3_MAX_URI	(3 * S3_MAX_KEY + 600)
-#define S3_MAX_HEADERS	64		/* signed headers per request */
-#define S3_MAX_META	40
-#define S3_BODY_MAX	(64 * 1024)	/* kept of a body; the rest is dropped */
-#define SIGV4_BUF_MAX	(64 * 1024)	/* cap on a canonical request */
-#define EMPTY_SHA256	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define MiB		(1024 * 1024)
-#define MP_MIN_PART	(5 * MiB)
-#define SKEW_SUSPECT_S	600		/* S3 refuses from 900 s */
-#define MP_MAX_PARTS	10000
-#define MP_PART_TRIES	4		/* in place, before the file waits its turn */
-#define MAX_SUFFIX	1000		/* collision: suffix tries KEY.1 .. KEY.1000 */
-#define STALE_AGE_S	86400
-#define STALE_PAGE	100		/* max-uploads per list page: fits S3_BODY_MAX */
-#define STALE_PAGES	100		/* list pages per sweep; the next one goes on */
-
-struct s3_store {
-	const struct store_config *cfg;
-	struct aws_creds	 creds;		/* fixed ones, when static_creds */
-	int			 static_creds;
-	CURL			*curl;		/* single PUTs and HEADs */
-	char			 origin[600];	/* scheme://host[:port] of every URL */
-	char			 host[400];	/* Host header: host[:port] unless default */
-	char			 uri_prefix[300];	/* "/bucket" (path style) or "" */
-	volatile int		*cancel;	/* non-zero: stop transfers */
-	/* collision: version: 1 once GetBucketVersioning said Enabled. */
-	int			 versioned;
-	/* Where the stale upload sweep goes on ("": from the start). */
-	char			 sweep_key[S3_MAX_KEY + 1];
-	char			 sweep_id[1024];
-};
-
-/* What we keep of one response. */
-struct s3_resp {
-	long	 status;
-	char	 etag[256];
-	char	 version_id[256];
-	char	 checksum[128];		/* x-amz-checksum-sha256 */
-	char	 meta_sha256[80];	/* x-amz-meta-sha256 (we write it) */
-	char	 lock_mode[32];		/* x-amz-object-lock-mode */
-	char	 lock_until[64];	/* x-amz-object-lock-retain-until-date */
-	int64_t	 length;		/* Content-Length; -1: none */
-	char	 request_id[128];	/* x-amz-request-id, for the log */
-	char	 date[64];
-	time_t	 signed_at;	/* the x-amz-date it was signed with */
-	char	 body[S3_BODY_MAX + 1];
-	size_t	 bodylen;
-	int	 creds_dead;	/* expired, and no fresher ones: CREDS_DEAD_* */
-	char	 curl_error[CURL_ERROR_SIZE];	/* curl's detail on failure */
-	/* s3_perform sets it from get_sink: a 2xx body is hashed there
-	 * instead of kept in body. */
-	struct sha256 *sink;
-	CURL	*curl;		/* the handle, for the sink's status check */
-};
-
-static int bucket_versioned(struct s3_store *, struct put_result *);
-
 /* While s3_store_sha256 runs a GET in this thread: where its body goes. */
-static __thread struct sha256 *get_sink;
+__thread struct sha256 *s3_get_sink;
 
 /*
  * S3's clock minus ours, learnt from the Date of a refused request; one for
@@ -106,276 +57,21 @@ static __thread struct sha256 *get_sink;
  */
 static time_t clock_skew;
 
-static time_t
+time_t
 s3_now(void)
 {
 	return time(NULL) + __atomic_load_n(&clock_skew, __ATOMIC_RELAXED);
 }
 
-#define CREDS_DEAD_ENV	1	/* in the environment */
-#define CREDS_DEAD_FILE	2	/* in the shared files */
-
-enum upload_err {
-	UP_OK = 0,
-	UP_SHORT,	/* the file ended before size bytes */
-	UP_IO,		/* pread failed */
-	UP_DIGEST,	/* the bytes read do not hash to the request's SHA-256 */
-};
-
-/* The body of a request: size bytes of fd from start, or of mem. */
-struct s3_upload {
-	int		 fd;
-	const char	*mem;		/* a body in memory instead of fd */
-	int64_t		 start;
-	int64_t		 size;
-	int64_t		 off;
-	struct sha256	*h;		/* hash of [0, off) while hashing */
-	int		 hashing;
-	const uint8_t	*want;		/* SHA256_LEN bytes, or NULL: not checked */
-	enum upload_err	 err;
-	int		 saved_errno;
-};
-
-/* ---- bounded string building ---------------------------------------- */
-
-struct sbuf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-	int	 err;
-};
-
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->err || n >= b->cap - b->len) {
-		b->err = 1;
-		return;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
 /* Copies s to out (outlen >= 1) with control bytes as '?': for messages. */
-static void
-printable(const char *s, char *out, size_t outlen)
+void
+s3_printable(const char *s, char *out, size_t outlen)
 {
 	size_t i;
 
 	for (i = 0; s[i] != '\0' && i + 1 < outlen; i++)
 		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
 	out[i] = '\0';
-}
-
-/* ---- SigV4 --------------------------------------------------------------- */
-
-int
-s3_uri_encode(const char *in, char *out, size_t outlen, int keep_slash)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	const unsigned char *p;
-	size_t o = 0;
-
-	if (outlen == 0)
-		return -1;
-	for (p = (const unsigned char *)in; *p != '\0'; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
-		    *p == '_' || *p == '~' || (keep_slash && *p == '/')) {
-			if (o + 1 >= outlen)
-				goto trunc;
-			out[o++] = (char)*p;
-		} else {
-			if (o + 3 >= outlen)
-				goto trunc;
-			out[o++] = '%';
-			out[o++] = hx[*p >> 4];
-			out[o++] = hx[*p & 0xf];
-		}
-	}
-	out[o] = '\0';
-	return 0;
-trunc:
-	out[0] = '\0';
-	return -1;
-}
-
-struct sv_hdr {
-	const char	*name;
-	size_t		 nlen;
-	const char	*val;
-};
-
-static int
-sv_hdr_cmp(const struct sv_hdr *a, const struct sv_hdr *b)
-{
-	size_t n = a->nlen < b->nlen ? a->nlen : b->nlen;
-	int c = memcmp(a->name, b->name, n);
-
-	if (c != 0)
-		return c;
-	return a->nlen < b->nlen ? -1 : a->nlen > b->nlen;
-}
-
-/* Appends a header value as SigV4 canonicalises it: leading and trailing
- * blanks removed, runs of spaces as one space. */
-static void
-sb_add_trimmed(struct sbuf *b, const char *v)
-{
-	const char *end;
-	int space = 0;
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	end = v + strlen(v);
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	for (; v < end; v++) {
-		if (*v == ' ' || *v == '\t') {
-			space = 1;
-			continue;
-		}
-		if (space)
-			sb_addn(b, " ", 1);
-		space = 0;
-		sb_addn(b, v, 1);
-	}
-}
-
-int
-sigv4_sign(const struct aws_creds *creds, const char *region,
-    const char *method, const char *canonical_uri, const char *canonical_query,
-    const char **headers, size_t nheaders, const char *payload_sha256_hex,
-    const char *amz_date, char *authorization, size_t authlen)
-{
-	return sigv4_sign_service(creds, region, "s3", method, canonical_uri,
-	    canonical_query, headers, nheaders, payload_sha256_hex, amz_date,
-	    authorization, authlen);
-}
-
-int
-sigv4_sign_service(const struct aws_creds *creds, const char *region,
-    const char *service, const char *method, const char *canonical_uri,
-    const char *canonical_query, const char **headers, size_t nheaders,
-    const char *payload_sha256_hex, const char *amz_date, char *authorization,
-    size_t authlen)
-{
-	struct sv_hdr h[S3_MAX_HEADERS], t;
-	struct sbuf cr = { 0 }, sh = { 0 }, sts = { 0 };
-	char date[9], scope[160], crhex[SHA256_HEX], sighex[SHA256_HEX];
-	char ksecret[4 + sizeof(creds->secret_key)];
-	uint8_t k1[SHA256_LEN], k2[SHA256_LEN], dig[SHA256_LEN];
-	const char *colon, *c;
-	size_t i, j;
-	int rc = -1;
-
-	if (authlen > 0)
-		authorization[0] = '\0';
-	if (nheaders > S3_MAX_HEADERS || strlen(amz_date) != 16 ||
-	    amz_date[8] != 'T' || amz_date[15] != 'Z' ||
-	    strlen(payload_sha256_hex) == 0 || *region == '\0')
-		return -1;
-	for (i = 0; i < nheaders; i++) {
-		if ((colon = strchr(headers[i], ':')) == NULL ||
-		    colon == headers[i])
-			return -1;
-		for (c = headers[i]; c < colon; c++)
-			if ((*c >= 'A' && *c <= 'Z') || *c == ' ' || *c == '\t')
-				return -1;
-		h[i].name = headers[i];
-		h[i].nlen = (size_t)(colon - headers[i]);
-		h[i].val = colon + 1;
-	}
-	for (i = 1; i < nheaders; i++) {		/* insertion sort: few */
-		t = h[i];
-		for (j = i; j > 0 && sv_hdr_cmp(&h[j - 1], &t) > 0; j--)
-			h[j] = h[j - 1];
-		h[j] = t;
-	}
-	for (i = 1; i < nheaders; i++)
-		if (sv_hdr_cmp(&h[i - 1], &h[i]) == 0)
-			return -1;		/* one value per name, please */
-
-	memcpy(date, amz_date, 8);
-	date[8] = '\0';
-	if (xsnprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date,
-	    region, service) < 0)
-		return -1;
-	cr.cap = SIGV4_BUF_MAX;
-	sh.cap = 8192;
-	sts.cap = 512;
-	if ((cr.p = malloc(cr.cap)) == NULL || (sh.p = malloc(sh.cap)) == NULL ||
-	    (sts.p = malloc(sts.cap)) == NULL)
-		goto fail;
-	cr.p[0] = sh.p[0] = sts.p[0] = '\0';
-
-	/* Canonical request. */
-	sb_add(&cr, method);
-	sb_add(&cr, "\n");
-	sb_add(&cr, canonical_uri);
-	sb_add(&cr, "\n");
-	sb_add(&cr, canonical_query ? canonical_query : "");
-	sb_add(&cr, "\n");
-	for (i = 0; i < nheaders; i++) {
-		sb_addn(&cr, h[i].name, h[i].nlen);
-		sb_add(&cr, ":");
-		sb_add_trimmed(&cr, h[i].val);
-		sb_add(&cr, "\n");
-		if (i > 0)
-			sb_add(&sh, ";");
-		sb_addn(&sh, h[i].name, h[i].nlen);
-	}
-	sb_add(&cr, "\n");
-	sb_add(&cr, sh.p);
-	sb_add(&cr, "\n");
-	sb_add(&cr, payload_sha256_hex);
-	if (cr.err || sh.err || sha256_buf(cr.p, cr.len, dig) != 0)
-		goto fail;
-	hex_encode(dig, sizeof(dig), crhex);
-
-	/* String to sign. */
-	sb_add(&sts, "AWS4-HMAC-SHA256\n");
-	sb_add(&sts, amz_date);
-	sb_add(&sts, "\n");
-	sb_add(&sts, scope);
-	sb_add(&sts, "\n");
-	sb_add(&sts, crhex);
-	if (sts.err)
-		goto fail;
-
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
-	if (xsnprintf(ksecret, sizeof(ksecret), "AWS4%s", creds->secret_key) < 0 ||
-	    hmac_sha256(ksecret, strlen(ksecret), date, strlen(date), k1) != 0 ||
-	    hmac_sha256(k1, sizeof(k1), region, strlen(region), k2) != 0 ||
-	    hmac_sha256(k2, sizeof(k2), service, strlen(service), k1) != 0 ||
-	    hmac_sha256(k1, sizeof(k1), "aws4_request", 12, k2) != 0 ||
-	    hmac_sha256(k2, sizeof(k2), sts.p, sts.len, dig) != 0)
-		goto fail;
-	hex_encode(dig, sizeof(dig), sighex);
-	if (xsnprintf(authorization, authlen, "AWS4-HMAC-SHA256 Credential=%s/%s,"
-	    "SignedHeaders=%s,Signature=%s", creds->access_key, scope, sh.p,
-	    sighex) < 0)
-		goto fail;
-	rc = 0;
-fail:
-	if (rc != 0 && authlen > 0)
-		authorization[0] = '\0';
-	explicit_bzero(ksecret, sizeof(ksecret));
-	explicit_bzero(k1, sizeof(k1));
-	explicit_bzero(k2, sizeof(k2));
-	if (cr.p != NULL)
-		explicit_bzero(cr.p, cr.cap);	/* may hold the session token */
-	free(cr.p);
-	free(sh.p);
-	free(sts.p);
-	return rc;
 }
 
 /* ---- libcurl callbacks ------------------------------------------------- */
@@ -543,8 +239,6 @@ s3_progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 
 /* ---- one request ------------------------------------------------------- */
 
-/* ---- one request ------------------------------------------------------- */
-
 static void
 slist_wipe_free(struct curl_slist *sl)
 {
@@ -567,12 +261,12 @@ slist_add_header(struct curl_slist **sl, const char *nv)
 
 	b.p = line;
 	b.cap = sizeof(line);
-	sb_addn(&b, nv, (size_t)(colon - nv));
+	s3_sb_addn(&b, nv, (size_t)(colon - nv));
 	if (colon[1] == '\0') {
-		sb_add(&b, ";");
+		s3_sb_add(&b, ";");
 	} else {
-		sb_add(&b, ": ");
-		sb_add_trimmed(&b, colon + 1);
+		s3_sb_add(&b, ": ");
+		s3_sb_add_trimmed(&b, colon + 1);
 	}
 	if (b.err || (n = curl_slist_append(*sl, line)) == NULL) {
 		explicit_bzero(line, sizeof(line));
@@ -582,7 +276,6 @@ slist_add_header(struct curl_slist **sl, const char *nv)
 	*sl = n;
 	return 0;
 }
-
 
 /*
  * Sends one signed request: method on uri (canonical, already encoded) and
@@ -610,7 +303,7 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 	size_t n = 0, i;
 
 	memset(r, 0, sizeof(*r));
-	r->sink = get_sink;
+	r->sink = s3_get_sink;
 	r->curl = curl;
 	errbuf[0] = '\0';
 	htoken[0] = '\0';
@@ -728,7 +421,7 @@ s3_perform(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (rc != CURLE_OK && errbuf[0] != '\0') {
 		log_debug("s3: %s %s: %s", method, uri, errbuf);
-		printable(errbuf, r->curl_error, sizeof(r->curl_error));
+		s3_printable(errbuf, r->curl_error, sizeof(r->curl_error));
 	} else
 		log_debug("s3: %s %s%s%s: HTTP %ld request-id %s", method, uri,
 		    query[0] ? "?" : "", query, r->status, r->request_id);
@@ -746,29 +439,24 @@ done:
 
 /* ---- outcome mapping ---------------------------------------------------- */
 
-
-/* Copies the text of the first <tag>...</tag> in body, printable only. */
+/*
+ * The text of the first element of r's body matching pattern (s3xml_match)
+ * into out, cut to fit and printable only: for codes and messages. "" when
+ * there is none.
+ */
 static void
-xml_text(const char *body, const char *tag, char *out, size_t outlen)
+resp_xml(const struct s3_resp *r, const char *pattern, char *out,
+    size_t outlen)
 {
-	char open[64], close[64];
-	const char *b, *e;
-	size_t n;
+	char *t;
 
 	out[0] = '\0';
-	if (xsnprintf(open, sizeof(open), "<%s>", tag) < 0 ||
-	    xsnprintf(close, sizeof(close), "</%s>", tag) < 0 ||
-	    (b = strstr(body, open)) == NULL)
+	if ((t = malloc(S3XML_TEXT_MAX + 1)) == NULL)
 		return;
-	b += strlen(open);
-	if ((e = strstr(b, close)) == NULL)
-		return;
-	n = (size_t)(e - b);
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, b, n);
-	out[n] = '\0';
-	printable(out, out, outlen);
+	if (s3xml_text(r->body, r->bodylen, pattern, t, S3XML_TEXT_MAX + 1,
+	    NULL) == 1)
+		s3_printable(t, out, outlen);
+	free(t);
 }
 
 /*
@@ -776,7 +464,7 @@ xml_text(const char *body, const char *tag, char *out, size_t outlen)
  * handshake cut off: CURLE_SSL_CONNECT_ERROR). Not retryable: a certificate
  * that does not verify (60, 83), an unusable CA file (77) or a key that does
  * not match the pin (90): a wrong trust setting does not fix itself, so the
- * file is held with the fix in its last error (see set_curl_error).
+ * file is held with the fix in its last error (see s3_set_curl_error).
  */
 static int
 curl_retryable(CURLcode c)
@@ -838,8 +526,8 @@ http_outcome(long status, const char *code)
  * A transfer error in res, prefixed with what; r->curl_error is curl's
  * detail. TLS trust failures name the endpoint and the setting to fix.
  */
-static void
-set_curl_error(const struct s3_store *s, struct put_result *res,
+void
+s3_set_curl_error(const struct s3_store *s, struct put_result *res,
     const char *what, CURLcode c, const struct s3_resp *r)
 {
 	const char *detail;
@@ -877,16 +565,16 @@ set_curl_error(const struct s3_store *s, struct put_result *res,
 }
 
 /* An error response: "HTTP 403 AccessDenied: Access Denied". */
-static void
-set_http_error(struct s3_store *s, struct put_result *res, const char *what,
+void
+s3_set_http_error(struct s3_store *s, struct put_result *res, const char *what,
     const struct s3_resp *r)
 {
 	char code[128], msg[256];
 	time_t server, skew, was;
 	long long off;
 
-	xml_text(r->body, "Code", code, sizeof(code));
-	xml_text(r->body, "Message", msg, sizeof(msg));
+	resp_xml(r, "Error/Code", code, sizeof(code));
+	resp_xml(r, "Error/Message", msg, sizeof(msg));
 	res->http_status = r->status;
 	res->outcome = http_outcome(r->status, code);
 	xstrlcpy(res->code, r->creds_dead != 0 ? "CredentialsExpired" : code,
@@ -938,66 +626,19 @@ set_http_error(struct s3_store *s, struct put_result *res, const char *what,
 	}
 }
 
-static void
-set_version(struct put_result *res, const char *v)
+void
+s3_set_version(struct put_result *res, const char *v)
 {
 	if (strcmp(v, "null") == 0)
 		v = "";
 	xstrlcpy(res->version_id, v, sizeof(res->version_id));
 }
 
-/* Validates one x-amz-meta- name (lower-case [a-z0-9-_]) and value. */
-static int
-meta_ok(const char *name, const char *value)
-{
-	const char *p;
-
-	if (name == NULL || value == NULL || *name == '\0' || strlen(name) > 128)
-		return 0;
-	for (p = name; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_'))
-			return 0;
-	for (p = value; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-			return 0;
-	return strlen(value) <= 2048;
-}
-
-static int
-parse_hex_digest(const char *hex, uint8_t out[SHA256_LEN], char lower[SHA256_HEX])
-{
-	size_t i;
-	int v;
-
-	if (hex == NULL || strlen(hex) != 64)
-		return -1;
-	for (i = 0; i < 64; i++) {
-		char ch = hex[i];
-
-		if (ch >= '0' && ch <= '9')
-			v = ch - '0';
-		else if (ch >= 'a' && ch <= 'f')
-			v = ch - 'a' + 10;
-		else if (ch >= 'A' && ch <= 'F')
-			v = ch - 'A' + 10;
-		else
-			return -1;
-		if (i % 2 == 0)
-			out[i / 2] = (uint8_t)(v << 4);
-		else
-			out[i / 2] |= (uint8_t)v;
-	}
-	hex_encode(out, SHA256_LEN, lower);
-	return 0;
-}
-
-
 /* The error code in a response body ("" if none). */
-static void
-resp_code(const struct s3_resp *r, char *code, size_t len)
+void
+s3_resp_code(const struct s3_resp *r, char *code, size_t len)
 {
-	xml_text(r->body, "Code", code, len);
+	resp_xml(r, "Error/Code", code, len);
 }
 
 /*
@@ -1007,7 +648,7 @@ resp_code(const struct s3_resp *r, char *code, size_t len)
  * files: r->creds_dead says so (the file is held; retrying cannot help).
  * The same ones from IMDS or STS stay retryable: those rotate by themselves.
  */
-static CURLcode
+CURLcode
 s3_request(struct s3_store *s, CURL *curl, const char *method, const char *uri,
     const char *query, const char **extra, size_t nextra, const char *payload,
     struct s3_upload *up, struct s3_resp *r)
@@ -1025,7 +666,7 @@ s3_request(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 		if (c != CURLE_OK || s->static_creds ||
 		    (r->status != 400 && r->status != 403))
 			return c;
-		resp_code(r, code, sizeof(code));
+		s3_resp_code(r, code, sizeof(code));
 		/* A HEAD answer has no body: a bare 400 may be ExpiredToken. */
 		if (strcmp(method, "HEAD") == 0 && r->status == 400 &&
 		    code[0] == '\0')
@@ -1051,8 +692,8 @@ s3_request(struct s3_store *s, CURL *curl, const char *method, const char *uri,
 }
 
 /* Strips quotes (and &quot;) around an ETag, into out. */
-static void
-etag_norm(const char *in, char *out, size_t outlen)
+void
+s3_etag_norm(const char *in, char *out, size_t outlen)
 {
 	char tmp[256];
 	size_t n;
@@ -1070,35 +711,9 @@ etag_norm(const char *in, char *out, size_t outlen)
 		out[n - 1] = '\0';
 }
 
-/* Decodes the five XML entities in place. */
-static void
-xml_unescape(char *s)
-{
-	static const char *const ent[] = { "&amp;", "&lt;", "&gt;", "&quot;",
-	    "&apos;" };
-	static const char rep[] = "&<>\"'";
-	char *w = s;
-	size_t i;
-
-	while (*s != '\0') {
-		if (*s == '&') {
-			for (i = 0; i < 5; i++)
-				if (strncmp(s, ent[i], strlen(ent[i])) == 0)
-					break;
-			if (i < 5) {
-				*w++ = rep[i];
-				s += strlen(ent[i]);
-				continue;
-			}
-		}
-		*w++ = *s++;
-	}
-	*w = '\0';
-}
-
 /* The canonical URI of key. 0 or -1. */
-static int
-key_uri(struct s3_store *s, const char *key, char *uri, size_t len)
+int
+s3_key_uri(struct s3_store *s, const char *key, char *uri, size_t len)
 {
 	char enc[3 * S3_MAX_KEY + 1];
 
@@ -1108,110 +723,11 @@ key_uri(struct s3_store *s, const char *key, char *uri, size_t len)
 	return 0;
 }
 
-/* Headers for the store options (sse, storage class, acl, tags, lock). */
-struct s3_opts {
-	char		 sse[80];
-	char		 kms[400];
-	char		 sc[80];
-	char		 acl[100];
-	char		 tagging[4200];
-	char		 lockmode[80];
-	char		 lockdate[80];
-	const char	*h[9];
-	size_t		 n;
-};
-
-/* The store's options, with req's overrides (a partner's class and tags). */
-static int
-s3_opts_build(struct s3_store *s, const struct put_request *req,
-    struct s3_opts *o, char *err, size_t errlen)
-{
-	const struct store_config *c = s->cfg;
-	const char *sc = req->storage_class != NULL ? req->storage_class :
-	    c->storage_class;
-	char *const *tk = req->tag_keys != NULL ? req->tag_keys : c->tag_keys;
-	char *const *tv = req->tag_keys != NULL ? req->tag_values :
-	    c->tag_values;
-	size_t ntags = req->tag_keys != NULL ? req->ntags : c->ntags;
-	struct sbuf tb = { 0 };
-	char ek[700], ev[1800];
-	time_t until;
-	struct tm tm;
-	size_t i;
-
-	memset(o, 0, sizeof(*o));
-	if (c->sse != NULL && c->sse[0] != '\0') {
-		xsnprintf(o->sse, sizeof(o->sse), "x-amz-server-side-encryption:%s",
-		    c->sse);
-		o->h[o->n++] = o->sse;
-		if (c->kms_key_id != NULL && c->kms_key_id[0] != '\0') {
-			if (xsnprintf(o->kms, sizeof(o->kms), "x-amz-server-side-"
-			    "encryption-aws-kms-key-id:%s", c->kms_key_id) < 0)
-				goto toolong;
-			o->h[o->n++] = o->kms;
-		}
-	}
-	if (sc != NULL && sc[0] != '\0') {
-		xsnprintf(o->sc, sizeof(o->sc), "x-amz-storage-class:%s", sc);
-		o->h[o->n++] = o->sc;
-	}
-	if (c->acl != NULL && c->acl[0] != '\0') {
-		xsnprintf(o->acl, sizeof(o->acl), "x-amz-acl:%s", c->acl);
-		o->h[o->n++] = o->acl;
-	}
-	if (ntags > 0) {
-		tb.p = o->tagging;
-		tb.cap = sizeof(o->tagging);
-		sb_add(&tb, "x-amz-tagging:");
-		for (i = 0; i < ntags; i++) {
-			if (s3_uri_encode(tk[i], ek, sizeof(ek), 0) != 0 ||
-			    s3_uri_encode(tv[i], ev, sizeof(ev), 0) != 0)
-				goto toolong;
-			if (i > 0)
-				sb_add(&tb, "&");
-			sb_add(&tb, ek);
-			sb_add(&tb, "=");
-			sb_add(&tb, ev);
-		}
-		if (tb.err)
-			goto toolong;
-		o->h[o->n++] = o->tagging;
-	}
-	if (req->lock_mode != NULL && req->lock_until != NULL) {
-		if (xsnprintf(o->lockmode, sizeof(o->lockmode),
-		    "x-amz-object-lock-mode:%s", req->lock_mode) < 0 ||
-		    xsnprintf(o->lockdate, sizeof(o->lockdate),
-		    "x-amz-object-lock-retain-until-date:%s",
-		    req->lock_until) < 0) {
-			xsnprintf(err, errlen, "object lock mode or date too long");
-			return -1;
-		}
-		o->h[o->n++] = o->lockmode;
-		o->h[o->n++] = o->lockdate;
-	} else if (c->object_lock_mode != NULL &&
-	    c->object_lock_mode[0] != '\0' && c->object_lock_days > 0) {
-		xsnprintf(o->lockmode, sizeof(o->lockmode),
-		    "x-amz-object-lock-mode:%s", c->object_lock_mode);
-		until = s3_now() + (time_t)c->object_lock_days * 86400;
-		gmtime_r(&until, &tm);
-		strftime(o->lockdate, sizeof(o->lockdate),
-		    "x-amz-object-lock-retain-until-date:%Y-%m-%dT%H:%M:%SZ", &tm);
-		o->h[o->n++] = o->lockmode;
-		o->h[o->n++] = o->lockdate;
-	}
-	if (c->legal_hold)
-		o->h[o->n++] = "x-amz-object-lock-legal-hold:ON";
-	return 0;
-toolong:
-	xsnprintf(err, errlen, "store options (kms_key_id or tags) are too long");
-	return -1;
-}
-
 /*
  * HEAD uri with checksum mode. 1: exists (h filled); 0: 404; -1: failed
  * (res filled, prefixed with what).
  */
-static int
+int
 s3_head_query(struct s3_store *s, CURL *curl, const char *uri,
     const char *query, struct s3_resp *h, struct put_result *res,
     const char *what)
@@ -1221,460 +737,26 @@ s3_head_query(struct s3_store *s, CURL *curl, const char *uri,
 
 	c = s3_request(s, curl, "HEAD", uri, query, hx, 1, EMPTY_SHA256, NULL, h);
 	if (c != CURLE_OK) {
-		set_curl_error(s, res, what, c, h);
+		s3_set_curl_error(s, res, what, c, h);
 		return -1;
 	}
 	if (h->status == 200)
 		return 1;
 	if (h->status == 404)
 		return 0;
-	set_http_error(s, res, what, h);
+	s3_set_http_error(s, res, what, h);
 	return -1;
 }
 
-static int
+int
 s3_head_uri(struct s3_store *s, CURL *curl, const char *uri, struct s3_resp *h,
     struct put_result *res, const char *what)
 {
 	return s3_head_query(s, curl, uri, "", h, res, what);
 }
 
-/* What identifies one object we are writing. */
-struct s3_obj {
-	const struct put_request *req;
-	const char	*key;
-	char		 uri[S3_MAX_URI];
-	const char	*b64;		/* whole-file SHA-256, base64 */
-	const char	*hexd;		/* ... hex */
-	const uint8_t	*digest;
-	const char	**base;		/* option and metadata headers */
-	size_t		 nbase;
-};
-
-/*
- * Is the object a HEAD found (h) the one we write? Compared by the store's
- * SHA-256 checksum (composite: of a multipart object); a store that keeps
- * no checksums (some S3-compatibles) by its size and the SHA-256 we wrote
- * into its metadata. 1: ours; 0: not (or cannot tell).
- */
-static int
-s3_same_object(const struct s3_obj *o, const struct s3_resp *h,
-    const char *composite)
-{
-	if (h->checksum[0] != '\0')
-		return store_checksum_matches(h->checksum,
-		    composite ? NULL : o->b64, composite);
-	return h->length == o->req->size &&
-	    strcasecmp(h->meta_sha256, o->hexd) == 0;
-}
-
-/* After a write: HEAD and compare. Fills res (STORED or an error). */
-static void
-s3_verify(struct s3_store *s, CURL *curl, struct s3_obj *o,
-    const char *composite, struct s3_resp *h, struct put_result *res)
-{
-	int e;
-
-	e = s3_head_uri(s, curl, o->uri, h, res, "stored, but the HEAD to "
-	    "verify it answered ");
-	if (e != 1) {
-		if (e == 0) {
-			res->outcome = PUT_RETRY;
-			xsnprintf(res->error, sizeof(res->error), "stored %s, but "
-			    "a HEAD does not find it yet", o->key);
-		} else
-			res->outcome = PUT_RETRY;	/* the next try finds it */
-		return;
-	}
-	if (h->checksum[0] == '\0' && h->meta_sha256[0] == '\0' &&
-	    h->length == o->req->size) {
-		log_info("s3: %s: the store returns no x-amz-checksum-sha256 "
-		    "and no metadata; relying on the signed payload", o->key);
-	} else if (!s3_same_object(o, h, composite)) {
-		res->outcome = PUT_FATAL;
-		if (h->checksum[0] != '\0')
-			xsnprintf(res->error, sizeof(res->error), "stored object "
-			    "checksum differs at %s: S3 has %s, we sent %s",
-			    o->key, h->checksum, composite ? composite : o->b64);
-		else
-			xsnprintf(res->error, sizeof(res->error), "stored object "
-			    "at %s is not the one sent: %lld bytes, "
-			    "x-amz-meta-sha256 \"%s\" (no checksum kept by the "
-			    "store); we sent %lld bytes, %s", o->key,
-			    (long long)h->length, h->meta_sha256,
-			    (long long)o->req->size, o->hexd);
-		return;
-	}
-	if (res->etag[0] == '\0')
-		xstrlcpy(res->etag, h->etag, sizeof(res->etag));
-	if (res->version_id[0] == '\0')
-		set_version(res, h->version_id);
-	res->outcome = PUT_STORED;
-}
-
-/* ---- single PUT ------------------------------------------------------------ */
-
-/* 0: res filled; 1: a different object is at the key. */
-static int
-s3_put_single(struct s3_store *s, struct s3_obj *o, int conditional,
-    struct s3_resp *r, struct s3_resp *h, struct put_result *res)
-{
-	const char *extra[S3_MAX_META + 16];
-	char hcksum[SHA256_B64 + 32];
-	struct s3_upload up;
-	size_t n = 0, i;
-	CURLcode c;
-
-	memset(&up, 0, sizeof(up));
-	xsnprintf(hcksum, sizeof(hcksum), "x-amz-checksum-sha256:%s", o->b64);
-	if (conditional)
-		extra[n++] = "if-none-match:*";
-	extra[n++] = hcksum;
-	/* What the AWS SDKs send with a flexible checksum; S3 does not need
-	 * it, but some S3-compatibles (moto) keep the checksum only with it. */
-	extra[n++] = "x-amz-sdk-checksum-algorithm:SHA256";
-	for (i = 0; i < o->nbase; i++)
-		extra[n++] = o->base[i];
-	if ((up.h = sha256_new()) == NULL) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "out of memory");
-		return 0;
-	}
-	up.fd = o->req->fd;
-	up.size = o->req->size;
-	up.want = o->digest;
-	c = s3_request(s, s->curl, "PUT", o->uri, "", extra, n, o->hexd, &up, r);
-	sha256_free(up.h);
-	if (up.err != UP_OK) {
-		/* Our read callback stopped the upload: S3 did not get the object. */
-		res->outcome = up.err == UP_SHORT ? PUT_FATAL : PUT_RETRY;
-		if (up.err == UP_SHORT)
-			xsnprintf(res->error, sizeof(res->error), "spooled file "
-			    "for %s is shorter than %lld bytes", o->key,
-			    (long long)o->req->size);
-		else if (up.err == UP_IO)
-			xsnprintf(res->error, sizeof(res->error), "reading the "
-			    "spooled file for %s: %s", o->key,
-			    strerror(up.saved_errno));
-		else
-			xsnprintf(res->error, sizeof(res->error), "spooled file "
-			    "for %s does not match its SHA-256 %s; not sent",
-			    o->key, o->hexd);
-		return 0;
-	}
-	if (c != CURLE_OK) {
-		set_curl_error(s, res, "", c, r);
-		return 0;
-	}
-	res->http_status = r->status;
-	if (r->status == 200) {
-		xstrlcpy(res->etag, r->etag, sizeof(res->etag));
-		set_version(res, r->version_id);
-		s3_verify(s, s->curl, o, NULL, h, res);
-		return 0;
-	}
-	if (r->status == 412) {
-		/* If-None-Match: * — something is there already. Ours? */
-		switch (s3_head_uri(s, s->curl, o->uri, h, res, "object exists; "
-		    "the HEAD to compare it answered ")) {
-		case 1:
-			if (s3_same_object(o, h, NULL)) {
-				res->outcome = PUT_STORED;
-				res->existed = 1;
-				xstrlcpy(res->etag, h->etag, sizeof(res->etag));
-				set_version(res, h->version_id);
-				return 0;
-			}
-			return 1;
-		case 0:
-			res->outcome = PUT_RETRY;	/* deleted meanwhile */
-			xsnprintf(res->error, sizeof(res->error), "PUT %s: 412, "
-			    "but the object is gone", o->key);
-			return 0;
-		default:
-			res->outcome = PUT_RETRY;
-			return 0;
-		}
-	}
-	set_http_error(s, res, "", r);
-	return 0;
-}
-
-/* ---- multipart ----------------------------------------------------------- */
-
-struct mp_job {
-	struct s3_store	*s;
-	struct s3_obj	*o;
-	const struct mp_hooks *hooks;
-	char		 upload_id[1024];
-	char		 eid[3100];		/* upload id, query-encoded */
-	int64_t		 part_size;
-	int		 nparts;
-	uint8_t		(*digests)[SHA256_LEN];
-	char		(*etags)[128];
-	unsigned char	*done;
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 hashed_cv;
-	int		 hashed;		/* parts whose digest is known */
-	int		 next;
-	int		 failed;
-	int		 gone;			/* NoSuchUpload */
-	struct put_result fail;
-	int64_t		 max_backoff_ms;
-};
-
-static void
-mp_fail(struct mp_job *j, const struct put_result *pr, int gone)
-{
-	pthread_mutex_lock(&j->mu);
-	if (!j->failed) {
-		j->failed = 1;
-		memcpy(&j->fail, pr, sizeof(j->fail));
-	}
-	if (gone)
-		j->gone = 1;
-	pthread_mutex_unlock(&j->mu);
-}
-
-/* One part, retried in place a few times. 0 or -1 (j->fail set). */
-static int
-mp_put_part(struct mp_job *j, CURL *curl, struct s3_upload *up,
-    struct s3_resp *r, int i)
-{
-	struct put_result pr;
-	struct mp_part p;
-	const char *extra[2];
-	char hck[SHA256_B64 + 40], hex[SHA256_HEX], b64[SHA256_B64];
-	char query[3200], code[64];
-	int attempt, gone;
-	CURLcode c;
-
-	hex_encode(j->digests[i], SHA256_LEN, hex);
-	base64_encode(j->digests[i], SHA256_LEN, b64);
-	xsnprintf(hck, sizeof(hck), "x-amz-checksum-sha256:%s", b64);
-	extra[0] = hck;
-	extra[1] = "x-amz-sdk-checksum-algorithm:SHA256";
-	if (xsnprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", i + 1,
-	    j->eid) < 0)
-		return -1;
-	up->fd = j->o->req->fd;
-	up->start = (int64_t)i * j->part_size;
-	up->size = j->o->req->size - up->start < j->part_size ?
-	    j->o->req->size - up->start : j->part_size;
-	up->want = j->digests[i];
-	for (attempt = 0;; attempt++) {
-		memset(&pr, 0, sizeof(pr));
-		gone = 0;
-		c = s3_request(j->s, curl, "PUT", j->o->uri, query, extra, 2, hex,
-		    up, r);
-		if (up->err != UP_OK) {
-			pr.outcome = up->err == UP_SHORT ? PUT_FATAL : PUT_RETRY;
-			xsnprintf(pr.error, sizeof(pr.error), "part %d of %s: "
-			    "the spooled file %s", i + 1, j->o->key,
-			    up->err == UP_SHORT ? "is shorter than recorded" :
-			    up->err == UP_IO ? "cannot be read" :
-			    "does not match the part's SHA-256");
-		} else if (c != CURLE_OK) {
-			set_curl_error(j->s, &pr, "", c, r);
-		} else if (r->status == 200 && r->etag[0] != '\0') {
-			memset(&p, 0, sizeof(p));
-			p.number = i + 1;
-			xstrlcpy(p.etag, r->etag, sizeof(p.etag));
-			xstrlcpy(p.checksum, b64, sizeof(p.checksum));
-			pthread_mutex_lock(&j->mu);
-			xstrlcpy(j->etags[i], r->etag, sizeof(j->etags[i]));
-			j->done[i] = 1;
-			if (j->hooks != NULL && j->hooks->part != NULL &&
-			    j->hooks->part(j->hooks->arg, &p) != 0)
-				log_warnx("s3: %s part %d stored but not "
-				    "recorded; a restart sends it again",
-				    j->o->key, i + 1);
-			pthread_mutex_unlock(&j->mu);
-			retry_budget_success();
-			return 0;
-		} else {
-			set_http_error(j->s, &pr, "", r);
-			resp_code(r, code, sizeof(code));
-			if (strcmp(code, "NoSuchUpload") == 0) {
-				pr.outcome = PUT_RETRY;
-				gone = 1;
-			}
-		}
-		if (pr.outcome != PUT_RETRY || gone || attempt + 1 >= MP_PART_TRIES ||
-		    (j->s->cancel != NULL && *j->s->cancel) || j->failed ||
-		    !retry_budget_take(pr.timeout ? RETRY_TIMEOUT_COST : RETRY_COST)) {
-			mp_fail(j, &pr, gone);
-			return -1;
-		}
-		log_info("s3: %s part %d: %s; retrying", j->o->key, i + 1,
-		    pr.error);
-		usleep((useconds_t)(retry_backoff_ms(attempt, 200,
-		    j->max_backoff_ms) * 1000));
-	}
-}
-
-static void *
-mp_worker(void *arg)
-{
-	struct mp_job *j = arg;
-	struct s3_upload up;
-	struct s3_resp *r;
-	CURL *curl;
-	struct put_result pr;
-	int i;
-
-	memset(&up, 0, sizeof(up));
-	memset(&pr, 0, sizeof(pr));
-	curl = curl_easy_init();
-	r = malloc(sizeof(*r));
-	up.h = sha256_new();
-	if (curl == NULL || r == NULL || up.h == NULL) {
-		pr.outcome = PUT_RETRY;
-		xsnprintf(pr.error, sizeof(pr.error), "out of memory");
-		mp_fail(j, &pr, 0);
-		goto out;
-	}
-	for (;;) {
-		pthread_mutex_lock(&j->mu);
-		while (j->next < j->nparts && j->done[j->next])
-			j->next++;
-		i = j->failed || (j->s->cancel && *j->s->cancel) ? j->nparts :
-		    j->next++;
-		/* Sent only once the hashing pass vouched for its bytes. */
-		while (i < j->nparts && j->hashed <= i && !j->failed)
-			pthread_cond_wait(&j->hashed_cv, &j->mu);
-		if (j->failed)
-			i = j->nparts;
-		pthread_mutex_unlock(&j->mu);
-		if (i >= j->nparts)
-			break;
-		if (mp_put_part(j, curl, &up, r, i) != 0)
-			break;
-	}
-out:
-	sha256_free(up.h);
-	free(r);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	return NULL;
-}
-
-/*
- * Hashes the file in one pass: each part's SHA-256 and the whole. Part i's
- * digest is published (j->hashed) as soon as it is known, so the part
- * workers may already send it (they check the bytes they send against it);
- * the whole-file SHA-256 is compared with the receipt's before the upload
- * can be completed. 0, or -1 (res set, and the job failed: workers stop).
- */
-static int
-mp_hash(struct mp_job *j, struct put_result *res)
-{
-	const struct put_request *req = j->o->req;
-	struct sha256 *whole = NULL, *part = NULL;
-	uint8_t d[SHA256_LEN];
-	char *buf = NULL;
-	int64_t off = 0, pend, n;
-	ssize_t got;
-	int i = 0, rc = -1;
-
-	if ((buf = malloc(MiB)) == NULL || (whole = sha256_new()) == NULL ||
-	    (part = sha256_new()) == NULL) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "out of memory");
-		goto fail;
-	}
-	for (i = 0; i < j->nparts; i++) {
-		pthread_mutex_lock(&j->mu);
-		if (j->failed) {		/* a part failed: no use going on */
-			memcpy(res, &j->fail, sizeof(*res));
-			pthread_mutex_unlock(&j->mu);
-			goto fail;
-		}
-		pthread_mutex_unlock(&j->mu);
-		pend = (int64_t)(i + 1) * j->part_size;
-		if (pend > req->size)
-			pend = req->size;
-		sha256_reset(part);
-		while (off < pend) {
-			n = pend - off < MiB ? pend - off : MiB;
-			got = pread(req->fd, buf, (size_t)n, (off_t)off);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0) {
-				res->outcome = got == 0 ? PUT_FATAL : PUT_RETRY;
-				xsnprintf(res->error, sizeof(res->error), "reading "
-				    "the spooled file for %s: %s", j->o->key,
-				    got == 0 ? "shorter than recorded" :
-				    strerror(errno));
-				goto fail;
-			}
-			if (sha256_update(part, buf, (size_t)got) != 0 ||
-			    sha256_update(whole, buf, (size_t)got) != 0)
-				goto hashfail;
-			off += got;
-		}
-		if (sha256_final(part, j->digests[i]) != 0)
-			goto hashfail;
-		pthread_mutex_lock(&j->mu);
-		j->hashed = i + 1;
-		pthread_cond_broadcast(&j->hashed_cv);
-		pthread_mutex_unlock(&j->mu);
-		if (j->s->cancel != NULL && *j->s->cancel) {
-			res->outcome = PUT_RETRY;
-			xsnprintf(res->error, sizeof(res->error), "stopping");
-			goto fail;
-		}
-	}
-	if (sha256_final(whole, d) != 0)
-		goto hashfail;
-	if (memcmp(d, j->o->digest, SHA256_LEN) != 0) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "spooled file for %s "
-		    "does not match its SHA-256 %s; not sent", j->o->key,
-		    j->o->hexd);
-		goto fail;
-	}
-	rc = 0;
-	goto fail;
-hashfail:
-	res->outcome = PUT_RETRY;
-	xsnprintf(res->error, sizeof(res->error), "SHA-256 failed");
-fail:
-	if (rc != 0)
-		mp_fail(j, res, 0);
-	pthread_mutex_lock(&j->mu);
-	pthread_cond_broadcast(&j->hashed_cv);	/* waiters see j->failed */
-	pthread_mutex_unlock(&j->mu);
-	sha256_free(whole);
-	sha256_free(part);
-	free(buf);
-	return rc;
-}
-
-/* S3's checksum of a multipart object: SHA-256 of the part digests, "-N". */
-static void
-mp_composite(const struct mp_job *j, char *out, size_t outlen)
-{
-	struct sha256 *ch;
-	uint8_t cd[SHA256_LEN];
-	char b64[SHA256_B64];
-	int i, bad;
-
-	bad = (ch = sha256_new()) == NULL;
-	for (i = 0; !bad && i < j->nparts; i++)
-		bad = sha256_update(ch, j->digests[i], SHA256_LEN) != 0;
-	if (bad || sha256_final(ch, cd) != 0) {
-		xstrlcpy(out, "", outlen);	/* matches no stored checksum */
-		sha256_free(ch);
-		return;
-	}
-	sha256_free(ch);
-	base64_encode(cd, sizeof(cd), b64);
-	xsnprintf(out, outlen, "%s-%d", b64, j->nparts);
-}
-
 /* DELETE ?uploadId= (best effort). 0 or -1. */
-static int
+int
 s3_abort_upload(struct s3_store *s, CURL *curl, const char *uri,
     const char *upload_id, struct s3_resp *r)
 {
@@ -1687,867 +769,6 @@ s3_abort_upload(struct s3_store *s, CURL *curl, const char *uri,
 	    NULL, r) != CURLE_OK)
 		return -1;
 	return r->status == 204 || r->status == 200 || r->status == 404 ? 0 : -1;
-}
-
-/*
- * ListParts: marks done[] for the saved parts S3 still has with the same
- * ETag. 0; 1 when the upload is gone (NoSuchUpload); -1 (res set).
- */
-static int
-mp_list_parts(struct mp_job *j, struct s3_resp *r, struct put_result *res)
-{
-	const struct mp_hooks *hk = j->hooks;
-	char query[3300], num[32], etag[256], want[256], trunc[16];
-	const char *p, *e;
-	size_t k;
-	int64_t pn, marker = 0;
-	CURLcode c;
-
-	for (;;) {
-		if (marker > 0)
-			xsnprintf(query, sizeof(query), "part-number-marker=%lld&"
-			    "uploadId=%s", (long long)marker, j->eid);
-		else
-			xsnprintf(query, sizeof(query), "uploadId=%s", j->eid);
-		c = s3_request(j->s, j->s->curl, "GET", j->o->uri, query, NULL, 0,
-		    EMPTY_SHA256, NULL, r);
-		if (c != CURLE_OK) {
-			set_curl_error(j->s, res, "ListParts: ", c, r);
-			return -1;
-		}
-		if (r->status == 404)
-			return 1;
-		if (r->status != 200) {
-			set_http_error(j->s, res, "ListParts: ", r);
-			return -1;
-		}
-		for (p = r->body; (p = strstr(p, "<Part>")) != NULL; p = e) {
-			if ((e = strstr(p, "</Part>")) == NULL)
-				break;
-			/* xml_text reads from p: bounded by the next </Part>. */
-			xml_text(p, "PartNumber", num, sizeof(num));
-			xml_text(p, "ETag", etag, sizeof(etag));
-			etag_norm(etag, etag, sizeof(etag));
-			if (parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 ||
-			    pn > j->nparts)
-				continue;
-			for (k = 0; k < hk->nparts; k++) {
-				if (hk->parts[k].number != (int)pn)
-					continue;
-				etag_norm(hk->parts[k].etag, want, sizeof(want));
-				if (strcmp(want, etag) == 0) {
-					char b64[SHA256_B64];
-
-					base64_encode(j->digests[pn - 1],
-					    SHA256_LEN, b64);
-					/* Same bytes as when it was sent? */
-					if (strcmp(b64, hk->parts[k].checksum) != 0)
-						break;
-					j->done[pn - 1] = 1;
-					xstrlcpy(j->etags[pn - 1],
-					    hk->parts[k].etag,
-					    sizeof(j->etags[pn - 1]));
-				}
-				break;
-			}
-		}
-		xml_text(r->body, "IsTruncated", trunc, sizeof(trunc));
-		xml_text(r->body, "NextPartNumberMarker", num, sizeof(num));
-		if (strcmp(trunc, "true") != 0 ||
-		    parse_int64(num, 1, MP_MAX_PARTS, &pn) != 0 || pn <= marker)
-			return 0;
-		marker = pn;
-	}
-}
-
-/* 0: res filled; 1: a different object is at the key. */
-static int
-s3_put_multipart(struct s3_store *s, struct s3_obj *o, int force,
-    struct s3_resp *r, struct s3_resp *h, struct put_result *res)
-{
-	const struct put_request *req = o->req;
-	const struct mp_hooks *hk = req->mp;
-	struct mp_job j;
-	pthread_t tids[16];
-	const char *extra[S3_MAX_META + 16];
-	char composite[80] = "", b64[SHA256_B64], query[3200], *xml = NULL;
-	char cbody[SHA256_HEX], code[64];
-	uint8_t cd[SHA256_LEN];
-	struct s3_upload up;
-	struct sbuf xb = { 0 };
-	int64_t ps;
-	size_t n = 0, k;
-	int i, e, nthreads, started = 0, resumed = 0, todo, hashed = 0;
-	CURLcode c;
-
-	memset(&j, 0, sizeof(j));
-	memset(&up, 0, sizeof(up));
-	pthread_mutex_init(&j.mu, NULL);
-	pthread_cond_init(&j.hashed_cv, NULL);
-	j.s = s;
-	j.o = o;
-	j.hooks = hk;
-	j.max_backoff_ms = req->max_backoff_ms > 0 ? req->max_backoff_ms : 20000;
-	ps = req->part_size > 0 ? req->part_size : 8 * MiB;
-	if (ps < MP_MIN_PART)
-		ps = MP_MIN_PART;
-	if (hk != NULL && hk->upload_id != NULL && hk->key != NULL &&
-	    strcmp(hk->key, o->key) == 0 && hk->part_size >= MP_MIN_PART)
-		ps = hk->part_size;	/* resume with the size it began with */
-	while ((req->size + ps - 1) / ps > MP_MAX_PARTS)
-		ps += MiB;
-	j.part_size = ps;
-	j.nparts = (int)((req->size + ps - 1) / ps);
-	j.digests = calloc((size_t)j.nparts, sizeof(*j.digests));
-	j.etags = calloc((size_t)j.nparts, sizeof(*j.etags));
-	j.done = calloc((size_t)j.nparts, 1);
-	if (j.digests == NULL || j.etags == NULL || j.done == NULL) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "out of memory");
-		goto done;
-	}
-	res->nparts = j.nparts;
-	/*
-	 * The file is hashed once. Usually that pass runs while the parts are
-	 * being sent (below); a saved upload is checked against the part
-	 * digests, and an object already at the key against the composite
-	 * checksum, so those need the digests first.
-	 */
-	if (hk != NULL && hk->upload_id != NULL && hk->upload_id[0] != '\0') {
-		if (mp_hash(&j, res) != 0)
-			goto done;
-		hashed = 1;
-	}
-
-	/* Already there (a crash after Complete), or someone else's? */
-	if (!force) {
-		e = s3_head_uri(s, s->curl, o->uri, h, res, "HEAD before upload: ");
-		if (e == -1)
-			goto done;
-		if (e == 1) {
-			if (!hashed && mp_hash(&j, res) != 0)
-				goto done;
-			hashed = 1;
-			mp_composite(&j, composite, sizeof(composite));
-			if (!s3_same_object(o, h, composite)) {
-				free(j.digests);
-				j.digests = NULL;
-				e = 1;
-				goto collided;
-			}
-			res->outcome = PUT_STORED;
-			res->existed = 1;
-			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
-			set_version(res, h->version_id);
-			xstrlcpy(res->checksum, composite, sizeof(res->checksum));
-			if (hk != NULL && hk->upload_id != NULL) {
-				s3_abort_upload(s, s->curl, o->uri, hk->upload_id, r);
-				if (hk->forget != NULL)
-					hk->forget(hk->arg);
-			}
-			goto done;
-		}
-	}
-
-	/* Resume the saved upload if it is this object's. */
-	if (hk != NULL && hk->upload_id != NULL && hk->upload_id[0] != '\0') {
-		if (hk->key == NULL || strcmp(hk->key, o->key) != 0 ||
-		    hk->part_size != ps) {
-			char ouri[S3_MAX_URI];
-
-			if (hk->key != NULL && key_uri(s, hk->key, ouri,
-			    sizeof(ouri)) == 0)
-				s3_abort_upload(s, s->curl, ouri, hk->upload_id, r);
-			if (hk->forget != NULL)
-				hk->forget(hk->arg);
-		} else {
-			xstrlcpy(j.upload_id, hk->upload_id, sizeof(j.upload_id));
-			if (s3_uri_encode(j.upload_id, j.eid, sizeof(j.eid), 0) != 0)
-				j.upload_id[0] = '\0';
-			else if ((e = mp_list_parts(&j, r, res)) == -1)
-				goto done;
-			else if (e == 1) {
-				log_info("s3: %s: upload %s is gone; starting "
-				    "over", o->key, j.upload_id);
-				memset(j.done, 0, (size_t)j.nparts);
-				j.upload_id[0] = '\0';
-				if (hk->forget != NULL)
-					hk->forget(hk->arg);
-			} else
-				resumed = 1;
-		}
-	}
-
-	if (j.upload_id[0] == '\0') {
-		extra[n++] = "x-amz-checksum-algorithm:SHA256";
-		for (k = 0; k < o->nbase; k++)
-			extra[n++] = o->base[k];
-		up.mem = "";
-		up.size = 0;
-		c = s3_request(s, s->curl, "POST", o->uri, "uploads=", extra, n,
-		    EMPTY_SHA256, &up, r);
-		if (c != CURLE_OK) {
-			set_curl_error(s, res, "CreateMultipartUpload: ", c, r);
-			goto done;
-		}
-		xml_text(r->body, "UploadId", j.upload_id, sizeof(j.upload_id));
-		if (r->status != 200 || j.upload_id[0] == '\0') {
-			set_http_error(s, res, "CreateMultipartUpload: ", r);
-			if (r->status == 200)
-				res->outcome = PUT_RETRY;
-			goto done;
-		}
-		if (s3_uri_encode(j.upload_id, j.eid, sizeof(j.eid), 0) != 0 ||
-		    (hk != NULL && hk->begin != NULL && hk->begin(hk->arg, o->key,
-		    j.upload_id, ps, j.nparts) != 0)) {
-			s3_abort_upload(s, s->curl, o->uri, j.upload_id, r);
-			res->outcome = PUT_RETRY;
-			xsnprintf(res->error, sizeof(res->error), "cannot record "
-			    "the multipart upload of %s", o->key);
-			goto done;
-		}
-	}
-	for (i = 0, todo = 0; i < j.nparts; i++)
-		todo += !j.done[i];
-	if (resumed)
-		log_info("s3: %s: resuming upload: %d of %d parts already "
-		    "stored", o->key, j.nparts - todo, j.nparts);
-
-	/* The parts, several at a time. */
-	nthreads = req->parallel > 0 ? req->parallel : 4;
-	if (nthreads > (int)(sizeof(tids) / sizeof(tids[0])))
-		nthreads = (int)(sizeof(tids) / sizeof(tids[0]));
-	if (nthreads > todo)
-		nthreads = todo;
-	for (i = 0; i < nthreads; i++) {
-		if (pthread_create(&tids[i], NULL, mp_worker, &j) != 0)
-			break;
-		started++;
-	}
-	if (started == 0 && todo > 0) {
-		if (!hashed && mp_hash(&j, res) != 0)
-			goto done;
-		hashed = 1;
-		mp_worker(&j);
-	}
-	if (!hashed)
-		mp_hash(&j, res);	/* a failure fails the job */
-	hashed = 1;
-	for (i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	if (j.failed || (s->cancel != NULL && *s->cancel)) {
-		if (j.failed)
-			memcpy(res, &j.fail, sizeof(*res));
-		else {
-			res->outcome = PUT_RETRY;
-			xsnprintf(res->error, sizeof(res->error), "stopping");
-		}
-		if (j.gone && hk != NULL && hk->forget != NULL)
-			hk->forget(hk->arg);
-		goto done;
-	}
-	for (i = 0; i < j.nparts; i++)
-		if (!j.done[i]) {
-			res->outcome = PUT_RETRY;
-			xsnprintf(res->error, sizeof(res->error), "part %d of %s "
-			    "was not sent", i + 1, o->key);
-			goto done;
-		}
-	mp_composite(&j, composite, sizeof(composite));
-
-	/* Complete, with the part checksums. */
-	xb.cap = (size_t)j.nparts * 400 + 128;
-	if ((xml = malloc(xb.cap)) == NULL) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "out of memory");
-		goto done;
-	}
-	xb.p = xml;
-	xml[0] = '\0';
-	sb_add(&xb, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/"
-	    "doc/2006-03-01/\">");
-	for (i = 0; i < j.nparts; i++) {
-		char line[400], etag[200];
-
-		etag_norm(j.etags[i], etag, sizeof(etag));
-		base64_encode(j.digests[i], SHA256_LEN, b64);
-		xsnprintf(line, sizeof(line), "<Part><PartNumber>%d</PartNumber>"
-		    "<ETag>&quot;%s&quot;</ETag><ChecksumSHA256>%s</ChecksumSHA256>"
-		    "</Part>", i + 1, etag, b64);
-		sb_add(&xb, line);
-	}
-	sb_add(&xb, "</CompleteMultipartUpload>");
-	if (xb.err || sha256_buf(xml, xb.len, cd) != 0) {
-		res->outcome = PUT_RETRY;
-		xsnprintf(res->error, sizeof(res->error), "cannot build the "
-		    "completion of %s", o->key);
-		goto done;
-	}
-	hex_encode(cd, sizeof(cd), cbody);
-	memset(&up, 0, sizeof(up));
-	up.mem = xml;
-	up.size = (int64_t)xb.len;
-	xsnprintf(query, sizeof(query), "uploadId=%s", j.eid);
-	n = 0;
-	extra[n++] = "content-type:application/xml";
-	/* A Complete of an earlier run may still be under way in the store
-	 * (killed while waiting for its answer): never write the key twice. */
-	if (!force)
-		extra[n++] = "if-none-match:*";
-	c = s3_request(s, s->curl, "POST", o->uri, query, extra, n, cbody, &up, r);
-	if (c != CURLE_OK) {
-		set_curl_error(s, res, "CompleteMultipartUpload: ", c, r);
-		goto done;
-	}
-	if (r->status == 200 && strstr(r->body, "<Error>") != NULL)
-		r->status = 500;	/* S3 can fail a completion with 200 */
-	if (r->status == 412) {
-		/* Someone (an earlier run of ours) completed it: compare. */
-		e = s3_head_uri(s, s->curl, o->uri, h, res, "object exists; the "
-		    "HEAD to compare it answered ");
-		if (e == 1 && s3_same_object(o, h, composite)) {
-			res->outcome = PUT_STORED;
-			res->existed = 1;
-			xstrlcpy(res->etag, h->etag, sizeof(res->etag));
-			set_version(res, h->version_id);
-			xstrlcpy(res->checksum, composite, sizeof(res->checksum));
-			s3_abort_upload(s, s->curl, o->uri, j.upload_id, r);
-			if (hk != NULL && hk->forget != NULL)
-				hk->forget(hk->arg);
-			goto done;
-		}
-		if (e == 1)
-			goto collided_after;
-		res->outcome = PUT_RETRY;
-		if (e == 0)
-			xsnprintf(res->error, sizeof(res->error), "Complete of "
-			    "%s: 412, but the object is gone", o->key);
-		goto done;
-	}
-	if (r->status != 200) {
-		set_http_error(s, res, "CompleteMultipartUpload: ", r);
-		resp_code(r, code, sizeof(code));
-		if (strcmp(code, "NoSuchUpload") == 0) {
-			/* Completed by an earlier try, or aborted: start over;
-			 * the HEAD first finds it if it was completed. */
-			res->outcome = PUT_RETRY;
-			if (hk != NULL && hk->forget != NULL)
-				hk->forget(hk->arg);
-		}
-		goto done;
-	}
-	set_version(res, r->version_id);
-	xml_text(r->body, "ETag", res->etag, sizeof(res->etag));
-	xml_unescape(res->etag);
-	if (hk != NULL && hk->forget != NULL)
-		hk->forget(hk->arg);
-	s3_verify(s, s->curl, o, composite, h, res);
-	xstrlcpy(res->checksum, composite, sizeof(res->checksum));
-	e = 0;
-	goto done;
-collided_after:
-	/* Keep the upload and its parts: a new key starts its own. */
-	free(xml);
-	free(j.digests);
-	j.digests = NULL;
-collided:
-	pthread_cond_destroy(&j.hashed_cv);
-	pthread_mutex_destroy(&j.mu);
-	free(j.etags);
-	free(j.done);
-	return 1;
-done:
-	pthread_cond_destroy(&j.hashed_cv);
-	pthread_mutex_destroy(&j.mu);
-	free(xml);
-	free(j.digests);
-	free(j.etags);
-	free(j.done);
-	return 0;
-}
-
-/* ---- store_put ------------------------------------------------------------- */
-
-void
-s3_store_put(struct s3_store *s, const struct put_request *req,
-    struct put_result *res)
-{
-	const char *base[S3_MAX_META + 10];
-	char *meta[S3_MAX_META];
-	char hexd[SHA256_HEX], b64[SHA256_B64], key[S3_MAX_KEY + 16];
-	char pkey[300];
-	uint8_t digest[SHA256_LEN];
-	struct s3_resp *r = NULL, *h = NULL;
-	struct s3_opts opts;
-	struct s3_obj o;
-	size_t i, nbase = 0, nmeta = 0;
-	int64_t threshold;
-	int sfx, force = 0, coll, versioned;
-
-	memset(res, 0, sizeof(*res));
-	memset(&o, 0, sizeof(o));
-	res->outcome = PUT_FATAL;
-	xstrlcpy(res->bucket, s->cfg->bucket, sizeof(res->bucket));
-	printable(req->key ? req->key : "", pkey, sizeof(pkey));
-
-	if (req->key == NULL || req->key[0] == '\0' ||
-	    strlen(req->key) > S3_MAX_KEY - 6) {
-		snprintf(res->error, sizeof(res->error), "object key \"%s\" is "
-		    "empty or longer than %d bytes", pkey, S3_MAX_KEY - 6);
-		return;
-	}
-	if (parse_hex_digest(req->sha256, digest, hexd) != 0 || req->fd < 0 ||
-	    req->size < 0) {
-		snprintf(res->error, sizeof(res->error), "bad request for %s: "
-		    "needs a file, a size and a hex SHA-256", pkey);
-		return;
-	}
-	if (req->nmeta > S3_MAX_META) {
-		snprintf(res->error, sizeof(res->error), "more than %d metadata "
-		    "entries for %s", S3_MAX_META, pkey);
-		return;
-	}
-	base64_encode(digest, sizeof(digest), b64);
-	if (s3_opts_build(s, req, &opts, res->error, sizeof(res->error)) != 0)
-		return;
-	for (i = 0; i < opts.n; i++)
-		base[nbase++] = opts.h[i];
-	for (i = 0; i < req->nmeta; i++) {
-		size_t len;
-
-		if (!meta_ok(req->meta_names[i], req->meta_values[i])) {
-			snprintf(res->error, sizeof(res->error), "metadata entry "
-			    "%zu for %s is not a lower-case name with a "
-			    "printable ASCII value", i, pkey);
-			goto done;
-		}
-		len = strlen(req->meta_names[i]) + strlen(req->meta_values[i]) + 16;
-		if ((meta[nmeta] = malloc(len)) == NULL) {
-			res->outcome = PUT_RETRY;
-			snprintf(res->error, sizeof(res->error), "out of memory");
-			goto done;
-		}
-		snprintf(meta[nmeta], len, "x-amz-meta-%s:%s",
-		    req->meta_names[i], req->meta_values[i]);
-		base[nbase++] = meta[nmeta++];
-	}
-	if ((r = malloc(sizeof(*r))) == NULL || (h = malloc(sizeof(*h))) == NULL) {
-		res->outcome = PUT_RETRY;
-		snprintf(res->error, sizeof(res->error), "out of memory");
-		goto done;
-	}
-	if (req->size == 0 && strcmp(hexd, EMPTY_SHA256) != 0) {
-		res->outcome = PUT_RETRY;
-		snprintf(res->error, sizeof(res->error), "spooled file for %s "
-		    "does not match its SHA-256 %s; not sent", pkey, hexd);
-		goto done;
-	}
-	o.req = req;
-	o.b64 = b64;
-	o.hexd = hexd;
-	o.digest = digest;
-	o.base = base;
-	o.nbase = nbase;
-	threshold = req->multipart_threshold > 0 ? req->multipart_threshold :
-	    16 * MiB;
-	for (sfx = 0; sfx <= MAX_SUFFIX; sfx++) {
-		if (sfx == 0)
-			xstrlcpy(key, req->key, sizeof(key));
-		else
-			xsnprintf(key, sizeof(key), "%s.%d", req->key, sfx);
-		o.key = key;
-		if (key_uri(s, key, o.uri, sizeof(o.uri)) != 0) {
-			snprintf(res->error, sizeof(res->error), "object key %s "
-			    "is too long", pkey);
-			goto done;
-		}
-		memset(res, 0, sizeof(*res));
-		xstrlcpy(res->bucket, s->cfg->bucket, sizeof(res->bucket));
-		if (req->size > threshold)
-			coll = s3_put_multipart(s, &o, force, r, h, res);
-		else
-			coll = s3_put_single(s, &o, !force, r, h, res);
-		if (coll == 0)
-			break;
-		if (s->cfg->collision == COLLISION_REJECT || req->exact_key) {
-			res->outcome = PUT_FATAL;
-			xsnprintf(res->error, sizeof(res->error), "a different "
-			    "object already exists at %s%s", key, req->exact_key ?
-			    "; it is left as it is" : " (collision: reject)");
-			break;
-		}
-		if (s->cfg->collision == COLLISION_VERSION &&
-		    (versioned = bucket_versioned(s, res)) != 1) {
-			/* An unconditional PUT on an unversioned bucket would
-			 * destroy the stored object (invariant 2). -1: res
-			 * already says why S3 could not be asked. */
-			if (versioned == 0) {
-				res->outcome = PUT_FATAL;
-				xsnprintf(res->error, sizeof(res->error), "a "
-				    "different object already exists at %s and "
-				    "the bucket is not versioned (collision: "
-				    "version needs versioning Enabled; enable it "
-				    "or use collision: suffix)", key);
-			}
-			break;
-		}
-		if (s->cfg->collision == COLLISION_VERSION) {
-			log_info("s3: a different object exists at %s; writing "
-			    "a new version (collision: version)", key);
-			force = 1;
-			sfx--;		/* same key again, unconditionally */
-			continue;
-		}
-		log_info("s3: a different object exists at %s; trying the next "
-		    "suffix (collision: suffix)", key);
-	}
-	if (sfx > MAX_SUFFIX) {
-		res->outcome = PUT_FATAL;
-		snprintf(res->error, sizeof(res->error), "a different object "
-		    "exists at %s and at every suffix up to .%d", pkey, MAX_SUFFIX);
-	}
-	xstrlcpy(res->key, key, sizeof(res->key));
-	if (res->checksum[0] == '\0')
-		xstrlcpy(res->checksum, b64, sizeof(res->checksum));
-	if (res->outcome == PUT_STORED)
-		retry_budget_success();
-done:
-	for (i = 0; i < nmeta; i++)
-		free(meta[i]);
-	free(r);
-	free(h);
-}
-
-int
-s3_store_head(struct s3_store *s, const char *key, const char *version_id,
-    char *cs, size_t cslen, char *err, size_t errlen)
-{
-	struct put_result res;
-	struct s3_resp *h;
-	char uri[S3_MAX_URI], query[1200], ev[1100];
-	int e;
-
-	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
-		xsnprintf(err, errlen, "key too long");
-		return -1;
-	}
-	query[0] = '\0';
-	if (version_id != NULL && version_id[0] != '\0' &&
-	    strcmp(version_id, "null") != 0 &&
-	    (s3_uri_encode(version_id, ev, sizeof(ev), 0) != 0 ||
-	    xsnprintf(query, sizeof(query), "versionId=%s", ev) < 0)) {
-		xsnprintf(err, errlen, "version id too long");
-		return -1;
-	}
-	if ((h = malloc(sizeof(*h))) == NULL) {
-		xsnprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	memset(&res, 0, sizeof(res));
-	e = s3_head_query(s, s->curl, uri, query, h, &res, "HEAD: ");
-	if (e == 1)
-		xstrlcpy(cs, h->checksum, cslen);
-	else if (e == -1)
-		xstrlcpy(err, res.error, errlen);
-	free(h);
-	return e;
-}
-
-int
-s3_store_stat(struct s3_store *s, const char *key, struct store_obj *o,
-    char *err, size_t errlen)
-{
-	struct put_result res;
-	struct s3_resp *h;
-	char uri[S3_MAX_URI];
-	int e;
-
-	memset(o, 0, sizeof(*o));
-	o->size = -1;
-	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
-		xsnprintf(err, errlen, "key too long");
-		return -1;
-	}
-	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		xsnprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	memset(&res, 0, sizeof(res));
-	e = s3_head_query(s, s->curl, uri, "", h, &res, "HEAD: ");
-	if (e == 1) {
-		xstrlcpy(o->checksum, h->checksum, sizeof(o->checksum));
-		etag_norm(h->etag, o->etag, sizeof(o->etag));
-		xstrlcpy(o->version_id, strcmp(h->version_id, "null") == 0 ?
-		    "" : h->version_id, sizeof(o->version_id));
-		printable(h->lock_mode, o->lock_mode, sizeof(o->lock_mode));
-		printable(h->lock_until, o->retain_until,
-		    sizeof(o->retain_until));
-		o->size = h->length;
-	} else if (e == -1)
-		xstrlcpy(err, res.error, errlen);
-	free(h);
-	return e;
-}
-
-int
-s3_store_sha256(struct s3_store *s, const char *key, uint8_t d[SHA256_LEN],
-    char *err, size_t errlen)
-{
-	struct put_result res;
-	struct s3_resp *r;
-	struct sha256 *h = NULL;
-	char uri[S3_MAX_URI];
-	CURLcode c;
-	int rc = -1;
-
-	if (key_uri(s, key, uri, sizeof(uri)) != 0) {
-		xsnprintf(err, errlen, "key too long");
-		return -1;
-	}
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (h = sha256_new()) == NULL) {
-		xsnprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	memset(&res, 0, sizeof(res));
-	get_sink = h;
-	c = s3_request(s, s->curl, "GET", uri, "", NULL, 0, EMPTY_SHA256, NULL,
-	    r);
-	get_sink = NULL;
-	if (c != CURLE_OK) {
-		set_curl_error(s, &res, "GET: ", c, r);
-		xstrlcpy(err, res.error, errlen);
-	} else if (r->status != 200) {
-		set_http_error(s, &res, "GET: ", r);
-		xstrlcpy(err, res.error, errlen);
-	} else if (sha256_final(h, d) != 0)
-		xsnprintf(err, errlen, "cannot hash the object");
-	else
-		rc = 0;
-out:
-	sha256_free(h);
-	free(r);
-	return rc;
-}
-
-#define LIST_PAGE	100	/* max-keys: a page of short keys fits S3_BODY_MAX */
-
-/* The ListObjectsV2 query (canonical order); 0 or -1. */
-static int
-list_objects_query(const char *prefix, const char *token, char *q, size_t len)
-{
-	char ep[3 * S3_MAX_KEY + 1], et[3 * 2048 + 1];
-
-	if (s3_uri_encode(prefix, ep, sizeof(ep), 0) != 0 ||
-	    s3_uri_encode(token, et, sizeof(et), 0) != 0)
-		return -1;
-	if (token[0] == '\0')
-		return xsnprintf(q, len, "list-type=2&max-keys=%d&prefix=%s",
-		    LIST_PAGE, ep) < 0 ? -1 : 0;
-	return xsnprintf(q, len, "continuation-token=%s&list-type=2&"
-	    "max-keys=%d&prefix=%s", et, LIST_PAGE, ep) < 0 ? -1 : 0;
-}
-
-int
-s3_store_list(struct s3_store *s, const char *prefix,
-    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
-    size_t errlen)
-{
-	struct put_result res;
-	struct s3_resp *r;
-	char uri[400], token[2048], query[16 * 1024], perr[256];
-	int truncated = 1, rc = -1;
-	CURLcode c;
-
-	if ((r = malloc(sizeof(*r))) == NULL) {
-		xsnprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
-	token[0] = '\0';
-	while (truncated) {
-		if (list_objects_query(prefix, token, query, sizeof(query)) != 0) {
-			xsnprintf(err, errlen, "the prefix or continuation "
-			    "token is too long");
-			goto out;
-		}
-		memset(&res, 0, sizeof(res));
-		c = s3_request(s, s->curl, "GET", uri, query, NULL, 0,
-		    EMPTY_SHA256, NULL, r);
-		if (c != CURLE_OK || r->status != 200) {
-			if (c != CURLE_OK)
-				set_curl_error(s, &res, "ListObjectsV2: ", c, r);
-			else
-				set_http_error(s, &res, "ListObjectsV2: ", r);
-			xsnprintf(err, errlen, "%s", res.error);
-			goto out;
-		}
-		if (r->bodylen >= S3_BODY_MAX) {
-			xsnprintf(err, errlen, "ListObjectsV2: a page of the "
-			    "listing is larger than %d bytes", S3_BODY_MAX);
-			goto out;
-		}
-		if ((rc = s3_list_parse(r->body, r->bodylen, fn, arg,
-		    &truncated, token, sizeof(token), perr,
-		    sizeof(perr))) != 0) {
-			if (rc == -1)
-				xsnprintf(err, errlen, "ListObjectsV2: %s", perr);
-			goto out;
-		}
-		rc = -1;
-		if (truncated && token[0] == '\0') {
-			xsnprintf(err, errlen, "ListObjectsV2: the listing is "
-			    "truncated but gives no NextContinuationToken");
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	free(r);
-	return rc;
-}
-
-/* The ListMultipartUploads query from the sweep's markers; 0 or -1. */
-static int
-list_uploads_query(const struct s3_store *s, char *query, size_t len)
-{
-	char ekey[3 * S3_MAX_KEY + 1], eid[3 * 1024 + 1];
-
-	if (s->sweep_key[0] == '\0')
-		return xsnprintf(query, len, "max-uploads=%d&uploads=",
-		    STALE_PAGE) < 0 ? -1 : 0;
-	if (s3_uri_encode(s->sweep_key, ekey, sizeof(ekey), 0) != 0 ||
-	    s3_uri_encode(s->sweep_id, eid, sizeof(eid), 0) != 0)
-		return -1;
-	/* Canonical order: key-marker, max-uploads, upload-id-marker, uploads. */
-	if (s->sweep_id[0] == '\0')
-		return xsnprintf(query, len, "key-marker=%s&max-uploads=%d&"
-		    "uploads=", ekey, STALE_PAGE) < 0 ? -1 : 0;
-	return xsnprintf(query, len, "key-marker=%s&max-uploads=%d&"
-	    "upload-id-marker=%s&uploads=", ekey, STALE_PAGE, eid) < 0 ? -1 : 0;
-}
-
-/*
- * Moves the sweep's markers past one page: to NextKeyMarker and
- * NextUploadIdMarker, or after the last upload seen (last_key, last_id) when
- * the server gave none or the body was cut at S3_BODY_MAX. 1 when there is a
- * next page, 0 when the listing is done (markers reset).
- */
-static int
-list_uploads_next(struct s3_store *s, const struct s3_resp *r,
-    const char *last_key, const char *last_id)
-{
-	char trunc[16], nkey[S3_MAX_KEY * 2], nid[1024];
-	int complete;
-
-	complete = strstr(r->body, "</ListMultipartUploadsResult>") != NULL;
-	xml_text(r->body, "IsTruncated", trunc, sizeof(trunc));
-	xml_text(r->body, "NextKeyMarker", nkey, sizeof(nkey));
-	xml_unescape(nkey);
-	xml_text(r->body, "NextUploadIdMarker", nid, sizeof(nid));
-	xml_unescape(nid);
-	if (complete && strcmp(trunc, "true") != 0)
-		goto done;
-	if (!complete || nkey[0] == '\0') {
-		/* Cut short, or no markers: go on after the last upload. */
-		xstrlcpy(nkey, last_key, sizeof(nkey));
-		xstrlcpy(nid, last_id, sizeof(nid));
-	}
-	if (nkey[0] == '\0' || strlen(nkey) > S3_MAX_KEY ||
-	    (strcmp(nkey, s->sweep_key) == 0 && strcmp(nid, s->sweep_id) == 0)) {
-		log_warnx("s3: the list of multipart uploads is truncated but "
-		    "gives no usable next marker; the sweep starts over next "
-		    "time");
-		goto done;
-	}
-	xstrlcpy(s->sweep_key, nkey, sizeof(s->sweep_key));
-	xstrlcpy(s->sweep_id, nid, sizeof(s->sweep_id));
-	return 1;
-done:
-	s->sweep_key[0] = s->sweep_id[0] = '\0';
-	return 0;
-}
-
-int
-s3_store_abort_stale(struct s3_store *s, int64_t older_s,
-    int (*keep)(void *, const char *, const char *), void *arg)
-{
-	struct s3_resp *r, *a;
-	char uri[400], key[S3_MAX_KEY * 2], id[1024], when[64], kuri[S3_MAX_URI];
-	char query[8 * 1024], last_key[S3_MAX_KEY * 2], last_id[1024];
-	const char *p, *e, *prefix = s->cfg->prefix ? s->cfg->prefix : "";
-	struct tm tm;
-	time_t t;
-	int n = 0, page, more = 1;
-	CURLcode c;
-
-	if ((r = malloc(sizeof(*r))) == NULL || (a = malloc(sizeof(*a))) == NULL) {
-		free(r);
-		return -1;
-	}
-	/* Without prefix= (moto mis-signs queries holding '/'): filter here.
-	 * Pages of STALE_PAGE uploads, at most STALE_PAGES of them a sweep;
-	 * the next sweep goes on from the markers where this one stopped. */
-	xsnprintf(uri, sizeof(uri), "%s/", s->uri_prefix);
-	for (page = 0; more && page < STALE_PAGES; page++) {
-		if (list_uploads_query(s, query, sizeof(query)) != 0) {
-			s->sweep_key[0] = s->sweep_id[0] = '\0';
-			log_warnx("s3: a multipart upload marker is too long; the "
-			    "sweep starts over next time");
-			n = -1;
-			goto out;
-		}
-		c = s3_request(s, s->curl, "GET", uri, query, NULL, 0,
-		    EMPTY_SHA256, NULL, r);
-		if (c != CURLE_OK || r->status != 200) {
-			log_warnx("s3: cannot list multipart uploads at %s: %s "
-			    "(HTTP %ld)", s->origin, c == CURLE_OK ? "error" :
-			    r->curl_error[0] != '\0' ? r->curl_error :
-			    curl_easy_strerror(c), r->status);
-			s->sweep_key[0] = s->sweep_id[0] = '\0';
-			n = -1;
-			goto out;
-		}
-		last_key[0] = last_id[0] = '\0';
-		for (p = r->body; (p = strstr(p, "<Upload>")) != NULL; p = e) {
-			if ((e = strstr(p, "</Upload>")) == NULL)
-				break;
-			xml_text(p, "Key", key, sizeof(key));
-			xml_unescape(key);
-			xml_text(p, "UploadId", id, sizeof(id));
-			xml_unescape(id);
-			xml_text(p, "Initiated", when, sizeof(when));
-			if (key[0] != '\0' && id[0] != '\0') {
-				xstrlcpy(last_key, key, sizeof(last_key));
-				xstrlcpy(last_id, id, sizeof(last_id));
-			}
-			memset(&tm, 0, sizeof(tm));
-			if (key[0] == '\0' || id[0] == '\0' ||
-			    strncmp(key, prefix, strlen(prefix)) != 0 ||
-			    strptime(when, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-				continue;
-			t = timegm(&tm);
-			if (s3_now() - t < older_s)
-				continue;
-			if (keep != NULL && keep(arg, key, id))
-				continue;
-			if (key_uri(s, key, kuri, sizeof(kuri)) != 0)
-				continue;
-			if (s3_abort_upload(s, s->curl, kuri, id, a) == 0) {
-				log_info("s3: aborted the stale multipart upload "
-				    "of %s (started %s)", key, when);
-				n++;
-			}
-		}
-		more = list_uploads_next(s, r, last_key, last_id);
-	}
-	if (more)
-		log_info("s3: looked through %d pages of multipart uploads; the "
-		    "next sweep goes on from there", STALE_PAGES);
-out:
-	free(r);
-	free(a);
-	return n;
 }
 
 void
@@ -2578,7 +799,7 @@ s3_endpoint(struct s3_store *s)
 			goto fail;
 		ep = defep;
 	}
-	printable(ep, pep, sizeof(pep));
+	s3_printable(ep, pep, sizeof(pep));
 	if ((u = curl_url()) == NULL)
 		goto fail;
 	if (curl_url_set(u, CURLUPART_URL, ep, 0) != CURLUE_OK ||
@@ -2654,14 +875,13 @@ fail:
 	return rc;
 }
 
-
 /*
  * 1 if the bucket's versioning is Enabled (asked once, then remembered),
  * 0 if not, -1 if S3 could not be asked (res says why: PUT_RETRY for what
- * can pass, PUT_FATAL for a TLS trust failure, as set_curl_error decides).
+ * can pass, PUT_FATAL for a TLS trust failure, as s3_set_curl_error decides).
  */
-static int
-bucket_versioned(struct s3_store *s, struct put_result *res)
+int
+s3_bucket_versioned(struct s3_store *s, struct put_result *res)
 {
 	struct s3_resp *r;
 	char uri[400], status[32] = "";
@@ -2680,14 +900,15 @@ bucket_versioned(struct s3_store *s, struct put_result *res)
 	c = s3_request(s, s->curl, "GET", uri, "versioning=", NULL, 0,
 	    EMPTY_SHA256, NULL, r);
 	if (c != CURLE_OK)
-		set_curl_error(s, res, "cannot ask whether the bucket is "
+		s3_set_curl_error(s, res, "cannot ask whether the bucket is "
 		    "versioned (GetBucketVersioning): ", c, r);
 	else if (r->status >= 500 || r->status == 429) {
 		res->outcome = PUT_RETRY;
 		xsnprintf(res->error, sizeof(res->error), "cannot ask whether "
 		    "the bucket is versioned: error (HTTP %ld)", r->status);
 	} else if (r->status == 200) {
-		xml_text(r->body, "Status", status, sizeof(status));
+		/* S3: VersioningConfiguration; moto: GetBucketVersioningResponse */
+		resp_xml(r, "/*/Status", status, sizeof(status));
 		rc = strcmp(status, "Enabled") == 0;
 		s->versioned = rc;
 		if (!rc)
@@ -2699,6 +920,7 @@ bucket_versioned(struct s3_store *s, struct put_result *res)
 	free(r);
 	return rc;
 }
+
 struct s3_store *
 s3_store_open(const struct store_config *cfg, const struct aws_creds *creds)
 {
@@ -2756,3 +978,77 @@ s3_store_close(struct s3_store *s)
 	creds_wipe(&s->creds);
 	free(s);
 }
+
+/* ---- the backend's operations (store.h) ------------------------------------ */
+
+static void *
+op_open(const struct store_config *cfg, const struct aws_creds *creds)
+{
+	return s3_store_open(cfg, creds);
+}
+
+static void
+op_close(void *be)
+{
+	s3_store_close(be);
+}
+
+static void
+op_put(void *be, const struct put_request *req, struct put_result *res)
+{
+	s3_store_put(be, req, res);
+}
+
+static void
+op_set_cancel(void *be, volatile int *flag)
+{
+	s3_store_set_cancel(be, flag);
+}
+
+static int
+op_head(void *be, const char *key, const char *version_id, char *cs,
+    size_t cslen, char *err, size_t errlen)
+{
+	return s3_store_head(be, key, version_id, cs, cslen, err, errlen);
+}
+
+static int
+op_stat(void *be, const char *key, struct store_obj *o, char *err,
+    size_t errlen)
+{
+	return s3_store_stat(be, key, o, err, errlen);
+}
+
+static int
+op_list(void *be, const char *prefix, int (*fn)(void *, const char *, int64_t),
+    void *arg, char *err, size_t errlen)
+{
+	return s3_store_list(be, prefix, fn, arg, err, errlen);
+}
+
+static int
+op_sha256(void *be, const char *key, uint8_t d[SHA256_LEN], char *err,
+    size_t errlen)
+{
+	return s3_store_sha256(be, key, d, err, errlen);
+}
+
+static int
+op_abort_stale(void *be, int64_t older_s,
+    int (*keep)(void *, const char *, const char *), void *arg)
+{
+	return s3_store_abort_stale(be, older_s, keep, arg);
+}
+
+const struct store_ops s3_store_ops = {
+	.name = "s3",
+	.open = op_open,
+	.close = op_close,
+	.put = op_put,
+	.set_cancel = op_set_cancel,
+	.head = op_head,
+	.stat = op_stat,
+	.list = op_list,
+	.sha256 = op_sha256,
+	.abort_stale = op_abort_stale,
+};

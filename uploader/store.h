@@ -155,7 +155,9 @@ struct store *store_open(const struct store_config *cfg, const struct aws_creds 
  * Stores one object. For S3: PUT with x-amz-content-sha256 (hex), x-amz-checksum-sha256
  * (base64), Content-Length and If-None-Match: *; on 412 HEAD the existing object
  * (x-amz-checksum-mode: ENABLED) and count it stored if its SHA-256 matches;
- * after a PUT, HEAD with checksum mode and compare. For file://: write temp,
+ * after a PUT whose answer does not carry back the x-amz-checksum-sha256 we
+ * sent (S3's proof it checked the bytes), HEAD with checksum mode and
+ * compare; after a multipart upload, always. For file://: write temp,
  * fsync, rename under dir/key, fsync dir; an existing identical file counts as stored.
  */
 void store_put(struct store *, const struct put_request *, struct put_result *);
@@ -257,34 +259,36 @@ void retry_budget_reset(void);
 int64_t retry_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 
 /*
- * Internal to uploader/: store.c dispatches store_open/put/close to one
- * backend by cfg->kind. Each backend borrows cfg; the S3 backend copies creds
- * and wipes its copy on close. put functions fill every field of the result.
+ * Internal to uploader/: each backend is one table of operations, and
+ * store_open picks the table by cfg->kind (store.c); every store_* call goes
+ * through it. An operation takes the backend's own handle (what open
+ * returned). open borrows cfg (S3 copies creds; NULL: the credential chain,
+ * and wipes its copy on close); put fills every field of the result. A
+ * backend without an operation leaves it NULL: set_cancel then does nothing
+ * and abort_stale answers 0.
  */
-struct s3_store;
-/* creds NULL: the credential chain (creds_get) signs every request. */
-struct s3_store *s3_store_open(const struct store_config *, const struct aws_creds *);
-void s3_store_put(struct s3_store *, const struct put_request *, struct put_result *);
-void s3_store_close(struct s3_store *);
-void s3_store_set_cancel(struct s3_store *, volatile int *);
-int s3_store_head(struct s3_store *, const char *key, const char *version_id,
-    char *cs, size_t cslen, char *err, size_t errlen);
-int s3_store_abort_stale(struct s3_store *, int64_t older_s,
-    int (*keep)(void *, const char *, const char *), void *arg);
-int s3_store_stat(struct s3_store *, const char *key, struct store_obj *,
-    char *err, size_t errlen);
-int s3_store_list(struct s3_store *, const char *prefix,
-    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
-    size_t errlen);
-int s3_store_sha256(struct s3_store *, const char *key, uint8_t d[32],
-    char *err, size_t errlen);
-
-struct file_store;
-struct file_store *file_store_open(const struct store_config *);
-void file_store_put(struct file_store *, const struct put_request *, struct put_result *);
-void file_store_close(struct file_store *);
-int file_store_list(struct file_store *, const char *prefix,
-    int (*fn)(void *, const char *, int64_t), void *arg, char *err,
-    size_t errlen);
+struct store_ops {
+	const char	*name;		/* "s3", "file" */
+	void		*(*open)(const struct store_config *,
+			    const struct aws_creds *);
+	void		 (*close)(void *);
+	void		 (*put)(void *, const struct put_request *,
+			    struct put_result *);
+	void		 (*set_cancel)(void *, volatile int *);
+	int		 (*head)(void *, const char *key, const char *version_id,
+			    char *cs, size_t cslen, char *err, size_t errlen);
+	int		 (*stat)(void *, const char *key, struct store_obj *,
+			    char *err, size_t errlen);
+	int		 (*list)(void *, const char *prefix,
+			    int (*fn)(void *, const char *, int64_t), void *arg,
+			    char *err, size_t errlen);
+	int		 (*sha256)(void *, const char *key, uint8_t d[32],
+			    char *err, size_t errlen);
+	int		 (*abort_stale)(void *, int64_t older_s,
+			    int (*keep)(void *, const char *, const char *),
+			    void *arg);
+};
+extern const struct store_ops s3_store_ops;	/* s3.c */
+extern const struct store_ops file_store_ops;	/* store_file.c */
 
 #endif

@@ -41,7 +41,7 @@ struct file_store {
 
 static int version_noted;	/* the "version means suffix" line is logged */
 
-struct file_store *
+static struct file_store *
 file_store_open(const struct store_config *cfg)
 {
 	struct file_store *fs;
@@ -71,7 +71,7 @@ file_store_open(const struct store_config *cfg)
 	return fs;
 }
 
-void
+static void
 file_store_close(struct file_store *fs)
 {
 	if (fs == NULL)
@@ -294,7 +294,7 @@ place(int dfd, const char *tmp, const char *name)
 	return 0;
 }
 
-void
+static void
 file_store_put(struct file_store *fs, const struct put_request *req,
     struct put_result *res)
 {
@@ -443,7 +443,7 @@ done:
  * walked without following symlinks; temp files are left out. A missing
  * directory is an empty listing.
  */
-int
+static int
 file_store_list(struct file_store *fs, const char *prefix,
     int (*fn)(void *, const char *, int64_t), void *arg, char *err,
     size_t errlen)
@@ -509,3 +509,132 @@ badprefix:
 	    "names ending in '/'", prefix);
 	return -1;
 }
+
+/* ---- the backend's operations (store.h) ------------------------------------ */
+
+/* Hashes the file at dir/key (no symlinks in its last part): 1 (d and
+ * *size filled), 0 no such file, -1 error (err). */
+static int
+file_hash(const struct store_config *cfg, const char *key,
+    uint8_t d[SHA256_LEN], int64_t *size, char *err, size_t errlen)
+{
+	char path[4096];
+	struct stat sb;
+	int fd, rc;
+
+	if (xsnprintf(path, sizeof(path), "%s/%s", cfg->dir, key) < 0 ||
+	    strstr(key, "..") != NULL) {
+		xsnprintf(err, errlen, "key %s is not usable here", key);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		xsnprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? sha256_fd(fd, d) : -1;
+	close(fd);
+	if (rc != 0) {
+		xsnprintf(err, errlen, "%s: cannot read it as a file", path);
+		return -1;
+	}
+	*size = sb.st_size;
+	return 1;
+}
+
+static void *
+op_open(const struct store_config *cfg, const struct aws_creds *creds)
+{
+	(void)creds;
+	return file_store_open(cfg);
+}
+
+static void
+op_close(void *be)
+{
+	file_store_close(be);
+}
+
+static void
+op_put(void *be, const struct put_request *req, struct put_result *res)
+{
+	uint8_t d[SHA256_LEN];
+	size_t i;
+
+	file_store_put(be, req, res);
+	if (res->key[0] == '\0')	/* else the suffixed key */
+		xstrlcpy(res->key, req->key ? req->key : "", sizeof(res->key));
+	/* The checksum S3 would report, for the record. */
+	for (i = 0; req->sha256 != NULL && i < SHA256_LEN &&
+	    strlen(req->sha256) == 64; i++)
+		if (sscanf(req->sha256 + 2 * i, "%2hhx", &d[i]) != 1)
+			break;
+	if (i == SHA256_LEN)
+		base64_encode(d, sizeof(d), res->checksum);
+}
+
+static int
+op_head(void *be, const char *key, const char *version_id, char *cs,
+    size_t cslen, char *err, size_t errlen)
+{
+	struct file_store *fs = be;
+	char b64[SHA256_B64];
+	uint8_t d[SHA256_LEN];
+	int64_t size;
+	int rc;
+
+	(void)version_id;
+	if ((rc = file_hash(fs->cfg, key, d, &size, err, errlen)) != 1)
+		return rc;
+	base64_encode(d, sizeof(d), b64);
+	xstrlcpy(cs, b64, cslen);
+	return 1;
+}
+
+static int
+op_stat(void *be, const char *key, struct store_obj *o, char *err,
+    size_t errlen)
+{
+	struct file_store *fs = be;
+	uint8_t d[SHA256_LEN];
+	int rc;
+
+	if ((rc = file_hash(fs->cfg, key, d, &o->size, err, errlen)) == 1)
+		base64_encode(d, sizeof(d), o->checksum);
+	return rc;
+}
+
+static int
+op_list(void *be, const char *prefix, int (*fn)(void *, const char *, int64_t),
+    void *arg, char *err, size_t errlen)
+{
+	return file_store_list(be, prefix, fn, arg, err, errlen);
+}
+
+static int
+op_sha256(void *be, const char *key, uint8_t d[SHA256_LEN], char *err,
+    size_t errlen)
+{
+	struct file_store *fs = be;
+	int64_t size;
+	int rc;
+
+	if ((rc = file_hash(fs->cfg, key, d, &size, err, errlen)) == 0)
+		xsnprintf(err, errlen, "%s: no such object", key);
+	return rc == 1 ? 0 : -1;
+}
+
+/* A directory has no uploads to abort and no transfer to cancel. */
+const struct store_ops file_store_ops = {
+	.name = "file",
+	.open = op_open,
+	.close = op_close,
+	.put = op_put,
+	.set_cancel = NULL,
+	.head = op_head,
+	.stat = op_stat,
+	.list = op_list,
+	.sha256 = op_sha256,
+	.abort_stale = NULL,
+};

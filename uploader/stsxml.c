@@ -1,128 +1,49 @@
 /*
  * stsxml.c - STS's XML replies (AssumeRole, AssumeRoleWithWebIdentity and
- * <ErrorResponse>) read with expat. A document with a DOCTYPE or any entity
- * declaration is refused outright, so nothing is ever expanded; element
- * text is bounded. The values are secrets: every buffer is wiped.
+ * <ErrorResponse>) read through the uploader's XML walker (s3xml.c: a
+ * DOCTYPE or any entity declaration is refused, so nothing is ever
+ * expanded; element text is bounded). The values are secrets: every buffer
+ * is wiped.
  */
 #include "uploader/creds.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include <expat.h>
-
 #include "common/util.h"
+#include "uploader/s3xml.h"
 
 #define STS_XML_MAX	(64 * 1024)
 
-enum sts_field { F_NONE = -1, F_AK, F_SK, F_TOK, F_EXP, F_CODE, F_MSG, F_N };
+enum sts_field { F_AK, F_SK, F_TOK, F_EXP, F_CODE, F_MSG, F_N };
 
 struct sts_parse {
-	XML_Parser	 p;
-	int		 depth;
-	int		 in_creds;	/* inside <Credentials> */
-	enum sts_field	 cur;
 	char		 f[F_N][2048];
-	size_t		 n[F_N];
 	int		 seen[F_N];
 	int		 over;		/* a value was too long */
-	int		 refused;	/* DOCTYPE or entity */
 };
 
-/* "ns:Name" or "Name" -> "Name" (expat runs without namespaces). */
-static const char *
-local(const XML_Char *name)
+static int
+on_elem(void *arg, const char *path, const char *text, size_t n)
 {
-	const char *c = strrchr(name, ':');
-
-	return c != NULL ? c + 1 : name;
-}
-
-static void XMLCALL
-on_start(void *arg, const XML_Char *name, const XML_Char **attrs)
-{
+	static const char *const pat[F_N] = { "Credentials/AccessKeyId",
+	    "Credentials/SecretAccessKey", "Credentials/SessionToken",
+	    "Credentials/Expiration", "Code", "Message" };
 	struct sts_parse *s = arg;
-	const char *l = local(name);
+	int i;
 
-	(void)attrs;
-	s->depth++;
-	s->cur = F_NONE;
-	if (strcmp(l, "Credentials") == 0)
-		s->in_creds = 1;
-	else if (s->in_creds && strcmp(l, "AccessKeyId") == 0)
-		s->cur = F_AK;
-	else if (s->in_creds && strcmp(l, "SecretAccessKey") == 0)
-		s->cur = F_SK;
-	else if (s->in_creds && strcmp(l, "SessionToken") == 0)
-		s->cur = F_TOK;
-	else if (s->in_creds && strcmp(l, "Expiration") == 0)
-		s->cur = F_EXP;
-	else if (strcmp(l, "Code") == 0)
-		s->cur = F_CODE;
-	else if (strcmp(l, "Message") == 0)
-		s->cur = F_MSG;
-	if (s->cur != F_NONE) {
-		s->n[s->cur] = 0;
-		s->f[s->cur][0] = '\0';
-		s->seen[s->cur] = 1;
+	for (i = 0; i < F_N; i++) {
+		if (!s3xml_match(path, pat[i]))
+			continue;
+		if (n >= sizeof(s->f[i])) {
+			s->over = 1;
+			return 1;
+		}
+		memcpy(s->f[i], text, n + 1);
+		s->seen[i] = 1;
+		break;
 	}
-}
-
-static void XMLCALL
-on_end(void *arg, const XML_Char *name)
-{
-	struct sts_parse *s = arg;
-
-	s->depth--;
-	s->cur = F_NONE;
-	if (strcmp(local(name), "Credentials") == 0)
-		s->in_creds = 0;
-}
-
-static void XMLCALL
-on_text(void *arg, const XML_Char *t, int len)
-{
-	struct sts_parse *s = arg;
-	size_t room;
-
-	if (s->cur == F_NONE || len <= 0)
-		return;
-	room = sizeof(s->f[0]) - 1 - s->n[s->cur];
-	if ((size_t)len > room) {
-		s->over = 1;
-		XML_StopParser(s->p, XML_FALSE);
-		return;
-	}
-	memcpy(s->f[s->cur] + s->n[s->cur], t, (size_t)len);
-	s->n[s->cur] += (size_t)len;
-	s->f[s->cur][s->n[s->cur]] = '\0';
-}
-
-static void XMLCALL
-on_doctype(void *arg, const XML_Char *name, const XML_Char *sysid,
-    const XML_Char *pubid, int has_internal)
-{
-	struct sts_parse *s = arg;
-
-	(void)name;
-	(void)sysid;
-	(void)pubid;
-	(void)has_internal;
-	s->refused = 1;
-	XML_StopParser(s->p, XML_FALSE);
-}
-
-static void XMLCALL
-on_entity(void *arg, const XML_Char *name, int param, const XML_Char *value,
-    int vlen, const XML_Char *base, const XML_Char *sysid,
-    const XML_Char *pubid, const XML_Char *notation)
-{
-	struct sts_parse *s = arg;
-
-	(void)name; (void)param; (void)value; (void)vlen; (void)base;
-	(void)sysid; (void)pubid; (void)notation;
-	s->refused = 1;
-	XML_StopParser(s->p, XML_FALSE);
+	return 0;
 }
 
 static int
@@ -162,6 +83,7 @@ sts_parse_credentials(const char *xml, size_t len, struct aws_creds *c,
     char *err, size_t errlen)
 {
 	struct sts_parse *s;
+	char werr[256];
 	int rc = -1;
 
 	memset(c, 0, sizeof(*c));
@@ -170,30 +92,18 @@ sts_parse_credentials(const char *xml, size_t len, struct aws_creds *c,
 		    STS_XML_MAX);
 		return -1;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->p = XML_ParserCreate("UTF-8")) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		xsnprintf(err, errlen, "out of memory");
-		free(s);
 		return -1;
 	}
-	s->cur = F_NONE;
-	XML_SetUserData(s->p, s);
-	XML_SetElementHandler(s->p, on_start, on_end);
-	XML_SetCharacterDataHandler(s->p, on_text);
-	XML_SetStartDoctypeDeclHandler(s->p, on_doctype);
-	XML_SetEntityDeclHandler(s->p, on_entity);
-	XML_SetParamEntityParsing(s->p, XML_PARAM_ENTITY_PARSING_NEVER);
-	if (XML_Parse(s->p, xml, (int)len, XML_TRUE) != XML_STATUS_OK ||
-	    s->refused || s->over) {
+	if (s3xml_walk(xml, len, on_elem, s, werr, sizeof(werr)) != 0) {
 		xsnprintf(err, errlen, "the STS reply is not XML it can read "
-		    "(%s)", s->refused ? "it declares a DOCTYPE or entities" :
-		    s->over ? "a value is too long" :
-		    XML_ErrorString(XML_GetErrorCode(s->p)));
+		    "(%s)", s->over ? "a value is too long" : werr);
 		goto fail;
 	}
 	rc = sts_fields(s, c, err, errlen);
 fail:
-	XML_ParserFree(s->p);
+	explicit_bzero(werr, sizeof(werr));
 	explicit_bzero(s, sizeof(*s));
 	free(s);
 	if (rc != 0)

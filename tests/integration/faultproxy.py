@@ -17,6 +17,8 @@ XAmzContentSHA256Mismatch / BadDigest, so a flipped byte is caught.
                               # in any answer
     p.head_checksum = "..."   # every HEAD reports this x-amz-checksum-sha256 (a store
                               # whose object is not what was sent)
+    p.put_checksum = "..."    # a PUT's answer carries this x-amz-checksum-sha256 back
+                              # instead of the store's ("": none, as stores that echo none)
     p.delay_parts = 0.3   # hold each UploadPart that long; p.max_parts_inflight is the
                           # most parts seen under way at once
 It also serves as a plain HTTP forward proxy (http_proxy=p.endpoint): an
@@ -59,6 +61,7 @@ class FaultProxy:
         self.clock_ahead = 0   # seconds the store's clock is ahead of this host's
         self.delay_parts = 0   # seconds each UploadPart is held before it is forwarded
         self.head_checksum = None  # a HEAD answers this x-amz-checksum-sha256 instead
+        self.put_checksum = None   # a PUT answers this one back ("": none)
         self.parts_inflight = self.max_parts_inflight = 0
         self.strip_checksums = False
         self.requests = []     # (method, path, {header: value}) of every request
@@ -201,6 +204,10 @@ class FaultProxy:
                     if self.command == "HEAD" and proxy.head_checksum:
                         hdrs = [(k, v) for k, v in hdrs if k.lower() != "x-amz-checksum-sha256"]
                         hdrs.append(("x-amz-checksum-sha256", proxy.head_checksum))
+                    if self.command == "PUT" and proxy.put_checksum is not None:
+                        hdrs = [(k, v) for k, v in hdrs if k.lower() != "x-amz-checksum-sha256"]
+                        if proxy.put_checksum:
+                            hdrs.append(("x-amz-checksum-sha256", proxy.put_checksum))
                 finally:
                     conn.close()
                 proxy.count("ok")

@@ -447,12 +447,39 @@ class TestFaults(UploaderCase):
         self.assert_objects(files)
         self.assertGreaterEqual(proxy.max_parts_inflight, 4, "parts went one at a time")
 
+    def test_put_checksum_echo_skips_head(self):
+        """A PUT whose answer carries back the x-amz-checksum-sha256 sent (S3 checked the bytes:
+        moto answers it too) needs no verifying HEAD; a store that answers another checksum, or
+        none, gets the HEAD, and the file is stored once it agrees."""
+        proxy = FaultProxy(self.moto.endpoint, rate=0).start()
+        self.addCleanup(proxy.stop)
+        self.config(endpoint=proxy.endpoint)
+        files = [("echo/a.bin", self.add_file("echo/a.bin", 4000)[1])]
+        p = self.start_uploader()
+        self.wait_states({"removed"}, 60)
+        puts = [h for m, pth, h in proxy.requests if m == "PUT" and pth.endswith("/echo/a.bin")]
+        self.assertEqual(len(puts), 1, proxy.requests)
+        self.assertFalse([pth for m, pth, _ in proxy.requests
+                          if m == "HEAD" and pth.endswith("/echo/a.bin")], proxy.requests)
+        # a store echoing another checksum, then one echoing none
+        for n, echo in enumerate(("bm90IHRoZSBjaGVja3N1bQ==", "")):
+            proxy.put_checksum = echo
+            key = "echo/b%d.bin" % n
+            files.append((key, self.add_file(key, 5000 + n)[1]))
+            self.wait_states({"removed"}, 60)
+            self.assertTrue([pth for m, pth, _ in proxy.requests
+                             if m == "HEAD" and pth.endswith("/" + key)], (key, proxy.requests))
+        self.stop(p)
+        self.assert_objects(files)
+
     def test_head_disagrees_held(self):
         """The HEAD after a PUT reports a checksum other than the SHA-256 taken at receipt (the
         object is not what was sent): the file is held, audited with both checksums, not counted
-        as stored, and its spool copy kept."""
+        as stored, and its spool copy kept. (The PUT's answer carries no checksum back, else no
+        HEAD is needed.)"""
         proxy = FaultProxy(self.moto.endpoint, rate=0).start()
         self.addCleanup(proxy.stop)
+        proxy.put_checksum = ""
         proxy.head_checksum = base64.b64encode(hashlib.sha256(b"other bytes").digest()).decode()
         self.config(endpoint=proxy.endpoint)
         _, sha, path = self.add_file("disagree/a.bin", 4000)
