@@ -153,6 +153,12 @@ ForceCommand internal-sftp -d %s
         self.proc.wait(10)
 
 
+def _gone_ok(func, path, exc):
+    """rmtree's onerror: a file that vanished meanwhile is gone already."""
+    if not isinstance(exc[1], FileNotFoundError):
+        raise exc[1]
+
+
 class Sluice:
     name = "sluice"
 
@@ -216,7 +222,14 @@ partners:
         for root in (self.up, self.objects):
             for n in os.listdir(root) if os.path.isdir(root) else []:
                 p = os.path.join(root, n)
-                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+                # the store may still be renaming a .tmp of the last object
+                try:
+                    if os.path.isdir(p):
+                        shutil.rmtree(p, onerror=_gone_ok)
+                    else:
+                        os.unlink(p)
+                except FileNotFoundError:
+                    pass
 
     def stop(self):
         os.killpg(self.proc.pid, signal.SIGTERM)
