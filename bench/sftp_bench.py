@@ -73,19 +73,43 @@ def rss_kib(pid):
     return 0
 
 
+def pss_uss_kib(pid):
+    """(PSS, USS) from smaps_rollup: PSS shares each page among the processes
+    mapping it (a library mapped by every session counts 1/n in each), USS is
+    the process's private pages (what one more session costs)."""
+    pss = uss = 0
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    uss += int(line.split()[1])
+    except OSError:
+        pass
+    return pss, uss
+
+
 class Sampler:
-    """Peak of (sum of RSS of the server's new descendants) during a phase."""
-    def __init__(self, root):
+    """Peak of (sum of RSS of the server's new descendants) during a phase;
+    with shares=True also the sums of their PSS and USS at that peak."""
+    def __init__(self, root, shares=False):
         self.root = root
         self.base = set(descendants(root))
         self.peak = 0
         self.peak_n = 0
+        self.shares = shares
+        self.pss = self.uss = 0
 
     def sample(self):
         new = [p for p in descendants(self.root) if p not in self.base]
         total = sum(rss_kib(p) for p in new)
         if total > self.peak:
             self.peak, self.peak_n = total, len(new)
+            if self.shares:
+                pu = [pss_uss_kib(p) for p in new]
+                self.pss = sum(x[0] for x in pu)
+                self.uss = sum(x[1] for x in pu)
 
 
 def sftp_cmd(srv, batch):
@@ -298,7 +322,7 @@ def logged_in(p, timeout=20):
 
 
 def idle(srv, n):
-    s = Sampler(srv.root)
+    s = Sampler(srv.root, shares=True)
     procs = []
     ok = 0
     cmd = None
@@ -321,7 +345,7 @@ def idle(srv, n):
         p.stdin.close()
     for p in procs:
         p.wait(30)
-    return ok, s.peak / max(ok, 1), s.peak_n
+    return ok, s.peak / max(ok, 1), s.peak_n, s.pss / max(ok, 1), s.uss / max(ok, 1)
 
 
 def main():
@@ -384,10 +408,12 @@ def main():
         if "idle" in only:
             for srv in servers:
                 srv.clean()
-                ok, rss, nproc = idle(srv, a.idle)
+                ok, rss, nproc, pss, uss = idle(srv, a.idle)
                 res[srv.name]["idle_ok"] = [ok]
                 res[srv.name]["idle_rss"] = [rss]
                 res[srv.name]["idle_nproc"] = [nproc]
+                res[srv.name]["idle_pss"] = [pss]
+                res[srv.name]["idle_uss"] = [uss]
     finally:
         for s in servers:
             s.stop()
@@ -407,6 +433,8 @@ def main():
             ("  peak RSS per session, KiB", "conc_rss", "lower"),
             ("%d idle sessions: logged in" % a.idle, "idle_ok", ""),
             ("  peak RSS per session, KiB", "idle_rss", "lower"),
+            ("  PSS per session, KiB", "idle_pss", "lower"),
+            ("  private (USS) per session, KiB", "idle_uss", "lower"),
             ("  session processes (all)", "idle_nproc", "")]
     print()
     print("%-44s %12s %12s %16s" % ("", "openssh", "sluice", "sluice/openssh"))
