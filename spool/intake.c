@@ -97,6 +97,7 @@
 #define VERIFY_JOBS		4		/* verifications at once (one a partner) */
 #define VERIFY_POLL_MS		50		/* the loop's pace while they run */
 #define INCOMING_GATHER_MS	3		/* a woken loop lets a burst land */
+#define INCOMING_GAP_MS		20		/* and passes under a stream this far apart */
 
 struct pass;
 
@@ -3127,12 +3128,19 @@ incoming_watch(const struct config *cfg)
 	return fd;
 }
 
-/* Sleeps up to ms, or until a file lands in spool/incoming. */
+/*
+ * Sleeps up to ms, or until a file lands in spool/incoming. A file after a
+ * quiet spell goes in within INCOMING_GATHER_MS; under a stream of CLOSEs
+ * passes stay INCOMING_GAP_MS apart, so each pass's transactions and fsyncs
+ * (state, audit) are shared by the files of that span, as the tick did.
+ */
 static void
 incoming_wait(int fd, int ms)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	static int64_t last;
 	struct pollfd pfd;
+	int64_t wait;
 
 	if (fd == -1 || proc_quit) {
 		proc_sleep(ms);
@@ -3145,8 +3153,11 @@ incoming_wait(int fd, int ms)
 		return;		/* the time is up, or a signal */
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
-	/* the CLOSEs of other sessions go in the same transaction */
-	proc_sleep(INCOMING_GATHER_MS);
+	wait = INCOMING_GAP_MS - (mono_ms() - last);
+	if (wait < INCOMING_GATHER_MS)
+		wait = INCOMING_GATHER_MS;
+	proc_sleep((int)wait);
+	last = mono_ms();
 }
 
 int
