@@ -18,7 +18,7 @@ cores and disk. --roles server runs only the SFTP server role (`sluice
 server`), the front door the issue's goal is about: every CLOSE is still
 hashed, fsynced and receipted; files wait in the spool for the intake.
 """
-import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, errno, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 CIPHER = "aes128-gcm@openssh.com"
 
@@ -178,8 +178,9 @@ ForceCommand internal-sftp -d %s
 
 
 def _gone_ok(func, path, exc):
-    """rmtree's onerror: a file that vanished meanwhile is gone already."""
-    if not isinstance(exc[1], FileNotFoundError):
+    """rmtree's onerror: a file that vanished meanwhile is gone already, and
+    a directory the gateway wrote into meanwhile (its receipts/) may stay."""
+    if not isinstance(exc[1], OSError) or exc[1].errno not in (errno.ENOENT, errno.ENOTEMPTY):
         raise exc[1]
 
 
