@@ -94,6 +94,14 @@ struct writer {
 	struct pgp_signer *signer;	/* owned; NULL: not open (yet) */
 	char		 unsigned_[WRITER_MAX_UNSIGNED][80];	/* sealed, to sign */
 	int		 nunsigned;
+	/* the chain as this writer's last batch left it, while the live
+	 * trail is still that file at that size (nobody appended since):
+	 * the next batch need not read and hash its last record again */
+	struct audit_chain tail;
+	off_t		 tail_size;
+	dev_t		 tail_dev;
+	ino_t		 tail_ino;
+	int		 tail_ok;
 };
 
 static volatile sig_atomic_t writer_quit;
@@ -730,6 +738,41 @@ forward_lines(struct writer *w)
 }
 
 /*
+ * The chain after this writer's last batch, if the live trail is still the
+ * same file at the size that batch left (under the flock: any other
+ * appender, a rotation or a cut changes one of them). 0, or -1: read it.
+ */
+static int
+tail_kept(struct writer *w, struct audit_chain *ch, off_t *size)
+{
+	struct stat st;
+	int ok = w->tail_ok;
+
+	w->tail_ok = 0;		/* a batch that fails leaves it unknown */
+	if (!ok || fstat(w->fd, &st) == -1 || st.st_size != w->tail_size ||
+	    st.st_dev != w->tail_dev || st.st_ino != w->tail_ino)
+		return -1;
+	*ch = w->tail;
+	*size = st.st_size;
+	return 0;
+}
+
+/* After a durable batch: remember where the chain stands. */
+static void
+tail_keep(struct writer *w, const struct audit_chain *ch)
+{
+	struct stat st;
+
+	if (fstat(w->fd, &st) == -1)
+		return;
+	w->tail = *ch;
+	w->tail_size = st.st_size;
+	w->tail_dev = st.st_dev;
+	w->tail_ino = st.st_ino;
+	w->tail_ok = 1;
+}
+
+/*
  * Appends the batch's records under one flock, one fdatasync. Sets each
  * record's status. -1 if the fdatasync failed (the writer must stop).
  */
@@ -751,7 +794,8 @@ batch_append(struct writer *w)
 		return 0;
 	if (audit_lock(w->fd, w->path) == -1)
 		goto fail;
-	if (audit_tail(w->fd, &ch, &size) == -1) {
+	if (tail_kept(w, &ch, &size) == -1 &&
+	    audit_tail(w->fd, &ch, &size) == -1) {
 		log_warn("audit writer: cannot read the last record of %s; run "
 		    "'sluice audit verify %s'", w->path, w->path);
 		goto unlock;
@@ -796,6 +840,7 @@ batch_append(struct writer *w)
 		forward_lines(w);
 	w->outlen = 0;
 	ok = 1;
+	tail_keep(w, &ch);
 	goto unlock;
 werr:
 	log_warn("audit writer: write %s", w->path);

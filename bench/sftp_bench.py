@@ -18,7 +18,7 @@ cores and disk. --roles server runs only the SFTP server role (`sluice
 server`), the front door the issue's goal is about: every CLOSE is still
 hashed, fsynced and receipted; files wait in the spool for the intake.
 """
-import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, errno, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 CIPHER = "aes128-gcm@openssh.com"
 
@@ -73,19 +73,43 @@ def rss_kib(pid):
     return 0
 
 
+def pss_uss_kib(pid):
+    """(PSS, USS) from smaps_rollup: PSS shares each page among the processes
+    mapping it (a library mapped by every session counts 1/n in each), USS is
+    the process's private pages (what one more session costs)."""
+    pss = uss = 0
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    uss += int(line.split()[1])
+    except OSError:
+        pass
+    return pss, uss
+
+
 class Sampler:
-    """Peak of (sum of RSS of the server's new descendants) during a phase."""
-    def __init__(self, root):
+    """Peak of (sum of RSS of the server's new descendants) during a phase;
+    with shares=True also the sums of their PSS and USS at that peak."""
+    def __init__(self, root, shares=False):
         self.root = root
         self.base = set(descendants(root))
         self.peak = 0
         self.peak_n = 0
+        self.shares = shares
+        self.pss = self.uss = 0
 
     def sample(self):
         new = [p for p in descendants(self.root) if p not in self.base]
         total = sum(rss_kib(p) for p in new)
         if total > self.peak:
             self.peak, self.peak_n = total, len(new)
+            if self.shares:
+                pu = [pss_uss_kib(p) for p in new]
+                self.pss = sum(x[0] for x in pu)
+                self.uss = sum(x[1] for x in pu)
 
 
 def sftp_cmd(srv, batch):
@@ -153,6 +177,13 @@ ForceCommand internal-sftp -d %s
         self.proc.wait(10)
 
 
+def _gone_ok(func, path, exc):
+    """rmtree's onerror: a file that vanished meanwhile is gone already, and
+    a directory the gateway wrote into meanwhile (its receipts/) may stay."""
+    if not isinstance(exc[1], OSError) or exc[1].errno not in (errno.ENOENT, errno.ENOTEMPTY):
+        raise exc[1]
+
+
 class Sluice:
     name = "sluice"
 
@@ -216,7 +247,14 @@ partners:
         for root in (self.up, self.objects):
             for n in os.listdir(root) if os.path.isdir(root) else []:
                 p = os.path.join(root, n)
-                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+                # the store may still be renaming a .tmp of the last object
+                try:
+                    if os.path.isdir(p):
+                        shutil.rmtree(p, onerror=_gone_ok)
+                    else:
+                        os.unlink(p)
+                except FileNotFoundError:
+                    pass
 
     def stop(self):
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -285,7 +323,7 @@ def logged_in(p, timeout=20):
 
 
 def idle(srv, n):
-    s = Sampler(srv.root)
+    s = Sampler(srv.root, shares=True)
     procs = []
     ok = 0
     cmd = None
@@ -308,7 +346,7 @@ def idle(srv, n):
         p.stdin.close()
     for p in procs:
         p.wait(30)
-    return ok, s.peak / max(ok, 1), s.peak_n
+    return ok, s.peak / max(ok, 1), s.peak_n, s.pss / max(ok, 1), s.uss / max(ok, 1)
 
 
 def main():
@@ -371,10 +409,12 @@ def main():
         if "idle" in only:
             for srv in servers:
                 srv.clean()
-                ok, rss, nproc = idle(srv, a.idle)
+                ok, rss, nproc, pss, uss = idle(srv, a.idle)
                 res[srv.name]["idle_ok"] = [ok]
                 res[srv.name]["idle_rss"] = [rss]
                 res[srv.name]["idle_nproc"] = [nproc]
+                res[srv.name]["idle_pss"] = [pss]
+                res[srv.name]["idle_uss"] = [uss]
     finally:
         for s in servers:
             s.stop()
@@ -394,6 +434,8 @@ def main():
             ("  peak RSS per session, KiB", "conc_rss", "lower"),
             ("%d idle sessions: logged in" % a.idle, "idle_ok", ""),
             ("  peak RSS per session, KiB", "idle_rss", "lower"),
+            ("  PSS per session, KiB", "idle_pss", "lower"),
+            ("  private (USS) per session, KiB", "idle_uss", "lower"),
             ("  session processes (all)", "idle_nproc", "")]
     print()
     print("%-44s %12s %12s %16s" % ("", "openssh", "sluice", "sluice/openssh"))

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -893,6 +894,9 @@ session_sftp(struct session *s)
 		sftp_free(eng);
 		return;
 	}
+	/* The key exchange and authentication are over: their freed heap
+	 * goes back to the kernel (most sessions then sit idle). */
+	(void)malloc_trim(0);
 	for (;;) {
 		if (session_quit) {
 			why = "gateway shutting down";

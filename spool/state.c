@@ -16,11 +16,27 @@
 #include "common/util.h"
 #include "policy/path.h"
 
+/*
+ * Statements are kept prepared, one slot per call site's SQL text (a
+ * string literal, so its address names it): parsing the SQL again for every
+ * file cost more instructions than running it (issue 13's profile). A slot
+ * in use (a caller stepping it calls another function with the same SQL)
+ * makes prep() hand out a fresh statement, finalized on release.
+ */
+#define STATE_STMTS	64
+
+struct stmt_slot {
+	const char	*sql;
+	sqlite3_stmt	*s;
+	int		 busy;
+};
+
 struct state {
 	sqlite3		*db;
 	int		 depth;		/* open transactions: state_begin and inner */
 	sqlite3_stmt	*due;		/* state_due, kept prepared */
 	sqlite3_stmt	*qdue;		/* state_qcopy_due, kept prepared */
+	struct stmt_slot stmts[STATE_STMTS];
 	char		 path[PATH_MAX];
 };
 
@@ -389,24 +405,75 @@ fail:
 void
 state_close(struct state *st)
 {
+	size_t i;
+
 	if (st == NULL)
 		return;
 	sqlite3_finalize(st->due);
 	sqlite3_finalize(st->qdue);
+	for (i = 0; i < STATE_STMTS; i++)
+		sqlite3_finalize(st->stmts[i].s);
 	sqlite3_close(st->db);
 	free(st);
 }
 
 static sqlite3_stmt *
-prep(struct state *st, const char *sql)
+prep_new(struct state *st, const char *sql, unsigned flags)
 {
 	sqlite3_stmt *s = NULL;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(st->db, sql, -1, flags, &s, NULL) != SQLITE_OK) {
 		log_warnx("state: %s", sqlite3_errmsg(st->db));
 		return NULL;
 	}
 	return s;
+}
+
+/* sql's kept statement, reset and unbound; give it back with release(). */
+static sqlite3_stmt *
+prep(struct state *st, const char *sql)
+{
+	struct stmt_slot *free_slot = NULL, *k;
+	size_t i;
+
+	for (i = 0; i < STATE_STMTS; i++) {
+		k = &st->stmts[i];
+		if (k->sql == sql) {
+			if (k->busy)
+				return prep_new(st, sql, 0);
+			k->busy = 1;
+			return k->s;
+		}
+		if (k->sql == NULL && free_slot == NULL)
+			free_slot = k;
+	}
+	if (free_slot == NULL)
+		return prep_new(st, sql, 0);
+	if ((free_slot->s = prep_new(st, sql, SQLITE_PREPARE_PERSISTENT)) ==
+	    NULL)
+		return NULL;
+	free_slot->sql = sql;
+	free_slot->busy = 1;
+	return free_slot->s;
+}
+
+/* Done with s from prep(): reset (ending its read), unbound (its bindings
+ * point into the caller's buffers) and kept; one not kept is finalized. */
+static void
+release(struct state *st, sqlite3_stmt *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < STATE_STMTS; i++)
+		if (st->stmts[i].s == s) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			st->stmts[i].busy = 0;
+			return;
+		}
+	release(st, s);
 }
 
 int
@@ -441,7 +508,7 @@ state_insert(struct state *st, struct file_rec *r)
 	r->state = FS_RECEIVED;
 	rc = 0;
 fail:
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -460,7 +527,7 @@ state_outbox_add(struct state *st, const char *event, const char *fields)
 		rc = 0;
 	else
 		log_warnx("state: audit outbox: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -491,7 +558,7 @@ state_outbox_read(struct state *st, int max,
 		log_warnx("state: audit outbox: %s", sqlite3_errmsg(st->db));
 		n = n > 0 ? n : -1;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return n;
 }
 
@@ -508,7 +575,7 @@ state_outbox_delete(struct state *st, int64_t upto)
 		rc = 0;
 	else
 		log_warnx("state: audit outbox: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -550,8 +617,8 @@ state_claim(struct state *st, enum file_state from, enum file_state to,
 	r->state = to;
 	rc = 1;
 fail:
-	sqlite3_finalize(s);
-	sqlite3_finalize(u);
+	release(st, s);
+	release(st, u);
 	if (rc == 1) {
 		if (txn_commit(st) == -1) {
 			txn_rollback(st);
@@ -602,7 +669,7 @@ state_update(struct state *st, const struct file_rec *r,
 	}
 	rc = 0;
 fail:
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -622,7 +689,7 @@ state_reset(struct state *st, enum file_state from, enum file_state to)
 		rc = sqlite3_changes(st->db);
 	else
 		log_warnx("state: reset: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -641,17 +708,17 @@ state_get(struct state *st, int64_t id, struct file_rec *r)
 		rc = 1;
 	} else if (step == SQLITE_DONE)
 		rc = 0;
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
 /* Steps a bound "SELECT 1 ..." and finalizes it: 1 a row, 0 none, -1 error. */
 static int
-found(sqlite3_stmt *s)
+found(struct state *st, sqlite3_stmt *s)
 {
 	int step = sqlite3_step(s);
 
-	sqlite3_finalize(s);
+	release(st, s);
 	return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
 }
 
@@ -665,7 +732,7 @@ state_landing_known(struct state *st, int64_t dev, int64_t ino)
 		return -1;
 	sqlite3_bind_int64(s, 1, ino);
 	sqlite3_bind_int64(s, 2, dev);
-	return found(s);
+	return found(st, s);
 }
 
 int
@@ -676,7 +743,7 @@ state_fid_known(struct state *st, const char *fid)
 	if ((s = prep(st, "SELECT 1 FROM files WHERE fid = ?")) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, fid, -1, SQLITE_STATIC);
-	return found(s);
+	return found(st, s);
 }
 
 int
@@ -688,7 +755,7 @@ state_any(struct state *st, enum file_state state)
 	    "files WHERE state = ? LIMIT 1")) == NULL)
 		return -1;
 	bind_state(s, 1, state);
-	return found(s);
+	return found(st, s);
 }
 
 int
@@ -715,7 +782,7 @@ state_move(struct state *st, int64_t id, enum file_state from,
 	else
 		log_warnx("state: move %lld: %s", (long long)id,
 		    sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -747,7 +814,7 @@ collect_rows(struct state *st, sqlite3_stmt *s, size_t max,
 	}
 	rc = 0;
 fail:
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == -1) {
 		free(v);
 		*n = 0;
@@ -792,7 +859,7 @@ state_set_path(struct state *st, int64_t id, enum file_state from,
 	else
 		log_warnx("state: set path %lld: %s", (long long)id,
 		    sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -823,7 +890,7 @@ state_find_dup(struct state *st, const char *partner, const char *sha256,
 		rc = 1;
 	} else if (step == SQLITE_DONE)
 		rc = 0;
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -860,7 +927,7 @@ state_clear_landing(struct state *st, int64_t id)
 	else
 		log_warnx("state: clear landing of %lld: %s", (long long)id,
 		    sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -888,7 +955,7 @@ state_reject(struct state *st, const struct file_rec *r,
 	}
 	rc = 0;
 fail:
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == 0 && txn_commit(st) == -1)
 		rc = -1;
 	if (rc == -1)
@@ -932,8 +999,8 @@ state_qcopy_claim(struct state *st, int64_t now, struct file_rec *r)
 	}
 	rc = 1;
 fail:
-	sqlite3_finalize(s);
-	sqlite3_finalize(u);
+	release(st, s);
+	release(st, u);
 	if (rc == 1 && txn_commit(st) == -1)
 		rc = -1;
 	if (rc != 1)
@@ -961,7 +1028,7 @@ state_qcopy_finish(struct state *st, const struct file_rec *r, int done)
 	else
 		log_warnx("state: quarantine copy of %s: %s", r->fid,
 		    sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1005,7 +1072,7 @@ state_foreach(struct state *st, unsigned states,
 		log_warnx("state: list: %s", sqlite3_errmsg(st->db));
 		n = -1;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return n;
 }
 
@@ -1046,8 +1113,8 @@ int64_t
 state_due(struct state *st, enum file_state state)
 {
 	if (!states_ok("due", state, state) || (st->due == NULL &&
-	    (st->due = prep(st, "SELECT min(next_attempt_ms) FROM files "
-	    "WHERE state = ?")) == NULL))
+	    (st->due = prep_new(st, "SELECT min(next_attempt_ms) FROM files "
+	    "WHERE state = ?", SQLITE_PREPARE_PERSISTENT)) == NULL))
 		return INT64_MAX;
 	bind_state(st->due, 1, state);
 	return min_of(st, st->due);
@@ -1056,8 +1123,9 @@ state_due(struct state *st, enum file_state state)
 int64_t
 state_qcopy_due(struct state *st)
 {
-	if (st->qdue == NULL && (st->qdue = prep(st, "SELECT "
-	    "min(next_attempt_ms) FROM files WHERE qcopy = 1")) == NULL)
+	if (st->qdue == NULL && (st->qdue = prep_new(st, "SELECT "
+	    "min(next_attempt_ms) FROM files WHERE qcopy = 1",
+	    SQLITE_PREPARE_PERSISTENT)) == NULL)
 		return INT64_MAX;
 	return min_of(st, st->qdue);
 }
@@ -1072,7 +1140,7 @@ done(struct state *st, sqlite3_stmt *s, const char *what)
 		log_warnx("state: %s: %s", what, sqlite3_errmsg(st->db));
 		rc = -1;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1106,7 +1174,7 @@ state_upload_load(struct state *st, int64_t file_id, struct state_upload *u)
 		rc = 1;
 	} else if (step != SQLITE_DONE)
 		rc = -1;
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc != 1)
 		return rc;
 	if ((s = prep(st, "SELECT part, etag, checksum FROM parts WHERE "
@@ -1126,7 +1194,7 @@ state_upload_load(struct state *st, int64_t file_id, struct state_upload *u)
 		col_text(s, 2, np[u->nparts].checksum, sizeof(np->checksum));
 		u->nparts++;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1237,7 +1305,7 @@ state_upload_known(struct state *st, const char *upload_id)
 	if ((s = prep(st, "SELECT 1 FROM uploads WHERE upload_id = ?")) == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, upload_id, -1, SQLITE_STATIC);
-	return found(s);
+	return found(st, s);
 }
 
 int
@@ -1257,7 +1325,7 @@ state_upload_checksum(struct state *st, int64_t file_id, char *checksum,
 		rc = checksum[0] != '\0';
 	} else if (step != SQLITE_DONE)
 		rc = -1;
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1361,7 +1429,7 @@ state_receipt_add(struct state *st, int64_t file_id, const char *rule,
 	else
 		log_warnx("state: receipt of file %lld: %s",
 		    (long long)file_id, sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1406,7 +1474,7 @@ state_receipts_due(struct state *st, size_t max, struct receipt_due **out,
 	}
 	rc = 0;
 fail:
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == -1) {
 		free(v);
 		*n = 0;
@@ -1431,7 +1499,7 @@ state_receipt_written(struct state *st, int64_t file_id, int64_t when_ms)
 	else
 		log_warnx("state: receipt of file %lld written: %s",
 		    (long long)file_id, sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1480,7 +1548,7 @@ state_count_states(struct state *st, int64_t counts[FS_NSTATES])
 	}
 	if (step != SQLITE_DONE)
 		log_warnx("state: count states: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return step == SQLITE_DONE ? 0 : -1;
 }
 
@@ -1497,7 +1565,7 @@ state_oldest_unstored(struct state *st, int64_t *received_ms)
 	bind_state(s, 2, FS_UPLOADING);
 	bind_state(s, 3, FS_HELD);
 	v = min_of(st, s);
-	sqlite3_finalize(s);
+	release(st, s);
 	*received_ms = v == INT64_MAX ? 0 : v;
 	return 0;
 }
@@ -1514,7 +1582,7 @@ state_audit_shipped(struct state *st, const char *name)
 	    NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	rc = found(s);
+	rc = found(st, s);
 	if (rc == -1)
 		log_warnx("state: audit segment %s: %s", name,
 		    sqlite3_errmsg(st->db));
@@ -1687,7 +1755,7 @@ state_notify_add(struct state *st, const struct notify_row *n)
 		rc = 0;
 	else
 		log_warnx("state: notify outbox: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1733,11 +1801,11 @@ state_notify_due(struct state *st, int64_t now, size_t max,
 		log_warnx("state: notify outbox: %s", sqlite3_errmsg(st->db));
 		goto fail;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	*out = rows;
 	return 0;
 fail:
-	sqlite3_finalize(s);
+	release(st, s);
 	state_notify_free(rows, *cnt);
 	*cnt = 0;
 	return -1;
@@ -1776,7 +1844,7 @@ state_notify_update(struct state *st, const struct notify_row *n, int status,
 		rc = 0;
 	else
 		log_warnx("state: notify outbox: %s", sqlite3_errmsg(st->db));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1794,6 +1862,6 @@ state_notify_count(struct state *st, int status, int64_t *count)
 		*count = sqlite3_column_int64(s, 0);
 		rc = 0;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
