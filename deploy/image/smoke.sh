@@ -8,7 +8,9 @@
 #   `systemctl reload` (SIGHUP) keeps the same main process, the watchdog
 #   does not kill it (WatchdogSec=30s: watched for 75 s), a partner's sftp
 #   upload reaches the file:// store, the static address is configured by
-#   networkd, and `systemctl stop` drains (exit status 0, no SIGKILL).
+#   networkd, and `systemctl stop` drains: an upload in flight finishes, the
+#   unit ends with exit status 0 (no SIGKILL), and the file is stored after
+#   the next start.
 #
 #   SMOKE_IMAGE=out/sluice-onprem-sluice-vm.qcow2 SMOKE_ADMIN_KEY=admin_key \
 #   SMOKE_PARTNER=example SMOKE_PARTNER_KEY=partner_key deploy/image/smoke.sh
@@ -115,11 +117,35 @@ check "watchdog: same main process ($pid)" vm "[ \"\$(systemctl show -P MainPID 
 check "watchdog: no restart since ($restarts)" vm "[ \"\$(systemctl show -P NRestarts sluice)\" = $restarts ]"
 check "watchdog: no 'Watchdog timeout' in the journal" vm "! journalctl -u sluice --no-pager | grep -q 'Watchdog timeout'"
 
+# a stop with an upload in flight: 1.5 MB at 800 Kbit/s takes about 15 s;
+# the stop comes 5 s into it, within shutdown_grace (30 s)
+inflight="inflight-$(date +%s).bin"
+head -c 1500000 /dev/urandom > "$work/$inflight"
+sftp -q -b - -l 800 -P "$sftp_port" -i "$partner_key" -o StrictHostKeyChecking=no \
+  -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR "$partner@127.0.0.1" \
+  > "$work/inflight.log" 2>&1 <<SFTP &
+put $work/$inflight $inflight
+SFTP
+sftp_pid=$!
+sleep 5
 t1=$(date +%s%N)
 vm systemctl stop sluice
-echo "smoke.sh: systemctl stop took $((($(date +%s%N) - t1) / 1000000)) ms"
+echo "smoke.sh: systemctl stop with an upload in flight took $((($(date +%s%N) - t1) / 1000000)) ms"
+check "the upload in flight finished during the drain" wait "$sftp_pid"
 check "stop drains (exit 0, not killed)" vm '[ "$(systemctl show -P Result sluice)" = success ] && ! journalctl -u sluice --no-pager | grep -q -E "SIGKILL|Killing process"'
-vm "journalctl -u sluice -n 8 --no-pager -o short-monotonic" || true
+vm "journalctl -u sluice -n 12 --no-pager -o short-monotonic" || true
+# what was accepted before the stop is stored after the next start
+check "start again" vm systemctl start sluice
+stored=""
+for _ in $(seq 60); do
+  stored=$(vm "find /var/lib/sluice/objects -name '$inflight' -type f" || true)
+  [ -n "$stored" ] && break
+  sleep 1
+done
+check "the file uploaded during the drain is stored: ${stored:-none}" test -n "$stored"
+if [ -n "$stored" ]; then
+  check "its bytes match" cmp -s "$work/$inflight" <(vm cat "$stored")
+fi
 
 vm systemctl poweroff || true
 wait "$qemu_pid" || true
