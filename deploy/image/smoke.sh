@@ -10,7 +10,8 @@
 #   upload reaches the file:// store, the static address is configured by
 #   networkd, and `systemctl stop` drains: an upload in flight finishes, the
 #   unit ends with exit status 0 (no SIGKILL), and the file is stored after
-#   the next start.
+#   the next start; last, a supervisor stopped with SIGSTOP is killed by the
+#   watchdog and started again.
 #
 #   SMOKE_IMAGE=out/sluice-onprem-sluice-vm.qcow2 SMOKE_ADMIN_KEY=admin_key \
 #   SMOKE_PARTNER=example SMOKE_PARTNER_KEY=partner_key deploy/image/smoke.sh
@@ -146,6 +147,22 @@ check "the file uploaded during the drain is stored: ${stored:-none}" test -n "$
 if [ -n "$stored" ]; then
   check "its bytes match" cmp -s "$work/$inflight" <(vm cat "$stored")
 fi
+
+# the watchdog is armed: a supervisor that stops answering (SIGSTOP) is
+# killed after WatchdogSec and started again (Restart=on-failure)
+pid=$(vm systemctl show -P MainPID sluice)
+restarts=$(vm systemctl show -P NRestarts sluice)
+vm kill -STOP "$pid"
+echo "smoke.sh: supervisor $pid stopped with SIGSTOP; waiting for the watchdog"
+newpid=$pid
+for _ in $(seq 90); do
+  sleep 2
+  newpid=$(vm systemctl show -P MainPID sluice)
+  [ "$newpid" != "$pid" ] && [ "$newpid" != 0 ] && vm systemctl is-active -q sluice && break
+done
+vm "journalctl -u sluice --no-pager -o short-monotonic | grep -E 'Watchdog timeout|Killing|Scheduled restart|Started' | tail -n 4" || true
+check "a hung supervisor is killed by the watchdog" vm "journalctl -u sluice --no-pager | grep -q 'Watchdog timeout'"
+check "and started again (main process $pid -> $newpid, active)" vm "[ $newpid != $pid ] && [ \"\$(systemctl show -P NRestarts sluice)\" -gt $restarts ] && systemctl is-active -q sluice"
 
 vm systemctl poweroff || true
 wait "$qemu_pid" || true
