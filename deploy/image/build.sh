@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bakes the sluice .deb into a Debian 12 disk image with mkosi (>= 22, from
-# bookworm-backports): qcow2 for KVM, vmdk for VMware (both with a static
+# Bakes the sluice .deb into a Debian 12 disk image with mkosi 14 (Debian
+# 12's own: apt-get install mkosi): qcow2 for KVM, vmdk for VMware (both with a static
 # address through systemd-networkd), or raw for an AWS AMI (DHCP +
 # cloud-init; deploy/aws/ does the rest). See README.md here.
 #
@@ -24,6 +24,8 @@
 #   SLUICE_ADMIN_SSH_PORT  the admin sshd's port; the gateway owns 22 [2022]
 #   SLUICE_DISK_SIZE   root partition size [8G]
 #   SLUICE_OUT         where the image goes [./out]
+#   SLUICE_CACHE       a directory where mkosi keeps the downloaded packages
+#                      between builds [none]
 #
 #   build.sh --render-only DIR   renders the staging tree into DIR and stops
 #                                (no mkosi, no root; what the tests check)
@@ -66,11 +68,9 @@ subst() {
 
 stage=${render_only:-$(mktemp -d /var/tmp/sluice-image.XXXXXX)}
 mkdir -p "$stage"
-cp -r "$here/mkosi.conf" "$here/mkosi.postinst.chroot" "$here/extra" "$stage/"
-mkdir -p "$stage/mkosi.repart" "$stage/packages" "$stage/extra/etc/ssh/sshd_config.d" \
-  "$stage/extra/etc/systemd/network" "$stage/extra/etc/sluice"
-cp "$here/mkosi.repart/00-esp.conf" "$stage/mkosi.repart/"
-subst "ROOT_SIZE=$disk" < "$here/mkosi.repart/10-root.conf.in" > "$stage/mkosi.repart/10-root.conf"
+cp -r "$here/mkosi.conf" "$here/mkosi.postinst" "$here/extra" "$stage/"
+mkdir -p "$stage/extra/etc/ssh/sshd_config.d" "$stage/extra/etc/systemd/network" \
+  "$stage/extra/etc/sluice"
 subst "ADMIN_SSH_PORT=$port" < "$here/templates/sshd-admin-port.conf.in" \
   > "$stage/extra/etc/ssh/sshd_config.d/00-sluice-admin-port.conf"
 printf '%s\n' "$hostname" > "$stage/extra/etc/hostname"
@@ -118,18 +118,32 @@ fi
 if [ -z "${SLUICE_DEB:-}" ] || [ ! -f "$SLUICE_DEB" ]; then
   die "SLUICE_DEB must name the sluice .deb (cmake --build build --target package)"
 fi
-command -v mkosi >/dev/null || die "mkosi not found: apt-get install -t bookworm-backports mkosi"
+command -v mkosi >/dev/null || die "mkosi not found: apt-get install mkosi"
 command -v qemu-img >/dev/null || die "qemu-img not found: apt-get install qemu-utils"
-cp "$SLUICE_DEB" "$stage/packages/"
+mkosi_version=$(mkosi --version 2>/dev/null || true)
+[ "$mkosi_version" = "mkosi 14" ] || die "this recipe is for mkosi 14 (Debian 12's), not \"$mkosi_version\""
+[ "$(id -u)" -eq 0 ] || die "mkosi 14 needs root (loop devices, systemd-nspawn)"
+mkdir -p "$stage/extra/var/cache/sluice-image" "$stage/mkosi.output"
+cp "$SLUICE_DEB" "$stage/extra/var/cache/sluice-image/"
+# mkosi 14 installs only from repositories: sluice's dependencies go in
+# with the other packages (first alternative, no version), mkosi.postinst
+# then installs the .deb itself with dpkg -i.
+deps=$(dpkg-deb -f "$SLUICE_DEB" Depends | tr ',' '\n' | sed -e 's/|.*//' -e 's/(.*)//' -e 's/[[:space:]]//g' | grep -v '^$' | paste -sd, -)
+[ -n "$deps" ] || die "$SLUICE_DEB has no Depends: field"
 
-(cd "$stage" && mkosi --environment="SLUICE_TARGET=$target" --package="$extra_pkgs" -f build)
+cache=()
+if [ -n "${SLUICE_CACHE:-}" ]; then mkdir -p "$SLUICE_CACHE"; cache=(--cache="$SLUICE_CACHE"); fi
+(cd "$stage" && mkosi --environment="SLUICE_TARGET=$target" --package="$extra_pkgs,$deps" \
+  "${cache[@]}" -f build)
 out=${SLUICE_OUT:-$PWD/out}
 mkdir -p "$out"
-raw=$stage/mkosi.output/sluice-appliance.raw
+raw=$stage/sluice-appliance.raw
+"$here/assemble.sh" "$stage/mkosi.output/sluice-appliance" "$disk" "$raw"
 name="sluice-$target-$hostname"
 case $format in
-  raw) cp --sparse=always "$raw" "$out/$name.raw" ;;
+  raw) mv "$raw" "$out/$name.raw" ;;
   qcow2) qemu-img convert -f raw -O qcow2 "$raw" "$out/$name.qcow2" ;;
   vmdk) qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$raw" "$out/$name.vmdk" ;;
 esac
+rm -f "$raw"
 echo "build.sh: $out/$name.$format (staging tree: $stage)"

@@ -14,7 +14,7 @@ far as the build machine allows without network or a VM:
                   the configuration before starting the service; the IAM
                   policy never grants a delete; the example sluice.yaml
                   parses and passes `sluice check-config`.
-  deploy/image/   build.sh and mkosi.postinst.chroot are bash -n and
+  deploy/image/   build.sh, assemble.sh and mkosi.postinst are bash -n and
                   shellcheck clean (shellcheck when installed); build.sh
                   --render-only writes the networkd .network with the static
                   Address=, Gateway=, DNS= lines, and refuses port 22 for the
@@ -228,7 +228,7 @@ class TestCloudInit(unittest.TestCase):
 
 class TestImage(unittest.TestCase):
 
-    SCRIPTS = ("build.sh", "mkosi.postinst.chroot")
+    SCRIPTS = ("build.sh", "assemble.sh", "mkosi.postinst")
 
     def test_scripts_clean(self):
         for s in self.SCRIPTS:
@@ -267,7 +267,8 @@ class TestImage(unittest.TestCase):
             with open(os.path.join(d, "mkosi.conf")) as f:
                 conf = f.read()
             self.assertIn("Release=bookworm", conf)
-            self.assertRegex(conf, r"(?m)^\s+sluice$")
+            self.assertRegex(conf, r"(?m)^\s+linux-image-amd64$")
+            self.assertTrue(os.access(os.path.join(d, "mkosi.postinst"), os.X_OK))
             self.assertFalse(os.path.exists(os.path.join(d, "extra/etc/cloud")))
 
     def test_aws_variant(self):

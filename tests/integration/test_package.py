@@ -149,6 +149,8 @@ class TestPackage(unittest.TestCase):
             dirs = {l.split()[1]: l.split()[2:5] for l in f if l.startswith("d ")}
         self.assertEqual(dirs["/var/lib/sluice"], ["0710", "sluice", "sluice-session"])
         self.assertEqual(dirs["/var/log/sluice"], ["0750", "sluice", "sluice"])
+        # the shipped example's file:// store (the uploader writes there)
+        self.assertEqual(dirs["/var/lib/sluice/objects"], ["0750", "sluice", "sluice"])
         # operators outside the service group reach the control socket,
         # which the supervisor (no CAP_CHOWN) makes as the service user
         self.assertEqual(dirs["/run/sluice"], ["0755", "sluice", "sluice"])
