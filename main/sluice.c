@@ -1997,9 +1997,14 @@ cmd_admin(int argc, char **argv, const char *cfgpath, int verbose)
 					 * store credentials, never the gateway's */
 		mine[nmine++] = sent[nsent++] = argv[i];
 	}
+	/*
+	 * Without -c and without the default configuration there is no
+	 * gateway of ours to ask: a gateway of another configuration that
+	 * happens to answer at the default socket is not it.
+	 */
 	if (!local && control_find(control_cmds, NCONTROL_CMDS, nsent,
-	    sent) != NULL) {
-		(void)config_control_socket(cfgpath, sock, sizeof(sock));
+	    sent) != NULL && (config_control_socket(cfgpath, sock,
+	    sizeof(sock)) == 0 || named != NULL)) {
 		r = control_call(sock, nsent, sent, named, &status);
 		if (r != 0) {
 			rc = r == 1 ? status : 1;

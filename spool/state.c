@@ -473,7 +473,7 @@ release(struct state *st, sqlite3_stmt *s)
 			st->stmts[i].busy = 0;
 			return;
 		}
-	release(st, s);
+	sqlite3_finalize(s);
 }
 
 int
@@ -1678,7 +1678,7 @@ state_rcopy_next(struct state *st, int64_t now, struct rcopy *c)
 	c->len = (size_t)n;
 	rc = 1;
 out:
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1726,7 +1726,7 @@ state_rcopy_status(struct state *st, int64_t file_id)
 	step = sqlite3_step(s);
 	rc = step == SQLITE_ROW ? sqlite3_column_int(s, 0) : step ==
 	    SQLITE_DONE ? -2 : -1;
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
