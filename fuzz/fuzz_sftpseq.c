@@ -255,10 +255,10 @@ hook_complete(void *arg, const struct sftp_file_info *fi)
 
 static void
 hook_event(void *arg, const char *op, const char *path, const char *path2,
-    uint32_t status)
+    uint32_t status, const char *reason)
 {
 	volatile size_t n = strlen(op) + (path ? strlen(path) : 0) +
-	    (path2 ? strlen(path2) : 0);
+	    (path2 ? strlen(path2) : 0) + (reason ? strlen(reason) : 0);
 
 	(void)n;
 }

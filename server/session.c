@@ -664,7 +664,7 @@ sftp_status_name(uint32_t st)
 
 static void
 hook_event(void *arg, const char *op, const char *path, const char *path2,
-    uint32_t status)
+    uint32_t status, const char *reason)
 {
 	struct session *s = arg;
 	json_t *f;
@@ -682,6 +682,8 @@ hook_event(void *arg, const char *op, const char *path, const char *path2,
 	    "status", sftp_status_name(status));
 	if (f != NULL && path2 != NULL)
 		json_object_set_new(f, "path2", json_string(path2));
+	if (f != NULL && reason != NULL)
+		json_object_set_new(f, "reason", json_string(reason));
 	session_audit(s, status == 0 ? "sftp.op" : "sftp.denied", f);
 }
 

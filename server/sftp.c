@@ -368,6 +368,16 @@ send_errno(struct sftp *s, uint32_t id, int err, uint32_t *st)
 	send_status(s, id, *st, text);
 }
 
+/* The message errno_status gives err. */
+static const char *
+errno_text(int err)
+{
+	const char *text;
+
+	(void)errno_status(err, &text);
+	return text;
+}
+
 /* Escapes raw client bytes for the audit trail: printable ASCII as is,
  * anything else as \xHH; truncated to fit. */
 static void
@@ -413,15 +423,17 @@ event(struct sftp *s, const char *op, const struct cpath *a,
 	if (s->hooks.event == NULL || (!always && !refused))
 		return;
 	s->hooks.event(s->hooks.arg, op, event_path(a, ba, sizeof(ba)),
-	    event_path(b, bb, sizeof(bb)), st);
+	    event_path(b, bb, sizeof(bb)), st, NULL);
 }
 
 static void
 event_handle(struct sftp *s, const char *op, const struct handle *h,
-    uint32_t st)
+    uint32_t st, const char *why)
 {
 	if (s->hooks.event != NULL)
-		s->hooks.event(s->hooks.arg, op, h->path, NULL, st);
+		s->hooks.event(s->hooks.arg, op, h->path, NULL, st,
+		    st != SSH_FX_OK && st != SSH_FX_PERMISSION_DENIED ? why :
+		    NULL);
 }
 
 /* -------------------------------------------------------- permissions -- */
@@ -490,7 +502,7 @@ deny(struct sftp *s, uint32_t id, const char *op, int args, struct msg *m,
 		if (get_string(m, &hb, &hl) == 0)
 			h = handle_get(s, hb, hl);
 		s->hooks.event(s->hooks.arg, op, h != NULL ? h->path : NULL,
-		    NULL, SSH_FX_PERMISSION_DENIED);
+		    NULL, SSH_FX_PERMISSION_DENIED, NULL);
 		return;
 	}
 	if (args >= ARG_PATH && get_path(m, &a) == 0) {
@@ -1315,7 +1327,7 @@ h_close(struct sftp *s, uint32_t id, struct msg *m)
 	}
 	if (h->kind == H_FILE && h->writable) {
 		st = complete_file(s, h, &text, why, sizeof(why));
-		event_handle(s, "close", h, st);
+		event_handle(s, "close", h, st, text);
 	}
 	handle_report(s, h, 0);
 	handle_release(s, h);	/* releases the flock */
@@ -1343,7 +1355,7 @@ h_read(struct sftp *s, uint32_t id, struct msg *m)
 	if (!h->readable) {
 		send_status(s, id, SSH_FX_PERMISSION_DENIED,
 		    "handle not open for reading");
-		event_handle(s, "read", h, SSH_FX_PERMISSION_DENIED);
+		event_handle(s, "read", h, SSH_FX_PERMISSION_DENIED, NULL);
 		return 0;
 	}
 	if (off > INT64_MAX) {
@@ -1404,7 +1416,7 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	if (!h->writable) {
 		send_status(s, id, SSH_FX_PERMISSION_DENIED,
 		    "handle not open for writing");
-		event_handle(s, "write", h, SSH_FX_PERMISSION_DENIED);
+		event_handle(s, "write", h, SSH_FX_PERMISSION_DENIED, NULL);
 		return 0;
 	}
 	if (h->poison != POISON_NONE) {
@@ -1418,7 +1430,8 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off) {
 		h->failed = 1;	/* the client's bytes are not in the file */
 		send_status(s, id, SSH_FX_FAILURE, "offset out of range");
-		event_handle(s, "write", h, SSH_FX_FAILURE);
+		event_handle(s, "write", h, SSH_FX_FAILURE,
+		    "offset out of range");
 		return 0;
 	}
 	/*
@@ -1432,7 +1445,8 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		h->failed = 1;
 		send_status(s, id, SSH_FX_FAILURE, "write too far beyond the "
 		    "data sent so far; write the file in order");
-		event_handle(s, "write", h, SSH_FX_FAILURE);
+		event_handle(s, "write", h, SSH_FX_FAILURE, "write too far "
+		    "beyond the data sent so far");
 		return 0;
 	}
 	if (s->max_file_size > 0 && (int64_t)(off + len) > s->max_file_size)
@@ -1443,7 +1457,7 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		log_info("sftp: %s: %s", h->path, poison_text(s, h, why,
 		    sizeof(why)));
 		send_status(s, id, SSH_FX_FAILURE, why);
-		event_handle(s, "write", h, SSH_FX_FAILURE);
+		event_handle(s, "write", h, SSH_FX_FAILURE, why);
 		return 0;
 	}
 	for (done = 0; done < len; done += (size_t)n) {
@@ -1460,7 +1474,7 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 			h->failed = 1;	/* never reported complete */
 			log_warn("sftp: write %s", h->path);
 			send_errno(s, id, err, &st);
-			event_handle(s, "write", h, st);
+			event_handle(s, "write", h, st, errno_text(err));
 			return 0;
 		}
 	}
@@ -1657,7 +1671,7 @@ h_fsetstat(struct sftp *s, uint32_t id, struct msg *m)
 			code = errno_status(errno, &text);
 	}
 	send_status(s, id, code, text);
-	event_handle(s, "fsetstat", h, code);
+	event_handle(s, "fsetstat", h, code, text);
 	return 0;
 }
 
@@ -2118,7 +2132,7 @@ x_fsync(struct sftp *s, uint32_t id, struct msg *m)
 			h->failed = 1;
 		log_warn("sftp: fsync %s", h->path);
 		send_errno(s, id, err, &code);
-		event_handle(s, "fsync", h, code);
+		event_handle(s, "fsync", h, code, errno_text(err));
 		return 0;
 	}
 	send_status(s, id, SSH_FX_OK, NULL);

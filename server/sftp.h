@@ -94,11 +94,13 @@ struct sftp_hooks {
 	 * Every state-changing request and every refusal, for the audit trail:
 	 * op is e.g. "open", "remove", "rename", "mkdir", "rmdir", "setstat",
 	 * path2 is the rename target or NULL, status is the SSH_FX_* code sent.
-	 * Paths are normalised (or the raw client bytes, escaped, when they were
-	 * refused as invalid). May be NULL.
+	 * reason: for a failed write, close, fsync or fsetstat, the message
+	 * sent with the status (e.g. "not enough space on the gateway; try
+	 * later"), else NULL. Paths are normalised (or the raw client bytes,
+	 * escaped, when they were refused as invalid). May be NULL.
 	 */
 	void	(*event)(void *arg, const char *op, const char *path,
-		    const char *path2, uint32_t status);
+		    const char *path2, uint32_t status, const char *reason);
 	/*
 	 * Is this accepted (mode 0440) file, open read-only as fd, recorded as
 	 * received? 1 yes, 0 no,

@@ -45,6 +45,7 @@ struct env {
 	char		 ev_op[32];
 	char		 ev_path[PATH_MAX];
 	char		 ev_path2[PATH_MAX];
+	char		 ev_reason[256];
 	uint32_t	 ev_status;
 	int		 denials;		/* events with PERMISSION_DENIED */
 	int		 denials_seen;		/* ... checked by expect_denied */
@@ -80,11 +81,13 @@ hook_complete(void *arg, const struct sftp_file_info *fi)
 
 static void
 hook_event(void *arg, const char *op, const char *path, const char *path2,
-    uint32_t status)
+    uint32_t status, const char *reason)
 {
 	struct env *e = arg;
 
 	e->events++;
+	snprintf(e->ev_reason, sizeof(e->ev_reason), "%s", reason ? reason :
+	    "(null)");
 	snprintf(e->ev_op, sizeof(e->ev_op), "%s", op);
 	snprintf(e->ev_path, sizeof(e->ev_path), "%s", path ? path : "(null)");
 	snprintf(e->ev_path2, sizeof(e->ev_path2), "%s", path2 ? path2 : "(null)");
@@ -2252,8 +2255,13 @@ test_min_free_space(void **state)
 	expect_status_msg(e, id, SSH_FX_FAILURE,
 	    "not enough space on the gateway; try later");
 	assert_string_equal(e->ev_op, "write");
+	/* the audit record says why, not only "failure" */
+	assert_string_equal(e->ev_reason,
+	    "not enough space on the gateway; try later");
 	id = req_handle_only(e, SSH_FXP_CLOSE, &h);
 	expect_status_msg(e, id, SSH_FX_FAILURE, "not enough space");
+	assert_string_equal(e->ev_op, "close");
+	assert_non_null(strstr(e->ev_reason, "not enough space"));
 	assert_int_equal(e->hook_calls, 0);
 	assert_int_equal(mode_of(e, "f"), 0640);
 
