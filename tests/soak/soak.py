@@ -94,7 +94,7 @@ def fingerprint(home, uid):
 def is_asan(path):
     try:
         with open(path, "rb") as f:
-            return b"AddressSanitizer" in f.read()
+            return b"__asan_init" in f.read()
     except OSError:
         return False
 
