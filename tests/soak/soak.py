@@ -291,7 +291,7 @@ class Soak:
         self.floor = self.a.floor
         self.tmpfs = False
         if os.geteuid() == 0 and not self.a.no_tmpfs:
-            size = self.a.spool_size or max(256 * MiB, 4 * self.a.max_size + 128 * MiB)
+            size = self.a.spool_size or max(512 * MiB, 4 * self.a.max_size + 128 * MiB)
             r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0755" % size,
                                 "sluice-soak", self.spool], capture_output=True, text=True)
             if r.returncode == 0:
@@ -651,31 +651,41 @@ class Soak:
         if not self.tmpfs:
             return
         filler = os.path.join(self.spool, "filler")
-        st = os.statvfs(self.spool)
-        avail = st.f_bavail * st.f_frsize
-        want = avail - self.floor - 512 * KiB
-        if want <= 0:
-            return
-        with open(filler, "wb") as f:
-            chunk = b"\0" * MiB
-            left = want
+        f = open(filler, "wb")
+        chunk = b"\0" * MiB
+
+        def top_up():
+            # the uploader frees space as it stores files: keep the spool
+            # at 512 KiB above the floor for as long as the disk is "full"
+            st = os.statvfs(self.spool)
+            left = st.f_bavail * st.f_frsize - self.floor - 512 * KiB
             while left > 0:
                 n = min(left, len(chunk))
                 try:
                     f.write(chunk[:n])
+                    f.flush()
                 except OSError:
                     break
                 left -= n
+
+        def keep_full():
+            while self.disk_full.is_set():
+                top_up()
+                time.sleep(0.05)
+        top_up()
         self.disk_full.set()
+        keeper = threading.Thread(target=keep_full, daemon=True)
+        keeper.start()
         self.stats["disk_full"] += 1
         t0 = time.time()
         p, _ = self.local("probe", "probe-%d.bin" % self.stats["disk_full"], 4 * MiB)
         probe = "probe-%d.raw" % self.stats["disk_full"]
+        # far more than the 512 KiB left above the floor
         code, msg = sftp_raw_write(self.gw.port, "alpha", self.keys.get("alpha"), probe,
-                                   4 * MiB, timeout=120)
+                                   64 * MiB, timeout=120)
         self.note("alpha", probe, "", 0, "never", False)
         if code == SSH_FX_OK:
-            self.fail("a 4 MiB write on a spool at its floor was acknowledged")
+            self.fail("a 64 MiB write on a spool at its floor was acknowledged")
         elif code != SSH_FX_FAILURE or not re.search(r"space", msg, re.I):
             self.fail("the write refused at the floor: status %s %r, not SSH_FX_FAILURE "
                       "with a reason about space" % (code, msg))
@@ -684,8 +694,10 @@ class Soak:
             self.space_reasons.add(msg)
         self.disk_probe_times.append(t0)
         self.stop_chaos.wait(hold)
-        os.unlink(filler)
         self.disk_full.clear()
+        keeper.join(10)
+        f.close()
+        os.unlink(filler)
         # service resumes by itself
         t1 = time.monotonic()
 
@@ -1030,7 +1042,7 @@ def main():
     ap.add_argument("--floor", type=parse_size, default=32 * MiB,
                     help="server.min_free_space of the spool (default 32MiB)")
     ap.add_argument("--spool-size", type=parse_size, default=0,
-                    help="tmpfs size (default max(256MiB, 4 x max-size + 128MiB))")
+                    help="tmpfs size (default max(512MiB, 4 x max-size + 128MiB))")
     ap.add_argument("--drain", type=int, default=300, help="seconds to wait for the queue at the end")
     ap.add_argument("--quiet", type=int, default=15, help="quiet seconds before RSS/fds are measured")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "0")) or
