@@ -1436,7 +1436,8 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 	if (off > INT64_MAX || len > (uint64_t)INT64_MAX - off) {
 		h->failed = 1;	/* the client's bytes are not in the file */
 		send_status(s, id, SSH_FX_FAILURE, "offset out of range");
-		event_handle(s, "write", h, SSH_FX_FAILURE);
+		event_handle_why(s, "write", h, SSH_FX_FAILURE,
+		    "offset out of range");
 		return 0;
 	}
 	/*
@@ -1450,7 +1451,8 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		h->failed = 1;
 		send_status(s, id, SSH_FX_FAILURE, "write too far beyond the "
 		    "data sent so far; write the file in order");
-		event_handle(s, "write", h, SSH_FX_FAILURE);
+		event_handle_why(s, "write", h, SSH_FX_FAILURE,
+		    "write too far beyond the data sent so far");
 		return 0;
 	}
 	if (s->max_file_size > 0 && (int64_t)(off + len) > s->max_file_size)
@@ -1471,7 +1473,7 @@ h_write(struct sftp *s, uint32_t id, struct msg *m)
 		log_info("sftp: %s: %s", h->path, poison_text(s, h, why,
 		    sizeof(why)));
 		send_status(s, id, SSH_FX_FAILURE, why);
-		event_handle(s, "write", h, SSH_FX_FAILURE);
+		event_handle_why(s, "write", h, SSH_FX_FAILURE, why);
 		return 0;
 	}
 	for (done = 0; done < len; done += (size_t)n) {

@@ -99,7 +99,8 @@ struct sftp_hooks {
 	 * path2 is the rename target or NULL, status is the SSH_FX_* code sent.
 	 * Paths are normalised (or the raw client bytes, escaped, when they were
 	 * refused as invalid). reason: why it failed, for the audit trail
-	 * ("no space": the free-space floor or ENOSPC/EDQUOT), else NULL.
+	 * ("no space": the free-space floor or ENOSPC/EDQUOT; a refused write's
+	 * message, e.g. "file too large (limit N bytes)"), else NULL.
 	 * May be NULL.
 	 */
 	void	(*event)(void *arg, const char *op, const char *path,

@@ -193,7 +193,9 @@ class TestRoles(unittest.TestCase):
                                in H.tail(self.gw.log, 400), 5), self.gw.log_tail())
         self.assertIsNotNone(self.gw.wait_audit(
             lambda r: r.get("event") == "sftp.denied" and r.get("op") == "write" and
-            r.get("path") == "big.bin" and r.get("status") == "failure", timeout=5))
+            r.get("path") == "big.bin" and r.get("status") == "failure" and
+            r.get("reason") == "file too large (limit %d bytes)" % MAX_FILE, timeout=5),
+            "no sftp.denied with the reason for big.bin")
         p = os.path.join(self.gw.landing("drop"), "big.bin")
         if os.path.exists(p):
             self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o640, "kept as complete")
