@@ -1753,6 +1753,7 @@ roles_status(const struct config *cfg)
 	static char last[1024];
 	char text[1024], line[128], path[PATH_MAX];
 	size_t i;
+	int rc, saved;
 
 	text[0] = '\0';
 	for (i = 0; i < NPROCS; i++) {
@@ -1767,7 +1768,15 @@ roles_status(const struct config *cfg)
 	    xstrlcat(path, "/" METRICS_ROLES_FILE, sizeof(path)) >=
 	    sizeof(path))
 		return;
-	if (write_file_atomic(path, text, strlen(text), 0644) == -1)
+	/* run/ is the service user's: written with its file system ids */
+	if (sup_fs(&sup.users.service) == -1)
+		return;
+	rc = write_file_atomic(path, text, strlen(text), 0644);
+	saved = errno;
+	if (sup_fs(NULL) == -1)
+		fatalx("cannot switch the file system ids back to root's");
+	errno = saved;
+	if (rc == -1)
 		log_warn("cannot write %s", path);
 	else
 		xstrlcpy(last, text, sizeof(last));

@@ -96,7 +96,7 @@
 #define WALK_MAX_ENTRIES	200000
 #define VERIFY_JOBS		4		/* verifications at once (one a partner) */
 #define VERIFY_POLL_MS		50		/* the loop's pace while they run */
-#define INCOMING_GATHER_MS	3		/* a woken loop lets a burst land */
+#define INCOMING_GATHER_MS	10		/* a woken loop waits this quiet */
 #define INCOMING_GAP_MS		20		/* and passes under a stream this far apart */
 
 struct pass;
@@ -3184,7 +3184,7 @@ incoming_watch(const struct config *cfg)
 
 /*
  * Sleeps up to ms, or until a file lands in spool/incoming. A file after a
- * quiet spell goes in within INCOMING_GATHER_MS; under a stream of CLOSEs
+ * quiet spell goes in once incoming has been quiet for INCOMING_GATHER_MS; under a stream of CLOSEs
  * passes stay INCOMING_GAP_MS apart, so each pass's transactions and fsyncs
  * (state, audit) are shared by the files of that span, as the tick did.
  */
@@ -3194,7 +3194,7 @@ incoming_wait(int fd, int ms)
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	static int64_t last;
 	struct pollfd pfd;
-	int64_t wait;
+	int64_t wait, start;
 
 	if (fd == -1 || proc_quit) {
 		proc_sleep(ms);
@@ -3207,10 +3207,21 @@ incoming_wait(int fd, int ms)
 		return;		/* the time is up, or a signal */
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
+	/* let the burst land: until incoming is quiet for GATHER ms (a
+	 * session's file and its signatures come back to back), at most
+	 * VERIFY_POLL_MS, the old tick */
+	start = mono_ms();
+	for (;;) {
+		pfd.revents = 0;
+		if (poll(&pfd, 1, INCOMING_GATHER_MS) <= 0 ||
+		    mono_ms() - start >= VERIFY_POLL_MS)
+			break;
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+	}
 	wait = INCOMING_GAP_MS - (mono_ms() - last);
-	if (wait < INCOMING_GATHER_MS)
-		wait = INCOMING_GATHER_MS;
-	proc_sleep((int)wait);
+	if (wait > 0)
+		proc_sleep((int)wait);
 	last = mono_ms();
 }
 

@@ -53,19 +53,31 @@ trap cleanup EXIT
 fmt=raw
 case $image in *.qcow2) fmt=qcow2 ;; *.vmdk) fmt=vmdk ;; esac
 accel=${SMOKE_ACCEL:-}
+auto=0
 if [ -z "$accel" ]; then
   accel=tcg
-  if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=kvm; fi
+  if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=kvm auto=1; fi
 fi
-cpu=max
-[ "$accel" = kvm ] && cpu=host
-echo "smoke.sh: booting $image (accel $accel), serial console in $work/console.log"
-t0=$(date +%s)
-qemu-system-x86_64 -machine q35,accel="$accel" -cpu "$cpu" -smp 2 -m 2048 -bios "$ovmf" \
-  -drive file="$image",format="$fmt",if=virtio -snapshot \
-  -nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:"$ssh_port"-:"$admin_port",hostfwd=tcp:127.0.0.1:"$sftp_port"-:22 \
-  -display none -serial file:"$work/console.log" -monitor none &
-qemu_pid=$!
+boot() {
+  local cpu=max
+  [ "$accel" = kvm ] && cpu=host
+  echo "smoke.sh: booting $image (accel $accel), serial console in $work/console.log"
+  t0=$(date +%s)
+  qemu-system-x86_64 -machine q35,accel="$accel" -cpu "$cpu" -smp 2 -m 2048 -bios "$ovmf" \
+    -drive file="$image",format="$fmt",if=virtio -snapshot \
+    -nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:"$ssh_port"-:"$admin_port",hostfwd=tcp:127.0.0.1:"$sftp_port"-:22 \
+    -display none -serial file:"$work/console.log" -monitor none &
+  qemu_pid=$!
+}
+boot
+# /dev/kvm can be there and still refuse the guest (nested KVM that rejects
+# the CPU's MSRs): qemu then aborts at once; without SMOKE_ACCEL, emulate
+sleep 5
+if [ "$auto" = 1 ] && ! kill -0 "$qemu_pid" 2>/dev/null; then
+  echo "smoke.sh: KVM refused the guest; booting again with software emulation (tcg)"
+  accel=tcg
+  boot
+fi
 
 sshopts=(-i "$admin_key" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
   -o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR)

@@ -265,10 +265,12 @@ class VerifyConcurrency(unittest.TestCase):
         self.assertEqual(self.accepted("fast", "both.csv", 30)["signer"], self.fpr)
         # a good .sig does not excuse a bad .asc: the second is checked too
         data = os.urandom(2000)
-        self.put_files("fast", [("half.csv", data),
-                                ("half.csv.sig", self.sig(data, "--detach-sign")),
+        # the signatures first, so both are there when the data file is
+        # taken (a signature that lands after its file was accepted is late)
+        self.put_files("fast", [("half.csv.sig", self.sig(data, "--detach-sign")),
                                 ("half.csv.asc", self.sig(os.urandom(2000), "--armor",
-                                                          "--detach-sign"))])
+                                                          "--detach-sign")),
+                                ("half.csv", data)])
         self.assertIn("bad signature", self.rejected("fast", "half.csv")["reason"])
         self.assertFalse(self.is_accepted("fast", "half.csv"))
 
