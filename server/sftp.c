@@ -908,6 +908,96 @@ longname(const struct stat *st, const char *name, char *out, size_t len)
 
 /* ---------------------------------------------------------- handlers -- */
 
+/* OPEN for reading: the whole path beneath the root. */
+static int
+open_read(struct sftp *s, uint32_t id, struct cpath *cp)
+{
+	struct stat st;
+	struct handle *h;
+	const char *text = NULL;
+	uint32_t st_code = SSH_FX_FAILURE, idx;
+	int fd = -1;
+
+	if (!allowed(s, PERM_READ)) {
+		st_code = SSH_FX_PERMISSION_DENIED;
+		text = denied_text(PERM_READ);
+	} else if ((fd = open_beneath(s->rootfd, cp->norm, O_RDONLY |
+	    O_NOFOLLOW | O_NONBLOCK, 0)) == -1 || fstat(fd, &st) == -1)
+		st_code = errno_status(errno, &text);
+	else if (!S_ISREG(st.st_mode))
+		text = "not a regular file";
+	else if ((h = handle_new(s, H_FILE, cp->norm, &idx)) == NULL)
+		text = "too many open files";
+	else {
+		h->fd = fd;
+		h->readable = 1;
+		send_handle(s, id, idx);
+		event(s, "open", cp, NULL, SSH_FX_OK, 0);
+		return 0;
+	}
+	if (fd != -1)
+		close(fd);
+	send_status(s, id, st_code, text);
+	event(s, "open", cp, NULL, st_code, 0);
+	return 0;
+}
+
+enum replace { REPLACE_OK, REPLACE_RETRY, REPLACE_DENIED, REPLACE_BUSY,
+	REPLACE_ERRNO };
+
+/*
+ * OPEN with TRUNC of an accepted (read-only) file st named cp->base in
+ * pfd: removes it under its lock and creates a new one in *fd. Without
+ * the overwrite permission only a never-recorded file (left by a crash
+ * inside CLOSE) may be replaced. REPLACE_RETRY: it changed meanwhile, look
+ * again; REPLACE_ERRNO: errno says why.
+ */
+static enum replace
+replace_accepted(struct sftp *s, int pfd, const struct cpath *cp,
+    const struct stat *st, int *fd)
+{
+	struct stat st2;
+	int ofd, err, orphan_only;
+
+	orphan_only = !allowed(s, PERM_OVERWRITE);
+	if (orphan_only && (!allowed(s, PERM_UPLOAD) ||
+	    s->hooks.is_recorded == NULL))
+		return REPLACE_DENIED;
+	ofd = open_beneath(pfd, cp->base, O_RDONLY | O_NOFOLLOW |
+	    O_NONBLOCK, 0);
+	if (ofd == -1)
+		return errno == ENOENT ? REPLACE_RETRY : REPLACE_ERRNO;
+	/* a session still inside CLOSE holds the lock */
+	if (flock(ofd, LOCK_EX | LOCK_NB) == -1) {
+		err = errno;
+		close(ofd);
+		errno = err;
+		return err == EWOULDBLOCK ? REPLACE_BUSY : REPLACE_ERRNO;
+	}
+	if (fstat(ofd, &st2) == -1 || st2.st_ino != st->st_ino ||
+	    st2.st_dev != st->st_dev) {
+		close(ofd);
+		return REPLACE_RETRY;
+	}
+	if (orphan_only && s->hooks.is_recorded(s->hooks.arg, ofd,
+	    (int64_t)st2.st_dev, (int64_t)st2.st_ino) != 0) {
+		close(ofd);
+		return REPLACE_DENIED;
+	}
+	if (unlinkat(pfd, cp->base, 0) == -1 && errno != ENOENT) {
+		err = errno;
+		close(ofd);
+		errno = err;
+		return REPLACE_ERRNO;
+	}
+	close(ofd);
+	*fd = open_beneath(pfd, cp->base, O_RDWR | O_CREAT | O_EXCL |
+	    O_NOFOLLOW, 0640);
+	if (*fd == -1)
+		return errno == EEXIST ? REPLACE_RETRY : REPLACE_ERRNO;
+	return REPLACE_OK;
+}
+
 static int
 h_open(struct sftp *s, uint32_t id, struct msg *m)
 {
@@ -917,8 +1007,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	struct handle *h;
 	const char *text = NULL;
 	uint32_t pflags, st_code, idx;
-	int pfd = -1, fd = -1, ofd, try, trunc = 0, resume = 0, created = 0;
-	int wr, err, orphan_only = 0;
+	int pfd = -1, fd = -1, try, trunc = 0, resume = 0, created = 0;
+	int wr;
 	unsigned need = 0;
 
 	if (get_path(m, &cp) == -1 || get_u32(m, &pflags) == -1 ||
@@ -932,29 +1022,8 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 	if (s->nopen >= s->max_handles)
 		goto too_many;	/* before anything is created or truncated */
 
-	if (!wr) {
-		/* read-only: the whole path beneath the root */
-		if (!allowed(s, need = PERM_READ))
-			goto denied;
-		if ((fd = open_beneath(s->rootfd, cp.norm,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0)) == -1 ||
-		    fstat(fd, &st) == -1)
-			goto fail_errno;
-		if (!S_ISREG(st.st_mode)) {
-			st_code = SSH_FX_FAILURE;
-			text = "not a regular file";
-			goto done;
-		}
-		if ((h = handle_new(s, H_FILE, cp.norm, &idx)) == NULL)
-			goto too_many;
-		h->fd = fd;
-		h->readable = 1;
-		fd = -1;
-		send_handle(s, id, idx);
-		st_code = SSH_FX_OK;
-		event(s, "open", &cp, NULL, st_code, 0);
-		return 0;
-	}
+	if (!wr)
+		return open_read(s, id, &cp);
 
 	/* write: the parent directory, then the name in it */
 	if ((pfd = open_parent(s, &cp, O_RDONLY)) == -1)
@@ -1002,52 +1071,19 @@ h_open(struct sftp *s, uint32_t id, struct msg *m)
 				    "to replace";
 				goto done;
 			}
-			/* Without overwrite, only a never-recorded file (left
-			 * by a crash inside CLOSE) may be replaced; checked
-			 * below with the lock held. */
-			orphan_only = !allowed(s, PERM_OVERWRITE);
-			if (orphan_only && (!allowed(s, PERM_UPLOAD) ||
-			    s->hooks.is_recorded == NULL))
+			switch (replace_accepted(s, pfd, &cp, &st, &fd)) {
+			case REPLACE_RETRY:
+				continue;
+			case REPLACE_DENIED:
 				goto deny_overwrite;
-			ofd = open_beneath(pfd, cp.base, O_RDONLY | O_NOFOLLOW |
-			    O_NONBLOCK, 0);
-			if (ofd == -1 && errno == ENOENT)
-				continue;
-			if (ofd == -1)
+			case REPLACE_BUSY:
+				goto busy;
+			case REPLACE_ERRNO:
 				goto fail_errno;
-			/* a session still inside CLOSE holds the lock */
-			if (flock(ofd, LOCK_EX | LOCK_NB) == -1) {
-				err = errno;
-				close(ofd);
-				if (err == EWOULDBLOCK)
-					goto busy;
-				errno = err;
-				goto fail_errno;
+			default:
+				created = 1;
+				break;
 			}
-			if (fstat(ofd, &st2) == -1 || st2.st_ino != st.st_ino ||
-			    st2.st_dev != st.st_dev) {
-				close(ofd);
-				continue;
-			}
-			if (orphan_only && s->hooks.is_recorded(s->hooks.arg,
-			    ofd, (int64_t)st2.st_dev, (int64_t)st2.st_ino) != 0) {
-				close(ofd);
-				goto deny_overwrite;
-			}
-			if (unlinkat(pfd, cp.base, 0) == -1 && errno != ENOENT) {
-				err = errno;
-				close(ofd);
-				errno = err;
-				goto fail_errno;
-			}
-			close(ofd);
-			fd = open_beneath(pfd, cp.base, O_RDWR | O_CREAT |
-			    O_EXCL | O_NOFOLLOW, 0640);
-			if (fd == -1 && errno == EEXIST)
-				continue;
-			if (fd == -1)
-				goto fail_errno;
-			created = 1;
 			break;
 		}
 		/* incomplete: truncate or resume (one's own upload) */
