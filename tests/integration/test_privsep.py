@@ -302,7 +302,12 @@ class TestForbiddenSyscall(unittest.TestCase):
             self.assertNotEqual(r.rc, 0, "a session survived its forbidden system call")
         ok = H.poll(lambda: len(re.findall(r"died of signal 31", H.tail(gw.log, 500))) >= 2, 10)
         self.assertTrue(ok, "the listener did not log the SIGSYS\n%s" % gw.log_tail())
-        crashes = [r for r in H.read_audit(gw.audit_path) if r.get("event") == "session.crash"]
+        # the audit writer records asynchronously: wait for both records
+        # rather than reading the trail the instant the log shows the kill
+        def crashes():
+            return [r for r in H.read_audit(gw.audit_path) if r.get("event") == "session.crash"]
+        H.poll(lambda: len(crashes()) >= 2, 10)
+        crashes = crashes()
         self.assertEqual(len(crashes), 2, crashes)
         self.assertEqual(crashes[0].get("reason"), "sandbox violation")
         self.assertEqual(crashes[0].get("signal"), 31)
