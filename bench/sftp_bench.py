@@ -17,6 +17,14 @@ uploader work through the files while the client uploads, on the same 2
 cores and disk. --roles server runs only the SFTP server role (`sluice
 server`), the front door the issue's goal is about: every CLOSE is still
 hashed, fsynced and receipted; files wait in the spool for the intake.
+
+--workdir DIR puts the run's temp dir (both servers' data: OpenSSH's
+upload dir, sluice's state_dir and store) under DIR, e.g. a mounted file
+system to compare (bench/run's journal row). --only csmall sends
+--csmall-sessions x --csmall-files small files over concurrent sessions.
+--count-fsyncs runs both servers under strace and, after the reps, prints
+the fsyncs and fdatasyncs per small file by process name; strace slows the
+servers, so give it --reps 0 (bench/run does) and time in another run.
 """
 import argparse, errno, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -131,10 +139,59 @@ def run_batch(srv, lines, tmp):
     return dt
 
 
+def jbd2_info(path):
+    """/proc/fs/jbd2/DEV-N/info of the file system holding path, or None
+    (no journal: ext4 without one, tmpfs, ...)."""
+    d = os.stat(path).st_dev
+    try:
+        dev = os.path.basename(os.readlink("/sys/dev/block/%d:%d" % (os.major(d), os.minor(d))))
+        for n in os.listdir("/proc/fs/jbd2"):
+            if n.rsplit("-", 1)[0] == dev:
+                return os.path.join("/proc/fs/jbd2", n, "info")
+    except OSError:
+        pass
+    return None
+
+
+def jbd2_commits(info):
+    """Transactions the journal has committed so far (first line of info:
+    "N transactions (M requested), each up to B blocks")."""
+    if not info:
+        return None
+    try:
+        with open(info) as f:
+            return int(f.readline().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def traced(argv, out):
+    """argv under strace, counting fsync/fdatasync with the time and the
+    process name (-Y) of each call, for fsyncs_between()."""
+    if not out:
+        return argv
+    return ["strace", "-f", "-qq", "--seccomp-bpf", "-Y", "-ttt", "-e", "signal=none",
+            "-e", "trace=fsync,fdatasync", "-o", out] + argv
+
+
+def fsyncs_between(path, t0, t1):
+    """{process name: calls} of the fsync/fdatasync calls started in [t0, t1]."""
+    by = {}
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = re.match(r"^\d+<([^>]*)> ([\d.]+) (fsync|fdatasync)\(", line)
+                if m and t0 <= float(m.group(2)) <= t1:
+                    by[m.group(1)] = by.get(m.group(1), 0) + 1
+    except OSError:
+        pass
+    return by
+
+
 class OpenSSH:
     name = "openssh"
 
-    def __init__(self, tmp, key):
+    def __init__(self, tmp, key, strace=False):
         self.dir = os.path.join(tmp, "openssh")
         self.up = os.path.join(self.dir, "upload")
         os.makedirs(self.up)
@@ -161,7 +218,9 @@ Subsystem sftp internal-sftp
 ForceCommand internal-sftp -d %s
 """ % (self.port, hk, self.dir, ak, self.up))
         os.makedirs("/run/sshd", exist_ok=True)
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", cfg], stdin=subprocess.DEVNULL,
+        self.strace = os.path.join(self.dir, "strace.txt") if strace else None
+        self.proc = subprocess.Popen(traced(["/usr/sbin/sshd", "-D", "-e", "-f", cfg], self.strace),
+                                     stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.dir, "sshd.log"), "w"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
         wait_port(self.port, self.proc, "sshd")
@@ -171,6 +230,9 @@ ForceCommand internal-sftp -d %s
         for n in os.listdir(self.up):
             p = os.path.join(self.up, n)
             shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+
+    def settle(self):
+        pass
 
     def stop(self):
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -187,7 +249,7 @@ def _gone_ok(func, path, exc):
 class Sluice:
     name = "sluice"
 
-    def __init__(self, tmp, key, binary, extra, roles="serve"):
+    def __init__(self, tmp, key, binary, extra, roles="serve", strace=False):
         self.dir = os.path.join(tmp, "sluice")
         self.objects = os.path.join(self.dir, "objects")
         os.makedirs(self.objects)
@@ -220,7 +282,9 @@ partners:
             os.chown(self.objects, svc.pw_uid, svc.pw_gid)
         except KeyError:
             sys.exit("user sluice missing: run deploy/create-users.sh")
-        self.proc = subprocess.Popen([binary, roles, "-c", cfg], stdin=subprocess.DEVNULL,
+        self.strace = os.path.join(self.dir, "strace.txt") if strace else None
+        self.proc = subprocess.Popen(traced([binary, roles, "-c", cfg], self.strace),
+                                     stdin=subprocess.DEVNULL,
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
                                      cwd=self.dir, start_new_session=True)
         wait_port(self.port, self.proc, "sluice")
@@ -273,6 +337,46 @@ def small(srv, tmp, files, rep):
     srv.clean()
     lines = ["mkdir s%d" % rep] + ["put %s s%d/f%05d" % (p, rep, i) for i, p in enumerate(files)]
     return len(files) / run_batch(srv, lines, tmp)
+
+
+def csmall(srv, tmp, files, nsess, rep):
+    """len(files) small files spread over nsess concurrent sessions, each in
+    its own directory: files/s from the first start to the last exit."""
+    srv.clean()
+    per = len(files) // nsess
+    procs = []
+    t = time.monotonic()
+    for i in range(nsess):
+        b = os.path.join(tmp, "csb-%d.txt" % i)
+        with open(b, "w") as f:
+            f.write("mkdir cs%d-%d\n" % (rep, i))
+            for j, p in enumerate(files[i * per:(i + 1) * per]):
+                f.write("put %s cs%d-%d/f%05d\n" % (p, rep, i, j))
+        procs.append(subprocess.Popen(sftp_cmd(srv, b), stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    for p in procs:
+        p.wait()
+    dt = time.monotonic() - t
+    for p in procs:
+        if p.returncode != 0:
+            sys.exit("%s: concurrent small sftp failed: %s" % (srv.name, p.stderr.read()[-1000:]))
+    return per * nsess / dt
+
+
+def count_fsyncs(srv, tmp, files, nsess, rep):
+    """fsyncs per file while srv takes files (over nsess sessions) and, for
+    sluice, while its roles ship them: {process name: calls per file}."""
+    srv.clean()
+    t0 = time.time()
+    if nsess > 1:
+        csmall(srv, tmp, files, nsess, rep)
+    else:
+        small(srv, tmp, files, rep)
+    srv.settle()
+    time.sleep(1)  # the audit records of the last files
+    by = fsyncs_between(srv.strace, t0, time.time())
+    n = len(files) // nsess * nsess
+    return {k: v / n for k, v in by.items()}
 
 
 def connects(srv, tmp, n):
@@ -364,10 +468,22 @@ def main():
     ap.add_argument("--only", default="big,small,conc,connect,idle")
     ap.add_argument("--roles", choices=("serve", "server"), default="serve",
                     help="sluice serve (all roles) or sluice server (the SFTP role only)")
+    ap.add_argument("--workdir", default=None,
+                    help="make the run's temp dir (both servers' data) under DIR (default: $TMPDIR or /tmp)")
+    ap.add_argument("--csmall-sessions", type=int, default=8,
+                    help="--only csmall: concurrent sessions sharing the small files")
+    ap.add_argument("--csmall-files", type=int, default=250, help="--only csmall: files per session")
+    ap.add_argument("--rep-offset", type=int, default=0,
+                    help="number the reps from N (who goes first alternates with the number)")
+    ap.add_argument("--count-fsyncs", action="store_true",
+                    help="run both servers under strace; after the timed reps, count fsyncs per "
+                         "small file (one session and --csmall-sessions)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (sshd needs it)")
-    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    if a.count_fsyncs and not shutil.which("strace"):
+        sys.exit("--count-fsyncs: strace is not installed")
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-", dir=a.workdir)
     key = os.path.join(tmp, "id_bench")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     data = os.path.join(tmp, "data")
@@ -381,23 +497,44 @@ def main():
                 for _ in range(mib):
                     f.write(os.urandom(1 << 20))
     smalls = []
-    for i in range(a.small):
+    nsmall = a.small
+    if "csmall" in only:
+        nsmall = max(nsmall, a.csmall_sessions * a.csmall_files)
+    for i in range(nsmall):
         p = os.path.join(data, "s%05d" % i)
         with open(p, "wb") as f:
             f.write(os.urandom(16384))
         smalls.append(p)
-    servers = [OpenSSH(tmp, key), Sluice(tmp, key, os.path.abspath(a.sluice), a.sluice_extra,
-                                               a.roles)]
+    servers = [OpenSSH(tmp, key, a.count_fsyncs),
+               Sluice(tmp, key, os.path.abspath(a.sluice), a.sluice_extra, a.roles, a.count_fsyncs)]
+    conc_smalls = smalls[:a.csmall_sessions * a.csmall_files]
+    smalls = smalls[:a.small]
     res = {s.name: {} for s in servers}
     try:
-        for rep in range(a.reps):
+        # a journalled file system's commits per file (jbd2 shares one commit
+        # among the fsyncs that come while it runs: a group commit)
+        jinfo = jbd2_info(tmp)
+        for rep in range(a.rep_offset, a.rep_offset + a.reps):
             order = servers if rep % 2 == 0 else servers[::-1]  # alternate who goes first
             for srv in order:
                 r = res[srv.name]
                 if "big" in only:
                     r.setdefault("big", []).append(big(srv, tmp, big_f, rep))
                 if "small" in only:
+                    srv.clean()
+                    j0 = jbd2_commits(jinfo)
                     r.setdefault("small", []).append(small(srv, tmp, smalls, rep))
+                    if j0 is not None:
+                        r.setdefault("small_jtx", []).append(
+                            (jbd2_commits(jinfo) - j0) / max(len(smalls), 1))
+                if "csmall" in only:
+                    srv.clean()
+                    j0 = jbd2_commits(jinfo)
+                    r.setdefault("csmall", []).append(
+                        csmall(srv, tmp, conc_smalls, a.csmall_sessions, rep))
+                    if j0 is not None:
+                        r.setdefault("csmall_jtx", []).append(
+                            (jbd2_commits(jinfo) - j0) / max(len(conc_smalls), 1))
                 if "connect" in only:
                     r.setdefault("connect", []).append(connects(srv, tmp, a.connects))
                 if "conc" in only:
@@ -415,6 +552,17 @@ def main():
                 res[srv.name]["idle_nproc"] = [nproc]
                 res[srv.name]["idle_pss"] = [pss]
                 res[srv.name]["idle_uss"] = [uss]
+        if a.count_fsyncs:
+            for srv in servers:
+                for what, files, nsess in (("one session", smalls, 1),
+                                           ("%d sessions" % a.csmall_sessions, conc_smalls,
+                                            a.csmall_sessions)):
+                    if not files or ("csmall" not in only and nsess > 1):
+                        continue
+                    by = count_fsyncs(srv, tmp, files, nsess, a.rep_offset + a.reps + nsess)
+                    print("fsyncs per file %s %s: %.2f %s" % (
+                        srv.name, what, sum(by.values()),
+                        {k: round(v, 2) for k, v in sorted(by.items())}), flush=True)
     finally:
         for s in servers:
             s.stop()
@@ -429,6 +577,8 @@ def main():
         return v[len(v) // 2] if v else float("nan")
     rows = [("1 file of %d MiB: seconds (median of %d)" % (a.big_mib, a.reps), "big", "lower"),
             ("%d x 16 KiB: files/s" % a.small, "small", "higher"),
+            ("%d sessions x %d x 16 KiB: files/s" % (a.csmall_sessions, a.csmall_files), "csmall",
+             "higher"),
             ("%d sessions x %d MiB: seconds" % (a.conc, a.conc_mib), "conc", "lower"),
             ("%d sessions one after another: sessions/s" % a.connects, "connect", "higher"),
             ("  peak RSS per session, KiB", "conc_rss", "lower"),
@@ -445,7 +595,8 @@ def main():
         print("%-44s %12.2f %12.2f %12.2f %s" % (label, o, s, ratio, "(%s is better)" % better if better else ""))
     # The machine's speed drifts (a shared VM): the ratio within each rep,
     # whose two runs were back to back, is steadier than a ratio of medians.
-    for k, label in (("small", "files/s"), ("big", "seconds"), ("connect", "sessions/s")):
+    for k, label in (("small", "files/s"), ("csmall", "files/s"), ("big", "seconds"),
+                     ("connect", "sessions/s")):
         o, sl = res["openssh"].get(k, []), res["sluice"].get(k, [])
         if len(o) == len(sl) and len(o) > 1:
             pr = sorted(x / y for x, y in zip(sl, o))
@@ -454,6 +605,8 @@ def main():
     if "big" in only:
         print("\nthroughput 1 file: openssh %.0f MiB/s, sluice %.0f MiB/s"
               % (a.big_mib / med("openssh", "big"), a.big_mib / med("sluice", "big")))
+    if jinfo:
+        print("journal: %s" % jinfo)
     print("work dir (logs):", tmp)
 
 
