@@ -518,6 +518,11 @@ def main():
             order = servers if rep % 2 == 0 else servers[::-1]  # alternate who goes first
             for srv in order:
                 r = res[srv.name]
+                # sluice's roles finish the last phase's files (hash, copy,
+                # fsync, audit) before the other server's phase starts, not
+                # during it: untimed, as each phase's own wait
+                for x in servers:
+                    x.settle()
                 if "big" in only:
                     r.setdefault("big", []).append(big(srv, tmp, big_f, rep))
                 if "small" in only:
