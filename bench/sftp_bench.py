@@ -352,14 +352,19 @@ def csmall(srv, tmp, files, nsess, rep):
             f.write("mkdir cs%d-%d\n" % (rep, i))
             for j, p in enumerate(files[i * per:(i + 1) * per]):
                 f.write("put %s cs%d-%d/f%05d\n" % (p, rep, i, j))
-        procs.append(subprocess.Popen(sftp_cmd(srv, b), stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    for p in procs:
+        # stderr to a file: a pipe nobody reads until the end could fill
+        err = open(b + ".err", "w+")
+        procs.append((subprocess.Popen(sftp_cmd(srv, b), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=err), err))
+    for p, _ in procs:
         p.wait()
     dt = time.monotonic() - t
-    for p in procs:
+    for p, err in procs:
+        err.seek(0)
+        msg = err.read()
+        err.close()
         if p.returncode != 0:
-            sys.exit("%s: concurrent small sftp failed: %s" % (srv.name, p.stderr.read()[-1000:]))
+            sys.exit("%s: concurrent small sftp failed: %s" % (srv.name, msg[-1000:]))
     return per * nsess / dt
 
 
