@@ -126,6 +126,7 @@ class TestPackage(unittest.TestCase):
             files[parts[-1].lstrip(".")] = (parts[0], parts[1])
         want = {
             "/usr/bin/sluice": "-rwxr-xr-x",
+            "/usr/libexec/sluice/sluice-session": "-rwxr-xr-x",
             "/lib/systemd/system/sluice.service": "-rw-r--r--",
             "/usr/lib/sysusers.d/sluice.conf": "-rw-r--r--",
             "/usr/lib/tmpfiles.d/sluice.conf": "-rw-r--r--",

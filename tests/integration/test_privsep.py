@@ -187,6 +187,17 @@ class TestPrivsep(unittest.TestCase):
         self.assertFalse([e for e in env if e.startswith(b"AWS_")], "AWS_* in a session: %r" % env)
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             self.assertIn(b"__session", f.read(), "the session was not re-exec'd")
+        # its own program, beside the gateway's, without the roles' libraries
+        exe = os.readlink("/proc/%d/exe" % pid)
+        self.assertEqual(exe, os.path.join(os.path.dirname(os.path.realpath(H.SLUICE_BIN)),
+                                           "sluice-session"))
+        with open("/proc/%d/maps" % pid) as f:
+            libs = {os.path.basename(line.split()[-1]) for line in f if ".so" in line}
+        for lib in ("libcurl", "libgpgme", "libsqlite3", "libyaml", "libmicrohttpd",
+                    "libsystemd", "libcrypt.so"):
+            self.assertFalse([m for m in libs if m.startswith(lib)],
+                             "%s mapped in a session: %s" % (lib, sorted(libs)))
+        self.assertTrue([m for m in libs if m.startswith("libssh.so")], sorted(libs))
 
     def test_session_memory_holds_no_password_hash(self):
         pid = self.open_session()
