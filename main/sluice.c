@@ -921,9 +921,10 @@ session_exe_open(void)
 			return fd;
 		close(fd);
 	}
-	log_warnx("no session program: %s and %s are missing (or not "
-	    "executable files); install the sluice package again, or build "
-	    "the sluice-session target beside sluice", paths[0], paths[1]);
+	log_warnx("no session program: neither %s nor %s is an executable "
+	    "file; reinstall the sluice package, or in a build tree run "
+	    "cmake --build (it makes sluice-session beside sluice)",
+	    paths[0], paths[1]);
 	return -1;
 }
 
