@@ -98,9 +98,32 @@ def pss_uss_kib(pid):
     return pss, uss
 
 
+def by_mapping_kib(pid, into):
+    """Adds pid's RSS and private (USS) KiB by what is mapped to into:
+    {name: [rss, uss]}, name a file's basename (a library, the program) or
+    [heap], [stack], [anon] ... (/proc/PID/smaps)."""
+    name = None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                parts = line.split()
+                if not parts:
+                    continue
+                if not parts[0].endswith(":"):  # a mapping's first line
+                    name = os.path.basename(parts[5]) if len(parts) > 5 else "[anon]"
+                    into.setdefault(name, [0, 0])
+                elif parts[0] == "Rss:":
+                    into[name][0] += int(parts[1])
+                elif parts[0] in ("Private_Clean:", "Private_Dirty:"):
+                    into[name][1] += int(parts[1])
+    except (OSError, IndexError, KeyError, ValueError):
+        pass
+
+
 class Sampler:
     """Peak of (sum of RSS of the server's new descendants) during a phase;
-    with shares=True also the sums of their PSS and USS at that peak."""
+    with shares=True also the sums of their PSS and USS at that peak, and
+    of their RSS and USS by mapping (by_mapping_kib)."""
     def __init__(self, root, shares=False):
         self.root = root
         self.base = set(descendants(root))
@@ -108,6 +131,7 @@ class Sampler:
         self.peak_n = 0
         self.shares = shares
         self.pss = self.uss = 0
+        self.maps = {}
 
     def sample(self):
         new = [p for p in descendants(self.root) if p not in self.base]
@@ -118,6 +142,9 @@ class Sampler:
                 pu = [pss_uss_kib(p) for p in new]
                 self.pss = sum(x[0] for x in pu)
                 self.uss = sum(x[1] for x in pu)
+                self.maps = {}
+                for p in new:
+                    by_mapping_kib(p, self.maps)
 
 
 def sftp_cmd(srv, batch):
@@ -455,7 +482,8 @@ def idle(srv, n):
         p.stdin.close()
     for p in procs:
         p.wait(30)
-    return ok, s.peak / max(ok, 1), s.peak_n, s.pss / max(ok, 1), s.uss / max(ok, 1)
+    per = {k: [v[0] / max(ok, 1), v[1] / max(ok, 1)] for k, v in s.maps.items()}
+    return ok, s.peak / max(ok, 1), s.peak_n, s.pss / max(ok, 1), s.uss / max(ok, 1), per
 
 
 def main():
@@ -556,7 +584,8 @@ def main():
         if "idle" in only:
             for srv in servers:
                 srv.clean()
-                ok, rss, nproc, pss, uss = idle(srv, a.idle)
+                ok, rss, nproc, pss, uss, maps = idle(srv, a.idle)
+                res[srv.name]["idle_maps"] = maps
                 res[srv.name]["idle_ok"] = [ok]
                 res[srv.name]["idle_rss"] = [rss]
                 res[srv.name]["idle_nproc"] = [nproc]
@@ -617,6 +646,15 @@ def main():
               % (a.big_mib / med("openssh", "big"), a.big_mib / med("sluice", "big")))
     if jinfo:
         print("journal: %s" % jinfo)
+    # what an idle session's memory is: per session, RSS and USS by mapping
+    for name in ("openssh", "sluice"):
+        maps = res[name].get("idle_maps")
+        if maps:
+            libs = sorted(k for k in maps if ".so" in k)
+            print("idle session memory by mapping, %s (KiB per session: rss/uss; %d libraries "
+                  "mapped): %s" % (name, len(libs), ", ".join(
+                      "%s %.0f/%.0f" % (k, v[0], v[1])
+                      for k, v in sorted(maps.items(), key=lambda kv: -kv[1][1]) if v[0] or v[1])))
     print("work dir (logs):", tmp)
 
 

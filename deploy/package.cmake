@@ -6,7 +6,10 @@
 # Absolute destinations are the package's own paths (Debian 12 layout); a
 # plain `cmake --install` puts them there too.
 
-install(TARGETS sluice RUNTIME DESTINATION bin)
+install(TARGETS sluice RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# the SFTP session program: `sluice serve` looks for it beside itself, then
+# in ../libexec/sluice (CMakeLists.txt: SLUICE_SESSION_DIR)
+install(TARGETS sluice-session RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/sluice)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/sluice.service
   DESTINATION /lib/systemd/system)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/sysusers.d/sluice.conf

@@ -66,7 +66,7 @@ static struct {
 	int			 controlfd;	/* control.socket (control.h) */
 	int			 spawnfd[2];	/* [0] supervisor, [1] listener */
 	int			 sessioncfg;	/* sealed memfd (policy/sessioncfg.h) */
-	int			 exefd;		/* this binary, to re-exec sessions */
+	int			 exefd;		/* sluice-session, to exec sessions */
 	int			 verbose;
 	int			 restricted;	/* no file capabilities: state_dir
 						 * is `sluice prepare`'s work */
@@ -248,7 +248,7 @@ struct proc {
  * The roles, in start order (stopped in reverse: the audit writer last, so
  * every other role's final records are written). The session, one process
  * per connection, is not restarted and has no row: it runs as the session
- * user, re-exec'd (server_main/session_main), holding the host keys and,
+ * user, exec'd as sluice-session (session_main), holding the host keys and,
  * after login, one partner's landing directory; it talks to the listener
  * (guard.h, monitor.h) and the audit writer.
  */
@@ -885,6 +885,49 @@ done:
 	return rc;
 }
 
+/*
+ * The session program, opened once (O_PATH) like the configuration, so a
+ * file replaced on disk later (an upgrade) does not change running
+ * sessions: sluice-session beside this binary (the build tree), else in
+ * its libexec directory (the package: /usr/bin/sluice,
+ * /usr/libexec/sluice/sluice-session). Its fd, or -1 (logged).
+ */
+static int
+session_exe_open(void)
+{
+	char self[PATH_MAX], paths[2][PATH_MAX], *slash;
+	struct stat sb;
+	ssize_t n;
+	int i, fd;
+
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0) {
+		log_warn("/proc/self/exe");
+		return -1;
+	}
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) != NULL)
+		*slash = '\0';
+	if (xsnprintf(paths[0], sizeof(paths[0]), "%s/sluice-session",
+	    self) == -1 || xsnprintf(paths[1], sizeof(paths[1]),
+	    "%s/%s/sluice-session", self, SLUICE_SESSION_DIR) == -1) {
+		log_warnx("%s: path too long", self);
+		return -1;
+	}
+	for (i = 0; i < 2; i++) {
+		if ((fd = open(paths[i], O_PATH | O_CLOEXEC)) == -1)
+			continue;
+		if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    (sb.st_mode & 0111) != 0)
+			return fd;
+		close(fd);
+	}
+	log_warnx("no session program: neither %s nor %s is an executable "
+	    "file; reinstall the sluice package, or in a build tree run "
+	    "cmake --build (it makes sluice-session beside sluice)",
+	    paths[0], paths[1]);
+	return -1;
+}
+
 /* What `serve` and `server` set up as root before the first role
  * (`server` runs no control role). */
 static int
@@ -926,10 +969,8 @@ serve_setup(const struct config *cfg, int only_server)
 		log_warn("socketpair");
 		return -1;
 	}
-	if ((sup.exefd = open("/proc/self/exe", O_PATH | O_CLOEXEC)) == -1) {
-		log_warn("/proc/self/exe");
+	if ((sup.exefd = session_exe_open()) == -1)
 		return -1;
-	}
 	return 0;
 }
 
@@ -2042,9 +2083,6 @@ main(int argc, char **argv)
 	int ch, verbose = 0, rc;
 	size_t i;
 
-	/* A session, re-exec'd by the supervisor (never run by hand). */
-	if (argc >= 2 && strcmp(argv[1], "__session") == 0)
-		session_main(argc > 2 && strcmp(argv[2], "-v") == 0);
 	/* Files sluice creates are its own unless made otherwise. */
 	umask(077);
 	/* Options may come before or after the command. */

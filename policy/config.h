@@ -307,6 +307,8 @@ struct config {
  */
 int config_load(const char *path, struct config **cfgp, FILE *err);
 void config_free(struct config *);
+/* Frees the n strings of v and v (a string list of the config). */
+void config_strv_free(char **v, size_t n);
 
 /*
  * control.socket of the configuration at path, without loading (or

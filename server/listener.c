@@ -1,9 +1,9 @@
 /*
  * listener.c - the listener role (the monitor), running as the service
  * user: accepts connections on the socket the supervisor bound, and has the
- * supervisor start one re-exec'd session process per connection (a crash or
- * hang in one partner's session touches no other; the session runs as the
- * session user and never sees a password hash).
+ * supervisor start one session process (sluice-session) per connection
+ * (a crash or hang in one partner's session touches no other; the session
+ * runs as the session user and never sees a password hash).
  *
  * It is the one process that sees every connection from accept to exit, so
  * it enforces the connection limits and bans (server/guard.h): a connection

@@ -2,7 +2,7 @@
  * server.h - the network-facing roles: the listener (service user: accepts
  * connections, applies the connection guard, answers the sessions' password
  * and database questions, has the supervisor start one session per
- * connection) and the session (session user, re-exec'd and sandboxed:
+ * connection) and the session (session user, exec'd and sandboxed:
  * libssh transport, authentication, then sluice's SFTP engine over the
  * channel). Neither ever holds S3 credentials or PGP secret keys; only the
  * listener holds password hashes. Host keys and the algorithm policy:
@@ -45,11 +45,12 @@ int server_run(const struct config *cfg, int listenfd, int supfd);
 const char *server_algo(const struct server_config *sc, int i);
 
 /*
- * The session process, re-exec'd by the supervisor for one connection
- * (`sluice __session`), already running as the session user: fd 3 is the
- * client's socket, fd 4 its socketpair with the listener (server/guard.h,
- * server/monitor.h), fd 5 a sealed memfd holding its configuration
- * (policy/sessioncfg.h). verbose: debug logging. Never returns.
+ * The session process, exec'd by the supervisor for one connection
+ * (`sluice-session __session`, main/sluice-session.c), already running
+ * as the session user: fd 3 is the client's socket, fd 4 its socketpair
+ * with the listener (server/guard.h, server/monitor.h), fd 5 a sealed
+ * memfd holding its configuration (policy/sessioncfg.h). verbose: debug
+ * logging. Never returns.
  */
 #define SESSION_FD_CLIENT	3
 #define SESSION_FD_LISTENER	4

@@ -2,13 +2,14 @@
  * session.c - one partner connection, in its own process: SSH key exchange
  * and authentication with libssh, then sluice's SFTP engine over the channel.
  *
- * Everything a client sends is hostile. The process is re-exec'd by the
- * supervisor for each connection and already runs as the session user with
- * no_new_privs, a cleared environment and only the configuration a session
- * needs (policy/sessioncfg.h: no password hashes, no store, no keys but the
- * host keys). Before authentication it holds the host keys (inside libssh)
- * and its sockets; after it, one partner's landing directory and the
- * spool/incoming directory it hands files over in. It cannot write the
+ * Everything a client sends is hostile. The process (sluice-session) is
+ * exec'd by the supervisor for each connection and already runs as the
+ * session user with no_new_privs, a cleared environment and only the
+ * configuration a session needs (policy/sessioncfg.h: no password hashes,
+ * no store, no keys but the host keys). Before authentication it holds the
+ * host keys (inside libssh) and its sockets; after it, one partner's
+ * landing directory and the spool/incoming directory it hands files over
+ * in. It cannot write the
  * state database or the audit trail: records go to the audit writer, and
  * questions that need the database or a password hash to the listener
  * (server/monitor.h).

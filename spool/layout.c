@@ -13,8 +13,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "policy/config.h"
+#include "policy/path.h"
 #include "spool/layout.h"
-#include "spool/state.h"
 
 /* One row per enum spool_dir, in its order. */
 static const struct {
@@ -374,4 +374,49 @@ spool_receipts_path(const struct config *cfg, const struct partner *p,
 		return -1;
 	}
 	return 0;
+}
+
+int
+spool_fid_ok(const char *fid)
+{
+	size_t i;
+
+	if (fid == NULL)
+		return 0;
+	for (i = 0; i < 32; i++)
+		if (!((fid[i] >= '0' && fid[i] <= '9') ||
+		    (fid[i] >= 'a' && fid[i] <= 'f')))
+			return 0;
+	return fid[32] == '\0';
+}
+
+int
+spool_partner_ok(const char *name)
+{
+	size_t i;
+
+	if (name == NULL || !((name[0] >= 'a' && name[0] <= 'z') ||
+	    (name[0] >= '0' && name[0] <= '9')))
+		return 0;
+	for (i = 1; name[i] != '\0'; i++)
+		if (i >= 64 || !((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '.' ||
+		    name[i] == '_' || name[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int
+spool_relpath_ok(const char *path)
+{
+	char norm[4096];
+	size_t len;
+
+	if (path == NULL || (len = strlen(path)) == 0 || len >= sizeof(norm) ||
+	    path[0] == '/')
+		return 0;
+	/* the SFTP engine's own rule: what it would have stored */
+	if (path_normalize(path, len, 0, norm, sizeof(norm)) != 0)
+		return 0;
+	return strcmp(norm, path) == 0 && strcmp(norm, ".") != 0;
 }

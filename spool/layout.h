@@ -182,4 +182,22 @@ int spool_own(const struct config *cfg, const struct spool_owners *o);
 int spool_receipts_path(const struct config *cfg, const struct partner *p,
     char *out, size_t outlen);
 
+/*
+ * Names that come from a session (a receipt, a database row) are checked
+ * before any path is built from them; a session may be compromised.
+ * spool_fid_ok: exactly what random_id() makes, 32 lower-case hex digits.
+ * spool_partner_ok: a partner name as the config allows one (1 to 64 of
+ * a-z 0-9 . _ -, starting with a-z or 0-9): never "", ".", "..", "/", a
+ * control character, nor a name starting with '_' (quarantine/_forged,
+ * quarantine/_unrecorded are the spool's own).
+ * spool_relpath_ok: a partner path as the SFTP engine stores it: relative,
+ * already normalised (no "", ".", ".." component, no leading or trailing
+ * '/', no "//"), no control character or backslash, valid UTF-8,
+ * components of at most 255 bytes, under 4096 bytes in all.
+ * Each returns 1 if the name is good, 0 if not.
+ */
+int spool_fid_ok(const char *fid);
+int spool_partner_ok(const char *name);
+int spool_relpath_ok(const char *path);
+
 #endif

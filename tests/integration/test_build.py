@@ -1,5 +1,6 @@
 """
-Build hardening of the shipped binary (issue 10), read with readelf:
+Build hardening of the shipped binaries, sluice and sluice-session (issue 10),
+read with readelf (and sluice-session's library list: only what a session uses):
 
   - a position-independent executable (ELF type DYN, FLAGS_1 PIE), so ASLR
     moves the binary's own code and data too;
@@ -27,34 +28,35 @@ REPO = os.environ.get("SLUICE_SRCDIR") or os.path.normpath(os.path.join(HERE, ".
 SLUICE_BIN = os.environ.get("SLUICE_BIN") or os.path.join(REPO, "build", "sluice")
 
 
-def readelf(*args):
-    r = subprocess.run(["readelf", "--wide"] + list(args) + [SLUICE_BIN],
+def readelf(path, *args):
+    r = subprocess.run(["readelf", "--wide"] + list(args) + [path],
                        capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
-        raise AssertionError("readelf %s %s failed: %s" % (" ".join(args), SLUICE_BIN, r.stderr))
+        raise AssertionError("readelf %s %s failed: %s" % (" ".join(args), path, r.stderr))
     return r.stdout
 
 
 class TestHardenedBinary(unittest.TestCase):
+    BIN = SLUICE_BIN
 
     @classmethod
     def setUpClass(cls):
         if shutil.which("readelf") is None:
             raise AssertionError("readelf not found: install binutils")
-        if not (os.path.isfile(SLUICE_BIN) and os.access(SLUICE_BIN, os.X_OK)):
-            raise AssertionError("build/sluice not found: run cmake --build build "
-                                 "(looked for %s)" % SLUICE_BIN)
-        cls.header = readelf("--file-header")
-        cls.segments = readelf("--program-headers")
-        cls.dynamic = readelf("--dynamic")
-        cls.dynsyms = readelf("--dyn-syms")
+        if not (os.path.isfile(cls.BIN) and os.access(cls.BIN, os.X_OK)):
+            raise AssertionError("%s not found: run cmake --build build "
+                                 "(looked for %s)" % (os.path.basename(cls.BIN), cls.BIN))
+        cls.header = readelf(cls.BIN, "--file-header")
+        cls.segments = readelf(cls.BIN, "--program-headers")
+        cls.dynamic = readelf(cls.BIN, "--dynamic")
+        cls.dynsyms = readelf(cls.BIN, "--dyn-syms")
 
     def test_pie(self):
         m = re.search(r"^\s*Type:\s+(\S+)", self.header, re.M)
         self.assertIsNotNone(m, self.header)
         self.assertEqual(m.group(1), "DYN",
                          "%s is not position-independent (ELF type %s; build with "
-                         "-fPIE -pie)" % (SLUICE_BIN, m.group(1)))
+                         "-fPIE -pie)" % (self.BIN, m.group(1)))
         self.assertRegex(self.dynamic, r"\(FLAGS_1\)\s+Flags:.*\bPIE\b",
                          "no PIE in FLAGS_1: a shared object, not a PIE executable")
 
@@ -90,6 +92,21 @@ class TestHardenedBinary(unittest.TestCase):
     def test_stack_protector(self):
         self.assertRegex(self.dynsyms, r"\b__stack_chk_fail\b",
                          "no __stack_chk_fail: built without -fstack-protector-strong")
+
+
+class TestHardenedSession(TestHardenedBinary):
+    """The session program the supervisor runs per connection: as hardened,
+    and linking only what a session uses (the roles' libraries would cost
+    every idle session their relocated data)."""
+    BIN = os.path.join(os.path.dirname(SLUICE_BIN), "sluice-session")
+
+    def test_needed(self):
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", self.dynamic)
+        names = {n.split(".so")[0] for n in needed}
+        names -= {"libasan", "libubsan", "libstdc++", "libgcc_s", "libm"}   # a sanitizer build
+        self.assertEqual(names, {"libssh", "libcrypto", "libjansson", "libseccomp", "libc"},
+                         "%s links %s (CMakeLists.txt: --as-needed; keep the YAML loader, "
+                         "SQLite, crypt(3) ... out of the session's objects)" % (self.BIN, needed))
 
 
 if __name__ == "__main__":

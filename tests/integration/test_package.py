@@ -8,7 +8,8 @@ test_package.py - the Debian package and the systemd service (issue 12,
     /etc/sluice/sluice.yaml, the maintainer scripts;
   - `dpkg-deb -c`: every file in its place with its mode;
   - unpacked into a throwaway root (`dpkg -x`), its sluice passes
-    `check-config` on the shipped example;
+    `check-config` on the shipped example, and serves an upload with its
+    sessions run from /usr/libexec/sluice/sluice-session;
   - `systemd-analyze verify` on the unit, and `systemd-analyze security`
     no worse than the figure docs/operator-guide.md records;
   - both man pages render without a warning (`man --warnings -l`);
@@ -126,6 +127,7 @@ class TestPackage(unittest.TestCase):
             files[parts[-1].lstrip(".")] = (parts[0], parts[1])
         want = {
             "/usr/bin/sluice": "-rwxr-xr-x",
+            "/usr/libexec/sluice/sluice-session": "-rwxr-xr-x",
             "/lib/systemd/system/sluice.service": "-rw-r--r--",
             "/usr/lib/sysusers.d/sluice.conf": "-rw-r--r--",
             "/usr/lib/tmpfiles.d/sluice.conf": "-rw-r--r--",
@@ -140,6 +142,30 @@ class TestPackage(unittest.TestCase):
         # nothing of the build tree, the state or the trail is shipped
         for path in files:
             self.assertFalse(path.startswith(("/var/", "/run/", "/tmp/", "/root/")), path)
+
+    def test_packaged_sessions(self):
+        """The installed layout: /usr/bin/sluice, with nothing beside it,
+        runs its sessions from /usr/libexec/sluice/sluice-session."""
+        need("sftp")
+        sluice = os.path.join(self.root, "usr/bin/sluice")
+        self.assertFalse(os.path.exists(os.path.join(self.root, "usr/bin/sluice-session")))
+        d = tempfile.TemporaryDirectory(prefix="sluice-pkgses-")
+        self.addCleanup(d.cleanup)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        with mock.patch.object(H, "SLUICE_BIN", sluice):
+            gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                          partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}])
+            self.addCleanup(gw.kill)
+            gw.start()
+        data = os.path.join(d.name, "data.bin")
+        sha = H.write_random_file(data, 30000)
+        r = H.sftp(gw.port, "acme", keys.get("acme"), ["put %s data.bin" % data], timeout=60)
+        self.assertEqual(r.rc, 0, "%s\n%s" % (r.err, gw.log_tail()))
+        stored = os.path.join(objects, "acme", "data.bin")
+        self.assertTrue(H.poll(lambda: os.path.exists(stored) and
+                               H.sha256_file(stored) == sha, 30), gw.diagnostics())
 
     def test_users_and_dirs(self):
         with open(os.path.join(self.root, "usr/lib/sysusers.d/sluice.conf")) as f:

@@ -5,6 +5,9 @@ on a running gateway (as root, so sluice separates its roles):
   - every role runs as the service user, every session as the session user,
     none as root but the supervisor; a session has NoNewPrivs 1, Seccomp 2,
     no AWS_* in its environment and no password hash in its memory;
+  - a session runs sluice-session (beside sluice) with none of the roles'
+    libraries mapped (curl, gpgme, SQLite, libyaml ...), and serve refuses
+    to start without that program;
   - a "compromised session": code running as the session user (setpriv to
     its uid/gid) cannot write sluice.db, the audit trail, bans.json or the
     spool's other directories, read a keyring or the uploader's
@@ -20,6 +23,7 @@ on a running gateway (as root, so sluice separates its roles):
 import hashlib
 import os
 import pwd
+import shutil
 import signal
 import socket
 import re
@@ -187,6 +191,17 @@ class TestPrivsep(unittest.TestCase):
         self.assertFalse([e for e in env if e.startswith(b"AWS_")], "AWS_* in a session: %r" % env)
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             self.assertIn(b"__session", f.read(), "the session was not re-exec'd")
+        # its own program, beside the gateway's, without the roles' libraries
+        exe = os.readlink("/proc/%d/exe" % pid)
+        self.assertEqual(exe, os.path.join(os.path.dirname(os.path.realpath(H.SLUICE_BIN)),
+                                           "sluice-session"))
+        with open("/proc/%d/maps" % pid) as f:
+            libs = {os.path.basename(line.split()[-1]) for line in f if ".so" in line}
+        for lib in ("libcurl", "libgpgme", "libsqlite3", "libyaml", "libmicrohttpd",
+                    "libsystemd", "libcrypt.so"):
+            self.assertFalse([m for m in libs if m.startswith(lib)],
+                             "%s mapped in a session: %s" % (lib, sorted(libs)))
+        self.assertTrue([m for m in libs if m.startswith("libssh.so")], sorted(libs))
 
     def test_session_memory_holds_no_password_hash(self):
         pid = self.open_session()
@@ -317,6 +332,37 @@ class TestForbiddenSyscall(unittest.TestCase):
         with socket.create_connection((H.LOCALHOST, gw.port), timeout=5) as s:
             s.settimeout(5)
             self.assertTrue(s.recv(64).startswith(b"SSH-2.0-"))
+
+
+class TestSessionProgram(unittest.TestCase):
+
+    def test_missing_session_program_stops_the_start(self):
+        """Without sluice-session beside sluice (or in ../libexec/sluice)
+        serve refuses to start, naming both places, instead of failing
+        each connection later."""
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-nosession-")
+        self.addCleanup(d.cleanup)
+        bindir = os.path.join(d.name, "bin")
+        os.makedirs(bindir)
+        sluice = os.path.join(bindir, "sluice")
+        shutil.copy2(H.SLUICE_BIN, sluice)
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                      partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}])
+        H.share_with_gateway(d.name)
+        try:
+            r = subprocess.run([sluice, "serve", "-c", gw.config_path], cwd=gw.workdir,
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=30, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            self.fail("serve started without its session program")
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        self.assertIn(os.path.join(bindir, "sluice-session"), r.stderr)
+        self.assertIn("libexec/sluice/sluice-session", r.stderr)
+        self.assertFalse(H.port_open(gw.port), "something listens on the port")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root")
