@@ -198,6 +198,29 @@ proc_fs_as(const struct proc_id *id)
 	return 0;
 }
 
+int
+proc_kill(pid_t pid, const struct proc_id *id, int sig)
+{
+	int rc, e;
+
+	if (id == NULL || id->uid == 0 || geteuid() != 0)
+		return kill(pid, sig);
+	if (setresuid((uid_t)-1, id->uid, (uid_t)-1) == -1)
+		return kill(pid, sig);	/* CAP_KILL, if held, still lets it */
+	rc = kill(pid, sig);
+	e = errno;
+	/* the real and saved uids are 0: this needs no capability */
+	if (setresuid((uid_t)-1, 0, (uid_t)-1) == -1)
+		fatal("cannot take back root's effective uid after signalling "
+		    "pid %ld", (long)pid);
+	errno = e;
+	/* a child forked a moment ago may not have switched users yet: it
+	 * is still root's, whose real uid is ours */
+	if (rc == -1 && e == EPERM)
+		rc = kill(pid, sig);
+	return rc;
+}
+
 void
 proc_scrub_env(void)
 {
@@ -219,6 +242,21 @@ again:
 		unsetenv(name);
 		goto again;	/* environ changed under us */
 	}
+}
+
+/*
+ * A background role could not lower its priority. EPERM is the shipped
+ * unit's SystemCallFilter=~@resources, a choice (docs/operator-guide.md):
+ * said once at info; anything else is a warning.
+ */
+static void
+background_refused(const char *call, const char *what)
+{
+	if (errno == EPERM)
+		log_info("%s: not permitted (SystemCallFilter=~@resources): "
+		    "%s", call, what);
+	else
+		log_warn("%s (%s)", call, what);
 }
 
 int
@@ -253,11 +291,12 @@ proc_start(const char *role, const char *title, const struct proc_id *id,
 		 */
 		errno = 0;
 		if (setpriority(PRIO_PROCESS, 0, 10) == -1 && errno != 0)
-			log_warn("setpriority (this role runs at normal "
-			    "priority)");
+			background_refused("setpriority", "this role runs at "
+			    "normal priority");
 		/* ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_BE << 13 | 7) */
 		if (syscall(SYS_ioprio_set, 1, 0, (2 << 13) | 7) == -1)
-			log_warn("ioprio_set (this role's I/O is not lowered)");
+			background_refused("ioprio_set", "this role's I/O is "
+			    "not lowered");
 	}
 	if (proc_drop(id) == -1)
 		return -1;

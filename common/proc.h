@@ -106,6 +106,17 @@ int proc_fs_caps(void);
  */
 int proc_fs_as(const struct proc_id *id);
 
+/*
+ * kill(2) for a process running as id (NULL: as this one). The supervisor
+ * holds no CAP_KILL: for the call its effective uid is id's (the kernel
+ * lets a sender whose real or effective uid is the target's real or saved
+ * uid signal it), then root's again; its real and saved uids stay root's,
+ * so its capabilities come back with it. A child that has not switched
+ * users yet is signalled as root (its real uid is ours). kill's result
+ * and errno.
+ */
+int proc_kill(pid_t pid, const struct proc_id *id, int sig);
+
 /* Removes AWS_* from the environment (the S3 credentials). */
 void proc_scrub_env(void);
 

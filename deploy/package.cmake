@@ -11,6 +11,7 @@ install(TARGETS sluice RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # in ../libexec/sluice (CMakeLists.txt: SLUICE_SESSION_DIR)
 install(TARGETS sluice-session RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/sluice)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/systemd/sluice.service
+  ${CMAKE_SOURCE_DIR}/deploy/systemd/sluice.socket
   DESTINATION /lib/systemd/system)
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/sysusers.d/sluice.conf
   DESTINATION /usr/lib/sysusers.d)

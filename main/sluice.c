@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -31,6 +33,8 @@
 #include <linux/close_range.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "audit/audit.h"
 #include "audit/trace.h"
@@ -786,11 +790,116 @@ bind_port(const struct config *cfg)
 		fd = -1;
 		errno = e;
 	}
-	if (fd == -1)
+	if (fd == -1) {
+		e = errno;
 		log_warn("cannot listen on %s:%d", cfg->listen_host,
 		    cfg->listen_port);
+		if (e == EACCES && cfg->listen_port < 1024)
+			log_warnx("port %d needs CAP_NET_BIND_SERVICE, which "
+			    "the unit does not give: under systemd, "
+			    "sluice.socket binds it (systemctl enable --now "
+			    "sluice.socket)", cfg->listen_port);
+	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+/* 1 if sa is the any-address (0.0.0.0 or ::) of its family. */
+static int
+is_wildcard(const struct sockaddr *sa)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr.s_addr == htonl(INADDR_ANY);
+	if (sa->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr, &any6, sizeof(any6)) == 0;
+	return 0;
+}
+
+/* 1 if the socket bound at got is where `listen` (want) says: the same
+ * port, and the same address or both an any-address. */
+static int
+same_place(const struct sockaddr *got, const struct sockaddr *want)
+{
+	char ga[NI_MAXHOST], gp[NI_MAXSERV], wa[NI_MAXHOST], wp[NI_MAXSERV];
+	socklen_t gl, wl;
+
+	gl = got->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	wl = want->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	if (getnameinfo(got, gl, ga, sizeof(ga), gp, sizeof(gp),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0 ||
+	    getnameinfo(want, wl, wa, sizeof(wa), wp, sizeof(wp),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0 || strcmp(gp, wp) != 0)
+		return 0;
+	return strcmp(ga, wa) == 0 || (is_wildcard(got) && is_wildcard(want));
+}
+
+/*
+ * The SSH port systemd bound for us (sluice.socket: the unit then needs
+ * no CAP_NET_BIND_SERVICE, and partners who connect while the gateway
+ * restarts wait in its backlog instead of being refused). It must be
+ * where `listen` says, or two files would disagree about the address
+ * partners allowlist: refused, naming both. -1 (logged) if it is not.
+ */
+static int
+passed_port(const struct config *cfg, int n)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char port[16], host[NI_MAXHOST], serv[NI_MAXSERV];
+	int fd = SD_LISTEN_FDS_START;
+
+	if (n != 1 || sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
+		log_warnx("systemd passed %d file descriptor(s), not one "
+		    "listening stream socket: sluice.socket must have exactly "
+		    "one ListenStream=", n);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	xsnprintf(port, sizeof(port), "%d", cfg->listen_port);
+	if (getaddrinfo(cfg->listen_host, port, &hints, &res) != 0)
+		res = NULL;
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if (same_place((struct sockaddr *)&ss, ai->ai_addr))
+			break;
+	freeaddrinfo(res);
+	if (ai != NULL) {
+		log_info("listening on %s:%d (the socket systemd passed)",
+		    cfg->listen_host, cfg->listen_port);
+		return fd;
+	}
+	if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host),
+	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		xstrlcpy(host, "?", sizeof(host));
+	log_warnx("sluice.socket listens on %s%s%s:%s, but listen in %s is "
+	    "%s:%d: make them the same (systemctl edit sluice.socket: "
+	    "ListenStream=, or listen: in the configuration)",
+	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+	    serv, cfg->path, cfg->listen_host, cfg->listen_port);
+	return -1;
+}
+
+/* The SSH port: passed by systemd (passed_port), else bound here. */
+static int
+listen_socket(const struct config *cfg)
+{
+	int n;
+
+	if ((n = sd_listen_fds(1)) < 0) {
+		log_warnx("LISTEN_FDS: %s", strerror(-n));
+		return -1;
+	}
+	return n > 0 ? passed_port(cfg, n) : bind_port(cfg);
 }
 
 /* The host keys' text (they are read as root, once). */
@@ -961,7 +1070,7 @@ serve_setup(const struct config *cfg, int only_server)
 		    sup.users.separated ? sup.users.service.gid : group);
 	if (sup_fs(NULL) == -1 || sup.auditfd == -1 ||
 	    (!only_server && sup.controlfd == -1) ||
-	    (sup.listenfd = bind_port(cfg)) == -1 ||
+	    (sup.listenfd = listen_socket(cfg)) == -1 ||
 	    session_config(cfg, sock) == -1)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
@@ -1242,14 +1351,16 @@ signal_procs(int (*which)(const struct proc *), int with_sessions, int sig)
 			log_warnx("role %s did not stop; killing it",
 			    procs[i].name);
 		if (sig != 0)
-			kill(procs[i].pid, sig);
+			(void)proc_kill(procs[i].pid,
+			    proc_id_of(&sup.users, procs[i].user), sig);
 		n++;
 	}
 	for (i = 0; with_sessions && i < nsessions; i++) {
 		if (sessions[i] <= 0)
 			continue;
 		if (sig != 0)
-			kill(sessions[i], sig);
+			(void)proc_kill(sessions[i],
+			    proc_id_of(&sup.users, PROC_SESSION), sig);
 		n++;
 	}
 	return n;
@@ -1524,7 +1635,8 @@ role_stop(struct proc *r)
 
 	if (r->pid > 0) {
 		sup_restarting = r->pid;
-		kill(r->pid, SIGTERM);
+		(void)proc_kill(r->pid, proc_id_of(&sup.users, r->user),
+		    SIGTERM);
 		while (r->pid > 0) {
 			spawn_request();
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
@@ -1532,7 +1644,8 @@ role_stop(struct proc *r)
 			if (r->pid > 0 && mono_ms() > deadline) {
 				log_warnx("role %s did not stop; killing it",
 				    r->name);
-				kill(r->pid, SIGKILL);
+				(void)proc_kill(r->pid,
+				    proc_id_of(&sup.users, r->user), SIGKILL);
 				deadline = INT64_MAX;
 			}
 			if (r->pid > 0)

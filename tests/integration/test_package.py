@@ -36,6 +36,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -46,6 +47,7 @@ import harness as H
 BUILD = os.path.dirname(os.path.abspath(H.SLUICE_BIN))
 GUIDE = os.path.join(H.REPO, "docs", "operator-guide.md")
 UNIT = "lib/systemd/system/sluice.service"
+SOCKET = "lib/systemd/system/sluice.socket"
 
 
 def need(*tools):
@@ -119,6 +121,11 @@ class TestPackage(unittest.TestCase):
         # purge takes the configuration, never the state or the audit trail
         self.assertIn("rm -rf /etc/sluice", postrm)
         self.assertNotRegex(postrm, r"rm [^\n]*/var/(lib|log)/sluice")
+        # the socket is enabled with the service, and stopped first
+        with open(os.path.join(ctl, "postinst")) as f:
+            self.assertRegex(f.read(), r"for u in sluice\.socket sluice\.service")
+        with open(os.path.join(ctl, "prerm")) as f:
+            self.assertIn("stop sluice.socket sluice.service", f.read())
 
     def test_contents(self):
         files = {}
@@ -129,6 +136,7 @@ class TestPackage(unittest.TestCase):
             "/usr/bin/sluice": "-rwxr-xr-x",
             "/usr/libexec/sluice/sluice-session": "-rwxr-xr-x",
             "/lib/systemd/system/sluice.service": "-rw-r--r--",
+            "/lib/systemd/system/sluice.socket": "-rw-r--r--",
             "/usr/lib/sysusers.d/sluice.conf": "-rw-r--r--",
             "/usr/lib/tmpfiles.d/sluice.conf": "-rw-r--r--",
             "/etc/sluice/sluice.yaml": "-rw-r-----",
@@ -203,6 +211,7 @@ class TestPackage(unittest.TestCase):
         path = os.path.join(d, "sluice.service")
         with open(path, "w") as f:
             f.write(text)
+        shutil.copy(os.path.join(self.root, SOCKET), os.path.join(d, "sluice.socket"))
         return path
 
     def test_unit_verifies(self):
@@ -219,8 +228,28 @@ class TestPackage(unittest.TestCase):
                      "MemoryDenyWriteExecute=yes", "LockPersonality=yes"):
             self.assertIn(want, unit)
         caps = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", unit).group(1).split()
-        self.assertNotIn("CAP_SYS_ADMIN", caps)
-        self.assertIn("CAP_NET_BIND_SERVICE", caps)
+        self.assertEqual(sorted(caps), ["CAP_SETGID", "CAP_SETUID"])
+        self.assertRegex(unit, r"(?m)^Requires=sluice\.socket$")
+        self.assertRegex(unit, r"(?m)^Also=sluice\.socket$")
+
+    def test_socket_unit(self):
+        """sluice.socket binds the port the shipped example listens on."""
+        need("systemd-analyze")
+        with open(os.path.join(self.root, SOCKET)) as f:
+            sock = f.read()
+        with open(os.path.join(self.root, "etc/sluice/sluice.yaml")) as f:
+            listen = re.search(r"(?m)^listen:\s*(\S+)", f.read()).group(1)
+        self.assertEqual(re.findall(r"(?m)^ListenStream=(.*)$", sock), [listen])
+        self.assertRegex(sock, r"(?m)^Accept=no$")
+        self.assertRegex(sock, r"(?m)^WantedBy=sockets\.target$")
+        d = os.path.join(self.tmp, "socketunit")
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(os.path.join(self.root, SOCKET), d)
+        r = run(["systemd-analyze", "verify", "--man=no", os.path.join(d, "sluice.socket")],
+                check=False)
+        # (the service it starts is not in that folder: only the socket's own
+        # settings are checked here; test_unit_verifies has both)
+        self.assertNotRegex(r.stderr, r"sluice\.socket:\d+:", r.stderr)
 
     def test_security_score(self):
         need("systemd-analyze")
@@ -392,6 +421,54 @@ def resources_denied():
                for f in unit_exec("SystemCallFilter"))
 
 
+# What systemd does for sluice.socket (sd_listen_fds(3)): the port bound
+# and listening as fd 3, LISTEN_FDS=1 and LISTEN_PID naming the process
+# that will run sluice (exec keeps the pid), then the command.
+ACTIVATE = r"""
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(128)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execvp(sys.argv[3], sys.argv[3:])
+"""
+
+
+def capped_wrapper(dirname, socket_port=None):
+    """A stand-in for SLUICE_BIN the harness runs as `sluice [-v] serve -c
+    FILE`: `sluice prepare` fully privileged (ExecStartPre=+), then `sluice
+    serve` with only the unit's CapabilityBoundingSet= (setpriv),
+    no_new_privs and unit_seccomp; with socket_port, on a socket bound
+    there and passed as sluice.socket passes it."""
+    filt = unit_seccomp()
+    if filt is None:
+        raise AssertionError("unit_seccomp is not built beside %s" % H.SLUICE_BIN)
+    bin = os.path.abspath(H.SLUICE_BIN)
+    act = ""
+    if socket_port is not None:
+        script = os.path.join(dirname, "activate.py")
+        with open(script, "w") as f:
+            f.write(ACTIVATE)
+        act = "%s %s %s %d " % (sys.executable, script, H.LOCALHOST, socket_port)
+    wrapper = os.path.join(dirname, "sluice-capped")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\n"
+                "# the harness runs: sluice [-v] serve -c FILE\n"
+                "V=; [ \"$1\" = -v ] && { V=-v; shift; }\n"
+                "[ \"$1\" = serve ] || exit 2; shift\n"
+                "%s $V prepare \"$@\" || exit 1\n"
+                "exec %ssetpriv --no-new-privs --inh-caps=-all --bounding-set=-all,%s "
+                "-- %s %s %s $V serve \"$@\"\n"
+                % (bin, act, ",".join("+" + c for c in unit_capabilities()),
+                   filt, "" if resources_denied() else "--no-resources", bin))
+    os.chmod(wrapper, 0o755)
+    return wrapper
+
+
 def caps_of(pid, field):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"(?m)^%s:\s*([0-9a-f]+)" % field, f.read()).group(1), 16)
@@ -421,23 +498,9 @@ class TestCapabilities(unittest.TestCase):
         port = free_low_port()
         if port is None:
             self.skipTest("no free port below 1024 on 127.0.0.1")
-        filt = unit_seccomp()
-        self.assertIsNotNone(filt, "unit_seccomp is not built beside %s" % H.SLUICE_BIN)
         d = tempfile.TemporaryDirectory(prefix="sluice-caps-")
         self.addCleanup(d.cleanup)
-        wrapper = os.path.join(d.name, "sluice-capped")
-        bin = os.path.abspath(H.SLUICE_BIN)
-        with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\n"
-                    "# the harness runs: sluice [-v] serve -c FILE\n"
-                    "V=; [ \"$1\" = -v ] && { V=-v; shift; }\n"
-                    "[ \"$1\" = serve ] || exit 2; shift\n"
-                    "%s $V prepare \"$@\" || exit 1\n"
-                    "exec setpriv --no-new-privs --inh-caps=-all --bounding-set=-all,%s "
-                    "-- %s %s %s $V serve \"$@\"\n"
-                    % (bin, ",".join("+" + c for c in unit_capabilities()),
-                       filt, "" if resources_denied() else "--no-resources", bin))
-        os.chmod(wrapper, 0o755)
+        wrapper = capped_wrapper(d.name, socket_port=port)
         keys = H.Keys(os.path.join(d.name, "keys"))
         objects = os.path.join(d.name, "objects")
         os.makedirs(objects)
@@ -447,6 +510,9 @@ class TestCapabilities(unittest.TestCase):
                           port=port)
             self.addCleanup(gw.kill)
             gw.start()
+        # (the port is open before sluice runs: wait for it to take it)
+        self.assertTrue(H.poll(lambda: "the socket systemd passed" in H.tail(gw.log, 400), 20),
+                        "sluice did not take the passed socket\n%s" % gw.log_tail())
         pid = gw.proc.pid
         self.assertNotEqual(caps_of(pid, "CapBnd"), (1 << 41) - 1,
                             "setpriv did not limit the bounding set")
@@ -508,6 +574,52 @@ class TestCapabilities(unittest.TestCase):
         for p in ("acme", "bravo"):
             st = os.stat(gw.landing(p))
             self.assertTrue(st.st_mode & stat.S_ISGID, oct(st.st_mode))
+        # roles and sessions were stopped without CAP_KILL (reload restarts
+        # roles; SIGTERM stops them all): nothing was left to SIGKILL
+        self.assertNotIn("did not stop; killing it", full)
+        self.assertNotIn("CAP_KILL", "".join(unit_capabilities()).upper())
+
+    def refused_start(self, socket_port, listen_port):
+        """Starts the gateway on listen_port under the unit's privileges,
+        with a socket passed at socket_port (None: none); returns its log,
+        asserting it exited instead of serving."""
+        need("setpriv")
+        H.require_binary()
+        d = tempfile.TemporaryDirectory(prefix="sluice-caps-")
+        self.addCleanup(d.cleanup)
+        wrapper = capped_wrapper(d.name, socket_port=socket_port)
+        objects = os.path.join(d.name, "objects")
+        os.makedirs(objects)
+        keys = H.Keys(os.path.join(d.name, "keys"))
+        with mock.patch.object(H, "SLUICE_BIN", wrapper):
+            gw = H.Sluice(os.path.join(d.name, "gw"), store={"url": "file://" + objects},
+                          partners=[{"name": "acme", "authorized_keys": [keys.pub("acme")]}],
+                          port=listen_port)
+            self.addCleanup(gw.kill)
+            with self.assertRaises(AssertionError):
+                gw.start(timeout=10)
+        return H.tail(gw.log, 200)
+
+    def test_low_port_needs_the_socket(self):
+        """Without sluice.socket, the unit's privileges cannot bind a port
+        below 1024, and the log says what to do."""
+        port = free_low_port()
+        if port is None:
+            self.skipTest("no free port below 1024 on 127.0.0.1")
+        log = self.refused_start(None, port)
+        self.assertIn("cannot listen on %s:%d" % (H.LOCALHOST, port), log)
+        self.assertIn("sluice.socket binds it (systemctl enable --now sluice.socket)", log)
+
+    def test_socket_elsewhere_is_refused(self):
+        """A passed socket on another port than `listen` is refused, naming
+        both: partners would be told one address and served on another."""
+        port = free_low_port()
+        if port is None:
+            self.skipTest("no free port below 1024 on 127.0.0.1")
+        other = H.free_port()
+        log = self.refused_start(port, other)
+        self.assertRegex(log, r"sluice\.socket listens on %s:%d, but listen in \S+ is %s:%d"
+                         % (re.escape(H.LOCALHOST), port, re.escape(H.LOCALHOST), other))
 
 
 if __name__ == "__main__":
