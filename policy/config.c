@@ -32,6 +32,7 @@
 #include "common/util.h"
 #include "policy/algos.h"
 #include "policy/policy.h"
+#include "server/guard.h"
 #include "server/keys.h"
 #include "uploader/s3names.h"
 
@@ -2358,7 +2359,8 @@ load_ban(struct loader *ld, const yaml_node_t *n, struct server_config *sv)
 
 	if (walk_map(ld, n, "server.ban", keys, K_N, v, NULL) != 0)
 		return;
-	set_int(ld, v[K_FAILURES], "server.ban", "failures", 1, 10000,
+	set_int(ld, v[K_FAILURES], "server.ban", "failures", 1,
+	    GUARD_MAX_FAILURES,
 	    &sv->ban_failures);
 	set_duration(ld, v[K_WINDOW], "server.ban", "window", 1, 30 * DUR_DAY,
 	    &sv->ban_window_s);

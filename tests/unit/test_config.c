@@ -752,6 +752,9 @@ static const struct bad bad[] = {
 	    3, "server.algorithms.host_key_algorithms: ", "ssh-dss is weak (DSA)" },
 	{ "ban failures 0", "server:\n  ban: {failures: 0, window: 10m, duration: 15m}\n" STORE ACME,
 	    2, "server.ban.failures: ", "out of range" },
+	/* the listener counts at most 64: more was once taken and ignored */
+	{ "ban failures 65", "server:\n  ban:\n    failures: 65\n" STORE ACME,
+	    3, "server.ban.failures: ", "65 is out of range; use 1 to 64" },
 	{ "ban duration junk", "server:\n  ban:\n    duration: forever\n" STORE ACME,
 	    3, "server.ban.duration: ", "not a duration" },
 	{ "ban unknown key", "server:\n  ban:\n    attempts: 5\n" STORE ACME,
