@@ -179,6 +179,28 @@ def group_members(pgid):
     return pids
 
 
+def procs_by_comm(pgid):
+    """{pid: comm} of the live processes in process group pgid."""
+    out = {}
+    for pid in group_members(pgid):
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                out[pid] = f.read().strip()
+        except OSError:
+            pass
+    return out
+
+
+def role_pid(pgid, comm, timeout=20):
+    """The pid of the process named comm (sluice-intake, ...) in process
+    group pgid, waiting up to timeout seconds for it: a serve accepts on its
+    port before every role has started (slowly so under ASan on a busy
+    machine). None if it never appears."""
+    def find():
+        return next((p for p, c in procs_by_comm(pgid).items() if c == comm), None)
+    return poll(find, timeout)
+
+
 # ---------------------------------------------------------------------------
 # keys and passwords
 

@@ -238,11 +238,14 @@ class TestForged(unittest.TestCase):
         for r in rows(self.st):
             self.assertNotIn(r["state"], STORED + ("accepted", "uploading"), r)
         self.assertEqual(os.listdir(self.sentinel), [])
-        # the audit writer's own files beside its trail are not the hand-off's
+        # the audit writer's own files beside its trail are not the hand-off's:
+        # the next live trail of a rotation (audit.jsonl.next, a moment
+        # before it is renamed over audit.jsonl), its segments, and the
+        # segments it ships (to the file store's audit/)
         trail = os.path.dirname(self.gw.audit_path)
-        # and the segments it ships (to the file store's audit/)
         after = {p for p in snapshot(self.tmp, self.st)
                  if not p.startswith(os.path.join(trail, "segments"))
+                 and not p.startswith(self.gw.audit_path + ".")
                  and not p.startswith(os.path.join(self.objects, "audit"))}
         self.assertEqual(sorted(after - self.before), [], "created outside state_dir")
         for p in ("x", "y", "x.reason", "y.reason"):

@@ -260,14 +260,7 @@ class Notify(unittest.TestCase):
         (the gateway was given moto's keys), no capabilities."""
         import pwd
         svc = pwd.getpwnam(H.SERVICE_USER).pw_uid
-        pid = None
-        for p in H.group_members(self.gw.proc.pid):
-            try:
-                with open("/proc/%d/comm" % p) as f:
-                    if f.read().strip() == "sluice-notify":
-                        pid = p
-            except OSError:
-                pass
+        pid = H.role_pid(self.gw.proc.pid, "sluice-notify")
         self.assertIsNotNone(pid, "no sluice-notify process\n%s" % self.gw.log_tail())
         with open("/proc/%d/status" % pid) as f:
             st = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)

@@ -47,18 +47,6 @@ def _status(pid):
     return out
 
 
-def _procs_by_comm(pgid):
-    """{pid: comm} of the live processes in process group pgid."""
-    out = {}
-    for pid in H.group_members(pgid):
-        try:
-            with open("/proc/%d/comm" % pid) as f:
-                out[pid] = f.read().strip()
-        except OSError:
-            pass
-    return out
-
-
 def _mem_has(pid, needle, chunk=8 << 20):
     """Whether needle is in a readable mapping of pid (read as root through
     /proc/PID/mem, in chunks; huge reservations such as ASan's shadow are
@@ -144,13 +132,13 @@ class TestPrivsep(unittest.TestCase):
 
     def open_session(self, user="acme"):
         # sessions of earlier tests may still be closing: ours is a new one
-        before = {pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
+        before = {pid for pid, c in H.procs_by_comm(self.gw.proc.pid).items()
                   if c == "sluice-session"}
         p = H.sftp_open(self.gw.port, user, self.keys.get(user))
         self.addCleanup(H.sftp_close, p)
         p.stdin.write(b"pwd\n")
         p.stdin.flush()
-        pid = H.poll(lambda: next((pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
+        pid = H.poll(lambda: next((pid for pid, c in H.procs_by_comm(self.gw.proc.pid).items()
                                    if c == "sluice-session" and pid not in before), None), 15)
         self.assertIsNotNone(pid, "no session process\n%s" % self.gw.log_tail())
         # logged in: the post-auth sandbox is on once auth.success is written
@@ -164,7 +152,7 @@ class TestPrivsep(unittest.TestCase):
 
     def test_roles_users(self):
         svc = pwd.getpwnam(H.SERVICE_USER).pw_uid
-        procs = _procs_by_comm(self.gw.proc.pid)
+        procs = H.procs_by_comm(self.gw.proc.pid)
         names = sorted(procs.values())
         for role in ("sluice-audit", "sluice-listener", "sluice-intake", "sluice-uploader"):
             self.assertIn(role, names, "role %s not running: %s" % (role, names))
@@ -223,7 +211,7 @@ class TestPrivsep(unittest.TestCase):
 
     def test_compromised_session_user(self):
         sd = self.gw.state_dir
-        uploader = next(pid for pid, c in _procs_by_comm(self.gw.proc.pid).items()
+        uploader = next(pid for pid, c in H.procs_by_comm(self.gw.proc.pid).items()
                         if c == "sluice-uploader")
         attempts = {
             "write sluice.db": ["sh", "-c", "echo x >> '%s/sluice.db'" % sd],
