@@ -174,13 +174,15 @@ class Gateway:
 # server's message: this reads the status code and its text)
 
 SSH_FX_OK, SSH_FX_FAILURE = 0, 4
+NO_SESSION = "no session"   # sftp_raw_write's why when ssh ended before INIT's reply
+UPLOADER_WORKERS = 10       # uploader.workers, the default, set explicitly: the fd check counts them
 
 
 def sftp_raw_write(port, user, key, name, size, timeout=60):
     """Opens name for writing and writes size bytes in 32 KiB WRITEs, one at
     a time, until a WRITE is refused. (code, message) of the first status
     other than OK (CLOSE's if every WRITE passed), or (None, why); why
-    starts with "no session" when ssh ended before the SFTP INIT's reply
+    starts with NO_SESSION when ssh ended before the SFTP INIT's reply
     (e.g. ssh's ConnectTimeout on a machine at load 60: nothing was asked)."""
     import struct
     import tempfile
@@ -219,8 +221,9 @@ def sftp_raw_write(port, user, key, name, size, timeout=60):
             send(1, struct.pack(">I", 3))                              # INIT
             recv()
         except (EOFError, OSError) as e:
+            H._kill_group(p)        # ssh has said what it will; wait() cannot hang
             p.wait(10)
-            return None, "no session: %r; ssh: %s" % (e, ssh_said())
+            return None, "%s: %r; ssh: %s" % (NO_SESSION, e, ssh_said())
         send(3, struct.pack(">I", 1) + sstr(name.encode()) + struct.pack(">II", 0x1a, 0))  # OPEN
         t, body = recv()
         if t != 102:                                                   # HANDLE
@@ -343,7 +346,8 @@ class Soak:
                  "  max_sessions_per_address: %d\n  max_startups: %d\n"
                  "  max_startups_per_address: %d\n  min_free_space: %d\n"
                  "  visible_for: 5s\n  ban:\n    failures: 64\n    window: 1s\n    duration: 1s\n"
-                 "uploader:\n  max_backoff: 2s\n" % (n, n, n, n, n, self.floor))
+                 "uploader:\n  max_backoff: 2s\n  workers: %d\n"
+                 % (n, n, n, n, n, self.floor, UPLOADER_WORKERS))
         gw = H.Sluice(os.path.join(t, "gw"), store, plist, env=self.moto.env(), extra_config=extra)
         # state_dir on the tmpfs; the audit trail stays on the real disk
         gw.state_dir = os.path.join(self.spool, "state")
@@ -698,10 +702,10 @@ class Soak:
         # far more than the 512 KiB left above the floor; again if ssh got no
         # session at all (under 200 sessions some logins time out in the
         # banner exchange): the check is about the WRITE's answer
-        for attempt in range(3):
+        for _ in range(3):
             code, msg = sftp_raw_write(self.gw.port, "alpha", self.keys.get("alpha"), probe,
                                        64 * MiB, timeout=120)
-            if not (code is None and msg.startswith("no session")):
+            if not (code is None and msg.startswith(NO_SESSION)):
                 break
             self.stats["disk_probe_no_session"] += 1
             log("disk-full probe: %s; trying again", msg)
@@ -895,13 +899,13 @@ class Soak:
         # fds: each of the uploader's store handles that has sent anything
         # keeps one HTTP connection and libcurl's wakeup socketpair (the easy
         # handle's own multi handle): 3 fds for each of 13 handles (the
-        # workers, uploader.workers = 10 by default, the admin handle, audit
+        # workers, UPLOADER_WORKERS, the admin handle, audit
         # shipping and receipt shipping). The warm-up baseline may have used
         # only two of them (a restarted uploader is measured against its
         # predecessor's baseline), so the pool may add 33 fds. sqlite,
         # inotify and the role sockets are fixed. A leak grows with the files
         # sent (hundreds here) and goes far past.
-        fd_tol = 3 * (10 + 3) + 3
+        fd_tol = 3 * (UPLOADER_WORKERS + 3) + 3
         for role in LONG_LIVED:
             if role not in base or role not in now:
                 rows.append((role, base.get(role), now.get(role), "n/a"))
