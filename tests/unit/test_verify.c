@@ -1099,6 +1099,46 @@ test_concurrent(void **state)
 	close(s2);
 }
 
+/*
+ * Collected late: a job that answered within its time but whose caller
+ * came back only after the deadline (the intake busy with another
+ * partner's files) gives its verdict; it is not "exceeded".
+ */
+static void
+test_late_collect(void **state)
+{
+	struct verify_limits vl;
+	struct verify_result r;
+	struct verify_job *j;
+	struct pollfd pfd;
+	int64_t left;
+	int d, s;
+
+	(void)state;
+	memset(&vl, 0, sizeof(vl));
+	verify_set_limits(&vl);
+	partner.signature.mode = SIG_DETACHED;
+	partner.signature.timeout_s = 1;
+	d = open_in("data.bin");
+	s = open_in("data.bin.sig");
+	assert_int_equal(verify_start(home, &partner.signature,
+	    VERIFY_DETACHED, d, s, -1, &j), 0);
+	pfd.fd = verify_job_fd(j);
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 60000), 1);	/* it answered */
+	left = verify_job_deadline(j) - mono_ms();
+	if (left > 0)
+		usleep((useconds_t)(left + 200) * 1000);
+	assert_true(mono_ms() > verify_job_deadline(j));
+	assert_int_equal(verify_wait(j, 0, &r), 0);
+	assert_true(r.ok);
+	assert_null(strstr(r.reason, "exceeded"));
+	assert_string_equal(r.signer, acme);
+	partner.signature.timeout_s = 0;
+	close(d);
+	close(s);
+}
+
 int
 main(void)
 {
@@ -1118,6 +1158,7 @@ main(void)
 		cmocka_unit_test(test_child_limits),
 		cmocka_unit_test(test_memory_bomb),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_late_collect),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
