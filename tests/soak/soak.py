@@ -175,6 +175,7 @@ class Gateway:
 
 SSH_FX_OK, SSH_FX_FAILURE = 0, 4
 NO_SESSION = "no session"   # sftp_raw_write's why when ssh ended before INIT's reply
+RESUME_ROOM = 64 * MiB      # above the floor before and after a 4 MiB put: room enough for it
 UPLOADER_WORKERS = 10       # uploader.workers, the default, set explicitly: the fd check counts them
 
 
@@ -664,6 +665,23 @@ class Soak:
         with p.lock:
             p.rate, p.faults, p.clock_ahead = 0, (), 0
 
+    def room(self):
+        """Bytes the spool's file system has above server.min_free_space."""
+        st = os.statvfs(self.spool)
+        return st.f_bavail * st.f_frsize - self.floor
+
+    def spool_usage(self):
+        """What holds the spool: MiB per top-level directory of state_dir."""
+        use = collections.Counter()
+        for top in os.listdir(self.gw.state_dir):
+            for d, _, files in os.walk(os.path.join(self.gw.state_dir, top)):
+                for name in files:
+                    try:
+                        use[top] += os.lstat(os.path.join(d, name)).st_blocks * 512
+                    except OSError:
+                        pass
+        return ", ".join("%s %d MiB" % (k, v // MiB) for k, v in use.most_common(4)) or "empty"
+
     def fill_disk(self, hold):
         """Fill the spool tmpfs to just above the floor, check a write fails
         with a reason, hold, free it, check uploads are taken again."""
@@ -724,15 +742,36 @@ class Soak:
         keeper.join(10)
         f.close()
         os.unlink(filler)
-        # service resumes by itself
+        # service resumes by itself, once there is room again: the put is
+        # tried for 60 s; a try refused while the spool is back at its floor
+        # (200 sessions' partial uploads, refused writes left resumable in
+        # landing/ until incomplete_ttl) proves nothing either way
         t1 = time.monotonic()
+        tries = {"full": 0, "room": 0, "err": ""}
 
         def resumed():
+            before = self.room()
             r = H.sftp(self.gw.port, "alpha", self.keys.get("alpha"),
                        ["put %s %s-after" % (p, os.path.basename(p))], timeout=120)
-            return r.rc == 0
+            if r.rc == 0:
+                return True
+            if min(before, self.room()) < RESUME_ROOM:
+                tries["full"] += 1
+            else:
+                tries["room"] += 1
+                tries["err"] = (r.err or r.out).strip()[-300:]
+            return False
         if not H.poll(resumed, 60, 1):
-            self.fail("uploads still fail 60 s after space returned\n%s" % self.gw.log_tail(30))
+            if tries["room"]:
+                self.fail("uploads still fail 60 s after space returned (%d of %d tries with "
+                          "over %d MiB above the floor; last: %s)\n%s"
+                          % (tries["room"], tries["room"] + tries["full"], RESUME_ROOM // MiB,
+                             tries["err"], self.gw.log_tail(30)))
+            else:
+                self.stats["disk_resume_unchecked"] += 1
+                log("disk full: the spool stayed within %d MiB of its floor for 60 s after the "
+                    "filler went (%s); resumption not checked this time",
+                    RESUME_ROOM // MiB, self.spool_usage())
         else:
             self.stats["disk_resume_s_max"] = max(self.stats["disk_resume_s_max"],
                                                   int(time.monotonic() - t1 + 0.999))
@@ -985,6 +1024,9 @@ class Soak:
         au = self.check_audit()
         self.admin()
         if self.tmpfs and self.stats["disk_full"]:
+            if self.stats["disk_resume_unchecked"] == self.stats["disk_full"]:
+                self.fail("uploads were never seen to resume after a full disk: each time the "
+                          "spool stayed at its floor (--spool-size too small for the load?)")
             with open(self.gw.log, "rb") as f:
                 text = f.read().decode("utf-8", "replace")
             if not re.search(r"no space|not enough space", text):
@@ -1041,11 +1083,11 @@ class Soak:
                  or "none", au["bans"]))
         print("kills survived: %d (%s)" % (sum(self.kills.values()),
                                            ", ".join("%s %d" % kv for kv in sorted(self.kills.items()))))
-        print("S3 faults: %s; disk full: %d times (%d refusals with a reason, resumed within %d s; "
-              "probe logins tried again: %d)"
+        print("S3 faults: %s; disk full: %d times (%d refusals with a reason, resumed within %d s, "
+              "%d times not checked: the spool stayed at its floor; probe logins tried again: %d)"
               % (", ".join("%s %d" % (k[3:], v) for k, v in sorted(s.items()) if k.startswith("s3_"))
                  or "none", s["disk_full"], s["disk_full_refusals_with_reason"], s["disk_resume_s_max"],
-                 s["disk_probe_no_session"]))
+                 s["disk_resume_unchecked"], s["disk_probe_no_session"]))
         if self.space_reasons:
             print("disk full: writes answered SSH_FX_FAILURE %s; audit records with the reason: %d"
                   % (sorted(self.space_reasons), au["no_space_audit"]))
