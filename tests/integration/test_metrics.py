@@ -102,8 +102,8 @@ class MetricsCase(unittest.TestCase):
         cls.addClassCleanup(gw.stop)
         return gw
 
-    def scrape(self, gw):
-        status, body, headers = get(gw.metrics_port, "/metrics")
+    def scrape(self, gw, reply=None):
+        status, body, headers = reply or get(gw.metrics_port, "/metrics")
         self.assertEqual(status, 200, body)
         self.assertTrue(headers.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
                         headers)
@@ -115,14 +115,14 @@ class MetricsCase(unittest.TestCase):
         def probe():
             nonlocal last
             try:
-                status, body, _ = get(gw.metrics_port, "/metrics")
+                reply = get(gw.metrics_port, "/metrics")
             except OSError:
                 return None
             # 503 "no metrics gathered yet" is the documented answer until
             # the metrics role's first gather (slow under ASan on 2 cores)
-            if status == 503 and body == "no metrics gathered yet\n":
+            if reply[:2] == (503, "no metrics gathered yet\n"):
                 return None
-            last = self.scrape(gw)
+            last = self.scrape(gw, reply)
             return pred(last) or None
         if H.poll(probe, timeout) is None:
             self.fail("%s within %ss; last scrape:\n%s\n%s" % (

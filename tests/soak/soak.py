@@ -672,14 +672,17 @@ class Soak:
 
     def spool_usage(self):
         """What holds the spool: MiB per top-level directory of state_dir."""
-        use = collections.Counter()
+        use, seen = collections.Counter(), set()
         for top in os.listdir(self.gw.state_dir):
             for d, _, files in os.walk(os.path.join(self.gw.state_dir, top)):
                 for name in files:
                     try:
-                        use[top] += os.lstat(os.path.join(d, name)).st_blocks * 512
+                        st = os.lstat(os.path.join(d, name))
                     except OSError:
-                        pass
+                        continue
+                    if st.st_ino not in seen:  # a hard link's blocks count once
+                        seen.add(st.st_ino)
+                        use[top] += st.st_blocks * 512
         return ", ".join("%s %d MiB" % (k, v // MiB) for k, v in use.most_common(4)) or "empty"
 
     def fill_disk(self, hold):
