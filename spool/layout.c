@@ -175,11 +175,27 @@ own(const char *path, uid_t uid, gid_t gid, int mode)
 }
 
 /*
+ * One file the walk found root's, given to uid:gid. A file gone since the
+ * walk listed it is no error: others may use state_dir meanwhile (an
+ * operator's command opens the database, and SQLite's last connection
+ * removes its -shm and -wal files).
+ */
+static int
+own_walked(const char *path, uid_t uid, gid_t gid)
+{
+	if (lchown(path, uid, gid) == 0 || errno == ENOENT)
+		return 0;
+	log_warn("cannot give %s to uid %ld", path, (long)uid);
+	return -1;
+}
+
+/*
  * What root left below state_dir (a version that ran everything as root, or
  * the supervisor's own files): partners' landing trees to the session user,
  * the rest to the service user. Files owned by anyone else are left as they
  * are: an upload's inode is also linked under spool/ or quarantine/, and
- * stays the session user's. Modes are fixed afterwards.
+ * stays the session user's. Modes are fixed afterwards. FTW_NS: the file
+ * went between the listing and its lstat (see own_walked).
  */
 static int
 walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -187,13 +203,12 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	const struct spool_owners *o = walk_o;
 	int landing;
 
-	(void)flag;
-	if (ftw->level == 0 || st->st_uid != 0)
+	if (flag == FTW_NS || ftw->level == 0 || st->st_uid != 0)
 		return 0;
 	landing = strncmp(path, walk_landing, walk_landing_len) == 0 &&
 	    path[walk_landing_len] == '/';
-	if ((landing ? own(path, o->ses_uid, o->svc_gid, -1) :
-	    own(path, o->svc_uid, o->svc_gid, -1)) == -1)
+	if ((landing ? own_walked(path, o->ses_uid, o->svc_gid) :
+	    own_walked(path, o->svc_uid, o->svc_gid)) == -1)
 		walk_rc = -1;
 	return 0;
 }
@@ -327,10 +342,17 @@ spool_own(const struct config *cfg, const struct spool_owners *o)
 		return -1;
 	walk_landing_len = strlen(walk_landing);
 	walk_o = o;
-	walk_rc = 0;
-	if (nftw(cfg->state_dir, walk_one, 32, FTW_PHYS | FTW_MOUNT) == -1) {
-		log_warn("cannot walk %s", cfg->state_dir);
-		return -1;
+	/* a folder removed while the walk reads it (a partner's rmdir during
+	 * a reload) stops nftw with ENOENT: walked again */
+	for (i = 0;; i++) {
+		walk_rc = 0;
+		if (nftw(cfg->state_dir, walk_one, 32, FTW_PHYS | FTW_MOUNT) ==
+		    0)
+			break;
+		if (errno != ENOENT || i == 4) {
+			log_warn("cannot walk %s", cfg->state_dir);
+			return -1;
+		}
 	}
 	if (walk_rc == -1)
 		return -1;

@@ -11,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "common/util.h"
+#include "policy/config.h"
 #include "audit/audit.h"
 #include "spool/layout.h"
 #include "spool/outbox.h"
@@ -751,6 +754,51 @@ test_spool_mkdir_and_write(void **state)
 	close(dfd);
 }
 
+/*
+ * spool_own walks state_dir while others use it: an operator's command or
+ * a test opens the database, and SQLite's -shm and -wal files come and go
+ * (its last connection removes them). A file that vanishes between the
+ * walk's listing and its chown is no error: prepare (and so the start of
+ * the gateway) must not fail on it. Root only (it gives files away).
+ */
+static void
+test_own_while_files_vanish(void **state)
+{
+	struct spool_owners o = { 65534, 65534, 65533, 65534 };
+	struct config cfg;
+	char audit[128], p[128], d[128];
+	pid_t pid;
+	int i, fd, st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(audit, sizeof(audit), "%s/log/audit.jsonl", dir);
+	cfg.state_dir = dir;
+	cfg.audit_path = audit;
+	assert_int_equal(spool_own(&cfg, &o), 0);
+	snprintf(p, sizeof(p), "%s/sluice.db-shm", dir);
+	snprintf(d, sizeof(d), "%s/spool/gone.d", dir);
+	if ((pid = fork()) == 0) {
+		alarm(60);
+		for (;;) {
+			if ((fd = open(p, O_WRONLY | O_CREAT, 0600)) != -1)
+				close(fd);
+			(void)mkdir(d, 0700);
+			unlink(p);
+			(void)rmdir(d);
+		}
+	}
+	assert_true(pid > 0);
+	for (i = 0; i < 400; i++)
+		if (spool_own(&cfg, &o) != 0)
+			break;
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	assert_int_equal(i, 400);
+}
+
 /* receipt_copies: one per file, bytes kept, never replaced once stored. */
 static void
 test_receipt_copies(void **state)
@@ -820,6 +868,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_uploads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spool_mkdir_and_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receipt_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_while_files_vanish, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
