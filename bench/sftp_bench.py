@@ -630,6 +630,8 @@ def main():
     print("%-44s %12s %12s %16s" % ("", "openssh", "sluice", "sluice/openssh"))
     for label, k, better in rows:
         o, s = med("openssh", k), med("sluice", k)
+        if o != o and s != s:
+            continue        # not measured in this run (--only)
         ratio = s / o if o == o and o else float("nan")
         print("%-44s %12.2f %12.2f %12.2f %s" % (label, o, s, ratio, "(%s is better)" % better if better else ""))
     # The machine's speed drifts (a shared VM): the ratio within each rep,
